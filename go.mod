@@ -1,0 +1,3 @@
+module ddgi
+
+go 1.22
