@@ -1,0 +1,506 @@
+// Thin extern "C" layer over libtorch. Each function catches every C++
+// exception and hands libtorch's message back as a string, so a bad shape or
+// device mismatch becomes a Go error instead of an abort.
+#include "shim.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/grad_mode.h>
+#include <torch/serialize.h>
+#include <torch/version.h>
+#include <torch/cuda.h>
+
+#include <dlfcn.h>
+#include <omp.h>
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace {
+
+char* dup_msg(const char* m) { return strdup(m ? m : "unknown libtorch error"); }
+
+// Thread-local libtorch state that must follow the process-wide setting:
+// Go runs cgo calls on whichever OS thread is free, and OpenMP's thread
+// count is per calling thread.
+std::atomic<int> g_threads{0};
+inline void prelude() {
+  int n = g_threads.load(std::memory_order_relaxed);
+  if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
+}
+
+#define TRY(...)                                               \
+  try {                                                        \
+    prelude();                                                 \
+    __VA_ARGS__;                                               \
+    return nullptr;                                            \
+  } catch (const c10::Error& e) {                              \
+    return dup_msg(e.what_without_backtrace());                \
+  } catch (const std::exception& e) {                          \
+    return dup_msg(e.what());                                  \
+  } catch (...) {                                              \
+    return dup_msg("unknown C++ exception");                   \
+  }
+
+inline at::Tensor& T(tt t) { return *static_cast<at::Tensor*>(t); }
+inline tt wrap(at::Tensor t) { return new at::Tensor(std::move(t)); }
+inline c10::optional<at::Tensor> opt(tt t) {
+  if (!t) return c10::nullopt;
+  return T(t);
+}
+inline at::IntArrayRef ints(const int64_t* p, int n) { return at::IntArrayRef(p, (size_t)n); }
+
+at::ScalarType scalar_type(int d) {
+  switch (d) {
+    case 0: return at::kFloat;
+    case 1: return at::kDouble;
+    case 2: return at::kHalf;
+    case 3: return at::kBFloat16;
+    case 4: return at::kLong;
+    case 5: return at::kInt;
+    case 6: return at::kByte;
+    case 7: return at::kBool;
+    case 8: return at::kChar;
+    case 9: return at::kShort;
+  }
+  throw std::invalid_argument("unknown dtype code " + std::to_string(d));
+}
+
+int dtype_code(at::ScalarType s) {
+  switch (s) {
+    case at::kFloat: return 0;
+    case at::kDouble: return 1;
+    case at::kHalf: return 2;
+    case at::kBFloat16: return 3;
+    case at::kLong: return 4;
+    case at::kInt: return 5;
+    case at::kByte: return 6;
+    case at::kBool: return 7;
+    case at::kChar: return 8;
+    case at::kShort: return 9;
+    default: return -1;
+  }
+}
+
+at::Device device(int d) {
+  if (d < 0) return at::Device(at::kCPU);
+  return at::Device(at::kCUDA, (c10::DeviceIndex)d);
+}
+
+at::TensorOptions options(int dtype, int dev) {
+  return at::TensorOptions().dtype(scalar_type(dtype)).device(device(dev));
+}
+
+at::Generator& G(tgen g) { return *static_cast<at::Generator*>(g); }
+
+int64_t reduction(int r) {
+  switch (r) {
+    case 0: return at::Reduction::None;
+    case 1: return at::Reduction::Mean;
+    case 2: return at::Reduction::Sum;
+  }
+  throw std::invalid_argument("unknown reduction " + std::to_string(r));
+}
+
+std::vector<at::Tensor> tensors(tt* ts, int n) {
+  std::vector<at::Tensor> v;
+  v.reserve(n);
+  for (int i = 0; i < n; i++) v.push_back(T(ts[i]));
+  return v;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* ts_version(void) { return TORCH_VERSION; }
+int ts_cuda_available(void) { return torch::cuda::is_available() ? 1 : 0; }
+int ts_cuda_device_count(void) { return (int)torch::cuda::device_count(); }
+
+void ts_set_threads(int n) {
+  g_threads.store(n);
+  at::set_num_threads(n);
+  // OpenBLAS keeps its own pool; left alone it fights torch's for the cores.
+  typedef void (*setter)(int);
+  if (auto f = (setter)dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) f(n);
+}
+int ts_get_threads(void) { return at::get_num_threads(); }
+void ts_manual_seed(uint64_t seed) { at::manual_seed(seed); }
+void ts_set_grad_enabled(int on) { at::GradMode::set_enabled(on != 0); }
+int ts_is_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
+
+void ts_free(tt t) { delete static_cast<at::Tensor*>(t); }
+int ts_dim(tt t) { return (int)T(t).dim(); }
+void ts_shape(tt t, int64_t* out) {
+  auto s = T(t).sizes();
+  for (size_t i = 0; i < s.size(); i++) out[i] = s[i];
+}
+int ts_dtype(tt t) { return dtype_code(T(t).scalar_type()); }
+int ts_device(tt t) {
+  auto d = T(t).device();
+  return d.is_cpu() ? -1 : (int)d.index();
+}
+int64_t ts_numel(tt t) { return T(t).numel(); }
+int ts_requires_grad(tt t) { return T(t).requires_grad() ? 1 : 0; }
+int ts_defined(tt t) { return T(t).defined() ? 1 : 0; }
+terr ts_item(tt t, double* out) { TRY(*out = T(t).item<double>()) }
+
+terr ts_zeros(const int64_t* s, int nd, int dt, int dev, tt* out) { TRY(*out = wrap(at::zeros(ints(s, nd), options(dt, dev)))) }
+terr ts_ones(const int64_t* s, int nd, int dt, int dev, tt* out) { TRY(*out = wrap(at::ones(ints(s, nd), options(dt, dev)))) }
+terr ts_full(const int64_t* s, int nd, double v, int dt, int dev, tt* out) { TRY(*out = wrap(at::full(ints(s, nd), v, options(dt, dev)))) }
+terr ts_arange(double a, double b, double st, int dt, int dev, tt* out) { TRY(*out = wrap(at::arange(a, b, st, options(dt, dev)))) }
+terr ts_linspace(double a, double b, int64_t n, int dt, int dev, tt* out) { TRY(*out = wrap(at::linspace(a, b, n, options(dt, dev)))) }
+terr ts_eye(int64_t n, int dt, int dev, tt* out) { TRY(*out = wrap(at::eye(n, options(dt, dev)))) }
+
+terr ts_from_data(const void* data, const int64_t* s, int nd, int dt, int dev, tt* out) {
+  TRY({
+    auto cpu = at::empty(ints(s, nd), options(dt, -1));
+    std::memcpy(cpu.data_ptr(), data, cpu.nbytes());
+    *out = wrap(dev < 0 ? cpu : cpu.to(device(dev)));
+  })
+}
+
+terr ts_copy_to(tt t, void* dst, int64_t nbytes) {
+  TRY({
+    auto c = T(t).detach().to(at::kCPU).contiguous();
+    if ((int64_t)c.nbytes() != nbytes)
+      throw std::invalid_argument("copy_to: tensor has " + std::to_string(c.nbytes()) + " bytes, buffer " + std::to_string(nbytes));
+    std::memcpy(dst, c.data_ptr(), nbytes);
+  })
+}
+
+terr ts_generator_new(uint64_t seed, tgen* out) {
+  TRY({
+    auto g = new at::Generator(at::detail::createCPUGenerator(seed));
+    *out = g;
+  })
+}
+void ts_generator_free(tgen g) { delete static_cast<at::Generator*>(g); }
+
+terr ts_randn(const int64_t* s, int nd, tgen g, int dt, tt* out) { TRY(*out = wrap(at::randn(ints(s, nd), G(g), options(dt, -1)))) }
+terr ts_rand(const int64_t* s, int nd, tgen g, int dt, tt* out) { TRY(*out = wrap(at::rand(ints(s, nd), G(g), options(dt, -1)))) }
+terr ts_randint(int64_t lo, int64_t hi, const int64_t* s, int nd, tgen g, tt* out) { TRY(*out = wrap(at::randint(lo, hi, ints(s, nd), G(g), at::TensorOptions().dtype(at::kLong)))) }
+terr ts_randperm(int64_t n, tgen g, tt* out) { TRY(*out = wrap(at::randperm(n, G(g), at::TensorOptions().dtype(at::kLong)))) }
+terr ts_bernoulli(tt p, tgen g, tt* out) { TRY(*out = wrap(at::bernoulli(T(p), G(g)))) }
+
+terr ts_to(tt t, int dt, int dev, tt* out) { TRY(*out = wrap(T(t).to(device(dev), scalar_type(dt)))) }
+terr ts_contiguous(tt t, tt* out) { TRY(*out = wrap(T(t).contiguous())) }
+terr ts_clone(tt t, tt* out) { TRY(*out = wrap(T(t).clone())) }
+terr ts_detach(tt t, tt* out) { TRY(*out = wrap(T(t).detach())) }
+terr ts_set_requires_grad(tt t, int on) { TRY(T(t).set_requires_grad(on != 0)) }
+terr ts_grad(tt t, tt* out) {
+  TRY({
+    auto g = T(t).grad();
+    *out = g.defined() ? wrap(g) : nullptr;
+  })
+}
+terr ts_zero_grad(tt t) { TRY(T(t).mutable_grad() = at::Tensor()) }
+
+terr ts_binary(int op, tt a, tt b, tt* out) {
+  TRY({
+    auto& x = T(a);
+    auto& y = T(b);
+    at::Tensor r;
+    switch (op) {
+      case 0: r = x + y; break;
+      case 1: r = x - y; break;
+      case 2: r = x * y; break;
+      case 3: r = x / y; break;
+      case 4: r = at::pow(x, y); break;
+      case 5: r = at::maximum(x, y); break;
+      case 6: r = at::minimum(x, y); break;
+      case 7: r = at::gt(x, y); break;
+      case 8: r = at::lt(x, y); break;
+      case 9: r = at::ge(x, y); break;
+      case 10: r = at::le(x, y); break;
+      case 11: r = at::eq(x, y); break;
+      case 12: r = at::ne(x, y); break;
+      case 13: r = at::logical_and(x, y); break;
+      case 14: r = at::logical_or(x, y); break;
+      case 15: r = at::atan2(x, y); break;
+      default: throw std::invalid_argument("unknown binary op " + std::to_string(op));
+    }
+    *out = wrap(r);
+  })
+}
+
+terr ts_binary_scalar(int op, tt a, double s, tt* out) {
+  TRY({
+    auto& x = T(a);
+    at::Tensor r;
+    switch (op) {
+      case 0: r = x + s; break;
+      case 1: r = x - s; break;
+      case 2: r = x * s; break;
+      case 3: r = x / s; break;
+      case 4: r = at::pow(x, s); break;
+      case 5: r = at::clamp_min(x, s); break;
+      case 6: r = at::clamp_max(x, s); break;
+      case 7: r = at::gt(x, s); break;
+      case 8: r = at::lt(x, s); break;
+      case 9: r = at::ge(x, s); break;
+      case 10: r = at::le(x, s); break;
+      case 11: r = at::eq(x, s); break;
+      case 12: r = at::ne(x, s); break;
+      case 13: r = s - x; break;
+      case 14: r = s / x; break;
+      case 15: r = at::pow(s, x); break;
+      default: throw std::invalid_argument("unknown scalar op " + std::to_string(op));
+    }
+    *out = wrap(r);
+  })
+}
+
+terr ts_unary(int op, tt a, tt* out) {
+  TRY({
+    auto& x = T(a);
+    at::Tensor r;
+    switch (op) {
+      case 0: r = at::neg(x); break;
+      case 1: r = at::exp(x); break;
+      case 2: r = at::log(x); break;
+      case 3: r = at::sqrt(x); break;
+      case 4: r = at::rsqrt(x); break;
+      case 5: r = at::abs(x); break;
+      case 6: r = at::sin(x); break;
+      case 7: r = at::cos(x); break;
+      case 8: r = at::sigmoid(x); break;
+      case 9: r = at::tanh(x); break;
+      case 10: r = at::relu(x); break;
+      case 11: r = at::silu(x); break;
+      case 12: r = at::gelu(x); break;
+      case 13: r = at::sign(x); break;
+      case 14: r = at::floor(x); break;
+      case 15: r = at::reciprocal(x); break;
+      case 16: r = at::square(x); break;
+      case 17: r = at::log1p(x); break;
+      case 18: r = at::expm1(x); break;
+      case 19: r = at::gelu(x, "tanh"); break;
+      case 20: r = at::ceil(x); break;
+      case 21: r = at::round(x); break;
+      case 22: r = at::isnan(x); break;
+      case 23: r = at::logical_not(x); break;
+      case 24: r = at::erf(x); break;
+      case 25: r = at::isfinite(x); break;
+      default: throw std::invalid_argument("unknown unary op " + std::to_string(op));
+    }
+    *out = wrap(r);
+  })
+}
+
+terr ts_leaky_relu(tt a, double slope, tt* out) { TRY(*out = wrap(at::leaky_relu(T(a), slope))) }
+terr ts_softplus(tt a, double beta, double th, tt* out) { TRY(*out = wrap(at::softplus(T(a), beta, th))) }
+terr ts_clamp(tt a, double lo, double hi, int hl, int hh, tt* out) {
+  TRY({
+    c10::optional<at::Scalar> l, h;
+    if (hl) l = lo;
+    if (hh) h = hi;
+    *out = wrap(at::clamp(T(a), l, h));
+  })
+}
+terr ts_where(tt c, tt a, tt b, tt* out) { TRY(*out = wrap(at::where(T(c), T(a), T(b)))) }
+terr ts_masked_fill(tt a, tt m, double v, tt* out) { TRY(*out = wrap(T(a).masked_fill(T(m), v))) }
+terr ts_lerp(tt a, tt b, tt w, tt* out) { TRY(*out = wrap(at::lerp(T(a), T(b), T(w)))) }
+
+terr ts_inplace_binary(int op, tt a, tt b, double alpha) {
+  TRY({
+    switch (op) {
+      case 0: T(a).add_(T(b), alpha); break;
+      case 1: T(a).mul_(T(b)); break;
+      case 2: T(a).div_(T(b)); break;
+      case 3: T(a).lerp_(T(b), alpha); break;
+      default: throw std::invalid_argument("unknown in-place op " + std::to_string(op));
+    }
+  })
+}
+terr ts_inplace_scalar(int op, tt a, double s) {
+  TRY({
+    switch (op) {
+      case 0: T(a).add_(s); break;
+      case 1: T(a).mul_(s); break;
+      case 2: T(a).fill_(s); break;
+      case 3: T(a).zero_(); break;
+      case 4: T(a).clamp_min_(s); break;
+      default: throw std::invalid_argument("unknown in-place scalar op " + std::to_string(op));
+    }
+  })
+}
+terr ts_addcmul_(tt a, tt b, tt c, double v) { TRY(T(a).addcmul_(T(b), T(c), v)) }
+terr ts_addcdiv_(tt a, tt b, tt c, double v) { TRY(T(a).addcdiv_(T(b), T(c), v)) }
+terr ts_copy_(tt d, tt s) { TRY(T(d).copy_(T(s))) }
+
+terr ts_reduce(int op, tt a, const int64_t* dims, int nd, int keep, tt* out) {
+  TRY({
+    auto& x = T(a);
+    auto d = ints(dims, nd);
+    at::Tensor r;
+    switch (op) {
+      case 0: r = at::sum(x, d, keep != 0); break;
+      case 1: r = at::mean(x, d, keep != 0); break;
+      case 2: r = at::amax(x, d, keep != 0); break;
+      case 3: r = at::amin(x, d, keep != 0); break;
+      case 4:
+        if (nd != 1) throw std::invalid_argument("prod takes exactly one dim");
+        r = at::prod(x, dims[0], keep != 0);
+        break;
+      default: throw std::invalid_argument("unknown reduction op " + std::to_string(op));
+    }
+    *out = wrap(r);
+  })
+}
+terr ts_reduce_all(int op, tt a, tt* out) {
+  TRY({
+    auto& x = T(a);
+    at::Tensor r;
+    switch (op) {
+      case 0: r = x.sum(); break;
+      case 1: r = x.mean(); break;
+      case 2: r = x.max(); break;
+      case 3: r = x.min(); break;
+      default: throw std::invalid_argument("unknown reduction op " + std::to_string(op));
+    }
+    *out = wrap(r);
+  })
+}
+terr ts_var(tt a, const int64_t* dims, int nd, int unb, int keep, tt* out) { TRY(*out = wrap(at::var(T(a), ints(dims, nd), unb != 0, keep != 0))) }
+terr ts_max_dim(tt a, int64_t dim, int keep, tt* v, tt* i) {
+  TRY({
+    auto r = at::max(T(a), dim, keep != 0);
+    *v = wrap(std::get<0>(r));
+    *i = wrap(std::get<1>(r));
+  })
+}
+terr ts_argmax(tt a, int64_t dim, int keep, tt* out) { TRY(*out = wrap(at::argmax(T(a), dim, keep != 0))) }
+terr ts_softmax(tt a, int64_t dim, tt* out) { TRY(*out = wrap(at::softmax(T(a), dim))) }
+terr ts_log_softmax(tt a, int64_t dim, tt* out) { TRY(*out = wrap(at::log_softmax(T(a), dim))) }
+terr ts_logsumexp(tt a, int64_t dim, int keep, tt* out) { TRY(*out = wrap(at::logsumexp(T(a), dim, keep != 0))) }
+terr ts_cumsum(tt a, int64_t dim, tt* out) { TRY(*out = wrap(at::cumsum(T(a), dim))) }
+terr ts_cumprod(tt a, int64_t dim, tt* out) { TRY(*out = wrap(at::cumprod(T(a), dim))) }
+terr ts_norm(tt a, double p, const int64_t* dims, int nd, int keep, tt* out) { TRY(*out = wrap(at::norm(T(a), p, ints(dims, nd), keep != 0))) }
+
+terr ts_reshape(tt a, const int64_t* s, int nd, tt* out) { TRY(*out = wrap(T(a).reshape(ints(s, nd)))) }
+terr ts_permute(tt a, const int64_t* d, int nd, tt* out) { TRY(*out = wrap(T(a).permute(ints(d, nd)))) }
+terr ts_transpose(tt a, int64_t d0, int64_t d1, tt* out) { TRY(*out = wrap(T(a).transpose(d0, d1))) }
+terr ts_expand(tt a, const int64_t* s, int nd, tt* out) { TRY(*out = wrap(T(a).expand(ints(s, nd)))) }
+terr ts_repeat(tt a, const int64_t* r, int nd, tt* out) { TRY(*out = wrap(T(a).repeat(ints(r, nd)))) }
+terr ts_squeeze(tt a, int64_t dim, tt* out) { TRY(*out = wrap(T(a).squeeze(dim))) }
+terr ts_unsqueeze(tt a, int64_t dim, tt* out) { TRY(*out = wrap(T(a).unsqueeze(dim))) }
+terr ts_flatten(tt a, int64_t s, int64_t e, tt* out) { TRY(*out = wrap(T(a).flatten(s, e))) }
+terr ts_cat(tt* ts, int n, int64_t dim, tt* out) { TRY(*out = wrap(at::cat(tensors(ts, n), dim))) }
+terr ts_stack(tt* ts, int n, int64_t dim, tt* out) { TRY(*out = wrap(at::stack(tensors(ts, n), dim))) }
+terr ts_split(tt a, const int64_t* sizes, int n, int64_t dim, tt* outs) {
+  TRY({
+    auto parts = at::split_with_sizes(T(a), ints(sizes, n), dim);
+    for (int i = 0; i < n; i++) outs[i] = wrap(parts[i]);
+  })
+}
+terr ts_slice(tt a, int64_t dim, int64_t s, int64_t e, int64_t st, tt* out) { TRY(*out = wrap(T(a).slice(dim, s, e, st))) }
+terr ts_index_select(tt a, int64_t dim, tt idx, tt* out) { TRY(*out = wrap(at::index_select(T(a), dim, T(idx)))) }
+terr ts_gather(tt a, int64_t dim, tt idx, tt* out) { TRY(*out = wrap(at::gather(T(a), dim, T(idx)))) }
+terr ts_scatter_add(tt a, int64_t dim, tt idx, tt src, tt* out) { TRY(*out = wrap(at::scatter_add(T(a), dim, T(idx), T(src)))) }
+terr ts_flip(tt a, const int64_t* d, int nd, tt* out) { TRY(*out = wrap(at::flip(T(a), ints(d, nd)))) }
+terr ts_pad(tt a, const int64_t* p, int np, int mode, double v, tt* out) {
+  TRY({
+    at::Tensor r;
+    auto pads = ints(p, np);
+    switch (mode) {
+      case 0: r = at::constant_pad_nd(T(a), pads, v); break;
+      case 1: r = at::reflection_pad2d(T(a), pads); break;
+      case 2: r = at::replication_pad2d(T(a), pads); break;
+      default: throw std::invalid_argument("unknown pad mode " + std::to_string(mode));
+    }
+    *out = wrap(r);
+  })
+}
+terr ts_one_hot(tt idx, int64_t c, tt* out) { TRY(*out = wrap(at::one_hot(T(idx), c))) }
+terr ts_embedding(tt w, tt idx, tt* out) { TRY(*out = wrap(at::embedding(T(w), T(idx)))) }
+terr ts_searchsorted(tt s, tt v, int right, tt* out) { TRY(*out = wrap(at::searchsorted(T(s), T(v), false, right != 0))) }
+terr ts_tril(tt a, int64_t d, tt* out) { TRY(*out = wrap(at::tril(T(a), d))) }
+
+terr ts_matmul(tt a, tt b, tt* out) { TRY(*out = wrap(at::matmul(T(a), T(b)))) }
+terr ts_bmm(tt a, tt b, tt* out) { TRY(*out = wrap(at::bmm(T(a), T(b)))) }
+terr ts_linear(tt x, tt w, tt b, tt* out) { TRY(*out = wrap(at::linear(T(x), T(w), opt(b)))) }
+terr ts_einsum(const char* eq, tt* ts, int n, tt* out) { TRY(*out = wrap(at::einsum(eq, tensors(ts, n)))) }
+
+terr ts_conv2d(tt x, tt w, tt b, const int64_t* st, const int64_t* p, const int64_t* d, int64_t g, tt* out) {
+  TRY(*out = wrap(at::conv2d(T(x), T(w), opt(b), ints(st, 2), ints(p, 2), ints(d, 2), g)))
+}
+terr ts_conv_transpose2d(tt x, tt w, tt b, const int64_t* st, const int64_t* p, const int64_t* op, int64_t g, const int64_t* d, tt* out) {
+  TRY(*out = wrap(at::conv_transpose2d(T(x), T(w), opt(b), ints(st, 2), ints(p, 2), ints(op, 2), g, ints(d, 2))))
+}
+terr ts_group_norm(tt x, int64_t g, tt w, tt b, double eps, tt* out) { TRY(*out = wrap(at::group_norm(T(x), g, opt(w), opt(b), eps))) }
+terr ts_layer_norm(tt x, const int64_t* s, int nd, tt w, tt b, double eps, tt* out) { TRY(*out = wrap(at::layer_norm(T(x), ints(s, nd), opt(w), opt(b), eps))) }
+terr ts_interpolate(tt x, int64_t oh, int64_t ow, int mode, int ac, tt* out) {
+  TRY({
+    std::vector<int64_t> sz{oh, ow};
+    at::Tensor r;
+    switch (mode) {
+      case 0: r = at::upsample_nearest2d(T(x), sz); break;
+      case 1: r = at::upsample_bilinear2d(T(x), sz, ac != 0); break;
+      case 2: r = at::upsample_bicubic2d(T(x), sz, ac != 0); break;
+      case 3: r = at::adaptive_avg_pool2d(T(x), sz); break;
+      default: throw std::invalid_argument("unknown interpolation mode " + std::to_string(mode));
+    }
+    *out = wrap(r);
+  })
+}
+terr ts_avg_pool2d(tt x, const int64_t* k, const int64_t* s, const int64_t* p, tt* out) { TRY(*out = wrap(at::avg_pool2d(T(x), ints(k, 2), ints(s, 2), ints(p, 2)))) }
+terr ts_max_pool2d(tt x, const int64_t* k, const int64_t* s, const int64_t* p, tt* out) { TRY(*out = wrap(at::max_pool2d(T(x), ints(k, 2), ints(s, 2), ints(p, 2)))) }
+terr ts_adaptive_avg_pool2d(tt x, int64_t oh, int64_t ow, tt* out) { TRY(*out = wrap(at::adaptive_avg_pool2d(T(x), {oh, ow}))) }
+terr ts_grid_sample(tt x, tt g, int mode, int pad, int ac, tt* out) { TRY(*out = wrap(at::grid_sampler(T(x), T(g), mode, pad, ac != 0))) }
+terr ts_dropout(tt x, double p, int train, tt* out) { TRY(*out = wrap(at::dropout(T(x), p, train != 0))) }
+
+terr ts_mse_loss(tt a, tt b, int red, tt* out) { TRY(*out = wrap(at::mse_loss(T(a), T(b), reduction(red)))) }
+terr ts_l1_loss(tt a, tt b, int red, tt* out) { TRY(*out = wrap(at::l1_loss(T(a), T(b), reduction(red)))) }
+terr ts_cross_entropy(tt l, tt t, tt w, int64_t ig, double sm, int red, tt* out) {
+  TRY(*out = wrap(at::cross_entropy_loss(T(l), T(t), opt(w), reduction(red), ig, sm)))
+}
+terr ts_bce_logits(tt x, tt y, int red, tt* out) { TRY(*out = wrap(at::binary_cross_entropy_with_logits(T(x), T(y), c10::nullopt, c10::nullopt, reduction(red)))) }
+
+terr ts_backward(tt t, tt g, int retain) {
+  TRY({
+    T(t).backward(g ? T(g) : at::Tensor(), retain != 0);
+  })
+}
+
+terr ts_autograd_grad(tt* outs, int no, tt* ins, int ni, tt* gouts, int create, int retain, int allow_unused, tt* res) {
+  TRY({
+    std::vector<at::Tensor> go;
+    if (gouts) {
+      for (int i = 0; i < no; i++) go.push_back(gouts[i] ? T(gouts[i]) : at::Tensor());
+    }
+    auto r = torch::autograd::grad(tensors(outs, no), tensors(ins, ni), go, retain != 0 || create != 0, create != 0, allow_unused != 0);
+    for (int i = 0; i < ni; i++) res[i] = r[i].defined() ? wrap(r[i]) : nullptr;
+  })
+}
+
+terr ts_load_pt(const char* path, int* n, char*** names, tt** ts) {
+  TRY({
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw std::runtime_error(std::string("cannot open ") + path);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto iv = torch::pickle_load(bytes);
+    if (!iv.isGenericDict()) throw std::runtime_error("not a dict of tensors (a state_dict)");
+    auto d = iv.toGenericDict();
+    std::vector<std::pair<std::string, at::Tensor>> kv;
+    for (const auto& e : d) {
+      if (!e.key().isString()) throw std::runtime_error("state_dict key is not a string");
+      if (!e.value().isTensor()) throw std::runtime_error("state_dict entry " + e.key().toStringRef() + " is not a tensor");
+      kv.emplace_back(e.key().toStringRef(), e.value().toTensor());
+    }
+    *n = (int)kv.size();
+    *names = (char**)malloc(sizeof(char*) * (kv.size() + 1));
+    *ts = (tt*)malloc(sizeof(tt) * (kv.size() + 1));
+    for (size_t i = 0; i < kv.size(); i++) {
+      (*names)[i] = strdup(kv[i].first.c_str());
+      (*ts)[i] = wrap(kv[i].second);
+    }
+  })
+}
+
+}  // extern "C"

@@ -1,0 +1,443 @@
+// Package torch is ddgi's tensor engine: Go tensors with autograd over
+// libtorch, reached through a thin C shim (shim.h). Ops panic with *Error on
+// bad input (wrong shapes, mismatched devices); API boundaries turn those
+// panics into ordinary errors with Try.
+//
+// Memory: libtorch memory is invisible to Go's garbage collector, so every
+// tensor is owned by the innermost open Scope at its creation and freed when
+// that scope closes. Tensors made outside any scope (parameters, long-lived
+// state) live until Free or, as a safety net, until the GC finalizes them.
+//
+//	s := torch.NewScope()
+//	loss := model.Loss(batch) // temporaries land in s
+//	loss.Backward()
+//	s.Close() // frees them all
+package torch
+
+/*
+#cgo CXXFLAGS: -std=c++17 -O2 -I/usr/include/torch/csrc/api/include -Wno-deprecated-declarations -Wno-unused-parameter -fopenmp
+#cgo LDFLAGS: -ltorch -ltorch_cpu -lc10 -lgomp
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Error is a failed tensor op: the op's name and libtorch's message.
+type Error struct {
+	Op  string
+	Msg string
+}
+
+func (e *Error) Error() string { return "torch: " + e.Op + ": " + e.Msg }
+
+// check panics with *Error when the shim reported a failure.
+func check(op string, e C.terr) {
+	if e != nil {
+		msg := C.GoString(e)
+		C.free(unsafe.Pointer(e))
+		panic(&Error{Op: op, Msg: firstLine(msg)})
+	}
+}
+
+func firstLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// Try runs f and returns any *Error it panicked with as an error. Other
+// panics propagate: they are bugs, not bad input.
+func Try(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if te, ok := r.(*Error); ok {
+				err = te
+				return
+			}
+			panic(r)
+		}
+	}()
+	f()
+	return nil
+}
+
+// Tensor is a handle to a libtorch tensor.
+type Tensor struct {
+	h     C.tt
+	scope *Scope
+}
+
+// Scope owns the tensors created while it is the innermost open scope.
+// Scopes nest; open and close them from one goroutine at a time.
+type Scope struct {
+	parent  *Scope
+	tensors []*Tensor
+	closed  bool
+}
+
+var (
+	scopeMu sync.Mutex
+	current *Scope
+)
+
+// NewScope opens a scope that collects every tensor created until Close.
+func NewScope() *Scope {
+	scopeMu.Lock()
+	defer scopeMu.Unlock()
+	s := &Scope{parent: current}
+	current = s
+	return s
+}
+
+// Close frees every tensor the scope still owns and reopens its parent.
+// Closing an outer scope first also closes the scopes inside it.
+func (s *Scope) Close() {
+	scopeMu.Lock()
+	defer scopeMu.Unlock()
+	if s.closed {
+		return
+	}
+	for c := current; c != nil && c != s; c = c.parent {
+		c.freeAll()
+	}
+	s.freeAll()
+	current = s.parent
+}
+
+func (s *Scope) freeAll() {
+	for _, t := range s.tensors {
+		if t.scope == s {
+			t.release()
+		}
+	}
+	s.tensors = nil
+	s.closed = true
+}
+
+// Keep moves tensors from s to its parent scope, or makes them long-lived
+// when s is outermost, so they survive s.Close.
+func (s *Scope) Keep(ts ...*Tensor) {
+	scopeMu.Lock()
+	defer scopeMu.Unlock()
+	for _, t := range ts {
+		if t == nil || t.scope != s {
+			continue
+		}
+		t.scope = s.parent
+		if s.parent != nil {
+			s.parent.tensors = append(s.parent.tensors, t)
+		}
+	}
+}
+
+// Scoped runs f inside a fresh scope and frees its temporaries afterwards.
+func Scoped(f func()) {
+	s := NewScope()
+	defer s.Close()
+	f()
+}
+
+// Persist takes tensors out of any scope: they live until Free or GC.
+func Persist(ts ...*Tensor) {
+	scopeMu.Lock()
+	defer scopeMu.Unlock()
+	for _, t := range ts {
+		if t != nil {
+			t.scope = nil
+		}
+	}
+}
+
+// LiveTensors counts handles not yet freed (for leak tests).
+func LiveTensors() int64 { return live.Load() }
+
+var live atomic.Int64
+
+func wrap(h C.tt) *Tensor {
+	if h == nil {
+		return nil
+	}
+	t := &Tensor{h: h}
+	scopeMu.Lock()
+	if current != nil {
+		t.scope = current
+		current.tensors = append(current.tensors, t)
+	}
+	scopeMu.Unlock()
+	live.Add(1)
+	runtime.SetFinalizer(t, (*Tensor).release)
+	return t
+}
+
+// release frees the libtorch handle once.
+func (t *Tensor) release() {
+	if t.h == nil {
+		return
+	}
+	C.ts_free(t.h)
+	t.h = nil
+	live.Add(-1)
+}
+
+// Free releases the tensor now. Using it afterwards panics with *Error.
+func (t *Tensor) Free() {
+	scopeMu.Lock()
+	t.scope = nil
+	scopeMu.Unlock()
+	t.release()
+}
+
+// ptr returns the handle, panicking with a clear error after Free or Close.
+func (t *Tensor) ptr(op string) C.tt {
+	if t == nil {
+		panic(&Error{Op: op, Msg: "nil tensor"})
+	}
+	if t.h == nil {
+		panic(&Error{Op: op, Msg: "use of a freed tensor (its scope was closed; Keep it or Persist it)"})
+	}
+	return t.h
+}
+
+// optPtr is ptr for optional inputs such as a missing bias.
+func optPtr(op string, t *Tensor) C.tt {
+	if t == nil {
+		return nil
+	}
+	return t.ptr(op)
+}
+
+// DType is a tensor element type.
+type DType int
+
+const (
+	Float32 DType = iota
+	Float64
+	Float16
+	BFloat16
+	Int64
+	Int32
+	Uint8
+	Bool
+	Int8
+	Int16
+)
+
+var dtypeNames = [...]string{"float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool", "int8", "int16"}
+
+func (d DType) String() string {
+	if d >= 0 && int(d) < len(dtypeNames) {
+		return dtypeNames[d]
+	}
+	return "dtype(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Size is the element size in bytes.
+func (d DType) Size() int {
+	switch d {
+	case Float64, Int64:
+		return 8
+	case Float32, Int32:
+		return 4
+	case Float16, BFloat16, Int16:
+		return 2
+	}
+	return 1
+}
+
+// Device is where a tensor lives: CPU or a CUDA device index.
+type Device int
+
+// CPU is the host device.
+const CPU Device = -1
+
+// CUDA returns the i-th CUDA device.
+func CUDA(i int) Device { return Device(i) }
+
+func (d Device) String() string {
+	if d < 0 {
+		return "cpu"
+	}
+	return "cuda:" + strconv.Itoa(int(d))
+}
+
+// IsCUDA reports whether d is a GPU.
+func (d Device) IsCUDA() bool { return d >= 0 }
+
+// CUDAAvailable reports whether the linked libtorch was built with CUDA and
+// sees a GPU.
+func CUDAAvailable() bool { return C.ts_cuda_available() != 0 }
+
+// ParseDevice reads "cpu", "cuda" or "cuda:N" and checks it exists.
+func ParseDevice(s string) (Device, error) {
+	switch {
+	case s == "" || s == "cpu":
+		return CPU, nil
+	case s == "cuda" || len(s) > 5 && s[:5] == "cuda:":
+		idx := 0
+		if s != "cuda" {
+			n, err := strconv.Atoi(s[5:])
+			if err != nil || n < 0 {
+				return CPU, fmt.Errorf("device %q: bad CUDA index", s)
+			}
+			idx = n
+		}
+		if !CUDAAvailable() {
+			return CPU, fmt.Errorf("device %q: this libtorch (%s) has no CUDA support or sees no GPU; set LIBTORCH to a CUDA build (see README)", s, Version())
+		}
+		if n := int(C.ts_cuda_device_count()); idx >= n {
+			return CPU, fmt.Errorf("device %q: only %d CUDA device(s)", s, n)
+		}
+		return CUDA(idx), nil
+	}
+	return CPU, fmt.Errorf("device %q: want cpu, cuda or cuda:N", s)
+}
+
+// Version is the linked libtorch's version.
+func Version() string { return C.GoString(C.ts_version()) }
+
+// SetThreads sets the one thread count that governs torch's intra-op pool
+// and OpenBLAS, which otherwise oversubscribe the cores between them.
+func SetThreads(n int) {
+	if n < 1 {
+		n = 1
+	}
+	C.ts_set_threads(C.int(n))
+}
+
+// Threads is the current intra-op thread count.
+func Threads() int { return int(C.ts_get_threads()) }
+
+// ManualSeed seeds libtorch's global generator (dropout, bernoulli without
+// an explicit Generator).
+func ManualSeed(seed uint64) { C.ts_manual_seed(C.uint64_t(seed)) }
+
+func init() {
+	// DDGI_THREADS overrides; the default uses every core once.
+	n := runtime.NumCPU()
+	if v, err := strconv.Atoi(os.Getenv("DDGI_THREADS")); err == nil && v > 0 {
+		n = v
+	}
+	SetThreads(n)
+}
+
+// NoGrad runs f with autograd recording off. libtorch's grad mode is per OS
+// thread, so the goroutine is pinned to its thread for the duration; ops run
+// from other goroutines started inside f still record.
+func NoGrad(f func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev := C.ts_is_grad_enabled()
+	C.ts_set_grad_enabled(0)
+	defer C.ts_set_grad_enabled(prev)
+	f()
+}
+
+// GradEnabled reports whether ops on the calling thread record autograd.
+func GradEnabled() bool { return C.ts_is_grad_enabled() != 0 }
+
+// Generator is a seeded CPU random source; random tensors are drawn on the
+// CPU and then moved, so a seed gives the same numbers on every device.
+type Generator struct{ h C.tgen }
+
+// NewGenerator returns a generator seeded with seed.
+func NewGenerator(seed uint64) *Generator {
+	var h C.tgen
+	check("generator", C.ts_generator_new(C.uint64_t(seed), &h))
+	g := &Generator{h: h}
+	runtime.SetFinalizer(g, func(g *Generator) { C.ts_generator_free(g.h) })
+	return g
+}
+
+func shapeArg(shape []int64) (*C.int64_t, C.int) {
+	if len(shape) == 0 {
+		return nil, 0
+	}
+	return (*C.int64_t)(unsafe.Pointer(&shape[0])), C.int(len(shape))
+}
+
+// Dim is the number of dimensions.
+func (t *Tensor) Dim() int { return int(C.ts_dim(t.ptr("dim"))) }
+
+// Shape returns the sizes of every dimension.
+func (t *Tensor) Shape() []int64 {
+	h := t.ptr("shape")
+	s := make([]int64, int(C.ts_dim(h)))
+	if len(s) > 0 {
+		C.ts_shape(h, (*C.int64_t)(unsafe.Pointer(&s[0])))
+	}
+	return s
+}
+
+// Size returns the size of dimension d (negative counts from the end).
+func (t *Tensor) Size(d int) int64 {
+	s := t.Shape()
+	if d < 0 {
+		d += len(s)
+	}
+	if d < 0 || d >= len(s) {
+		panic(&Error{Op: "size", Msg: fmt.Sprintf("dim %d out of range for shape %v", d, s)})
+	}
+	return s[d]
+}
+
+// DType is the element type.
+func (t *Tensor) DType() DType { return DType(C.ts_dtype(t.ptr("dtype"))) }
+
+// Device is where the tensor lives.
+func (t *Tensor) Device() Device { return Device(C.ts_device(t.ptr("device"))) }
+
+// Numel is the number of elements.
+func (t *Tensor) Numel() int64 { return int64(C.ts_numel(t.ptr("numel"))) }
+
+// RequiresGrad reports whether autograd tracks t.
+func (t *Tensor) RequiresGrad() bool { return C.ts_requires_grad(t.ptr("requires_grad")) != 0 }
+
+// SetRequiresGrad marks a leaf tensor for gradient tracking and returns it.
+func (t *Tensor) SetRequiresGrad(on bool) *Tensor {
+	check("set_requires_grad", C.ts_set_requires_grad(t.ptr("set_requires_grad"), cbool(on)))
+	return t
+}
+
+// Grad is the accumulated gradient, or nil when none was computed.
+func (t *Tensor) Grad() *Tensor {
+	var h C.tt
+	check("grad", C.ts_grad(t.ptr("grad"), &h))
+	return wrap(h)
+}
+
+// ZeroGrad drops the accumulated gradient.
+func (t *Tensor) ZeroGrad() { check("zero_grad", C.ts_zero_grad(t.ptr("zero_grad"))) }
+
+// Item returns the single value of a one-element tensor.
+func (t *Tensor) Item() float64 {
+	var v C.double
+	check("item", C.ts_item(t.ptr("item"), &v))
+	return float64(v)
+}
+
+func (t *Tensor) String() string {
+	if t == nil || t.h == nil {
+		return "Tensor(freed)"
+	}
+	return fmt.Sprintf("Tensor(%v, %v, %v)", t.Shape(), t.DType(), t.Device())
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
