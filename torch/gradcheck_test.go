@@ -153,7 +153,9 @@ func TestGradCheck(t *testing.T) {
 		{"avg pool", func(in []*Tensor) *Tensor { return AvgPool2d(in[0], 2, 2, 0) }, []*Tensor{rnd(7, 1, 2, 4, 4)}},
 		{"max pool", func(in []*Tensor) *Tensor { return MaxPool2d(in[0], 2, 2, 0) }, []*Tensor{rnd(7, 1, 2, 4, 4)}},
 		{"adaptive avg pool", func(in []*Tensor) *Tensor { return AdaptiveAvgPool2d(in[0], 1, 1) }, []*Tensor{rnd(7, 1, 2, 4, 4)}},
-		{"grid sample", func(in []*Tensor) *Tensor { return GridSample(in[0], in[1].Tanh().MulScalar(0.9), Bilinear, GridZeros, false) },
+		{"grid sample", func(in []*Tensor) *Tensor {
+			return GridSample(in[0], in[1].Tanh().MulScalar(0.9), Bilinear, GridZeros, false)
+		},
 			[]*Tensor{rnd(7, 1, 2, 4, 4), rnd(8, 1, 3, 3, 2)}},
 		{"mse l1", func(in []*Tensor) *Tensor {
 			return MSELoss(in[0], in[1], ReduceMean).Add(L1Loss(in[0], in[1], ReduceSum))

@@ -209,7 +209,9 @@ func (t *Tensor) AddIn(o *Tensor, alpha float64) {
 }
 
 // MulIn sets t *= o.
-func (t *Tensor) MulIn(o *Tensor) { check("mul_", C.ts_inplace_binary(1, t.ptr("mul_"), o.ptr("mul_"), 0)) }
+func (t *Tensor) MulIn(o *Tensor) {
+	check("mul_", C.ts_inplace_binary(1, t.ptr("mul_"), o.ptr("mul_"), 0))
+}
 
 // LerpIn sets t += w·(o − t).
 func (t *Tensor) LerpIn(o *Tensor, w float64) {
@@ -217,13 +219,19 @@ func (t *Tensor) LerpIn(o *Tensor, w float64) {
 }
 
 // AddScalarIn sets t += s.
-func (t *Tensor) AddScalarIn(s float64) { check("add_", C.ts_inplace_scalar(0, t.ptr("add_"), C.double(s))) }
+func (t *Tensor) AddScalarIn(s float64) {
+	check("add_", C.ts_inplace_scalar(0, t.ptr("add_"), C.double(s)))
+}
 
 // MulScalarIn sets t *= s.
-func (t *Tensor) MulScalarIn(s float64) { check("mul_", C.ts_inplace_scalar(1, t.ptr("mul_"), C.double(s))) }
+func (t *Tensor) MulScalarIn(s float64) {
+	check("mul_", C.ts_inplace_scalar(1, t.ptr("mul_"), C.double(s)))
+}
 
 // FillIn sets every element to s.
-func (t *Tensor) FillIn(s float64) { check("fill_", C.ts_inplace_scalar(2, t.ptr("fill_"), C.double(s))) }
+func (t *Tensor) FillIn(s float64) {
+	check("fill_", C.ts_inplace_scalar(2, t.ptr("fill_"), C.double(s)))
+}
 
 // ZeroIn sets every element to zero.
 func (t *Tensor) ZeroIn() { check("zero_", C.ts_inplace_scalar(3, t.ptr("zero_"), 0)) }
@@ -474,7 +482,9 @@ func (t *Tensor) Slice(dim, start, end, step int64) *Tensor {
 }
 
 // Narrow takes length elements from start along dim.
-func (t *Tensor) Narrow(dim, start, length int64) *Tensor { return t.Slice(dim, start, start+length, 1) }
+func (t *Tensor) Narrow(dim, start, length int64) *Tensor {
+	return t.Slice(dim, start, start+length, 1)
+}
 
 // Select takes index i along dim and drops the dim.
 func (t *Tensor) Select(dim, i int64) *Tensor {
