@@ -412,7 +412,7 @@ func TestReadErrors(t *testing.T) {
 	}
 }
 
-// short is a ReaderAt that holds fewer bytes than the size it is read with.
+// A source holding fewer bytes than the size it is read with fails cleanly.
 func TestReadTruncatedSource(t *testing.T) {
 	raw := assemble(`{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}`, make([]byte, 16))
 	_, err := Read(bytes.NewReader(raw[:len(raw)-3]), int64(len(raw)))
