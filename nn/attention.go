@@ -1,0 +1,70 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"ddgi/torch"
+)
+
+// MultiHeadAttention is scaled dot-product attention with separate query,
+// key, value and output projections. Tensors: to_q, to_k, to_v (no bias) and
+// to_out (with bias), named as in diffusers' Attention.
+type MultiHeadAttention struct {
+	Q, K, V, Out *Linear
+	Heads        int64
+	Dim          int64
+}
+
+// NewMultiHeadAttention registers attention from queries of width qdim to a
+// context of width cdim (cdim = qdim for self-attention), with heads heads
+// over an inner width dim.
+func NewMultiHeadAttention(p Path, qdim, cdim, dim, heads int64) *MultiHeadAttention {
+	if dim%heads != 0 {
+		panic(fmt.Sprintf("nn: attention width %d not divisible by %d heads", dim, heads))
+	}
+	return &MultiHeadAttention{
+		Q:     NewLinear(p.Sub("to_q"), qdim, dim, LinearOpts{NoBias: true}),
+		K:     NewLinear(p.Sub("to_k"), cdim, dim, LinearOpts{NoBias: true}),
+		V:     NewLinear(p.Sub("to_v"), cdim, dim, LinearOpts{NoBias: true}),
+		Out:   NewLinear(p.Sub("to_out"), dim, qdim, LinearOpts{}),
+		Heads: heads,
+		Dim:   dim,
+	}
+}
+
+// Forward attends from x [B,N,qdim] to context [B,M,cdim] (nil: x itself).
+// mask, if given, is a bool tensor broadcastable to [B,heads,N,M] that is
+// true where attention is forbidden. It returns the output [B,N,qdim] and,
+// when wantProbs is set, the attention probabilities [B,heads,N,M]
+// (each row sums to 1 over the M keys: the paper's cross-attention maps).
+func (a *MultiHeadAttention) Forward(x, context, mask *torch.Tensor, wantProbs bool) (out, probs *torch.Tensor) {
+	if context == nil {
+		context = x
+	}
+	b, n := x.Size(0), x.Size(1)
+	m := context.Size(1)
+	hd := a.Dim / a.Heads
+	split := func(t *torch.Tensor, l int64) *torch.Tensor {
+		return t.Reshape(b, l, a.Heads, hd).Permute(0, 2, 1, 3) // B,H,L,hd
+	}
+	q := split(a.Q.Forward(x), n)
+	k := split(a.K.Forward(context), m)
+	v := split(a.V.Forward(context), m)
+	scores := q.Matmul(k.Transpose(2, 3)).MulScalar(1 / math.Sqrt(float64(hd)))
+	if mask != nil {
+		scores = scores.MaskedFill(mask, math.Inf(-1))
+	}
+	p := scores.Softmax(-1)
+	o := p.Matmul(v).Permute(0, 2, 1, 3).Reshape(b, n, a.Dim)
+	if wantProbs {
+		probs = p
+	}
+	return a.Out.Forward(o), probs
+}
+
+// CausalMask is true above the diagonal: token i may not see j > i (CLIP's
+// text encoder).
+func CausalMask(n int64, dev torch.Device) *torch.Tensor {
+	return torch.Ones([]int64{n, n}, torch.Float32, dev).Tril(0).EqScalar(0)
+}

@@ -1,0 +1,174 @@
+package nn
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ddgi/torch"
+)
+
+type tinyNet struct {
+	conv *Conv2d
+	norm *GroupNorm
+	fc   *Linear
+	attn *MultiHeadAttention
+}
+
+func newTiny(s *Store) *tinyNet {
+	r := s.Root()
+	return &tinyNet{
+		conv: NewConv2d(r.Sub("conv"), 3, 8, 3, Conv2dOpts{Padding: 1, EqualLR: true}),
+		norm: NewGroupNorm(r.Sub("norm"), 2, 8),
+		fc:   NewLinear(r.Sub("fc"), 8, 8, LinearOpts{EqualLR: true, LRMul: 0.01}),
+		attn: NewMultiHeadAttention(r.Sub("attn"), 8, 8, 8, 2),
+	}
+}
+
+func (n *tinyNet) forward(x *torch.Tensor) *torch.Tensor {
+	h := n.norm.Forward(n.conv.Forward(x)).Silu() // B,8,H,W
+	tok := h.Flatten(2, 3).Transpose(1, 2)        // B,HW,8
+	o, _ := n.attn.Forward(n.fc.Forward(tok), nil, nil, false)
+	return o
+}
+
+func TestSaveLoadGivesIdenticalOutput(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tiny.safetensors")
+	a := NewStore(torch.CPU, 1)
+	na := newTiny(a)
+	if err := a.Save(path, SaveOptions{Config: map[string]int{"width": 8}}); err != nil {
+		t.Fatal(err)
+	}
+	b := NewStore(torch.CPU, 2) // different init
+	nb := newTiny(b)
+	meta, err := b.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta["config"] != `{"width":8}` || meta["format"] != "ddgi" {
+		t.Fatalf("metadata %v", meta)
+	}
+	torch.Scoped(func() {
+		x := torch.Randn(torch.NewGenerator(3), []int64{2, 3, 4, 4}, torch.Float32, torch.CPU)
+		ya, yb := na.forward(x).Float32s(), nb.forward(x).Float32s()
+		for i := range ya {
+			if ya[i] != yb[i] {
+				t.Fatalf("output %d differs after load: %v vs %v", i, ya[i], yb[i])
+			}
+		}
+	})
+	// Half precision files load too, within fp16 accuracy.
+	half := filepath.Join(dir, "half.safetensors")
+	if err := a.Save(half, SaveOptions{Half: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := NewStore(torch.CPU, 5)
+	newTiny(c)
+	if _, err := c.Load(half); err != nil {
+		t.Fatal(err)
+	}
+	torch.Scoped(func() {
+		d := c.Get("conv.weight").Sub(a.Get("conv.weight")).Abs().MaxAll().Item()
+		if d > 1e-2 || d == 0 {
+			t.Fatalf("fp16 round trip max error %v", d)
+		}
+	})
+}
+
+func TestLoadRejectsMismatchAndCorruptFiles(t *testing.T) {
+	dir := t.TempDir()
+	a := NewStore(torch.CPU, 1)
+	newTiny(a)
+	good := filepath.Join(dir, "a.safetensors")
+	if err := a.Save(good, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := NewStore(torch.CPU, 1)
+	NewLinear(other.Root().Sub("fc"), 4, 4, LinearOpts{})
+	if _, err := other.Load(good); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("mismatched names: %v", err)
+	}
+	wrongShape := NewStore(torch.CPU, 1)
+	r := wrongShape.Root()
+	NewConv2d(r.Sub("conv"), 3, 8, 3, Conv2dOpts{Padding: 1, EqualLR: true})
+	NewGroupNorm(r.Sub("norm"), 2, 8)
+	NewLinear(r.Sub("fc"), 8, 4, LinearOpts{})
+	NewMultiHeadAttention(r.Sub("attn"), 8, 8, 8, 2)
+	if _, err := wrongShape.Load(good); err == nil || !strings.Contains(err.Error(), "shape") {
+		t.Fatalf("wrong shape: %v", err)
+	}
+	data, _ := os.ReadFile(good)
+	trunc := filepath.Join(dir, "trunc.safetensors")
+	os.WriteFile(trunc, data[:len(data)/2], 0o644)
+	if _, err := a.Load(trunc); err == nil {
+		t.Fatal("truncated checkpoint loaded")
+	}
+}
+
+func TestAttentionProbsSumToOneAndRespectMask(t *testing.T) {
+	s := NewStore(torch.CPU, 4)
+	attn := NewMultiHeadAttention(s.Root(), 6, 5, 8, 2)
+	torch.Scoped(func() {
+		g := torch.NewGenerator(1)
+		x := torch.Randn(g, []int64{2, 4, 6}, torch.Float32, torch.CPU)
+		ctx := torch.Randn(g, []int64{2, 4, 5}, torch.Float32, torch.CPU)
+		out, p := attn.Forward(x, ctx, CausalMask(4, torch.CPU), true)
+		if sh := out.Shape(); sh[0] != 2 || sh[1] != 4 || sh[2] != 6 {
+			t.Fatalf("out shape %v", sh)
+		}
+		if sh := p.Shape(); len(sh) != 4 || sh[1] != 2 || sh[3] != 4 {
+			t.Fatalf("probs shape %v", sh)
+		}
+		sums := p.Sum([]int64{-1}, false).Float32s()
+		for _, v := range sums {
+			if math.Abs(float64(v)-1) > 1e-5 {
+				t.Fatalf("row sums to %v", v)
+			}
+		}
+		// Query 0 sees only key 0 under the causal mask.
+		if v := p.Select(2, 0).Select(2, 0).MinAll().Item(); math.Abs(v-1) > 1e-6 {
+			t.Fatalf("first query's weight on key 0 = %v", v)
+		}
+	})
+}
+
+func TestZeroConvAndEqualLR(t *testing.T) {
+	s := NewStore(torch.CPU, 1)
+	z := NewZeroConv(s.Root().Sub("zero"), 4, 4)
+	eq := NewLinear(s.Root().Sub("eq"), 100, 10, LinearOpts{EqualLR: true})
+	torch.Scoped(func() {
+		x := torch.Randn(torch.NewGenerator(2), []int64{1, 4, 3, 3}, torch.Float32, torch.CPU)
+		if v := z.Forward(x).Abs().MaxAll().Item(); v != 0 {
+			t.Fatalf("zero conv output %v", v)
+		}
+		// Equalized LR: unit weights scaled by 1/√fan_in keep unit variance.
+		xs := torch.Randn(torch.NewGenerator(3), []int64{4096, 100}, torch.Float32, torch.CPU)
+		std := eq.Forward(xs).Var(nil, false, false).Sqrt().Item()
+		if std < 0.8 || std > 1.2 {
+			t.Fatalf("equalized linear output std %v, want ≈1", std)
+		}
+	})
+}
+
+func TestFreezeStopsGradients(t *testing.T) {
+	s := NewStore(torch.CPU, 1)
+	a := NewLinear(s.Root().Sub("a"), 3, 3, LinearOpts{})
+	b := NewLinear(s.Root().Sub("b"), 3, 3, LinearOpts{})
+	s.Freeze("a")
+	if n := len(s.Trainable()); n != 2 {
+		t.Fatalf("%d trainable after freezing a, want 2 (b.weight, b.bias)", n)
+	}
+	torch.Scoped(func() {
+		x := torch.Ones([]int64{1, 3}, torch.Float32, torch.CPU)
+		b.Forward(a.Forward(x)).SumAll().Backward()
+		if a.Weight.Grad() != nil {
+			t.Fatal("frozen weight got a gradient")
+		}
+		if b.Weight.Grad() == nil {
+			t.Fatal("trainable weight got no gradient")
+		}
+	})
+}

@@ -1,0 +1,389 @@
+// Package nn holds ddgi's layers and the parameter store whose dotted names
+// ("mapping.fc0.weight") are the checkpoint keys. A network is built by
+// handing each layer a Path; the layer registers its tensors under that path.
+package nn
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+
+	"ddgi/safetensors"
+	"ddgi/torch"
+)
+
+// Store owns a network's parameters (trainable) and buffers (saved but not
+// trained, such as StyleGAN's mean latent).
+type Store struct {
+	Device  torch.Device
+	gen     *torch.Generator
+	tensors map[string]*entry
+	order   []string
+}
+
+type entry struct {
+	t         *torch.Tensor
+	trainable bool
+	frozen    bool
+}
+
+// NewStore returns an empty store whose initialisers draw from seed.
+func NewStore(dev torch.Device, seed uint64) *Store {
+	return &Store{Device: dev, gen: torch.NewGenerator(seed), tensors: map[string]*entry{}}
+}
+
+// Root is the empty path.
+func (s *Store) Root() Path { return Path{s: s} }
+
+// Path is a position in a store's name hierarchy.
+type Path struct {
+	s      *Store
+	prefix string
+}
+
+// Sub returns the child path "prefix.name".
+func (p Path) Sub(name string) Path {
+	if p.prefix == "" {
+		return Path{s: p.s, prefix: name}
+	}
+	return Path{s: p.s, prefix: p.prefix + "." + name}
+}
+
+// Subf is Sub with a formatted name ("blocks.%d").
+func (p Path) Subf(format string, args ...any) Path { return p.Sub(fmt.Sprintf(format, args...)) }
+
+// Name is the dotted path of a tensor called name under p.
+func (p Path) Name(name string) string { return p.Sub(name).prefix }
+
+// Store returns the store the path belongs to.
+func (p Path) Store() *Store { return p.s }
+
+// Init draws a parameter's initial value.
+type Init func(g *torch.Generator, shape []int64) *torch.Tensor
+
+// Normal draws N(0, std²).
+func Normal(std float64) Init {
+	return func(g *torch.Generator, shape []int64) *torch.Tensor {
+		return torch.Randn(g, shape, torch.Float32, torch.CPU).MulScalar(std)
+	}
+}
+
+// Uniform draws U(−bound, bound).
+func Uniform(bound float64) Init {
+	return func(g *torch.Generator, shape []int64) *torch.Tensor {
+		return torch.Rand(g, shape, torch.Float32, torch.CPU).MulScalar(2 * bound).SubScalar(bound)
+	}
+}
+
+// Constant fills with v.
+func Constant(v float64) Init {
+	return func(_ *torch.Generator, shape []int64) *torch.Tensor {
+		return torch.Full(shape, v, torch.Float32, torch.CPU)
+	}
+}
+
+// Param registers a trainable float32 tensor at p.name.
+func (p Path) Param(name string, shape []int64, init Init) *torch.Tensor {
+	return p.add(name, shape, init, true)
+}
+
+// Buffer registers a saved, non-trainable tensor at p.name.
+func (p Path) Buffer(name string, shape []int64, init Init) *torch.Tensor {
+	return p.add(name, shape, init, false)
+}
+
+func (p Path) add(name string, shape []int64, init Init, trainable bool) *torch.Tensor {
+	full := p.Name(name)
+	if _, dup := p.s.tensors[full]; dup {
+		panic("nn: duplicate tensor name " + full)
+	}
+	var t *torch.Tensor
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			t = init(p.s.gen, shape)
+			if p.s.Device != torch.CPU {
+				t = t.ToDevice(p.s.Device)
+			}
+			t = t.Contiguous().Detach()
+			torch.Persist(t)
+		})
+	})
+	if trainable {
+		t.SetRequiresGrad(true)
+	}
+	p.s.tensors[full] = &entry{t: t, trainable: trainable}
+	p.s.order = append(p.s.order, full)
+	return t
+}
+
+// Names lists every tensor in registration order.
+func (s *Store) Names() []string { return append([]string(nil), s.order...) }
+
+// Get returns the tensor registered under name, or nil.
+func (s *Store) Get(name string) *torch.Tensor {
+	if e, ok := s.tensors[name]; ok {
+		return e.t
+	}
+	return nil
+}
+
+// Trainable returns the parameters an optimizer should update, in
+// registration order, skipping frozen ones.
+func (s *Store) Trainable() []Named {
+	var out []Named
+	for _, n := range s.order {
+		if e := s.tensors[n]; e.trainable && !e.frozen {
+			out = append(out, Named{n, e.t})
+		}
+	}
+	return out
+}
+
+// Named is a tensor with its checkpoint name.
+type Named struct {
+	Name string
+	T    *torch.Tensor
+}
+
+// Freeze stops gradient tracking for every parameter whose name starts with
+// prefix ("" freezes all).
+func (s *Store) Freeze(prefix string) { s.setFrozen(prefix, true) }
+
+// Unfreeze undoes Freeze.
+func (s *Store) Unfreeze(prefix string) { s.setFrozen(prefix, false) }
+
+func (s *Store) setFrozen(prefix string, on bool) {
+	for _, n := range s.order {
+		e := s.tensors[n]
+		if e.trainable && hasPrefix(n, prefix) {
+			e.frozen = on
+			e.t.SetRequiresGrad(!on)
+		}
+	}
+}
+
+func hasPrefix(name, prefix string) bool {
+	return prefix == "" || name == prefix || len(name) > len(prefix) && name[:len(prefix)] == prefix && name[len(prefix)] == '.'
+}
+
+// NumParams counts trainable elements.
+func (s *Store) NumParams() int64 {
+	var n int64
+	for _, e := range s.tensors {
+		if e.trainable {
+			n += e.t.Numel()
+		}
+	}
+	return n
+}
+
+// ZeroGrad drops every parameter's gradient.
+func (s *Store) ZeroGrad() {
+	for _, n := range s.order {
+		if e := s.tensors[n]; e.trainable {
+			e.t.ZeroGrad()
+		}
+	}
+}
+
+// SaveOptions tune Save.
+type SaveOptions struct {
+	// Half stores float tensors as F16 (shipped weights); training
+	// checkpoints keep F32.
+	Half bool
+	// Config is marshalled to JSON into the "config" metadata key.
+	Config any
+	// Metadata adds more string keys.
+	Metadata map[string]string
+}
+
+// Version is written into every file's metadata.
+var Version = "0.1.0-dev"
+
+// Save writes every tensor atomically to a safetensors file.
+func (s *Store) Save(path string, o SaveOptions) error {
+	f, err := s.File(o)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return safetensors.Save(path, f)
+}
+
+// File converts the store to a safetensors file in memory.
+func (s *Store) File(o SaveOptions) (*safetensors.File, error) {
+	f := &safetensors.File{Metadata: map[string]string{"format": "ddgi", "ddgi_version": Version}, Tensors: map[string]safetensors.Tensor{}}
+	for k, v := range o.Metadata {
+		f.Metadata[k] = v
+	}
+	if o.Config != nil {
+		b, err := json.Marshal(o.Config)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		f.Metadata["config"] = string(b)
+	}
+	for _, n := range s.order {
+		st, err := ToSafetensors(s.tensors[n].t, o.Half)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", n, err)
+		}
+		f.Tensors[n] = st
+	}
+	return f, nil
+}
+
+// ToSafetensors copies a tensor to host bytes (float tensors to F16 when
+// half is set).
+func ToSafetensors(t *torch.Tensor, half bool) (safetensors.Tensor, error) {
+	var out safetensors.Tensor
+	err := torch.Try(func() {
+		torch.Scoped(func() {
+			dt := t.DType()
+			if half && (dt == torch.Float32 || dt == torch.Float64) {
+				dt = torch.Float16
+			}
+			sd, ok := toST[dt]
+			if !ok {
+				panic(&torch.Error{Op: "save", Msg: "unsupported dtype " + dt.String()})
+			}
+			c := t.Detach()
+			if dt != t.DType() {
+				c = c.To(dt)
+			}
+			out = safetensors.Tensor{DType: sd, Shape: c.Shape(), Data: c.Bytes()}
+		})
+	})
+	return out, err
+}
+
+var toST = map[torch.DType]safetensors.DType{
+	torch.Float32: safetensors.F32, torch.Float64: safetensors.F64, torch.Float16: safetensors.F16,
+	torch.BFloat16: safetensors.BF16, torch.Int64: safetensors.I64, torch.Int32: safetensors.I32,
+	torch.Int16: safetensors.I16, torch.Int8: safetensors.I8, torch.Uint8: safetensors.U8, torch.Bool: safetensors.BOOL,
+}
+
+// FromSafetensors makes a long-lived torch tensor on dev.
+func FromSafetensors(st safetensors.Tensor, dev torch.Device) (*torch.Tensor, error) {
+	var dt torch.DType = -1
+	for k, v := range toST {
+		if v == st.DType {
+			dt = k
+		}
+	}
+	if dt < 0 {
+		return nil, fmt.Errorf("unsupported dtype %s", st.DType)
+	}
+	var t *torch.Tensor
+	err := torch.Try(func() {
+		t = torch.FromBytes(st.Data, st.Shape, dt, dev)
+		torch.Persist(t)
+	})
+	return t, err
+}
+
+// Load reads a safetensors file into the store. Every stored tensor must
+// exist in the file with the same shape and no file tensor may be unknown,
+// so a checkpoint from another config fails loudly. It returns the file's
+// metadata.
+func (s *Store) Load(path string) (map[string]string, error) {
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.LoadFile(f); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return f.Metadata, nil
+}
+
+// LoadFile copies a file's tensors into the store (see Load).
+func (s *Store) LoadFile(f *safetensors.File) error {
+	var missing, unknown []string
+	for _, n := range s.order {
+		if _, ok := f.Tensors[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	for n := range f.Tensors {
+		if _, ok := s.tensors[n]; !ok {
+			unknown = append(unknown, n)
+		}
+	}
+	sort.Strings(unknown)
+	if len(missing) > 0 || len(unknown) > 0 {
+		return fmt.Errorf("checkpoint does not match the network: %d missing %s, %d unknown %s", len(missing), head(missing), len(unknown), head(unknown))
+	}
+	for _, n := range s.order {
+		dst := s.tensors[n].t
+		st := f.Tensors[n]
+		if want := dst.Shape(); !sameShape(want, st.Shape) {
+			return fmt.Errorf("tensor %s: shape %v in file, network wants %v", n, st.Shape, want)
+		}
+		src, err := FromSafetensors(st, torch.CPU)
+		if err != nil {
+			return fmt.Errorf("tensor %s: %w", n, err)
+		}
+		err = torch.Try(func() {
+			torch.NoGrad(func() {
+				torch.Scoped(func() { dst.CopyIn(src.To(dst.DType()).ToDevice(dst.Device())) })
+			})
+		})
+		src.Free()
+		if err != nil {
+			return fmt.Errorf("tensor %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func head(names []string) string {
+	if len(names) > 3 {
+		return fmt.Sprintf("%v…", names[:3])
+	}
+	return fmt.Sprint(names)
+}
+
+func sameShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// CopyFrom copies every tensor of o (same names and shapes) into s; used
+// to initialise an EMA copy or a ControlNet branch from a trained network.
+func (s *Store) CopyFrom(o *Store, prefixMap func(string) string) error {
+	return torch.Try(func() {
+		torch.NoGrad(func() {
+			for _, n := range s.order {
+				src := n
+				if prefixMap != nil {
+					src = prefixMap(n)
+				}
+				e, ok := o.tensors[src]
+				if !ok {
+					continue
+				}
+				torch.Scoped(func() { s.tensors[n].t.CopyIn(e.t) })
+			}
+		})
+	})
+}
+
+// fanIn is the number of inputs feeding one output of a weight.
+func fanIn(shape []int64) float64 {
+	n := int64(1)
+	for _, d := range shape[1:] {
+		n *= d
+	}
+	return float64(n)
+}
+
+// kaimingBound is PyTorch's default U(±1/√fan_in) bound.
+func kaimingBound(shape []int64) float64 { return 1 / math.Sqrt(fanIn(shape)) }

@@ -1,0 +1,211 @@
+package torch
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestRoundTripValues(t *testing.T) {
+	Scoped(func() {
+		x := FromFloat32([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+		if got := x.Shape(); len(got) != 2 || got[0] != 2 || got[1] != 3 {
+			t.Fatalf("shape %v", got)
+		}
+		y := x.MulScalar(2).AddScalar(1).Sum([]int64{1}, false).Float32s()
+		if y[0] != 15 || y[1] != 33 {
+			t.Fatalf("sum rows: %v", y)
+		}
+		if v := x.MeanAll().Item(); v != 3.5 {
+			t.Fatalf("mean %v", v)
+		}
+		i := FromInt64([]int64{3, 1, 2}, 3)
+		if got := i.Argmax(0, false).Item(); got != 0 {
+			t.Fatalf("argmax %v", got)
+		}
+		if got := x.To(Float16).To(Float64).Float64s(); got[5] != 6 {
+			t.Fatalf("fp16 round trip %v", got)
+		}
+	})
+}
+
+func TestSeededGeneratorIsDeterministic(t *testing.T) {
+	Scoped(func() {
+		a := Randn(NewGenerator(42), []int64{16}, Float32, CPU).Float32s()
+		b := Randn(NewGenerator(42), []int64{16}, Float32, CPU).Float32s()
+		c := Randn(NewGenerator(43), []int64{16}, Float32, CPU).Float32s()
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatal("same seed, different numbers")
+			}
+		}
+		if a[0] == c[0] && a[1] == c[1] {
+			t.Fatal("different seeds gave the same numbers")
+		}
+	})
+}
+
+func TestBadInputsAreErrorsNamingTheOp(t *testing.T) {
+	cases := []struct {
+		op string
+		f  func()
+	}{
+		{"matmul", func() { Ones([]int64{2, 3}, Float32, CPU).Matmul(Ones([]int64{2, 3}, Float32, CPU)) }},
+		{"add", func() { Ones([]int64{2, 3}, Float32, CPU).Add(Ones([]int64{4}, Float32, CPU)) }},
+		{"conv2d", func() { Conv2d(Ones([]int64{1, 3, 8, 8}, Float32, CPU), Ones([]int64{4, 2, 3, 3}, Float32, CPU), nil, ConvOpts{}) }},
+		{"reshape", func() { Ones([]int64{2, 3}, Float32, CPU).Reshape(4) }},
+		{"cat", func() { Cat([]*Tensor{Ones([]int64{2, 3}, Float32, CPU), Ones([]int64{2, 4}, Float32, CPU)}, 0) }},
+		{"from_bytes", func() { FromFloat32([]float32{1, 2, 3}, 2, 2) }},
+		{"item", func() { Ones([]int64{2}, Float32, CPU).Item() }},
+		{"backward", func() { Ones([]int64{2}, Float32, CPU).Backward() }},
+		{"zeros", func() { Zeros([]int64{2}, Float32, CUDA(0)) }},
+		{"cross_entropy", func() {
+			CrossEntropy(Ones([]int64{2, 3}, Float32, CPU), FromInt64([]int64{0, 7}, 2), nil, -100, 0, ReduceMean)
+		}},
+	}
+	for _, c := range cases {
+		err := Try(func() { Scoped(c.f) })
+		var te *Error
+		if !errors.As(err, &te) {
+			t.Errorf("%s: want *Error, got %v", c.op, err)
+			continue
+		}
+		if te.Op != c.op || te.Msg == "" || strings.Contains(te.Msg, "\n") {
+			t.Errorf("%s: got op %q msg %q", c.op, te.Op, te.Msg)
+		}
+	}
+}
+
+func TestUseAfterScopeCloseIsAnError(t *testing.T) {
+	var x *Tensor
+	Scoped(func() { x = Ones([]int64{2}, Float32, CPU) })
+	err := Try(func() { x.AddScalar(1) })
+	if err == nil || !strings.Contains(err.Error(), "freed tensor") {
+		t.Fatalf("want freed-tensor error, got %v", err)
+	}
+}
+
+func TestScopesFreeTemporariesAndKeep(t *testing.T) {
+	before := LiveTensors()
+	outer := NewScope()
+	var kept *Tensor
+	Scoped(func() {
+		a := Ones([]int64{4}, Float32, CPU)
+		b := a.MulScalar(3).AddScalar(1)
+		kept = b.Exp()
+		inner := NewScope()
+		inner.Keep(kept) // no-op: kept belongs to the Scoped scope
+		inner.Close()
+		s := current
+		s.Keep(kept)
+	})
+	if kept.Float32s()[0] == 0 {
+		t.Fatal("kept tensor lost its value")
+	}
+	if got := LiveTensors() - before; got != 1 {
+		t.Fatalf("want 1 live tensor (kept, owned by outer), got %d", got)
+	}
+	outer.Close()
+	if got := LiveTensors() - before; got != 0 {
+		t.Fatalf("outer scope leaked %d tensors", got)
+	}
+	// Closing an outer scope also closes forgotten inner ones.
+	o := NewScope()
+	NewScope()
+	Ones([]int64{1}, Float32, CPU)
+	o.Close()
+	if current != nil || LiveTensors() != before {
+		t.Fatal("outer Close did not unwind inner scope")
+	}
+}
+
+func TestNoGradStopsRecording(t *testing.T) {
+	Scoped(func() {
+		w := Ones([]int64{3}, Float32, CPU).SetRequiresGrad(true)
+		var y *Tensor
+		NoGrad(func() { y = w.MulScalar(2) })
+		if y.RequiresGrad() {
+			t.Fatal("op under NoGrad requires grad")
+		}
+		if !GradEnabled() {
+			t.Fatal("grad mode not restored")
+		}
+		z := w.MulScalar(2).SumAll()
+		z.Backward()
+		if g := w.Grad().Float32s(); g[0] != 2 {
+			t.Fatalf("grad %v", g)
+		}
+	})
+}
+
+func rssKB(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skip("no /proc/self/statm")
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.Atoi(f[1])
+	return pages * os.Getpagesize() / 1024
+}
+
+// TestScopedLoopKeepsRSSFlat runs 10,000 small training steps and checks
+// that resident memory stops growing once the allocator is warm.
+func TestScopedLoopKeepsRSSFlat(t *testing.T) {
+	steps := 10000
+	if testing.Short() {
+		steps = 2000
+	}
+	g := NewGenerator(1)
+	w := Randn(g, []int64{8, 4, 3, 3}, Float32, CPU).MulScalar(0.1).SetRequiresGrad(true)
+	x := Randn(g, []int64{2, 4, 16, 16}, Float32, CPU)
+	Persist(w, x)
+	step := func() {
+		s := NewScope()
+		defer s.Close()
+		loss := Conv2d(x, w, nil, Same(1, 1)).Silu().Square().MeanAll()
+		loss.Backward()
+		NoGrad(func() { w.AddIn(w.Grad(), -1e-3) })
+		w.ZeroGrad()
+	}
+	for i := 0; i < steps/10; i++ {
+		step()
+	}
+	live0, rss0 := LiveTensors(), rssKB(t)
+	for i := 0; i < steps; i++ {
+		step()
+	}
+	live1, rss1 := LiveTensors(), rssKB(t)
+	if live1 > live0 {
+		t.Fatalf("live tensors grew from %d to %d", live0, live1)
+	}
+	if grow := rss1 - rss0; grow > 20*1024 {
+		t.Fatalf("RSS grew by %d KiB over %d steps (%d → %d)", grow, steps, rss0, rss1)
+	}
+	t.Logf("RSS %d → %d KiB over %d steps", rss0, rss1, steps)
+}
+
+func TestParseDevice(t *testing.T) {
+	if d, err := ParseDevice("cpu"); err != nil || d != CPU {
+		t.Fatalf("cpu: %v %v", d, err)
+	}
+	if _, err := ParseDevice("tpu"); err == nil {
+		t.Fatal("tpu accepted")
+	}
+	if !CUDAAvailable() {
+		_, err := ParseDevice("cuda")
+		if err == nil || !strings.Contains(err.Error(), "no CUDA") {
+			t.Fatalf("cuda without CUDA: %v", err)
+		}
+	}
+}
+
+func TestThreadsSetting(t *testing.T) {
+	old := Threads()
+	defer SetThreads(old)
+	SetThreads(1)
+	if Threads() != 1 {
+		t.Fatalf("threads = %d", Threads())
+	}
+}
