@@ -1,0 +1,123 @@
+package synthface
+
+import (
+	"fmt"
+	"math"
+)
+
+// EG3D's FFHQ camera: radius 2.7 world units, normalised focal 4.2647 (an
+// 18.8° vertical field of view), principal point at the image centre.
+const (
+	DefaultRadius = 2.7
+	DefaultFocal  = 4.2647
+	// worldPerCm scales the renderer's centimetres to EG3D world units, so a
+	// head fills an FFHQ-like crop at the default radius and focal length.
+	worldPerCm = 1.0 / 54
+)
+
+// Pivot is the point the default orbit camera looks at, in EG3D world units
+// (EG3D uses (0, 0, 0.2) for FFHQ; ours centres the SynthFace head).
+var Pivot = [3]float64{0, -0.03, 0.05}
+
+// Camera is a pinhole camera in EG3D's convention: CamToWorld is the 4×4
+// camera-to-world matrix in OpenCV axes (x right, y down, z forward) and
+// world units; Fx, Fy, Cx, Cy are intrinsics normalised by image size.
+type Camera struct {
+	CamToWorld [4][4]float64 `json:"cam2world"`
+	Fx         float64       `json:"fx"`
+	Fy         float64       `json:"fy"`
+	Cx         float64       `json:"cx"`
+	Cy         float64       `json:"cy"`
+}
+
+// OrbitCamera looks at Pivot from yaw and pitch (radians) at the given radius
+// and focal, as EG3D's LookAtPoseSampler: yaw > 0 moves the camera toward the
+// subject's left (+x), pitch > 0 moves it up.
+func OrbitCamera(yaw, pitch, radius, focal float64) Camera {
+	return LookAtCamera(yaw, pitch, radius, focal, Pivot)
+}
+
+// LookAtCamera is OrbitCamera around an arbitrary target (world units).
+func LookAtCamera(yaw, pitch, radius, focal float64, target [3]float64) Camera {
+	t := vec3{target[0], target[1], target[2]}
+	pos := t.add(vec3{math.Sin(yaw) * math.Cos(pitch), math.Sin(pitch), math.Cos(yaw) * math.Cos(pitch)}.mul(radius))
+	fwd := t.sub(pos).norm()
+	// EG3D create_cam2world_matrix: right = -(up×fwd), down = fwd×right.
+	right := vec3{0, 1, 0}.cross(fwd).mul(-1).norm()
+	down := fwd.cross(right).norm()
+	var c Camera
+	cols := [3]vec3{right, down, fwd}
+	for j, v := range cols {
+		c.CamToWorld[0][j], c.CamToWorld[1][j], c.CamToWorld[2][j] = v.x, v.y, v.z
+	}
+	c.CamToWorld[0][3], c.CamToWorld[1][3], c.CamToWorld[2][3] = pos.x, pos.y, pos.z
+	c.CamToWorld[3][3] = 1
+	c.Fx, c.Fy, c.Cx, c.Cy = focal, focal, 0.5, 0.5
+	return c
+}
+
+// EG3D returns the 25 floats of EG3D's camera label: the row-major 4×4
+// cam-to-world matrix, then the row-major 3×3 normalised intrinsics.
+func (c Camera) EG3D() [25]float32 {
+	var v [25]float32
+	for i := 0; i < 4; i++ {
+		for j := 0; j < 4; j++ {
+			v[i*4+j] = float32(c.CamToWorld[i][j])
+		}
+	}
+	k := [9]float64{c.Fx, 0, c.Cx, 0, c.Fy, c.Cy, 0, 0, 1}
+	for i, x := range k {
+		v[16+i] = float32(x)
+	}
+	return v
+}
+
+// CameraFromEG3D is the inverse of EG3D.
+func CameraFromEG3D(v [25]float32) Camera {
+	var c Camera
+	for i := 0; i < 4; i++ {
+		for j := 0; j < 4; j++ {
+			c.CamToWorld[i][j] = float64(v[i*4+j])
+		}
+	}
+	c.Fx, c.Cx, c.Fy, c.Cy = float64(v[16]), float64(v[18]), float64(v[20]), float64(v[21])
+	return c
+}
+
+// Validate reports cameras the renderer cannot use.
+func (c Camera) Validate() error {
+	if !(c.Fx > 0 && c.Fy > 0) || math.IsInf(c.Fx, 0) || math.IsInf(c.Fy, 0) {
+		return fmt.Errorf("camera: focal lengths must be positive, got fx=%g fy=%g", c.Fx, c.Fy)
+	}
+	for i := 0; i < 3; i++ {
+		col := vec3{c.CamToWorld[0][i], c.CamToWorld[1][i], c.CamToWorld[2][i]}
+		if l := col.len(); math.Abs(l-1) > 1e-2 {
+			return fmt.Errorf("camera: rotation column %d has length %.4f, want 1", i, l)
+		}
+	}
+	return nil
+}
+
+// Position is the camera centre in world units.
+func (c Camera) Position() [3]float64 {
+	return [3]float64{c.CamToWorld[0][3], c.CamToWorld[1][3], c.CamToWorld[2][3]}
+}
+
+// Yaw and Pitch recover the orbit angles (radians) from the viewing direction.
+func (c Camera) Yaw() float64 {
+	return math.Atan2(-c.CamToWorld[0][2], -c.CamToWorld[2][2])
+}
+
+func (c Camera) Pitch() float64 {
+	return math.Asin(clamp(-c.CamToWorld[1][2], -1, 1))
+}
+
+// Light is a directional key light plus hemispherical ambient.
+type Light struct {
+	Dir       [3]float64 `json:"dir"` // toward the light, head space
+	Color     [3]float64 `json:"color"`
+	Ambient   [3]float64 `json:"ambient"` // sky colour
+	Ground    [3]float64 `json:"ground"`  // bounce from below
+	Softness  float64    `json:"softness"`
+	Intensity float64    `json:"intensity"`
+}
