@@ -1,0 +1,138 @@
+// Package imageio writes the pictures ddgi shows people: PNGs and animated
+// GIFs written atomically, and image grids with optional captions.
+package imageio
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/color/palette"
+	"image/draw"
+	"image/gif"
+	"image/png"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+)
+
+// WriteAtomic writes data to path through a temporary file and a rename, so
+// a crash never leaves a half-written file.
+func WriteAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// SavePNG encodes img and writes it atomically.
+func SavePNG(path string, img image.Image) error {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return WriteAtomic(path, buf.Bytes())
+}
+
+// SaveGIF writes frames as a looping animation with delay in 1/100 s.
+func SaveGIF(path string, frames []image.Image, delay int) error {
+	anim := &gif.GIF{LoopCount: 0}
+	for _, fr := range frames {
+		p := image.NewPaletted(fr.Bounds(), palette.Plan9)
+		draw.FloydSteinberg.Draw(p, fr.Bounds(), fr, image.Point{})
+		anim.Image = append(anim.Image, p)
+		anim.Delay = append(anim.Delay, delay)
+	}
+	var buf bytes.Buffer
+	if err := gif.EncodeAll(&buf, anim); err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return WriteAtomic(path, buf.Bytes())
+}
+
+// RGB builds an image from H×W×3 row-major bytes.
+func RGB(pix []uint8, w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < w*h; i++ {
+		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = pix[3*i], pix[3*i+1], pix[3*i+2], 255
+	}
+	return img
+}
+
+// Gray builds an image from H×W bytes.
+func Gray(pix []uint8, w, h int) *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	copy(img.Pix, pix)
+	return img
+}
+
+// Grid lays tiles out in rows of cols with a pad-pixel gap; each tile may
+// carry a caption printed under it (empty captions take no space when all
+// are empty).
+func Grid(tiles []image.Image, captions []string, cols, pad int) *image.RGBA {
+	if len(tiles) == 0 {
+		return image.NewRGBA(image.Rect(0, 0, 1, 1))
+	}
+	if cols <= 0 {
+		cols = len(tiles)
+	}
+	tw, th := 0, 0
+	for _, t := range tiles {
+		b := t.Bounds()
+		tw, th = max(tw, b.Dx()), max(th, b.Dy())
+	}
+	capH := 0
+	for _, c := range captions {
+		if c != "" {
+			capH = 14
+		}
+	}
+	rows := (len(tiles) + cols - 1) / cols
+	W := cols*tw + (cols+1)*pad
+	H := rows*(th+capH) + (rows+1)*pad
+	img := image.NewRGBA(image.Rect(0, 0, W, H))
+	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+	for i, t := range tiles {
+		x := pad + (i%cols)*(tw+pad)
+		y := pad + (i/cols)*(th+capH+pad)
+		draw.Draw(img, image.Rect(x, y, x+tw, y+th), t, t.Bounds().Min, draw.Src)
+		if i < len(captions) && captions[i] != "" {
+			Label(img, x, y+th+11, captions[i], tw)
+		}
+	}
+	return img
+}
+
+// Label draws s at (x, baseline y), cut to maxW pixels (0: no limit).
+func Label(img draw.Image, x, y int, s string, maxW int) {
+	if maxW > 0 {
+		if n := maxW / 7; len(s) > n && n > 1 {
+			s = s[:n-1] + "…"
+		}
+	}
+	d := font.Drawer{Dst: img, Src: image.NewUniform(color.Black), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
+	d.DrawString(s)
+}

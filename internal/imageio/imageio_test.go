@@ -1,0 +1,42 @@
+package imageio
+
+import (
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"ddgi/torch"
+)
+
+func TestTensorImageRoundTripAndGrid(t *testing.T) {
+	pix := make([]uint8, 4*2*3)
+	for i := range pix {
+		pix[i] = uint8(i * 10)
+	}
+	torch.Scoped(func() {
+		x := ToTensor(pix, 4, 2, torch.CPU)
+		imgs, err := FromTensor(torch.Cat([]*torch.Tensor{x, x}, 0))
+		if err != nil || len(imgs) != 2 {
+			t.Fatalf("%v %d", err, len(imgs))
+		}
+		r, g, b, _ := imgs[1].At(3, 1).RGBA()
+		i := (1*4 + 3) * 3
+		if uint8(r>>8) != pix[i] || uint8(g>>8) != pix[i+1] || uint8(b>>8) != pix[i+2] {
+			t.Fatalf("pixel round trip: %d %d %d vs %v", r>>8, g>>8, b>>8, pix[i:i+3])
+		}
+		path := filepath.Join(t.TempDir(), "g.png")
+		if err := SaveTensorGrid(path, torch.Cat([]*torch.Tensor{x, x, x}, 0), 2); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.Open(path)
+		defer f.Close()
+		cfg, err := png.DecodeConfig(f)
+		if err != nil || cfg.Width != 2*4+3*2 || cfg.Height != 2*2+3*2 {
+			t.Fatalf("grid %dx%d %v", cfg.Width, cfg.Height, err)
+		}
+		if _, err := FromTensor(torch.Zeros([]int64{1, 2, 4, 4}, torch.Float32, torch.CPU)); err == nil {
+			t.Fatal("2-channel tensor accepted as image")
+		}
+	})
+}

@@ -1,0 +1,121 @@
+// Package progress prints one self-updating status line for long jobs:
+// count, rate, elapsed time, ETA and free-form fields such as losses.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bar reports progress toward Total units (samples, steps, kimg…).
+type Bar struct {
+	Label string
+	Total int64
+	Unit  string
+	Out   io.Writer
+	// Every limits redraws; the final one always prints.
+	Every time.Duration
+
+	mu      sync.Mutex
+	start   time.Time
+	done    int64
+	base    int64
+	last    time.Time
+	isTerm  bool
+	fields  map[string]float64
+	printed bool
+}
+
+// New starts a bar at start (non-zero when a job resumes) of total.
+func New(label string, start, total int64, unit string) *Bar {
+	fi, err := os.Stderr.Stat()
+	term := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	every := 500 * time.Millisecond
+	if !term {
+		every = 10 * time.Second // logs: a line every few seconds, not a flood
+	}
+	return &Bar{Label: label, Total: total, Unit: unit, Out: os.Stderr, Every: every, start: time.Now(), done: start, base: start, isTerm: term}
+}
+
+// Set records the current count and fields (e.g. {"loss": 0.12}).
+func (b *Bar) Set(done int64, fields map[string]float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = done
+	if fields != nil {
+		b.fields = fields
+	}
+	if now := time.Now(); now.Sub(b.last) >= b.Every || done >= b.Total {
+		b.last = now
+		b.draw()
+	}
+}
+
+// Add advances the count by n.
+func (b *Bar) Add(n int64) {
+	b.mu.Lock()
+	d := b.done + n
+	b.mu.Unlock()
+	b.Set(d, nil)
+}
+
+// Finish prints the final line and a newline.
+func (b *Bar) Finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.draw()
+	if b.isTerm {
+		fmt.Fprintln(b.Out)
+	}
+}
+
+// ETA estimates the time left from the rate since start.
+func (b *Bar) ETA() time.Duration {
+	el := time.Since(b.start)
+	did := b.done - b.base
+	if did <= 0 {
+		return 0
+	}
+	left := b.Total - b.done
+	return time.Duration(float64(el) * float64(left) / float64(did))
+}
+
+func (b *Bar) draw() {
+	el := time.Since(b.start)
+	rate := float64(b.done-b.base) / el.Seconds()
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s %d/%d %s", b.Label, b.done, b.Total, b.Unit)
+	if b.Total > 0 {
+		fmt.Fprintf(&sb, " (%.0f%%)", 100*float64(b.done)/float64(b.Total))
+	}
+	fmt.Fprintf(&sb, " %.2f %s/s elapsed %s", rate, b.Unit, round(el))
+	if b.done < b.Total {
+		fmt.Fprintf(&sb, " ETA %s", round(b.ETA()))
+	}
+	keys := make([]string, 0, len(b.fields))
+	for k := range b.fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&sb, " %s=%.4g", k, b.fields[k])
+	}
+	if b.isTerm {
+		fmt.Fprintf(b.Out, "\r\033[K%s", sb.String())
+	} else {
+		fmt.Fprintln(b.Out, sb.String())
+	}
+	b.printed = true
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
+}

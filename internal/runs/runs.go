@@ -1,0 +1,163 @@
+// Package runs manages a training run folder: a JSON-lines log of scalar
+// metrics, its loss plot, and a state file that makes jobs resumable.
+package runs
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"ddgi/internal/imageio"
+	"ddgi/internal/plot"
+)
+
+// Run is one training run's folder.
+type Run struct {
+	Dir string
+}
+
+// Open creates dir if needed.
+func Open(dir string) (*Run, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("run folder: %w", err)
+	}
+	return &Run{Dir: dir}, nil
+}
+
+// Path names a file inside the run folder.
+func (r *Run) Path(name string) string { return filepath.Join(r.Dir, name) }
+
+// Log appends {"step": step, k: v…} to log.jsonl.
+func (r *Run) Log(step int64, vals map[string]float64) error {
+	rec := map[string]float64{"step": float64(step)}
+	for k, v := range vals {
+		rec[k] = v
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(r.Path("log.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ReadLog returns the logged steps and each metric's values (NaN-free rows
+// only; keys missing from a row are skipped in that row).
+func (r *Run) ReadLog() (steps []float64, vals map[string][]float64, err error) {
+	f, err := os.Open(r.Path("log.jsonl"))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, map[string][]float64{}, nil
+		}
+		return nil, nil, err
+	}
+	defer f.Close()
+	var rows []map[string]float64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec map[string]float64
+		if json.Unmarshal(sc.Bytes(), &rec) == nil {
+			rows = append(rows, rec) // a torn last line after a crash is skipped
+		}
+	}
+	keys := map[string]bool{}
+	for _, rec := range rows {
+		for k := range rec {
+			if k != "step" {
+				keys[k] = true
+			}
+		}
+	}
+	vals = map[string][]float64{}
+	for _, rec := range rows {
+		complete := true
+		for k := range keys {
+			if _, ok := rec[k]; !ok {
+				complete = false
+			}
+		}
+		if !complete {
+			continue
+		}
+		steps = append(steps, rec["step"])
+		for k := range keys {
+			vals[k] = append(vals[k], rec[k])
+		}
+	}
+	return steps, vals, sc.Err()
+}
+
+// TruncateLog drops rows after step (a resumed run repeats them).
+func (r *Run) TruncateLog(step int64) error {
+	b, err := os.ReadFile(r.Path("log.jsonl"))
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var keep []byte
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec map[string]float64
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["step"] <= float64(step) {
+			keep = append(keep, sc.Bytes()...)
+			keep = append(keep, '\n')
+		}
+	}
+	return imageio.WriteAtomic(r.Path("log.jsonl"), keep)
+}
+
+// PlotLosses draws every logged metric into loss.png.
+func (r *Run) PlotLosses(title string) error {
+	steps, vals, err := r.ReadLog()
+	if err != nil {
+		return err
+	}
+	return plot.SaveLosses(r.Path("loss.png"), title, steps, vals)
+}
+
+// SaveState writes any JSON-able resume state atomically to state.json.
+func (r *Run) SaveState(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return imageio.WriteAtomic(r.Path("state.json"), b)
+}
+
+// LoadState reads state.json into v; ok is false when there is none.
+func (r *Run) LoadState(v any) (ok bool, err error) {
+	b, err := os.ReadFile(r.Path("state.json"))
+	if os.IsNotExist(err) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s: %w", r.Path("state.json"), err)
+	}
+	return true, nil
+}
+
+// SortedKeys is a helper for stable printing of metric maps.
+func SortedKeys(m map[string]float64) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
