@@ -1,0 +1,173 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"image/png"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ddgi/data"
+	"ddgi/synthface"
+)
+
+func init() {
+	register(command{name: "synth", summary: "render SynthFace samples (image, mask, scribble, captions, camera) to a folder", run: runSynth})
+}
+
+func runSynth(args []string) error {
+	fs := newFlags("synth", "[flags]")
+	n := fs.Int("n", 16, "number of samples to write")
+	size := fs.Int("size", 64, "image side in pixels (a power of two ≥ 32)")
+	split := fs.String("split", "train", "train or bench (SynthFace-bench: 2000 held-out samples, disjoint seeds and identities)")
+	start := fs.Int("start", 0, "first sample index within the split")
+	out := fs.String("out", "", "output folder (CelebAMask-HQ layout); empty writes no samples")
+	grid := fs.String("grid", "", "also write a contact sheet PNG here (image | mask | scribble | captions)")
+	gridRows := fs.Int("grid-rows", 8, "rows in the contact sheet")
+	workers := fs.Int("workers", runtime.NumCPU(), "parallel render workers")
+	format := fs.String("format", "png", "image format: png or jpg")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	sp, err := data.ParseSplit(*split)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *size < 32 || *size&(*size-1) != 0:
+		return fmt.Errorf("--size %d: want a power of two ≥ 32", *size)
+	case *size > 2048:
+		return fmt.Errorf("--size %d: at most 2048", *size)
+	case *n < 0 || *start < 0:
+		return errors.New("--n and --start must be ≥ 0")
+	case sp == data.Bench && *start+*n > data.BenchSize:
+		return fmt.Errorf("bench split has %d samples; --start %d --n %d runs past it", data.BenchSize, *start, *n)
+	case *out == "" && *grid == "":
+		return errors.New("nothing to do: give --out, --grid or both")
+	case *workers < 1:
+		return fmt.Errorf("--workers %d: want ≥ 1", *workers)
+	}
+	if *grid != "" {
+		if err := writeGrid(*grid, sp, *start, min(*gridRows, max(*n, 1)), *size); err != nil {
+			return err
+		}
+	}
+	if *out == "" || *n == 0 {
+		return nil
+	}
+	w, err := data.NewFolderWriter(*out, *format)
+	if err != nil {
+		return err
+	}
+	ds := data.NewSynthFace(sp, *size, *start+*n)
+	var next, done atomic.Int64
+	next.Store(int64(*start))
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	go progress(os.Stderr, &done, *n, stop, *quiet)
+	for k := 0; k < *workers; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= *start+*n {
+					return
+				}
+				s, err := ds.Get(i)
+				if err == nil {
+					err = w.Write(i, s)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("sample %d: %w", i, err)
+					}
+					mu.Unlock()
+					next.Store(int64(*start + *n)) // stop the others early
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	time.Sleep(10 * time.Millisecond) // let the bar print its last line
+	return firstErr
+}
+
+// progress redraws "count/total rate ETA" on w until stop closes.
+func progress(w io.Writer, done *atomic.Int64, total int, stop <-chan struct{}, quiet bool) {
+	t0 := time.Now()
+	draw := func(final bool) {
+		if quiet {
+			return
+		}
+		d := int(done.Load())
+		el := time.Since(t0).Seconds()
+		rate := float64(d) / max(el, 1e-9)
+		eta := "?"
+		if rate > 0 {
+			eta = (time.Duration(float64(total-d)/rate) * time.Second).Round(time.Second).String()
+		}
+		const width = 30
+		fill := width * d / max(total, 1)
+		bar := make([]byte, width)
+		for i := range bar {
+			switch {
+			case i < fill:
+				bar[i] = '='
+			case i == fill:
+				bar[i] = '>'
+			default:
+				bar[i] = ' '
+			}
+		}
+		fmt.Fprintf(w, "\rsynth [%s] %d/%d  %.1f samples/s  ETA %s   ", bar, d, total, rate, eta)
+		if final {
+			fmt.Fprintln(w)
+		}
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			draw(false)
+		case <-stop:
+			draw(true)
+			return
+		}
+	}
+}
+
+// writeGrid renders rows samples from start and saves a contact sheet.
+func writeGrid(path string, sp data.Split, start, rows, size int) error {
+	faces := make([]*synthface.Face, rows)
+	var wg sync.WaitGroup
+	for r := 0; r < rows; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			faces[r] = synthface.Render(synthface.SampleParams(sp.Seed(start+r)), size)
+		}()
+	}
+	wg.Wait()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("grid: %w", err)
+	}
+	if err := png.Encode(f, synthface.ContactSheet(faces)); err != nil {
+		f.Close()
+		return fmt.Errorf("grid %s: %w", path, err)
+	}
+	return f.Close()
+}

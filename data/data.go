@@ -1,0 +1,167 @@
+// Package data feeds every ddgi trainer: samples (image, 19-class mask,
+// scribble, captions, EG3D camera, identity, attributes) from the SynthFace
+// renderer or from a folder in CelebAMask-HQ layout, flip augmentation, a
+// parallel batch loader, and readers for user-supplied mask and scribble
+// PNGs. Pure Go, so it tests without libtorch.
+package data
+
+import (
+	"fmt"
+
+	"ddgi/synthface"
+)
+
+// Sample is one training example at Size×Size. Image is RGB row-major
+// (Size*Size*3), Mask holds class indices (synthface.Classes order) and
+// Scribble 0/255 strokes. Identity and Seed are -1 when unknown; Attrs is
+// nil when unknown, else in synthface.AttributeNames order.
+type Sample struct {
+	Image, Mask, Scribble []uint8
+	Size                  int
+	Captions              []string
+	Camera                [25]float32
+	Identity              int64
+	Attrs                 []float32
+	Seed                  int64
+}
+
+// Dataset is an indexable source of samples; Get must be safe for
+// concurrent use.
+type Dataset interface {
+	Len() int
+	Get(i int) (*Sample, error)
+}
+
+// Split names a SynthFace partition.
+type Split int
+
+const (
+	Train Split = iota
+	Bench
+)
+
+// BenchSize is the number of samples in SynthFace-bench.
+const BenchSize = 2000
+
+// benchBase offsets bench seeds: train index i uses seed i, bench index i
+// uses benchBase+i, so the two never share a seed, and since a sample's
+// identity id is derived from the same range, never share a person.
+const benchBase = int64(1) << 40
+
+func (s Split) String() string {
+	if s == Bench {
+		return "bench"
+	}
+	return "train"
+}
+
+// ParseSplit accepts "train" or "bench".
+func ParseSplit(name string) (Split, error) {
+	switch name {
+	case "train":
+		return Train, nil
+	case "bench":
+		return Bench, nil
+	}
+	return 0, fmt.Errorf("unknown split %q (want train or bench)", name)
+}
+
+// Seed is the renderer seed of index i in the split.
+func (s Split) Seed(i int) int64 {
+	if s == Bench {
+		return benchBase + int64(i)
+	}
+	return int64(i)
+}
+
+// SplitOf reports which split a seed (or identity id) belongs to.
+func SplitOf(seed int64) Split {
+	if seed >= benchBase {
+		return Bench
+	}
+	return Train
+}
+
+// FromFace converts a render into a Sample.
+func FromFace(f *synthface.Face) *Sample {
+	return &Sample{
+		Image: f.Image, Mask: f.Mask, Scribble: f.Scribble, Size: f.Size,
+		Captions: f.Captions, Camera: f.Params.Camera.EG3D(),
+		Identity: f.Params.Identity.ID, Attrs: f.Attrs.Vector(), Seed: f.Params.Seed,
+	}
+}
+
+// synthSet renders on demand; index → seed is fixed by the split.
+type synthSet struct {
+	split       Split
+	size, n     int
+	perIdentity int
+}
+
+// NewSynthFace is an on-the-fly SynthFace dataset of n samples at size²:
+// index i renders seed split.Seed(i), a distinct person per sample.
+func NewSynthFace(split Split, size int, n int) Dataset {
+	return &synthSet{split: split, size: size, n: max(n, 0), perIdentity: 1}
+}
+
+// NewSynthFaceIdentities groups samples by person: indices
+// [k*per, (k+1)*per) show identity split.Seed(k*per) with different
+// attributes, views and light, for identity-network training.
+func NewSynthFaceIdentities(split Split, size, n, per int) Dataset {
+	return &synthSet{split: split, size: size, n: max(n, 0), perIdentity: max(per, 1)}
+}
+
+func (d *synthSet) Len() int { return d.n }
+
+func (d *synthSet) Get(i int) (*Sample, error) {
+	if i < 0 || i >= d.n {
+		return nil, fmt.Errorf("synthface %s: index %d out of range [0,%d)", d.split, i, d.n)
+	}
+	if d.size < 8 {
+		return nil, fmt.Errorf("synthface: size %d too small (want ≥ 8)", d.size)
+	}
+	seed := d.split.Seed(i)
+	id := d.split.Seed(i - i%d.perIdentity)
+	return FromFace(synthface.Render(synthface.SampleParamsForIdentity(id, seed), d.size)), nil
+}
+
+// Flip mirrors a sample horizontally: pixels mirrored, left/right labels
+// swapped, and the camera reflected through the face's symmetry plane
+// (x = 0) as EG3D's mirror augmentation does. Captions are unchanged.
+func Flip(s *Sample) *Sample {
+	n := s.Size
+	o := *s
+	o.Image = make([]uint8, len(s.Image))
+	o.Mask = make([]uint8, len(s.Mask))
+	o.Scribble = make([]uint8, len(s.Scribble))
+	for y := 0; y < n; y++ {
+		for x := 0; x < n; x++ {
+			src, dst := y*n+x, y*n+n-1-x
+			if len(s.Mask) == n*n {
+				o.Mask[dst] = synthface.FlipClass(s.Mask[src])
+			}
+			if len(s.Scribble) == n*n {
+				o.Scribble[dst] = s.Scribble[src]
+			}
+			if len(s.Image) == 3*n*n {
+				copy(o.Image[3*dst:3*dst+3], s.Image[3*src:3*src+3])
+			}
+		}
+	}
+	o.Camera = FlipCamera(s.Camera)
+	return &o
+}
+
+// FlipCamera mirrors an EG3D camera: C' = S·C·S with S = diag(-1,1,1,1),
+// and the principal point reflected.
+func FlipCamera(c [25]float32) [25]float32 {
+	for i := 0; i < 4; i++ {
+		for j := 0; j < 4; j++ {
+			if (i == 0) != (j == 0) {
+				c[i*4+j] = -c[i*4+j]
+			}
+		}
+	}
+	c[16+2] = 1 - c[16+2]
+	return c
+}

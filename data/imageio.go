@@ -1,0 +1,332 @@
+package data
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"os"
+
+	"ddgi/synthface"
+)
+
+// MaxImageSide bounds decoded images so a hostile file cannot exhaust memory.
+const MaxImageSide = 8192
+
+// decodeFile reads an image after checking its header: format (when png is
+// set, PNG only) and dimensions.
+func decodeFile(path string, pngOnly bool) (image.Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a readable image: %w", path, err)
+	}
+	if pngOnly && format != "png" {
+		return nil, fmt.Errorf("%s: is %s, want PNG", path, format)
+	}
+	if cfg.Width < 1 || cfg.Height < 1 || cfg.Width > MaxImageSide || cfg.Height > MaxImageSide {
+		return nil, fmt.Errorf("%s: image is %d×%d, want at most %d×%d", path, cfg.Width, cfg.Height, MaxImageSide, MaxImageSide)
+	}
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: corrupt %s: %w", path, format, err)
+	}
+	return img, nil
+}
+
+// ReadMask reads a semantic mask PNG of any size — one-channel labels,
+// paletted (index = label), grey RGB (value = label), or RGB drawn in
+// synthface.Palette — and returns size×size labels, nearest-neighbour.
+func ReadMask(path string, size int) ([]uint8, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("read mask %s: bad target size %d", path, size)
+	}
+	img, err := decodeFile(path, true)
+	if err != nil {
+		return nil, fmt.Errorf("read mask: %w", err)
+	}
+	lab, err := labelsOf(img)
+	if err != nil {
+		return nil, fmt.Errorf("read mask %s: %w", path, err)
+	}
+	b := img.Bounds()
+	return resizeNearest(lab, b.Dx(), b.Dy(), size), nil
+}
+
+var errLabel = errors.New("bad label")
+
+// labelsOf extracts class indices from a decoded mask.
+func labelsOf(img image.Image) ([]uint8, error) {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := make([]uint8, w*h)
+	bad := func(x, y, v int) error {
+		return fmt.Errorf("mask pixel (%d,%d) has label %d; valid labels are 0–%d: %w", x, y, v, synthface.NumClasses-1, errLabel)
+	}
+	palette := map[color.RGBA]uint8{}
+	for i, c := range synthface.Palette {
+		palette[c] = uint8(i)
+	}
+	switch m := img.(type) {
+	case *image.Gray:
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				v := m.GrayAt(b.Min.X+x, b.Min.Y+y).Y
+				if int(v) >= synthface.NumClasses {
+					return nil, bad(x, y, int(v))
+				}
+				out[y*w+x] = v
+			}
+		}
+		return out, nil
+	case *image.Gray16:
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				v := m.Gray16At(b.Min.X+x, b.Min.Y+y).Y
+				if int(v) >= synthface.NumClasses {
+					return nil, bad(x, y, int(v))
+				}
+				out[y*w+x] = uint8(v)
+			}
+		}
+		return out, nil
+	case *image.Paletted:
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				v := m.ColorIndexAt(b.Min.X+x, b.Min.Y+y)
+				if int(v) >= synthface.NumClasses {
+					return nil, bad(x, y, int(v))
+				}
+				out[y*w+x] = v
+			}
+		}
+		return out, nil
+	}
+	// Colour image: all-grey means labels stored in RGB, else the palette.
+	grey := true
+	for y := 0; y < h && grey; y++ {
+		for x := 0; x < w; x++ {
+			r, g, bb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			if r != g || g != bb {
+				grey = false
+				break
+			}
+		}
+	}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r, g, bb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			if grey {
+				v := int(r >> 8)
+				if v >= synthface.NumClasses {
+					return nil, bad(x, y, v)
+				}
+				out[y*w+x] = uint8(v)
+				continue
+			}
+			c := color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bb >> 8), 255}
+			v, ok := palette[c]
+			if !ok {
+				return nil, fmt.Errorf("mask pixel (%d,%d) has colour #%02x%02x%02x, which is not in the mask palette: %w", x, y, c.R, c.G, c.B, errLabel)
+			}
+			out[y*w+x] = v
+		}
+	}
+	return out, nil
+}
+
+// ReadScribble reads a scribble PNG (white strokes on black, or black on
+// white — the majority value is taken as background) and returns size×size
+// 0/255 strokes. Downscaling keeps a stroke if any source pixel has one, so
+// thin lines survive.
+func ReadScribble(path string, size int) ([]uint8, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("read scribble %s: bad target size %d", path, size)
+	}
+	img, err := decodeFile(path, true)
+	if err != nil {
+		return nil, fmt.Errorf("read scribble: %w", err)
+	}
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	on := make([]bool, w*h)
+	white := 0
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			c := color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray)
+			if c.Y >= 128 {
+				on[y*w+x] = true
+				white++
+			}
+		}
+	}
+	if white*2 > w*h { // black strokes on white paper
+		for i := range on {
+			on[i] = !on[i]
+		}
+	}
+	return resizeStrokes(on, w, h, size), nil
+}
+
+// resizeNearest samples labels at target pixel centres.
+func resizeNearest(src []uint8, w, h, size int) []uint8 {
+	out := make([]uint8, size*size)
+	for y := 0; y < size; y++ {
+		sy := min((2*y+1)*h/(2*size), h-1)
+		for x := 0; x < size; x++ {
+			sx := min((2*x+1)*w/(2*size), w-1)
+			out[y*size+x] = src[sy*w+sx]
+		}
+	}
+	return out
+}
+
+// resizeStrokes max-pools when shrinking and samples nearest when growing.
+func resizeStrokes(on []bool, w, h, size int) []uint8 {
+	out := make([]uint8, size*size)
+	for y := 0; y < size; y++ {
+		y0, y1 := y*h/size, max((y+1)*h/size, y*h/size+1)
+		for x := 0; x < size; x++ {
+			x0, x1 := x*w/size, max((x+1)*w/size, x*w/size+1)
+			hit := false
+			for yy := y0; yy < y1 && yy < h && !hit; yy++ {
+				for xx := x0; xx < x1 && xx < w; xx++ {
+					if on[yy*w+xx] {
+						hit = true
+						break
+					}
+				}
+			}
+			if hit {
+				out[y*size+x] = 255
+			}
+		}
+	}
+	return out
+}
+
+// resizeRGB resamples an RGB image to size² with area averaging when
+// shrinking and bilinear interpolation when growing.
+func resizeRGB(img image.Image, size int) []uint8 {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	src := make([]float64, w*h*3)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r, g, bb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			i := (y*w + x) * 3
+			src[i], src[i+1], src[i+2] = float64(r>>8), float64(g>>8), float64(bb>>8)
+		}
+	}
+	out := make([]uint8, size*size*3)
+	sx, sy := float64(w)/float64(size), float64(h)/float64(size)
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			var acc [3]float64
+			if sx >= 1 && sy >= 1 {
+				x0, x1 := int(float64(x)*sx), max(int(float64(x+1)*sx), int(float64(x)*sx)+1)
+				y0, y1 := int(float64(y)*sy), max(int(float64(y+1)*sy), int(float64(y)*sy)+1)
+				n := 0.0
+				for yy := y0; yy < y1 && yy < h; yy++ {
+					for xx := x0; xx < x1 && xx < w; xx++ {
+						i := (yy*w + xx) * 3
+						acc[0] += src[i]
+						acc[1] += src[i+1]
+						acc[2] += src[i+2]
+						n++
+					}
+				}
+				for c := range acc {
+					acc[c] /= n
+				}
+			} else {
+				fx := clampF((float64(x)+0.5)*sx-0.5, 0, float64(w-1))
+				fy := clampF((float64(y)+0.5)*sy-0.5, 0, float64(h-1))
+				x0, y0 := int(fx), int(fy)
+				x1, y1 := min(x0+1, w-1), min(y0+1, h-1)
+				tx, ty := fx-float64(x0), fy-float64(y0)
+				for c := 0; c < 3; c++ {
+					a := src[(y0*w+x0)*3+c]*(1-tx) + src[(y0*w+x1)*3+c]*tx
+					d := src[(y1*w+x0)*3+c]*(1-tx) + src[(y1*w+x1)*3+c]*tx
+					acc[c] = a*(1-ty) + d*ty
+				}
+			}
+			for c := 0; c < 3; c++ {
+				out[(y*size+x)*3+c] = uint8(clampF(acc[c]+0.5, 0, 255))
+			}
+		}
+	}
+	return out
+}
+
+func clampF(x, lo, hi float64) float64 {
+	if x < lo {
+		return lo
+	}
+	if x > hi {
+		return hi
+	}
+	return x
+}
+
+// WriteMaskPNG writes labels as a one-channel PNG (value = class index).
+func WriteMaskPNG(path string, mask []uint8, size int) error {
+	if len(mask) != size*size {
+		return fmt.Errorf("write mask %s: %d labels for a %d×%d image", path, len(mask), size, size)
+	}
+	img := &image.Gray{Pix: mask, Stride: size, Rect: image.Rect(0, 0, size, size)}
+	return writePNG(path, img)
+}
+
+// WriteRGBPNG writes an RGB buffer (size*size*3) as PNG.
+func WriteRGBPNG(path string, rgb []uint8, size int) error {
+	if len(rgb) != size*size*3 {
+		return fmt.Errorf("write image %s: %d bytes for a %d×%d RGB image", path, len(rgb), size, size)
+	}
+	return writePNG(path, rgbImage(rgb, size))
+}
+
+func rgbImage(rgb []uint8, size int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	for i := 0; i < size*size; i++ {
+		copy(img.Pix[4*i:4*i+3], rgb[3*i:3*i+3])
+		img.Pix[4*i+3] = 255
+	}
+	return img
+}
+
+func writePNG(path string, img image.Image) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// ColorizeMask paints labels in synthface.Palette as RGB (size*size*3).
+func ColorizeMask(mask []uint8) []uint8 { return synthface.ColorizeMask(mask) }
+
+func writeJPEG(path string, rgb []uint8, size int) error {
+	if len(rgb) != size*size*3 {
+		return fmt.Errorf("write image %s: %d bytes for a %d×%d RGB image", path, len(rgb), size, size)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := jpeg.Encode(f, rgbImage(rgb, size), &jpeg.Options{Quality: 95}); err != nil {
+		f.Close()
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,157 @@
+package data
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+)
+
+// LoaderOptions configure a Loader. Workers ≤ 0 means 1; Prefetch is the
+// number of batches prepared ahead (default 2).
+type LoaderOptions struct {
+	BatchSize int
+	Workers   int
+	Seed      int64
+	Shuffle   bool
+	Flip      bool // mirror each sample with probability ½ (see Flip)
+	DropLast  bool
+	Prefetch  int
+}
+
+// Batch is one batch in epoch order; Err is the first error met.
+type Batch struct {
+	Index   int
+	Samples []*Sample
+	Err     error
+}
+
+// Loader yields batches of a Dataset with a seeded shuffle and N workers.
+// Order and flips depend only on (Seed, epoch), not on worker timing.
+type Loader struct {
+	ds  Dataset
+	opt LoaderOptions
+}
+
+// NewLoader validates options and returns a Loader.
+func NewLoader(ds Dataset, opt LoaderOptions) (*Loader, error) {
+	if opt.BatchSize < 1 {
+		return nil, fmt.Errorf("loader: batch size %d, want ≥ 1", opt.BatchSize)
+	}
+	opt.Workers = max(opt.Workers, 1)
+	if opt.Prefetch < 1 {
+		opt.Prefetch = 2
+	}
+	return &Loader{ds: ds, opt: opt}, nil
+}
+
+// Batches returns the number of batches per epoch.
+func (l *Loader) Batches() int {
+	n := l.ds.Len()
+	if l.opt.DropLast {
+		return n / l.opt.BatchSize
+	}
+	return (n + l.opt.BatchSize - 1) / l.opt.BatchSize
+}
+
+type batchState struct {
+	b    Batch
+	mu   sync.Mutex
+	left int
+	done chan struct{}
+}
+
+type job struct {
+	st   *batchState
+	pos  int
+	idx  int
+	flip bool
+}
+
+// Epoch streams the batches of one epoch; the channel closes at the end or
+// when ctx is cancelled.
+func (l *Loader) Epoch(ctx context.Context, epoch int) <-chan Batch {
+	out := make(chan Batch)
+	n := l.ds.Len()
+	r := rand.New(rand.NewPCG(uint64(l.opt.Seed), uint64(epoch)*0x9e3779b97f4a7c15+1))
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	if l.opt.Shuffle {
+		r.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
+	flips := make([]bool, n)
+	if l.opt.Flip {
+		for i := range flips {
+			flips[i] = r.IntN(2) == 1
+		}
+	}
+	jobs := make(chan job)
+	ordered := make(chan *batchState, l.opt.Prefetch)
+	var wg sync.WaitGroup
+	for w := 0; w < l.opt.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				s, err := l.ds.Get(j.idx)
+				if err == nil && j.flip {
+					s = Flip(s)
+				}
+				j.st.mu.Lock()
+				j.st.b.Samples[j.pos] = s
+				if err != nil && j.st.b.Err == nil {
+					j.st.b.Err = err
+				}
+				j.st.left--
+				last := j.st.left == 0
+				j.st.mu.Unlock()
+				if last {
+					close(j.st.done)
+				}
+			}
+		}()
+	}
+	// Dispatcher: queue batches in order, at most Prefetch ahead.
+	go func() {
+		defer close(ordered)
+		defer close(jobs)
+		for b := 0; b < l.Batches(); b++ {
+			lo, hi := b*l.opt.BatchSize, min((b+1)*l.opt.BatchSize, n)
+			st := &batchState{b: Batch{Index: b, Samples: make([]*Sample, hi-lo)}, left: hi - lo, done: make(chan struct{})}
+			select {
+			case ordered <- st:
+			case <-ctx.Done():
+				return
+			}
+			for k := lo; k < hi; k++ {
+				select {
+				case jobs <- job{st: st, pos: k - lo, idx: order[k], flip: flips[k]}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	// Emitter: hand batches out in order as they complete.
+	go func() {
+		defer close(out)
+		for st := range ordered {
+			select {
+			case <-st.done:
+			case <-ctx.Done():
+				wg.Wait()
+				return
+			}
+			select {
+			case out <- st.b:
+			case <-ctx.Done():
+				wg.Wait()
+				return
+			}
+		}
+		wg.Wait()
+	}()
+	return out
+}
