@@ -155,7 +155,8 @@ func sentence(a Attributes, ps []phrase, r *rand.Rand) string {
 	for _, p := range ps {
 		groups[p.kind] = append(groups[p.kind], p.words[r.IntN(len(p.words))])
 	}
-	for _, g := range groups {
+	for _, k := range []byte{'h', 'w', 'i'} {
+		g := groups[k]
 		r.Shuffle(len(g), func(i, j int) { g[i], g[j] = g[j], g[i] })
 	}
 	order := []byte{'h', 'w', 'i'}

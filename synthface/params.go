@@ -252,7 +252,7 @@ func SampleIdentity(id int64) Identity {
 		sex = 1
 	}
 	// Ages skew young as in CelebA (~77 % "Young").
-	id0.Age = clamp(math.Pow(r.Float64(), 1.7), 0, 1)
+	id0.Age = clamp(math.Pow(r.Float64(), 2.2), 0, 1)
 	id0.HeadWidth = gauss(r, 1+0.03*sex, 0.04, 0.88, 1.12)
 	id0.HeadHeight = gauss(r, 1, 0.04, 0.88, 1.12)
 	id0.HeadDepth = gauss(r, 1, 0.04, 0.9, 1.1)
@@ -327,7 +327,7 @@ func pick(r *rand.Rand, w []float64) int {
 // deriveFromIdentity sets the attribute flags that the identity decides.
 func deriveFromIdentity(a *Attributes, id Identity) {
 	a.Male = id.Male
-	a.Young = id.Age < 0.42
+	a.Young = id.Age < 0.5
 	a.BigNose = id.NoseLength*id.NoseWidth*id.NoseTip > 1.22
 	a.PointyNose = !a.BigNose && id.NoseTip < 0.92 && id.NoseProjection > 1.0
 	a.BigLips = id.LipFullness > 1.15

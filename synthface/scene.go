@@ -79,9 +79,9 @@ func buildScene(p *Params) *scene {
 	add(ellipsoid(partHead, v3(0, chinY, 5.9*D), v3(2.3*id.ChinWidth, 1.6*id.ChinLength, 2.1), 0.3, 0, 0))
 	for _, sx := range []float64{-1, 1} {
 		ch := id.Cheeks
-		add(ellipsoid(partHead, v3(sx*3.8*W, ly(-2.6)+0.5*smile, 4.9+0.25*smile), v3(2.6*ch, 2.4*ch, 2.8*ch), 0, sx*0.3, 0))
+		add(ellipsoid(partHead, v3(sx*3.7*W, ly(-2.6)+0.5*smile, 4.5+0.25*smile), v3(2.6*ch, 2.4*ch, 2.8*ch), 0, sx*0.3, 0))
 		cb := id.Cheekbones
-		add(ellipsoid(partHead, v3(sx*4.7*W, -0.6, 2.6+0.5*cb), v3(2.0, 1.5*cb, 2.6), 0, sx*0.5, 0))
+		add(ellipsoid(partHead, v3(sx*4.6*W, -0.6, 2.2+0.5*cb), v3(2.0, 1.5*cb, 2.6), 0, sx*0.5, 0))
 	}
 	if a.DoubleChin {
 		add(ellipsoid(partHead, v3(0, chinY-1.0, 3.5), v3(3.6, 2.0, 3.4), 0.5, 0, 0))
@@ -224,7 +224,7 @@ func (s *scene) beardRegion(q vec3) bool {
 func (s *scene) hairlineY(phi float64, x float64) float64 {
 	a := math.Abs(phi)
 	st := &s.p.Style
-	front := s.browY + st.Hairline
+	front := s.browY + st.Hairline + 0.5*noise2(x*1.3, 0, st.HairSeed)
 	if s.p.Attrs.RecedingHairline {
 		front += 1.3 * smoothstep(0.12, 0.45, a) // M-shaped temples
 	}
@@ -266,7 +266,7 @@ func (s *scene) addHair() {
 			f := ellipsoid(partHair, s.crc, s.crr.add(v3(0.4, 0.4, 0.4)), 0, 0, 0)
 			f.accept = func(q vec3) bool {
 				phi := math.Atan2(q.x, q.z)
-				return math.Abs(phi) > 1.35 && q.y < s.crc.y+1.5 && q.y > s.hairlineY(phi, q.x)
+				return math.Abs(phi) > 1.3 && q.y < s.crc.y+2 && q.y > s.hairlineY(phi, q.x)-1.5
 			}
 			add(f)
 		}
@@ -293,14 +293,14 @@ func (s *scene) addHair() {
 		d.accept = window
 		add(d)
 		if a.WavyHair { // lumps along the sides break the smooth silhouette
-			for i := 0; i < 10; i++ {
+			for i := 0; i < 8; i++ {
 				sx := 1.0
 				if i%2 == 1 {
 					sx = -1
 				}
-				y := s.crc.y - 2 - float64(i/2)*3.2
+				y := s.crc.y - 3 - float64(i/2)*4.0
 				j := noise2(float64(i)*1.7, float64(st.HairSeed%1000), 7)
-				c := ellipsoid(partHair, v3(sx*(s.crr.x+vol*0.3+0.6*j), y, -2.8+1.5*j), v3(2.4+0.8*j, 3.6, 4.0), 0, 0, sx*0.3)
+				c := ellipsoid(partHair, v3(sx*(s.crr.x+vol-2.2+0.8*j), y, -3.2+1.2*j), v3(3.4+1.0*j, 4.4, 4.6), 0, 0, sx*0.25)
 				c.accept = window
 				add(c)
 			}

@@ -240,7 +240,7 @@ func (sh *shader) brow(q vec3) (uint8, bool) {
 	}
 	arch := 0.12 + 0.4*id.BrowArch
 	yc := s.browY + arch*math.Exp(-(t-0.6)*(t-0.6)/0.12) - 0.35*t*t
-	th := id.BrowThickness * (0.55 - 0.3*t) * smoothstep(0, 0.1, t)
+	th := id.BrowThickness * (0.66 - 0.34*t) * smoothstep(0, 0.1, t)
 	if id.BrowThickness > 1.25 {
 		th *= 1 + 0.3*noise2(q.x*5, q.y*5, 4)
 	}

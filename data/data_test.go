@@ -1,0 +1,433 @@
+package data
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ddgi/synthface"
+)
+
+func TestSplitsDisjoint(t *testing.T) {
+	train := NewSynthFace(Train, 32, 1<<30)
+	bench := NewSynthFace(Bench, 32, BenchSize)
+	if Train.Seed(train.Len()-1) >= Bench.Seed(0) {
+		t.Fatal("train seeds reach the bench range")
+	}
+	for i := 0; i < BenchSize; i += 97 {
+		if SplitOf(Bench.Seed(i)) != Bench || SplitOf(Train.Seed(i)) != Train {
+			t.Fatalf("SplitOf wrong at %d", i)
+		}
+	}
+	b, err := bench.Get(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if SplitOf(b.Seed) != Bench || SplitOf(b.Identity) != Bench {
+		t.Fatalf("bench sample has seed %d identity %d", b.Seed, b.Identity)
+	}
+	a, _ := train.Get(3)
+	if a.Identity == b.Identity || a.Seed == b.Seed {
+		t.Fatal("train and bench share an identity or seed")
+	}
+	// Grouped identities stay inside the split as well.
+	g := NewSynthFaceIdentities(Bench, 32, 8, 4)
+	s0, _ := g.Get(0)
+	s3, _ := g.Get(3)
+	s4, _ := g.Get(4)
+	if s0.Identity != s3.Identity || s0.Identity == s4.Identity || SplitOf(s4.Identity) != Bench || s0.Seed == s3.Seed {
+		t.Fatalf("grouped identities: %d %d %d", s0.Identity, s3.Identity, s4.Identity)
+	}
+	if _, err := train.Get(-1); err == nil {
+		t.Fatal("negative index accepted")
+	}
+	if _, err := ParseSplit("valid"); err == nil {
+		t.Fatal("unknown split accepted")
+	}
+}
+
+func TestSynthFaceDeterministic(t *testing.T) {
+	d := NewSynthFace(Train, 32, 10)
+	a, _ := d.Get(5)
+	b, _ := d.Get(5)
+	if !bytes.Equal(a.Image, b.Image) || !bytes.Equal(a.Mask, b.Mask) || a.Camera != b.Camera {
+		t.Fatal("index 5 rendered differently twice")
+	}
+	if len(a.Attrs) != len(synthface.AttributeNames) || len(a.Captions) < 5 {
+		t.Fatalf("attrs %d captions %d", len(a.Attrs), len(a.Captions))
+	}
+}
+
+func TestFlip(t *testing.T) {
+	s, err := NewSynthFace(Train, 64, 20).Get(12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Flip(s)
+	n := s.Size
+	for y := 0; y < n; y++ {
+		for x := 0; x < n; x++ {
+			a, b := s.Mask[y*n+x], f.Mask[y*n+n-1-x]
+			want := a
+			switch a {
+			case synthface.LEye, synthface.LBrow, synthface.LEar:
+				want = a + 1
+			case synthface.REye, synthface.RBrow, synthface.REar:
+				want = a - 1
+			}
+			if b != want {
+				t.Fatalf("(%d,%d): label %d flipped to %d, want %d", x, y, a, b, want)
+			}
+			if s.Image[3*(y*n+x)] != f.Image[3*(y*n+n-1-x)] || s.Scribble[y*n+x] != f.Scribble[y*n+n-1-x] {
+				t.Fatal("pixels not mirrored")
+			}
+		}
+	}
+	if strings.Join(f.Captions, "") != strings.Join(s.Captions, "") {
+		t.Fatal("flip changed captions")
+	}
+	if ff := Flip(f); !bytes.Equal(ff.Mask, s.Mask) || ff.Camera != s.Camera {
+		t.Fatal("flipping twice is not the identity")
+	}
+	// A mirrored camera has the opposite yaw, same pitch.
+	c := synthface.CameraFromEG3D(s.Camera)
+	m := synthface.CameraFromEG3D(f.Camera)
+	if d := m.Yaw() + c.Yaw(); d > 1e-5 || d < -1e-5 {
+		t.Fatalf("yaw %g mirrored to %g", c.Yaw(), m.Yaw())
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writePart writes a 32×32 RGB part mask (white where in(x,y)).
+func writePart(t *testing.T, path string, in func(x, y int) bool) {
+	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	for y := 0; y < 32; y++ {
+		for x := 0; x < 32; x++ {
+			c := color.RGBA{0, 0, 0, 255}
+			if in(x, y) {
+				c = color.RGBA{255, 255, 255, 255}
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCelebAMaskHQFixture builds a two-image folder in CelebAMask-HQ layout:
+// 64² JPEGs, 32² part masks in anno/0/, MM-CelebA-HQ text, attribute table.
+func TestCelebAMaskHQFixture(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		img := image.NewRGBA(image.Rect(0, 0, 64, 64))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(100 + 50*i)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, DirImages), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.Create(filepath.Join(dir, DirImages, []string{"0.jpg", "1.jpg"}[i]))
+		if err := jpeg.Encode(f, img, nil); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	anno := filepath.Join(dir, DirPartMasks, "0")
+	// skin everywhere in the middle, hair on top overwriting it (hair comes
+	// later in CelebAMask-HQ's order), l_eye inside the skin, cloth at the
+	// bottom, and a neck that cloth overwrites.
+	writePart(t, filepath.Join(anno, "00000_skin.png"), func(x, y int) bool { return x >= 8 && x < 24 && y >= 4 && y < 28 })
+	writePart(t, filepath.Join(anno, "00000_hair.png"), func(x, y int) bool { return y < 10 })
+	writePart(t, filepath.Join(anno, "00000_l_eye.png"), func(x, y int) bool { return x >= 18 && x < 22 && y >= 12 && y < 14 })
+	writePart(t, filepath.Join(anno, "00000_neck.png"), func(x, y int) bool { return y >= 26 })
+	writePart(t, filepath.Join(anno, "00000_cloth.png"), func(x, y int) bool { return y >= 28 })
+	writePart(t, filepath.Join(anno, "00001_skin.png"), func(x, y int) bool { return true })
+	os.MkdirAll(filepath.Join(dir, DirText), 0o755)
+	os.WriteFile(filepath.Join(dir, DirText, "0.txt"), []byte("The woman has wavy hair.\n\nShe is smiling.\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, FileAttrAnno), []byte("2\n5_o_Clock_Shadow Male Smiling Young\n0.jpg -1 -1 1 1\n1.jpg -1 1 -1 -1\n"), 0o644)
+
+	ds, err := OpenFolder(dir, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Len() != 2 {
+		t.Fatalf("Len %d", ds.Len())
+	}
+	s, err := ds.Get(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(x32, y32 int) uint8 { return s.Mask[(y32/2)*16+x32/2] }
+	cases := []struct {
+		x, y int
+		want uint8
+	}{{0, 20, 0}, {12, 20, synthface.Skin}, {12, 2, synthface.Hair}, {12, 8, synthface.Hair},
+		{19, 12, synthface.LEye}, {2, 26, synthface.Neck}, {12, 30, synthface.Cloth}}
+	for _, c := range cases {
+		if got := at(c.x, c.y); got != c.want {
+			t.Errorf("mask at (%d,%d) of 32²: %d, want %d", c.x, c.y, got, c.want)
+		}
+	}
+	if len(s.Image) != 16*16*3 || s.Image[0] < 90 || s.Image[0] > 110 {
+		t.Fatalf("image not loaded/resized: %d bytes, first %d", len(s.Image), s.Image[0])
+	}
+	if len(s.Captions) != 2 || s.Captions[1] != "She is smiling." {
+		t.Fatalf("captions %q", s.Captions)
+	}
+	idx := map[string]int{}
+	for j, n := range synthface.AttributeNames {
+		idx[n] = j
+	}
+	if s.Attrs[idx["Smiling"]] != 1 || s.Attrs[idx["Male"]] != 0 || s.Attrs[idx["Young"]] != 1 {
+		t.Fatalf("attributes %v", s.Attrs)
+	}
+	s1, _ := ds.Get(1)
+	if s1.Attrs[idx["Male"]] != 1 || s1.Mask[0] != synthface.Skin || s1.Identity != -1 {
+		t.Fatal("second sample wrong")
+	}
+	if len(s.Scribble) != 16*16 {
+		t.Fatal("scribble not derived")
+	}
+}
+
+func TestSynthFolderRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewFolderWriter(dir, "png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := NewSynthFace(Bench, 32, 3)
+	var want []*Sample
+	for i := 0; i < 3; i++ {
+		s, _ := src.Get(i)
+		want = append(want, s)
+		if err := w.Write(i, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := OpenFolder(dir, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		got, err := ds.Get(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := want[i]
+		if !bytes.Equal(got.Image, e.Image) || !bytes.Equal(got.Mask, e.Mask) || !bytes.Equal(got.Scribble, e.Scribble) {
+			t.Fatalf("sample %d pixels differ after write/read", i)
+		}
+		if got.Camera != e.Camera || got.Identity != e.Identity || got.Seed != e.Seed || strings.Join(got.Captions, "\n") != strings.Join(e.Captions, "\n") {
+			t.Fatalf("sample %d metadata differs", i)
+		}
+		for j := range e.Attrs {
+			if got.Attrs[j] != e.Attrs[j] {
+				t.Fatalf("sample %d attribute %s differs", i, synthface.AttributeNames[j])
+			}
+		}
+	}
+	if _, err := NewFolderWriter(dir, "gif"); err == nil {
+		t.Fatal("gif format accepted")
+	}
+	if _, err := OpenFolder(t.TempDir(), 32); err == nil {
+		t.Fatal("empty folder opened")
+	}
+}
+
+func writeTestPNG(t *testing.T, img image.Image) string {
+	p := filepath.Join(t.TempDir(), "m.png")
+	f, _ := os.Create(p)
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestReadMask(t *testing.T) {
+	g := image.NewGray(image.Rect(0, 0, 40, 20))
+	for x := 20; x < 40; x++ {
+		for y := 0; y < 20; y++ {
+			g.Pix[y*40+x] = synthface.Hair
+		}
+	}
+	m, err := ReadMask(writeTestPNG(t, g), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[0] != 0 || m[7] != synthface.Hair || len(m) != 64 {
+		t.Fatalf("gray mask read as %v", m[:8])
+	}
+	// Palette colours map back to labels.
+	rgb := image.NewRGBA(image.Rect(0, 0, 4, 4))
+	for i := 0; i < 16; i++ {
+		rgb.SetRGBA(i%4, i/4, synthface.Palette[i])
+	}
+	m, err = ReadMask(writeTestPNG(t, rgb), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 16; i++ {
+		if m[i] != uint8(i) {
+			t.Fatalf("palette colour %d read as %d", i, m[i])
+		}
+	}
+	// Paletted PNG: index is the label.
+	pal := image.NewPaletted(image.Rect(0, 0, 2, 2), color.Palette{color.Black, color.White, color.Gray{9}})
+	pal.Pix = []uint8{0, 1, 2, 1}
+	if m, err = ReadMask(writeTestPNG(t, pal), 2); err != nil || m[2] != 2 {
+		t.Fatalf("paletted: %v %v", m, err)
+	}
+
+	bad := image.NewGray(image.Rect(0, 0, 10, 10))
+	bad.Pix[3*10+5] = 23
+	_, err = ReadMask(writeTestPNG(t, bad), 8)
+	if err == nil || !strings.Contains(err.Error(), "mask pixel (5,3) has label 23; valid labels are 0–18") {
+		t.Fatalf("label 23: %v", err)
+	}
+	rgb.SetRGBA(1, 1, color.RGBA{1, 2, 3, 255})
+	if _, err = ReadMask(writeTestPNG(t, rgb), 4); err == nil || !strings.Contains(err.Error(), "#010203") {
+		t.Fatalf("unknown colour: %v", err)
+	}
+
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "c.png")
+	os.WriteFile(corrupt, []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
+	jp := filepath.Join(dir, "j.jpg")
+	f, _ := os.Create(jp)
+	jpeg.Encode(f, g, nil)
+	f.Close()
+	huge := writeTestPNG(t, image.NewGray(image.Rect(0, 0, 9000, 1)))
+	for name, p := range map[string]string{"corrupt": corrupt, "jpeg": jp, "huge": huge, "missing": filepath.Join(dir, "none.png")} {
+		if _, err := ReadMask(p, 8); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: want a one-line error, got %v", name, err)
+		}
+		if _, err := ReadScribble(p, 8); err == nil {
+			t.Errorf("%s scribble: accepted", name)
+		}
+	}
+	if _, err := ReadMask(huge, 0); err == nil {
+		t.Error("size 0 accepted")
+	}
+}
+
+func TestReadScribble(t *testing.T) {
+	// A 1-px diagonal line on 64²; both polarities read alike and the line
+	// survives a 4× shrink.
+	wb := image.NewGray(image.Rect(0, 0, 64, 64))
+	bw := image.NewGray(image.Rect(0, 0, 64, 64))
+	for i := range bw.Pix {
+		bw.Pix[i] = 255
+	}
+	for i := 0; i < 64; i++ {
+		wb.Pix[i*64+i] = 255
+		bw.Pix[i*64+i] = 0
+	}
+	a, err := ReadScribble(writeTestPNG(t, wb), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ReadScribble(writeTestPNG(t, bw), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatal("inverse scribble read differently")
+	}
+	for i := 0; i < 16; i++ {
+		if a[i*16+i] != 255 || a[i*16+(i+8)%16] != 0 {
+			t.Fatalf("diagonal lost at %d", i)
+		}
+	}
+}
+
+type failing struct{ Dataset }
+
+func (f failing) Get(i int) (*Sample, error) {
+	if i == 7 {
+		return nil, errors.New("boom")
+	}
+	return f.Dataset.Get(i)
+}
+
+func TestLoader(t *testing.T) {
+	ds := NewSynthFace(Train, 32, 22)
+	run := func(seed int64, epoch int) []int64 {
+		l, err := NewLoader(ds, LoaderOptions{BatchSize: 5, Workers: 2, Seed: seed, Shuffle: true, Flip: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seeds []int64
+		next := 0
+		for b := range l.Epoch(context.Background(), epoch) {
+			if b.Err != nil {
+				t.Fatal(b.Err)
+			}
+			if b.Index != next {
+				t.Fatalf("batch %d arrived as %d", b.Index, next)
+			}
+			next++
+			for _, s := range b.Samples {
+				seeds = append(seeds, s.Seed)
+			}
+		}
+		if next != l.Batches() || next != 5 {
+			t.Fatalf("%d batches, want 5", next)
+		}
+		return seeds
+	}
+	a, b, c := run(1, 0), run(1, 0), run(2, 0)
+	seen := map[int64]bool{}
+	for _, s := range a {
+		seen[s] = true
+	}
+	if len(a) != 22 || len(seen) != 22 {
+		t.Fatalf("epoch covered %d samples, %d distinct", len(a), len(seen))
+	}
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatal("same seed gave a different order")
+	}
+	if fmt.Sprint(a) == fmt.Sprint(c) {
+		t.Fatal("different seeds gave the same order")
+	}
+	l, _ := NewLoader(failing{ds}, LoaderOptions{BatchSize: 4, Workers: 2, DropLast: true})
+	var errs int
+	for b := range l.Epoch(context.Background(), 0) {
+		if b.Err != nil {
+			errs++
+		}
+	}
+	if errs != 1 || l.Batches() != 5 {
+		t.Fatalf("%d failing batches, %d batches", errs, l.Batches())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := l.Epoch(ctx, 1)
+	<-ch
+	cancel()
+	for range ch { // must close after cancel
+	}
+	if _, err := NewLoader(ds, LoaderOptions{}); err == nil {
+		t.Fatal("batch size 0 accepted")
+	}
+}
