@@ -1,0 +1,192 @@
+// Command engine benchmarks ddgi's Go→libtorch engine against PyTorch from
+// Python on the same small conv-net training step (4 × conv3×3 64ch +
+// GroupNorm + SiLU, 32², batch 8, Adam), in one run, and prints steps/s of
+// each, their ratio, the fraction of the CPU's peak FLOP rate reached, and
+// the per-op overhead of a cgo call on a tiny tensor.
+//
+//	go run ./bench/engine [-threads 2] [-steps 60] [-rounds 3]
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"ddgi/nn"
+	"ddgi/optim"
+	"ddgi/torch"
+)
+
+type convNet struct {
+	convs []*nn.Conv2d
+	norms []*nn.GroupNorm
+}
+
+func newConvNet(s *nn.Store) *convNet {
+	n := &convNet{}
+	in := int64(3)
+	for i := 0; i < 4; i++ {
+		p := s.Root().Subf("%d", i)
+		n.convs = append(n.convs, nn.NewConv2d(p.Sub("conv"), in, 64, 3, nn.Conv2dOpts{Padding: 1}))
+		n.norms = append(n.norms, nn.NewGroupNorm(p.Sub("norm"), 8, 64))
+		in = 64
+	}
+	return n
+}
+
+func (n *convNet) forward(x *torch.Tensor) *torch.Tensor {
+	for i := range n.convs {
+		x = n.norms[i].Forward(n.convs[i].Forward(x)).Silu()
+	}
+	return x
+}
+
+// flopsPerStep counts multiply-adds ×2 of the convolutions, forward and
+// backward (≈3× forward); norms and activations are negligible.
+func flopsPerStep() float64 {
+	var f float64
+	in := 3.0
+	for i := 0; i < 4; i++ {
+		f += 2 * 8 * 32 * 32 * 64 * in * 9
+		in = 64
+	}
+	return 3 * f
+}
+
+func goSteps(steps, warm int) float64 {
+	s := nn.NewStore(torch.CPU, 0)
+	net := newConvNet(s)
+	opt := optim.NewAdam(optim.DefaultAdam(1e-3))
+	x := torch.Randn(torch.NewGenerator(0), []int64{8, 3, 32, 32}, torch.Float32, torch.CPU)
+	torch.Persist(x)
+	step := func() {
+		torch.Scoped(func() {
+			net.forward(x).Square().MeanAll().Backward()
+			opt.Update(s.Trainable())
+		})
+	}
+	for i := 0; i < warm; i++ {
+		step()
+	}
+	t0 := time.Now()
+	for i := 0; i < steps; i++ {
+		step()
+	}
+	return float64(steps) / time.Since(t0).Seconds()
+}
+
+func goOpMicros() float64 {
+	x := torch.Ones([]int64{1}, torch.Float32, torch.CPU)
+	torch.Persist(x)
+	const n = 20000
+	t0 := time.Now()
+	for i := 0; i < n; i += 100 {
+		torch.Scoped(func() {
+			for j := 0; j < 100; j++ {
+				x.AddScalar(1)
+			}
+		})
+	}
+	return float64(time.Since(t0).Microseconds()) / n
+}
+
+type peerResult struct {
+	StepsPerS float64 `json:"steps_per_s"`
+	OpUs      float64 `json:"op_us"`
+}
+
+func peer(python, script string, threads, steps, warm int) (peerResult, error) {
+	cmd := exec.Command(python, script, strconv.Itoa(threads), strconv.Itoa(steps), strconv.Itoa(warm))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return peerResult{}, fmt.Errorf("PyTorch peer (%s %s): %w", python, script, err)
+	}
+	var r peerResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		return r, fmt.Errorf("PyTorch peer output %q: %w", out, err)
+	}
+	return r, nil
+}
+
+// peakGFLOPS estimates the FP32 peak: cores × GHz × FLOPs per cycle (two FMA
+// units: 32 with AVX2, 64 with AVX-512).
+func peakGFLOPS(threads int) (float64, string) {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return 0, "unknown CPU"
+	}
+	defer f.Close()
+	var mhz float64
+	perCycle := 16.0
+	model := "unknown CPU"
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "cpu MHz":
+			if mhz == 0 {
+				mhz, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			}
+		case "model name":
+			model = strings.TrimSpace(v)
+		case "flags":
+			fl := " " + v + " "
+			if strings.Contains(fl, " avx512f ") {
+				perCycle = 64
+			} else if strings.Contains(fl, " avx2 ") && perCycle < 32 {
+				perCycle = 32
+			}
+		}
+	}
+	return float64(threads) * mhz / 1000 * perCycle, model
+}
+
+func main() {
+	// One OS thread for every torch call: OpenMP keeps one warm thread team
+	// per calling thread.
+	runtime.LockOSThread()
+	threads := flag.Int("threads", runtime.NumCPU(), "intra-op threads for both engines")
+	steps := flag.Int("steps", 60, "timed steps per round")
+	rounds := flag.Int("rounds", 3, "rounds, alternating Go and PyTorch; the best of each is kept")
+	python := flag.String("python", "/usr/bin/python3", "Python with torch (Debian python3-torch)")
+	flag.Parse()
+	torch.SetThreads(*threads)
+	script := filepath.Join("bench", "engine", "peer.py")
+	var bestGo, bestPy float64
+	var py peerResult
+	for r := 0; r < *rounds; r++ {
+		if g := goSteps(*steps, 5); g > bestGo {
+			bestGo = g
+		}
+		p, err := peer(*python, script, *threads, *steps, 5)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if p.StepsPerS > bestPy {
+			bestPy, py = p.StepsPerS, p
+		}
+	}
+	peak, model := peakGFLOPS(*threads)
+	gf := flopsPerStep() * bestGo / 1e9
+	fmt.Printf("CPU: %s, %d threads, libtorch %s\n", model, *threads, torch.Version())
+	fmt.Printf("conv-net training step (4×conv3×3 64ch+GroupNorm+SiLU, 32², batch 8, Adam):\n")
+	fmt.Printf("  Go (ddgi/torch): %7.2f steps/s  (%.1f GFLOPS", bestGo, gf)
+	if peak > 0 {
+		fmt.Printf(", %.0f%% of the %.0f GFLOPS FP32 peak", 100*gf/peak, peak)
+	}
+	fmt.Printf(")\n  PyTorch (Python): %7.2f steps/s\n  ratio Go/PyTorch: %.2f\n", bestPy, bestGo/bestPy)
+	fmt.Printf("per-op overhead, one-element add: Go %.2f µs, PyTorch %.2f µs\n", goOpMicros(), py.OpUs)
+}
