@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 )
@@ -65,6 +66,9 @@ func usage() {
 }
 
 func main() {
+	// Keep every torch call on one OS thread: OpenMP keeps a warm thread
+	// team per calling thread, and libtorch's grad mode is per thread.
+	runtime.LockOSThread()
 	os.Exit(run(os.Args[1:]))
 }
 
