@@ -246,8 +246,8 @@ func resizeRGB(img image.Image, size int) []uint8 {
 					acc[c] /= n
 				}
 			} else {
-				fx := clampF((float64(x)+0.5)*sx-0.5, 0, float64(w-1))
-				fy := clampF((float64(y)+0.5)*sy-0.5, 0, float64(h-1))
+				fx := min(max((float64(x)+0.5)*sx-0.5, 0), float64(w-1))
+				fy := min(max((float64(y)+0.5)*sy-0.5, 0), float64(h-1))
 				x0, y0 := int(fx), int(fy)
 				x1, y1 := min(x0+1, w-1), min(y0+1, h-1)
 				tx, ty := fx-float64(x0), fy-float64(y0)
@@ -258,21 +258,11 @@ func resizeRGB(img image.Image, size int) []uint8 {
 				}
 			}
 			for c := 0; c < 3; c++ {
-				out[(y*size+x)*3+c] = uint8(clampF(acc[c]+0.5, 0, 255))
+				out[(y*size+x)*3+c] = uint8(min(max(acc[c]+0.5, 0), 255))
 			}
 		}
 	}
 	return out
-}
-
-func clampF(x, lo, hi float64) float64 {
-	if x < lo {
-		return lo
-	}
-	if x > hi {
-		return hi
-	}
-	return x
 }
 
 // WriteMaskPNG writes labels as a one-channel PNG (value = class index).

@@ -142,13 +142,10 @@ func sentence(a Attributes, ps []phrase, r *rand.Rand) string {
 	if a.Male {
 		pron = "He"
 		nouns = []string{"The man", "This man", "The gentleman", "This guy", "The person", "This person"}
-		if a.Young {
-			nouns = append(nouns, "The young man")
-		}
 	} else {
 		nouns = []string{"The woman", "This woman", "The lady", "This lady", "The person", "This person"}
 		if a.Young {
-			nouns = append(nouns, "The girl", "This young woman")
+			nouns = append(nouns, "The girl")
 		}
 	}
 	groups := map[byte][]string{}

@@ -52,6 +52,7 @@ type scene struct {
 	hairTop            float64
 	necklaceY          float64
 	hatY               float64
+	hairVol            float64 // scalp hair thickness, cm
 }
 
 // buildScene turns parameters into primitives, in centimetres.
@@ -81,7 +82,7 @@ func buildScene(p *Params) *scene {
 		ch := id.Cheeks
 		add(ellipsoid(partHead, v3(sx*3.7*W, ly(-2.6)+0.5*smile, 4.5+0.25*smile), v3(2.6*ch, 2.4*ch, 2.8*ch), 0, sx*0.3, 0))
 		cb := id.Cheekbones
-		add(ellipsoid(partHead, v3(sx*4.6*W, -0.6, 2.2+0.5*cb), v3(2.0, 1.5*cb, 2.6), 0, sx*0.5, 0))
+		add(ellipsoid(partHead, v3(sx*4.2*W, -0.6, 2.6+0.5*cb), v3(1.6, 1.5*cb, 2.6), 0, sx*0.5, 0))
 	}
 	if a.DoubleChin {
 		add(ellipsoid(partHead, v3(0, chinY-1.0, 3.5), v3(3.6, 2.0, 3.4), 0.5, 0, 0))
@@ -261,6 +262,7 @@ func (s *scene) addHair() {
 		vol = 0.6
 	}
 	s.hairTop = s.crc.y + s.crr.y + vol
+	s.hairVol = vol
 	if a.Bald {
 		if s.p.Identity.Age > 0.5 { // a fringe around the back
 			f := ellipsoid(partHair, s.crc, s.crr.add(v3(0.4, 0.4, 0.4)), 0, 0, 0)
@@ -292,15 +294,12 @@ func (s *scene) addHair() {
 		d := ellipsoid(partHair, v3(0, s.crc.y-length/2+2, -2.2), v3(s.crr.x+vol+0.6, s.crr.y+length/2, s.crr.z*0.9+vol*0.5), 0, 0, 0)
 		d.accept = window
 		add(d)
-		if a.WavyHair { // lumps along the sides break the smooth silhouette
-			for i := 0; i < 8; i++ {
-				sx := 1.0
-				if i%2 == 1 {
-					sx = -1
-				}
-				y := s.crc.y - 3 - float64(i/2)*4.0
+		if a.WavyHair { // full, uneven volume toward the ends
+			for i := 0; i < 6; i++ {
+				sx := float64(1 - 2*(i%2))
 				j := noise2(float64(i)*1.7, float64(st.HairSeed%1000), 7)
-				c := ellipsoid(partHair, v3(sx*(s.crr.x+vol-2.2+0.8*j), y, -3.2+1.2*j), v3(3.4+1.0*j, 4.4, 4.6), 0, 0, sx*0.25)
+				y := s.crc.y - 7 - float64(i/2)*3.5 - 2*j
+				c := ellipsoid(partHair, v3(sx*(s.crr.x+vol-2.8+1.2*j), y, -3.0+1.5*j), v3(4.6+1.2*j, 5.0, 5.2), 0, 0, sx*0.2)
 				c.accept = window
 				add(c)
 			}
@@ -335,7 +334,8 @@ func (s *scene) addAccessories() {
 	}
 	if a.WearingHat {
 		s.hatY = s.browY + 2.6
-		hr := s.crr.add(v3(1.2+0.5*st.HairVolume, 1.0+0.5*st.HairVolume, 1.2+0.5*st.HairVolume))
+		hv := s.hairVol + 0.6 // the hat sits over the hair
+		hr := s.crr.add(v3(hv, hv*1.1, hv))
 		h := ellipsoid(partHat, s.crc.add(v3(0, 0.4, -0.3)), hr, 0, 0, 0)
 		h.accept = func(q vec3) bool { return q.y > s.hatY-0.25*(s.crc.z-q.z) }
 		add(h)
