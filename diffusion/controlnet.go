@@ -1,0 +1,159 @@
+package diffusion
+
+import (
+	"fmt"
+
+	"ddgi/nn"
+	"ddgi/torch"
+)
+
+// Condition types, one ControlNet branch each.
+const (
+	CondMask     = "mask"
+	CondScribble = "scribble"
+)
+
+// MaskClasses is the number of semantic classes (CelebAMask-HQ order).
+const MaskClasses = 19
+
+// CondChannels is the number of input channels of a condition type: the
+// mask is one-hot over 19 classes, the scribble a single 0/1 plane.
+func CondChannels(kind string) (int64, error) {
+	switch kind {
+	case CondMask:
+		return MaskClasses, nil
+	case CondScribble:
+		return 1, nil
+	}
+	return 0, fmt.Errorf("diffusion: unknown condition %q (mask, scribble)", kind)
+}
+
+// CondEmbedding is ControlNet's ControlNetConditioningEmbedding: a small
+// conv net from the condition image at pixel resolution down to the latent
+// size, ending in a zero-initialised conv (Zhang et al. 2023, Sec. 3.2).
+type CondEmbedding struct {
+	ConvIn  *nn.Conv2d
+	Blocks  []*nn.Conv2d // pairs: 3×3 same width, 3×3 stride 2 to the next width
+	ConvOut *nn.Conv2d
+}
+
+func newCondEmbedding(p nn.Path, c Config, in int64) *CondEmbedding {
+	ch := c.CondEmbedChannels
+	e := &CondEmbedding{ConvIn: nn.NewConv2d(p.Sub("conv_in"), in, ch[0], 3, nn.Conv2dOpts{Padding: 1})}
+	for i := 0; i+1 < len(ch); i++ {
+		e.Blocks = append(e.Blocks,
+			nn.NewConv2d(p.Subf("blocks.%d", 2*i), ch[i], ch[i], 3, nn.Conv2dOpts{Padding: 1}),
+			nn.NewConv2d(p.Subf("blocks.%d", 2*i+1), ch[i], ch[i+1], 3, nn.Conv2dOpts{Padding: 1, Stride: 2}))
+	}
+	e.ConvOut = nn.NewConv2d(p.Sub("conv_out"), ch[len(ch)-1], c.Channels[0], 3, nn.Conv2dOpts{Padding: 1, ZeroInit: true})
+	return e
+}
+
+// Forward embeds a condition image [B,in,S,S] to [B,Channels[0],h,w].
+func (e *CondEmbedding) Forward(x *torch.Tensor) *torch.Tensor {
+	h := e.ConvIn.Forward(x).Silu()
+	for _, b := range e.Blocks {
+		h = b.Forward(h).Silu()
+	}
+	return e.ConvOut.Forward(h)
+}
+
+// ControlNet is one condition branch: a trainable copy of the U-Net's
+// Encoder fed with the embedded condition, whose skips and middle output
+// leave through zero-initialised 1×1 convs. Tensor names follow diffusers'
+// ControlNetModel, so the copied encoder keeps the U-Net's names.
+type ControlNet struct {
+	Kind     string
+	Store    *nn.Store
+	Enc      *Encoder
+	CondEmb  *CondEmbedding
+	ZeroDown []*nn.Conv2d // controlnet_down_blocks.i
+	ZeroMid  *nn.Conv2d   // controlnet_mid_block
+}
+
+// NewControlNet builds a branch for kind in its own store. Its encoder
+// starts random; call InitFrom to copy the base U-Net's encoder as
+// ControlNet does.
+func NewControlNet(c Config, kind string, dev torch.Device, seed uint64) (*ControlNet, error) {
+	in, err := CondChannels(kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	s := nn.NewStore(dev, seed)
+	p := s.Root()
+	n := &ControlNet{Kind: kind, Store: s, Enc: newEncoder(p, c), CondEmb: newCondEmbedding(p.Sub("controlnet_cond_embedding"), c, in)}
+	for i, ch := range n.Enc.SkipChannels {
+		n.ZeroDown = append(n.ZeroDown, nn.NewZeroConv(p.Subf("controlnet_down_blocks.%d", i), ch, ch))
+	}
+	last := c.Channels[len(c.Channels)-1]
+	n.ZeroMid = nn.NewZeroConv(p.Sub("controlnet_mid_block"), last, last)
+	return n, nil
+}
+
+// InitFrom copies the base U-Net's encoder weights (conv_in,
+// time_embedding, down_blocks, mid_block: same names in both stores) into
+// the branch; the condition embedding and zero convs keep their init.
+func (n *ControlNet) InitFrom(base *nn.Store) error {
+	return n.Store.CopyFrom(base, func(name string) string { return name })
+}
+
+// Forward returns the branch's residuals for latents zt, timesteps t,
+// text ctx and condition image cond [B,in,S,S], scaled by scale.
+func (n *ControlNet) Forward(zt, t, ctx, cond *torch.Tensor, scale float64) *Residuals {
+	e := n.Enc.forward(zt, t, ctx, n.CondEmb.Forward(cond))
+	r := &Residuals{Mid: n.ZeroMid.Forward(e.Mid)}
+	for i, s := range e.Skips {
+		r.Down = append(r.Down, n.ZeroDown[i].Forward(s))
+	}
+	if scale != 1 {
+		for i := range r.Down {
+			r.Down[i] = r.Down[i].MulScalar(scale)
+		}
+		r.Mid = r.Mid.MulScalar(scale)
+	}
+	return r
+}
+
+// add sums residuals of several branches (diffusers' MultiControlNetModel).
+func (r *Residuals) add(o *Residuals) *Residuals {
+	if r == nil {
+		return o
+	}
+	s := &Residuals{Mid: r.Mid.Add(o.Mid)}
+	for i := range r.Down {
+		s.Down = append(s.Down, r.Down[i].Add(o.Down[i]))
+	}
+	return s
+}
+
+// MaskTensor one-hot encodes size×size label maps (one per batch item,
+// CelebAMask-HQ class order) to [B,19,size,size] float32.
+func MaskTensor(masks [][]uint8, size int, dev torch.Device) *torch.Tensor {
+	ids := make([]int64, 0, len(masks)*size*size)
+	for _, m := range masks {
+		for _, v := range m[:size*size] {
+			ids = append(ids, int64(min(v, MaskClasses-1)))
+		}
+	}
+	t := torch.OneHot(torch.FromInt64(ids, int64(len(masks)), int64(size), int64(size)), MaskClasses)
+	return t.Permute(0, 3, 1, 2).To(torch.Float32).Contiguous().ToDevice(dev)
+}
+
+// ScribbleTensor converts size×size 0/255 stroke maps to [B,1,size,size]
+// float32 in {0,1}.
+func ScribbleTensor(scribbles [][]uint8, size int, dev torch.Device) *torch.Tensor {
+	v := make([]float32, 0, len(scribbles)*size*size)
+	for _, s := range scribbles {
+		for _, p := range s[:size*size] {
+			if p >= 128 {
+				v = append(v, 1)
+			} else {
+				v = append(v, 0)
+			}
+		}
+	}
+	return torch.FromFloat32(v, int64(len(scribbles)), 1, int64(size), int64(size)).ToDevice(dev)
+}

@@ -1,0 +1,240 @@
+package diffusion
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"ddgi/nn"
+	"ddgi/safetensors"
+	"ddgi/torch"
+)
+
+// Model is the paper's diffusion-based encoder E: the base U-Net, its
+// ControlNet branches by condition kind, and the noise schedule.
+type Model struct {
+	Config   Config
+	Store    *nn.Store // base U-Net tensors
+	UNet     *UNet
+	Controls map[string]*ControlNet
+	Schedule *Schedule
+}
+
+// New builds a model with random weights and no branches.
+func New(c Config, dev torch.Device, seed uint64) (*Model, error) {
+	s := nn.NewStore(dev, seed)
+	u, err := NewUNet(s.Root(), c)
+	if err != nil {
+		return nil, err
+	}
+	sch, err := NewSchedule(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Config: c, Store: s, UNet: u, Controls: map[string]*ControlNet{}, Schedule: sch}, nil
+}
+
+// AddControl adds a branch for kind whose encoder is a copy of the base
+// U-Net's (ControlNet's initialisation) and returns it.
+func (m *Model) AddControl(kind string, seed uint64) (*ControlNet, error) {
+	if _, dup := m.Controls[kind]; dup {
+		return nil, fmt.Errorf("diffusion: %s branch already present", kind)
+	}
+	n, err := NewControlNet(m.Config, kind, m.Store.Device, seed)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.InitFrom(m.Store); err != nil {
+		return nil, err
+	}
+	m.Controls[kind] = n
+	return n, nil
+}
+
+// Kinds lists the loaded branches, sorted.
+func (m *Model) Kinds() []string {
+	var ks []string
+	for k := range m.Controls {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// Metadata keys of saved files besides "config".
+const (
+	metaRole = "ddgi_role" // "unet" or "controlnet"
+	metaKind = "ddgi_cond" // condition kind of a branch
+)
+
+// Save writes the base U-Net (half: fp16) with its config.
+func (m *Model) Save(path string, half bool) error {
+	return m.Store.Save(path, nn.SaveOptions{Config: m.Config, Half: half, Metadata: map[string]string{metaRole: "unet"}})
+}
+
+// SaveControl writes one branch.
+func (m *Model) SaveControl(kind, path string, half bool) error {
+	n, ok := m.Controls[kind]
+	if !ok {
+		return fmt.Errorf("diffusion: no %s branch to save", kind)
+	}
+	return n.Store.Save(path, nn.SaveOptions{Config: m.Config, Half: half, Metadata: map[string]string{metaRole: "controlnet", metaKind: kind}})
+}
+
+// readConfig loads a file and the Config in its metadata.
+func readConfig(path string) (*safetensors.File, Config, error) {
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	var c Config
+	if err := json.Unmarshal([]byte(f.Metadata["config"]), &c); err != nil {
+		return nil, Config{}, fmt.Errorf("load %s: config metadata: %w", path, err)
+	}
+	return f, c, nil
+}
+
+// Load reads a base U-Net saved by Save; the config comes from the file.
+func Load(path string, dev torch.Device) (*Model, error) {
+	f, c, err := readConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if r := f.Metadata[metaRole]; r != "unet" {
+		return nil, fmt.Errorf("load %s: a %q file, want a base U-Net", path, r)
+	}
+	m, err := New(c, dev, 0)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if err := m.Store.LoadFile(f); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// LoadControl reads a branch saved by SaveControl and attaches it under
+// its kind; its config must match the model's.
+func (m *Model) LoadControl(path string) (*ControlNet, error) {
+	f, c, err := readConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	kind := f.Metadata[metaKind]
+	if f.Metadata[metaRole] != "controlnet" || kind == "" {
+		return nil, fmt.Errorf("load %s: not a ControlNet branch", path)
+	}
+	a, _ := json.Marshal(c)
+	b, _ := json.Marshal(m.Config)
+	if string(a) != string(b) {
+		return nil, fmt.Errorf("load %s: branch config %s differs from the U-Net's %s", path, a, b)
+	}
+	n, err := NewControlNet(m.Config, kind, m.Store.Device, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Store.LoadFile(f); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	m.Controls[kind] = n
+	return n, nil
+}
+
+// Conditions are the visual inputs x, at pixel resolution
+// (Config.ImageSize()). A nil image skips its branch; a zero tensor is the
+// "condition dropped" input used for classifier-free guidance.
+type Conditions struct {
+	Mask     *torch.Tensor // [B,19,S,S] one-hot (MaskTensor)
+	Scribble *torch.Tensor // [B,1,S,S] in {0,1} (ScribbleTensor)
+	// Per-branch residual scales (ControlNet's conditioning_scale); 0 means 1.
+	MaskScale, ScribbleScale float64
+}
+
+// each calls f for every present condition, in a fixed order.
+func (c Conditions) each(f func(kind string, img *torch.Tensor, scale float64)) {
+	scale := func(s float64) float64 {
+		if s == 0 {
+			return 1
+		}
+		return s
+	}
+	if c.Mask != nil {
+		f(CondMask, c.Mask, scale(c.MaskScale))
+	}
+	if c.Scribble != nil {
+		f(CondScribble, c.Scribble, scale(c.ScribbleScale))
+	}
+}
+
+// Dropped returns the same conditions with every image replaced by zeros
+// (the unconditional input of classifier-free guidance).
+func (c Conditions) Dropped() Conditions {
+	d := c
+	if c.Mask != nil {
+		d.Mask = torch.Zeros(c.Mask.Shape(), torch.Float32, c.Mask.Device())
+	}
+	if c.Scribble != nil {
+		d.Scribble = torch.Zeros(c.Scribble.Shape(), torch.Float32, c.Scribble.Device())
+	}
+	return d
+}
+
+// Empty reports whether no condition is set.
+func (c Conditions) Empty() bool { return c.Mask == nil && c.Scribble == nil }
+
+// Taps are the encoder features the inversion consumes (paper Sec. 3.1,
+// Fig. 2), all from one U-Net(+ControlNet) pass. Shapes per preset are
+// listed in docs/diffusion.md; with n levels, latent side s and widths
+// Channels:
+type Taps struct {
+	// H is h_t, the middle block output after the ControlNet residuals:
+	// [B, Channels[n-1], s/2^(n-1), s/2^(n-1)].
+	H *torch.Tensor
+	// F is f_t: F[i] is the output of decoder (up) block i, after its
+	// upsampler: [B, Channels[n-1-i], s/2^(n-2-i), …] for i < n-1 and
+	// [B, Channels[0], s, s] for the last.
+	F []*torch.Tensor
+	// A is a_t: A[i][k] holds the cross-attention probabilities of the
+	// k-th transformer block in up block i, [B, heads, h·w, Ltok] at that
+	// block's pre-upsampling resolution; each row sums to 1 over tokens.
+	// Empty for levels without attention (sd15's lowest level).
+	A [][]*torch.Tensor
+	// Eps is the model output (ε, or v under v-prediction): [B,C,s,s].
+	Eps *torch.Tensor
+}
+
+// residuals runs every branch that has a condition and sums the results.
+func (m *Model) residuals(zt, t, ctx *torch.Tensor, cond Conditions) *Residuals {
+	var res *Residuals
+	cond.each(func(kind string, img *torch.Tensor, scale float64) {
+		n, ok := m.Controls[kind]
+		if !ok {
+			panic(&torch.Error{Op: "diffusion", Msg: fmt.Sprintf("a %s condition was given but no %s branch is loaded", kind, kind)})
+		}
+		res = res.add(n.Forward(zt, t, ctx, img, scale))
+	})
+	return res
+}
+
+// timesteps broadcasts t to [B] int64 for a batch of b.
+func timesteps(t *torch.Tensor, b int64) *torch.Tensor {
+	if t.Dim() == 0 || t.Size(0) == 1 {
+		return t.Reshape(1).Expand(b)
+	}
+	return t
+}
+
+// Taps runs the U-Net with its ControlNet branches once on latents zt
+// [B,C,s,s] at timesteps t ([B] or a single value) with text tokens ctx
+// [B,L,ContextDim] and the visual conditions, returning h_t, f_t, a_t and
+// the noise prediction.
+func (m *Model) Taps(zt, t, ctx *torch.Tensor, cond Conditions) Taps {
+	t = timesteps(t, zt.Size(0))
+	return m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), true)
+}
+
+// Predict is the model output only (no attention maps kept).
+func (m *Model) Predict(zt, t, ctx *torch.Tensor, cond Conditions) *torch.Tensor {
+	t = timesteps(t, zt.Size(0))
+	return m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), false).Eps
+}
