@@ -1,0 +1,431 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"ddgi/data"
+	prog "ddgi/internal/progress"
+	"ddgi/internal/runs"
+	"ddgi/nn"
+	"ddgi/optim"
+	"ddgi/synthface"
+	"ddgi/text"
+	"ddgi/torch"
+)
+
+func init() {
+	registerIn("train", command{name: "tokenizer", summary: "learn the BPE caption vocabulary (weights/tokenizer.json)", run: runTrainTokenizer})
+	registerIn("train", command{name: "text", summary: "train the text encoder contrastively (CLIP-style) on SynthFace; resumable", run: runTrainText})
+}
+
+func runTrainTokenizer(args []string) error {
+	fs := newFlags("train tokenizer", "[flags]")
+	out := fs.String("out", "weights/tokenizer.json", "vocabulary file to write")
+	n := fs.Int("samples", 20000, "SynthFace training seeds whose captions form the corpus")
+	vocab := fs.Int("vocab", 1024, "target vocabulary size (4 specials + 256 bytes + merges)")
+	minCount := fs.Int("min-count", 5, "stop merging when the best pair occurs fewer times")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	corpus := text.Corpus(*n)
+	tok, err := text.LearnBPE(corpus, *vocab, *minCount)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	if err := tok.Save(*out); err != nil {
+		return err
+	}
+	var tokens, words int
+	for _, s := range corpus {
+		tokens += len(tok.Encode(s))
+		words += len(strings.Fields(s))
+	}
+	fmt.Printf("%d captions → vocabulary of %d tokens in %s (%.2f tokens per word)\n", len(corpus), tok.VocabSize(), *out, float64(tokens)/float64(words))
+	return nil
+}
+
+// textState is state.json of a text-encoder run.
+type textState struct {
+	Step   int64           `json:"step"`
+	Seed   uint64          `json:"seed"`
+	Config text.CLIPConfig `json:"config"`
+}
+
+// pairs is a rendered image/caption set held as uint8 NCHW.
+type pairs struct {
+	images   []uint8 // N×3×S×S
+	captions [][]string
+	attrs    [][]float64
+	size     int
+}
+
+func renderPairs(split data.Split, n, size, workers int, label string) (*pairs, error) {
+	ds := data.NewSynthFace(split, size, n)
+	p := &pairs{images: make([]uint8, n*3*size*size), captions: make([][]string, n), attrs: make([][]float64, n), size: size}
+	bar := prog.New(label, 0, int64(n), "img")
+	var next, done int64
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < max(workers, 1); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := int(next)
+				next++
+				mu.Unlock()
+				if i >= n {
+					return
+				}
+				s, err := ds.Get(i)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				done++
+				bar.Set(done, nil)
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+				hw := size * size
+				for k := 0; k < hw; k++ {
+					for c := 0; c < 3; c++ {
+						p.images[i*3*hw+c*hw+k] = s.Image[3*k+c]
+					}
+				}
+				p.captions[i] = s.Captions
+				a := make([]float64, len(s.Attrs))
+				for k, v := range s.Attrs {
+					a[k] = float64(v)
+				}
+				p.attrs[i] = a
+			}
+		}()
+	}
+	wg.Wait()
+	bar.Finish()
+	return p, firstErr
+}
+
+// batch returns images idx as float [B,3,S,S] in [-1,1].
+func (p *pairs) batch(idx []int) *torch.Tensor {
+	m := 3 * p.size * p.size
+	buf := make([]uint8, 0, len(idx)*m)
+	for _, i := range idx {
+		buf = append(buf, p.images[i*m:(i+1)*m]...)
+	}
+	s := int64(p.size)
+	return torch.FromUint8(buf, int64(len(idx)), 3, s, s).To(torch.Float32).DivScalar(127.5).SubScalar(1)
+}
+
+func runTrainText(args []string) error {
+	fs := newFlags("train text", "[flags]")
+	preset := fs.String("preset", "small64", "text encoder preset: tiny or small64")
+	out := fs.String("out", "runs/text", "run folder (resumes when it holds a checkpoint)")
+	tokPath := fs.String("tokenizer", "weights/tokenizer.json", "vocabulary from `ddgi train tokenizer`")
+	steps := fs.Int64("steps", 3000, "optimizer steps")
+	batchSize := fs.Int("batch", 128, "image/caption pairs per step (the contrastive negatives)")
+	lr := fs.Float64("lr", 1e-3, "peak learning rate (AdamW, warm-up then cosine)")
+	nTrain := fs.Int("n", 8000, "SynthFace training samples rendered once and held in memory")
+	nBench := fs.Int("bench", 256, "SynthFace-bench pairs for retrieval accuracy")
+	size := fs.Int("size", 64, "image side")
+	embed := fs.Int64("embed", 128, "shared embedding width")
+	widths := fs.String("image-widths", "16,32,64,128", "image tower widths, one stride-2 level each")
+	evalEvery := fs.Int64("eval-every", 500, "steps between bench retrieval evaluations")
+	ckptMin := fs.Float64("ckpt-minutes", 3, "minutes between checkpoints")
+	seed := fs.Uint64("seed", 1, "initialisation and sampling seed")
+	export := fs.String("export", "", "also write the text encoder alone here at the end (fp16), e.g. weights/text_small64.safetensors")
+	workers := fs.Int("workers", 2, "render workers")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	enc, err := text.EncoderPreset(*preset)
+	if err != nil {
+		return err
+	}
+	tok, err := text.LoadTokenizer(*tokPath)
+	if err != nil {
+		return err
+	}
+	if int64(tok.VocabSize()) > enc.Vocab {
+		return fmt.Errorf("tokenizer has %d tokens, preset %s embeds only %d", tok.VocabSize(), *preset, enc.Vocab)
+	}
+	var iw []int64
+	for _, f := range strings.Split(*widths, ",") {
+		var w int64
+		if _, err := fmt.Sscan(f, &w); err != nil || w < 4 {
+			return fmt.Errorf("--image-widths %q: want positive integers", *widths)
+		}
+		iw = append(iw, w)
+	}
+	if *batchSize < 2 || *nTrain < *batchSize || *nBench < 5 || *nBench > data.BenchSize {
+		return errors.New("need --batch ≥ 2, --n ≥ --batch, 5 ≤ --bench ≤ 2000")
+	}
+	run, err := runs.Open(*out)
+	if err != nil {
+		return err
+	}
+	st := textState{Seed: *seed, Config: text.CLIPConfig{Encoder: enc, ImageWidths: iw, Embed: *embed}}
+	resumed, err := run.LoadState(&st)
+	if err != nil {
+		return err
+	}
+	store := nn.NewStore(torch.CPU, st.Seed)
+	var model *text.CLIP
+	if err := torch.Try(func() { model = text.NewCLIP(store.Root(), st.Config) }); err != nil {
+		return err
+	}
+	opt := optim.NewAdam(optim.AdamConfig{LR: *lr, Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: 0.1, Decoupled: true})
+	if resumed {
+		if _, err := store.Load(run.Path("model.safetensors")); err != nil {
+			return err
+		}
+		if err := opt.Load(run.Path("optim.safetensors"), torch.CPU); err != nil {
+			return err
+		}
+		if err := run.TruncateLog(st.Step); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", *out, st.Step)
+	}
+	fmt.Fprintf(os.Stderr, "text encoder %s: %d parameters (with image tower and projections)\n", *preset, store.NumParams())
+	train, err := renderPairs(data.Train, *nTrain, *size, *workers, "render train")
+	if err != nil {
+		return err
+	}
+	bench, err := renderPairs(data.Bench, *nBench, *size, *workers, "render bench")
+	if err != nil {
+		return err
+	}
+	ctx := int(enc.Context)
+	save := func() error {
+		if err := store.Save(run.Path("model.safetensors"), nn.SaveOptions{Config: st.Config}); err != nil {
+			return err
+		}
+		if err := opt.Save(run.Path("optim.safetensors")); err != nil {
+			return err
+		}
+		return run.SaveState(st)
+	}
+	evaluate := func() (map[string]float64, error) {
+		var m map[string]float64
+		err := torch.Try(func() {
+			torch.NoGrad(func() {
+				torch.Scoped(func() {
+					caps := make([]string, len(bench.captions))
+					idx := make([]int, len(caps))
+					for i := range caps {
+						caps[i], idx[i] = bench.captions[i][0], i
+					}
+					ids, err := tok.EncodeBatch(caps, ctx)
+					if err != nil {
+						panic(&torch.Error{Op: "eval", Msg: err.Error()})
+					}
+					a, b, c, d := text.Retrieval(model.EmbedText(ids), model.EmbedImage(bench.batch(idx)))
+					m = map[string]float64{"t2i_top1": a, "t2i_top5": b, "i2t_top1": c, "i2t_top5": d}
+				})
+			})
+		})
+		return m, err
+	}
+	var rng *rand.Rand
+	warm := int64(200)
+	bar := prog.New("train text", st.Step, *steps, "step")
+	lastSave := time.Now()
+	var lossAvg float64
+	for st.Step < *steps {
+		// The sampling stream is a function of the step, so a resumed run draws
+		// what the uninterrupted one would have.
+		rng = rand.New(rand.NewPCG(st.Seed, uint64(st.Step)))
+		idx := rng.Perm(len(train.captions))[:*batchSize]
+		caps := make([]string, len(idx))
+		for k, i := range idx {
+			c := train.captions[i]
+			caps[k] = c[rng.IntN(len(c))]
+		}
+		ids, err := tok.EncodeBatch(caps, ctx)
+		if err != nil {
+			return err
+		}
+		frac := float64(st.Step) / float64(*steps)
+		cur := *lr * 0.5 * (1 + math.Cos(math.Pi*frac))
+		if st.Step < warm {
+			cur = *lr * float64(st.Step+1) / float64(warm)
+		}
+		opt.SetLR(cur)
+		var loss, scale float64
+		err = torch.Try(func() {
+			torch.Scoped(func() {
+				txt, img := model.Embed(ids, train.batch(idx))
+				l := text.ContrastiveLoss(txt, img, model.LogitScale)
+				l.Backward()
+				optim.ClipGradNorm(store.Trainable(), 1)
+				opt.Update(store.Trainable())
+				loss, scale = l.Item(), math.Exp(model.LogitScale.Item())
+			})
+		})
+		if err != nil {
+			return err
+		}
+		st.Step++
+		if lossAvg == 0 {
+			lossAvg = loss
+		}
+		lossAvg = 0.95*lossAvg + 0.05*loss
+		fields := map[string]float64{"loss": lossAvg, "scale": scale}
+		if st.Step%20 == 0 {
+			rec := map[string]float64{"loss": loss, "logit_scale": scale, "lr": cur}
+			if err := run.Log(st.Step, rec); err != nil {
+				return err
+			}
+		}
+		if st.Step%*evalEvery == 0 || st.Step == *steps {
+			m, err := evaluate()
+			if err != nil {
+				return err
+			}
+			if err := run.Log(st.Step, m); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "\nstep %d bench retrieval (%d pairs): caption→image top-1 %.3f top-5 %.3f, image→caption top-1 %.3f top-5 %.3f\n",
+				st.Step, *nBench, m["t2i_top1"], m["t2i_top5"], m["i2t_top1"], m["i2t_top5"])
+			for k, v := range m {
+				fields[k] = v
+			}
+		}
+		bar.Set(st.Step, fields)
+		if time.Since(lastSave) > time.Duration(*ckptMin*float64(time.Minute)) || st.Step == *steps {
+			if err := save(); err != nil {
+				return err
+			}
+			_ = run.PlotLosses("text encoder (contrastive)")
+			lastSave = time.Now()
+		}
+	}
+	bar.Finish()
+	if err := save(); err != nil {
+		return err
+	}
+	_ = run.PlotLosses("text encoder (contrastive)")
+	if err := probeReport(model, tok, train, bench, ctx, run.Path("probe.txt")); err != nil {
+		return err
+	}
+	if *export != "" {
+		return exportEncoder(store, enc, tok, *export)
+	}
+	return nil
+}
+
+// exportEncoder writes the text tower alone, keys at the root, fp16.
+func exportEncoder(src *nn.Store, enc text.EncoderConfig, tok *text.Tokenizer, path string) error {
+	dst := nn.NewStore(torch.CPU, 0)
+	text.NewEncoder(dst.Root(), enc)
+	if err := dst.CopyFrom(src, func(n string) string { return "text." + n }); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	cfg := map[string]any{"encoder": enc, "tokenizer": "tokenizer.json", "tokenizer_vocab": tok.VocabSize()}
+	if err := dst.Save(path, nn.SaveOptions{Config: cfg, Half: true}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", path)
+	return nil
+}
+
+// probeReport fits per-attribute linear probes from the pooled text
+// embedding of a caption to its face's attributes (train captions → bench
+// captions), beside a bag-of-tokens probe (what the words alone carry) and
+// the majority guess, and writes the table to path.
+func probeReport(model *text.CLIP, tok *text.Tokenizer, train, bench *pairs, ctx int, path string) error {
+	feats := func(p *pairs, n int) (emb, bow, y [][]float64, err error) {
+		n = min(n, len(p.captions))
+		err = torch.Try(func() {
+			torch.NoGrad(func() {
+				for lo := 0; lo < n; lo += 256 {
+					torch.Scoped(func() {
+						hi := min(lo+256, n)
+						caps := make([]string, 0, hi-lo)
+						for i := lo; i < hi; i++ {
+							caps = append(caps, p.captions[i][0])
+						}
+						ids, e := tok.EncodeBatch(caps, ctx)
+						if e != nil {
+							panic(&torch.Error{Op: "probe", Msg: e.Error()})
+						}
+						h := model.Text.Forward(ids)
+						pooled := model.Text.Pooled(ids, h)
+						w := int(pooled.Size(1))
+						v := pooled.Float32s()
+						for r := 0; r < hi-lo; r++ {
+							row := make([]float64, w)
+							for k := range row {
+								row[k] = float64(v[r*w+k])
+							}
+							emb = append(emb, row)
+							b := make([]float64, tok.VocabSize())
+							for _, id := range tok.Encode(caps[r]) {
+								b[id] = 1
+							}
+							bow = append(bow, b)
+							y = append(y, p.attrs[lo+r])
+						}
+					})
+				}
+			})
+		})
+		return
+	}
+	trE, trB, trY, err := feats(train, 4000)
+	if err != nil {
+		return err
+	}
+	teE, teB, teY, err := feats(bench, len(bench.captions))
+	if err != nil {
+		return err
+	}
+	accE := text.ProbeAccuracy(trE, trY, teE, teY, 1)
+	accB := text.ProbeAccuracy(trB, trY, teB, teY, 1)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "linear probes, first caption → face attribute (train %d captions, bench %d)\n", len(trE), len(teE))
+	fmt.Fprintf(&sb, "%-22s %8s %8s %8s\n", "attribute", "encoder", "tokens", "majority")
+	type row struct {
+		name       string
+		e, b, base float64
+	}
+	var rows []row
+	var sumE, sumB, sumM float64
+	for k, name := range synthface.AttributeNames {
+		pos := 0.0
+		for _, y := range teY {
+			pos += y[k]
+		}
+		base := math.Max(pos, float64(len(teY))-pos) / float64(len(teY))
+		rows = append(rows, row{name, accE[k], accB[k], base})
+		sumE, sumB, sumM = sumE+accE[k], sumB+accB[k], sumM+base
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].b-rows[i].base > rows[j].b-rows[j].base })
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "%-22s %8.3f %8.3f %8.3f\n", r.name, r.e, r.b, r.base)
+	}
+	n := float64(len(rows))
+	fmt.Fprintf(&sb, "%-22s %8.3f %8.3f %8.3f\n", "mean", sumE/n, sumB/n, sumM/n)
+	fmt.Fprint(os.Stderr, sb.String())
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}

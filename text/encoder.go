@@ -1,0 +1,152 @@
+package text
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"ddgi/nn"
+	"ddgi/safetensors"
+	"ddgi/torch"
+)
+
+// EncoderConfig sizes the CLIP-style text transformer.
+type EncoderConfig struct {
+	Vocab   int64 `json:"vocab"`   // token embedding rows (≥ the tokenizer's VocabSize)
+	Context int64 `json:"context"` // fixed context length, <bos> and <eos> included
+	Dim     int64 `json:"width"`
+	Layers  int   `json:"layers"`
+	Heads   int64 `json:"heads"`
+	MLP     int64 `json:"mlp"` // hidden width of each block's MLP
+}
+
+// Width is the token embedding width (the U-Net's cross-attention context dim).
+func (c EncoderConfig) Width() int64 { return c.Dim }
+
+// ContextLength is the number of token positions.
+func (c EncoderConfig) ContextLength() int64 { return c.Context }
+
+var encoderPresets = map[string]EncoderConfig{
+	"tiny":    {Vocab: 1024, Context: 16, Dim: 32, Layers: 2, Heads: 2, MLP: 128},
+	"small64": {Vocab: 1024, Context: 48, Dim: 128, Layers: 4, Heads: 4, MLP: 512},
+	"clip-l":  {Vocab: 49408, Context: 77, Dim: 768, Layers: 12, Heads: 12, MLP: 3072}, // SD1.5's CLIP ViT-L/14 text tower
+}
+
+// EncoderPreset returns a named configuration: tiny (tests), small64
+// (shipped), clip-l (SD1.5's shape, shape tests only).
+func EncoderPreset(name string) (EncoderConfig, error) {
+	c, ok := encoderPresets[name]
+	if !ok {
+		return c, fmt.Errorf("text encoder preset %q unknown (tiny, small64, clip-l)", name)
+	}
+	return c, nil
+}
+
+// Validate checks the sizes fit together.
+func (c EncoderConfig) Validate() error {
+	switch {
+	case c.Vocab < int64(numSpecial)+256:
+		return fmt.Errorf("text encoder: vocab %d below the byte alphabet", c.Vocab)
+	case c.Context < 2 || c.Dim < 1 || c.Layers < 1 || c.MLP < 1:
+		return fmt.Errorf("text encoder: bad sizes %+v", c)
+	case c.Heads < 1 || c.Dim%c.Heads != 0:
+		return fmt.Errorf("text encoder: width %d not divisible by %d heads", c.Dim, c.Heads)
+	}
+	return nil
+}
+
+// block is one pre-LN transformer layer: x += attn(ln1 x); x += mlp(ln2 x).
+type block struct {
+	ln1, ln2 *nn.LayerNorm
+	attn     *nn.MultiHeadAttention
+	fc1, fc2 *nn.Linear
+}
+
+// Encoder is the text transformer. Checkpoint keys (HF CLIPTextModel names):
+// embeddings.{token,position}_embedding.weight,
+// encoder.layers.N.{layer_norm1,self_attn.{to_q,to_k,to_v,to_out},layer_norm2,mlp.{fc1,fc2}},
+// final_layer_norm.
+type Encoder struct {
+	Config    EncoderConfig
+	tokens    *nn.Embedding
+	positions *torch.Tensor // [Context, Width]
+	blocks    []block
+	final     *nn.LayerNorm
+}
+
+// NewEncoder builds the encoder's parameters under p. It panics on an
+// invalid config (a programming error; presets are valid).
+func NewEncoder(p nn.Path, c EncoderConfig) *Encoder {
+	if err := c.Validate(); err != nil {
+		panic(err)
+	}
+	emb := p.Sub("embeddings")
+	e := &Encoder{
+		Config:    c,
+		tokens:    nn.NewEmbedding(emb.Sub("token_embedding"), c.Vocab, c.Dim),
+		positions: emb.Sub("position_embedding").Param("weight", []int64{c.Context, c.Dim}, nn.Normal(0.01)),
+		final:     nn.NewLayerNorm(p.Sub("final_layer_norm"), c.Dim),
+	}
+	for i := 0; i < c.Layers; i++ {
+		l := p.Sub("encoder").Sub("layers").Subf("%d", i)
+		e.blocks = append(e.blocks, block{
+			ln1:  nn.NewLayerNorm(l.Sub("layer_norm1"), c.Dim),
+			attn: nn.NewMultiHeadAttention(l.Sub("self_attn"), c.Dim, c.Dim, c.Dim, c.Heads),
+			ln2:  nn.NewLayerNorm(l.Sub("layer_norm2"), c.Dim),
+			fc1:  nn.NewLinear(l.Sub("mlp").Sub("fc1"), c.Dim, c.MLP, nn.LinearOpts{}),
+			fc2:  nn.NewLinear(l.Sub("mlp").Sub("fc2"), c.MLP, c.Dim, nn.LinearOpts{}),
+		})
+	}
+	return e
+}
+
+// Forward maps ids [B,L] (L ≤ ContextLength) to token embeddings [B,L,Width]
+// after the final LayerNorm; position i sees only positions ≤ i.
+func (e *Encoder) Forward(ids *torch.Tensor) *torch.Tensor {
+	l := ids.Size(1)
+	if l > e.Config.Context {
+		panic(&torch.Error{Op: "text encoder", Msg: fmt.Sprintf("%d tokens exceed the context length %d", l, e.Config.Context)})
+	}
+	x := e.tokens.Forward(ids).Add(e.positions.Narrow(0, 0, l))
+	mask := nn.CausalMask(l, ids.Device())
+	for _, b := range e.blocks {
+		a, _ := b.attn.Forward(b.ln1.Forward(x), nil, mask, false)
+		x = x.Add(a)
+		x = x.Add(b.fc2.Forward(b.fc1.Forward(b.ln2.Forward(x)).Gelu()))
+	}
+	return e.final.Forward(x)
+}
+
+// Pooled takes hidden [B,L,Width] (Forward's output) at each row's first
+// <eos> (CLIP's sentence embedding), or at the last position if a row has none.
+func (e *Encoder) Pooled(ids, hidden *torch.Tensor) *torch.Tensor {
+	b, l, w := hidden.Size(0), hidden.Size(1), hidden.Size(2)
+	last := torch.Zeros([]int64{l}, torch.Float32, ids.Device())
+	last = last.Add(torch.Arange(0, float64(l), 1, torch.Float32, ids.Device()).EqScalar(float64(l - 1)).To(torch.Float32))
+	score := ids.EqScalar(float64(EOSID)).To(torch.Float32).MulScalar(2).Add(last)
+	idx := score.Argmax(1, false).Reshape(b, 1, 1).Expand(b, 1, w)
+	return hidden.Gather(1, idx).Squeeze(1)
+}
+
+// LoadEncoder reads weights saved with the config in their metadata (as
+// `ddgi train text` writes them) into a fresh store on dev.
+func LoadEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var meta struct {
+		Encoder EncoderConfig `json:"encoder"`
+	}
+	if err := json.Unmarshal([]byte(f.Metadata["config"]), &meta); err != nil || meta.Encoder.Dim == 0 {
+		return nil, nil, fmt.Errorf("load %s: no text encoder config in metadata", path)
+	}
+	if err := meta.Encoder.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	s := nn.NewStore(dev, 0)
+	e := NewEncoder(s.Root(), meta.Encoder)
+	if err := s.LoadFile(f); err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return e, s, nil
+}

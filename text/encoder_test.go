@@ -1,0 +1,145 @@
+package text
+
+import (
+	"path/filepath"
+	"testing"
+
+	"ddgi/nn"
+	"ddgi/optim"
+	"ddgi/torch"
+)
+
+func TestEncoderShapesPerPreset(t *testing.T) {
+	for _, name := range []string{"tiny", "small64", "clip-l"} {
+		c, err := EncoderPreset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := nn.NewStore(torch.CPU, 1)
+		e := NewEncoder(s.Root(), c)
+		torch.Scoped(func() {
+			ids := torch.RandInt(torch.NewGenerator(2), 0, c.Vocab, []int64{2, c.ContextLength()}, torch.CPU)
+			h := e.Forward(ids)
+			if sh := h.Shape(); sh[0] != 2 || sh[1] != c.ContextLength() || sh[2] != c.Width() {
+				t.Fatalf("%s: hidden %v", name, sh)
+			}
+			if sh := e.Pooled(ids, h).Shape(); sh[0] != 2 || sh[1] != c.Width() {
+				t.Fatalf("%s: pooled %v", name, sh)
+			}
+		})
+	}
+	if _, err := EncoderPreset("huge"); err == nil {
+		t.Fatal("unknown preset accepted")
+	}
+}
+
+func TestEncoderIsCausalAndPoolsAtEOS(t *testing.T) {
+	c, _ := EncoderPreset("tiny")
+	e := NewEncoder(nn.NewStore(torch.CPU, 1).Root(), c)
+	torch.Scoped(func() {
+		a := []int64{BOSID, 300, 301, 302, EOSID, PadID, PadID, PadID}
+		b := append([]int64(nil), a...)
+		b[3] = 400 // change a later token
+		ha := e.Forward(torch.FromInt64(a, 1, 8)).Float32s()
+		hb := e.Forward(torch.FromInt64(b, 1, 8)).Float32s()
+		w := int(c.Width())
+		for i := 0; i < 3*w; i++ {
+			if ha[i] != hb[i] {
+				t.Fatalf("position %d changed when only token 3 did", i/w)
+			}
+		}
+		same := true
+		for i := 3 * w; i < 4*w; i++ {
+			same = same && ha[i] == hb[i]
+		}
+		if same {
+			t.Fatal("position 3 ignored its own token")
+		}
+		ids := torch.FromInt64(a, 1, 8)
+		h := e.Forward(ids)
+		p := e.Pooled(ids, h).Float32s()
+		want := h.Select(1, 4).Float32s()
+		for i := range p {
+			if p[i] != want[i] {
+				t.Fatal("pooled is not the <eos> position")
+			}
+		}
+	})
+}
+
+func tinyCLIP(seed uint64) (*CLIP, *nn.Store) {
+	c, _ := EncoderPreset("tiny")
+	s := nn.NewStore(torch.CPU, seed)
+	return NewCLIP(s.Root(), CLIPConfig{Encoder: c, ImageWidths: []int64{8, 16}, Embed: 16}), s
+}
+
+func TestContrastiveStepsLowerLoss(t *testing.T) {
+	tok := tinyTokenizer(t)
+	m, s := tinyCLIP(3)
+	caps := []string{"a woman with glasses", "the man has a beard", "she is smiling", "he wears a hat"}
+	opt := optim.NewAdam(optim.DefaultAdam(3e-3))
+	var first, last float64
+	torch.Scoped(func() {
+		ids, err := tok.EncodeBatch(caps, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs := torch.Randn(torch.NewGenerator(5), []int64{4, 3, 16, 16}, torch.Float32, torch.CPU)
+		for step := 0; step < 30; step++ {
+			torch.Scoped(func() {
+				txt, img := m.Embed(ids, imgs)
+				loss := ContrastiveLoss(txt, img, m.LogitScale)
+				loss.Backward()
+				opt.Update(s.Trainable())
+				if step == 0 {
+					first = loss.Item()
+				}
+				last = loss.Item()
+			})
+		}
+	})
+	if !(last < 0.5*first) {
+		t.Fatalf("contrastive loss %v → %v, want a clear fall", first, last)
+	}
+}
+
+func TestEncoderSaveLoadIdentical(t *testing.T) {
+	c, _ := EncoderPreset("tiny")
+	s := nn.NewStore(torch.CPU, 7)
+	e := NewEncoder(s.Root(), c)
+	path := filepath.Join(t.TempDir(), "text.safetensors")
+	if err := s.Save(path, nn.SaveOptions{Config: map[string]any{"encoder": c}}); err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := LoadEncoder(path, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torch.Scoped(func() {
+		ids := torch.RandInt(torch.NewGenerator(1), 0, c.Vocab, []int64{2, c.Context}, torch.CPU)
+		a, b := e.Forward(ids).Float32s(), back.Forward(ids).Float32s()
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("output %d differs after load", i)
+			}
+		}
+	})
+}
+
+func TestRetrievalAndProbe(t *testing.T) {
+	torch.Scoped(func() {
+		e := torch.Eye(6, torch.Float32, torch.CPU)
+		if a, b, c, d := Retrieval(e, e); a != 1 || b != 1 || c != 1 || d != 1 {
+			t.Fatalf("perfect pairs scored %v %v %v %v", a, b, c, d)
+		}
+	})
+	var x, y [][]float64
+	for i := 0; i < 40; i++ {
+		v := float64(i%2) + 0.1*float64(i%5)
+		x = append(x, []float64{v, float64(i % 3)})
+		y = append(y, []float64{float64(i % 2)})
+	}
+	if acc := ProbeAccuracy(x, y, x, y, 1e-3); acc[0] < 0.99 {
+		t.Fatalf("separable probe accuracy %v", acc[0])
+	}
+}
