@@ -74,15 +74,15 @@ func buildScene(p *Params) *scene {
 	add(ellipsoid(partHead, s.crc, s.crr, 0, 0, 0))
 	jw := 0.55 + 0.45*id.JawWidth
 	add(ellipsoid(partHead, v3(0, ly(-2.5), -0.5), v3(6.3*W*jw, 8.0*FL, 9.6*D), 0, 0, 0))
-	add(ellipsoid(partHead, v3(0, ly(-6.5), 4.4*D), v3(3.7*jw, 4.2*FL, 4.2), 0, 0, 0))
+	add(ellipsoid(partHead, v3(0, ly(-6.5), 4.4*D), v3(3.1*jw, 4.2*FL, 4.2), 0, 0, 0))
 	add(ellipsoid(partHead, v3(0, ly(-6.6), 0.6), v3(5.5*id.JawWidth*W, 3.8*FL, 6.6), 0, 0, 0))
 	chinY := ly(-9.2 - 0.3*(id.ChinLength-1))
 	add(ellipsoid(partHead, v3(0, chinY, 5.9*D), v3(2.3*id.ChinWidth, 1.6*id.ChinLength, 2.1), 0.3, 0, 0))
 	for _, sx := range []float64{-1, 1} {
 		ch := id.Cheeks
-		add(ellipsoid(partHead, v3(sx*3.7*W, ly(-2.6)+0.5*smile, 4.5+0.25*smile), v3(2.6*ch, 2.4*ch, 2.8*ch), 0, sx*0.3, 0))
+		add(ellipsoid(partHead, v3(sx*3.3*W, ly(-2.6)+0.5*smile, 4.4+0.9*(ch-1)+0.25*smile), v3(2.4*ch, 2.4*ch, 2.8), 0, sx*0.3, 0))
 		cb := id.Cheekbones
-		add(ellipsoid(partHead, v3(sx*4.2*W, -0.6, 2.6+0.5*cb), v3(1.6, 1.5*cb, 2.6), 0, sx*0.5, 0))
+		add(ellipsoid(partHead, v3(sx*3.9*W, -0.4, 3.4+0.5*cb), v3(1.8, 1.4*cb, 2.6), 0, sx*0.2, 0))
 	}
 	if a.DoubleChin {
 		add(ellipsoid(partHead, v3(0, chinY-1.0, 3.5), v3(3.6, 2.0, 3.4), 0.5, 0, 0))
