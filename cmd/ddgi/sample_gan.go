@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"ddgi/gan/stylegan2"
+	"ddgi/internal/imageio"
+	"ddgi/torch"
+)
+
+func init() {
+	registerIn("sample", command{name: "gan", summary: "sample a StyleGAN2 / EG3D generator: a grid of seeds (EG3D: a row of views per seed and a turn GIF)", run: runSampleGAN})
+}
+
+func runSampleGAN(args []string) error {
+	fs := newFlags("sample gan", "--weights weights/stylegan2_small64.safetensors --seeds 0-15 --trunc 0.7 --out grid.png")
+	arch := fs.String("arch", "", "stylegan2 or eg3d (default: read from the weights' metadata)")
+	weights := fs.String("weights", "", "generator safetensors (shipped weights or a run's G_ema.safetensors)")
+	seeds := fs.String("seeds", "0-15", "latent seeds: a range a-b and/or a comma list")
+	trunc := fs.Float64("trunc", 0.7, "truncation ψ (1 = none)")
+	noise := fs.String("noise", "const", "noise maps: const, random or none")
+	out := fs.String("out", "grid.png", "output PNG")
+	cols := fs.Int("cols", 8, "grid columns (StyleGAN2)")
+	views := fs.Int("views", 5, "EG3D: views per seed, yaw spread over ±yaw")
+	yaw := fs.Float64("yaw", 40, "EG3D: largest yaw in degrees (≤ 50)")
+	gif := fs.String("gif", "", "EG3D: also write an animated turn of the first seed here")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *weights == "" {
+		return fmt.Errorf("--weights is required")
+	}
+	ss, err := parseSeeds(*seeds)
+	if err != nil {
+		return err
+	}
+	nm, err := stylegan2.ParseNoiseMode(*noise)
+	if err != nil {
+		return err
+	}
+	a := *arch
+	if a == "" {
+		if a, err = weightsArch(*weights); err != nil {
+			return err
+		}
+	}
+	if terr := torch.Try(func() {
+		torch.NoGrad(func() {
+			switch a {
+			case "stylegan2":
+				err = sampleStyleGAN2(*weights, ss, *trunc, nm, *out, *cols)
+			case "eg3d":
+				err = sampleEG3D(*weights, ss, *trunc, nm, *out, *views, *yaw, *gif)
+			default:
+				err = fmt.Errorf("--arch %q: want stylegan2 or eg3d", a)
+			}
+		})
+	}); terr != nil {
+		return terr
+	}
+	return err
+}
+
+// weightsArch reads the "arch" metadata key (run checkpoints lack it:
+// they are told apart by their config).
+func weightsArch(path string) (string, error) {
+	var probe struct {
+		PlaneRes int `json:"plane_res"`
+	}
+	f, err := stylegan2.ReadConfig(path, &probe)
+	if err != nil {
+		return "", err
+	}
+	if a, ok := f.Metadata["arch"]; ok {
+		return a, nil
+	}
+	if probe.PlaneRes > 0 {
+		return "eg3d", nil
+	}
+	return "stylegan2", nil
+}
+
+func parseSeeds(s string) ([]uint64, error) {
+	var out []uint64
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.ParseUint(lo, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--seeds %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 64); err != nil || b < a {
+				return nil, fmt.Errorf("--seeds %q: bad range %q", s, part)
+			}
+		}
+		for v := a; v <= b; v++ {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 || len(out) > 1024 {
+		return nil, fmt.Errorf("--seeds %q: want 1…1024 seeds", s)
+	}
+	return out, nil
+}
+
+// seedLatents draws z for each seed as training previews do.
+func seedLatents(seeds []uint64, zdim int) *torch.Tensor {
+	zs := make([]*torch.Tensor, len(seeds))
+	for i, s := range seeds {
+		zs[i] = torch.Randn(torch.NewGenerator(s), []int64{1, int64(zdim)}, torch.Float32, torch.CPU)
+	}
+	return torch.Cat(zs, 0)
+}
+
+func sampleStyleGAN2(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode, out string, cols int) error {
+	g, err := stylegan2.Load(path, torch.CPU)
+	if err != nil {
+		return err
+	}
+	img := g.Forward(seedLatents(seeds, g.Cfg.ZDim), nil, psi, nm).Clamp(-1, 1)
+	tiles, err := imageio.FromTensor(img)
+	if err != nil {
+		return err
+	}
+	caps := make([]string, len(seeds))
+	for i, s := range seeds {
+		caps[i] = fmt.Sprint(s)
+	}
+	if err := imageio.SavePNG(out, imageio.Grid(tiles, caps, cols, 2)); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%d seeds, ψ=%.2f)\n", out, len(seeds), psi)
+	return nil
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"ddgi/gan"
+	"ddgi/gan/stylegan2"
+	"ddgi/internal/runs"
+	"ddgi/nn"
+	"ddgi/torch"
+)
+
+func init() {
+	registerIn("train", command{name: "gan", summary: "train StyleGAN2 or the EG3D-style tri-plane GAN on SynthFace (resumable); --export writes shipped weights", run: runTrainGAN})
+}
+
+func runTrainGAN(args []string) error {
+	fs := newFlags("train gan", "--arch stylegan2|eg3d --preset small64 --out runs/gan_sg2 --kimg N")
+	arch := fs.String("arch", "stylegan2", "stylegan2 or eg3d")
+	preset := fs.String("preset", "small64", "config preset (tiny, small64, full-size names: see docs/gan.md)")
+	out := fs.String("out", "", "run folder (resumes automatically when it holds a checkpoint)")
+	kimg := fs.Float64("kimg", 100, "train until this many thousand real images have been shown")
+	seed := fs.Uint64("seed", 0, "seed for initialisation, latents and data order")
+	dataN := fs.Int("data-n", 20000, "SynthFace training images (rendered once, kept in memory)")
+	workers := fs.Int("workers", 1, "data render workers")
+	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval")
+	grid := fs.Float64("grid-kimg", 5, "write a fixed-seed sample grid every … kimg")
+	export := fs.String("export", "", "instead of training, write the run's G_ema (w̄ recomputed from 10k samples) to this safetensors file")
+	half := fs.Bool("half", true, "with --export: store fp16")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("--out is required")
+	}
+	m, o, err := newGANModel(*arch, *preset, *seed)
+	if err != nil {
+		return err
+	}
+	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg = *kimg, *seed, *dataN, *workers, *ckpt, *grid
+	o.Label = *arch + "/" + *preset
+	if *export != "" {
+		return exportGAN(m, o, *out, *export, *half)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(os.Stderr, "train gan: %s preset %s → %s (%d kimg; %s, %d threads)\n", *arch, *preset, *out, int(*kimg), torch.Version(), torch.Threads())
+	return gan.Train(ctx, *out, m, o)
+}
+
+// newGANModel builds the trainable pair of an architecture and the loop
+// options from its preset.
+func newGANModel(arch, preset string, seed uint64) (gan.Model, gan.Opts, error) {
+	switch arch {
+	case "stylegan2":
+		c, err := stylegan2.Preset(preset)
+		if err != nil {
+			return nil, gan.Opts{}, err
+		}
+		p, err := stylegan2.NewPair(c, seed)
+		if err != nil {
+			return nil, gan.Opts{}, err
+		}
+		return p, gan.Opts{Resolution: c.Resolution, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval,
+			StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, EMARampup: c.EMARampup}, nil
+	case "eg3d":
+		return newEG3DModel(preset, seed)
+	}
+	return nil, gan.Opts{}, fmt.Errorf("--arch %q: want stylegan2 or eg3d", arch)
+}
+
+// exportGAN loads a run's checkpoint and writes its G_ema with w̄.
+func exportGAN(m gan.Model, o gan.Opts, dir, path string, half bool) error {
+	t := gan.NewTrainer(m, o)
+	run, err := openRun(dir)
+	if err != nil {
+		return err
+	}
+	ok, err := t.Resume(run)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s holds no checkpoint", dir)
+	}
+	m.Finalize()
+	_, _, ema := m.Stores()
+	meta := map[string]string{"kimg": fmt.Sprintf("%.1f", float64(t.State.Nimg)/1000), "arch": archOf(m)}
+	if err := saveStore(ema, path, m.Config(), half, meta); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "exported G_ema after %.1f kimg to %s\n", float64(t.State.Nimg)/1000, path)
+	return nil
+}
+
+func openRun(dir string) (*runs.Run, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("run folder: %w", err)
+	}
+	return runs.Open(dir)
+}
+
+func saveStore(st *nn.Store, path string, cfg any, half bool, meta map[string]string) error {
+	return st.Save(path, nn.SaveOptions{Config: cfg, Half: half, Metadata: meta})
+}
+
+func archOf(m gan.Model) string {
+	if _, ok := m.(*stylegan2.Pair); ok {
+		return "stylegan2"
+	}
+	return "eg3d"
+}
+
+func newEG3DModel(preset string, seed uint64) (gan.Model, gan.Opts, error) {
+	return nil, gan.Opts{}, fmt.Errorf("eg3d: not built yet")
+}
+
+func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode, out string, views int, yaw float64, gif string) error {
+	return fmt.Errorf("eg3d: not built yet")
+}

@@ -1,0 +1,154 @@
+package gan
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"ddgi/data"
+	"ddgi/gan/stylegan2"
+	"ddgi/internal/runs"
+	"ddgi/torch"
+)
+
+func tinyPair(t testing.TB) *stylegan2.Pair {
+	t.Helper()
+	p, err := stylegan2.NewPair(stylegan2.Presets["tiny"], 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func realBatch(t testing.TB, size, n int) []*data.Sample {
+	t.Helper()
+	ds := data.NewSynthFace(data.Train, size, n)
+	out := make([]*data.Sample, n)
+	for i := range out {
+		s, err := ds.Get(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func tinyOpts() Opts {
+	c := stylegan2.Presets["tiny"]
+	return Opts{Resolution: c.Resolution, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval,
+		StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, EMARampup: c.EMARampup, DataN: 64, Seed: 3, Label: "tiny", Quiet: true}
+}
+
+// TestDLossFalls: a few D updates on fixed reals and fakes lower D's loss.
+func TestDLossFalls(t *testing.T) {
+	p := tinyPair(t)
+	tr := NewTrainer(p, tinyOpts())
+	batch := realBatch(t, 16, 4)
+	var fakes []*torch.Tensor
+	torch.NoGrad(func() {
+		fakes = p.Fake(tr.mixedWPlus(4, nil), nil)
+	})
+	torch.Persist(fakes...)
+	reals, _ := p.Real(batch)
+	torch.Persist(reals...)
+	loss := func() float64 {
+		var l float64
+		torch.Scoped(func() { l = stylegan2.DLoss(p.Score(reals, nil), p.Score(fakes, nil)).Item() })
+		return l
+	}
+	first := loss()
+	for range 10 {
+		torch.Scoped(func() {
+			stylegan2.DLoss(p.Score(reals, nil), p.Score(fakes, nil)).Backward()
+			tr.OptD.Update(p.DS.Trainable())
+		})
+	}
+	if last := loss(); !(last < first-0.05) {
+		t.Fatalf("D loss %.4f → %.4f, want a fall", first, last)
+	}
+}
+
+// TestGLossFalls: a few G updates against a fixed D lower G's loss.
+func TestGLossFalls(t *testing.T) {
+	p := tinyPair(t)
+	tr := NewTrainer(p, tinyOpts())
+	p.DS.Freeze("")
+	z := tr.latents(4)
+	torch.Persist(z)
+	loss := func() *torch.Tensor {
+		return stylegan2.GLoss(p.Score(p.Fake(stylegan2.Broadcast(p.Map(z, nil), p.NumWS()), nil), nil))
+	}
+	var first, last float64
+	torch.Scoped(func() { first = loss().Item() })
+	p.G.SetNoiseSeed(1)
+	for range 10 {
+		torch.Scoped(func() {
+			loss().Backward()
+			tr.OptG.Update(p.GS.Trainable())
+		})
+	}
+	torch.Scoped(func() { last = loss().Item() })
+	if !(last < first-0.05) {
+		t.Fatalf("G loss %.4f → %.4f, want a fall", first, last)
+	}
+}
+
+// TestTrainResume runs a few full steps (D, R1, G, EMA) in a run folder,
+// checkpoints, and resumes from it.
+func TestTrainResume(t *testing.T) {
+	dir := t.TempDir()
+	o := tinyOpts()
+	o.Kimg = 1
+	o.MaxSteps = 5
+	if err := Train(context.Background(), dir, tinyPair(t), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{FileG, FileD, FileGEMA, FileOptG, FileOptD, "state.json", "fakes_latest.png", "log.jsonl"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("run folder lacks %s: %v", f, err)
+		}
+	}
+	p := tinyPair(t)
+	tr := NewTrainer(p, o)
+	ok, err := tr.Resume(mustRun(t, dir))
+	if err != nil || !ok {
+		t.Fatalf("resume: ok=%v err=%v", ok, err)
+	}
+	if tr.State.Step != 5 || tr.State.Nimg != 20 {
+		t.Fatalf("resumed at step %d nimg %d, want 5 and 20", tr.State.Step, tr.State.Nimg)
+	}
+	if err := Train(context.Background(), dir, p, o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkTrainStep64 times one small64 StyleGAN2 training step (batch
+// 16) and reports kimg/hour.
+func BenchmarkTrainStep64(b *testing.B) {
+	c := stylegan2.Presets["small64"]
+	p, err := stylegan2.NewPair(c, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := Opts{Resolution: 64, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval, StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, Seed: 1}
+	tr := NewTrainer(p, o)
+	batch := realBatch(b, 64, c.Batch)
+	tr.Step(batch)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		tr.Step(batch)
+	}
+	b.ReportMetric(float64(c.Batch*b.N)/time.Since(start).Hours()/1000, "kimg/h")
+}
+
+func mustRun(t *testing.T, dir string) *runs.Run {
+	r, err := runs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
