@@ -1,0 +1,43 @@
+package inversion
+
+import "fmt"
+
+// Config sizes M and T from the encoder's taps and the GAN's latent space.
+type Config struct {
+	// The GAN's W+ space: L style vectors of StyleDim values.
+	Styles, StyleDim int64
+	// Middle-block features h_t: [HChannels, HSize, HSize].
+	HChannels, HSize int64
+	// Decoder blocks tapped for f_t: channels per block.
+	FChannels []int64
+	// Size is H = W of F_t, the size every f_t^n is upsampled to.
+	Size int64
+	// Width of M's and T's hidden layers.
+	Width int64
+	// AlphaBuckets splits the schedule into ranges with their own α^γ_t, α^β_t.
+	AlphaBuckets int
+	// Timesteps of the diffusion schedule (t ∈ [0, Timesteps)).
+	Timesteps int
+	// UseAttention is false for the "no-attn" ablation (A_t = Ā_t = 1).
+	UseAttention bool
+}
+
+// Validate reports a config that cannot build.
+func (c Config) Validate() error {
+	switch {
+	case c.Styles < 1 || c.StyleDim < 1:
+		return fmt.Errorf("inversion config: %d styles of width %d", c.Styles, c.StyleDim)
+	case c.HChannels < 1 || c.HSize < 1 || c.Size < 1 || c.Width < 1:
+		return fmt.Errorf("inversion config: non-positive size in %+v", c)
+	case len(c.FChannels) == 0:
+		return fmt.Errorf("inversion config: no decoder blocks tapped")
+	case c.AlphaBuckets < 1 || c.Timesteps < 1:
+		return fmt.Errorf("inversion config: %d α buckets over %d steps", c.AlphaBuckets, c.Timesteps)
+	}
+	return nil
+}
+
+// Tiny is a test-sized config.
+func Tiny() Config {
+	return Config{Styles: 4, StyleDim: 16, HChannels: 16, HSize: 2, FChannels: []int64{16, 8}, Size: 8, Width: 16, AlphaBuckets: 4, Timesteps: 1000, UseAttention: true}
+}

@@ -1,0 +1,85 @@
+// Package inversion is the paper's method (Sec. 3): the mapping network M
+// turns the diffusion encoder's middle-block features h_t into a GAN latent
+// code w^m_t (Eq. 2); the attention-based style modulation network T
+// (AbSMNet) turns decoder features f_t and cross-attention a_t into scale and
+// shift codes w^γ_t, w^β_t (Eq. 3) that modulate w^m_t (Eq. 4); the GAN G
+// renders the result (Eq. 5). Training is two-staged (Eqs. 6, 7) across
+// denoising steps t.
+package inversion
+
+import (
+	"fmt"
+
+	"ddgi/nn"
+	"ddgi/torch"
+)
+
+// Map2Style reduces a feature map to L style vectors: stride-2 3×3 convs with
+// LeakyReLU down to 1×1, then one linear layer (pSp's map2style block).
+type Map2Style struct {
+	Convs  []*nn.Conv2d
+	Linear *nn.Linear
+	Styles int64
+	Dim    int64
+}
+
+// Map2StyleOpts configure the final linear layer's start: ZeroInit with
+// Bias b makes every output start at b (T's scale head starts at 1).
+type Map2StyleOpts struct {
+	ZeroInit bool
+	Bias     float64
+}
+
+// NewMap2Style builds a head for [B,in,size,size] inputs with hidden width
+// mid, producing [B,styles,dim].
+func NewMap2Style(p nn.Path, in, mid, size, styles, dim int64, o Map2StyleOpts) *Map2Style {
+	m := &Map2Style{Styles: styles, Dim: dim}
+	c := in
+	for i := 0; size > 1; i++ {
+		m.Convs = append(m.Convs, nn.NewConv2d(p.Subf("convs.%d", i), c, mid, 3, nn.Conv2dOpts{Stride: 2, Padding: 1}))
+		c = mid
+		size = (size + 1) / 2
+	}
+	m.Linear = nn.NewLinear(p.Sub("linear"), c, styles*dim, nn.LinearOpts{ZeroInit: o.ZeroInit, BiasInit: o.Bias})
+	return m
+}
+
+// Forward maps [B,C,h,w] to [B,styles,dim].
+func (m *Map2Style) Forward(x *torch.Tensor) *torch.Tensor {
+	for _, c := range m.Convs {
+		x = c.Forward(x).LeakyRelu(0.2)
+	}
+	x = torch.AdaptiveAvgPool2d(x, 1, 1).Flatten(1, 3)
+	return m.Linear.Forward(x).Reshape(-1, m.Styles, m.Dim)
+}
+
+// MappingNetwork is M: h_t ↦ w^m_t.
+type MappingNetwork struct {
+	Head *Map2Style
+	// WAvg is the GAN's mean latent w̄ [dim]; M predicts an offset from it,
+	// so training starts from the average face (as pSp does).
+	WAvg *torch.Tensor
+}
+
+// NewMappingNetwork builds M for middle-block features [B,hChannels,hSize,hSize].
+func NewMappingNetwork(p nn.Path, c Config) *MappingNetwork {
+	return &MappingNetwork{
+		Head: NewMap2Style(p.Sub("map2style"), c.HChannels, c.Width, c.HSize, c.Styles, c.StyleDim, Map2StyleOpts{}),
+		WAvg: p.Buffer("w_avg", []int64{c.StyleDim}, nn.Constant(0)),
+	}
+}
+
+// MappedCode is Eq. 2: w^m_t = M(h_t), returned as [B,L,dim].
+func (m *MappingNetwork) MappedCode(h *torch.Tensor) *torch.Tensor {
+	return m.Head.Forward(h).Add(m.WAvg)
+}
+
+// SetMeanLatent copies the GAN's w̄ into M.
+func (m *MappingNetwork) SetMeanLatent(wavg *torch.Tensor) error {
+	if got := wavg.Numel(); got != m.WAvg.Numel() {
+		return fmt.Errorf("mean latent has %d values, M expects %d", got, m.WAvg.Numel())
+	}
+	return torch.Try(func() {
+		torch.NoGrad(func() { torch.Scoped(func() { m.WAvg.CopyIn(wavg.Reshape(-1).To(torch.Float32)) }) })
+	})
+}

@@ -1,0 +1,57 @@
+package inversion
+
+import (
+	"ddgi/nn"
+	"ddgi/torch"
+)
+
+// Generator is the frozen pre-trained GAN G seen from the inversion: it
+// renders W+ codes (and, for a 3D-aware G, a camera).
+type Generator interface {
+	// Synthesize renders w+ [B,L,dim] (camera [B,25] or nil) to [B,3,H,W] in [-1,1].
+	Synthesize(wplus, camera *torch.Tensor) *torch.Tensor
+	// MeanLatent is w̄ [dim].
+	MeanLatent() *torch.Tensor
+}
+
+// Model holds M and T in one store (names "mapping.*", "absmnet.*").
+type Model struct {
+	Config  Config
+	Store   *nn.Store
+	Mapping *MappingNetwork
+	AbSMNet *AbSMNet
+}
+
+// NewModel builds M and T.
+func NewModel(c Config, dev torch.Device, seed uint64) (*Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Config: c, Store: nn.NewStore(dev, seed)}
+	err := torch.Try(func() {
+		m.Mapping = NewMappingNetwork(m.Store.Root().Sub("mapping"), c)
+		m.AbSMNet = NewAbSMNet(m.Store.Root().Sub("absmnet"), c)
+	})
+	return m, err
+}
+
+// Codes is what one pass produces.
+type Codes struct {
+	WM, WGamma, WBeta, W *torch.Tensor // [B,L,dim]; W = WM ⊙ WGamma ⊕ WBeta
+}
+
+// Invert maps encoder outputs at steps t to the final code (Eqs. 2–4).
+// With mOnly (the "M only" ablation) T is skipped and W = WM.
+func (m *Model) Invert(h *torch.Tensor, f Features, steps *torch.Tensor, mOnly bool) Codes {
+	wm := m.Mapping.MappedCode(h)
+	if mOnly {
+		return Codes{WM: wm, W: wm}
+	}
+	g, b := m.AbSMNet.ModulationCodes(f, steps)
+	return Codes{WM: wm, WGamma: g, WBeta: b, W: ModulateCode(wm, g, b)}
+}
+
+// Render is Eq. 5: I'_t = G(w_t) (from camera for a 3D-aware G).
+func Render(g Generator, w, camera *torch.Tensor) *torch.Tensor {
+	return g.Synthesize(w, camera)
+}
