@@ -1,0 +1,296 @@
+package auxtrain
+
+import (
+	"fmt"
+	"math"
+
+	"ddgi/auxnets"
+	"ddgi/data"
+	"ddgi/metrics"
+	"ddgi/nn"
+	"ddgi/optim"
+	"ddgi/synthface"
+	"ddgi/torch"
+)
+
+func newJob(c auxnets.Config, o Options) (job, error) {
+	adam := optim.NewAdam(optim.DefaultAdam(o.LR))
+	seed := uint64(o.Seed)
+	switch c.Net {
+	case auxnets.NetParser:
+		p := auxnets.NewParser(c, seed)
+		return &parserJob{base: base{p.Store, c, adam, o.LR}, net: p}, nil
+	case auxnets.NetAttributes, auxnets.NetFID:
+		m := auxnets.NewClassifier(c, seed)
+		return &classifierJob{base: base{m.Store, c, adam, o.LR}, net: m}, nil
+	case auxnets.NetIdentity:
+		r := auxnets.NewIdentity(c, seed)
+		classes := int64(o.Samples / max(o.PerIdentity, 1))
+		head := nn.NewStore(torch.CPU, seed+1)
+		return &identityJob{net: r, headStore: head, head: auxnets.NewArcFace(head.Root().Sub("arcface"), classes, c.EmbedDim), adam: adam, lr: o.LR, per: max(o.PerIdentity, 1)}, nil
+	case auxnets.NetPerceptual:
+		if o.Backbone == "" {
+			return nil, fmt.Errorf("perceptual: --backbone (attribute weights) is required")
+		}
+		src, err := auxnets.LoadClassifier(o.Backbone, auxnets.NetAttributes)
+		if err != nil {
+			return nil, err
+		}
+		c.Width = src.Config.Width
+		f := auxnets.NewPerceptual(c, seed)
+		if err := f.CopyBackbone(src); err != nil {
+			return nil, err
+		}
+		return &perceptualJob{base: base{f.Store, c, adam, o.LR}, net: f}, nil
+	}
+	return nil, fmt.Errorf("unknown net %q", c.Net)
+}
+
+// base is the part of a job with one store, shipped whole.
+type base struct {
+	store *nn.Store
+	cfg   auxnets.Config
+	adam  *optim.Adam
+	lr    float64
+}
+
+func (b *base) stores() map[string]*nn.Store      { return map[string]*nn.Store{"model": b.store} }
+func (b *base) opt() *optim.Adam                  { return b.adam }
+func (b *base) ship() (*nn.Store, auxnets.Config) { return b.store, b.cfg }
+func (b *base) dataset(o Options) data.Dataset {
+	return data.NewSynthFace(data.Train, auxnets.InputSize, o.Samples)
+}
+
+// ---- parser ----
+
+type parserJob struct {
+	base
+	net *auxnets.Parser
+}
+
+func (j *parserJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64) float64 {
+	x := auxnets.Augment(auxnets.Images(ss), g, true)
+	loss := auxnets.ParserLoss(j.net.Logits(x), auxnets.Masks(ss))
+	loss.Backward()
+	update(j.adam, j.net.Store, j.lr, frac)
+	return loss.Item()
+}
+
+func (j *parserJob) eval(o Options) (Result, error) {
+	bench, err := renderAll(data.NewSynthFace(data.Bench, auxnets.InputSize, o.EvalSamples), o.Workers, o.Quiet, "render bench")
+	if err != nil {
+		return nil, err
+	}
+	clean, degraded := metrics.NewConfusion(synthface.NumClasses), metrics.NewConfusion(synthface.NumClasses)
+	g := torch.NewGenerator(7)
+	inBatches(bench, 64, func(_ int, b []*data.Sample) {
+		x, m := auxnets.Images(b), auxnets.Masks(b).Int64s()
+		must(clean.Add(j.net.Parse(x).Int64s(), m))
+		must(degraded.Add(j.net.Parse(auxnets.Augment(x, g, true)).Int64s(), m))
+	})
+	res := Result{"bench_miou": clean.MeanIoU(), "bench_acc": clean.PixelAccuracy(),
+		"bench_miou_augmented": degraded.MeanIoU(), "bench_acc_augmented": degraded.PixelAccuracy()}
+	for c, v := range clean.IoU() {
+		res["iou_"+synthface.Classes[c]] = v
+	}
+	return res, nil
+}
+
+func must(err error) {
+	if err != nil {
+		panic(&torch.Error{Op: "eval", Msg: err.Error()})
+	}
+}
+
+// ---- attribute and FID classifiers ----
+
+type classifierJob struct {
+	base
+	net *auxnets.Classifier
+}
+
+// ClassifierTargets are the attribute bits and, with areas, the mask's
+// class fractions.
+func ClassifierTargets(ss []*data.Sample, areas bool) *torch.Tensor {
+	k := len(ss[0].Attrs)
+	w := k
+	if areas {
+		w += synthface.NumClasses
+	}
+	v := make([]float32, len(ss)*w)
+	for i, s := range ss {
+		copy(v[i*w:], s.Attrs)
+		if areas {
+			inv := 1 / float32(len(s.Mask))
+			for _, l := range s.Mask {
+				v[i*w+k+int(l)] += inv
+			}
+		}
+	}
+	return torch.FromFloat32(v, int64(len(ss)), int64(w))
+}
+
+func (j *classifierJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64) float64 {
+	x := auxnets.Augment(auxnets.Images(ss), g, false)
+	loss := auxnets.ClassifierLoss(j.net.Logits(x), ClassifierTargets(ss, j.net.Config.Areas))
+	loss.Backward()
+	update(j.adam, j.net.Store, j.lr, frac)
+	return loss.Item()
+}
+
+func (j *classifierJob) eval(o Options) (Result, error) {
+	bench, err := renderAll(data.NewSynthFace(data.Bench, auxnets.InputSize, o.EvalSamples), o.Workers, o.Quiet, "render bench")
+	if err != nil {
+		return nil, err
+	}
+	k := int(auxnets.NumAttributes)
+	hits := make([]float64, k)
+	pos := make([]float64, k)
+	var mentions, mentionHits float64
+	var feats [][]float64
+	inBatches(bench, 64, func(_ int, b []*data.Sample) {
+		x := auxnets.Images(b)
+		p := j.net.AttributeProbs(x).Float32s()
+		for i, s := range b {
+			for a := 0; a < k; a++ {
+				if (p[i*k+a] > 0.5) == (s.Attrs[a] > 0.5) {
+					hits[a]++
+				}
+				pos[a] += float64(s.Attrs[a])
+			}
+			for _, c := range s.Captions {
+				ms := auxnets.CaptionAttributes(c)
+				mentions += float64(len(ms))
+				mentionHits += metrics.MentionHits(p[i*k:(i+1)*k], ms)
+			}
+		}
+		feats = append(feats, metrics.Rows(j.net.Features(x))...)
+	})
+	n := float64(len(bench))
+	res := Result{"caption_attr_acc": mentionHits / mentions}
+	var mean, majority float64
+	for a, name := range synthface.AttributeNames {
+		res["acc_"+name] = hits[a] / n
+		mean += hits[a] / n / float64(k)
+		majority += math.Max(pos[a]/n, 1-pos[a]/n) / float64(k)
+	}
+	res["mean_attr_acc"], res["majority_baseline_acc"] = mean, majority
+	h := len(feats) / 2
+	res["fid_bench_half_vs_half"] = metrics.FID(feats[:h], feats[h:])
+	return res, nil
+}
+
+// ---- identity ----
+
+type identityJob struct {
+	net       *auxnets.Identity
+	headStore *nn.Store
+	head      *auxnets.ArcFace
+	adam      *optim.Adam
+	lr        float64
+	per       int
+}
+
+func (j *identityJob) stores() map[string]*nn.Store {
+	return map[string]*nn.Store{"model": j.net.Store, "head": j.headStore}
+}
+func (j *identityJob) opt() *optim.Adam { return j.adam }
+func (j *identityJob) ship() (*nn.Store, auxnets.Config) {
+	return j.net.Store, j.net.Config
+}
+func (j *identityJob) dataset(o Options) data.Dataset {
+	return data.NewSynthFaceIdentities(data.Train, auxnets.InputSize, o.Samples, j.per)
+}
+
+// arcMargin ramps ArcFace's margin from 0 to 0.5 over the first 20% so the
+// small net converges from scratch.
+func arcMargin(frac float64) float64 { return 0.5 * math.Min(1, frac/0.2) }
+
+func (j *identityJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64) float64 {
+	lab := make([]int64, len(idx))
+	for i, k := range idx {
+		lab[i] = int64(k / j.per)
+	}
+	x := auxnets.Augment(auxnets.Images(ss), g, true)
+	loss := j.head.Loss(j.net.Embed(x), torch.FromInt64(lab, int64(len(lab))), arcMargin(frac))
+	loss.Backward()
+	j.adam.SetLR(lrAt(j.lr, frac))
+	torch.NoGrad(func() { j.adam.Update(append(j.net.Store.Trainable(), j.headStore.Trainable()...)) })
+	return loss.Item()
+}
+
+// eval verifies held-out SynthFace-bench people: every same-person pair and
+// as many random different-person pairs; threshold chosen on one half of
+// the people and applied to the other (and vice versa).
+func (j *identityJob) eval(o Options) (Result, error) {
+	const per = 4
+	people := max(o.EvalSamples/per, 4)
+	bench, err := renderAll(data.NewSynthFaceIdentities(data.Bench, auxnets.InputSize, people*per, per), o.Workers, o.Quiet, "render bench")
+	if err != nil {
+		return nil, err
+	}
+	emb := make([][]float64, 0, len(bench))
+	inBatches(bench, 64, func(_ int, b []*data.Sample) {
+		emb = append(emb, metrics.Rows(j.net.Embed(auxnets.Images(b)))...)
+	})
+	scores, same, half := VerificationPairs(emb, per, 1)
+	var a, b []int
+	for i := range scores {
+		if half[i] == 0 {
+			a = append(a, i)
+		} else {
+			b = append(b, i)
+		}
+	}
+	sub := func(ix []int) ([]float64, []bool) {
+		s, p := make([]float64, len(ix)), make([]bool, len(ix))
+		for k, i := range ix {
+			s[k], p[k] = scores[i], same[i]
+		}
+		return s, p
+	}
+	sa, pa := sub(a)
+	sb, pb := sub(b)
+	ta, _ := metrics.BestThreshold(sa, pa)
+	tb, _ := metrics.BestThreshold(sb, pb)
+	acc := (metrics.Accuracy(sb, pb, ta)*float64(len(sb)) + metrics.Accuracy(sa, pa, tb)*float64(len(sa))) / float64(len(scores))
+	return Result{"verification_acc": acc, "roc_auc": metrics.ROCAUC(scores, same),
+		"tar_at_far_1e-2": metrics.TARAtFAR(scores, same, 1e-2), "people": float64(people), "pairs": float64(len(scores))}, nil
+}
+
+// VerificationPairs scores all same-person pairs of embeddings grouped per
+// consecutive rows and an equal number of different-person pairs (seeded);
+// half says which half of the people a pair belongs to.
+func VerificationPairs(emb [][]float64, per int, seed uint64) (scores []float64, same []bool, half []int) {
+	people := len(emb) / per
+	cos := func(a, b []float64) float64 {
+		var s float64
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	for p := 0; p < people; p++ {
+		for i := 0; i < per; i++ {
+			for k := i + 1; k < per; k++ {
+				scores = append(scores, cos(emb[p*per+i], emb[p*per+k]))
+				same = append(same, true)
+				half = append(half, p%2)
+			}
+		}
+	}
+	nPos := len(scores)
+	x := seed*0x9e3779b97f4a7c15 + 1
+	next := func(n int) int { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return int(x % uint64(n)) }
+	for len(scores) < 2*nPos {
+		p := next(people)
+		q := p%2 + 2*next((people-p%2+1)/2) // a person in the same half
+		if q >= people || q == p {
+			continue
+		}
+		scores = append(scores, cos(emb[p*per+next(per)], emb[q*per+next(per)]))
+		same = append(same, false)
+		half = append(half, p%2)
+	}
+	return scores, same, half
+}

@@ -1,0 +1,129 @@
+package auxnets
+
+import (
+	"context"
+	"math"
+
+	"ddgi/data"
+	"ddgi/internal/progress"
+	"ddgi/torch"
+)
+
+// Images stacks samples' RGB into [N,3,S,S] float32 in [-1, 1].
+func Images(ss []*data.Sample) *torch.Tensor {
+	n, s := len(ss), ss[0].Size
+	v := make([]float32, n*3*s*s)
+	for i, smp := range ss {
+		for p := 0; p < s*s; p++ {
+			for k := 0; k < 3; k++ {
+				v[(i*3+k)*s*s+p] = float32(smp.Image[3*p+k])/127.5 - 1
+			}
+		}
+	}
+	return torch.FromFloat32(v, int64(n), 3, int64(s), int64(s))
+}
+
+// Masks stacks label maps into [N,S,S] int64.
+func Masks(ss []*data.Sample) *torch.Tensor {
+	n, s := len(ss), ss[0].Size
+	v := make([]int64, n*s*s)
+	for i, smp := range ss {
+		for p, l := range smp.Mask {
+			v[i*s*s+p] = int64(l)
+		}
+	}
+	return torch.FromInt64(v, int64(n), int64(s), int64(s))
+}
+
+// Gaussian1D is a normalised Gaussian window of odd size.
+func Gaussian1D(size int, sigma float64) []float32 {
+	w := make([]float32, size)
+	var sum float64
+	for i := range w {
+		d := float64(i - size/2)
+		g := math.Exp(-d * d / (2 * sigma * sigma))
+		w[i] = float32(g)
+		sum += g
+	}
+	for i := range w {
+		w[i] /= float32(sum)
+	}
+	return w
+}
+
+// SeparableFilter convolves each channel of x with the 1-D window along
+// both axes; pad adds reflect padding of that many pixels first.
+func SeparableFilter(x *torch.Tensor, win []float32, pad int64) *torch.Tensor {
+	c, k := x.Size(1), int64(len(win))
+	if pad > 0 {
+		x = x.Pad([]int64{pad, pad, pad, pad}, torch.PadReflect, 0)
+	}
+	h := torch.FromFloat32(win, 1, 1, 1, k).Expand(c, 1, 1, k).Contiguous()
+	v := h.Reshape(c, 1, k, 1)
+	x = torch.Conv2d(x, h, nil, torch.ConvOpts{Groups: c})
+	return torch.Conv2d(x, v, nil, torch.ConvOpts{Groups: c})
+}
+
+// Blur is a Gaussian blur of std sigma pixels keeping the size.
+func Blur(x *torch.Tensor, sigma float64) *torch.Tensor {
+	if sigma <= 0 {
+		return x
+	}
+	r := int(math.Ceil(3 * sigma))
+	r = min(r, int(x.Size(2))-1)
+	return SeparableFilter(x, Gaussian1D(2*r+1, sigma), int64(r))
+}
+
+// Augment applies per-image colour jitter (brightness, contrast,
+// saturation), a random Gaussian blur (when blur is set) and Gaussian noise to [-1,1] images,
+// so the nets also work on generated images. Flips are done on samples
+// (data.Flip) because they must swap left/right labels.
+func Augment(x *torch.Tensor, g *torch.Generator, blur bool) *torch.Tensor {
+	n := x.Size(0)
+	u := func() *torch.Tensor { return torch.Rand(g, []int64{n, 1, 1, 1}, torch.Float32, torch.CPU) }
+	y := x.AddScalar(1).MulScalar(0.5)
+	y = y.Mul(u().MulScalar(0.5).AddScalar(0.75))                                                                                                                                  // brightness ×[0.75,1.25]
+	m := y.Mean([]int64{1, 2, 3}, true)                                                                                                                                            // contrast ×[0.7,1.3]
+	y = y.Sub(m).Mul(u().MulScalar(0.6).AddScalar(0.7)).Add(m)                                                                                                                     //
+	gray := y.Mean([]int64{1}, true)                                                                                                                                               // saturation ×[0.5,1.5]
+	y = y.Sub(gray).Mul(u().AddScalar(0.5)).Add(gray)                                                                                                                              //
+	y = y.Add(u().SubScalar(0.5).MulScalar(0.1).Mul(torch.Ones([]int64{1, 3, 1, 1}, torch.Float32, torch.CPU).Add(torch.Randn(g, []int64{n, 3, 1, 1}, torch.Float32, torch.CPU)))) // colour cast
+	sig := float64(torch.Rand(g, []int64{1}, torch.Float32, torch.CPU).Item())
+	if blur && sig < 0.4 { // a third of batches blurred, σ ∈ [0.3, 1.2]
+		y = Blur(y, 0.3+sig*2.25)
+	}
+	noise := u().MulScalar(0.04).Mul(torch.Randn(g, y.Shape(), torch.Float32, torch.CPU))
+	return y.Add(noise).Clamp(0, 1).MulScalar(2).SubScalar(1)
+}
+
+// Cache renders every sample of ds once into memory with a progress line.
+func Cache(ds data.Dataset, workers int, quiet bool, label string) ([]*data.Sample, error) {
+	l, err := data.NewLoader(ds, data.LoaderOptions{BatchSize: 64, Workers: max(workers, 1)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*data.Sample, 0, ds.Len())
+	bar := progress.New(label, 0, int64(ds.Len()), "samples")
+	for b := range l.Epoch(context.Background(), 0) {
+		if b.Err != nil {
+			return nil, b.Err
+		}
+		out = append(out, b.Samples...)
+		if !quiet {
+			bar.Set(int64(len(out)), nil)
+		}
+	}
+	if !quiet {
+		bar.Finish()
+	}
+	return out, nil
+}
+
+// InChunks runs f on consecutive chunks of n samples, each inside its own
+// scope and without gradients.
+func InChunks(ss []*data.Sample, n int, f func(lo int, b []*data.Sample)) {
+	for lo := 0; lo < len(ss); lo += n {
+		b := ss[lo:min(lo+n, len(ss))]
+		torch.Scoped(func() { torch.NoGrad(func() { f(lo, b) }) })
+	}
+}

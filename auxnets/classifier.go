@@ -1,0 +1,69 @@
+package auxnets
+
+import (
+	"ddgi/nn"
+	"ddgi/synthface"
+	"ddgi/torch"
+)
+
+// Classifier is a conv classifier over SynthFace attributes (the attribute
+// net) and, with Config.Areas, also each class's share of the mask (the FID
+// net, whose pooled features then also encode layout). Keys: enc.*, fc.*.
+type Classifier struct {
+	Config Config
+	Store  *nn.Store
+	Enc    *Encoder
+	fc     *nn.Linear
+}
+
+// Outputs is the number of logits: the attributes, then 19 class areas.
+func (c Config) Outputs() int64 {
+	if c.Areas {
+		return NumAttributes + synthface.NumClasses
+	}
+	return NumAttributes
+}
+
+// NewClassifier builds a classifier with freshly initialised weights.
+func NewClassifier(c Config, seed uint64) *Classifier {
+	s := newStore(seed)
+	m := &Classifier{Config: c, Store: s, Enc: NewEncoder(s.Root().Sub("enc"), c.Width)}
+	m.fc = nn.NewLinear(s.Root().Sub("fc"), m.FeatureDim(), c.Outputs(), nn.LinearOpts{})
+	return m
+}
+
+// LoadClassifier reads shipped attribute or FID weights (net names which).
+func LoadClassifier(path, net string) (*Classifier, error) {
+	f, c, err := openWeights(path, net)
+	if err != nil {
+		return nil, err
+	}
+	m := NewClassifier(c, 0)
+	return m, loadStore(m.Store, f, path)
+}
+
+// FeatureDim is the size of Features.
+func (m *Classifier) FeatureDim() int64 { return m.Enc.Channels[4] }
+
+// Features are the globally pooled last-stage activations [N,FeatureDim]:
+// the FID/KID features.
+func (m *Classifier) Features(x *torch.Tensor) *torch.Tensor {
+	f := m.Enc.Forward(x)
+	return pool(f[len(f)-1])
+}
+
+// Logits returns [N,Outputs] scores.
+func (m *Classifier) Logits(x *torch.Tensor) *torch.Tensor { return m.fc.Forward(m.Features(x)) }
+
+// AttributeProbs returns [N,NumAttributes] probabilities (no gradient).
+func (m *Classifier) AttributeProbs(x *torch.Tensor) *torch.Tensor {
+	var p *torch.Tensor
+	torch.NoGrad(func() { p = m.Logits(x).Narrow(1, 0, NumAttributes).Sigmoid() })
+	return p
+}
+
+// ClassifierLoss is binary cross-entropy of logits against targets in
+// [0,1] (attribute bits, then class-area fractions for the FID net).
+func ClassifierLoss(logits, targets *torch.Tensor) *torch.Tensor {
+	return torch.BCEWithLogits(logits, targets, torch.ReduceMean)
+}

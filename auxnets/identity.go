@@ -1,0 +1,78 @@
+package auxnets
+
+import (
+	"math"
+
+	"ddgi/nn"
+	"ddgi/torch"
+)
+
+// Identity is the face-identity embedder R: the shared encoder, pooled, to a
+// unit-norm embedding. Keys: enc.*, fc.*.
+type Identity struct {
+	Config Config
+	Store  *nn.Store
+	enc    *Encoder
+	fc     *nn.Linear
+}
+
+// NewIdentity builds R with freshly initialised weights.
+func NewIdentity(c Config, seed uint64) *Identity {
+	s := newStore(seed)
+	r := &Identity{Config: c, Store: s, enc: NewEncoder(s.Root().Sub("enc"), c.Width)}
+	r.fc = nn.NewLinear(s.Root().Sub("fc"), r.enc.Channels[4], c.EmbedDim, nn.LinearOpts{})
+	return r
+}
+
+// LoadIdentity reads shipped identity weights.
+func LoadIdentity(path string) (*Identity, error) {
+	f, c, err := openWeights(path, NetIdentity)
+	if err != nil {
+		return nil, err
+	}
+	r := NewIdentity(c, 0)
+	return r, loadStore(r.Store, f, path)
+}
+
+// Embed returns unit-norm embeddings [N,EmbedDim]; differentiable, so the
+// inversion's identity loss can use it.
+func (r *Identity) Embed(x *torch.Tensor) *torch.Tensor {
+	f := r.enc.Forward(x)
+	return l2normalize(r.fc.Forward(pool(f[len(f)-1])))
+}
+
+// Cosine is the per-pair cosine similarity of R's embeddings, [N].
+func (r *Identity) Cosine(x, y *torch.Tensor) *torch.Tensor {
+	return r.Embed(x).Mul(r.Embed(y)).Sum([]int64{1}, false)
+}
+
+func l2normalize(x *torch.Tensor) *torch.Tensor {
+	return x.Div(x.Norm(2, []int64{1}, true).ClampMin(1e-8))
+}
+
+// ArcFace is the additive-angular-margin classification head used only to
+// train R. Key: weight [classes, dim].
+type ArcFace struct {
+	Weight *torch.Tensor
+	Scale  float64
+}
+
+// NewArcFace registers the class centres under p.
+func NewArcFace(p nn.Path, classes, dim int64) *ArcFace {
+	return &ArcFace{Weight: p.Param("weight", []int64{classes, dim}, nn.Normal(0.01)), Scale: 30}
+}
+
+// Loss is ArcFace's loss (Deng et al. 2019, Eq. 3): softmax cross-entropy
+// over s·cos θ_j with the target angle widened to θ_y + m. emb must be unit
+// norm, labels int64 class indices.
+func (a *ArcFace) Loss(emb, labels *torch.Tensor, margin float64) *torch.Tensor {
+	cos := emb.Matmul(l2normalize(a.Weight).Transpose(0, 1)).Clamp(-1+1e-6, 1-1e-6)
+	sin := cos.Square().RSubScalar(1).Sqrt()
+	// cos(θ+m), kept monotonic past θ = π−m as in the reference code.
+	cm := cos.MulScalar(math.Cos(margin)).Sub(sin.MulScalar(math.Sin(margin)))
+	th := math.Cos(math.Pi - margin)
+	cm = torch.Where(cos.GtScalar(th), cm, cos.SubScalar(math.Sin(math.Pi-margin)*margin))
+	oh := torch.OneHot(labels, cos.Size(1)).To(torch.Float32)
+	logits := cos.Add(oh.Mul(cm.Sub(cos))).MulScalar(a.Scale)
+	return torch.CrossEntropy(logits, labels, nil, -100, 0, torch.ReduceMean)
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"ddgi/eval"
+	"ddgi/torch"
+)
+
+func init() {
+	register(command{name: "eval", summary: "score methods on SynthFace-bench (FID, KID, LPIPS, MS-SSIM, ID, ACC, mIoU, attribute acc.)", run: runEval})
+}
+
+func runEval(args []string) error {
+	fs := newFlags("eval", "--method m1,m2 [flags]")
+	methods := fs.String("method", "gt,blur,paint", "comma-separated methods (registered: "+strings.Join(eval.Names(), ", ")+"; gt/blur/paint are sanity checks)")
+	bench := fs.String("bench", "synthface", "benchmark (only synthface: SynthFace-bench)")
+	n := fs.Int("n", 2000, "bench pairs")
+	size := fs.Int("size", 64, "image side the methods generate at")
+	conds := fs.String("cond", "mask,scribble", "conditions: mask, scribble or both")
+	out := fs.String("out", "", "output folder for table.md, results.json, grid_<cond>.png (empty: print the table only)")
+	weights := fs.String("weights", "weights", "folder holding aux_*.safetensors")
+	batch := fs.Int("batch", 50, "pairs per batch")
+	gridRows := fs.Int("grid-rows", 6, "samples shown in each image grid")
+	workers := fs.Int("workers", min(2, runtime.NumCPU()), "bench render workers")
+	quiet := fs.Bool("quiet", false, "no progress output")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *bench != "synthface" {
+		return fmt.Errorf("unknown bench %q (only synthface)", *bench)
+	}
+	cfg := eval.Config{N: *n, Size: *size, Batch: *batch, Workers: *workers, GridRows: *gridRows, Quiet: *quiet}
+	for _, c := range strings.Split(*conds, ",") {
+		cd, err := eval.ParseCond(strings.TrimSpace(c))
+		if err != nil {
+			return err
+		}
+		cfg.Conds = append(cfg.Conds, cd)
+	}
+	for _, name := range strings.Split(*methods, ",") {
+		m, err := eval.New(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		cfg.Methods = append(cfg.Methods, m)
+	}
+	var notes []string
+	if err := torch.Try(func() {
+		var err error
+		cfg.Nets, notes, err = eval.LoadNets(*weights)
+		if err != nil {
+			panic(&torch.Error{Op: "load aux nets", Msg: err.Error()})
+		}
+	}); err != nil {
+		return err
+	}
+	rep, err := eval.Run(cfg)
+	if err != nil {
+		return err
+	}
+	rep.Notes = append(rep.Notes, notes...)
+	fmt.Fprint(os.Stdout, rep.Markdown())
+	if *out != "" {
+		return rep.WriteFiles(*out)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"time"
+
+	"ddgi/auxnets"
+	"ddgi/auxnets/auxtrain"
+)
+
+func init() {
+	registerIn("train", command{name: "aux", summary: "train an auxiliary net (identity, parser, perceptual, attributes, fid) on SynthFace", run: runTrainAux})
+}
+
+// auxDefaults are per-net defaults: steps, batch, cached training samples.
+var auxDefaults = map[string][3]int{
+	auxnets.NetParser:     {1500, 16, 6000},
+	auxnets.NetAttributes: {1500, 32, 8000},
+	auxnets.NetFID:        {1200, 32, 8000},
+	auxnets.NetIdentity:   {1500, 32, 6000},
+	auxnets.NetPerceptual: {300, 8, 1600},
+}
+
+func runTrainAux(args []string) error {
+	fs := newFlags("train aux", "--net identity|parser|perceptual|attributes|fid [flags]")
+	net := fs.String("net", "", "which net: identity, parser, perceptual, attributes or fid")
+	preset := fs.String("preset", "small64", "config preset: tiny or small64")
+	steps := fs.Int("steps", 0, "training steps (0: the net's default)")
+	batch := fs.Int("batch", 0, "batch size (0: the net's default)")
+	samples := fs.Int("samples", 0, "SynthFace train samples rendered once and cached (0: the net's default)")
+	per := fs.Int("per-identity", 6, "identity: renders per person (people = samples/per-identity)")
+	lr := fs.Float64("lr", 2e-3, "Adam learning rate (linear decay over the last 30%)")
+	evalN := fs.Int("eval", 1000, "SynthFace-bench samples for the held-out accuracy")
+	dir := fs.String("run", "", "run folder (default runs/aux_<net>); resumes when it holds a checkpoint")
+	out := fs.String("out", "", "shipped fp16 weights (default weights/aux_<net>.safetensors; \"-\" skips)")
+	backbone := fs.String("backbone", "weights/aux_attributes.safetensors", "perceptual: attribute-net weights whose encoder F uses")
+	seed := fs.Int64("seed", 1, "seed")
+	workers := fs.Int("workers", min(2, runtime.NumCPU()), "render workers")
+	quiet := fs.Bool("quiet", false, "no progress output")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	d, ok := auxDefaults[*net]
+	if !ok {
+		fs.Usage()
+		return fmt.Errorf("--net must be identity, parser, perceptual, attributes or fid (got %q)", *net)
+	}
+	o := auxtrain.Options{Net: *net, Preset: *preset, Steps: pick(*steps, d[0]), Batch: pick(*batch, d[1]),
+		Samples: pick(*samples, d[2]), PerIdentity: *per, LR: *lr, EvalSamples: *evalN, Backbone: *backbone,
+		Seed: *seed, Workers: *workers, Quiet: *quiet, Checkpoint: 3 * time.Minute,
+		Dir: *dir, Out: *out}
+	if o.Dir == "" {
+		o.Dir = filepath.Join("runs", "aux_"+*net)
+	}
+	switch o.Out {
+	case "":
+		o.Out = filepath.Join("weights", "aux_"+*net+".safetensors")
+	case "-":
+		o.Out = ""
+	}
+	if *net == auxnets.NetPerceptual && o.LR == 2e-3 {
+		o.LR = 2e-2
+	}
+	res, err := auxtrain.Train(o)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(res))
+	for k := range res {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(os.Stdout, "%s\t%.4f\n", k, res[k])
+	}
+	return nil
+}
+
+func pick(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}

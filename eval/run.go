@@ -1,0 +1,267 @@
+package eval
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"ddgi/auxnets"
+	"ddgi/data"
+	"ddgi/internal/progress"
+	"ddgi/metrics"
+	"ddgi/synthface"
+	"ddgi/torch"
+)
+
+// Nets are the scoring networks; a nil net leaves its metrics out (NaN).
+type Nets struct {
+	Identity   *auxnets.Identity
+	Perceptual *auxnets.Perceptual
+	Parser     *auxnets.Parser
+	Attributes *auxnets.Classifier
+	FID        *auxnets.Classifier
+}
+
+// LoadNets loads weights/aux_<net>.safetensors from dir; missing files are
+// reported in notes and their metrics skipped.
+func LoadNets(dir string) (*Nets, []string, error) {
+	n := &Nets{}
+	var notes []string
+	load := func(net string, f func(path string) error) error {
+		path := filepath.Join(dir, "aux_"+net+".safetensors")
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			notes = append(notes, fmt.Sprintf("%s missing: its metrics are skipped", path))
+			return nil
+		}
+		return f(path)
+	}
+	var err error
+	errs := []error{
+		load(auxnets.NetIdentity, func(p string) error { n.Identity, err = auxnets.LoadIdentity(p); return err }),
+		load(auxnets.NetPerceptual, func(p string) error { n.Perceptual, err = auxnets.LoadPerceptual(p); return err }),
+		load(auxnets.NetParser, func(p string) error { n.Parser, err = auxnets.LoadParser(p); return err }),
+		load(auxnets.NetAttributes, func(p string) error { n.Attributes, err = auxnets.LoadClassifier(p, auxnets.NetAttributes); return err }),
+		load(auxnets.NetFID, func(p string) error { n.FID, err = auxnets.LoadClassifier(p, auxnets.NetFID); return err }),
+	}
+	for _, e := range errs {
+		if e != nil {
+			return nil, nil, e
+		}
+	}
+	return n, notes, nil
+}
+
+// Config of one evaluation.
+type Config struct {
+	Methods []Method
+	Conds   []Cond
+	N       int // bench pairs (≤ data.BenchSize)
+	Size    int
+	Batch   int
+	Workers int
+	Nets    *Nets
+	// GridRows samples shown in the image grid per condition.
+	GridRows int
+	Quiet    bool
+}
+
+// Row is one (condition, method) line of the table. NaN = not applicable.
+type Row struct {
+	Method  string  `json:"method"`
+	Cond    Cond    `json:"cond"`
+	Sanity  bool    `json:"sanity_check"`
+	N       int     `json:"n"`
+	FID     float64 `json:"fid"`
+	KID     float64 `json:"kid"`
+	LPIPS   float64 `json:"lpips"`
+	MSSSIM  float64 `json:"ms_ssim"`
+	ID      float64 `json:"id"`
+	ACC     float64 `json:"acc"`
+	MIoU    float64 `json:"miou"`
+	AttrAcc float64 `json:"attr_acc"`
+	Seconds float64 `json:"generate_seconds"`
+}
+
+// Report is an evaluation's result.
+type Report struct {
+	Bench string   `json:"bench"`
+	N     int      `json:"n"`
+	Size  int      `json:"size"`
+	Rows  []Row    `json:"rows"`
+	Notes []string `json:"notes,omitempty"`
+	// grids per condition (not serialised).
+	grids map[Cond]*gridData
+}
+
+// accum gathers one row's sums.
+type accum struct {
+	fake                  [][]float64
+	lpips, ssim, id, attr []float64
+	attrHits, attrN       float64
+	conf                  *metrics.Confusion
+	secs                  float64
+}
+
+// Run evaluates every method under every condition on the first N bench
+// samples and returns the report.
+func Run(c Config) (rep *Report, err error) {
+	err = torch.Try(func() { rep, err = run(c) })
+	return rep, err
+}
+
+func run(c Config) (*Report, error) {
+	if c.N < 1 || c.N > data.BenchSize {
+		return nil, fmt.Errorf("eval: n = %d, want 1…%d", c.N, data.BenchSize)
+	}
+	c.Batch = max(c.Batch, 1)
+	bench, err := renderBench(c)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Bench: "synthface-bench", N: c.N, Size: c.Size, grids: map[Cond]*gridData{}}
+	nets := c.Nets
+	if nets == nil {
+		nets = &Nets{}
+	}
+	// Real features for FID/KID, once.
+	var real [][]float64
+	if nets.FID != nil {
+		inChunks(bench, c.Batch, func(_ int, b []*data.Sample) {
+			real = append(real, metrics.Rows(nets.FID.Features(auxnets.Images(b)))...)
+		})
+	}
+	for _, cond := range c.Conds {
+		g := newGrid(cond, bench[:min(c.GridRows, len(bench))], c.Methods)
+		rep.grids[cond] = g
+		for _, m := range c.Methods {
+			a := &accum{conf: metrics.NewConfusion(synthface.NumClasses)}
+			bar := progress.New(fmt.Sprintf("eval %s/%s", m.Name(), cond), 0, int64(len(bench)), "pairs")
+			var ferr error
+			inChunks(bench, c.Batch, func(lo int, b []*data.Sample) {
+				if ferr != nil {
+					return
+				}
+				batch := newBatch(cond, b, lo)
+				t0 := time.Now()
+				var out *torch.Tensor
+				torch.NoGrad(func() { out, ferr = m.Generate(batch) })
+				a.secs += time.Since(t0).Seconds()
+				if ferr != nil {
+					ferr = fmt.Errorf("%s: %w", m.Name(), ferr)
+					return
+				}
+				if s := out.Shape(); len(s) != 4 || s[0] != int64(len(b)) || s[1] != 3 {
+					ferr = fmt.Errorf("%s returned shape %v for %d pairs", m.Name(), s, len(b))
+					return
+				}
+				score(a, nets, cond, batch, out)
+				g.add(m.Name(), lo, out)
+				if !c.Quiet {
+					bar.Set(int64(lo+len(b)), nil)
+				}
+			})
+			if ferr != nil {
+				return nil, ferr
+			}
+			if !c.Quiet {
+				bar.Finish()
+			}
+			rep.Rows = append(rep.Rows, a.row(m, cond, len(bench), real, nets))
+		}
+	}
+	return rep, nil
+}
+
+// score adds one batch's per-pair metrics.
+func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor) {
+	gt := auxnets.Images(b.Samples)
+	if gt.Size(2) != out.Size(2) {
+		out = torch.Interpolate(out, gt.Size(2), gt.Size(3), torch.Bilinear, false)
+	}
+	out = out.Clamp(-1, 1)
+	if n.FID != nil {
+		a.fake = append(a.fake, metrics.Rows(n.FID.Features(out))...)
+	}
+	if n.Perceptual != nil {
+		a.lpips = append(a.lpips, n.Perceptual.Distance(out, gt).To(torch.Float64).Float64s()...)
+	}
+	if gt.Size(2) >= 32 {
+		a.ssim = append(a.ssim, metrics.MSSSIM(out, gt).To(torch.Float64).Float64s()...)
+	}
+	if n.Identity != nil {
+		a.id = append(a.id, n.Identity.Cosine(out, gt).To(torch.Float64).Float64s()...)
+	}
+	if n.Parser != nil && cond == CondMask {
+		must(a.conf.Add(n.Parser.Parse(out).Int64s(), b.Mask.Int64s()))
+	}
+	if n.Attributes != nil {
+		h, m := metrics.AttributeAccuracy(n.Attributes.AttributeProbs(out), b.Prompts)
+		a.attrHits += h
+		a.attrN += m
+	}
+}
+
+func (a *accum) row(m Method, cond Cond, n int, real [][]float64, nets *Nets) Row {
+	r := Row{Method: m.Name(), Cond: cond, Sanity: isSanity(m), N: n, Seconds: a.secs,
+		FID: math.NaN(), KID: math.NaN(), ACC: math.NaN(), MIoU: math.NaN(), AttrAcc: math.NaN(),
+		LPIPS: meanOrNaN(a.lpips), MSSSIM: meanOrNaN(a.ssim), ID: meanOrNaN(a.id)}
+	if len(a.fake) > 1 {
+		r.FID = metrics.FID(real, a.fake)
+		r.KID = metrics.KID(real, a.fake, 50, min(1000, len(a.fake)), 1)
+	}
+	if nets.Parser != nil && cond == CondMask {
+		r.ACC, r.MIoU = a.conf.PixelAccuracy(), a.conf.MeanIoU()
+	}
+	if a.attrN > 0 {
+		r.AttrAcc = a.attrHits / a.attrN
+	}
+	return r
+}
+
+func meanOrNaN(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	return metrics.Mean(v)
+}
+
+func must(err error) {
+	if err != nil {
+		panic(&torch.Error{Op: "eval", Msg: err.Error()})
+	}
+}
+
+// Prompt is the text condition of bench sample i: one of its captions,
+// chosen by index so every method sees the same one.
+func Prompt(s *data.Sample, i int) string {
+	if len(s.Captions) == 0 {
+		return ""
+	}
+	return s.Captions[i%len(s.Captions)]
+}
+
+func newBatch(cond Cond, ss []*data.Sample, lo int) *Batch {
+	b := &Batch{Cond: cond, Size: ss[0].Size, Samples: ss, Mask: auxnets.Masks(ss)}
+	n, s := len(ss), ss[0].Size
+	v := make([]float32, n*s*s)
+	for i, smp := range ss {
+		for p, x := range smp.Scribble {
+			if x > 127 {
+				v[i*s*s+p] = 1
+			}
+		}
+		b.Prompts = append(b.Prompts, Prompt(smp, lo+i))
+		b.Index = append(b.Index, lo+i)
+	}
+	b.Scribble = torch.FromFloat32(v, int64(n), 1, int64(s), int64(s))
+	return b
+}
+
+func renderBench(c Config) ([]*data.Sample, error) {
+	return auxnets.Cache(data.NewSynthFace(data.Bench, c.Size, c.N), c.Workers, c.Quiet, "render bench")
+}
+
+// inChunks is auxnets.InChunks.
+var inChunks = auxnets.InChunks
