@@ -122,6 +122,41 @@ func renderPairs(split data.Split, n, size, workers int, label string) (*pairs, 
 	return p, firstErr
 }
 
+// renderSplits renders the training pairs and the SynthFace-bench pairs.
+func renderSplits(nTrain, nBench, size, workers int) (train, bench *pairs, err error) {
+	if train, err = renderPairs(data.Train, nTrain, size, workers, "render train"); err != nil {
+		return nil, nil, err
+	}
+	bench, err = renderPairs(data.Bench, nBench, size, workers, "render bench")
+	return train, bench, err
+}
+
+// loadCheckpoint restores model and optimizer from a run folder at step
+// and drops log rows the resumed run will repeat.
+func loadCheckpoint(run *runs.Run, store *nn.Store, opt *optim.Adam, step int64) error {
+	if _, err := store.Load(run.Path("model.safetensors")); err != nil {
+		return err
+	}
+	if err := opt.Load(run.Path("optim.safetensors"), torch.CPU); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", run.Dir, step)
+	return run.TruncateLog(step)
+}
+
+// saveCheckpoint writes model (config in metadata), optimizer, loss plot
+// and state.json; each file is atomic and state.json goes last.
+func saveCheckpoint(run *runs.Run, store *nn.Store, opt *optim.Adam, cfg, state any, title string) error {
+	if err := store.Save(run.Path("model.safetensors"), nn.SaveOptions{Config: cfg}); err != nil {
+		return err
+	}
+	if err := opt.Save(run.Path("optim.safetensors")); err != nil {
+		return err
+	}
+	_ = run.PlotLosses(title)
+	return run.SaveState(state)
+}
+
 // batch returns images idx as float [B,3,S,S] in [-1,1].
 func (p *pairs) batch(idx []int) *torch.Tensor {
 	m := 3 * p.size * p.size
@@ -192,36 +227,17 @@ func runTrainText(args []string) error {
 	}
 	opt := optim.NewAdam(optim.AdamConfig{LR: *lr, Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: 0.1, Decoupled: true})
 	if resumed {
-		if _, err := store.Load(run.Path("model.safetensors")); err != nil {
+		if err := loadCheckpoint(run, store, opt, st.Step); err != nil {
 			return err
 		}
-		if err := opt.Load(run.Path("optim.safetensors"), torch.CPU); err != nil {
-			return err
-		}
-		if err := run.TruncateLog(st.Step); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", *out, st.Step)
 	}
 	fmt.Fprintf(os.Stderr, "text encoder %s: %d parameters (with image tower and projections)\n", *preset, store.NumParams())
-	train, err := renderPairs(data.Train, *nTrain, *size, *workers, "render train")
-	if err != nil {
-		return err
-	}
-	bench, err := renderPairs(data.Bench, *nBench, *size, *workers, "render bench")
+	train, bench, err := renderSplits(*nTrain, *nBench, *size, *workers)
 	if err != nil {
 		return err
 	}
 	ctx := int(enc.Context)
-	save := func() error {
-		if err := store.Save(run.Path("model.safetensors"), nn.SaveOptions{Config: st.Config}); err != nil {
-			return err
-		}
-		if err := opt.Save(run.Path("optim.safetensors")); err != nil {
-			return err
-		}
-		return run.SaveState(st)
-	}
+	save := func() error { return saveCheckpoint(run, store, opt, st.Config, st, "text encoder (contrastive)") }
 	evaluate := func() (map[string]float64, error) {
 		var m map[string]float64
 		err := torch.Try(func() {
@@ -313,7 +329,6 @@ func runTrainText(args []string) error {
 			if err := save(); err != nil {
 				return err
 			}
-			_ = run.PlotLosses("text encoder (contrastive)")
 			lastSave = time.Now()
 		}
 	}
@@ -321,7 +336,6 @@ func runTrainText(args []string) error {
 	if err := save(); err != nil {
 		return err
 	}
-	_ = run.PlotLosses("text encoder (contrastive)")
 	if err := probeReport(model, tok, train, bench, ctx, run.Path("probe.txt")); err != nil {
 		return err
 	}
