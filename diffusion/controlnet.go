@@ -128,32 +128,3 @@ func (r *Residuals) add(o *Residuals) *Residuals {
 	}
 	return s
 }
-
-// MaskTensor one-hot encodes size×size label maps (one per batch item,
-// CelebAMask-HQ class order) to [B,19,size,size] float32.
-func MaskTensor(masks [][]uint8, size int, dev torch.Device) *torch.Tensor {
-	ids := make([]int64, 0, len(masks)*size*size)
-	for _, m := range masks {
-		for _, v := range m[:size*size] {
-			ids = append(ids, int64(min(v, MaskClasses-1)))
-		}
-	}
-	t := torch.OneHot(torch.FromInt64(ids, int64(len(masks)), int64(size), int64(size)), MaskClasses)
-	return t.Permute(0, 3, 1, 2).To(torch.Float32).Contiguous().ToDevice(dev)
-}
-
-// ScribbleTensor converts size×size 0/255 stroke maps to [B,1,size,size]
-// float32 in {0,1}.
-func ScribbleTensor(scribbles [][]uint8, size int, dev torch.Device) *torch.Tensor {
-	v := make([]float32, 0, len(scribbles)*size*size)
-	for _, s := range scribbles {
-		for _, p := range s[:size*size] {
-			if p >= 128 {
-				v = append(v, 1)
-			} else {
-				v = append(v, 0)
-			}
-		}
-	}
-	return torch.FromFloat32(v, int64(len(scribbles)), 1, int64(size), int64(size)).ToDevice(dev)
-}

@@ -230,7 +230,14 @@ func guide(full, noText, none *torch.Tensor, g Guidance) *torch.Tensor {
 // tokens, empty the empty prompt's (same shape), cond the visual inputs.
 // With NoGuidance it is exactly Predict(zt, t, ctx, cond).
 func (m *Model) Guided(zt, t, ctx, empty *torch.Tensor, cond Conditions, g Guidance) *torch.Tensor {
-	full := m.Predict(zt, t, ctx, cond)
+	eps, _ := m.guided(zt, t, ctx, empty, cond, g, false)
+	return eps
+}
+
+// guided is Guided that also returns the taps of the conditional pass.
+func (m *Model) guided(zt, t, ctx, empty *torch.Tensor, cond Conditions, g Guidance, wantTaps bool) (*torch.Tensor, Taps) {
+	t = timesteps(t, zt.Size(0))
+	full := m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), wantTaps)
 	var noText, none *torch.Tensor
 	if g.Text != 1 || g.Cond != 1 {
 		noText = m.Predict(zt, t, empty, cond)
@@ -238,5 +245,5 @@ func (m *Model) Guided(zt, t, ctx, empty *torch.Tensor, cond Conditions, g Guida
 	if g.Cond != 1 {
 		none = m.Predict(zt, t, empty, cond.Dropped())
 	}
-	return guide(full, noText, none, g)
+	return guide(full.Eps, noText, none, g), full
 }

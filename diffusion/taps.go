@@ -179,6 +179,18 @@ func (c Conditions) Dropped() Conditions {
 	return d
 }
 
+// Slice keeps batch item i of every condition.
+func (c Conditions) Slice(i int) Conditions {
+	d := c
+	if c.Mask != nil {
+		d.Mask = c.Mask.Narrow(0, int64(i), 1)
+	}
+	if c.Scribble != nil {
+		d.Scribble = c.Scribble.Narrow(0, int64(i), 1)
+	}
+	return d
+}
+
 // Empty reports whether no condition is set.
 func (c Conditions) Empty() bool { return c.Mask == nil && c.Scribble == nil }
 

@@ -47,6 +47,10 @@ type Config struct {
 	BetaEnd    float64 `json:"beta_end"`
 	TrainSteps int     `json:"train_steps"`
 	Prediction string  `json:"prediction"` // "epsilon" or "v_prediction"
+	// Latent names the space the U-Net denoises: "vae" (the KL
+	// autoencoder's scaled latents) or "patch" (pixel blocks folded into
+	// channels, see Patch: the fallback while no autoencoder is trained).
+	Latent string `json:"latent"`
 }
 
 // Preset returns a named configuration: "tiny" (tests), "small64" (the
@@ -55,16 +59,16 @@ type Config struct {
 func Preset(name string) (Config, error) {
 	c := Config{
 		Name: name, LatentChannels: 4, LayersPerBlock: 2, TransformerDepth: 1, NormGroups: 32,
-		Schedule: "scaled_linear", BetaStart: 0.00085, BetaEnd: 0.012, TrainSteps: 1000, Prediction: "epsilon",
+		Latent: "vae", Schedule: "scaled_linear", BetaStart: 0.00085, BetaEnd: 0.012, TrainSteps: 1000, Prediction: "epsilon",
 	}
 	switch name {
 	case "tiny":
 		c.LatentSize, c.Channels, c.Attention = 8, []int64{16, 32}, []bool{true, true}
-		c.LayersPerBlock, c.Heads, c.ContextDim, c.NormGroups = 1, 2, 16, 8
+		c.LayersPerBlock, c.Heads, c.ContextDim, c.NormGroups = 1, 2, 32, 8
 		c.CondEmbedChannels = []int64{8, 16}
 	case "small64":
 		c.LatentSize, c.Channels, c.Attention = 16, []int64{64, 128, 128}, []bool{true, true, true}
-		c.LayersPerBlock, c.Heads, c.ContextDim = 1, 4, 256
+		c.LayersPerBlock, c.Heads, c.ContextDim = 1, 4, 128 // text.EncoderPreset("small64") width
 		c.CondEmbedChannels = []int64{16, 32, 64}
 	case "sd15":
 		c.LatentSize, c.Channels, c.Attention = 64, []int64{320, 640, 1280, 1280}, []bool{true, true, true, false}

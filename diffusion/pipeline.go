@@ -1,0 +1,145 @@
+package diffusion
+
+import (
+	"fmt"
+
+	"ddgi/torch"
+)
+
+// TextEncoder maps prompts to token features [B,L,ContextDim]; an empty
+// string is the empty prompt (the unconditional input of guidance).
+type TextEncoder interface {
+	Encode(texts []string) (*torch.Tensor, error)
+}
+
+// Autoencoder maps images [B,3,S,S] in [-1,1] to the latents the U-Net
+// denoises and back (Stable Diffusion's scaled VAE latents).
+type Autoencoder interface {
+	ToLatent(x *torch.Tensor, g *torch.Generator) *torch.Tensor
+	FromLatent(z *torch.Tensor) *torch.Tensor
+}
+
+// Patch is the autoencoder-free latent space: each Factor×Factor pixel
+// block folded into channels ([B,3,S,S] ↔ [B,3·F²,S/F,S/F]), lossless and
+// parameter-free. Config.Latent "patch" selects it, with F the condition
+// embedding's factor ImageSize/LatentSize.
+type Patch struct{ Factor int64 }
+
+// ToLatent folds pixel blocks into channels.
+func (p Patch) ToLatent(x *torch.Tensor, _ *torch.Generator) *torch.Tensor {
+	b, c, h, w, f := x.Size(0), x.Size(1), x.Size(2), x.Size(3), p.Factor
+	return x.Reshape(b, c, h/f, f, w/f, f).Permute(0, 1, 3, 5, 2, 4).Reshape(b, c*f*f, h/f, w/f)
+}
+
+// FromLatent unfolds channels back into pixel blocks.
+func (p Patch) FromLatent(z *torch.Tensor) *torch.Tensor {
+	b, cf, h, w, f := z.Size(0), z.Size(1), z.Size(2), z.Size(3), p.Factor
+	c := cf / (f * f)
+	return z.Reshape(b, c, f, f, h, w).Permute(0, 1, 4, 2, 5, 3).Reshape(b, c, h*f, w*f)
+}
+
+// PatchConfig turns a latent-space preset into its "patch" variant: the
+// same U-Net on 3·F² channels, F = ImageSize/LatentSize (small64: 48).
+func PatchConfig(c Config) Config {
+	f := c.ImageSize() / c.LatentSize
+	c.Latent = "patch"
+	c.LatentChannels = 3 * f * f
+	return c
+}
+
+// NewAutoencoder returns the parameter-free latent space of c ("patch");
+// a "vae" config needs the trained KL autoencoder, which the caller loads.
+func NewAutoencoder(c Config) (Autoencoder, error) {
+	if c.Latent == "patch" {
+		return Patch{Factor: c.ImageSize() / c.LatentSize}, nil
+	}
+	return nil, fmt.Errorf("diffusion: latent space %q needs a trained autoencoder", c.Latent)
+}
+
+// Pipeline is text + conditions → image: tokenize and encode the prompt,
+// run the sampler in latent space with the U-Net and its ControlNet
+// branches, decode (the paper's I^d_0 and the ControlNet baseline).
+type Pipeline struct {
+	Model   *Model
+	Text    TextEncoder
+	AE      Autoencoder
+	Sampler SamplerOpts // Sampler and Eta; Steps comes from Sample's argument
+}
+
+// Sample generates one image per text in [-1,1], [B,3,S,S]. conds holds
+// the visual inputs at Config.ImageSize() (nil fields: none); seed fixes
+// the initial noise and any sampler noise.
+func (p *Pipeline) Sample(texts []string, conds Conditions, steps int, g Guidance, seed uint64) (*torch.Tensor, error) {
+	img, _, err := p.SampleTaps(texts, conds, steps, g, seed, nil)
+	return img, err
+}
+
+// SampleTaps is Sample that also returns the taps of the conditional
+// U-Net pass at every sampler step i for which keep(i, t) holds, keyed by
+// the timestep t. The images and tap tensors outlive the call (they are
+// persistent: Free the taps when done).
+func (p *Pipeline) SampleTaps(texts []string, conds Conditions, steps int, g Guidance, seed uint64, keep func(i, t int) bool) (*torch.Tensor, map[int]Taps, error) {
+	if len(texts) == 0 {
+		return nil, nil, fmt.Errorf("sample: no prompts")
+	}
+	var img *torch.Tensor
+	kept := map[int]Taps{}
+	err := torch.Try(func() {
+		torch.NoGrad(func() {
+			torch.Scoped(func() {
+				c := p.Model.Config
+				b := int64(len(texts))
+				ctx, err := p.Text.Encode(texts)
+				if err != nil {
+					panic(&torch.Error{Op: "sample", Msg: err.Error()})
+				}
+				empty, err := p.Text.Encode(make([]string, len(texts)))
+				if err != nil {
+					panic(&torch.Error{Op: "sample", Msg: err.Error()})
+				}
+				gen := torch.NewGenerator(seed)
+				dev := p.Model.Store.Device
+				zT := torch.Randn(gen, []int64{b, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, dev)
+				step := 0
+				o := p.Sampler
+				o.Steps = steps
+				z := p.Model.Schedule.Run(zT, func(zt *torch.Tensor, t int) *torch.Tensor {
+					want := keep != nil && keep(step, t)
+					step++
+					tt := torch.FromInt64([]int64{int64(t)}, 1).ToDevice(dev)
+					eps, tp := p.Model.guided(zt, tt, ctx, empty, conds, g, want)
+					if want {
+						torch.Persist(tp.tensors()...)
+						kept[t] = tp
+					}
+					return eps
+				}, o, gen)
+				img = p.AE.FromLatent(z).Clamp(-1, 1)
+				torch.Persist(img)
+			})
+		})
+	})
+	if err != nil {
+		for _, tp := range kept {
+			tp.Free()
+		}
+		return nil, nil, err
+	}
+	return img, kept, nil
+}
+
+// tensors lists every tensor of the taps.
+func (tp Taps) tensors() []*torch.Tensor {
+	ts := append([]*torch.Tensor{tp.H, tp.Eps}, tp.F...)
+	for _, a := range tp.A {
+		ts = append(ts, a...)
+	}
+	return ts
+}
+
+// Free releases persistent taps (from SampleTaps).
+func (tp Taps) Free() {
+	for _, t := range tp.tensors() {
+		t.Free()
+	}
+}
