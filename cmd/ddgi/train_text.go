@@ -339,9 +339,24 @@ func runTrainText(args []string) error {
 	if err := probeReport(model, tok, train, bench, ctx, run.Path("probe.txt")); err != nil {
 		return err
 	}
-	if *export != "" {
-		return exportEncoder(store, enc, tok, *export)
+	if *export == "" {
+		return nil
 	}
+	if err := exportEncoder(store, enc, tok, *export); err != nil {
+		return err
+	}
+	// fp16 must not cost quality: the re-loaded tower in the CLIP, re-scored.
+	half, _, err := text.LoadEncoder(*export, torch.CPU)
+	if err != nil {
+		return err
+	}
+	model.Text = half
+	m, err := evaluate()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "fp16 %s: caption→image top-1 %.3f top-5 %.3f, image→caption top-1 %.3f top-5 %.3f\n",
+		*export, m["t2i_top1"], m["t2i_top5"], m["i2t_top1"], m["i2t_top5"])
 	return nil
 }
 
