@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"image"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 
+	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/imageio"
 	"ddgi/torch"
@@ -138,5 +141,77 @@ func sampleStyleGAN2(path string, seeds []uint64, psi float64, nm stylegan2.Nois
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d seeds, ψ=%.2f)\n", out, len(seeds), psi)
+	return nil
+}
+
+// sampleEG3D writes a row of views (yaw spread over ±yaw) per seed and,
+// with gif set, a turn of the first seed from −yaw to +yaw and back.
+func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode, out string, views int, yaw float64, gif string) error {
+	g, err := eg3d.Load(path, torch.CPU)
+	if err != nil {
+		return err
+	}
+	if views < 1 || yaw < 0 || yaw > 50 {
+		return fmt.Errorf("--views ≥ 1 and 0 ≤ --yaw ≤ 50")
+	}
+	yaws := make([]float64, views)
+	for i := range yaws {
+		if views > 1 {
+			yaws[i] = -yaw + 2*yaw*float64(i)/float64(views-1)
+		}
+	}
+	z := seedLatents(seeds, g.Cfg.Backbone.ZDim)
+	// Codes are conditioned on the frontal camera, as EG3D samples.
+	wp := g.Mapping(z, eg3d.Camera(0, 0).Repeat(z.Size(0), 1), psi)
+	var tiles []image.Image
+	var caps []string
+	for i := range seeds {
+		torch.Scoped(func() {
+			w := wp.Narrow(0, int64(i), 1).Repeat(int64(views), 1, 1)
+			cams := make([]*torch.Tensor, views)
+			for k, y := range yaws {
+				cams[k] = eg3d.Camera(y, 0)
+			}
+			imgs, e := imageio.FromTensor(g.Synthesis(w, torch.Cat(cams, 0), nm).Image.Clamp(-1, 1))
+			if e != nil {
+				err = e
+				return
+			}
+			tiles = append(tiles, imgs...)
+			for _, y := range yaws {
+				caps = append(caps, fmt.Sprintf("%d %+.0f°", seeds[i], y))
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := imageio.SavePNG(out, imageio.Grid(tiles, caps, views, 2)); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%d seeds × %d views, ψ=%.2f)\n", out, len(seeds), views, psi)
+	if gif == "" {
+		return nil
+	}
+	const frames = 24
+	var fr []image.Image
+	for f := range frames {
+		y := yaw * math.Sin(2*math.Pi*float64(f)/frames)
+		torch.Scoped(func() {
+			imgs, e := imageio.FromTensor(g.Synthesis(wp.Narrow(0, 0, 1), eg3d.Camera(y, 0), nm).Image.Clamp(-1, 1))
+			if e != nil {
+				err = e
+				return
+			}
+			fr = append(fr, imgs[0])
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := imageio.SaveGIF(gif, fr, 8); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%d frames, yaw ±%.0f°)\n", gif, frames, yaw)
 	return nil
 }

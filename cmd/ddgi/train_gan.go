@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ddgi/gan"
+	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/runs"
 	"ddgi/nn"
@@ -117,9 +118,15 @@ func archOf(m gan.Model) string {
 }
 
 func newEG3DModel(preset string, seed uint64) (gan.Model, gan.Opts, error) {
-	return nil, gan.Opts{}, fmt.Errorf("eg3d: not built yet")
-}
-
-func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode, out string, views int, yaw float64, gif string) error {
-	return fmt.Errorf("eg3d: not built yet")
+	c, err := eg3d.Preset(preset)
+	if err != nil {
+		return nil, gan.Opts{}, err
+	}
+	p, err := eg3d.NewPair(c, seed)
+	if err != nil {
+		return nil, gan.Opts{}, err
+	}
+	b := c.Backbone
+	return p, gan.Opts{Resolution: c.ImgRes, Batch: b.Batch, LR: b.LR, R1Gamma: b.R1Gamma, R1Interval: b.R1Interval,
+		StyleMixing: b.StyleMixing, EMAKimg: b.EMAKimg, EMARampup: b.EMARampup}, nil
 }

@@ -1,0 +1,287 @@
+// Package eg3d is an EG3D-style 3D-aware generator (Chan et al., "Efficient
+// Geometry-aware 3D Generative Adversarial Networks", CVPR 2022): a
+// StyleGAN2 backbone conditioned on the camera writes three feature planes
+// (the tri-plane), a small MLP decodes features bilinearly sampled from
+// them into density and colour features, volume rendering along camera
+// rays (stratified + importance samples) forms a low-resolution feature
+// image whose first three channels are the raw RGB, and a w-modulated
+// super-resolution stage lifts it to the output resolution. The
+// discriminator sees the high-resolution image and the upsampled raw image
+// together (dual discrimination) and the camera.
+//
+// Checkpoint keys: backbone.* (a stylegan2.Generator: mapping with the
+// 25-float camera embedding, synthesis writing 3·PlaneChannels channels),
+// decoder.fc{0,1}.{weight,bias}, superres.convs.{j}.*, superres.torgbs.{k}.*.
+package eg3d
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"ddgi/gan/stylegan2"
+	"ddgi/nn"
+	"ddgi/synthface"
+	"ddgi/torch"
+)
+
+// CameraDim is the width of EG3D's camera label: 16 cam2world + 9 intrinsics.
+const CameraDim = 25
+
+// Config holds the hyper-parameters of the 3D-aware generator.
+type Config struct {
+	Preset string `json:"preset"`
+	// Backbone is the StyleGAN2 generator writing the planes: its
+	// Resolution is the plane resolution, ImgChannels = 3·PlaneChannels and
+	// CDim = 25. Its D fields and training fields drive the discriminator
+	// and the loop.
+	Backbone          stylegan2.Config `json:"backbone"`
+	PlaneRes          int              `json:"plane_res"`
+	PlaneChannels     int              `json:"plane_channels"`
+	DecoderHidden     int              `json:"decoder_hidden"`
+	DecoderFeatures   int              `json:"decoder_features"` // features composited per ray; first 3 are raw RGB
+	NeuralRes         int              `json:"neural_res"`       // volume-rendered resolution
+	ImgRes            int              `json:"img_res"`          // output resolution after super-resolution
+	SRChannels        int              `json:"sr_channels"`
+	DepthSamples      int              `json:"depth_samples"`
+	ImportanceSamples int              `json:"importance_samples"`
+	RayStart          float64          `json:"ray_start"`
+	RayEnd            float64          `json:"ray_end"`
+	BoxWarp           float64          `json:"box_warp"` // side of the cube the planes span (world units)
+}
+
+func preset(name string, planeRes, planeCh, neural, img, sr, samples int, bb stylegan2.Config) Config {
+	bb.Preset = name + "-backbone"
+	bb.Resolution = planeRes
+	bb.ImgChannels = 3 * planeCh
+	bb.CDim = CameraDim
+	return Config{Preset: name, Backbone: bb, PlaneRes: planeRes, PlaneChannels: planeCh, DecoderHidden: 64,
+		DecoderFeatures: planeCh, NeuralRes: neural, ImgRes: img, SRChannels: sr, DepthSamples: samples,
+		ImportanceSamples: samples, RayStart: 2.25, RayEnd: 3.3, BoxWarp: 1}
+}
+
+// Presets by name: tiny (tests), small64 (shipped), ffhq256/512/1024 (full
+// size: 256² planes with 32 channels each, 128² neural rendering, 48+48
+// samples per ray, as EG3D's FFHQ models).
+var Presets = map[string]Config{
+	"tiny":     preset("tiny", 16, 8, 8, 16, 16, 8, stylegan2.Presets["tiny"]),
+	"small64":  preset("small64", 32, 16, 32, 64, 64, 16, stylegan2.Presets["small64"]),
+	"ffhq256":  preset("ffhq256", 256, 32, 128, 256, 128, 48, stylegan2.Presets["ffhq256"]),
+	"ffhq512":  preset("ffhq512", 256, 32, 128, 512, 128, 48, stylegan2.Presets["ffhq512"]),
+	"ffhq1024": preset("ffhq1024", 256, 32, 128, 1024, 128, 48, stylegan2.Presets["ffhq1024"]),
+}
+
+func init() {
+	c := Presets["tiny"]
+	c.DecoderHidden = 16
+	Presets["tiny"] = c
+	s := Presets["small64"]
+	s.DecoderHidden = 32
+	s.Backbone.Batch = 8
+	Presets["small64"] = s
+}
+
+// Preset returns a named config.
+func Preset(name string) (Config, error) {
+	c, ok := Presets[name]
+	if !ok {
+		names := make([]string, 0, len(Presets))
+		for n := range Presets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return Config{}, fmt.Errorf("eg3d: unknown preset %q (known: %v)", name, names)
+	}
+	return c, nil
+}
+
+// DConfig is the discriminator's StyleGAN2 config (at ImgRes).
+func (c Config) DConfig() stylegan2.Config {
+	d := c.Backbone
+	d.Resolution = c.ImgRes
+	return d
+}
+
+// NumWS is L, the backbone's style count (the super-resolution stage
+// reuses the last style, as EG3D).
+func (c Config) NumWS() int { return c.Backbone.NumWS() }
+
+// OSGDecoder is EG3D's tri-plane decoder: the mean of the three sampled
+// plane features → FC + softplus → FC to one density and the features,
+// whose colour part is squashed by a widened sigmoid.
+type OSGDecoder struct {
+	FC0, FC1 *nn.Linear
+}
+
+// NewOSGDecoder registers decoder.fc0 and decoder.fc1.
+func NewOSGDecoder(p nn.Path, in, hidden, out int64) *OSGDecoder {
+	return &OSGDecoder{
+		FC0: nn.NewLinear(p.Sub("fc0"), in, hidden, nn.LinearOpts{EqualLR: true}),
+		FC1: nn.NewLinear(p.Sub("fc1"), hidden, 1+out, nn.LinearOpts{EqualLR: true}),
+	}
+}
+
+// Forward maps features [B,P,C] to density [B,P,1] and features [B,P,F].
+func (d *OSGDecoder) Forward(x *torch.Tensor) (sigma, feat *torch.Tensor) {
+	h := d.FC1.Forward(d.FC0.Forward(x).Softplus(1, 20))
+	f := h.Size(-1)
+	sigma = h.Narrow(2, 0, 1)
+	feat = h.Narrow(2, 1, f-1).Sigmoid().MulScalar(1 + 2*0.001).SubScalar(0.001)
+	return sigma, feat
+}
+
+// SampleTriplane projects points [B,P,3] (world units) onto the xy, xz and
+// zy planes of planes [B,3,C,H,W] spanning a cube of side boxWarp,
+// bilinearly samples each and averages: [B,P,C].
+func SampleTriplane(planes, pts *torch.Tensor, boxWarp float64) *torch.Tensor {
+	s := planes.Shape()
+	b, c, h, w := s[0], s[2], s[3], s[4]
+	p := pts.Size(1)
+	q := pts.MulScalar(2 / boxWarp)
+	x, y, z := q.Select(2, 0), q.Select(2, 1), q.Select(2, 2)
+	pairs := [3][2]*torch.Tensor{{x, y}, {x, z}, {z, y}}
+	var sum *torch.Tensor
+	for k, ab := range pairs {
+		grid := torch.Stack([]*torch.Tensor{ab[0], ab[1]}, 2).Reshape(b, 1, p, 2)
+		plane := planes.Select(1, int64(k)).Reshape(b, c, h, w)
+		v := torch.GridSample(plane, grid, torch.Bilinear, torch.GridZeros, false).Reshape(b, c, p)
+		if sum == nil {
+			sum = v
+		} else {
+			sum = sum.Add(v)
+		}
+	}
+	return sum.DivScalar(3).Permute(0, 2, 1)
+}
+
+// SuperResolution lifts the neural rendering to ImgRes with StyleGAN2
+// blocks (upsampling StyledConv, StyledConv, ToRGB skip) modulated by w.
+type SuperResolution struct {
+	Convs  []*stylegan2.StyledConv
+	ToRGBs []*stylegan2.ToRGB
+}
+
+// NewSuperResolution registers superres.* for neural → img resolution.
+func NewSuperResolution(p nn.Path, c Config) *SuperResolution {
+	sr := &SuperResolution{}
+	in := int64(c.DecoderFeatures)
+	wd := int64(c.Backbone.WDim)
+	ch := int64(c.SRChannels)
+	for r := c.NeuralRes * 2; r <= c.ImgRes; r *= 2 {
+		j := len(sr.Convs)
+		sr.Convs = append(sr.Convs,
+			stylegan2.NewStyledConv(p.Sub("convs").Subf("%d", j), in, ch, wd, true),
+			stylegan2.NewStyledConv(p.Sub("convs").Subf("%d", j+1), ch, ch, wd, false))
+		sr.ToRGBs = append(sr.ToRGBs, stylegan2.NewToRGB(p.Sub("torgbs").Subf("%d", len(sr.ToRGBs)), ch, 3, wd))
+		in = ch
+	}
+	return sr
+}
+
+// Forward upsamples features [B,F,N,N] (raw RGB = first 3) with style w [B,W].
+func (sr *SuperResolution) Forward(feat, rgb, w *torch.Tensor) *torch.Tensor {
+	x, img := feat, rgb
+	for k, t := range sr.ToRGBs {
+		x = sr.Convs[2*k].Forward(x, w, nil)
+		x = sr.Convs[2*k+1].Forward(x, w, nil)
+		img = t.Forward(x, w, img)
+	}
+	return img
+}
+
+// Generator is the EG3D-style generator.
+type Generator struct {
+	Cfg      Config
+	Backbone *stylegan2.Generator
+	Decoder  *OSGDecoder
+	SR       *SuperResolution
+	Store    *nn.Store
+	// Rng jitters ray samples when set (training); nil renders
+	// deterministically.
+	Rng *torch.Generator
+}
+
+// NewGenerator builds the generator under p.
+func NewGenerator(p nn.Path, c Config) (*Generator, error) {
+	if c.NeuralRes > c.ImgRes || c.ImgRes%c.NeuralRes != 0 {
+		return nil, fmt.Errorf("eg3d: neural_res %d must divide img_res %d", c.NeuralRes, c.ImgRes)
+	}
+	bb, err := stylegan2.NewGenerator(p.Sub("backbone"), c.Backbone)
+	if err != nil {
+		return nil, err
+	}
+	return &Generator{
+		Cfg: c, Backbone: bb, Store: p.Store(),
+		Decoder: NewOSGDecoder(p.Sub("decoder"), int64(c.PlaneChannels), int64(c.DecoderHidden), int64(c.DecoderFeatures)),
+		SR:      NewSuperResolution(p.Sub("superres"), c),
+	}, nil
+}
+
+// NumWS is L.
+func (g *Generator) NumWS() int { return g.Cfg.NumWS() }
+
+// WAvg is w̄ [W] (computed at the frontal camera).
+func (g *Generator) WAvg() *torch.Tensor { return g.Backbone.WAvg() }
+
+// MeanWPlus is w̄ as w+ [1,L,W].
+func (g *Generator) MeanWPlus() *torch.Tensor { return g.Backbone.MeanWPlus() }
+
+// Mapping maps z [B,Z] and the conditioning camera c [B,25] to w+ [B,L,W]
+// with truncation ψ.
+func (g *Generator) Mapping(z, c *torch.Tensor, psi float64) *torch.Tensor {
+	return g.Backbone.Mapping(z, c, psi)
+}
+
+// Output is one rendering: the super-resolved image, the raw neural
+// rendering and its depth.
+type Output struct {
+	Image    *torch.Tensor // [B,3,ImgRes,ImgRes] in ≈[-1,1]
+	ImageRaw *torch.Tensor // [B,3,NeuralRes,NeuralRes] in [-1,1]
+	Depth    *torch.Tensor // [B,1,NeuralRes,NeuralRes] world units from the camera
+	Weight   *torch.Tensor // [B,1,NeuralRes,NeuralRes] accumulated opacity
+}
+
+// Planes runs the backbone: w+ → tri-plane [B,3,C,P,P].
+func (g *Generator) Planes(wplus *torch.Tensor, mode stylegan2.NoiseMode) *torch.Tensor {
+	x := g.Backbone.Synthesis(wplus, mode)
+	s := x.Shape()
+	return x.Reshape(s[0], 3, int64(g.Cfg.PlaneChannels), s[2], s[3])
+}
+
+// Field is the tri-plane radiance field of given planes.
+func (g *Generator) Field(planes *torch.Tensor) Field {
+	return func(pts *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
+		return g.Decoder.Forward(SampleTriplane(planes, pts, g.Cfg.BoxWarp))
+	}
+}
+
+// Synthesis renders w+ [B,L,W] from cameras cam [B,25].
+func (g *Generator) Synthesis(wplus, cam *torch.Tensor, mode stylegan2.NoiseMode) Output {
+	b := wplus.Size(0)
+	n := int64(g.Cfg.NeuralRes)
+	planes := g.Planes(wplus, mode)
+	o, d := Rays(cam, g.Cfg.NeuralRes)
+	r := Render(g.Field(planes), o, d, RenderOpts{Start: g.Cfg.RayStart, End: g.Cfg.RayEnd, Samples: g.Cfg.DepthSamples, Importance: g.Cfg.ImportanceSamples, Rng: g.Rng})
+	img := func(t *torch.Tensor) *torch.Tensor { return t.Permute(0, 2, 1).Reshape(b, t.Size(2), n, n) }
+	feat := img(r.Feat)
+	raw := feat.Narrow(1, 0, 3).MulScalar(2).SubScalar(1)
+	w := wplus.Select(1, int64(g.NumWS()-1))
+	return Output{Image: g.SR.Forward(feat, raw, w), ImageRaw: raw, Depth: img(r.Depth), Weight: img(r.Weight)}
+}
+
+// Forward is Mapping (conditioned on cam) then Synthesis from cam.
+func (g *Generator) Forward(z, cam *torch.Tensor, psi float64, mode stylegan2.NoiseMode) Output {
+	return g.Synthesis(g.Mapping(z, cam, psi), cam, mode)
+}
+
+// Camera is a SynthFace orbit camera (yaw, pitch in degrees) as a [1,25]
+// EG3D label.
+func Camera(yawDeg, pitchDeg float64) *torch.Tensor {
+	c := synthface.OrbitCamera(yawDeg*math.Pi/180, pitchDeg*math.Pi/180, synthface.DefaultRadius, synthface.DefaultFocal).EG3D()
+	return torch.FromFloat32(c[:], 1, CameraDim)
+}
+
+// ComputeMeanLatent sets w̄ from n mapping samples at the frontal camera.
+func (g *Generator) ComputeMeanLatent(n int, seed uint64) {
+	g.Backbone.ComputeMeanLatent(n, seed, Camera(0, 0))
+}

@@ -1,0 +1,118 @@
+package eg3d
+
+import (
+	"fmt"
+
+	"ddgi/data"
+	"ddgi/gan/stylegan2"
+	"ddgi/nn"
+	"ddgi/torch"
+)
+
+// Pair is a trainable EG3D-style GAN (it implements gan.Model): G, G_ema
+// and the dual, camera-conditioned discriminator.
+type Pair struct {
+	Cfg           Config
+	G, GEMA       *Generator
+	D             *stylegan2.Discriminator
+	GS, GEMAS, DS *nn.Store
+}
+
+// NewPair builds G, G_ema (a copy) and D from seed.
+func NewPair(c Config, seed uint64) (*Pair, error) {
+	p := &Pair{Cfg: c, GS: nn.NewStore(torch.CPU, seed), GEMAS: nn.NewStore(torch.CPU, seed), DS: nn.NewStore(torch.CPU, seed+1)}
+	var err error
+	if p.G, err = NewGenerator(p.GS.Root(), c); err != nil {
+		return nil, err
+	}
+	p.G.Rng = torch.NewGenerator(seed + 2)
+	if p.GEMA, err = NewGenerator(p.GEMAS.Root(), c); err != nil {
+		return nil, err
+	}
+	if err := p.GEMAS.CopyFrom(p.GS, nil); err != nil {
+		return nil, err
+	}
+	p.GEMAS.Freeze("")
+	if p.D, err = stylegan2.NewDiscriminator(p.DS.Root(), c.DConfig(), stylegan2.DOpts{InChannels: 6, CDim: CameraDim}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Stores returns G, D and G_ema's stores.
+func (p *Pair) Stores() (g, d, gEMA *nn.Store) { return p.GS, p.DS, p.GEMAS }
+
+// Config is the saved config.
+func (p *Pair) Config() any { return p.Cfg }
+
+// ZDim is the latent width.
+func (p *Pair) ZDim() int { return p.Cfg.Backbone.ZDim }
+
+// NumWS is L.
+func (p *Pair) NumWS() int { return p.Cfg.NumWS() }
+
+// Map is G's untruncated mapping conditioned on the camera.
+func (p *Pair) Map(z, c *torch.Tensor) *torch.Tensor { return p.G.Backbone.Map.Forward(z, c) }
+
+// Fake renders w+ from cameras c: the image and the raw neural rendering.
+func (p *Pair) Fake(wplus, c *torch.Tensor) []*torch.Tensor {
+	o := p.G.Synthesis(wplus, c, stylegan2.NoiseRandom)
+	return []*torch.Tensor{o.Image, o.ImageRaw}
+}
+
+// DualInput is EG3D's dual discrimination input: the image and the raw
+// rendering upsampled to its size, concatenated to 6 channels.
+func DualInput(img, raw *torch.Tensor) *torch.Tensor {
+	up := torch.Interpolate(raw, img.Size(2), img.Size(3), torch.Bilinear, false)
+	return torch.Cat([]*torch.Tensor{img, up}, 1)
+}
+
+// Score is D's logit for (image, raw) pairs and cameras.
+func (p *Pair) Score(imgs []*torch.Tensor, c *torch.Tensor) *torch.Tensor {
+	return p.D.Forward(DualInput(imgs[0], imgs[1]), c)
+}
+
+// Real returns real images, their downsampled "raw" copies and cameras.
+func (p *Pair) Real(batch []*data.Sample) ([]*torch.Tensor, *torch.Tensor) {
+	img := stylegan2.RealImages(batch)
+	n := int64(p.Cfg.NeuralRes)
+	raw := torch.Interpolate(img, n, n, torch.Area, false)
+	return []*torch.Tensor{img, raw}, stylegan2.RealCameras(batch)
+}
+
+// Preview renders G_ema's images for latents z from the frontal camera.
+func (p *Pair) Preview(z *torch.Tensor) *torch.Tensor {
+	c := Camera(0, 0).Repeat(z.Size(0), 1)
+	return p.GEMA.Forward(z, c, 1, stylegan2.NoiseConst).Image
+}
+
+// TrackWAvg switches G's running w̄.
+func (p *Pair) TrackWAvg(on bool) { p.G.Backbone.Map.Update = on }
+
+// Finalize recomputes G_ema's w̄ from 10k mapping samples.
+func (p *Pair) Finalize() { p.GEMA.ComputeMeanLatent(max(p.Cfg.Backbone.MeanLatentN, 10000), 12345) }
+
+// Save writes the generator with its config; half stores fp16.
+func (g *Generator) Save(path string, half bool) error {
+	return g.Store.Save(path, nn.SaveOptions{Config: g.Cfg, Half: half, Metadata: map[string]string{"arch": "eg3d"}})
+}
+
+// Load builds a generator from a file written by Save (or a run's
+// G_ema.safetensors), parameters frozen.
+func Load(path string, dev torch.Device) (*Generator, error) {
+	var c Config
+	f, err := stylegan2.ReadConfig(path, &c)
+	if err != nil {
+		return nil, err
+	}
+	st := nn.NewStore(dev, 0)
+	g, err := NewGenerator(st.Root(), c)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.LoadFile(f); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	st.Freeze("")
+	return g, nil
+}

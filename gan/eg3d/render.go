@@ -1,0 +1,180 @@
+package eg3d
+
+import (
+	"ddgi/torch"
+)
+
+// Field is a radiance field queried at points [B,P,3]: it returns raw
+// densities [B,P,1] and features [B,P,F] (the first three are RGB in [0,1]).
+// The tri-plane decoder is one; tests plug in analytic fields.
+type Field func(pts *torch.Tensor) (sigma, feat *torch.Tensor)
+
+// Rays casts one ray per pixel of a res×res image for EG3D cameras cam
+// [B,25] (row-major cam2world in OpenCV axes, then normalised intrinsics):
+// origins and unit directions [B,res²,3], row-major pixels.
+func Rays(cam *torch.Tensor, res int) (origins, dirs *torch.Tensor) {
+	b := cam.Size(0)
+	r := int64(res)
+	c2w := cam.Narrow(1, 0, 16).Reshape(b, 4, 4)
+	rot := c2w.Narrow(1, 0, 3).Narrow(2, 0, 3)
+	o := c2w.Narrow(1, 0, 3).Select(2, 3) // [B,3]
+	at := func(i int64) *torch.Tensor { return cam.Select(1, i).Reshape(b, 1) }
+	fx, cx, fy, cy := at(16), at(18), at(20), at(21)
+	lin := torch.Arange(0, float64(res), 1, torch.Float32, cam.Device()).AddScalar(0.5).DivScalar(float64(res))
+	u := lin.Reshape(1, r).Expand(r, r).Reshape(1, r*r)
+	v := lin.Reshape(r, 1).Expand(r, r).Reshape(1, r*r)
+	x := u.Sub(cx).Div(fx)
+	y := v.Sub(cy).Div(fy)
+	d := torch.Stack([]*torch.Tensor{x, y, torch.Ones([]int64{b, r * r}, torch.Float32, cam.Device())}, 2)
+	d = d.Matmul(rot.Transpose(1, 2))
+	d = d.Div(d.Norm(2, []int64{2}, true))
+	return o.Unsqueeze(1).Expand(b, r*r, 3), d
+}
+
+// RenderOpts set the depth range and sample counts along each ray.
+type RenderOpts struct {
+	Start, End float64
+	Samples    int // stratified (coarse) samples
+	Importance int // importance (fine) samples drawn from the coarse weights
+	// Rng jitters the stratified samples (training); nil places them at bin
+	// centres (deterministic rendering).
+	Rng *torch.Generator
+}
+
+// Rendered is a volume-rendered batch of rays.
+type Rendered struct {
+	Feat   *torch.Tensor // [B,R,F]
+	Depth  *torch.Tensor // [B,R,1] expected depth along the ray
+	Weight *torch.Tensor // [B,R,1] accumulated opacity
+}
+
+// stratified returns sorted depths [B,R,N] in [start, end].
+func stratified(b, r int64, o RenderOpts, dev torch.Device) *torch.Tensor {
+	n := int64(o.Samples)
+	step := (o.End - o.Start) / float64(n)
+	base := torch.Arange(0, float64(n), 1, torch.Float32, dev).Reshape(1, 1, n).Expand(b, r, n)
+	var jit *torch.Tensor
+	if o.Rng != nil {
+		jit = torch.Rand(o.Rng, []int64{b, r, n}, torch.Float32, dev)
+	} else {
+		jit = torch.Full([]int64{b, r, n}, 0.5, torch.Float32, dev)
+	}
+	return base.Add(jit).MulScalar(step).AddScalar(o.Start)
+}
+
+// query evaluates the field at depths t [B,R,N] along the rays.
+func query(f Field, origins, dirs, t *torch.Tensor) (sigma, feat *torch.Tensor) {
+	s := t.Shape()
+	b, r, n := s[0], s[1], s[2]
+	pts := origins.Unsqueeze(2).Add(dirs.Unsqueeze(2).Mul(t.Unsqueeze(3))) // [B,R,N,3]
+	sg, ft := f(pts.Reshape(b, r*n, 3))
+	return sg.Reshape(b, r, n, 1), ft.Reshape(b, r, n, ft.Size(-1))
+}
+
+// RayMarch composites samples along each ray with the quadrature of NeRF
+// (Mildenhall et al. 2020, Eq. 3) as EG3D's MipRayMarcher2 does: midpoint
+// colours and densities, σ = softplus(raw − 1), α = 1 − exp(−σδ),
+// wᵢ = αᵢ Πⱼ<ᵢ(1 − αⱼ). t [B,R,N], sigma [B,R,N,1], feat [B,R,N,F].
+func RayMarch(t, sigma, feat *torch.Tensor) (out Rendered, weights *torch.Tensor) {
+	n := t.Size(2)
+	mid := func(x *torch.Tensor) *torch.Tensor {
+		return x.Narrow(2, 0, n-1).Add(x.Narrow(2, 1, n-1)).MulScalar(0.5)
+	}
+	delta := t.Narrow(2, 1, n-1).Sub(t.Narrow(2, 0, n-1)).Unsqueeze(3)
+	fm, dm := mid(feat), mid(t.Unsqueeze(3))
+	density := mid(sigma).SubScalar(1).Softplus(1, 20)
+	alpha := density.Mul(delta).Neg().Exp().RSubScalar(1)
+	s := alpha.Shape()
+	shifted := torch.Cat([]*torch.Tensor{torch.Ones([]int64{s[0], s[1], 1, 1}, torch.Float32, t.Device()), alpha.RSubScalar(1 + 1e-10)}, 2)
+	trans := shifted.Cumprod(2).Narrow(2, 0, n-1)
+	weights = alpha.Mul(trans) // [B,R,N-1,1]
+	wsum := weights.Sum([]int64{2}, false)
+	out.Feat = weights.Mul(fm).Sum([]int64{2}, false)
+	out.Depth = weights.Mul(dm).Sum([]int64{2}, false).Div(wsum.AddScalar(1e-6))
+	// Rays that hit nothing read the far bound, not 0.
+	out.Depth = torch.Where(wsum.GtScalar(1e-3), out.Depth, torch.Full(out.Depth.Shape(), t.Select(2, n-1).MaxAll().Item(), torch.Float32, t.Device()))
+	out.Weight = wsum
+	return out, weights
+}
+
+// SamplePDF draws m depths per ray by inverse-transform sampling of the
+// piecewise-constant pdf given by weights [B,R,K] over bins [B,R,K+1]
+// (NeRF's hierarchical sampling). With rng nil the quantiles are evenly
+// spaced; either way the returned depths are sorted.
+func SamplePDF(bins, weights *torch.Tensor, m int, rng *torch.Generator) *torch.Tensor {
+	s := weights.Shape()
+	b, r, k := s[0], s[1], s[2]
+	w := weights.AddScalar(0.01)
+	pdf := w.Div(w.Sum([]int64{2}, true))
+	cdf := torch.Cat([]*torch.Tensor{torch.Zeros([]int64{b, r, 1}, torch.Float32, w.Device()), pdf.Cumsum(2)}, 2).Clamp(0, 1) // [B,R,K+1]
+	mm := int64(m)
+	base := torch.Arange(0, float64(m), 1, torch.Float32, w.Device()).Reshape(1, 1, mm).Expand(b, r, mm)
+	var jit *torch.Tensor
+	if rng != nil {
+		jit = torch.Rand(rng, []int64{b, r, mm}, torch.Float32, w.Device())
+	} else {
+		jit = torch.Full([]int64{b, r, mm}, 0.5, torch.Float32, w.Device())
+	}
+	u := base.Add(jit).DivScalar(float64(m)).Contiguous()
+	inds := torch.SearchSorted(cdf.Contiguous(), u, true)
+	below := inds.SubScalar(1).Clamp(0, float64(k)).To(torch.Int64)
+	above := inds.Clamp(0, float64(k)).To(torch.Int64)
+	cb, ca := cdf.Gather(2, below), cdf.Gather(2, above)
+	bb, ba := bins.Gather(2, below), bins.Gather(2, above)
+	denom := ca.Sub(cb)
+	denom = torch.Where(denom.LtScalar(1e-5), torch.Ones(denom.Shape(), torch.Float32, denom.Device()), denom)
+	return bb.Add(u.Sub(cb).Div(denom).Mul(ba.Sub(bb)))
+}
+
+// mergeSorted merges two depth-sorted sample sets along dim 2 without a
+// sort op: each element's merged position is its own index plus the number
+// of elements of the other set before it (SearchSorted), and values are
+// scattered there. ta [B,R,N], tb [B,R,M] sorted; xs pairs of [B,R,·,F].
+func mergeSorted(ta, tb *torch.Tensor, xa, xb []*torch.Tensor) (*torch.Tensor, []*torch.Tensor) {
+	n, m := ta.Size(2), tb.Size(2)
+	b, r := ta.Size(0), ta.Size(1)
+	ia := torch.Arange(0, float64(n), 1, torch.Int64, ta.Device()).Reshape(1, 1, n).Expand(b, r, n)
+	ib := torch.Arange(0, float64(m), 1, torch.Int64, ta.Device()).Reshape(1, 1, m).Expand(b, r, m)
+	ta, tb = ta.Contiguous(), tb.Contiguous()
+	pa := ia.Add(torch.SearchSorted(tb, ta, true))
+	pb := ib.Add(torch.SearchSorted(ta, tb, false))
+	pos := torch.Cat([]*torch.Tensor{pa, pb}, 2)
+	scatter := func(a, bb *torch.Tensor) *torch.Tensor {
+		v := torch.Cat([]*torch.Tensor{a, bb}, 2)
+		idx := pos
+		if v.Dim() == 4 {
+			idx = pos.Unsqueeze(3).Expand(b, r, n+m, v.Size(3))
+		}
+		return torch.Zeros(v.Shape(), v.DType(), v.Device()).ScatterAdd(2, idx, v)
+	}
+	t := scatter(ta, tb)
+	out := make([]*torch.Tensor, len(xa))
+	for i := range xa {
+		out[i] = scatter(xa[i], xb[i])
+	}
+	return t, out
+}
+
+// Render volume-renders field along the rays: stratified samples, then
+// importance samples from the coarse weights, merged and re-marched
+// (EG3D's ImportanceRenderer).
+func Render(f Field, origins, dirs *torch.Tensor, o RenderOpts) Rendered {
+	b, r := origins.Size(0), origins.Size(1)
+	t := stratified(b, r, o, origins.Device())
+	sigma, feat := query(f, origins, dirs, t)
+	out, w := RayMarch(t, sigma, feat)
+	if o.Importance == 0 {
+		return out
+	}
+	var tf *torch.Tensor
+	torch.NoGrad(func() {
+		n := t.Size(2)
+		bins := t.Narrow(2, 0, n-1).Add(t.Narrow(2, 1, n-1)).MulScalar(0.5) // midpoints, K+1 = N-1
+		ww := w.Detach().Squeeze(3).Narrow(2, 1, n-2)
+		tf = SamplePDF(bins, ww, o.Importance, o.Rng).Detach()
+	})
+	sf, ff := query(f, origins, dirs, tf)
+	tAll, xs := mergeSorted(t, tf, []*torch.Tensor{sigma, feat}, []*torch.Tensor{sf, ff})
+	out, _ = RayMarch(tAll, xs[0], xs[1])
+	return out
+}
