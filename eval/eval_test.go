@@ -2,12 +2,17 @@ package eval
 
 import (
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ddgi/auxnets"
+	"ddgi/data"
+	"ddgi/metrics"
+	"ddgi/synthface"
 )
 
 func tinyNets(t *testing.T) *Nets {
@@ -74,5 +79,53 @@ func TestEvalPipelineGroundTruth(t *testing.T) {
 	md := rep.Markdown()
 	if !strings.Contains(md, "gt (sanity check)") || !strings.Contains(md, "Text + scribble") {
 		t.Errorf("table:\n%s", md)
+	}
+}
+
+// BenchmarkMetrics scores batches of 50 generated 64² images with the
+// shipped-size nets (random weights cost the same): every metric but the
+// final FID/KID, which are computed once per row.
+func BenchmarkMetrics(b *testing.B) {
+	nets := &Nets{}
+	cfg := func(net string) auxnets.Config { c, _ := auxnets.Preset(net, "small64"); return c }
+	nets.Identity = auxnets.NewIdentity(cfg(auxnets.NetIdentity), 1)
+	nets.Perceptual = auxnets.NewPerceptual(cfg(auxnets.NetPerceptual), 2)
+	nets.Parser = auxnets.NewParser(cfg(auxnets.NetParser), 3)
+	nets.Attributes = auxnets.NewClassifier(cfg(auxnets.NetAttributes), 4)
+	nets.FID = auxnets.NewClassifier(cfg(auxnets.NetFID), 5)
+	ss, err := auxnets.Cache(data.NewSynthFace(data.Bench, 64, 50), 2, true, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := &accum{conf: metrics.NewConfusion(synthface.NumClasses)}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		inChunks(ss, 50, func(lo int, s []*data.Sample) {
+			batch := newBatch(CondMask, s, lo)
+			score(a, nets, CondMask, batch, auxnets.Blur(auxnets.Images(s), 1))
+		})
+	}
+	b.ReportMetric(float64(b.N*len(ss))/time.Since(start).Seconds(), "images/s")
+}
+
+// BenchmarkFIDKID2000 is the once-per-row cost: FID and KID of 2,000
+// 128-d features against 2,000.
+func BenchmarkFIDKID2000(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	mk := func() [][]float64 {
+		x := make([][]float64, 2000)
+		for i := range x {
+			x[i] = make([]float64, 128)
+			for j := range x[i] {
+				x[i][j] = r.NormFloat64()
+			}
+		}
+		return x
+	}
+	x, y := mk(), mk()
+	for i := 0; i < b.N; i++ {
+		metrics.FID(x, y)
+		metrics.KID(x, y, 50, 1000, 1)
 	}
 }

@@ -69,42 +69,52 @@ func KID(real, fake [][]float64, subsets, m int, seed uint64) float64 {
 	if m < 2 {
 		return nan
 	}
-	d := float64(len(real[0]))
-	k := func(a, b []float64) float64 {
-		var s float64
-		for i := range a {
-			s += a[i] * b[i]
-		}
-		return math.Pow(s/d+1, 3)
-	}
+	kxx, kyy, kxy := polyKernel(real, real), polyKernel(fake, fake), polyKernel(real, fake)
 	r := rand.New(rand.NewPCG(seed, 0x6b6964))
 	var total float64
+	mf := float64(m)
 	for s := 0; s < subsets; s++ {
-		x := pick(real, m, r)
-		y := pick(fake, m, r)
-		var kxx, kyy, kxy float64
-		for i := 0; i < m; i++ {
-			for j := 0; j < m; j++ {
-				if i != j {
-					kxx += k(x[i], x[j])
-					kyy += k(y[i], y[j])
+		x := r.Perm(len(real))[:m]
+		y := r.Perm(len(fake))[:m]
+		var sxx, syy, sxy float64
+		for a, i := range x {
+			for b, j := range x {
+				if a != b {
+					sxx += kxx[i][j]
 				}
-				kxy += k(x[i], y[j])
+			}
+			for _, j := range y {
+				sxy += kxy[i][j]
 			}
 		}
-		mf := float64(m)
-		total += (kxx+kyy)/(mf*(mf-1)) - 2*kxy/(mf*mf)
+		for a, i := range y {
+			for b, j := range y {
+				if a != b {
+					syy += kyy[i][j]
+				}
+			}
+		}
+		total += (sxx+syy)/(mf*(mf-1)) - 2*sxy/(mf*mf)
 	}
 	return total / float64(subsets)
 }
 
-func pick(x [][]float64, m int, r *rand.Rand) [][]float64 {
-	p := r.Perm(len(x))[:m]
-	out := make([][]float64, m)
-	for i, j := range p {
-		out[i] = x[j]
+// polyKernel is KID's cubic kernel matrix between two sets.
+func polyKernel(a, b [][]float64) [][]float64 {
+	d := float64(len(a[0]))
+	k := make([][]float64, len(a))
+	for i, x := range a {
+		k[i] = make([]float64, len(b))
+		for j, y := range b {
+			var s float64
+			for c := range x {
+				s += x[c] * y[c]
+			}
+			v := s/d + 1
+			k[i][j] = v * v * v
+		}
 	}
-	return out
+	return k
 }
 
 func square(d int) [][]float64 {

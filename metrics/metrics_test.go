@@ -58,13 +58,12 @@ func TestFIDOfSampledGaussians(t *testing.T) {
 	y := gaussians(20000, mu2, sd2, 2)
 	near(t, "FID(x,x)", FID(x, x), 0, 1e-9)
 	near(t, "FID(x,y)", FID(x, y), 0.5+1+0.25, 0.08)
-	if k := KID(x, x, 10, 500, 1); math.Abs(k) > 0.02 {
-		t.Errorf("KID(x,x) = %g, want ≈ 0", k)
-	}
-	same := KID(x, gaussians(20000, []float64{0, 0, 0, 0}, sd1, 3), 20, 500, 1)
-	diff := KID(x, y, 20, 500, 1)
-	if !(diff > 10*math.Abs(same) && diff > 0) {
-		t.Errorf("KID same %g, different %g: want different ≫ same", same, diff)
+	xs, ys := x[:1000], y[:1000]
+	self := KID(xs, xs, 20, 500, 1)
+	same := KID(xs, gaussians(1000, []float64{0, 0, 0, 0}, sd1, 3), 20, 500, 1)
+	diff := KID(xs, ys, 20, 500, 1)
+	if !(diff > 10*math.Abs(same) && diff > 10*math.Abs(self)) {
+		t.Errorf("KID self %g, same law %g, different %g: want different ≫ the others ≈ 0", self, same, diff)
 	}
 }
 
