@@ -117,6 +117,10 @@ func TestTapShapes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// diffusers' SD1.5 UNet2DConditionModel has 859,520,964.
+			if n := m.Store.NumParams(); name == "sd15" && n != 859520964 {
+				t.Errorf("sd15 U-Net has %d parameters, SD1.5 has 859520964", n)
+			}
 			for _, k := range kinds {
 				if _, err := m.AddControl(k, 2); err != nil {
 					t.Fatal(err)
