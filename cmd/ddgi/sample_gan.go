@@ -8,9 +8,12 @@ import (
 	"strconv"
 	"strings"
 
+	"ddgi/data"
+	"ddgi/gan"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/imageio"
+	progressbar "ddgi/internal/progress"
 	"ddgi/torch"
 )
 
@@ -30,6 +33,7 @@ func runSampleGAN(args []string) error {
 	views := fs.Int("views", 5, "EG3D: views per seed, yaw spread over ±yaw")
 	yaw := fs.Float64("yaw", 40, "EG3D: largest yaw in degrees (≤ 50)")
 	gif := fs.String("gif", "", "EG3D: also write an animated turn of the first seed here")
+	fid := fs.Int("fid", 0, "instead of a grid, print the pixel-statistics FID of this many samples (ψ=1) vs as many unseen SynthFace train images")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +53,9 @@ func runSampleGAN(args []string) error {
 		if a, err = weightsArch(*weights); err != nil {
 			return err
 		}
+	}
+	if *fid > 0 {
+		return pixelFID(*weights, a, *fid)
 	}
 	if terr := torch.Try(func() {
 		torch.NoGrad(func() {
@@ -213,5 +220,71 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d frames, yaw ±%.0f°)\n", gif, frames, yaw)
+	return nil
+}
+
+// fidFirstIndex is where the FID's real images start in the SynthFace train
+// split: far beyond what `ddgi train gan --data-n` renders.
+const fidFirstIndex = 1_000_000
+
+// pixelFID compares n generated images (ψ = 1, random noise; EG3D at the
+// cameras of the real images) with n SynthFace images by the Fréchet
+// distance of 8×8 area-downsampled pixels.
+func pixelFID(path, arch string, n int) error {
+	var gen func(z, cam *torch.Tensor) *torch.Tensor
+	zdim, res := 0, 0
+	switch arch {
+	case "stylegan2":
+		g, err := stylegan2.Load(path, torch.CPU)
+		if err != nil {
+			return err
+		}
+		gen = func(z, _ *torch.Tensor) *torch.Tensor { return g.Forward(z, nil, 1, stylegan2.NoiseRandom) }
+		zdim, res = g.Cfg.ZDim, g.Cfg.Resolution
+	case "eg3d":
+		g, err := eg3d.Load(path, torch.CPU)
+		if err != nil {
+			return err
+		}
+		gen = func(z, cam *torch.Tensor) *torch.Tensor { return g.Forward(z, cam, 1, stylegan2.NoiseRandom).Image }
+		zdim, res = g.Cfg.Backbone.ZDim, g.Cfg.ImgRes
+	default:
+		return fmt.Errorf("--arch %q: want stylegan2 or eg3d", arch)
+	}
+	ds := data.NewSynthFace(data.Train, res, fidFirstIndex+n)
+	var real, fake [][]float64
+	rng := torch.NewGenerator(777)
+	bar := progressbar.New("fid", 0, int64(n), "img")
+	err := torch.Try(func() {
+		torch.NoGrad(func() {
+			const chunk = 50
+			for done := 0; done < n; done += chunk {
+				k := min(chunk, n-done)
+				batch := make([]*data.Sample, k)
+				for i := range batch {
+					s, err := ds.Get(fidFirstIndex + done + i)
+					if err != nil {
+						panic(&torch.Error{Op: "fid", Msg: err.Error()})
+					}
+					batch[i] = s
+				}
+				torch.Scoped(func() {
+					real = append(real, gan.PixelFeatures(stylegan2.RealImages(batch))...)
+					z := torch.Randn(rng, []int64{int64(k), int64(zdim)}, torch.Float32, torch.CPU)
+					fake = append(fake, gan.PixelFeatures(gen(z, stylegan2.RealCameras(batch)).Clamp(-1, 1))...)
+				})
+				bar.Set(int64(done+k), nil)
+			}
+		})
+	})
+	if err != nil {
+		return err
+	}
+	bar.Finish()
+	v, err := gan.FID(gan.FeatureStats(real), gan.FeatureStats(fake))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pixel-statistics FID (8×8×3 area-downsampled pixels, %d vs %d images): %.4f\n", n, n, v)
 	return nil
 }
