@@ -67,7 +67,7 @@ func runDiffuse(args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := m.LoadControl(*maskNet); err != nil {
+		if err := loadBranch(m, *maskNet, diffusion.CondMask); err != nil {
 			return err
 		}
 		cond.Mask, cond.MaskScale = maskCondition(lab, size, *n), *maskScale
@@ -77,7 +77,7 @@ func runDiffuse(args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := m.LoadControl(*scribbleNet); err != nil {
+		if err := loadBranch(m, *scribbleNet, diffusion.CondScribble); err != nil {
 			return err
 		}
 		cond.Scribble, cond.ScribbleScale = scribbleCondition(s, size, *n), *scribbleScale
@@ -105,6 +105,20 @@ func runDiffuse(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
+	return nil
+}
+
+// loadBranch attaches the ControlNet branch for kind from path.
+func loadBranch(m *diffusion.Model, path, kind string) error {
+	n, err := m.LoadControl(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("no %s branch at %s (train one with `ddgi train diffusion --stage control --cond %s`)", kind, path, kind)
+	case err != nil:
+		return err
+	case n.Kind != kind:
+		return fmt.Errorf("%s holds a %s branch, not %s", path, n.Kind, kind)
+	}
 	return nil
 }
 
