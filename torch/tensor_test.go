@@ -2,6 +2,7 @@ package torch
 
 import (
 	"errors"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -207,5 +208,27 @@ func TestThreadsSetting(t *testing.T) {
 	SetThreads(1)
 	if Threads() != 1 {
 		t.Fatalf("threads = %d", Threads())
+	}
+}
+
+func TestFreeExceptKeepsGraphAndChosenTensors(t *testing.T) {
+	before := LiveTensors()
+	w := Ones([]int64{3}, Float32, CPU).SetRequiresGrad(true)
+	Persist(w)
+	s := NewScope()
+	h := w.MulScalar(2).Exp()
+	loss := h.SumAll()
+	s.FreeExcept(loss)
+	if err := Try(func() { h.AddScalar(1) }); err == nil {
+		t.Fatal("freed tensor still usable")
+	}
+	loss.Backward() // the graph survives its Go handles
+	if g := w.Grad().Float32s()[0]; math.Abs(float64(g)-2*math.Exp(2)) > 1e-4 {
+		t.Fatalf("grad %v", g)
+	}
+	s.Close()
+	w.Free()
+	if LiveTensors() != before {
+		t.Fatalf("leaked %d tensors", LiveTensors()-before)
 	}
 }

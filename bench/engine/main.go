@@ -68,10 +68,12 @@ func goSteps(steps, warm int) float64 {
 	x := torch.Randn(torch.NewGenerator(0), []int64{8, 3, 32, 32}, torch.Float32, torch.CPU)
 	torch.Persist(x)
 	step := func() {
-		torch.Scoped(func() {
-			net.forward(x).Square().MeanAll().Backward()
-			opt.Update(s.Trainable())
-		})
+		sc := torch.NewScope()
+		loss := net.forward(x).Square().MeanAll()
+		sc.FreeExcept(loss) // let backward recycle forward buffers, as Python does
+		loss.Backward()
+		opt.Update(s.Trainable())
+		sc.Close()
 	}
 	for i := 0; i < warm; i++ {
 		step()
