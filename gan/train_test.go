@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ddgi/data"
+	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/runs"
 	"ddgi/torch"
@@ -125,24 +126,38 @@ func TestTrainResume(t *testing.T) {
 	}
 }
 
-// BenchmarkTrainStep64 times one small64 StyleGAN2 training step (batch
-// 16) and reports kimg/hour.
-func BenchmarkTrainStep64(b *testing.B) {
-	c := stylegan2.Presets["small64"]
-	p, err := stylegan2.NewPair(c, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	o := Opts{Resolution: 64, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval, StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, Seed: 1}
-	tr := NewTrainer(p, o)
-	batch := realBatch(b, 64, c.Batch)
+// benchStep times training steps of a model at 64² and reports kimg/hour.
+func benchStep(b *testing.B, m Model, o Opts) {
+	tr := NewTrainer(m, o)
+	batch := realBatch(b, 64, o.Batch)
 	tr.Step(batch)
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		tr.Step(batch)
 	}
-	b.ReportMetric(float64(c.Batch*b.N)/time.Since(start).Hours()/1000, "kimg/h")
+	b.ReportMetric(float64(o.Batch*b.N)/time.Since(start).Hours()/1000, "kimg/h")
+}
+
+// BenchmarkTrainStep64 times small64 StyleGAN2 training steps (batch 16).
+func BenchmarkTrainStep64(b *testing.B) {
+	c := stylegan2.Presets["small64"]
+	p, err := stylegan2.NewPair(c, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchStep(b, p, Opts{Resolution: 64, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval, StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, Seed: 1})
+}
+
+// BenchmarkTrainStepEG3D64 times small64 EG3D training steps (batch 8).
+func BenchmarkTrainStepEG3D64(b *testing.B) {
+	c := eg3d.Presets["small64"]
+	p, err := eg3d.NewPair(c, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bb := c.Backbone
+	benchStep(b, p, Opts{Resolution: 64, Batch: bb.Batch, LR: bb.LR, R1Gamma: bb.R1Gamma, R1Interval: bb.R1Interval, StyleMixing: bb.StyleMixing, EMAKimg: bb.EMAKimg, Seed: 1})
 }
 
 func mustRun(t *testing.T, dir string) *runs.Run {

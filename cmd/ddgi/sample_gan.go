@@ -8,12 +8,14 @@ import (
 	"strconv"
 	"strings"
 
+	"ddgi/auxnets"
 	"ddgi/data"
 	"ddgi/gan"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/imageio"
 	progressbar "ddgi/internal/progress"
+	"ddgi/metrics"
 	"ddgi/torch"
 )
 
@@ -33,7 +35,8 @@ func runSampleGAN(args []string) error {
 	views := fs.Int("views", 5, "EG3D: views per seed, yaw spread over ±yaw")
 	yaw := fs.Float64("yaw", 40, "EG3D: largest yaw in degrees (≤ 50)")
 	gif := fs.String("gif", "", "EG3D: also write an animated turn of the first seed here")
-	fid := fs.Int("fid", 0, "instead of a grid, print the pixel-statistics FID of this many samples (ψ=1) vs as many unseen SynthFace train images")
+	fid := fs.Int("fid", 0, "instead of a grid, print the FID of this many samples (ψ=1) vs as many unseen SynthFace train images")
+	fidNet := fs.String("fid-net", "", "FID features from this auxnets fid classifier (weights/aux_fid.safetensors); empty: 8×8 pixel statistics")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -55,7 +58,7 @@ func runSampleGAN(args []string) error {
 		}
 	}
 	if *fid > 0 {
-		return pixelFID(*weights, a, *fid)
+		return ganFID(*weights, a, *fid, *fidNet)
 	}
 	if terr := torch.Try(func() {
 		torch.NoGrad(func() {
@@ -227,10 +230,20 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 // split: far beyond what `ddgi train gan --data-n` renders.
 const fidFirstIndex = 1_000_000
 
-// pixelFID compares n generated images (ψ = 1, random noise; EG3D at the
+// ganFID compares n generated images (ψ = 1, random noise; EG3D at the
 // cameras of the real images) with n SynthFace images by the Fréchet
-// distance of 8×8 area-downsampled pixels.
-func pixelFID(path, arch string, n int) error {
+// distance of features: ddgi's FID classifier when netPath is set, else
+// 8×8 area-downsampled pixels.
+func ganFID(path, arch string, n int, netPath string) error {
+	features, kind := gan.PixelFeatures, "pixel-statistics FID (8×8×3 area-downsampled pixels; not Inception)"
+	if netPath != "" {
+		net, err := auxnets.LoadClassifier(netPath, auxnets.NetFID)
+		if err != nil {
+			return err
+		}
+		features = func(x *torch.Tensor) [][]float64 { return metrics.Rows(net.Features(x)) }
+		kind = "FID with ddgi's SynthFace FID classifier features (not Inception)"
+	}
 	var gen func(z, cam *torch.Tensor) *torch.Tensor
 	zdim, res := 0, 0
 	switch arch {
@@ -269,9 +282,9 @@ func pixelFID(path, arch string, n int) error {
 					batch[i] = s
 				}
 				torch.Scoped(func() {
-					real = append(real, gan.PixelFeatures(stylegan2.RealImages(batch))...)
+					real = append(real, features(stylegan2.RealImages(batch))...)
 					z := torch.Randn(rng, []int64{int64(k), int64(zdim)}, torch.Float32, torch.CPU)
-					fake = append(fake, gan.PixelFeatures(gen(z, stylegan2.RealCameras(batch)).Clamp(-1, 1))...)
+					fake = append(fake, features(gen(z, stylegan2.RealCameras(batch)).Clamp(-1, 1))...)
 				})
 				bar.Set(int64(done+k), nil)
 			}
@@ -281,10 +294,6 @@ func pixelFID(path, arch string, n int) error {
 		return err
 	}
 	bar.Finish()
-	v, err := gan.FID(gan.FeatureStats(real), gan.FeatureStats(fake))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("pixel-statistics FID (8×8×3 area-downsampled pixels, %d vs %d images): %.4f\n", n, n, v)
+	fmt.Printf("%s, %d vs %d images: %.4f\n", kind, n, n, metrics.FID(real, fake))
 	return nil
 }
