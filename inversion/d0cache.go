@@ -1,0 +1,101 @@
+package inversion
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+
+	"ddgi/internal/imageio"
+)
+
+// D0Cache stores I^d_0, the diffusion encoder's fully denoised image for a
+// training pair, on disk under a content hash of everything that determines
+// it (weights, prompt, condition, sampler settings, seed). Made once, reused
+// by every stage-2 epoch and by later runs; an interrupted fill resumes by
+// skipping the keys already present.
+type D0Cache struct {
+	Dir string
+}
+
+// Key hashes the parts that determine an I^d_0 image.
+func Key(weightsID, kind, text string, cond []byte, steps int, guidance float64, seed int64, size int) string {
+	h := sha256.New()
+	w := func(b []byte) {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	w([]byte(weightsID))
+	w([]byte(kind))
+	w([]byte(text))
+	w(cond)
+	w([]byte(fmt.Sprintf("%d|%g|%d|%d", steps, guidance, seed, size)))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// FileID fingerprints a weights file by content, so a retrained model never
+// reuses stale cache entries.
+func FileID(paths ...string) (string, error) {
+	h := sha256.New()
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("fingerprint %s: %w", p, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+func (c *D0Cache) path(key string) string { return filepath.Join(c.Dir, key[:2], key+".png") }
+
+// Get returns the cached RGB bytes (H×W×3) for key, or ok=false.
+func (c *D0Cache) Get(key string, size int) (rgb []uint8, ok bool, err error) {
+	f, err := os.Open(c.path(key))
+	if os.IsNotExist(err) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		return nil, false, fmt.Errorf("cache entry %s: %w", c.path(key), err)
+	}
+	b := img.Bounds()
+	if b.Dx() != size || b.Dy() != size {
+		return nil, false, fmt.Errorf("cache entry %s is %dx%d, want %d", c.path(key), b.Dx(), b.Dy(), size)
+	}
+	rgb = make([]uint8, 3*size*size)
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			r, g, bb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			i := 3 * (y*size + x)
+			rgb[i], rgb[i+1], rgb[i+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
+		}
+	}
+	return rgb, true, nil
+}
+
+// Put stores RGB bytes under key atomically.
+func (c *D0Cache) Put(key string, rgb []uint8, size int) error {
+	if len(rgb) != 3*size*size {
+		return fmt.Errorf("cache put: %d bytes for %d² RGB", len(rgb), size)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.path(key)), 0o755); err != nil {
+		return err
+	}
+	var img image.Image = imageio.RGB(rgb, size, size)
+	return imageio.SavePNG(c.path(key), img)
+}
