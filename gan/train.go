@@ -58,6 +58,8 @@ type Opts struct {
 	StyleMixing float64
 	EMAKimg     float64
 	EMARampup   float64
+	PLWeight    float64 // path-length regularisation weight (0: off)
+	PLInterval  int
 	Kimg        float64       // stop after this many thousand real images
 	Checkpoint  time.Duration // how often to save (default 5 min)
 	GridKimg    float64       // sample grid every … kimg (default 5)
@@ -76,6 +78,8 @@ type State struct {
 	Nimg int64   `json:"nimg"`
 	Seed uint64  `json:"seed"`
 	Kimg float64 `json:"kimg_target"`
+	// PLMean is the running mean path length a of StyleGAN2 Eq. 4.
+	PLMean float64 `json:"pl_mean"`
 }
 
 // Checkpoint file names inside a run folder.
@@ -188,6 +192,9 @@ func (t *Trainer) Step(batch []*data.Sample) Metrics {
 	d.Unfreeze("")
 	t.OptG.Update(g.Trainable())
 	m["loss_g"] = lossG.Item()
+	if t.O.PLWeight > 0 && t.State.Step%int64(max(t.O.PLInterval, 1)) == 0 {
+		m["pl"] = t.pathLengthStep(max(b/2, 1), cg)
+	}
 
 	t.State.Step++
 	t.State.Nimg += int64(b)
@@ -198,6 +205,26 @@ func (t *Trainer) Step(batch []*data.Sample) Metrics {
 	}
 	optim.EMA{Target: ema}.Update(g, math.Pow(0.5, float64(b)/math.Max(emaNimg, 1e-8)))
 	return m
+}
+
+// pathLengthStep is StyleGAN2's lazy path-length regularisation on half a
+// batch, weighted by the interval; it returns the penalty.
+func (t *Trainer) pathLengthStep(b int, c *torch.Tensor) float64 {
+	g, _, _ := t.M.Stores()
+	if c != nil {
+		c = c.Narrow(0, 0, int64(b))
+	}
+	wplus := t.mixedWPlus(b, c)
+	img := t.M.Fake(wplus, c)[0]
+	pen, mean := stylegan2.PathLengthPenalty(img, wplus, t.State.PLMean, t.rng)
+	if t.State.PLMean == 0 {
+		t.State.PLMean = mean
+	} else {
+		t.State.PLMean += 0.01 * (mean - t.State.PLMean)
+	}
+	pen.MulScalar(t.O.PLWeight * float64(max(t.O.PLInterval, 1))).Backward()
+	t.OptG.Update(g.Trainable())
+	return pen.Item()
 }
 
 // Save writes the checkpoint (G, D, G_ema, both optimisers, state).
@@ -236,7 +263,7 @@ func (t *Trainer) Resume(run *runs.Run) (ok bool, err error) {
 	if err := t.OptD.Load(run.Path(FileOptD), torch.CPU); err != nil {
 		return false, fmt.Errorf("resume: %w", err)
 	}
-	t.State.Step, t.State.Nimg = st.Step, st.Nimg
+	t.State.Step, t.State.Nimg, t.State.PLMean = st.Step, st.Nimg, st.PLMean
 	t.rng = torch.NewGenerator(t.O.Seed + uint64(st.Step)*7919)
 	return true, run.TruncateLog(st.Nimg)
 }

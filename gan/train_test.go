@@ -104,6 +104,7 @@ func TestTrainResume(t *testing.T) {
 	o := tinyOpts()
 	o.Kimg = 1
 	o.MaxSteps = 5
+	o.PLWeight, o.PLInterval = 2, 2
 	if err := Train(context.Background(), dir, tinyPair(t), o); err != nil {
 		t.Fatal(err)
 	}

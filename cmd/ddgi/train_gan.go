@@ -68,7 +68,7 @@ func newGANModel(arch, preset string, seed uint64) (gan.Model, gan.Opts, error) 
 			return nil, gan.Opts{}, err
 		}
 		return p, gan.Opts{Resolution: c.Resolution, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval,
-			StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, EMARampup: c.EMARampup}, nil
+			StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, EMARampup: c.EMARampup, PLWeight: c.PLWeight, PLInterval: c.PLInterval}, nil
 	case "eg3d":
 		return newEG3DModel(preset, seed)
 	}
