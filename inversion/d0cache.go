@@ -77,15 +77,7 @@ func (c *D0Cache) Get(key string, size int) (rgb []uint8, ok bool, err error) {
 	if b.Dx() != size || b.Dy() != size {
 		return nil, false, fmt.Errorf("cache entry %s is %dx%d, want %d", c.path(key), b.Dx(), b.Dy(), size)
 	}
-	rgb = make([]uint8, 3*size*size)
-	for y := 0; y < size; y++ {
-		for x := 0; x < size; x++ {
-			r, g, bb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			i := 3 * (y*size + x)
-			rgb[i], rgb[i+1], rgb[i+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
-		}
-	}
-	return rgb, true, nil
+	return rgbBytes(img, size), true, nil
 }
 
 // Put stores RGB bytes under key atomically.

@@ -1,0 +1,330 @@
+package inversion
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"os"
+
+	"ddgi/data"
+	"ddgi/imagebatch"
+	"ddgi/internal/imageio"
+	"ddgi/internal/progress"
+	"ddgi/internal/runs"
+	"ddgi/nn"
+	"ddgi/optim"
+	"ddgi/torch"
+)
+
+// Condition is the visual input x of one batch.
+type Condition struct {
+	Kind     string        // "mask" or "scribble"
+	Mask     *torch.Tensor // [B,S,S] int64 labels (Kind "mask")
+	Scribble *torch.Tensor // [B,1,S,S] in {0,1} (Kind "scribble")
+}
+
+// Encoder is the diffusion-based encoder E seen from the inversion.
+type Encoder interface {
+	// Timesteps is the schedule length T.
+	Timesteps() int
+	// Latents encodes images [B,3,S,S] in [-1,1] to clean latents z_0.
+	Latents(images *torch.Tensor) *torch.Tensor
+	// AddNoise draws z_t ~ q(z_t | z_0) for steps t [B] (int64).
+	AddNoise(z0, t *torch.Tensor, g *torch.Generator) *torch.Tensor
+	// Prior draws z_T for inference.
+	Prior(b int64, g *torch.Generator) *torch.Tensor
+	// Features runs one U-Net(+ControlNet) pass and returns h_t and T's inputs.
+	Features(zt, t *torch.Tensor, texts []string, cond Condition) (h *torch.Tensor, f Features)
+	// Sample runs the full sampler and returns I^d_0 [B,3,S,S] in [-1,1].
+	Sample(texts []string, cond Condition, seed int64) *torch.Tensor
+	// ID fingerprints the encoder's weights and sampler settings for the
+	// I^d_0 cache.
+	ID() string
+}
+
+// Ablation selects a row of the paper's Table 2.
+type Ablation string
+
+const (
+	Full   Ablation = ""        // M + T with attention, I^gt for M and I^d_0 for T
+	MOnly  Ablation = "m-only"  // stage 1 only; w = w^m
+	NoAttn Ablation = "no-attn" // T without A_t and Ā_t
+	GTOnly Ablation = "gt-only" // both stages against I^gt
+	D0Only Ablation = "d0-only" // both stages against I^d_0 (also style transfer, Sec. 4.4)
+)
+
+// ParseAblation validates a --ablation flag.
+func ParseAblation(s string) (Ablation, error) {
+	switch a := Ablation(s); a {
+	case Full, MOnly, NoAttn, GTOnly, D0Only:
+		return a, nil
+	}
+	return "", fmt.Errorf("unknown ablation %q (want m-only, no-attn, gt-only or d0-only)", s)
+}
+
+// TrainConfig is one training run.
+type TrainConfig struct {
+	Stage1Steps, Stage2Steps int
+	Batch                    int
+	LR                       float64
+	Weights                  Weights
+	Ablation                 Ablation
+	Cond                     string // "mask" or "scribble"
+	Seed                     uint64
+	// TMin, TMax bound the sampled denoising steps (multi-step training).
+	TMin, TMax int
+	// EveryCheckpoint and EverySample are in steps.
+	EveryCheckpoint, EverySample int
+}
+
+// Trainer runs the two-stage, multi-step training of Sec. 3.4.
+type Trainer struct {
+	Cfg   TrainConfig
+	Model *Model
+	G     Generator
+	E     Encoder
+	F     Perceptual
+	R     Identity
+	Data  data.Dataset
+	Cache *D0Cache
+	Run   *runs.Run
+	Dev   torch.Device
+}
+
+type trainState struct {
+	Step int `json:"step"`
+}
+
+// needsD0 says whether a stage trains against the diffusion output.
+func (tr *Trainer) needsD0(stage int) bool {
+	switch tr.Cfg.Ablation {
+	case GTOnly, MOnly:
+		return false
+	case D0Only:
+		return true
+	}
+	return stage == 2
+}
+
+// D0 returns I^d_0 for the batch's samples, from the cache or by sampling
+// (and caching) the missing ones.
+func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tensor {
+	n := len(b.Samples)
+	imgs := make([]*torch.Tensor, n)
+	var missing []int
+	keys := make([]string, n)
+	for i, s := range b.Samples {
+		condBytes := s.Mask
+		if cond.Kind == "scribble" {
+			condBytes = s.Scribble
+		}
+		keys[i] = Key(tr.E.ID(), cond.Kind, b.Captions[i], condBytes, 0, 0, s.Seed, size)
+		rgb, ok, err := tr.Cache.Get(keys[i], size)
+		if err != nil {
+			panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
+		}
+		if ok {
+			imgs[i] = imageio.ToTensor(rgb, size, size, tr.Dev)
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		idx := make([]int64, len(missing))
+		var texts []string
+		for j, i := range missing {
+			idx[j] = int64(i)
+			texts = append(texts, b.Captions[i])
+		}
+		sel := torch.FromInt64(idx, int64(len(idx))).ToDevice(tr.Dev)
+		sub := Condition{Kind: cond.Kind}
+		if cond.Mask != nil {
+			sub.Mask = cond.Mask.IndexSelect(0, sel)
+		}
+		if cond.Scribble != nil {
+			sub.Scribble = cond.Scribble.IndexSelect(0, sel)
+		}
+		var out *torch.Tensor
+		torch.NoGrad(func() { out = tr.E.Sample(texts, sub, b.Samples[missing[0]].Seed) })
+		pics, err := imageio.FromTensor(out)
+		if err != nil {
+			panic(&torch.Error{Op: "d0", Msg: err.Error()})
+		}
+		for j, i := range missing {
+			rgb := rgbBytes(pics[j], size)
+			if err := tr.Cache.Put(keys[i], rgb, size); err != nil {
+				panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
+			}
+			imgs[i] = out.Narrow(0, int64(j), 1)
+		}
+	}
+	return torch.Cat(imgs, 0)
+}
+
+// SampleSteps draws t for every sample uniformly in [TMin, TMax]: the
+// multi-step training of Sec. 3.4.
+func SampleSteps(g *torch.Generator, b int, tmin, tmax int, dev torch.Device) *torch.Tensor {
+	return torch.RandInt(g, int64(tmin), int64(tmax)+1, []int64{int64(b)}, dev)
+}
+
+// Step runs one optimisation step of stage 1 (M, Eq. 6) or stage 2 (T,
+// Eq. 7) and returns the logged terms.
+func (tr *Trainer) Step(stage, step int, opt *optim.Adam, g *torch.Generator) map[string]float64 {
+	var vals map[string]float64
+	sc := torch.NewScope()
+	defer sc.Close()
+	b := imagebatch.Get(tr.Data, step*tr.Cfg.Batch, tr.Cfg.Batch, tr.Dev)
+	size := int(b.Image.Size(3))
+	cond := Condition{Kind: tr.Cfg.Cond, Mask: b.Mask, Scribble: b.Scribble}
+	steps := SampleSteps(g, tr.Cfg.Batch, tr.Cfg.TMin, tr.Cfg.TMax, tr.Dev)
+	var h *torch.Tensor
+	var f Features
+	var d0 *torch.Tensor
+	torch.NoGrad(func() {
+		zt := tr.E.AddNoise(tr.E.Latents(b.Image), steps, g)
+		h, f = tr.E.Features(zt, steps, b.Captions, cond)
+		if tr.needsD0(stage) {
+			d0 = tr.D0(b, cond, size)
+		}
+	})
+	target := b.Image
+	if d0 != nil {
+		target = d0
+	}
+	idTarget := b.Image
+	if tr.Cfg.Ablation == D0Only {
+		idTarget = d0
+	}
+	wavg := tr.G.MeanLatent()
+	var terms Terms
+	if stage == 1 {
+		codes := tr.Model.Invert(h, f, steps, true)
+		terms = MappingLoss(tr.Cfg.Weights, target, Render(tr.G, codes.WM, b.Camera), codes.WM, wavg, tr.F, tr.R)
+		if idTarget != target {
+			terms = weighted(tr.Cfg.Weights, target, idTarget, Render(tr.G, codes.WM, b.Camera), codes.WM, wavg, tr.F, tr.R)
+		}
+	} else {
+		codes := tr.Model.Invert(h, f, steps, false)
+		terms = ModulationLoss(tr.Cfg.Weights, target, idTarget, Render(tr.G, codes.W, b.Camera), codes.W, wavg, tr.F, tr.R)
+	}
+	vals = terms.Values()
+	sc.FreeExcept(terms.Total)
+	terms.Total.Backward()
+	opt.Update(tr.Model.Store.Trainable())
+	return vals
+}
+
+// Train runs both stages from the run folder's state (resuming when a
+// checkpoint exists) and writes checkpoints, log, loss plot and grids.
+func (tr *Trainer) Train() error {
+	c := tr.Cfg
+	total := c.Stage1Steps + c.Stage2Steps
+	if c.Ablation == MOnly {
+		total = c.Stage1Steps
+	}
+	var st trainState
+	if ok, err := tr.Run.LoadState(&st); err != nil {
+		return err
+	} else if ok {
+		if _, err := tr.Model.Store.Load(tr.Run.Path("model.safetensors")); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		if err := tr.Run.TruncateLog(int64(st.Step)); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", tr.Run.Dir, st.Step)
+	}
+	opt := optim.NewAdam(optim.DefaultAdam(c.LR))
+	stageOf := func(step int) int {
+		if step < c.Stage1Steps {
+			return 1
+		}
+		return 2
+	}
+	optPath := tr.Run.Path("optimizer.safetensors")
+	if st.Step > 0 {
+		if _, err := os.Stat(optPath); err == nil {
+			if err := opt.Load(optPath, tr.Dev); err != nil {
+				return fmt.Errorf("resume optimizer: %w", err)
+			}
+		}
+	}
+	save := func(step int) error {
+		if err := tr.Model.Store.Save(tr.Run.Path("model.safetensors"), saveOpts(tr.Model.Config, tr.Cfg)); err != nil {
+			return err
+		}
+		if err := opt.Save(optPath); err != nil {
+			return err
+		}
+		if err := tr.Run.SaveState(trainState{Step: step}); err != nil {
+			return err
+		}
+		return tr.Run.PlotLosses("inversion (" + tr.Cfg.Cond + ")")
+	}
+	bar := progress.New("train inversion", int64(st.Step), int64(total), "steps")
+	var err error
+	for step := st.Step; step < total && err == nil; step++ {
+		stage := stageOf(step)
+		if step == c.Stage1Steps && step > 0 || step == st.Step {
+			tr.freezeFor(stage)
+			if step == c.Stage1Steps && step > st.Step {
+				opt = optim.NewAdam(optim.DefaultAdam(c.LR)) // fresh moments for T
+			}
+		}
+		g := torch.NewGenerator(c.Seed*1_000_003 + uint64(step))
+		var vals map[string]float64
+		err = torch.Try(func() { vals = tr.Step(stage, step, opt, g) })
+		if err != nil {
+			break
+		}
+		if math.IsNaN(vals["loss"]) {
+			err = fmt.Errorf("step %d: loss is NaN", step)
+			break
+		}
+		vals["stage"] = float64(stage)
+		if lerr := tr.Run.Log(int64(step+1), vals); lerr != nil {
+			err = lerr
+			break
+		}
+		bar.Set(int64(step+1), vals)
+		if (step+1)%c.EveryCheckpoint == 0 || step+1 == total {
+			err = save(step + 1)
+		}
+	}
+	bar.Finish()
+	return err
+}
+
+// freezeFor freezes T in stage 1 and M in stage 2 (Sec. 3.4).
+func (tr *Trainer) freezeFor(stage int) {
+	s := tr.Model.Store
+	s.Unfreeze("")
+	if stage == 1 {
+		s.Freeze("absmnet")
+	} else {
+		s.Freeze("mapping")
+	}
+}
+
+// rgbBytes converts an image to size×size×3 bytes.
+func rgbBytes(img image.Image, size int) []uint8 {
+	out := make([]uint8, 3*size*size)
+	b := img.Bounds()
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			r, g, bb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			i := 3 * (y*size + x)
+			out[i], out[i+1], out[i+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
+		}
+	}
+	return out
+}
+
+// saveOpts stores both configs with the weights, so `ddgi generate` can
+// rebuild M and T and knows how they were trained.
+func saveOpts(c Config, t TrainConfig) nn.SaveOptions {
+	return nn.SaveOptions{Config: struct {
+		Model Config      `json:"model"`
+		Train TrainConfig `json:"train"`
+	}{c, t}}
+}
