@@ -88,6 +88,10 @@ func checkTaps(t *testing.T, c Config, tp Taps, b, ltok int64) {
 			if !slices.Equal(m.Shape(), a[i]) {
 				t.Errorf("%s: A[%d][%d] %v, want %v", c.Name, i, k, m.Shape(), a[i])
 			}
+			// The layer's output: one C_i-vector per query position.
+			if out := tp.AOut[i][k].Shape(); out[0] != b || out[1] != a[i][2] || out[2] != f[i][1] {
+				t.Errorf("%s: AOut[%d][%d] %v, want [%d %d %d]", c.Name, i, k, out, b, a[i][2], f[i][1])
+			}
 		}
 	}
 	want := []int64{b, c.LatentChannels, c.LatentSize, c.LatentSize}

@@ -134,6 +134,9 @@ func (tp Taps) tensors() []*torch.Tensor {
 	for _, a := range tp.A {
 		ts = append(ts, a...)
 	}
+	for _, a := range tp.AOut {
+		ts = append(ts, a...)
+	}
 	return ts
 }
 

@@ -211,6 +211,10 @@ type Taps struct {
 	// block's pre-upsampling resolution; each row sums to 1 over tokens.
 	// Empty for levels without attention (sd15's lowest level).
 	A [][]*torch.Tensor
+	// AOut[i][k] is the output of the same cross-attention layer,
+	// [B, h·w, C_i] (before the residual add): AbSMNet max-pools these
+	// over k to get A_t.
+	AOut [][]*torch.Tensor
 	// Eps is the model output (ε, or v under v-prediction): [B,C,s,s].
 	Eps *torch.Tensor
 }

@@ -194,15 +194,26 @@ func geglu(h *torch.Tensor) *torch.Tensor {
 	return xg[0].Mul(xg[1].Gelu())
 }
 
-// Forward updates tokens x [B,N,dim] attending to ctx [B,L,ctx]; probs is
-// the cross-attention [B,heads,N,L] when wantProbs.
-func (b *TransformerBlock) Forward(x, ctx *torch.Tensor, wantProbs bool) (out, probs *torch.Tensor) {
+// CrossTap is one cross-attention layer seen by the taps: its
+// probabilities [B,heads,N,L] and its output [B,N,dim] (AbSMNet's A_t
+// max-pools the outputs; Ā_t averages the probabilities over words).
+type CrossTap struct {
+	Probs, Out *torch.Tensor
+}
+
+// Forward updates tokens x [B,N,dim] attending to ctx [B,L,ctx]; the
+// cross-attention tap is filled when wantProbs.
+func (b *TransformerBlock) Forward(x, ctx *torch.Tensor, wantProbs bool) (*torch.Tensor, CrossTap) {
 	a, _ := b.SelfAttn.Forward(b.Norm1.Forward(x), nil, nil, false)
 	x = x.Add(a)
-	a, probs = b.CrossAttn.Forward(b.Norm2.Forward(x), ctx, nil, wantProbs)
+	var tap CrossTap
+	a, tap.Probs = b.CrossAttn.Forward(b.Norm2.Forward(x), ctx, nil, wantProbs)
+	if wantProbs {
+		tap.Out = a
+	}
 	x = x.Add(a)
 	x = x.Add(b.FFOut.Forward(geglu(b.FFIn.Forward(b.Norm3.Forward(x)))))
-	return x, probs
+	return x, tap
 }
 
 // SpatialTransformer is diffusers' Transformer2DModel (SD1.5: conv
@@ -229,13 +240,13 @@ func newSpatialTransformer(p nn.Path, c Config, dim int64) *SpatialTransformer {
 }
 
 // Forward returns the updated x [B,C,h,w] and, when wantProbs, one
-// cross-attention map [B,heads,h·w,L] per transformer block.
-func (s *SpatialTransformer) Forward(x, ctx *torch.Tensor, wantProbs bool) (*torch.Tensor, []*torch.Tensor) {
+// cross-attention tap per transformer block.
+func (s *SpatialTransformer) Forward(x, ctx *torch.Tensor, wantProbs bool) (*torch.Tensor, []CrossTap) {
 	b, ch, h, w := x.Size(0), x.Size(1), x.Size(2), x.Size(3)
 	t := s.ProjIn.Forward(s.Norm.Forward(x)).Flatten(2, 3).Transpose(1, 2) // B,hw,C
-	var maps []*torch.Tensor
+	var maps []CrossTap
 	for _, blk := range s.Blocks {
-		var p *torch.Tensor
+		var p CrossTap
 		t, p = blk.Forward(t, ctx, wantProbs)
 		if wantProbs {
 			maps = append(maps, p)
@@ -401,15 +412,18 @@ func (u *UNet) forward(zt, t, ctx *torch.Tensor, res *Residuals, wantTaps bool) 
 		taps.H = h
 	}
 	for _, l := range u.Up {
-		var maps []*torch.Tensor
+		var maps, outs []*torch.Tensor
 		for j, r := range l.Resnets {
 			s := skips[len(skips)-1]
 			skips = skips[:len(skips)-1]
 			h = r.Forward(torch.Cat([]*torch.Tensor{h, s}, 1), e.Temb)
 			if len(l.Attentions) > 0 {
-				var m []*torch.Tensor
+				var m []CrossTap
 				h, m = l.Attentions[j].Forward(h, ctx, wantTaps)
-				maps = append(maps, m...)
+				for _, c := range m {
+					maps = append(maps, c.Probs)
+					outs = append(outs, c.Out)
+				}
 			}
 		}
 		if l.Resample != nil {
@@ -418,6 +432,7 @@ func (u *UNet) forward(zt, t, ctx *torch.Tensor, res *Residuals, wantTaps bool) 
 		if wantTaps {
 			taps.F = append(taps.F, h)
 			taps.A = append(taps.A, maps)
+			taps.AOut = append(taps.AOut, outs)
 		}
 	}
 	taps.Eps = u.ConvOut.Forward(u.NormOut.Forward(h).Silu())
