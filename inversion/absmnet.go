@@ -2,6 +2,7 @@ package inversion
 
 import (
 	"fmt"
+	"math"
 
 	"ddgi/nn"
 	"ddgi/torch"
@@ -69,8 +70,14 @@ func (t *AbSMNet) upsample(x *torch.Tensor) *torch.Tensor {
 	return torch.Interpolate(x, s, s, torch.Bilinear, false)
 }
 
-// tokensToMap turns [B,h·w,C] into [B,C,h,w] for a square h = w.
-func tokensToMap(x *torch.Tensor, h int64) *torch.Tensor {
+// side is the h of a square map flattened to n = h·w tokens; the attention
+// layers of a decoder block run before its upsampler, so their maps are
+// smaller than the block's output f_t^n.
+func side(n int64) int64 { return int64(math.Round(math.Sqrt(float64(n)))) }
+
+// tokensToMap turns [B,h·w,C] into [B,C,h,w] for a square map.
+func tokensToMap(x *torch.Tensor) *torch.Tensor {
+	h := side(x.Size(1))
 	return x.Transpose(1, 2).Reshape(x.Size(0), x.Size(2), h, h)
 }
 
@@ -89,8 +96,11 @@ func maxOver(ts []*torch.Tensor) *torch.Tensor {
 func (t *AbSMNet) AttentionMaps(f Features) (A []*torch.Tensor, Abar *torch.Tensor) {
 	var bars []*torch.Tensor
 	for n, fn := range f.F {
-		h := fn.Size(2)
-		A = append(A, t.upsample(tokensToMap(maxOver(f.AttOut[n]), h)))
+		if len(f.AttOut[n]) == 0 { // a level without attention (SD1.5's lowest)
+			A = append(A, torch.Ones([]int64{1, fn.Size(1), 1, 1}, torch.Float32, fn.Device()))
+			continue
+		}
+		A = append(A, t.upsample(tokensToMap(maxOver(f.AttOut[n]))))
 		var ps []*torch.Tensor
 		for _, p := range f.AttP[n] {
 			ps = append(ps, p.Amax([]int64{1}, false)) // over heads: [B,hw,L]
@@ -98,6 +108,7 @@ func (t *AbSMNet) AttentionMaps(f Features) (A []*torch.Tensor, Abar *torch.Tens
 		p := maxOver(ps)
 		words := f.Words.Unsqueeze(1)                                                            // [B,1,L]
 		avg := p.Mul(words).Sum([]int64{2}, false).Div(words.Sum([]int64{2}, false).ClampMin(1)) // [B,hw]
+		h := side(avg.Size(1))
 		bars = append(bars, t.upsample(avg.Reshape(avg.Size(0), 1, h, h)))
 	}
 	Abar = torch.Stack(bars, 0).Mean([]int64{0}, false)

@@ -8,11 +8,8 @@ import (
 
 	"ddgi/data"
 	"ddgi/diffusion"
-	"ddgi/diffusion/vae"
-	"ddgi/imagebatch"
+	"ddgi/encoder"
 	"ddgi/internal/imageio"
-	"ddgi/nn"
-	"ddgi/text"
 	"ddgi/torch"
 )
 
@@ -38,7 +35,7 @@ func runDiffuse(args []string) error {
 	scribbleNet := fs.String("scribble-net", "weights/diffusion_small64_scribble.safetensors", "scribble ControlNet branch")
 	maskScale := fs.Float64("mask-scale", 1, "mask branch residual scale")
 	scribbleScale := fs.Float64("scribble-scale", 1, "scribble branch residual scale")
-	lw := addLatentFlags(fs)
+	lw := encoder.AddFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -67,26 +64,26 @@ func runDiffuse(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := loadBranch(m, *maskNet, diffusion.CondMask); err != nil {
+		if err := encoder.LoadBranch(m, *maskNet, diffusion.CondMask); err != nil {
 			return err
 		}
-		cond.Mask, cond.MaskScale = maskCondition(lab, size, *n), *maskScale
+		cond.Mask, cond.MaskScale = encoder.MaskCondition(lab, size, *n), *maskScale
 	}
 	if *scribblePath != "" {
 		s, err := data.ReadScribble(*scribblePath, size)
 		if err != nil {
 			return err
 		}
-		if err := loadBranch(m, *scribbleNet, diffusion.CondScribble); err != nil {
+		if err := encoder.LoadBranch(m, *scribbleNet, diffusion.CondScribble); err != nil {
 			return err
 		}
-		cond.Scribble, cond.ScribbleScale = scribbleCondition(s, size, *n), *scribbleScale
+		cond.Scribble, cond.ScribbleScale = encoder.ScribbleCondition(s, size, *n), *scribbleScale
 	}
-	te, _, err := loadText(lw, m.Config.ContextDim, false)
+	te, _, err := encoder.LoadText(lw, m.Config.ContextDim, false)
 	if err != nil {
 		return err
 	}
-	ae, err := autoencoderFor(m.Config, lw)
+	ae, err := encoder.Autoencoder(m.Config, lw)
 	if err != nil {
 		return err
 	}
@@ -106,160 +103,4 @@ func runDiffuse(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
 	return nil
-}
-
-// loadBranch attaches the ControlNet branch for kind from path.
-func loadBranch(m *diffusion.Model, path, kind string) error {
-	n, err := m.LoadControl(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("no %s branch at %s (train one with `ddgi train diffusion --stage control --cond %s`)", kind, path, kind)
-	case err != nil:
-		return err
-	case n.Kind != kind:
-		return fmt.Errorf("%s holds a %s branch, not %s", path, n.Kind, kind)
-	}
-	return nil
-}
-
-// maskCondition one-hot encodes a size² label map, repeated n times.
-func maskCondition(lab []uint8, size, n int) *torch.Tensor {
-	ids := make([]int64, len(lab))
-	for i, v := range lab {
-		ids[i] = int64(v)
-	}
-	t := imagebatch.OneHot(torch.FromInt64(ids, 1, int64(size), int64(size)))
-	return t.Expand(int64(n), t.Size(1), t.Size(2), t.Size(3))
-}
-
-// scribbleCondition turns 0/255 strokes into a [n,1,size,size] 0/1 map.
-func scribbleCondition(s []uint8, size, n int) *torch.Tensor {
-	v := make([]float32, len(s))
-	for i, p := range s {
-		if p > 127 {
-			v[i] = 1
-		}
-	}
-	return torch.FromFloat32(v, 1, 1, int64(size), int64(size)).Expand(int64(n), 1, int64(size), int64(size))
-}
-
-// latentFlags name the text and latent-space files shared by `diffuse` and
-// `train diffusion`.
-type latentFlags struct {
-	tokenizer, text, textPreset, vae *string
-}
-
-func addLatentFlags(fs interface {
-	String(name, value, usage string) *string
-}) latentFlags {
-	return latentFlags{
-		tokenizer:  fs.String("tokenizer", "weights/tokenizer.json", "BPE vocabulary"),
-		text:       fs.String("text-weights", "weights/text_small64.safetensors", "text encoder weights (absent: trained jointly with the U-Net)"),
-		textPreset: fs.String("text-preset", "small64", "text encoder preset when no weights exist"),
-		vae:        fs.String("vae", "weights/vae_small64.safetensors", "KL autoencoder weights (latent space \"vae\")"),
-	}
-}
-
-// textEncoder adapts ddgi/text to diffusion.TextEncoder.
-type textEncoder struct {
-	tok *text.Tokenizer
-	enc *text.Encoder
-}
-
-// ids tokenizes texts; "" is the empty prompt.
-func (t textEncoder) ids(texts []string) (*torch.Tensor, error) {
-	ctx := int(t.enc.Config.ContextLength())
-	rows := make([]*torch.Tensor, len(texts))
-	for i, s := range texts {
-		if strings.TrimSpace(s) == "" {
-			rows[i] = text.EmptyIDs(1, ctx)
-			continue
-		}
-		r, err := t.tok.EncodeBatch([]string{s}, ctx)
-		if err != nil {
-			return nil, err
-		}
-		rows[i] = r
-	}
-	var out *torch.Tensor
-	err := torch.Try(func() { out = torch.Cat(rows, 0) })
-	return out, err
-}
-
-func (t textEncoder) Encode(texts []string) (*torch.Tensor, error) {
-	ids, err := t.ids(texts)
-	if err != nil {
-		return nil, err
-	}
-	var out *torch.Tensor
-	err = torch.Try(func() { out = t.enc.Forward(ids) })
-	return out, err
-}
-
-// loadText loads the tokenizer and the text encoder; when the weights file
-// is missing and allowFresh is set it builds a fresh encoder (trained
-// jointly) and reports fresh = true.
-func loadText(lw latentFlags, width int64, allowFresh bool) (te textEncoder, store *nn.Store, err error) {
-	te.tok, err = text.LoadTokenizer(*lw.tokenizer)
-	if err != nil {
-		return te, nil, fmt.Errorf("tokenizer: %w (run `ddgi train tokenizer`)", err)
-	}
-	if _, serr := os.Stat(*lw.text); serr == nil {
-		te.enc, store, err = text.LoadEncoder(*lw.text, torch.CPU)
-		if err != nil {
-			return te, nil, err
-		}
-	} else {
-		if !allowFresh {
-			return te, nil, fmt.Errorf("text encoder %s missing", *lw.text)
-		}
-		c, err := text.EncoderPreset(*lw.textPreset)
-		if err != nil {
-			return te, nil, err
-		}
-		store = nn.NewStore(torch.CPU, 7)
-		te.enc = text.NewEncoder(store.Root(), c)
-		return te, store, nil
-	}
-	if w := te.enc.Config.Width(); w != width {
-		return te, nil, fmt.Errorf("text encoder width %d, U-Net context %d", w, width)
-	}
-	return te, store, nil
-}
-
-// autoencoderFor returns the latent space a config was trained in.
-func autoencoderFor(c diffusion.Config, lw latentFlags) (diffusion.Autoencoder, error) {
-	if c.Latent != "vae" {
-		return diffusion.NewAutoencoder(c)
-	}
-	a, store, err := vae.Load(*lw.vae, torch.CPU)
-	if err != nil {
-		return nil, fmt.Errorf("latent space \"vae\": %w (train it with `ddgi train vae`)", err)
-	}
-	store.Freeze("")
-	vc := a.Config
-	if vc.LatentChannels() != c.LatentChannels || vc.Factor() != c.ImageSize()/c.LatentSize {
-		return nil, fmt.Errorf("%s: %d latent channels at factor %d, the U-Net wants %d at %d", *lw.vae, vc.LatentChannels(), vc.Factor(), c.LatentChannels, c.ImageSize()/c.LatentSize)
-	}
-	return vaeLatent{a: a, scale: vc.ScaleFactor()}, nil
-}
-
-// vaeLatent is SD's latent space: scaled samples of the KL posterior.
-type vaeLatent struct {
-	a     *vae.Autoencoder
-	scale float64
-}
-
-// ToLatent encodes and samples the posterior (its mean when g is nil).
-func (v vaeLatent) ToLatent(x *torch.Tensor, g *torch.Generator) *torch.Tensor {
-	mean, logvar := v.a.Encode(x)
-	if g == nil {
-		return mean.MulScalar(v.scale)
-	}
-	return v.a.Sample(mean, logvar, g).MulScalar(v.scale)
-}
-
-// FromLatent decodes unscaled latents (I^d_0).
-func (v vaeLatent) FromLatent(z *torch.Tensor) *torch.Tensor {
-	return v.a.Decode(z.DivScalar(v.scale))
 }

@@ -9,6 +9,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/diffusion"
+	"ddgi/encoder"
 	"ddgi/imagebatch"
 	"ddgi/internal/imageio"
 	prog "ddgi/internal/progress"
@@ -54,7 +55,7 @@ func runTrainDiffusion(args []string) error {
 	sampleSteps := fs.Int("sample-steps", 20, "DDIM steps of the sample grids")
 	latent := fs.String("latent", "auto", "latent space: vae, patch, or auto (vae when --vae exists)")
 	export := fs.String("export", "", "at the end write the EMA weights here (fp16), e.g. weights/diffusion_small64.safetensors")
-	lw := addLatentFlags(fs)
+	lw := encoder.AddFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -109,7 +110,7 @@ type diffOpts struct {
 	every                        time.Duration
 	sampleEvery                  int64
 	sampleSteps                  int
-	lw                           latentFlags
+	lw                           encoder.Files
 }
 
 // diffTrainer holds the networks of one run.
@@ -118,7 +119,7 @@ type diffTrainer struct {
 	m, emaM *diffusion.Model
 	trained *nn.Store // the store the optimizer updates (U-Net or branch)
 	emaS    *nn.Store
-	te      textEncoder
+	te      encoder.TextEncoder
 	textS   *nn.Store // jointly trained text encoder, or nil when frozen
 	ae      diffusion.Autoencoder
 	opt     *optim.Adam
@@ -219,7 +220,7 @@ func newDiffTrainer(run *runs.Run, st *diffState, resumed bool, o diffOpts) (*di
 			case "patch":
 				c = diffusion.PatchConfig(c)
 			case "auto":
-				if _, err := os.Stat(*o.lw.vae); err != nil {
+				if _, err := os.Stat(*o.lw.VAE); err != nil {
 					c = diffusion.PatchConfig(c)
 				}
 			}
@@ -230,7 +231,7 @@ func newDiffTrainer(run *runs.Run, st *diffState, resumed bool, o diffOpts) (*di
 		t.emaM, _ = diffusion.New(c, torch.CPU, st.Seed)
 	}
 	st.Model = c
-	if t.ae, err = autoencoderFor(c, o.lw); err != nil {
+	if t.ae, err = encoder.Autoencoder(c, o.lw); err != nil {
 		return nil, err
 	}
 	if st.Stage == "control" {
@@ -252,21 +253,21 @@ func newDiffTrainer(run *runs.Run, st *diffState, resumed bool, o diffOpts) (*di
 	// the base run's encoder saved beside it).
 	allowFresh := st.Stage == "base"
 	if resumed && st.Joint {
-		*o.lw.text = run.Path("text.safetensors")
+		*o.lw.Text = run.Path("text.safetensors")
 	}
 	var textS *nn.Store
-	t.te, textS, err = loadText(o.lw, c.ContextDim, allowFresh)
+	t.te, textS, err = encoder.LoadText(o.lw, c.ContextDim, allowFresh)
 	if err != nil {
 		return nil, err
 	}
-	if _, serr := os.Stat(*o.lw.text); serr != nil || (resumed && st.Joint) {
+	if _, serr := os.Stat(*o.lw.Text); serr != nil || (resumed && st.Joint) {
 		st.Joint = true
 		t.textS = textS
 		t.optText = optim.NewAdam(optim.DefaultAdam(o.textLR))
 	} else {
 		textS.Freeze("")
 	}
-	if w := t.te.enc.Config.Width(); w != c.ContextDim {
+	if w := t.te.Enc.Config.Width(); w != c.ContextDim {
 		return nil, fmt.Errorf("text encoder width %d, U-Net context %d", w, c.ContextDim)
 	}
 	t.opt = optim.NewAdam(optim.AdamConfig{LR: o.lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2, Decoupled: true})
@@ -294,10 +295,10 @@ func (t *diffTrainer) step(ss []*data.Sample, o diffOpts) (loss float64, err err
 			}
 		}
 		var ids *torch.Tensor
-		if ids, err = t.te.ids(captions); err != nil {
+		if ids, err = t.te.IDs(captions); err != nil {
 			return
 		}
-		ctx := t.te.enc.Forward(ids)
+		ctx := t.te.Enc.Forward(ids)
 		if t.textS == nil {
 			ctx = ctx.Detach()
 		}
@@ -369,7 +370,7 @@ func (t *diffTrainer) checkpoint(run *runs.Run) error {
 		return err
 	}
 	if t.textS != nil {
-		cfg := map[string]any{"encoder": t.te.enc.Config}
+		cfg := map[string]any{"encoder": t.te.Enc.Config}
 		if err := t.textS.Save(run.Path("text.safetensors"), nn.SaveOptions{Config: cfg}); err != nil {
 			return err
 		}
@@ -403,7 +404,7 @@ func (t *diffTrainer) exportEMA(path string) error {
 	}
 	if t.textS != nil {
 		tp := path[:len(path)-len(".safetensors")] + "_text.safetensors"
-		return t.textS.Save(tp, nn.SaveOptions{Config: map[string]any{"encoder": t.te.enc.Config}, Half: true})
+		return t.textS.Save(tp, nn.SaveOptions{Config: map[string]any{"encoder": t.te.Enc.Config}, Half: true})
 	}
 	return nil
 }

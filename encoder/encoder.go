@@ -1,0 +1,177 @@
+// Package encoder assembles the paper's diffusion-based encoder E from its
+// trained parts: tokenizer and text encoder, latent space (KL autoencoder or
+// patches), U-Net and ControlNet branches; and turns masks and scribbles
+// into the branches' inputs.
+package encoder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"ddgi/diffusion"
+	"ddgi/diffusion/vae"
+	"ddgi/imagebatch"
+	"ddgi/nn"
+	"ddgi/text"
+	"ddgi/torch"
+)
+
+// LoadBranch attaches the ControlNet branch for kind from path.
+func LoadBranch(m *diffusion.Model, path, kind string) error {
+	n, err := m.LoadControl(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("no %s branch at %s (train one with `ddgi train diffusion --stage control --cond %s`)", kind, path, kind)
+	case err != nil:
+		return err
+	case n.Kind != kind:
+		return fmt.Errorf("%s holds a %s branch, not %s", path, n.Kind, kind)
+	}
+	return nil
+}
+
+// MaskCondition one-hot encodes a size² label map, repeated n times.
+func MaskCondition(lab []uint8, size, n int) *torch.Tensor {
+	ids := make([]int64, len(lab))
+	for i, v := range lab {
+		ids[i] = int64(v)
+	}
+	t := imagebatch.OneHot(torch.FromInt64(ids, 1, int64(size), int64(size)))
+	return t.Expand(int64(n), t.Size(1), t.Size(2), t.Size(3))
+}
+
+// ScribbleCondition turns 0/255 strokes into a [n,1,size,size] 0/1 map.
+func ScribbleCondition(s []uint8, size, n int) *torch.Tensor {
+	v := make([]float32, len(s))
+	for i, p := range s {
+		if p > 127 {
+			v[i] = 1
+		}
+	}
+	return torch.FromFloat32(v, 1, 1, int64(size), int64(size)).Expand(int64(n), 1, int64(size), int64(size))
+}
+
+// Files name the tokenizer, text encoder and latent-space weights.
+type Files struct {
+	Tokenizer, Text, TextPreset, VAE *string
+}
+
+// AddFlags registers the file flags shared by every command that runs the
+// encoder.
+func AddFlags(fs interface {
+	String(name, value, usage string) *string
+}) Files {
+	return Files{
+		Tokenizer:  fs.String("tokenizer", "weights/tokenizer.json", "BPE vocabulary"),
+		Text:       fs.String("text-weights", "weights/text_small64.safetensors", "text encoder weights (absent: trained jointly with the U-Net)"),
+		TextPreset: fs.String("text-preset", "small64", "text encoder preset when no weights exist"),
+		VAE:        fs.String("vae", "weights/vae_small64.safetensors", "KL autoencoder weights (latent space \"vae\")"),
+	}
+}
+
+// TextEncoder adapts ddgi/text to diffusion.TextEncoder.
+type TextEncoder struct {
+	Tok *text.Tokenizer
+	Enc *text.Encoder
+}
+
+// IDs tokenizes texts; "" is the empty prompt.
+func (t TextEncoder) IDs(texts []string) (*torch.Tensor, error) {
+	ctx := int(t.Enc.Config.ContextLength())
+	rows := make([]*torch.Tensor, len(texts))
+	for i, s := range texts {
+		if strings.TrimSpace(s) == "" {
+			rows[i] = text.EmptyIDs(1, ctx)
+			continue
+		}
+		r, err := t.Tok.EncodeBatch([]string{s}, ctx)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = r
+	}
+	var out *torch.Tensor
+	err := torch.Try(func() { out = torch.Cat(rows, 0) })
+	return out, err
+}
+
+// Encode returns token features [B,L,Width].
+func (t TextEncoder) Encode(texts []string) (*torch.Tensor, error) {
+	ids, err := t.IDs(texts)
+	if err != nil {
+		return nil, err
+	}
+	var out *torch.Tensor
+	err = torch.Try(func() { out = t.Enc.Forward(ids) })
+	return out, err
+}
+
+// LoadText loads the tokenizer and the text encoder; when the weights file
+// is missing and allowFresh is set it builds a fresh encoder (trained
+// jointly) and reports fresh = true.
+func LoadText(lw Files, width int64, allowFresh bool) (te TextEncoder, store *nn.Store, err error) {
+	te.Tok, err = text.LoadTokenizer(*lw.Tokenizer)
+	if err != nil {
+		return te, nil, fmt.Errorf("tokenizer: %w (run `ddgi train tokenizer`)", err)
+	}
+	if _, serr := os.Stat(*lw.Text); serr == nil {
+		te.Enc, store, err = text.LoadEncoder(*lw.Text, torch.CPU)
+		if err != nil {
+			return te, nil, err
+		}
+	} else {
+		if !allowFresh {
+			return te, nil, fmt.Errorf("text encoder %s missing", *lw.Text)
+		}
+		c, err := text.EncoderPreset(*lw.TextPreset)
+		if err != nil {
+			return te, nil, err
+		}
+		store = nn.NewStore(torch.CPU, 7)
+		te.Enc = text.NewEncoder(store.Root(), c)
+		return te, store, nil
+	}
+	if w := te.Enc.Config.Width(); w != width {
+		return te, nil, fmt.Errorf("text encoder width %d, U-Net context %d", w, width)
+	}
+	return te, store, nil
+}
+
+// Autoencoder returns the latent space a config was trained in.
+func Autoencoder(c diffusion.Config, lw Files) (diffusion.Autoencoder, error) {
+	if c.Latent != "vae" {
+		return diffusion.NewAutoencoder(c)
+	}
+	a, store, err := vae.Load(*lw.VAE, torch.CPU)
+	if err != nil {
+		return nil, fmt.Errorf("latent space \"vae\": %w (train it with `ddgi train vae`)", err)
+	}
+	store.Freeze("")
+	vc := a.Config
+	if vc.LatentChannels() != c.LatentChannels || vc.Factor() != c.ImageSize()/c.LatentSize {
+		return nil, fmt.Errorf("%s: %d latent channels at factor %d, the U-Net wants %d at %d", *lw.VAE, vc.LatentChannels(), vc.Factor(), c.LatentChannels, c.ImageSize()/c.LatentSize)
+	}
+	return VAELatent{A: a, Scale: vc.ScaleFactor()}, nil
+}
+
+// VAELatent is SD's latent space: scaled samples of the KL posterior.
+type VAELatent struct {
+	A     *vae.Autoencoder
+	Scale float64
+}
+
+// ToLatent encodes and samples the posterior (its mean when g is nil).
+func (v VAELatent) ToLatent(x *torch.Tensor, g *torch.Generator) *torch.Tensor {
+	mean, logvar := v.A.Encode(x)
+	if g == nil {
+		return mean.MulScalar(v.Scale)
+	}
+	return v.A.Sample(mean, logvar, g).MulScalar(v.Scale)
+}
+
+// FromLatent decodes unscaled latents (I^d_0).
+func (v VAELatent) FromLatent(z *torch.Tensor) *torch.Tensor {
+	return v.A.Decode(z.DivScalar(v.Scale))
+}

@@ -1,0 +1,114 @@
+package encoder
+
+import (
+	"fmt"
+
+	"ddgi/diffusion"
+	"ddgi/imagebatch"
+	"ddgi/inversion"
+	"ddgi/text"
+	"ddgi/torch"
+)
+
+// E is the diffusion-based encoder as the inversion sees it
+// (inversion.Encoder): one U-Net(+ControlNet) pass gives h_t, f_t and a_t;
+// the full sampler gives I^d_0.
+type E struct {
+	Pipeline *diffusion.Pipeline
+	Text     TextEncoder
+	// Steps and Guidance are the sampler settings for I^d_0.
+	Steps    int
+	Guidance diffusion.Guidance
+	// WeightsID fingerprints the weight files (see inversion.FileID).
+	WeightsID string
+}
+
+var _ inversion.Encoder = (*E)(nil)
+
+func (e *E) model() *diffusion.Model { return e.Pipeline.Model }
+
+// Timesteps is the schedule length.
+func (e *E) Timesteps() int { return e.model().Schedule.T() }
+
+// ID names the weights and sampler settings for the I^d_0 cache.
+func (e *E) ID() string {
+	return fmt.Sprintf("%s|%d|%g|%g|%s", e.WeightsID, e.Steps, e.Guidance.Text, e.Guidance.Cond, e.Pipeline.Sampler.Sampler)
+}
+
+// Latents encodes images to clean latents (the posterior mean).
+func (e *E) Latents(x *torch.Tensor) *torch.Tensor { return e.Pipeline.AE.ToLatent(x, nil) }
+
+// AddNoise draws z_t ~ q(z_t | z_0).
+func (e *E) AddNoise(z0, t *torch.Tensor, g *torch.Generator) *torch.Tensor {
+	eps := torch.Randn(g, z0.Shape(), torch.Float32, z0.Device())
+	return e.model().Schedule.AddNoise(z0, eps, t)
+}
+
+// Prior draws z_T.
+func (e *E) Prior(b int64, g *torch.Generator) *torch.Tensor {
+	c := e.model().Config
+	return torch.Randn(g, []int64{b, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, e.model().Store.Device)
+}
+
+// conditions converts the inversion's condition to the branches' inputs.
+func conditions(c inversion.Condition) diffusion.Conditions {
+	var dc diffusion.Conditions
+	switch c.Kind {
+	case diffusion.CondMask:
+		dc.Mask = imagebatch.OneHot(c.Mask)
+	case diffusion.CondScribble:
+		dc.Scribble = c.Scribble
+	}
+	return dc
+}
+
+// WordMask marks word tokens (not <bos>, <eos> or padding): [B,L] float.
+func WordMask(ids *torch.Tensor) *torch.Tensor {
+	return ids.GtScalar(float64(text.EOSID)).To(torch.Float32)
+}
+
+// Features runs one pass and returns h_t and AbSMNet's inputs.
+func (e *E) Features(zt, t *torch.Tensor, texts []string, cond inversion.Condition) (*torch.Tensor, inversion.Features) {
+	ids, err := e.Text.IDs(texts)
+	if err != nil {
+		panic(&torch.Error{Op: "encode text", Msg: err.Error()})
+	}
+	ids = ids.ToDevice(zt.Device())
+	ctx := e.Text.Enc.Forward(ids)
+	tp := e.model().Taps(zt, t, ctx, conditions(cond))
+	return tp.H, inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids)}
+}
+
+// Sample runs the full sampler: I^d_0.
+func (e *E) Sample(texts []string, cond inversion.Condition, seed int64) *torch.Tensor {
+	img, err := e.Pipeline.Sample(texts, conditions(cond), e.Steps, e.Guidance, uint64(seed))
+	if err != nil {
+		panic(&torch.Error{Op: "sample I^d_0", Msg: err.Error()})
+	}
+	return img
+}
+
+// InversionConfig sizes M and T for this encoder's taps and a GAN's W+
+// space, by running one pass on a dummy input.
+func (e *E) InversionConfig(styles, styleDim, width int64, kind string) (inversion.Config, error) {
+	var c inversion.Config
+	err := torch.Try(func() {
+		torch.NoGrad(func() {
+			torch.Scoped(func() {
+				m := e.model()
+				s := m.Config.ImageSize()
+				cond := inversion.Condition{Kind: kind,
+					Mask:     torch.Zeros([]int64{1, s, s}, torch.Int64, m.Store.Device),
+					Scribble: torch.Zeros([]int64{1, 1, s, s}, torch.Float32, m.Store.Device)}
+				h, f := e.Features(e.Prior(1, torch.NewGenerator(0)), torch.FromInt64([]int64{int64(e.Timesteps() - 1)}, 1), []string{"a face"}, cond)
+				c = inversion.Config{Styles: styles, StyleDim: styleDim, HChannels: h.Size(1), HSize: h.Size(2),
+					Width: width, AlphaBuckets: 10, Timesteps: e.Timesteps(), UseAttention: true}
+				for _, fn := range f.F {
+					c.FChannels = append(c.FChannels, fn.Size(1))
+					c.Size = max(c.Size, fn.Size(2))
+				}
+			})
+		})
+	})
+	return c, err
+}
