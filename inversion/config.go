@@ -1,6 +1,9 @@
 package inversion
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Config sizes M and T from the encoder's taps and the GAN's latent space.
 type Config struct {
@@ -40,4 +43,16 @@ func (c Config) Validate() error {
 // Tiny is a test-sized config.
 func Tiny() Config {
 	return Config{Styles: 4, StyleDim: 16, HChannels: 16, HSize: 2, FChannels: []int64{16, 8}, Size: 8, Width: 16, AlphaBuckets: 4, Timesteps: 1000, UseAttention: true}
+}
+
+// ConfigFromMetadata reads the model config the trainer stores in a
+// weights file's "config" metadata ({"model": …, "train": …}).
+func ConfigFromMetadata(meta map[string]string) (Config, error) {
+	var v struct {
+		Model *Config `json:"model"`
+	}
+	if err := json.Unmarshal([]byte(meta["config"]), &v); err != nil || v.Model == nil {
+		return Config{}, fmt.Errorf("no inversion config in the file's metadata")
+	}
+	return *v.Model, v.Model.Validate()
 }

@@ -55,3 +55,10 @@ func (m *Model) Invert(h *torch.Tensor, f Features, steps *torch.Tensor, mOnly b
 func Render(g Generator, w, camera *torch.Tensor) *torch.Tensor {
 	return g.Synthesize(w, camera)
 }
+
+// Save writes M and T with both configs in the metadata (half: fp16).
+func (m *Model) Save(path string, t TrainConfig, half bool) error {
+	o := saveOpts(m.Config, t)
+	o.Half = half
+	return m.Store.Save(path, o)
+}

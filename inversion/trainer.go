@@ -196,16 +196,18 @@ func (tr *Trainer) Step(stage, step int, opt *optim.Adam, g *torch.Generator) ma
 		idTarget = d0
 	}
 	wavg := tr.G.MeanLatent()
+	codes := tr.Model.Invert(h, f, steps, stage == 1)
+	w := codes.W
+	out := Render(tr.G, w, b.Camera)
+	target, idTarget = resizeTo(target, out), resizeTo(idTarget, out)
 	var terms Terms
 	if stage == 1 {
-		codes := tr.Model.Invert(h, f, steps, true)
-		terms = MappingLoss(tr.Cfg.Weights, target, Render(tr.G, codes.WM, b.Camera), codes.WM, wavg, tr.F, tr.R)
-		if idTarget != target {
-			terms = weighted(tr.Cfg.Weights, target, idTarget, Render(tr.G, codes.WM, b.Camera), codes.WM, wavg, tr.F, tr.R)
+		terms = MappingLoss(tr.Cfg.Weights, target, out, w, wavg, tr.F, tr.R)
+		if tr.Cfg.Ablation == D0Only {
+			terms = weighted(tr.Cfg.Weights, target, idTarget, out, w, wavg, tr.F, tr.R)
 		}
 	} else {
-		codes := tr.Model.Invert(h, f, steps, false)
-		terms = ModulationLoss(tr.Cfg.Weights, target, idTarget, Render(tr.G, codes.W, b.Camera), codes.W, wavg, tr.F, tr.R)
+		terms = ModulationLoss(tr.Cfg.Weights, target, idTarget, out, w, wavg, tr.F, tr.R)
 	}
 	vals = terms.Values()
 	sc.FreeExcept(terms.Total)
@@ -250,7 +252,7 @@ func (tr *Trainer) Train() error {
 		}
 	}
 	save := func(step int) error {
-		if err := tr.Model.Store.Save(tr.Run.Path("model.safetensors"), saveOpts(tr.Model.Config, tr.Cfg)); err != nil {
+		if err := tr.Model.Save(tr.Run.Path("model.safetensors"), tr.Cfg, false); err != nil {
 			return err
 		}
 		if err := opt.Save(optPath); err != nil {
@@ -293,6 +295,15 @@ func (tr *Trainer) Train() error {
 	}
 	bar.Finish()
 	return err
+}
+
+// resizeTo brings a target image to the generator's resolution (the
+// encoder may read conditions at another size than G renders).
+func resizeTo(x, like *torch.Tensor) *torch.Tensor {
+	if x.Size(2) == like.Size(2) && x.Size(3) == like.Size(3) {
+		return x
+	}
+	return torch.Interpolate(x, like.Size(2), like.Size(3), torch.Area, false)
 }
 
 // freezeFor freezes T in stage 1 and M in stage 2 (Sec. 3.4).

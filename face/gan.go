@@ -1,0 +1,75 @@
+// Package face is ddgi's product API: it loads the trained networks (the
+// diffusion encoder E, the mapping network M and AbSMNet T, a 2D or 3D GAN
+// G) and turns a prompt plus a mask or scribble into face images.
+package face
+
+import (
+	"fmt"
+
+	"ddgi/gan/eg3d"
+	"ddgi/gan/stylegan2"
+	"ddgi/inversion"
+	"ddgi/torch"
+)
+
+// GAN is a pre-trained generator G as the inversion uses it.
+type GAN interface {
+	inversion.Generator
+	// Styles is L and StyleDim the width of its W+ space.
+	Styles() int64
+	StyleDim() int64
+	// Is3D says whether Synthesize honours the camera.
+	Is3D() bool
+	// Resolution of the rendered images.
+	Resolution() int64
+}
+
+// StyleGAN2 adapts the 2D generator.
+type StyleGAN2 struct{ G *stylegan2.Generator }
+
+// Synthesize renders w+ with the model's fixed noise (deterministic).
+func (s StyleGAN2) Synthesize(w, _ *torch.Tensor) *torch.Tensor {
+	return s.G.Synthesis(w, stylegan2.NoiseConst)
+}
+func (s StyleGAN2) MeanLatent() *torch.Tensor { return s.G.WAvg() }
+func (s StyleGAN2) Styles() int64             { return int64(s.G.NumWS()) }
+func (s StyleGAN2) StyleDim() int64           { return int64(s.G.Cfg.WDim) }
+func (s StyleGAN2) Is3D() bool                { return false }
+func (s StyleGAN2) Resolution() int64         { return int64(s.G.Cfg.Resolution) }
+
+// EG3D adapts the 3D-aware generator; a nil camera is the frontal view.
+type EG3D struct{ G *eg3d.Generator }
+
+// Synthesize renders w+ from cameras [B,25] (or frontal).
+func (e EG3D) Synthesize(w, cam *torch.Tensor) *torch.Tensor {
+	if cam == nil {
+		cam = eg3d.Camera(0, 0).ToDevice(w.Device()).Expand(w.Size(0), eg3d.CameraDim)
+	}
+	return e.G.Synthesis(w, cam, stylegan2.NoiseConst).Image
+}
+func (e EG3D) MeanLatent() *torch.Tensor { return e.G.WAvg() }
+func (e EG3D) Styles() int64             { return int64(e.G.NumWS()) }
+func (e EG3D) StyleDim() int64           { return int64(e.G.Cfg.Backbone.WDim) }
+func (e EG3D) Is3D() bool                { return true }
+func (e EG3D) Resolution() int64         { return int64(e.G.Cfg.ImgRes) }
+
+// LoadGAN loads shipped generator weights ("stylegan2" or "eg3d"), frozen.
+func LoadGAN(arch, path string, dev torch.Device) (GAN, error) {
+	switch arch {
+	case "stylegan2":
+		g, err := stylegan2.Load(path, dev)
+		if err != nil {
+			return nil, err
+		}
+		g.Store.Freeze("")
+		return StyleGAN2{G: g}, nil
+	case "eg3d":
+		g, err := eg3d.Load(path, dev)
+		if err != nil {
+			return nil, err
+		}
+		g.Store.Freeze("")
+		return EG3D{G: g}, nil
+	}
+	return nil, fmt.Errorf("unknown GAN %q (want stylegan2 or eg3d)", arch)
+}

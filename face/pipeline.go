@@ -1,0 +1,243 @@
+package face
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"ddgi/diffusion"
+	"ddgi/encoder"
+	"ddgi/inversion"
+	"ddgi/safetensors"
+	"ddgi/torch"
+)
+
+// Options choose the shipped networks to load.
+type Options struct {
+	// Weights is the folder holding the shipped weights (weights/).
+	Weights string
+	// GAN is "stylegan2" (2D) or "eg3d" (3D-aware).
+	GAN string
+	// Cond is the visual input: "mask" or "scribble".
+	Cond   string
+	Device torch.Device
+	// Step is the denoising step t of the single U-Net pass at inference;
+	// negative means T−1 (pure noise: the prompt and condition alone decide).
+	Step int
+}
+
+// Files lists the weight files Options select, in load order.
+func (o Options) Files() map[string]string {
+	w := func(name string) string { return filepath.Join(o.Weights, name) }
+	return map[string]string{
+		"tokenizer": w("tokenizer.json"),
+		"text":      w("text_small64.safetensors"),
+		"vae":       w("vae_small64.safetensors"),
+		"unet":      w("diffusion_small64.safetensors"),
+		"branch":    w("diffusion_small64_" + o.Cond + ".safetensors"),
+		"gan":       w(o.GAN + "_small64.safetensors"),
+		"inversion": w("inversion_" + o.GAN + "_" + o.Cond + ".safetensors"),
+	}
+}
+
+// Pipeline is the loaded method: E → M, T → G.
+type Pipeline struct {
+	Opts  Options
+	E     *encoder.E
+	G     GAN
+	Model *inversion.Model
+}
+
+// MaxPromptBytes bounds a prompt; captions are a sentence or three.
+const MaxPromptBytes = 1000
+
+// CheckPrompt rejects prompts the text encoder cannot use.
+func CheckPrompt(s string) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return errors.New("the prompt is empty")
+	case !utf8.ValidString(s):
+		return errors.New("the prompt is not valid UTF-8")
+	case len(s) > MaxPromptBytes:
+		return fmt.Errorf("the prompt has %d bytes; at most %d are accepted", len(s), MaxPromptBytes)
+	}
+	return nil
+}
+
+// LoadEncoder builds E from the shipped diffusion weights for one condition kind.
+func LoadEncoder(o Options) (*encoder.E, error) {
+	f := o.Files()
+	m, err := diffusion.Load(f["unet"], o.Device)
+	if err != nil {
+		return nil, fmt.Errorf("diffusion U-Net: %w", err)
+	}
+	if err := encoder.LoadBranch(m, f["branch"], o.Cond); err != nil {
+		return nil, err
+	}
+	tok, text, vae, preset := f["tokenizer"], f["text"], f["vae"], "small64"
+	files := encoder.Files{Tokenizer: &tok, Text: &text, TextPreset: &preset, VAE: &vae}
+	te, _, err := encoder.LoadText(files, m.Config.ContextDim, false)
+	if err != nil {
+		return nil, err
+	}
+	ae, err := encoder.Autoencoder(m.Config, files)
+	if err != nil {
+		return nil, err
+	}
+	used := []string{f["unet"], f["branch"], f["text"]}
+	if m.Config.Latent == "vae" {
+		used = append(used, f["vae"])
+	}
+	id, err := inversion.FileID(used...)
+	if err != nil {
+		return nil, err
+	}
+	p := &diffusion.Pipeline{Model: m, Text: te, AE: ae, Sampler: diffusion.SamplerOpts{Sampler: "ddim"}}
+	return &encoder.E{Pipeline: p, Text: te, Steps: 20, Guidance: diffusion.Guidance{Text: 3, Cond: 1}, WeightsID: id}, nil
+}
+
+// LoadInversion reads M and T saved by the trainer (config in metadata).
+func LoadInversion(path string, dev torch.Device) (*inversion.Model, error) {
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := inversion.ConfigFromMetadata(f.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m, err := inversion.NewModel(c, dev, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Store.LoadFile(f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m.Store.Freeze("")
+	return m, nil
+}
+
+// Load builds the whole pipeline from the shipped weights.
+func Load(o Options) (*Pipeline, error) {
+	if o.Cond != "mask" && o.Cond != "scribble" {
+		return nil, fmt.Errorf("condition %q: want mask or scribble", o.Cond)
+	}
+	for _, name := range []string{"tokenizer", "unet", "branch", "gan", "inversion"} {
+		if _, err := os.Stat(o.Files()[name]); err != nil {
+			return nil, fmt.Errorf("missing weights %s (see weights/README.md for the command that trains them)", o.Files()[name])
+		}
+	}
+	e, err := LoadEncoder(o)
+	if err != nil {
+		return nil, err
+	}
+	g, err := LoadGAN(o.GAN, o.Files()["gan"], o.Device)
+	if err != nil {
+		return nil, err
+	}
+	m, err := LoadInversion(o.Files()["inversion"], o.Device)
+	if err != nil {
+		return nil, err
+	}
+	if m.Config.Styles != g.Styles() || m.Config.StyleDim != g.StyleDim() {
+		return nil, fmt.Errorf("inversion weights expect W+ %d×%d, %s has %d×%d", m.Config.Styles, m.Config.StyleDim, o.GAN, g.Styles(), g.StyleDim())
+	}
+	return &Pipeline{Opts: o, E: e, G: g, Model: m}, nil
+}
+
+// Size is the resolution conditions are read at.
+func (p *Pipeline) Size() int { return int(p.E.Pipeline.Model.Config.ImageSize()) }
+
+// Request is one generation: a prompt and a condition at Size()².
+type Request struct {
+	Text     string
+	Mask     []uint8 // labels 0..18 (Cond "mask")
+	Scribble []uint8 // 0/255 strokes (Cond "scribble")
+	Seed     int64
+}
+
+// Codes runs E once at step t, then M and T (Eqs. 2–4): the latent codes
+// [B,L,dim] for the requests. The result is persistent.
+func (p *Pipeline) Codes(reqs []Request) (*torch.Tensor, error) {
+	if len(reqs) == 0 {
+		return nil, errors.New("no requests")
+	}
+	for i, r := range reqs {
+		if err := CheckPrompt(r.Text); err != nil {
+			return nil, fmt.Errorf("request %d: %w", i+1, err)
+		}
+	}
+	var w *torch.Tensor
+	err := torch.Try(func() {
+		torch.NoGrad(func() {
+			torch.Scoped(func() {
+				w = p.codes(reqs)
+				torch.Persist(w)
+			})
+		})
+	})
+	return w, err
+}
+
+func (p *Pipeline) codes(reqs []Request) *torch.Tensor {
+	size := p.Size()
+	dev := p.Opts.Device
+	n := int64(len(reqs))
+	texts := make([]string, n)
+	var cond inversion.Condition
+	cond.Kind = p.Opts.Cond
+	var masks, scribbles []*torch.Tensor
+	var zs []*torch.Tensor
+	for i, r := range reqs {
+		texts[i] = r.Text
+		switch p.Opts.Cond {
+		case "mask":
+			if len(r.Mask) != size*size {
+				panic(&torch.Error{Op: "generate", Msg: fmt.Sprintf("request %d: mask has %d pixels, want %d²", i+1, len(r.Mask), size)})
+			}
+			ids := make([]int64, len(r.Mask))
+			for j, v := range r.Mask {
+				ids[j] = int64(v)
+			}
+			masks = append(masks, torch.FromInt64(ids, 1, int64(size), int64(size)))
+		case "scribble":
+			if len(r.Scribble) != size*size {
+				panic(&torch.Error{Op: "generate", Msg: fmt.Sprintf("request %d: scribble has %d pixels, want %d²", i+1, len(r.Scribble), size)})
+			}
+			scribbles = append(scribbles, encoder.ScribbleCondition(r.Scribble, size, 1))
+		}
+		zs = append(zs, p.E.Prior(1, torch.NewGenerator(uint64(r.Seed))))
+	}
+	if masks != nil {
+		cond.Mask = torch.Cat(masks, 0).ToDevice(dev)
+	}
+	if scribbles != nil {
+		cond.Scribble = torch.Cat(scribbles, 0).ToDevice(dev)
+	}
+	t := p.Opts.Step
+	if t < 0 || t >= p.E.Timesteps() {
+		t = p.E.Timesteps() - 1
+	}
+	steps := torch.Full([]int64{n}, float64(t), torch.Int64, dev)
+	zt := torch.Cat(zs, 0)
+	h, f := p.E.Features(zt, steps, texts, cond)
+	return p.Model.Invert(h, f, steps, false).W
+}
+
+// Render draws codes w [B,L,dim] from cameras [B,25] (nil: frontal; a 2D
+// GAN ignores cameras) as [B,3,H,W] in [-1,1].
+func (p *Pipeline) Render(w, cams *torch.Tensor) (*torch.Tensor, error) {
+	var img *torch.Tensor
+	err := torch.Try(func() {
+		torch.NoGrad(func() {
+			torch.Scoped(func() {
+				img = inversion.Render(p.G, w, cams).Clamp(-1, 1)
+				torch.Persist(img)
+			})
+		})
+	})
+	return img, err
+}
