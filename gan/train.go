@@ -398,12 +398,11 @@ func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
 				for k, v := range sum {
 					avg[k] = v / cnt[k]
 				}
-				avg["kimg"] = float64(t.State.Nimg) / 1000
 				if e := run.Log(t.State.Nimg, avg); e != nil {
 					err = e
 					return
 				}
-				bar.Set(t.State.Nimg, map[string]float64{"kimg": avg["kimg"], "G": avg["loss_g"], "D": avg["loss_d"]})
+				bar.Set(t.State.Nimg, map[string]float64{"kimg": float64(t.State.Nimg) / 1000, "G": avg["loss_g"], "D": avg["loss_d"]})
 				sum, cnt, n = Metrics{}, Metrics{}, 0
 			}
 			if kimg := float64(t.State.Nimg) / 1000; kimg >= nextGrid {
