@@ -1,59 +1,19 @@
 package face
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"ddgi/diffusion"
-	"ddgi/gan/stylegan2"
-	"ddgi/inversion"
-	"ddgi/nn"
-	"ddgi/text"
+	"ddgi/gan/eg3d"
 	"ddgi/torch"
 )
 
-// tinyWeights writes a complete set of tiny, untrained weight files under
-// the shipped names, so loading and generation are tested end to end.
 func tinyWeights(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := WriteTinyWeights(dir, "../weights/tokenizer.json"); err != nil {
+		t.Fatal(err)
 	}
-	tok, err := os.ReadFile("../weights/tokenizer.json")
-	must(err)
-	must(os.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644))
-	tc, err := text.EncoderPreset("tiny")
-	must(err)
-	ts := nn.NewStore(torch.CPU, 1)
-	text.NewEncoder(ts.Root(), tc)
-	must(ts.Save(filepath.Join(dir, "text_small64.safetensors"), nn.SaveOptions{Config: map[string]any{"encoder": tc}}))
-	dc, err := diffusion.Preset("tiny")
-	must(err)
-	dm, err := diffusion.New(diffusion.PatchConfig(dc), torch.CPU, 2)
-	must(err)
-	_, err = dm.AddControl("mask", 3)
-	must(err)
-	must(dm.Save(filepath.Join(dir, "diffusion_small64.safetensors"), false))
-	must(dm.SaveControl("mask", filepath.Join(dir, "diffusion_small64_mask.safetensors"), false))
-	gc, err := stylegan2.Preset("tiny")
-	must(err)
-	g, err := stylegan2.NewGenerator(nn.NewStore(torch.CPU, 4).Root(), gc)
-	must(err)
-	must(g.Save(filepath.Join(dir, "stylegan2_small64.safetensors"), false))
-	o := Options{Weights: dir, GAN: "stylegan2", Cond: "mask", Device: torch.CPU, Step: -1}
-	e, err := LoadEncoder(o)
-	must(err)
-	ic, err := e.InversionConfig(int64(g.NumWS()), int64(gc.WDim), 16, "mask")
-	must(err)
-	im, err := inversion.NewModel(ic, torch.CPU, 5)
-	must(err)
-	must(im.Save(filepath.Join(dir, "inversion_stylegan2_mask.safetensors"), inversion.TrainConfig{}, true))
 	return dir
 }
 
@@ -106,4 +66,38 @@ func TestLoadNamesMissingWeights(t *testing.T) {
 	if _, err := Load(Options{Weights: t.TempDir(), GAN: "stylegan2", Cond: "sketch"}); err == nil {
 		t.Fatal("unknown condition accepted")
 	}
+}
+
+func TestEG3DScribbleViews(t *testing.T) {
+	dir := tinyWeights(t)
+	p, err := Load(Options{Weights: dir, GAN: "eg3d", Cond: "scribble", Device: torch.CPU, Step: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := p.Size()
+	scr := make([]uint8, size*size)
+	for i := 0; i < size; i++ {
+		scr[i*size+size/2] = 255
+	}
+	w, err := p.Codes([]Request{{Text: "A man with short hair.", Scribble: scr, Seed: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left, right *torch.Tensor
+	torch.Scoped(func() {
+		l, r := eg3d.Camera(-40, 0), eg3d.Camera(40, 0)
+		torch.Persist(l, r)
+		left, err = p.Render(w, l)
+		if err == nil {
+			right, err = p.Render(w, r)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	torch.Scoped(func() {
+		if d := left.Sub(right).Abs().MeanAll().Item(); d == 0 {
+			t.Fatal("views from ±40° are identical")
+		}
+	})
 }

@@ -149,7 +149,7 @@ func Load(o Options) (*Pipeline, error) {
 }
 
 // Size is the resolution conditions are read at.
-func (p *Pipeline) Size() int { return int(p.E.Pipeline.Model.Config.ImageSize()) }
+func (p *Pipeline) Size() int { return SizeOf(p.E) }
 
 // Request is one generation: a prompt and a condition at Size()².
 type Request struct {
@@ -241,3 +241,6 @@ func (p *Pipeline) Render(w, cams *torch.Tensor) (*torch.Tensor, error) {
 	})
 	return img, err
 }
+
+// SizeOf is the image size an encoder reads conditions (and ground truth) at.
+func SizeOf(e *encoder.E) int { return int(e.Pipeline.Model.Config.ImageSize()) }

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"ddgi/data"
+	"ddgi/face"
+	"ddgi/gan/eg3d"
+	"ddgi/internal/imageio"
+	"ddgi/nn"
+	"ddgi/safetensors"
+	"ddgi/torch"
+)
+
+func init() {
+	register(command{name: "generate", summary: "generate a face from a prompt and a mask or scribble (2D, or 3D views with --gan eg3d)", run: runGenerate})
+}
+
+// job is one line of a --batch JSONL file (or the flags of a single run).
+type job struct {
+	Text     string `json:"text"`
+	Mask     string `json:"mask"`
+	Scribble string `json:"scribble"`
+	Seed     int64  `json:"seed"`
+	Out      string `json:"out"`
+}
+
+func runGenerate(args []string) error {
+	fs := newFlags("generate", `--text "…" (--mask m.png | --scribble s.png) --out face.png [--gan eg3d --views 8] | --batch jobs.jsonl`)
+	prompt := fs.String("text", "", "caption, e.g. \"The woman has wavy blond hair and is smiling.\"")
+	maskPath := fs.String("mask", "", "semantic mask PNG: one channel of labels 0–18 (CelebAMask-HQ order) or the palette; any size")
+	scribblePath := fs.String("scribble", "", "scribble PNG: white strokes on black (or the inverse); any size")
+	out := fs.String("out", "", "output PNG; the code goes beside it as <out>.latent.safetensors")
+	gan := fs.String("gan", "stylegan2", "stylegan2 (2D) or eg3d (3D-aware)")
+	views := fs.Int("views", 0, "eg3d: also render N views across the yaw range into <out>_views.png and <out>_turn.gif")
+	yaw := fs.Float64("yaw", 0, "eg3d: camera yaw in degrees (±50 trained)")
+	pitch := fs.Float64("pitch", 0, "eg3d: camera pitch in degrees (±20 trained)")
+	seed := fs.Int64("seed", 1, "noise seed of the encoder's z_T")
+	batch := fs.String("batch", "", "JSONL file of jobs {\"text\",\"mask\"|\"scribble\",\"seed\",\"out\"}")
+	weights := fs.String("weights", "weights", "folder with the shipped weights")
+	step := fs.Int("step", -1, "denoising step t of the single U-Net pass (-1: T−1)")
+	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	dev, err := torch.ParseDevice(*devName)
+	if err != nil {
+		return err
+	}
+	var jobs []job
+	if *batch != "" {
+		if jobs, err = readJobs(*batch); err != nil {
+			return err
+		}
+	} else {
+		jobs = []job{{Text: *prompt, Mask: *maskPath, Scribble: *scribblePath, Seed: *seed, Out: *out}}
+	}
+	cond := ""
+	for i, j := range jobs {
+		if err := face.CheckPrompt(j.Text); err != nil {
+			return fmt.Errorf("job %d: --text: %w", i+1, err)
+		}
+		c, err := condOf(j)
+		if err != nil {
+			return fmt.Errorf("job %d: %w", i+1, err)
+		}
+		if cond != "" && c != cond {
+			return errors.New("a batch must use one condition kind (all masks or all scribbles)")
+		}
+		cond = c
+		if j.Out == "" {
+			return fmt.Errorf("job %d: --out is required", i+1)
+		}
+		if !strings.HasSuffix(strings.ToLower(j.Out), ".png") {
+			return fmt.Errorf("job %d: --out %q must end in .png", i+1, j.Out)
+		}
+	}
+	if *views < 0 || *views > 64 {
+		return errors.New("--views must be between 0 and 64")
+	}
+	if (*views > 0 || *yaw != 0 || *pitch != 0) && *gan != "eg3d" {
+		return errors.New("--views, --yaw and --pitch need --gan eg3d (StyleGAN2 is 2D)")
+	}
+	p, err := face.Load(face.Options{Weights: *weights, GAN: *gan, Cond: cond, Device: dev, Step: *step})
+	if err != nil {
+		return err
+	}
+	size := p.Size()
+	reqs := make([]face.Request, len(jobs))
+	for i, j := range jobs {
+		reqs[i] = face.Request{Text: j.Text, Seed: j.Seed}
+		if cond == "mask" {
+			reqs[i].Mask, err = data.ReadMask(j.Mask, size)
+		} else {
+			reqs[i].Scribble, err = data.ReadScribble(j.Scribble, size)
+		}
+		if err != nil {
+			return fmt.Errorf("job %d: %w", i+1, err)
+		}
+	}
+	w, err := p.Codes(reqs)
+	if err != nil {
+		return err
+	}
+	for i, j := range jobs {
+		if err := writeJob(p, w, i, j, *gan, *views, *yaw, *pitch, dev); err != nil {
+			return fmt.Errorf("job %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+func condOf(j job) (string, error) {
+	switch {
+	case j.Mask != "" && j.Scribble != "":
+		return "", errors.New("give --mask or --scribble, not both")
+	case j.Mask != "":
+		return "mask", nil
+	case j.Scribble != "":
+		return "scribble", nil
+	}
+	return "", errors.New("--mask or --scribble is required")
+}
+
+func readJobs(path string) ([]job, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var jobs []job
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 64*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var j job
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&j); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+		}
+		jobs = append(jobs, j)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("%s: no jobs", path)
+	}
+	return jobs, nil
+}
+
+// writeJob renders job i's code and writes the image, the code and, for
+// --views, a strip and an animated turn.
+func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views int, yaw, pitch float64, dev torch.Device) error {
+	if err := os.MkdirAll(filepath.Dir(j.Out), 0o755); err != nil {
+		return err
+	}
+	var wi *torch.Tensor
+	if err := torch.Try(func() { wi = w.Narrow(0, int64(i), 1); torch.Persist(wi) }); err != nil {
+		return err
+	}
+	var cam *torch.Tensor
+	if gan == "eg3d" {
+		torch.Try(func() { cam = eg3d.Camera(yaw, pitch).ToDevice(dev); torch.Persist(cam) })
+	}
+	img, err := p.Render(wi, cam)
+	if err != nil {
+		return err
+	}
+	pics, err := imageio.FromTensor(img)
+	if err != nil {
+		return err
+	}
+	if err := imageio.SavePNG(j.Out, pics[0]); err != nil {
+		return err
+	}
+	base := strings.TrimSuffix(j.Out, filepath.Ext(j.Out))
+	latent := base + ".latent.safetensors"
+	st, err := nn.ToSafetensors(wi, false)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{"format": "ddgi", "gan": gan, "prompt": j.Text, "seed": fmt.Sprint(j.Seed),
+		"note": "w+ code [1,L,dim]; render it with the same GAN's synthesis network"}
+	if err := safetensors.Save(latent, &safetensors.File{Metadata: meta, Tensors: map[string]safetensors.Tensor{"w_plus": st}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s and %s\n", j.Out, latent)
+	if views < 1 {
+		return nil
+	}
+	var frames []image.Image
+	for v := 0; v < views; v++ {
+		y := -45.0
+		if views > 1 {
+			y += 90 * float64(v) / float64(views-1)
+		}
+		var c *torch.Tensor
+		torch.Try(func() { c = eg3d.Camera(y, pitch).ToDevice(dev); torch.Persist(c) })
+		img, err := p.Render(wi, c)
+		if err != nil {
+			return err
+		}
+		pic, err := imageio.FromTensor(img)
+		if err != nil {
+			return err
+		}
+		frames = append(frames, pic[0])
+	}
+	if err := imageio.SavePNG(base+"_views.png", imageio.Grid(frames, nil, len(frames), 2)); err != nil {
+		return err
+	}
+	turn := append([]image.Image(nil), frames...)
+	if len(frames) > 2 { // swing back: a seamless loop
+		turn = append(turn, reversed(frames[1:len(frames)-1])...)
+	}
+	if err := imageio.SaveGIF(base+"_turn.gif", turn, 12); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s_views.png and %s_turn.gif\n", base, base)
+	return nil
+}
+
+func reversed(xs []image.Image) []image.Image {
+	out := make([]image.Image, len(xs))
+	for i, x := range xs {
+		out[len(xs)-1-i] = x
+	}
+	return out
+}

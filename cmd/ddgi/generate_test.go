@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"ddgi/data"
+	"ddgi/face"
+)
+
+func quiet(t *testing.T) {
+	stderr := os.Stderr
+	devnull, _ := os.Open(os.DevNull)
+	os.Stderr = devnull
+	t.Cleanup(func() { os.Stderr = stderr })
+}
+
+// TestTrainInversionThenGenerate runs the user-facing commands on tiny
+// untrained weights: a few steps of both training stages, export, then
+// generate in 2D from a mask and in 3D with views from a scribble.
+func TestTrainInversionThenGenerate(t *testing.T) {
+	quiet(t)
+	dir := t.TempDir()
+	w := filepath.Join(dir, "weights")
+	if err := face.WriteTinyWeights(w, "../../weights/tokenizer.json"); err != nil {
+		t.Fatal(err)
+	}
+	exported := filepath.Join(w, "inversion_stylegan2_mask.safetensors")
+	os.Remove(exported)
+	if code := run([]string{"train", "inversion", "--weights", w, "--out", filepath.Join(dir, "run"), "--steps1", "2", "--steps2", "2",
+		"--batch", "2", "--n", "4", "--lpips", "0", "--id", "0", "--width", "16", "--checkpoint-every", "2", "--export", exported}); code != 0 {
+		t.Fatalf("train inversion exited %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run", "loss.png")); err != nil {
+		t.Fatal("no loss plot:", err)
+	}
+	mask := make([]uint8, 50*50)
+	for i := range mask {
+		mask[i] = uint8((i / 50) % 19)
+	}
+	mpath := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mpath, mask, 50); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out", "face.png")
+	if code := run([]string{"generate", "--weights", w, "--text", "The woman is smiling.", "--mask", mpath, "--out", out}); code != 0 {
+		t.Fatalf("generate exited %d", code)
+	}
+	for _, f := range []string{out, filepath.Join(dir, "out", "face.latent.safetensors")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spath := filepath.Join(dir, "scribble.png")
+	scr := make([]uint8, 40*40)
+	for i := 0; i < 40; i++ {
+		scr[i*40+20] = 255
+	}
+	if err := data.WriteMaskPNG(spath, scr, 40); err != nil {
+		t.Fatal(err)
+	}
+	out3 := filepath.Join(dir, "out", "turn.png")
+	if code := run([]string{"generate", "--weights", w, "--gan", "eg3d", "--views", "3", "--text", "A bald man.", "--scribble", spath, "--out", out3}); code != 0 {
+		t.Fatalf("generate --gan eg3d exited %d", code)
+	}
+	for _, f := range []string{"turn_views.png", "turn_turn.gif"} {
+		if _, err := os.Stat(filepath.Join(dir, "out", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bad inputs: clear errors and exit status 1, nothing written.
+	bad := filepath.Join(dir, "bad.png")
+	os.WriteFile(bad, []byte("not a png"), 0o644)
+	for _, args := range [][]string{
+		{"generate", "--weights", w, "--text", "hi", "--mask", bad, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--text", "", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--text", "hi", "--mask", mpath, "--scribble", spath, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--text", "hi", "--mask", mpath, "--views", "3", "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", dir, "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
+	} {
+		if code := run(args); code != 1 {
+			t.Errorf("%v exited %d, want 1", args, code)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.png")); err == nil {
+		t.Error("a failed run wrote its output")
+	}
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"ddgi/auxnets"
+	"ddgi/data"
+	"ddgi/face"
+	"ddgi/internal/runs"
+	"ddgi/inversion"
+	"ddgi/torch"
+)
+
+func init() {
+	registerIn("train", command{name: "inversion", summary: "train the mapping network M and AbSMNet T (two stages, multi-step)", run: runTrainInversion})
+}
+
+func runTrainInversion(args []string) error {
+	fs := newFlags("train inversion", "--gan stylegan2|eg3d --cond mask|scribble [--ablation m-only|no-attn|gt-only|d0-only] --out runs/inv [flags]")
+	gan := fs.String("gan", "stylegan2", "GAN to invert into: stylegan2 or eg3d")
+	cond := fs.String("cond", "mask", "visual condition: mask or scribble")
+	ablation := fs.String("ablation", "", "Table 2 ablation: m-only, no-attn, gt-only, d0-only (empty: the full method)")
+	out := fs.String("out", "", "run folder (resumes when it holds a checkpoint)")
+	export := fs.String("export", "", "write the trained M and T (fp16) here when done, e.g. weights/inversion_stylegan2_mask.safetensors")
+	weights := fs.String("weights", "weights", "folder with the trained E, G and auxiliary networks")
+	steps1 := fs.Int("steps1", 3000, "stage-1 steps (M, Eq. 6)")
+	steps2 := fs.Int("steps2", 3000, "stage-2 steps (T, Eq. 7)")
+	batch := fs.Int("batch", 8, "batch size")
+	lr := fs.Float64("lr", 1e-4, "Adam learning rate")
+	width := fs.Int64("width", 128, "hidden width of M and T")
+	n := fs.Int("n", 50000, "SynthFace training samples cycled through")
+	tmin := fs.Int("tmin", 0, "smallest denoising step sampled")
+	tmax := fs.Int("tmax", -1, "largest denoising step sampled (-1: T−1)")
+	lamL2 := fs.Float64("l2", 1, "λ0: pixel L2 weight")
+	lamLPIPS := fs.Float64("lpips", 0.8, "λ1: perceptual (F) weight; 0 skips F")
+	lamID := fs.Float64("id", 0.1, "λ2: identity (R) weight; 0 skips R")
+	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
+	every := fs.Int("checkpoint-every", 200, "steps between checkpoints")
+	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
+	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	abl, err := inversion.ParseAblation(*ablation)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *out == "":
+		return errors.New("--out is required")
+	case *steps1 < 0 || *steps2 < 0 || *batch < 1 || *n < 1 || *every < 1:
+		return errors.New("--steps1/--steps2 must be ≥ 0 and --batch, --n, --checkpoint-every ≥ 1")
+	}
+	dev, err := torch.ParseDevice(*devName)
+	if err != nil {
+		return err
+	}
+	o := face.Options{Weights: *weights, GAN: *gan, Cond: *cond, Device: dev}
+	e, err := face.LoadEncoder(o)
+	if err != nil {
+		return err
+	}
+	g, err := face.LoadGAN(*gan, o.Files()["gan"], dev)
+	if err != nil {
+		return err
+	}
+	cfg, err := e.InversionConfig(g.Styles(), g.StyleDim(), *width, *cond)
+	if err != nil {
+		return err
+	}
+	cfg.UseAttention = abl != inversion.NoAttn
+	m, err := inversion.NewModel(cfg, dev, *seed)
+	if err != nil {
+		return err
+	}
+	if err := m.Mapping.SetMeanLatent(g.MeanLatent()); err != nil {
+		return err
+	}
+	tr := &inversion.Trainer{Model: m, G: g, E: e, Dev: dev,
+		Data:  data.NewSynthFace(data.Train, face.SizeOf(e), *n),
+		Cache: &inversion.D0Cache{Dir: filepath.Join(*out, "d0cache")},
+	}
+	if *lamLPIPS != 0 {
+		f, err := auxnets.LoadPerceptual(filepath.Join(*weights, "aux_perceptual.safetensors"))
+		if err != nil {
+			return fmt.Errorf("perceptual net F: %w (or pass --lpips 0)", err)
+		}
+		f.Store.Freeze("")
+		tr.F = f
+	}
+	if *lamID != 0 {
+		r, err := auxnets.LoadIdentity(filepath.Join(*weights, "aux_identity.safetensors"))
+		if err != nil {
+			return fmt.Errorf("identity net R: %w (or pass --id 0)", err)
+		}
+		r.Store.Freeze("")
+		tr.R = r
+	}
+	if *tmax < 0 || *tmax >= e.Timesteps() {
+		*tmax = e.Timesteps() - 1
+	}
+	if *tmin < 0 || *tmin > *tmax {
+		return fmt.Errorf("--tmin %d outside [0, %d]", *tmin, *tmax)
+	}
+	tr.Cfg = inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
+		Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: *cond,
+		Seed: *seed, TMin: *tmin, TMax: *tmax, EveryCheckpoint: *every, EverySample: *every}
+	if tr.Run, err = runs.Open(*out); err != nil {
+		return err
+	}
+	if err := tr.Train(); err != nil {
+		return err
+	}
+	if *export != "" {
+		if err := m.Save(*export, tr.Cfg, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "exported %s\n", *export)
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package face
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"ddgi/diffusion"
+	"ddgi/gan/eg3d"
+	"ddgi/gan/stylegan2"
+	"ddgi/inversion"
+	"ddgi/nn"
+	"ddgi/text"
+	"ddgi/torch"
+)
+
+// WriteTinyWeights fills dir with untrained tiny networks under the shipped
+// file names (tokenizer copied from tokenizerPath): a fixture for tests and
+// smoke runs of every command, never a model to look at.
+func WriteTinyWeights(dir, tokenizerPath string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tok, err := os.ReadFile(tokenizerPath)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644); err != nil {
+		return err
+	}
+	return torch.Try(func() {
+		must := func(err error) {
+			if err != nil {
+				panic(&torch.Error{Op: "tiny weights", Msg: err.Error()})
+			}
+		}
+		tc, err := text.EncoderPreset("tiny")
+		must(err)
+		ts := nn.NewStore(torch.CPU, 1)
+		text.NewEncoder(ts.Root(), tc)
+		must(ts.Save(filepath.Join(dir, "text_small64.safetensors"), nn.SaveOptions{Config: map[string]any{"encoder": tc}}))
+		dc, err := diffusion.Preset("tiny")
+		must(err)
+		dm, err := diffusion.New(diffusion.PatchConfig(dc), torch.CPU, 2)
+		must(err)
+		must(dm.Save(filepath.Join(dir, "diffusion_small64.safetensors"), false))
+		for i, kind := range []string{diffusion.CondMask, diffusion.CondScribble} {
+			_, err = dm.AddControl(kind, uint64(3+i))
+			must(err)
+			must(dm.SaveControl(kind, filepath.Join(dir, "diffusion_small64_"+kind+".safetensors"), false))
+		}
+		gc, err := stylegan2.Preset("tiny")
+		must(err)
+		g, err := stylegan2.NewGenerator(nn.NewStore(torch.CPU, 4).Root(), gc)
+		must(err)
+		must(g.Save(filepath.Join(dir, "stylegan2_small64.safetensors"), false))
+		ec, err := eg3d.Preset("tiny")
+		must(err)
+		g3, err := eg3d.NewGenerator(nn.NewStore(torch.CPU, 5).Root(), ec)
+		must(err)
+		must(g3.Save(filepath.Join(dir, "eg3d_small64.safetensors"), false))
+		for _, gan := range []GAN{StyleGAN2{G: g}, EG3D{G: g3}} {
+			for _, cond := range []string{"mask", "scribble"} {
+				name := map[bool]string{false: "stylegan2", true: "eg3d"}[gan.Is3D()]
+				e, err := LoadEncoder(Options{Weights: dir, GAN: name, Cond: cond, Device: torch.CPU})
+				must(err)
+				ic, err := e.InversionConfig(gan.Styles(), gan.StyleDim(), 16, cond)
+				must(err)
+				im, err := inversion.NewModel(ic, torch.CPU, 6)
+				must(err)
+				must(im.Mapping.SetMeanLatent(gan.MeanLatent()))
+				must(im.Save(filepath.Join(dir, fmt.Sprintf("inversion_%s_%s.safetensors", name, cond)), inversion.TrainConfig{}, true))
+			}
+		}
+	})
+}
