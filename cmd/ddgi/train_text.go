@@ -226,8 +226,16 @@ func runTrainText(args []string) error {
 		return err
 	}
 	opt := optim.NewAdam(optim.AdamConfig{LR: *lr, Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: 0.1, Decoupled: true})
+	// Retrieval rows go to their own log: a run's plot needs uniform rows.
+	evalRun, err := runs.Open(run.Path("eval"))
+	if err != nil {
+		return err
+	}
 	if resumed {
 		if err := loadCheckpoint(run, store, opt, st.Step); err != nil {
+			return err
+		}
+		if err := evalRun.TruncateLog(st.Step); err != nil {
 			return err
 		}
 	}
@@ -305,7 +313,7 @@ func runTrainText(args []string) error {
 		lossAvg = 0.95*lossAvg + 0.05*loss
 		fields := map[string]float64{"loss": lossAvg, "scale": scale}
 		if st.Step%20 == 0 {
-			rec := map[string]float64{"loss": loss, "logit_scale": scale, "lr": cur}
+			rec := map[string]float64{"loss": loss}
 			if err := run.Log(st.Step, rec); err != nil {
 				return err
 			}
@@ -315,9 +323,11 @@ func runTrainText(args []string) error {
 			if err != nil {
 				return err
 			}
-			if err := run.Log(st.Step, m); err != nil {
+			m["logit_scale"] = scale
+			if err := evalRun.Log(st.Step, m); err != nil {
 				return err
 			}
+			_ = evalRun.PlotLosses("bench retrieval")
 			fmt.Fprintf(os.Stderr, "\nstep %d bench retrieval (%d pairs): caption→image top-1 %.3f top-5 %.3f, image→caption top-1 %.3f top-5 %.3f\n",
 				st.Step, *nBench, m["t2i_top1"], m["t2i_top5"], m["i2t_top1"], m["i2t_top5"])
 			for k, v := range m {

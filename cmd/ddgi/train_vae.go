@@ -130,7 +130,12 @@ func runTrainVAE(args []string) error {
 	}
 	st.Config.Scale = scale
 	fmt.Printf("bench (%d images): reconstruction PSNR %.2f dB (posterior mean), latent std %.4f → scale factor %.4f\n", *nBench, psnr, 1/scale, scale)
-	if err := run.Log(st.Step, map[string]float64{"bench_psnr": psnr, "scale_factor": scale}); err != nil {
+	// Bench rows go to their own log: a run's plot needs uniform rows.
+	evalRun, err := runs.Open(run.Path("eval"))
+	if err != nil {
+		return err
+	}
+	if err := evalRun.Log(st.Step, map[string]float64{"bench_psnr": psnr, "scale_factor": scale}); err != nil {
 		return err
 	}
 	if err := save(); err != nil {
