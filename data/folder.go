@@ -184,7 +184,7 @@ func mergeParts(paths []string, size int) ([]uint8, error) {
 		}
 	}
 	if lab != nil {
-		out = resizeNearest(lab, w, h, size)
+		out = ResizeNearest(lab, w, h, size)
 	}
 	return out, nil
 }

@@ -56,7 +56,7 @@ func ReadMask(path string, size int) ([]uint8, error) {
 		return nil, fmt.Errorf("read mask %s: %w", path, err)
 	}
 	b := img.Bounds()
-	return resizeNearest(lab, b.Dx(), b.Dy(), size), nil
+	return ResizeNearest(lab, b.Dx(), b.Dy(), size), nil
 }
 
 var errLabel = errors.New("bad label")
@@ -174,8 +174,8 @@ func ReadScribble(path string, size int) ([]uint8, error) {
 	return resizeStrokes(on, w, h, size), nil
 }
 
-// resizeNearest samples labels at target pixel centres.
-func resizeNearest(src []uint8, w, h, size int) []uint8 {
+// ResizeNearest samples labels at target pixel centres (a w×h map to size²).
+func ResizeNearest(src []uint8, w, h, size int) []uint8 {
 	out := make([]uint8, size*size)
 	for y := 0; y < size; y++ {
 		sy := min((2*y+1)*h/(2*size), h-1)
@@ -185,6 +185,16 @@ func resizeNearest(src []uint8, w, h, size int) []uint8 {
 		}
 	}
 	return out
+}
+
+// ResizeStrokes resizes a 0/255 scribble (w×h) to size², keeping thin
+// strokes when shrinking.
+func ResizeStrokes(s []uint8, w, h, size int) []uint8 {
+	on := make([]bool, len(s))
+	for i, v := range s {
+		on[i] = v > 127
+	}
+	return resizeStrokes(on, w, h, size)
 }
 
 // resizeStrokes max-pools when shrinking and samples nearest when growing.

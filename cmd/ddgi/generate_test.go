@@ -87,3 +87,23 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 		t.Error("a failed run wrote its output")
 	}
 }
+
+func TestDemoOnTinyWeights(t *testing.T) {
+	quiet(t)
+	dir := t.TempDir()
+	w := filepath.Join(dir, "weights")
+	if err := face.WriteTinyWeights(w, "../../weights/tokenizer.json"); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"demo", "--weights", w, "--out", filepath.Join(dir, "demo"), "--n", "1"}); code != 0 {
+		t.Fatalf("demo exited %d", code)
+	}
+	for _, f := range []string{"demo_stylegan2_mask.png", "demo_stylegan2_scribble.png", "demo_eg3d_mask.png", "demo_eg3d_scribble.png"} {
+		if _, err := os.Stat(filepath.Join(dir, "demo", f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if code := run([]string{"demo", "--weights", dir, "--out", filepath.Join(dir, "demo2")}); code != 1 {
+		t.Errorf("demo without weights exited %d, want 1", code)
+	}
+}

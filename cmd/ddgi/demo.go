@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"time"
+
+	"ddgi/data"
+	"ddgi/face"
+	"ddgi/gan/eg3d"
+	"ddgi/internal/imageio"
+	"ddgi/synthface"
+	"ddgi/torch"
+)
+
+func init() {
+	register(command{name: "demo", summary: "render SynthFace-bench masks and scribbles with several prompts each, in 2D and 3D (shipped weights)", run: runDemo})
+}
+
+// demoPrompts are the paper's Fig. 5 idea: one condition, several prompts.
+var demoPrompts = []string{
+	"The woman has wavy blond hair and is smiling. She wears earrings.",
+	"This man has short black hair, a beard and eyeglasses.",
+	"The young person has straight brown hair and a slightly open mouth.",
+}
+
+func runDemo(args []string) error {
+	fs := newFlags("demo", "[--out demo] [--weights weights]")
+	out := fs.String("out", "demo", "output folder")
+	weights := fs.String("weights", "weights", "folder with the shipped weights")
+	n := fs.Int("n", 2, "SynthFace-bench conditions per kind")
+	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	dev, err := torch.ParseDevice(*devName)
+	if err != nil {
+		return err
+	}
+	if *n < 1 || *n > 16 {
+		return errors.New("--n must be between 1 and 16")
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	start := time.Now()
+	var wrote []string
+	for _, gan := range []string{"stylegan2", "eg3d"} {
+		for _, cond := range []string{"mask", "scribble"} {
+			p, err := face.Load(face.Options{Weights: *weights, GAN: gan, Cond: cond, Device: dev, Step: -1})
+			if err != nil {
+				if gan == "stylegan2" && cond == "mask" {
+					return err // the one combination the demo cannot do without
+				}
+				fmt.Fprintf(os.Stderr, "demo: skipping %s + %s: %v\n", gan, cond, err)
+				continue
+			}
+			path := filepath.Join(*out, fmt.Sprintf("demo_%s_%s.png", gan, cond))
+			if err := demoSheet(p, cond, gan == "eg3d", *n, path, dev); err != nil {
+				return fmt.Errorf("%s + %s: %w", gan, cond, err)
+			}
+			wrote = append(wrote, path)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "demo: wrote %v in %.1fs\n", wrote, time.Since(start).Seconds())
+	return nil
+}
+
+// demoSheet writes rows of [condition | one output per prompt] (for a 3D
+// GAN each output is a strip of three yaws).
+func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string, dev torch.Device) error {
+	size := p.Size()
+	render := max(size, 32) // SynthFace's smallest size
+	bench := data.NewSynthFace(data.Bench, render, data.BenchSize)
+	var tiles []image.Image
+	var caps []string
+	cols := 1 + len(demoPrompts)
+	yaws := []float64{0}
+	if is3D {
+		yaws = []float64{-35, 0, 35}
+		cols = 1 + len(demoPrompts)*len(yaws)
+	}
+	for i := 0; i < n; i++ {
+		s, err := bench.Get(i * 7)
+		if err != nil {
+			return err
+		}
+		if render != size {
+			s.Mask = data.ResizeNearest(s.Mask, render, render, size)
+			s.Scribble = data.ResizeStrokes(s.Scribble, render, render, size)
+		}
+		var reqs []face.Request
+		for k, text := range demoPrompts {
+			r := face.Request{Text: text, Seed: int64(100*i + k)}
+			if cond == "mask" {
+				r.Mask = s.Mask
+			} else {
+				r.Scribble = s.Scribble
+			}
+			reqs = append(reqs, r)
+		}
+		if cond == "mask" {
+			tiles = append(tiles, imageio.RGB(synthface.ColorizeMask(s.Mask), size, size))
+		} else {
+			tiles = append(tiles, imageio.Gray(s.Scribble, size, size))
+		}
+		caps = append(caps, cond)
+		w, err := p.Codes(reqs)
+		if err != nil {
+			return err
+		}
+		for k := range reqs {
+			for _, yaw := range yaws {
+				var cam, wk *torch.Tensor
+				err := torch.Try(func() {
+					wk = w.Narrow(0, int64(k), 1)
+					torch.Persist(wk)
+					if is3D {
+						cam = eg3d.Camera(yaw, 0).ToDevice(dev)
+						torch.Persist(cam)
+					}
+				})
+				if err != nil {
+					return err
+				}
+				img, err := p.Render(wk, cam)
+				if err != nil {
+					return err
+				}
+				pics, err := imageio.FromTensor(img)
+				if err != nil {
+					return err
+				}
+				tiles = append(tiles, pics[0])
+				caps = append(caps, fmt.Sprintf("prompt %d", k+1))
+			}
+		}
+	}
+	return imageio.SavePNG(path, imageio.Grid(tiles, caps, cols, 2))
+}
