@@ -110,7 +110,9 @@ func TestTinyTrainingLowersLosses(t *testing.T) {
 	}
 	y := torch.FromFloat32(v, int64(len(ss)), NumAttributes)
 	defer y.Free()
-	fit(t, "attributes", []*nn.Store{c.Store}, 8, func() *torch.Tensor { return ClassifierLoss(c.Logits(x), y) })
+	fit(t, "attributes", []*nn.Store{c.Store}, 8, func() *torch.Tensor {
+		return ClassifierLoss(c.Logits(x), y, PosWeights([]float64{0.1, 0.5}, NumAttributes))
+	})
 	r := NewIdentity(tiny(t, NetIdentity), 1)
 	head := nn.NewStore(torch.CPU, 2)
 	arc := NewArcFace(head.Root().Sub("arcface"), 8, 16)

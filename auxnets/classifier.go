@@ -1,6 +1,8 @@
 package auxnets
 
 import (
+	"math"
+
 	"ddgi/nn"
 	"ddgi/synthface"
 	"ddgi/torch"
@@ -39,7 +41,7 @@ func LoadClassifier(path, net string) (*Classifier, error) {
 		return nil, err
 	}
 	m := NewClassifier(c, 0)
-	return m, loadStore(m.Store, f, path)
+	return m, loadFrozen(m.Store, f, path)
 }
 
 // FeatureDim is the size of Features.
@@ -63,7 +65,27 @@ func (m *Classifier) AttributeProbs(x *torch.Tensor) *torch.Tensor {
 }
 
 // ClassifierLoss is binary cross-entropy of logits against targets in
-// [0,1] (attribute bits, then class-area fractions for the FID net).
-func ClassifierLoss(logits, targets *torch.Tensor) *torch.Tensor {
-	return torch.BCEWithLogits(logits, targets, torch.ReduceMean)
+// [0,1] (attribute bits, then class-area fractions for the FID net), the
+// positive term weighted per output by posWeight [Outputs] (nil: 1) so that
+// rare attributes are not ignored: mean(w·y·softplus(−x) + (1−y)·softplus(x)).
+func ClassifierLoss(logits, targets, posWeight *torch.Tensor) *torch.Tensor {
+	if posWeight == nil {
+		return torch.BCEWithLogits(logits, targets, torch.ReduceMean)
+	}
+	pos := targets.Mul(logits.Neg().Softplus(1, 20)).Mul(posWeight)
+	neg := targets.RSubScalar(1).Mul(logits.Softplus(1, 20))
+	return pos.Add(neg).MeanAll()
+}
+
+// PosWeights balances each attribute's positives: √(negatives/positives)
+// clamped to [1, 5]; area outputs get 1.
+func PosWeights(freq []float64, outputs int64) *torch.Tensor {
+	w := make([]float32, outputs)
+	for i := range w {
+		w[i] = 1
+		if i < len(freq) && freq[i] > 0 {
+			w[i] = float32(min(5, max(1, math.Sqrt((1-freq[i])/freq[i]))))
+		}
+	}
+	return torch.FromFloat32(w, outputs)
 }

@@ -31,7 +31,7 @@ func LoadIdentity(path string) (*Identity, error) {
 		return nil, err
 	}
 	r := NewIdentity(c, 0)
-	return r, loadStore(r.Store, f, path)
+	return r, loadFrozen(r.Store, f, path)
 }
 
 // Embed returns unit-norm embeddings [N,EmbedDim]; differentiable, so the

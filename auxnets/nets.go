@@ -175,10 +175,12 @@ func openWeights(path, net string) (*safetensors.File, Config, error) {
 	return f, c, nil
 }
 
-// loadStore fills s from f, wrapping errors with path.
-func loadStore(s *nn.Store, f *safetensors.File, path string) error {
+// loadFrozen fills s from f and freezes it: shipped aux nets are only
+// ever used as fixed losses and metrics.
+func loadFrozen(s *nn.Store, f *safetensors.File, path string) error {
 	if err := s.LoadFile(f); err != nil {
 		return fmt.Errorf("load %s: %w", path, err)
 	}
+	s.Freeze("")
 	return nil
 }

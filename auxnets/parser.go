@@ -38,7 +38,7 @@ func LoadParser(path string) (*Parser, error) {
 		return nil, err
 	}
 	p := NewParser(c, 0)
-	return p, loadStore(p.Store, f, path)
+	return p, loadFrozen(p.Store, f, path)
 }
 
 // Logits returns [N,19,H,W] class scores at the input's resolution.

@@ -36,7 +36,7 @@ func LoadPerceptual(path string) (*Perceptual, error) {
 		return nil, err
 	}
 	f := NewPerceptual(c, 0)
-	return f, loadStore(f.Store, fl, path)
+	return f, loadFrozen(f.Store, fl, path)
 }
 
 // CopyBackbone copies a classifier's encoder into F.

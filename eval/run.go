@@ -107,7 +107,9 @@ type accum struct {
 // Run evaluates every method under every condition on the first N bench
 // samples and returns the report.
 func Run(c Config) (rep *Report, err error) {
-	err = torch.Try(func() { rep, err = run(c) })
+	if terr := torch.Try(func() { rep, err = run(c) }); terr != nil {
+		return nil, terr
+	}
 	return rep, err
 }
 

@@ -22,7 +22,7 @@ func newJob(c auxnets.Config, o Options) (job, error) {
 		return &parserJob{base: base{p.Store, c, adam, o.LR}, net: p}, nil
 	case auxnets.NetAttributes, auxnets.NetFID:
 		m := auxnets.NewClassifier(c, seed)
-		return &classifierJob{base: base{m.Store, c, adam, o.LR}, net: m}, nil
+		return &classifierJob{base: base{m.Store, c, adam, o.LR}, net: m, balance: o.Balance}, nil
 	case auxnets.NetIdentity:
 		r := auxnets.NewIdentity(c, seed)
 		classes := int64(o.Samples / max(o.PerIdentity, 1))
@@ -106,7 +106,24 @@ func must(err error) {
 
 type classifierJob struct {
 	base
-	net *auxnets.Classifier
+	net       *auxnets.Classifier
+	balance   bool
+	posWeight *torch.Tensor
+}
+
+// setCache measures each attribute's frequency for the balanced loss.
+func (j *classifierJob) setCache(c []*data.Sample) {
+	if !j.balance {
+		return
+	}
+	freq := make([]float64, auxnets.NumAttributes)
+	for _, s := range c {
+		for a, v := range s.Attrs {
+			freq[a] += float64(v) / float64(len(c))
+		}
+	}
+	j.posWeight = auxnets.PosWeights(freq, j.net.Config.Outputs())
+	torch.Persist(j.posWeight)
 }
 
 // ClassifierTargets are the attribute bits and, with areas, the mask's
@@ -132,7 +149,7 @@ func ClassifierTargets(ss []*data.Sample, areas bool) *torch.Tensor {
 
 func (j *classifierJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64) float64 {
 	x := auxnets.Augment(auxnets.Images(ss), g, false)
-	loss := auxnets.ClassifierLoss(j.net.Logits(x), ClassifierTargets(ss, j.net.Config.Areas))
+	loss := auxnets.ClassifierLoss(j.net.Logits(x), ClassifierTargets(ss, j.net.Config.Areas), j.posWeight)
 	loss.Backward()
 	update(j.adam, j.net.Store, j.lr, frac)
 	return loss.Item()

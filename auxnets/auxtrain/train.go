@@ -35,10 +35,12 @@ type Options struct {
 	Dir         string // run folder
 	Out         string // shipped weights (fp16); empty skips
 	Backbone    string // perceptual: attribute weights to calibrate on
-	Seed        int64
-	Workers     int
-	Quiet       bool
-	Checkpoint  time.Duration
+	// Balance weights rare attributes' positives up (classifiers).
+	Balance    bool
+	Seed       int64
+	Workers    int
+	Quiet      bool
+	Checkpoint time.Duration
 }
 
 // Result holds a net's held-out accuracy figures.
@@ -61,7 +63,9 @@ type state struct {
 
 // Train runs (or resumes) training of o.Net and returns its held-out scores.
 func Train(o Options) (res Result, err error) {
-	err = torch.Try(func() { res, err = train(o) })
+	if terr := torch.Try(func() { res, err = train(o) }); terr != nil {
+		return res, terr
+	}
 	return res, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"ddgi/eval"
+	"ddgi/face"
 	"ddgi/torch"
 )
 
@@ -27,9 +28,15 @@ func runEval(args []string) error {
 	gridRows := fs.Int("grid-rows", 6, "samples shown in each image grid")
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "bench render workers")
 	quiet := fs.Bool("quiet", false, "no progress output")
+	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (for ddgi and controlnet methods)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	dev, err := torch.ParseDevice(*devName)
+	if err != nil {
+		return err
+	}
+	face.EvalWeights, face.EvalDevice = *weights, dev
 	if *bench != "synthface" {
 		return fmt.Errorf("unknown bench %q (only synthface)", *bench)
 	}

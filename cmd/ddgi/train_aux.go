@@ -38,6 +38,7 @@ func runTrainAux(args []string) error {
 	dir := fs.String("run", "", "run folder (default runs/aux_<net>); resumes when it holds a checkpoint")
 	out := fs.String("out", "", "shipped fp16 weights (default weights/aux_<net>.safetensors; \"-\" skips)")
 	backbone := fs.String("backbone", "weights/aux_attributes.safetensors", "perceptual: attribute-net weights whose encoder F uses")
+	balance := fs.Bool("balance", true, "attributes/fid: weight rare attributes' positives by √(neg/pos), clamped to [1,5]")
 	seed := fs.Int64("seed", 1, "seed")
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "render workers")
 	quiet := fs.Bool("quiet", false, "no progress output")
@@ -51,7 +52,7 @@ func runTrainAux(args []string) error {
 	}
 	o := auxtrain.Options{Net: *net, Preset: *preset, Steps: pick(*steps, d[0]), Batch: pick(*batch, d[1]),
 		Samples: pick(*samples, d[2]), PerIdentity: *per, LR: *lr, EvalSamples: *evalN, Backbone: *backbone,
-		Seed: *seed, Workers: *workers, Quiet: *quiet, Checkpoint: 3 * time.Minute,
+		Seed: *seed, Balance: *balance, Workers: *workers, Quiet: *quiet, Checkpoint: 3 * time.Minute,
 		Dir: *dir, Out: *out}
 	if o.Dir == "" {
 		o.Dir = filepath.Join("runs", "aux_"+*net)
