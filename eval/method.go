@@ -49,7 +49,9 @@ type Batch struct {
 	Samples []*data.Sample
 }
 
-// Method generates one image per pair: [N,3,S,S] float32 in [-1, 1].
+// Method generates one image per pair: [N,3,S,S] float32 in [-1, 1]. It
+// runs inside a scope with gradients enabled (for methods that optimise per
+// image); feed-forward methods should wrap their work in torch.NoGrad.
 type Method interface {
 	Name() string
 	Generate(b *Batch) (*torch.Tensor, error)

@@ -141,29 +141,13 @@ func run(c Config) (*Report, error) {
 			a := &accum{conf: metrics.NewConfusion(synthface.NumClasses)}
 			bar := progress.New(fmt.Sprintf("eval %s/%s", m.Name(), cond), 0, int64(len(bench)), "pairs")
 			var ferr error
-			inChunks(bench, c.Batch, func(lo int, b []*data.Sample) {
-				if ferr != nil {
-					return
-				}
-				batch := newBatch(cond, b, lo)
-				t0 := time.Now()
-				var out *torch.Tensor
-				torch.NoGrad(func() { out, ferr = m.Generate(batch) })
-				a.secs += time.Since(t0).Seconds()
-				if ferr != nil {
-					ferr = fmt.Errorf("%s: %w", m.Name(), ferr)
-					return
-				}
-				if s := out.Shape(); len(s) != 4 || s[0] != int64(len(b)) || s[1] != 3 {
-					ferr = fmt.Errorf("%s returned shape %v for %d pairs", m.Name(), s, len(b))
-					return
-				}
-				score(a, nets, cond, batch, out)
-				g.add(m.Name(), lo, out)
+			for lo := 0; lo < len(bench) && ferr == nil; lo += c.Batch {
+				b := bench[lo:min(lo+c.Batch, len(bench))]
+				torch.Scoped(func() { ferr = generateAndScore(m, a, g, nets, cond, b, lo) })
 				if !c.Quiet {
 					bar.Set(int64(lo+len(b)), nil)
 				}
-			})
+			}
 			if ferr != nil {
 				return nil, ferr
 			}
@@ -174,6 +158,27 @@ func run(c Config) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// generateAndScore runs a method on one batch (gradients allowed, for
+// methods that optimise per image) and scores the result without them.
+func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b []*data.Sample, lo int) error {
+	batch := newBatch(cond, b, lo)
+	t0 := time.Now()
+	out, err := m.Generate(batch)
+	a.secs += time.Since(t0).Seconds()
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.Name(), err)
+	}
+	if s := out.Shape(); len(s) != 4 || s[0] != int64(len(b)) || s[1] != 3 {
+		return fmt.Errorf("%s returned shape %v for %d pairs", m.Name(), s, len(b))
+	}
+	torch.NoGrad(func() {
+		out = out.Detach()
+		score(a, nets, cond, batch, out)
+		g.add(m.Name(), lo, out)
+	})
+	return nil
 }
 
 // score adds one batch's per-pair metrics.
