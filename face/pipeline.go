@@ -27,6 +27,9 @@ type Options struct {
 	// Step is the denoising step t of the single U-Net pass at inference;
 	// negative means T−1 (pure noise: the prompt and condition alone decide).
 	Step int
+	// Variant selects weights trained another way (an ablation such as
+	// "m-only"): inversion_<gan>_<cond>_<variant>.safetensors.
+	Variant string
 }
 
 // Files lists the weight files Options select, in load order.
@@ -39,8 +42,15 @@ func (o Options) Files() map[string]string {
 		"unet":      w("diffusion_small64.safetensors"),
 		"branch":    w("diffusion_small64_" + o.Cond + ".safetensors"),
 		"gan":       w(o.GAN + "_small64.safetensors"),
-		"inversion": w("inversion_" + o.GAN + "_" + o.Cond + ".safetensors"),
+		"inversion": w("inversion_" + o.GAN + "_" + o.Cond + variantSuffix(o.Variant) + ".safetensors"),
 	}
+}
+
+func variantSuffix(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "_" + v
 }
 
 // Pipeline is the loaded method: E → M, T → G.
@@ -224,7 +234,7 @@ func (p *Pipeline) codes(reqs []Request) *torch.Tensor {
 	steps := torch.Full([]int64{n}, float64(t), torch.Int64, dev)
 	zt := torch.Cat(zs, 0)
 	h, f := p.E.Features(zt, steps, texts, cond)
-	return p.Model.Invert(h, f, steps, false).W
+	return p.Model.Invert(h, f, steps, p.Opts.Variant == string(inversion.MOnly)).W
 }
 
 // Render draws codes w [B,L,dim] from cameras [B,25] (nil: frontal; a 2D

@@ -41,6 +41,7 @@ func WriteTinyWeights(dir, tokenizerPath string) error {
 		must(ts.Save(filepath.Join(dir, "text_small64.safetensors"), nn.SaveOptions{Config: map[string]any{"encoder": tc}}))
 		dc, err := diffusion.Preset("tiny")
 		must(err)
+		dc.LatentSize = 16 // 32² conditions: SynthFace renders ≥ 32
 		dm, err := diffusion.New(diffusion.PatchConfig(dc), torch.CPU, 2)
 		must(err)
 		must(dm.Save(filepath.Join(dir, "diffusion_small64.safetensors"), false))

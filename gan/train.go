@@ -375,7 +375,7 @@ func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
 	nextGrid := (math.Floor(float64(t.State.Nimg)/1000/o.GridKimg) + 1) * o.GridKimg
 	sum, cnt, n := Metrics{}, Metrics{}, 0
 	steps := 0
-	err = torch.Try(func() {
+	terr := torch.Try(func() {
 		for t.State.Nimg < total && (o.MaxSteps == 0 || steps < o.MaxSteps) {
 			var b data.Batch
 			select {
@@ -421,6 +421,9 @@ func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
 			}
 		}
 	})
+	if terr != nil {
+		err = terr // a panic inside; errors set in the loop are kept otherwise
+	}
 	if err != nil {
 		return err
 	}

@@ -107,3 +107,24 @@ func TestDemoOnTinyWeights(t *testing.T) {
 		t.Errorf("demo without weights exited %d, want 1", code)
 	}
 }
+
+func TestEvalRunsDdgiAndBaselineOnTinyWeights(t *testing.T) {
+	quiet(t)
+	dir := t.TempDir()
+	w := filepath.Join(dir, "weights")
+	if err := face.WriteTinyWeights(w, "../../weights/tokenizer.json"); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "eval")
+	if code := run([]string{"eval", "--method", "ddgi-2d,ddgi-3d,controlnet", "--n", "4", "--batch", "2", "--size", "32", "--weights", w, "--out", out, "--quiet"}); code != 0 {
+		t.Fatalf("eval exited %d", code)
+	}
+	for _, f := range []string{"table.md", "results.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if code := run([]string{"eval", "--method", "ddgi-2d:m-only", "--n", "2", "--size", "32", "--weights", w, "--quiet"}); code != 1 {
+		t.Errorf("eval of an ablation without weights exited %d, want 1", code)
+	}
+}

@@ -1,0 +1,171 @@
+package face
+
+import (
+	"fmt"
+
+	"ddgi/diffusion"
+	"ddgi/eval"
+	"ddgi/gan/eg3d"
+	"ddgi/imagebatch"
+	"ddgi/inversion"
+	"ddgi/torch"
+)
+
+// EvalWeights is the weights folder the registered eval methods load from
+// (`ddgi eval --weights` sets it).
+var EvalWeights = "weights"
+
+// EvalDevice is where they run.
+var EvalDevice = torch.CPU
+
+// method runs the full pipeline (or an ablation's weights) on bench batches.
+type method struct {
+	name, gan string
+	variant   inversion.Ablation
+	pipes     map[eval.Cond]*Pipeline
+}
+
+func (m *method) Name() string { return m.name }
+
+func (m *method) pipeline(c eval.Cond) (*Pipeline, error) {
+	if p, ok := m.pipes[c]; ok {
+		return p, nil
+	}
+	p, err := Load(Options{Weights: EvalWeights, GAN: m.gan, Cond: string(c), Device: EvalDevice, Step: -1, Variant: string(m.variant)})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.name, err)
+	}
+	m.pipes[c] = p
+	return p, nil
+}
+
+// Generate inverts each sample's prompt and condition; a 3D GAN renders
+// from the ground-truth sample's camera (the pose is an input there).
+func (m *method) Generate(b *eval.Batch) (*torch.Tensor, error) {
+	p, err := m.pipeline(b.Cond)
+	if err != nil {
+		return nil, err
+	}
+	if b.Size != p.Size() {
+		return nil, fmt.Errorf("%s reads %d² conditions, the bench batch is %d²", m.name, p.Size(), b.Size)
+	}
+	reqs, err := requests(b)
+	if err != nil {
+		return nil, err
+	}
+	w, err := p.Codes(reqs)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Free()
+	var cams *torch.Tensor
+	if p.G.Is3D() {
+		flat := make([]float32, 0, 25*len(b.Samples))
+		for _, s := range b.Samples {
+			flat = append(flat, s.Camera[:]...)
+		}
+		if err := torch.Try(func() {
+			cams = torch.FromFloat32(flat, int64(len(b.Samples)), eg3d.CameraDim).ToDevice(EvalDevice)
+			torch.Persist(cams)
+		}); err != nil {
+			return nil, err
+		}
+		defer cams.Free()
+	}
+	return p.Render(w, cams)
+}
+
+// requests turns a bench batch into generation requests (seed: bench index).
+func requests(b *eval.Batch) ([]Request, error) {
+	reqs := make([]Request, len(b.Prompts))
+	err := torch.Try(func() {
+		n := int64(b.Size * b.Size)
+		var masks []int64
+		var strokes []float32
+		if b.Cond == eval.CondMask {
+			masks = b.Mask.Int64s()
+		} else {
+			strokes = b.Scribble.Float32s()
+		}
+		for i := range reqs {
+			reqs[i] = Request{Text: b.Prompts[i], Seed: int64(b.Index[i])}
+			if masks != nil {
+				m := make([]uint8, n)
+				for j := range m {
+					m[j] = uint8(masks[int64(i)*n+int64(j)])
+				}
+				reqs[i].Mask = m
+			} else {
+				s := make([]uint8, n)
+				for j := range s {
+					if strokes[int64(i)*n+int64(j)] > 0.5 {
+						s[j] = 255
+					}
+				}
+				reqs[i].Scribble = s
+			}
+		}
+	})
+	return reqs, err
+}
+
+// baseline is the ControlNet baseline of Table 1: the diffusion model's own
+// 20-step DDIM sample (I^d_0).
+type baseline struct {
+	encoders map[eval.Cond]*diffusion.Pipeline
+	steps    int
+}
+
+func (b *baseline) Name() string { return "controlnet" }
+
+func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
+	e, ok := b.encoders[batch.Cond]
+	if !ok {
+		enc, err := LoadEncoder(Options{Weights: EvalWeights, Cond: string(batch.Cond), Device: EvalDevice})
+		if err != nil {
+			return nil, fmt.Errorf("controlnet: %w", err)
+		}
+		e = enc.Pipeline
+		b.encoders[batch.Cond] = e
+	}
+	var cond diffusion.Conditions
+	if batch.Cond == eval.CondMask {
+		cond.Mask = imagebatch.OneHot(batch.Mask)
+	} else {
+		cond.Scribble = batch.Scribble
+	}
+	var outs []*torch.Tensor
+	for i := range batch.Prompts {
+		var one diffusion.Conditions
+		if err := torch.Try(func() { one = cond.Slice(i) }); err != nil {
+			return nil, err
+		}
+		img, err := e.Sample(batch.Prompts[i:i+1], one, b.steps, diffusion.Guidance{Text: 3, Cond: 1}, uint64(batch.Index[i]))
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, img)
+	}
+	var out *torch.Tensor
+	err := torch.Try(func() { out = torch.Cat(outs, 0) })
+	return out, err
+}
+
+func init() {
+	for _, g := range []struct{ name, gan string }{{"ddgi-2d", "stylegan2"}, {"ddgi-3d", "eg3d"}} {
+		g := g
+		eval.Register(g.name, func() (eval.Method, error) {
+			return &method{name: g.name, gan: g.gan, pipes: map[eval.Cond]*Pipeline{}}, nil
+		})
+		for _, a := range []inversion.Ablation{inversion.MOnly, inversion.NoAttn, inversion.GTOnly, inversion.D0Only} {
+			a := a
+			name := g.name + ":" + string(a)
+			eval.Register(name, func() (eval.Method, error) {
+				return &method{name: name, gan: g.gan, variant: a, pipes: map[eval.Cond]*Pipeline{}}, nil
+			})
+		}
+	}
+	eval.Register("controlnet", func() (eval.Method, error) {
+		return &baseline{encoders: map[eval.Cond]*diffusion.Pipeline{}, steps: 20}, nil
+	})
+}
