@@ -18,6 +18,13 @@ import (
 // file names (tokenizer copied from tokenizerPath): a fixture for tests and
 // smoke runs of every command, never a model to look at.
 func WriteTinyWeights(dir, tokenizerPath string) error {
+	return WriteRandomWeights(dir, tokenizerPath, "tiny")
+}
+
+// WriteRandomWeights is WriteTinyWeights for any preset ("tiny" or
+// "small64"): random networks of the shipped shapes, for timing. The
+// diffusion model uses patch latents (no VAE to train).
+func WriteRandomWeights(dir, tokenizerPath, preset string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -34,14 +41,16 @@ func WriteTinyWeights(dir, tokenizerPath string) error {
 				panic(&torch.Error{Op: "tiny weights", Msg: err.Error()})
 			}
 		}
-		tc, err := text.EncoderPreset("tiny")
+		tc, err := text.EncoderPreset(preset)
 		must(err)
 		ts := nn.NewStore(torch.CPU, 1)
 		text.NewEncoder(ts.Root(), tc)
 		must(ts.Save(filepath.Join(dir, "text_small64.safetensors"), nn.SaveOptions{Config: map[string]any{"encoder": tc}}))
-		dc, err := diffusion.Preset("tiny")
+		dc, err := diffusion.Preset(preset)
 		must(err)
-		dc.LatentSize = 16 // 32² conditions: SynthFace renders ≥ 32
+		if preset == "tiny" {
+			dc.LatentSize = 16 // 32² conditions: SynthFace renders ≥ 32
+		}
 		dm, err := diffusion.New(diffusion.PatchConfig(dc), torch.CPU, 2)
 		must(err)
 		must(dm.Save(filepath.Join(dir, "diffusion_small64.safetensors"), false))
@@ -50,12 +59,12 @@ func WriteTinyWeights(dir, tokenizerPath string) error {
 			must(err)
 			must(dm.SaveControl(kind, filepath.Join(dir, "diffusion_small64_"+kind+".safetensors"), false))
 		}
-		gc, err := stylegan2.Preset("tiny")
+		gc, err := stylegan2.Preset(preset)
 		must(err)
 		g, err := stylegan2.NewGenerator(nn.NewStore(torch.CPU, 4).Root(), gc)
 		must(err)
 		must(g.Save(filepath.Join(dir, "stylegan2_small64.safetensors"), false))
-		ec, err := eg3d.Preset("tiny")
+		ec, err := eg3d.Preset(preset)
 		must(err)
 		g3, err := eg3d.NewGenerator(nn.NewStore(torch.CPU, 5).Root(), ec)
 		must(err)
@@ -65,7 +74,11 @@ func WriteTinyWeights(dir, tokenizerPath string) error {
 				name := map[bool]string{false: "stylegan2", true: "eg3d"}[gan.Is3D()]
 				e, err := LoadEncoder(Options{Weights: dir, GAN: name, Cond: cond, Device: torch.CPU})
 				must(err)
-				ic, err := e.InversionConfig(gan.Styles(), gan.StyleDim(), 16, cond)
+				width := map[string]int64{"tiny": 16}[preset]
+				if width == 0 {
+					width = 128
+				}
+				ic, err := e.InversionConfig(gan.Styles(), gan.StyleDim(), width, cond)
 				must(err)
 				im, err := inversion.NewModel(ic, torch.CPU, 6)
 				must(err)
