@@ -3,6 +3,7 @@ package face
 import (
 	"errors"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"ddgi/diffusion"
 	"ddgi/encoder"
+	"ddgi/gan/eg3d"
+	"ddgi/internal/imageio"
 	"ddgi/inversion"
 	"ddgi/safetensors"
 	"ddgi/torch"
@@ -254,3 +257,28 @@ func (p *Pipeline) Render(w, cams *torch.Tensor) (*torch.Tensor, error) {
 
 // SizeOf is the image size an encoder reads conditions (and ground truth) at.
 func SizeOf(e *encoder.E) int { return int(e.Pipeline.Model.Config.ImageSize()) }
+
+// View renders code i of w [B,L,dim] from yaw and pitch in degrees (a 2D
+// GAN ignores the camera) as an image.
+func (p *Pipeline) View(w *torch.Tensor, i int, yaw, pitch float64) (image.Image, error) {
+	var pics []image.Image
+	err := torch.Try(func() {
+		torch.NoGrad(func() {
+			torch.Scoped(func() {
+				var cam *torch.Tensor
+				if p.G.Is3D() {
+					cam = eg3d.Camera(yaw, pitch).ToDevice(p.Opts.Device)
+				}
+				img := inversion.Render(p.G, w.Narrow(0, int64(i), 1), cam).Clamp(-1, 1)
+				var err error
+				if pics, err = imageio.FromTensor(img); err != nil {
+					panic(&torch.Error{Op: "view", Msg: err.Error()})
+				}
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pics[0], nil
+}

@@ -10,7 +10,6 @@ import (
 
 	"ddgi/data"
 	"ddgi/face"
-	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
 	"ddgi/synthface"
 	"ddgi/torch"
@@ -59,7 +58,7 @@ func runDemo(args []string) error {
 				continue
 			}
 			path := filepath.Join(*out, fmt.Sprintf("demo_%s_%s.png", gan, cond))
-			if err := demoSheet(p, cond, gan == "eg3d", *n, path, dev); err != nil {
+			if err := demoSheet(p, cond, gan == "eg3d", *n, path); err != nil {
 				return fmt.Errorf("%s + %s: %w", gan, cond, err)
 			}
 			wrote = append(wrote, path)
@@ -71,7 +70,7 @@ func runDemo(args []string) error {
 
 // demoSheet writes rows of [condition | one output per prompt] (for a 3D
 // GAN each output is a strip of three yaws).
-func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string, dev torch.Device) error {
+func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string) error {
 	size := p.Size()
 	render := max(size, 32) // SynthFace's smallest size
 	bench := data.NewSynthFace(data.Bench, render, data.BenchSize)
@@ -112,29 +111,14 @@ func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string, dev
 		if err != nil {
 			return err
 		}
+		defer w.Free()
 		for k := range reqs {
 			for _, yaw := range yaws {
-				var cam, wk *torch.Tensor
-				err := torch.Try(func() {
-					wk = w.Narrow(0, int64(k), 1)
-					torch.Persist(wk)
-					if is3D {
-						cam = eg3d.Camera(yaw, 0).ToDevice(dev)
-						torch.Persist(cam)
-					}
-				})
+				pic, err := p.View(w, k, yaw, 0)
 				if err != nil {
 					return err
 				}
-				img, err := p.Render(wk, cam)
-				if err != nil {
-					return err
-				}
-				pics, err := imageio.FromTensor(img)
-				if err != nil {
-					return err
-				}
-				tiles = append(tiles, pics[0])
+				tiles = append(tiles, pic)
 				caps = append(caps, fmt.Sprintf("prompt %d", k+1))
 			}
 		}

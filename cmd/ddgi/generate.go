@@ -12,7 +12,6 @@ import (
 
 	"ddgi/data"
 	"ddgi/face"
-	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -110,7 +109,7 @@ func runGenerate(args []string) error {
 		return err
 	}
 	for i, j := range jobs {
-		if err := writeJob(p, w, i, j, *gan, *views, *yaw, *pitch, dev); err != nil {
+		if err := writeJob(p, w, i, j, *gan, *views, *yaw, *pitch); err != nil {
 			return fmt.Errorf("job %d: %w", i+1, err)
 		}
 	}
@@ -162,29 +161,22 @@ func readJobs(path string) ([]job, error) {
 
 // writeJob renders job i's code and writes the image, the code and, for
 // --views, a strip and an animated turn.
-func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views int, yaw, pitch float64, dev torch.Device) error {
+func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views int, yaw, pitch float64) error {
 	if err := os.MkdirAll(filepath.Dir(j.Out), 0o755); err != nil {
+		return err
+	}
+	pic, err := p.View(w, i, yaw, pitch)
+	if err != nil {
+		return err
+	}
+	if err := imageio.SavePNG(j.Out, pic); err != nil {
 		return err
 	}
 	var wi *torch.Tensor
 	if err := torch.Try(func() { wi = w.Narrow(0, int64(i), 1); torch.Persist(wi) }); err != nil {
 		return err
 	}
-	var cam *torch.Tensor
-	if gan == "eg3d" {
-		torch.Try(func() { cam = eg3d.Camera(yaw, pitch).ToDevice(dev); torch.Persist(cam) })
-	}
-	img, err := p.Render(wi, cam)
-	if err != nil {
-		return err
-	}
-	pics, err := imageio.FromTensor(img)
-	if err != nil {
-		return err
-	}
-	if err := imageio.SavePNG(j.Out, pics[0]); err != nil {
-		return err
-	}
+	defer wi.Free()
 	base := strings.TrimSuffix(j.Out, filepath.Ext(j.Out))
 	latent := base + ".latent.safetensors"
 	st, err := nn.ToSafetensors(wi, false)
@@ -206,17 +198,11 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views
 		if views > 1 {
 			y += 90 * float64(v) / float64(views-1)
 		}
-		var c *torch.Tensor
-		torch.Try(func() { c = eg3d.Camera(y, pitch).ToDevice(dev); torch.Persist(c) })
-		img, err := p.Render(wi, c)
+		pic, err := p.View(w, i, y, pitch)
 		if err != nil {
 			return err
 		}
-		pic, err := imageio.FromTensor(img)
-		if err != nil {
-			return err
-		}
-		frames = append(frames, pic[0])
+		frames = append(frames, pic)
 	}
 	if err := imageio.SavePNG(base+"_views.png", imageio.Grid(frames, nil, len(frames), 2)); err != nil {
 		return err
