@@ -22,7 +22,12 @@ func TestShapesPerPreset(t *testing.T) {
 		if c.Factor() != tc.f || c.LatentChannels() != 4 {
 			t.Fatalf("%s: factor %d channels %d", tc.name, c.Factor(), c.LatentChannels())
 		}
-		a := New(nn.NewStore(torch.CPU, 1).Root(), c)
+		st := nn.NewStore(torch.CPU, 1)
+		a := New(st.Root(), c)
+		// diffusers' SD AutoencoderKL has 83,653,863: ddgi's attention lacks the 3×512 q/k/v biases twice.
+		if tc.name == "sd" && st.NumParams() != 83653863-2*3*512 {
+			t.Fatalf("sd: %d parameters", st.NumParams())
+		}
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
 				x := torch.Rand(torch.NewGenerator(1), []int64{2, 3, tc.side, tc.side}, torch.Float32, torch.CPU)
