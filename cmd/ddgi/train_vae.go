@@ -100,7 +100,8 @@ func runTrainVAE(args []string) error {
 				loss := r.Add(kl.MulScalar(*klW))
 				loss.Backward()
 				opt.Update(store.Trainable())
-				rec = map[string]float64{"loss": loss.Item(), "l1": l1.Item(), "perceptual": perc.Item(), "kl": kl.Item()}
+				// the weighted KL term: raw KL (thousands of nats) would flatten the plot
+				rec = map[string]float64{"loss": loss.Item(), "l1": l1.Item(), "perceptual": perc.Item(), "kl_term": kl.Item() * *klW}
 			})
 		})
 		if err != nil {
