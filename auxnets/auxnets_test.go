@@ -116,6 +116,7 @@ func TestTinyTrainingLowersLosses(t *testing.T) {
 	r := NewIdentity(tiny(t, NetIdentity), 1)
 	head := nn.NewStore(torch.CPU, 2)
 	arc := NewArcFace(head.Root().Sub("arcface"), 8, 16)
+	r.Training = true
 	lab := torch.FromInt64([]int64{0, 1, 2, 3, 4, 5, 6, 7}, 8)
 	defer lab.Free()
 	fit(t, "arcface", []*nn.Store{r.Store, head}, 20, func() *torch.Tensor { return arc.Loss(r.Embed(x), lab, 0.2) })

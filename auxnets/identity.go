@@ -7,13 +7,19 @@ import (
 	"ddgi/torch"
 )
 
-// Identity is the face-identity embedder R: the shared encoder, pooled, to a
-// unit-norm embedding. Keys: enc.*, fc.*.
+// Identity is the face-identity embedder R: the shared encoder, pooled, a
+// linear layer, batch-normalised features (ArcFace's BN head: it removes the
+// direction all faces share, without which nothing is learned), unit norm.
+// Keys: enc.*, fc.*, bn.running_mean, bn.running_var.
 type Identity struct {
 	Config Config
 	Store  *nn.Store
 	enc    *Encoder
 	fc     *nn.Linear
+	mean   *torch.Tensor
+	vari   *torch.Tensor
+	// Training normalises with batch statistics and updates the running ones.
+	Training bool
 }
 
 // NewIdentity builds R with freshly initialised weights.
@@ -21,6 +27,8 @@ func NewIdentity(c Config, seed uint64) *Identity {
 	s := newStore(seed)
 	r := &Identity{Config: c, Store: s, enc: NewEncoder(s.Root().Sub("enc"), c.Width)}
 	r.fc = nn.NewLinear(s.Root().Sub("fc"), r.enc.Channels[4], c.EmbedDim, nn.LinearOpts{})
+	r.mean = s.Root().Sub("bn").Buffer("running_mean", []int64{c.EmbedDim}, nn.Constant(0))
+	r.vari = s.Root().Sub("bn").Buffer("running_var", []int64{c.EmbedDim}, nn.Constant(1))
 	return r
 }
 
@@ -38,7 +46,22 @@ func LoadIdentity(path string) (*Identity, error) {
 // inversion's identity loss can use it.
 func (r *Identity) Embed(x *torch.Tensor) *torch.Tensor {
 	f := r.enc.Forward(x)
-	return l2normalize(r.fc.Forward(pool(f[len(f)-1])))
+	return l2normalize(r.batchNorm(r.fc.Forward(pool(f[len(f)-1]))))
+}
+
+// batchNorm standardises each embedding feature (no affine), with batch
+// statistics in training (running averages updated, momentum 0.1).
+func (r *Identity) batchNorm(e *torch.Tensor) *torch.Tensor {
+	if r.Training && e.Size(0) > 1 {
+		m := e.Mean([]int64{0}, false)
+		v := e.Var([]int64{0}, false, false)
+		torch.NoGrad(func() {
+			r.mean.LerpIn(m.Detach(), 0.1)
+			r.vari.LerpIn(v.Detach(), 0.1)
+		})
+		return e.Sub(m).Div(v.AddScalar(1e-5).Sqrt())
+	}
+	return e.Sub(r.mean).Div(r.vari.AddScalar(1e-5).Sqrt())
 }
 
 // Cosine is the per-pair cosine similarity of R's embeddings, [N].
@@ -57,9 +80,11 @@ type ArcFace struct {
 	Scale  float64
 }
 
-// NewArcFace registers the class centres under p.
+// NewArcFace registers the class centres under p, drawn at unit scale so
+// that Adam's fixed-size steps turn them slowly (at 0.01 they random-walk
+// and nothing is learned).
 func NewArcFace(p nn.Path, classes, dim int64) *ArcFace {
-	return &ArcFace{Weight: p.Param("weight", []int64{classes, dim}, nn.Normal(0.01)), Scale: 30}
+	return &ArcFace{Weight: p.Param("weight", []int64{classes, dim}, nn.Normal(1)), Scale: 30}
 }
 
 // Loss is ArcFace's loss (Deng et al. 2019, Eq. 3): softmax cross-entropy

@@ -27,7 +27,7 @@ func newJob(c auxnets.Config, o Options) (job, error) {
 		r := auxnets.NewIdentity(c, seed)
 		classes := int64(o.Samples / max(o.PerIdentity, 1))
 		head := nn.NewStore(torch.CPU, seed+1)
-		return &identityJob{net: r, headStore: head, head: auxnets.NewArcFace(head.Root().Sub("arcface"), classes, c.EmbedDim), adam: adam, lr: o.LR, per: max(o.PerIdentity, 1)}, nil
+		return &identityJob{net: r, headStore: head, head: auxnets.NewArcFace(head.Root().Sub("arcface"), classes, c.EmbedDim), adam: adam, lr: o.LR, per: max(o.PerIdentity, 1), margin: o.Margin}, nil
 	case auxnets.NetPerceptual:
 		if o.Backbone == "" {
 			return nil, fmt.Errorf("perceptual: --backbone (attribute weights) is required")
@@ -206,6 +206,7 @@ type identityJob struct {
 	adam      *optim.Adam
 	lr        float64
 	per       int
+	margin    float64
 }
 
 func (j *identityJob) stores() map[string]*nn.Store {
@@ -219,9 +220,9 @@ func (j *identityJob) dataset(o Options) data.Dataset {
 	return data.NewSynthFaceIdentities(data.Train, auxnets.InputSize, o.Samples, j.per)
 }
 
-// arcMargin ramps ArcFace's margin from 0 to 0.5 over the first 20% so the
+// arcMargin ramps ArcFace's margin from 0 to m over the first 40% so the
 // small net converges from scratch.
-func arcMargin(frac float64) float64 { return 0.5 * math.Min(1, frac/0.2) }
+func arcMargin(m, frac float64) float64 { return m * math.Min(1, frac/0.4) }
 
 func (j *identityJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64) float64 {
 	lab := make([]int64, len(idx))
@@ -229,7 +230,9 @@ func (j *identityJob) step(ss []*data.Sample, idx []int, g *torch.Generator, fra
 		lab[i] = int64(k / j.per)
 	}
 	x := auxnets.Augment(auxnets.Images(ss), g, true)
-	loss := j.head.Loss(j.net.Embed(x), torch.FromInt64(lab, int64(len(lab))), arcMargin(frac))
+	j.net.Training = true
+	defer func() { j.net.Training = false }()
+	loss := j.head.Loss(j.net.Embed(x), torch.FromInt64(lab, int64(len(lab))), arcMargin(j.margin, frac))
 	loss.Backward()
 	j.adam.SetLR(lrAt(j.lr, frac))
 	torch.NoGrad(func() { j.adam.Update(append(j.net.Store.Trainable(), j.headStore.Trainable()...)) })

@@ -35,6 +35,8 @@ type Options struct {
 	Dir         string // run folder
 	Out         string // shipped weights (fp16); empty skips
 	Backbone    string // perceptual: attribute weights to calibrate on
+	// Margin is ArcFace's final additive angular margin (identity).
+	Margin float64
 	// Balance weights rare attributes' positives up (classifiers).
 	Balance    bool
 	Seed       int64

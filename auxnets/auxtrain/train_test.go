@@ -16,7 +16,7 @@ func TestTrainEveryNetTiny(t *testing.T) {
 	opts := func(net string, steps int) Options {
 		return Options{Net: net, Preset: "tiny", Steps: steps, Batch: 4, LR: 2e-3, Samples: 16, PerIdentity: 4,
 			EvalSamples: 16, Dir: filepath.Join(dir, "run_"+net), Out: filepath.Join(dir, "aux_"+net+".safetensors"),
-			Backbone: filepath.Join(dir, "aux_attributes.safetensors"), Seed: 1, Balance: true, Workers: 1, Quiet: true, Checkpoint: time.Hour}
+			Backbone: filepath.Join(dir, "aux_attributes.safetensors"), Seed: 1, Balance: true, Margin: 0.2, Workers: 1, Quiet: true, Checkpoint: time.Hour}
 	}
 	for _, net := range []string{auxnets.NetParser, auxnets.NetAttributes, auxnets.NetFID, auxnets.NetIdentity, auxnets.NetPerceptual} {
 		res, err := Train(opts(net, 2))

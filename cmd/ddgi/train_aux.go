@@ -21,7 +21,7 @@ var auxDefaults = map[string][3]int{
 	auxnets.NetParser:     {1500, 16, 6000},
 	auxnets.NetAttributes: {1500, 32, 8000},
 	auxnets.NetFID:        {1200, 32, 8000},
-	auxnets.NetIdentity:   {1500, 32, 6000},
+	auxnets.NetIdentity:   {3000, 32, 6000},
 	auxnets.NetPerceptual: {300, 8, 1600},
 }
 
@@ -32,7 +32,8 @@ func runTrainAux(args []string) error {
 	steps := fs.Int("steps", 0, "training steps (0: the net's default)")
 	batch := fs.Int("batch", 0, "batch size (0: the net's default)")
 	samples := fs.Int("samples", 0, "SynthFace train samples rendered once and cached (0: the net's default)")
-	per := fs.Int("per-identity", 6, "identity: renders per person (people = samples/per-identity)")
+	per := fs.Int("per-identity", 20, "identity: renders per person (people = samples/per-identity)")
+	margin := fs.Float64("margin", 0.2, "identity: ArcFace additive angular margin (ramped up over the first 40%)")
 	lr := fs.Float64("lr", 2e-3, "Adam learning rate (linear decay over the last 30%)")
 	evalN := fs.Int("eval", 1000, "SynthFace-bench samples for the held-out accuracy")
 	dir := fs.String("run", "", "run folder (default runs/aux_<net>); resumes when it holds a checkpoint")
@@ -51,7 +52,7 @@ func runTrainAux(args []string) error {
 		return fmt.Errorf("--net must be identity, parser, perceptual, attributes or fid (got %q)", *net)
 	}
 	o := auxtrain.Options{Net: *net, Preset: *preset, Steps: pick(*steps, d[0]), Batch: pick(*batch, d[1]),
-		Samples: pick(*samples, d[2]), PerIdentity: *per, LR: *lr, EvalSamples: *evalN, Backbone: *backbone,
+		Samples: pick(*samples, d[2]), PerIdentity: *per, Margin: *margin, LR: *lr, EvalSamples: *evalN, Backbone: *backbone,
 		Seed: *seed, Balance: *balance, Workers: *workers, Quiet: *quiet, Checkpoint: 3 * time.Minute,
 		Dir: *dir, Out: *out}
 	if o.Dir == "" {
