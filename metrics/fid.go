@@ -50,7 +50,7 @@ func FrechetDistance(mu1 []float64, c1 [][]float64, mu2 []float64, c2 [][]float6
 	for i := range c1 {
 		d += c1[i][i] + c2[i][i]
 	}
-	return d - 2*tr
+	return math.Max(0, d-2*tr) // ≥ 0 up to rounding
 }
 
 // FID is the Fréchet distance between Gaussians fitted to two feature sets
