@@ -75,6 +75,9 @@ type TrainConfig struct {
 	TMin, TMax int
 	// EveryCheckpoint and EverySample are in steps.
 	EveryCheckpoint, EverySample int
+	// D0Pool bounds the training pairs of the stages that need I^d_0
+	// (0: all): each pair costs one full diffusion sample, once.
+	D0Pool int
 }
 
 // Trainer runs the two-stage, multi-step training of Sec. 3.4.
@@ -129,14 +132,10 @@ func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tenso
 			missing = append(missing, i)
 		}
 	}
-	if len(missing) > 0 {
-		idx := make([]int64, len(missing))
-		var texts []string
-		for j, i := range missing {
-			idx[j] = int64(i)
-			texts = append(texts, b.Captions[i])
-		}
-		sel := torch.FromInt64(idx, int64(len(idx))).ToDevice(tr.Dev)
+	// One sampler call per pair: its noise comes from the pair's own seed,
+	// so the cached image depends only on what its key hashes.
+	for _, i := range missing {
+		sel := torch.FromInt64([]int64{int64(i)}, 1).ToDevice(tr.Dev)
 		sub := Condition{Kind: cond.Kind}
 		if cond.Mask != nil {
 			sub.Mask = cond.Mask.IndexSelect(0, sel)
@@ -145,18 +144,15 @@ func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tenso
 			sub.Scribble = cond.Scribble.IndexSelect(0, sel)
 		}
 		var out *torch.Tensor
-		torch.NoGrad(func() { out = tr.E.Sample(texts, sub, b.Samples[missing[0]].Seed) })
+		torch.NoGrad(func() { out = tr.E.Sample(b.Captions[i:i+1], sub, b.Samples[i].Seed) })
 		pics, err := imageio.FromTensor(out)
 		if err != nil {
 			panic(&torch.Error{Op: "d0", Msg: err.Error()})
 		}
-		for j, i := range missing {
-			rgb := rgbBytes(pics[j], size)
-			if err := tr.Cache.Put(keys[i], rgb, size); err != nil {
-				panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
-			}
-			imgs[i] = out.Narrow(0, int64(j), 1)
+		if err := tr.Cache.Put(keys[i], rgbBytes(pics[0], size), size); err != nil {
+			panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
 		}
+		imgs[i] = out
 	}
 	return torch.Cat(imgs, 0)
 }
@@ -173,7 +169,11 @@ func (tr *Trainer) Step(stage, step int, opt *optim.Adam, g *torch.Generator) ma
 	var vals map[string]float64
 	sc := torch.NewScope()
 	defer sc.Close()
-	b := imagebatch.Get(tr.Data, step*tr.Cfg.Batch, tr.Cfg.Batch, tr.Dev)
+	start := step * tr.Cfg.Batch
+	if tr.needsD0(stage) && tr.Cfg.D0Pool > 0 {
+		start %= tr.Cfg.D0Pool
+	}
+	b := imagebatch.Get(tr.Data, start, tr.Cfg.Batch, tr.Dev)
 	size := int(b.Image.Size(3))
 	cond := Condition{Kind: tr.Cfg.Cond, Mask: b.Mask, Scribble: b.Scribble}
 	steps := SampleSteps(g, tr.Cfg.Batch, tr.Cfg.TMin, tr.Cfg.TMax, tr.Dev)

@@ -39,6 +39,7 @@ func runTrainInversion(args []string) error {
 	lamID := fs.Float64("id", 0.1, "λ2: identity (R) weight; 0 skips R")
 	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
 	every := fs.Int("checkpoint-every", 200, "steps between checkpoints")
+	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	if err := parseFlags(fs, args); err != nil {
@@ -107,7 +108,7 @@ func runTrainInversion(args []string) error {
 	}
 	tr.Cfg = inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
 		Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: *cond,
-		Seed: *seed, TMin: *tmin, TMax: *tmax, EveryCheckpoint: *every, EverySample: *every}
+		Seed: *seed, TMin: *tmin, TMax: *tmax, EveryCheckpoint: *every, EverySample: *every, D0Pool: *pool}
 	if tr.Run, err = runs.Open(*out); err != nil {
 		return err
 	}
