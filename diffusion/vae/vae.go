@@ -27,7 +27,7 @@ type Config struct {
 }
 
 var presets = map[string]Config{
-	"tiny":    {Resolution: 16, Channels: 8, Mult: []int64{1, 2}, ResBlocks: 1, ZChannels: 4, Groups: 4, Scale: 1},
+	"tiny": {Resolution: 16, Channels: 8, Mult: []int64{1, 2}, ResBlocks: 1, ZChannels: 4, Groups: 4, Scale: 1},
 	// small64's Scale is what training measured for weights/vae_small64.safetensors.
 	"small64": {Resolution: 64, Channels: 16, Mult: []int64{1, 2, 4}, ResBlocks: 1, ZChannels: 4, Groups: 8, Scale: 0.7495},
 	"sd":      {Resolution: 512, Channels: 128, Mult: []int64{1, 2, 4, 4}, ResBlocks: 2, ZChannels: 4, Groups: 32, Scale: 0.18215},
