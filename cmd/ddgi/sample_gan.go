@@ -189,7 +189,7 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 			}
 			tiles = append(tiles, imgs...)
 			for _, y := range yaws {
-				caps = append(caps, fmt.Sprintf("%d %+.0f°", seeds[i], y))
+				caps = append(caps, fmt.Sprintf("%d yaw%+.0f", seeds[i], y)) // the caption font has no degree sign
 			}
 		})
 		if err != nil {
