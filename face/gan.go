@@ -27,9 +27,11 @@ type GAN interface {
 // StyleGAN2 adapts the 2D generator.
 type StyleGAN2 struct{ G *stylegan2.Generator }
 
-// Synthesize renders w+ with the model's fixed noise (deterministic).
+// Synthesize renders w+ without noise inputs: deterministic, and cleaner
+// than with noise for the shipped small64 model (its noise strengths are
+// still high; see docs/gan.md grids).
 func (s StyleGAN2) Synthesize(w, _ *torch.Tensor) *torch.Tensor {
-	return s.G.Synthesis(w, stylegan2.NoiseConst)
+	return s.G.Synthesis(w, stylegan2.NoiseNone)
 }
 func (s StyleGAN2) MeanLatent() *torch.Tensor { return s.G.WAvg() }
 func (s StyleGAN2) Styles() int64             { return int64(s.G.NumWS()) }
@@ -45,7 +47,7 @@ func (e EG3D) Synthesize(w, cam *torch.Tensor) *torch.Tensor {
 	if cam == nil {
 		cam = eg3d.Camera(0, 0).ToDevice(w.Device()).Expand(w.Size(0), eg3d.CameraDim)
 	}
-	return e.G.Synthesis(w, cam, stylegan2.NoiseConst).Image
+	return e.G.Synthesis(w, cam, stylegan2.NoiseNone).Image
 }
 func (e EG3D) MeanLatent() *torch.Tensor { return e.G.WAvg() }
 func (e EG3D) Styles() int64             { return int64(e.G.NumWS()) }
