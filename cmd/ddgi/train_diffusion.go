@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"ddgi/data"
@@ -146,9 +148,17 @@ func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) erro
 	lastCkpt := time.Now()
 	var lossSum float64
 	var lossN int
-	ctx, cancel := context.WithCancel(context.Background())
+	// Ctrl-C or SIGTERM: finish the step, checkpoint, stop.
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	for epoch := int(st.Step) / loader.Batches(); st.Step < o.steps; epoch++ {
+		if ctx.Err() != nil {
+			bar.Finish()
+			if err := t.checkpoint(run); err != nil {
+				return err
+			}
+			return fmt.Errorf("interrupted at step %d; checkpoint saved, rerun the command to resume", st.Step)
+		}
 		skip := int(st.Step) % loader.Batches()
 		for b := range loader.Epoch(ctx, epoch) {
 			if b.Index < skip {
