@@ -387,3 +387,36 @@ func fanIn(shape []int64) float64 {
 
 // kaimingBound is PyTorch's default U(±1/√fan_in) bound.
 func kaimingBound(shape []int64) float64 { return 1 / math.Sqrt(fanIn(shape)) }
+
+// LoadConfigured reads a file written with SaveOptions.Config, decodes the
+// "config" metadata into a C, builds the network with build on a fresh
+// store on dev and loads every tensor into it, frozen: the loader of a
+// network whose shape its weights file describes.
+func LoadConfigured[C any, M any](path string, dev torch.Device, build func(Path, C) (M, error)) (M, error) {
+	var zero M
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return zero, err
+	}
+	var c C
+	raw, ok := f.Metadata["config"]
+	if !ok {
+		return zero, fmt.Errorf("%s: no config in metadata", path)
+	}
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return zero, fmt.Errorf("%s: config: %w", path, err)
+	}
+	st := NewStore(dev, 0)
+	var m M
+	if err := torch.Try(func() { m, err = build(st.Root(), c) }); err != nil {
+		return zero, fmt.Errorf("%s: %w", path, err)
+	}
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := st.LoadFile(f); err != nil {
+		return zero, fmt.Errorf("load %s: %w", path, err)
+	}
+	st.Freeze("")
+	return m, nil
+}

@@ -1,8 +1,6 @@
 package eg3d
 
 import (
-	"fmt"
-
 	"ddgi/data"
 	"ddgi/gan/stylegan2"
 	"ddgi/nn"
@@ -100,19 +98,5 @@ func (g *Generator) Save(path string, half bool) error {
 // Load builds a generator from a file written by Save (or a run's
 // G_ema.safetensors), parameters frozen.
 func Load(path string, dev torch.Device) (*Generator, error) {
-	var c Config
-	f, err := stylegan2.ReadConfig(path, &c)
-	if err != nil {
-		return nil, err
-	}
-	st := nn.NewStore(dev, 0)
-	g, err := NewGenerator(st.Root(), c)
-	if err != nil {
-		return nil, err
-	}
-	if err := st.LoadFile(f); err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	st.Freeze("")
-	return g, nil
+	return nn.LoadConfigured(path, dev, NewGenerator)
 }

@@ -125,19 +125,5 @@ func ReadConfig(path string, v any) (*safetensors.File, error) {
 // Load builds a generator from a file written by Save (or a run's
 // G_ema.safetensors) on dev, parameters frozen.
 func Load(path string, dev torch.Device) (*Generator, error) {
-	var c Config
-	f, err := ReadConfig(path, &c)
-	if err != nil {
-		return nil, err
-	}
-	st := nn.NewStore(dev, 0)
-	g, err := NewGenerator(st.Root(), c)
-	if err != nil {
-		return nil, err
-	}
-	if err := st.LoadFile(f); err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	st.Freeze("")
-	return g, nil
+	return nn.LoadConfigured(path, dev, NewGenerator)
 }
