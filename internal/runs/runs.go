@@ -6,10 +6,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
+	"syscall"
 
 	"ddgi/internal/imageio"
 	"ddgi/internal/plot"
@@ -20,12 +24,46 @@ type Run struct {
 	Dir string
 }
 
-// Open creates dir if needed.
+// Open creates dir if needed and claims it for this process: a second
+// process training into the same folder would overwrite its checkpoints.
 func Open(dir string) (*Run, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run folder: %w", err)
 	}
-	return &Run{Dir: dir}, nil
+	r := &Run{Dir: dir}
+	return r, r.claim()
+}
+
+// claim writes this process's pid to <dir>/.lock, replacing a lock whose
+// process is gone. The lock lives as long as the process.
+func (r *Run) claim() error {
+	p := r.Path(".lock")
+	for try := 0; try < 2; try++ {
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, err = fmt.Fprintf(f, "%d\n", os.Getpid())
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+		b, rerr := os.ReadFile(p)
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if rerr == nil && perr == nil && pid == os.Getpid() {
+			return nil
+		}
+		if rerr == nil && perr == nil && pid > 0 && alive(pid) {
+			return fmt.Errorf("run folder %s is in use by process %d (remove %s if that is wrong)", r.Dir, pid, p)
+		}
+		os.Remove(p) // stale: its process is gone
+	}
+	return fmt.Errorf("run folder %s: cannot create %s", r.Dir, p)
+}
+
+// alive reports whether a process with this pid exists.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Path names a file inside the run folder.

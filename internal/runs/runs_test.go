@@ -41,3 +41,23 @@ func TestLogResumePlotAndState(t *testing.T) {
 		t.Fatalf("state %v %v %v", got, ok, err)
 	}
 }
+
+func TestRunFolderIsClaimedByOneProcess(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); err != nil {
+		t.Fatalf("the same process reopening its run: %v", err)
+	}
+	// A live other process (pid 1) holds the folder: refused.
+	os.WriteFile(dir+"/.lock", []byte("1\n"), 0o644)
+	if _, err := Open(dir); err == nil {
+		t.Fatal("a folder claimed by a live process was opened")
+	}
+	// A dead process's lock is replaced.
+	os.WriteFile(dir+"/.lock", []byte("999999999\n"), 0o644)
+	if _, err := Open(dir); err != nil {
+		t.Fatalf("stale lock not replaced: %v", err)
+	}
+}
