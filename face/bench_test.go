@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"ddgi/diffusion"
+	"ddgi/encoder"
 	"ddgi/gan/eg3d"
 	"ddgi/torch"
 )
@@ -91,11 +92,7 @@ func BenchmarkBaseline20(b *testing.B) {
 	req := maskRequest(p)
 	var cond diffusion.Conditions
 	torch.Scoped(func() {
-		ids := make([]int64, len(req.Mask))
-		for i, v := range req.Mask {
-			ids[i] = int64(v)
-		}
-		cond.Mask = oneHotMask(ids, p.Size())
+		cond.Mask = encoder.MaskCondition(req.Mask, p.Size(), 1)
 		torch.Persist(cond.Mask)
 	})
 	b.ResetTimer()

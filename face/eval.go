@@ -169,8 +169,3 @@ func init() {
 		return &baseline{encoders: map[eval.Cond]*diffusion.Pipeline{}, steps: 20}, nil
 	})
 }
-
-// oneHotMask is a [1,19,S,S] one-hot map of S² labels.
-func oneHotMask(ids []int64, size int) *torch.Tensor {
-	return imagebatch.OneHot(torch.FromInt64(ids, 1, int64(size), int64(size)))
-}
