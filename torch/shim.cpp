@@ -13,6 +13,7 @@
 #include <torch/cuda.h>
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <omp.h>
 #include <atomic>
 #include <cstring>
@@ -130,6 +131,12 @@ void ts_set_threads(int n) {
   if (auto f = (setter)dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) f(n);
 }
 int ts_get_threads(void) { return at::get_num_threads(); }
+int ts_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold) {
+  // glibc returns freed tensor buffers above the mmap threshold to the kernel,
+  // so every step page-faults them in again; keeping them in the heap avoids that.
+  return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 &&
+         mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1;
+}
 void ts_manual_seed(uint64_t seed) { at::manual_seed(seed); }
 void ts_set_grad_enabled(int on) { at::GradMode::set_enabled(on != 0); }
 int ts_is_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }

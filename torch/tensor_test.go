@@ -232,3 +232,12 @@ func TestFreeExceptKeepsGraphAndChosenTensors(t *testing.T) {
 		t.Fatalf("leaked %d tensors", LiveTensors()-before)
 	}
 }
+
+// TestTuneMallocAccepted checks glibc takes the settings that keep freed
+// tensor buffers in the heap (init applies them; a rejected value would
+// silently bring back a page fault per buffer per step).
+func TestTuneMallocAccepted(t *testing.T) {
+	if !TuneMalloc() {
+		t.Fatal("glibc rejected the mallopt settings")
+	}
+}

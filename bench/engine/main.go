@@ -163,7 +163,12 @@ func main() {
 	steps := flag.Int("steps", 60, "timed steps per round")
 	rounds := flag.Int("rounds", 3, "rounds, alternating Go and PyTorch; the best of each is kept")
 	python := flag.String("python", "/usr/bin/python3", "Python with torch (Debian python3-torch)")
+	peerMalloc := flag.Bool("peer-malloc", false, "give the PyTorch peer ddgi's glibc malloc settings too (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_)")
 	flag.Parse()
+	if *peerMalloc {
+		os.Setenv("MALLOC_MMAP_THRESHOLD_", strconv.Itoa(32<<20))
+		os.Setenv("MALLOC_TRIM_THRESHOLD_", strconv.Itoa(512<<20))
+	}
 	torch.SetThreads(*threads)
 	script := filepath.Join("bench", "engine", "peer.py")
 	var bestGo, bestPy float64
@@ -184,6 +189,15 @@ func main() {
 	peak, model := peakGFLOPS(*threads)
 	gf := flopsPerStep() * bestGo / 1e9
 	fmt.Printf("CPU: %s, %d threads, libtorch %s\n", model, *threads, torch.Version())
+	malloc := "tuned (torch.TuneMalloc)"
+	if os.Getenv("DDGI_MALLOC") == "default" {
+		malloc = "glibc defaults (DDGI_MALLOC=default)"
+	}
+	peerMallocNote := "glibc defaults"
+	if *peerMalloc {
+		peerMallocNote = "ddgi's settings (-peer-malloc)"
+	}
+	fmt.Printf("malloc: Go %s, PyTorch %s\n", malloc, peerMallocNote)
 	fmt.Printf("conv-net training step (4×conv3×3 64ch+GroupNorm+SiLU, 32², batch 8, Adam):\n")
 	fmt.Printf("  Go (ddgi/torch): %7.2f steps/s  (%.1f GFLOPS", bestGo, gf)
 	if peak > 0 {
