@@ -146,3 +146,45 @@ func (tp Taps) Free() {
 		t.Free()
 	}
 }
+
+// DenoiseTo runs the DDIM sampler (its steps-step grid, guidance g) from
+// z_T down to timestep t and returns z_t: a partly denoised latent that
+// looks like the noised images the U-Net was trained on, for taps at t < T−1.
+// The last move lands exactly on t even between grid points. t ≥ T−1
+// returns zT unchanged. Call under NoGrad; the result is scope-owned.
+func (p *Pipeline) DenoiseTo(zT *torch.Tensor, texts []string, conds Conditions, steps int, g Guidance, t int) (*torch.Tensor, error) {
+	s := p.Model.Schedule
+	if t >= s.T()-1 {
+		return zT, nil
+	}
+	if t < 0 {
+		return nil, fmt.Errorf("denoise: step %d is negative", t)
+	}
+	var z *torch.Tensor
+	err := torch.Try(func() {
+		ctx, err := p.Text.Encode(texts)
+		if err != nil {
+			panic(&torch.Error{Op: "denoise", Msg: err.Error()})
+		}
+		empty, err := p.Text.Encode(make([]string, len(texts)))
+		if err != nil {
+			panic(&torch.Error{Op: "denoise", Msg: err.Error()})
+		}
+		dev := p.Model.Store.Device
+		z = zT
+		ts := s.DDIMTimesteps(steps)
+		for i, cur := range ts {
+			if cur <= t {
+				break
+			}
+			prev := t
+			if i+1 < len(ts) && ts[i+1] > t {
+				prev = ts[i+1]
+			}
+			tt := torch.FromInt64([]int64{int64(cur)}, 1).ToDevice(dev)
+			eps, _ := p.Model.guided(z, tt, ctx, empty, conds, g, false)
+			z = s.DDIMStep(z, eps, cur, prev, 0, nil)
+		}
+	})
+	return z, err
+}

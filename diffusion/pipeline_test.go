@@ -139,3 +139,47 @@ func BenchmarkSample20(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/sample")
 }
+
+// TestDenoiseToFollowsTheSampler: denoising to the sampler's last grid
+// point and taking its final step reproduces Sample exactly, and t ≥ T−1
+// leaves z_T alone.
+func TestDenoiseToFollowsTheSampler(t *testing.T) {
+	m, p := newPatchModel(t, "tiny")
+	c := m.Config
+	s := c.ImageSize()
+	cond := Conditions{Mask: torch.Zeros([]int64{1, MaskClasses, s, s}, torch.Float32, torch.CPU)}
+	texts := []string{"a smiling woman"}
+	g := Guidance{Text: 2, Cond: 1}
+	want, err := p.Sample(texts, cond, 4, g, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torch.NoGrad(func() {
+		zT := torch.Randn(torch.NewGenerator(7), []int64{1, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, torch.CPU)
+		same, err := p.DenoiseTo(zT, texts, cond, 4, g, m.Schedule.T()-1)
+		if err != nil || same != zT {
+			t.Fatalf("t = T−1 changed z_T (err %v)", err)
+		}
+		ts := m.Schedule.DDIMTimesteps(4)
+		last := ts[len(ts)-1]
+		z, err := p.DenoiseTo(zT, texts, cond, 4, g, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, _ := p.Text.Encode(texts)
+		empty, _ := p.Text.Encode([]string{""})
+		eps := m.Guided(z, torch.FromInt64([]int64{int64(last)}, 1), ctx, empty, cond, g)
+		got := p.AE.FromLatent(m.Schedule.DDIMStep(z, eps, last, -1, 0, nil)).Clamp(-1, 1)
+		if d := got.Sub(want).Abs().MaxAll().Item(); d > 1e-5 {
+			t.Errorf("DenoiseTo + last step differs from Sample by %g", d)
+		}
+		between := (ts[1] + ts[2]) / 2
+		zb, err := p.DenoiseTo(zT, texts, cond, 4, g, between)
+		if err != nil || zb.Sub(z).Abs().MaxAll().Item() == 0 {
+			t.Errorf("a step between grid points gave the grid result (err %v)", err)
+		}
+		if _, err := p.DenoiseTo(zT, texts, cond, 4, g, -2); err == nil {
+			t.Error("negative step accepted")
+		}
+	})
+}

@@ -79,6 +79,17 @@ func (e *E) Features(zt, t *torch.Tensor, texts []string, cond inversion.Conditi
 	return tp.H, inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids)}
 }
 
+// DenoiseTo runs E's sampler (its steps and guidance, η = 0) from z_T to
+// step t and returns z_t, so that a single tap at t < T−1 sees a latent
+// like those of training rather than pure noise.
+func (e *E) DenoiseTo(zT *torch.Tensor, texts []string, cond inversion.Condition, t int) *torch.Tensor {
+	z, err := e.Pipeline.DenoiseTo(zT, texts, conditions(cond), e.Steps, e.Guidance, t)
+	if err != nil {
+		panic(&torch.Error{Op: "denoise to t", Msg: err.Error()})
+	}
+	return z
+}
+
 // Sample runs the full sampler: I^d_0.
 func (e *E) Sample(texts []string, cond inversion.Condition, seed int64) *torch.Tensor {
 	img, err := e.Pipeline.Sample(texts, conditions(cond), e.Steps, e.Guidance, uint64(seed))

@@ -18,6 +18,10 @@ var EvalWeights = "weights"
 // EvalDevice is where they run.
 var EvalDevice = torch.CPU
 
+// EvalStep is the inference step t of the ddgi methods (-1: T−1; see
+// Options.Step; `ddgi eval --step` sets it).
+var EvalStep = -1
+
 // method runs the full pipeline (or an ablation's weights) on bench batches.
 type method struct {
 	name, gan string
@@ -31,7 +35,7 @@ func (m *method) pipeline(c eval.Cond) (*Pipeline, error) {
 	if p, ok := m.pipes[c]; ok {
 		return p, nil
 	}
-	p, err := Load(Options{Weights: EvalWeights, GAN: m.gan, Cond: string(c), Device: EvalDevice, Step: -1, Variant: string(m.variant)})
+	p, err := Load(Options{Weights: EvalWeights, GAN: m.gan, Cond: string(c), Device: EvalDevice, Step: EvalStep, Variant: string(m.variant)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}

@@ -50,6 +50,22 @@ func TestLoadAndGenerateEndToEnd(t *testing.T) {
 			t.Fatalf("codes not deterministic: %v", d)
 		}
 	})
+	// An earlier step denoises first: a different code, still deterministic.
+	p.Opts.Step = p.E.Timesteps() / 2
+	w3, err := p.Codes(reqs[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w4, _ := p.Codes(reqs[:1])
+	torch.Scoped(func() {
+		if d := w3.Sub(w2).Abs().MaxAll().Item(); d == 0 {
+			t.Error("step T/2 gave the code of step T−1")
+		}
+		if d := w3.Sub(w4).Abs().MaxAll().Item(); d > 1e-5 {
+			t.Errorf("step T/2 not deterministic: %v", d)
+		}
+	})
+	p.Opts.Step = -1
 	// Bad inputs are errors, not panics.
 	for _, bad := range []Request{{Text: "", Mask: mask}, {Text: strings.Repeat("a", 2000), Mask: mask}, {Text: "ok", Mask: mask[:10]}} {
 		if _, err := p.Codes([]Request{bad}); err == nil {

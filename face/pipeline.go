@@ -27,8 +27,10 @@ type Options struct {
 	// Cond is the visual input: "mask" or "scribble".
 	Cond   string
 	Device torch.Device
-	// Step is the denoising step t of the single U-Net pass at inference;
-	// negative means T−1 (pure noise: the prompt and condition alone decide).
+	// Step is the denoising step t of the tapped U-Net pass at inference;
+	// negative means T−1 (one pass on pure noise: the prompt and condition
+	// alone decide). Below T−1 the 20-step guided DDIM sampler first runs
+	// from z_T down to t (each grid step above t costs two U-Net passes).
 	Step int
 	// Variant selects weights trained another way (an ablation such as
 	// "m-only"): inversion_<gan>_<cond>_<variant>.safetensors.
@@ -235,7 +237,9 @@ func (p *Pipeline) codes(reqs []Request) *torch.Tensor {
 		t = p.E.Timesteps() - 1
 	}
 	steps := torch.Full([]int64{n}, float64(t), torch.Int64, dev)
-	zt := torch.Cat(zs, 0)
+	// At t < T−1 the sampler first denoises z_T to z_t (a few guided DDIM
+	// steps), so the tap sees what training's q(z_t|z_0) looked like.
+	zt := p.E.DenoiseTo(torch.Cat(zs, 0), texts, cond, t)
 	h, f := p.E.Features(zt, steps, texts, cond)
 	return p.Model.Invert(h, f, steps, p.Opts.Variant == string(inversion.MOnly)).W
 }

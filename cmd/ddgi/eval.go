@@ -29,6 +29,7 @@ func runEval(args []string) error {
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "bench render workers")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (for ddgi and controlnet methods)")
+	step := fs.Int("step", -1, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	face.EvalWeights, face.EvalDevice = *weights, dev
+	face.EvalWeights, face.EvalDevice, face.EvalStep = *weights, dev, *step
 	if *bench != "synthface" {
 		return fmt.Errorf("unknown bench %q (only synthface)", *bench)
 	}

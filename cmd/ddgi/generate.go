@@ -44,7 +44,7 @@ func runGenerate(args []string) error {
 	seed := fs.Int64("seed", 1, "noise seed of the encoder's z_T")
 	batch := fs.String("batch", "", "JSONL file of jobs {\"text\",\"mask\"|\"scribble\",\"seed\",\"out\"}")
 	weights := fs.String("weights", "weights", "folder with the shipped weights")
-	step := fs.Int("step", -1, "denoising step t of the single U-Net pass (-1: T−1)")
+	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1, one pass on noise; smaller t first runs the guided DDIM sampler down to t)")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	if err := parseFlags(fs, args); err != nil {
 		return err
