@@ -89,14 +89,7 @@ func (p *Pipeline) SampleTaps(texts []string, conds Conditions, steps int, g Gui
 			torch.Scoped(func() {
 				c := p.Model.Config
 				b := int64(len(texts))
-				ctx, err := p.Text.Encode(texts)
-				if err != nil {
-					panic(&torch.Error{Op: "sample", Msg: err.Error()})
-				}
-				empty, err := p.Text.Encode(make([]string, len(texts)))
-				if err != nil {
-					panic(&torch.Error{Op: "sample", Msg: err.Error()})
-				}
+				ctx, empty := p.prompts("sample", texts)
 				gen := torch.NewGenerator(seed)
 				dev := p.Model.Store.Device
 				zT := torch.Randn(gen, []int64{b, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, dev)
@@ -162,14 +155,7 @@ func (p *Pipeline) DenoiseTo(zT *torch.Tensor, texts []string, conds Conditions,
 	}
 	var z *torch.Tensor
 	err := torch.Try(func() {
-		ctx, err := p.Text.Encode(texts)
-		if err != nil {
-			panic(&torch.Error{Op: "denoise", Msg: err.Error()})
-		}
-		empty, err := p.Text.Encode(make([]string, len(texts)))
-		if err != nil {
-			panic(&torch.Error{Op: "denoise", Msg: err.Error()})
-		}
+		ctx, empty := p.prompts("denoise", texts)
 		dev := p.Model.Store.Device
 		z = zT
 		ts := s.DDIMTimesteps(steps)
@@ -187,4 +173,17 @@ func (p *Pipeline) DenoiseTo(zT *torch.Tensor, texts []string, conds Conditions,
 		}
 	})
 	return z, err
+}
+
+// prompts encodes the texts and as many empty prompts (guidance's
+// unconditional input), panicking with *torch.Error under op.
+func (p *Pipeline) prompts(op string, texts []string) (ctx, empty *torch.Tensor) {
+	ctx, err := p.Text.Encode(texts)
+	if err == nil {
+		empty, err = p.Text.Encode(make([]string, len(texts)))
+	}
+	if err != nil {
+		panic(&torch.Error{Op: op, Msg: err.Error()})
+	}
+	return ctx, empty
 }

@@ -55,7 +55,9 @@ func TestBadInputsAreErrorsNamingTheOp(t *testing.T) {
 	}{
 		{"matmul", func() { Ones([]int64{2, 3}, Float32, CPU).Matmul(Ones([]int64{2, 3}, Float32, CPU)) }},
 		{"add", func() { Ones([]int64{2, 3}, Float32, CPU).Add(Ones([]int64{4}, Float32, CPU)) }},
-		{"conv2d", func() { Conv2d(Ones([]int64{1, 3, 8, 8}, Float32, CPU), Ones([]int64{4, 2, 3, 3}, Float32, CPU), nil, ConvOpts{}) }},
+		{"conv2d", func() {
+			Conv2d(Ones([]int64{1, 3, 8, 8}, Float32, CPU), Ones([]int64{4, 2, 3, 3}, Float32, CPU), nil, ConvOpts{})
+		}},
 		{"reshape", func() { Ones([]int64{2, 3}, Float32, CPU).Reshape(4) }},
 		{"cat", func() { Cat([]*Tensor{Ones([]int64{2, 3}, Float32, CPU), Ones([]int64{2, 4}, Float32, CPU)}, 0) }},
 		{"from_bytes", func() { FromFloat32([]float32{1, 2, 3}, 2, 2) }},
