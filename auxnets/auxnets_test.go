@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"ddgi/data"
+	"ddgi/imagebatch"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/synthface"
@@ -98,7 +99,7 @@ func fit(t *testing.T, name string, s []*nn.Store, steps int, loss func() *torch
 
 func TestTinyTrainingLowersLosses(t *testing.T) {
 	ss := samples(t, 8)
-	x, m := Images(ss), Masks(ss)
+	x, m := imagebatch.SampleImages(ss), imagebatch.SampleMasks(ss)
 	defer x.Free()
 	defer m.Free()
 	p := NewParser(tiny(t, NetParser), 1)

@@ -9,32 +9,6 @@ import (
 	"ddgi/torch"
 )
 
-// Images stacks samples' RGB into [N,3,S,S] float32 in [-1, 1].
-func Images(ss []*data.Sample) *torch.Tensor {
-	n, s := len(ss), ss[0].Size
-	v := make([]float32, n*3*s*s)
-	for i, smp := range ss {
-		for p := 0; p < s*s; p++ {
-			for k := 0; k < 3; k++ {
-				v[(i*3+k)*s*s+p] = float32(smp.Image[3*p+k])/127.5 - 1
-			}
-		}
-	}
-	return torch.FromFloat32(v, int64(n), 3, int64(s), int64(s))
-}
-
-// Masks stacks label maps into [N,S,S] int64.
-func Masks(ss []*data.Sample) *torch.Tensor {
-	n, s := len(ss), ss[0].Size
-	v := make([]int64, n*s*s)
-	for i, smp := range ss {
-		for p, l := range smp.Mask {
-			v[i*s*s+p] = int64(l)
-		}
-	}
-	return torch.FromInt64(v, int64(n), int64(s), int64(s))
-}
-
 // Gaussian1D is a normalised Gaussian window of odd size.
 func Gaussian1D(size int, sigma float64) []float32 {
 	w := make([]float32, size)

@@ -11,6 +11,7 @@ import (
 
 	"ddgi/auxnets"
 	"ddgi/data"
+	"ddgi/imagebatch"
 	"ddgi/torch"
 )
 
@@ -124,11 +125,11 @@ func init() {
 	// gt returns the ground truth: perfect scores (FID≈0, LPIPS 0, MS-SSIM
 	// 1, ID 1, parser ACC/mIoU at the parser's own accuracy).
 	Register("gt", func() (Method, error) {
-		return sanity{"gt", func(b *Batch) *torch.Tensor { return auxnets.Images(b.Samples) }}, nil
+		return sanity{"gt", func(b *Batch) *torch.Tensor { return imagebatch.SampleImages(b.Samples) }}, nil
 	})
 	// blur is the ground truth blurred (σ = 1.5 px): a degraded reference.
 	Register("blur", func() (Method, error) {
-		return sanity{"blur", func(b *Batch) *torch.Tensor { return auxnets.Blur(auxnets.Images(b.Samples), 1.5) }}, nil
+		return sanity{"blur", func(b *Batch) *torch.Tensor { return auxnets.Blur(imagebatch.SampleImages(b.Samples), 1.5) }}, nil
 	})
 	// paint colours the condition: each mask class in a fixed skin-tone
 	// palette, or dark strokes on gray for a scribble; it reads no ground

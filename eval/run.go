@@ -9,6 +9,7 @@ import (
 
 	"ddgi/auxnets"
 	"ddgi/data"
+	"ddgi/imagebatch"
 	"ddgi/internal/progress"
 	"ddgi/metrics"
 	"ddgi/synthface"
@@ -131,7 +132,7 @@ func run(c Config) (*Report, error) {
 	var real [][]float64
 	if nets.FID != nil {
 		inChunks(bench, c.Batch, func(_ int, b []*data.Sample) {
-			real = append(real, metrics.Rows(nets.FID.Features(auxnets.Images(b)))...)
+			real = append(real, metrics.Rows(nets.FID.Features(imagebatch.SampleImages(b)))...)
 		})
 	}
 	for _, cond := range c.Conds {
@@ -183,7 +184,7 @@ func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b 
 
 // score adds one batch's per-pair metrics.
 func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor) {
-	gt := auxnets.Images(b.Samples)
+	gt := imagebatch.SampleImages(b.Samples)
 	if gt.Size(2) != out.Size(2) {
 		out = torch.Interpolate(out, gt.Size(2), gt.Size(3), torch.Bilinear, false)
 	}
@@ -250,7 +251,7 @@ func Prompt(s *data.Sample, i int) string {
 }
 
 func newBatch(cond Cond, ss []*data.Sample, lo int) *Batch {
-	b := &Batch{Cond: cond, Size: ss[0].Size, Samples: ss, Mask: auxnets.Masks(ss)}
+	b := &Batch{Cond: cond, Size: ss[0].Size, Samples: ss, Mask: imagebatch.SampleMasks(ss)}
 	n, s := len(ss), ss[0].Size
 	v := make([]float32, n*s*s)
 	for i, smp := range ss {

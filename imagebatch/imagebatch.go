@@ -37,28 +37,56 @@ type Batch struct {
 	Samples  []*data.Sample
 }
 
-// FromSamples converts samples of equal size to a Batch on dev.
-func FromSamples(ss []*data.Sample, dev torch.Device) Batch {
-	n := len(ss)
-	sz := ss[0].Size
+// SampleImages stacks the samples' images (equal sizes) as [N,3,S,S] in
+// [-1,1] on the CPU.
+func SampleImages(ss []*data.Sample) *torch.Tensor {
+	n, sz := len(ss), sameSize(ss)
 	hw := sz * sz
 	img := make([]float32, n*3*hw)
-	mask := make([]int64, n*hw)
-	scr := make([]float32, n*hw)
-	cam := make([]float32, n*25)
-	caps := make([]string, n)
 	for b, s := range ss {
-		if s.Size != sz {
-			panic(&torch.Error{Op: "batch", Msg: "samples of different sizes"})
-		}
 		for i := 0; i < hw; i++ {
 			for c := 0; c < 3; c++ {
 				img[(b*3+c)*hw+i] = float32(s.Image[3*i+c])/127.5 - 1
 			}
-			if s.Mask != nil {
-				mask[b*hw+i] = int64(s.Mask[i])
-			}
-			if s.Scribble != nil && s.Scribble[i] > 127 {
+		}
+	}
+	return torch.FromFloat32(img, int64(n), 3, int64(sz), int64(sz))
+}
+
+// SampleMasks stacks the samples' label maps as [N,S,S] int64 on the CPU
+// (zeros for a sample without a mask).
+func SampleMasks(ss []*data.Sample) *torch.Tensor {
+	n, sz := len(ss), sameSize(ss)
+	hw := sz * sz
+	mask := make([]int64, n*hw)
+	for b, s := range ss {
+		for i, l := range s.Mask {
+			mask[b*hw+i] = int64(l)
+		}
+	}
+	return torch.FromInt64(mask, int64(n), int64(sz), int64(sz))
+}
+
+func sameSize(ss []*data.Sample) int {
+	sz := ss[0].Size
+	for _, s := range ss {
+		if s.Size != sz {
+			panic(&torch.Error{Op: "batch", Msg: "samples of different sizes"})
+		}
+	}
+	return sz
+}
+
+// FromSamples converts samples of equal size to a Batch on dev.
+func FromSamples(ss []*data.Sample, dev torch.Device) Batch {
+	n, sz := len(ss), sameSize(ss)
+	hw := sz * sz
+	scr := make([]float32, n*hw)
+	cam := make([]float32, n*25)
+	caps := make([]string, n)
+	for b, s := range ss {
+		for i := 0; i < hw && s.Scribble != nil; i++ {
+			if s.Scribble[i] > 127 {
 				scr[b*hw+i] = 1
 			}
 		}
@@ -75,8 +103,8 @@ func FromSamples(ss []*data.Sample, dev torch.Device) Batch {
 		return t.ToDevice(dev)
 	}
 	return Batch{
-		Image:    mv(torch.FromFloat32(img, int64(n), 3, S, S)),
-		Mask:     mv(torch.FromInt64(mask, int64(n), S, S)),
+		Image:    mv(SampleImages(ss)),
+		Mask:     mv(SampleMasks(ss)),
 		Scribble: mv(torch.FromFloat32(scr, int64(n), 1, S, S)),
 		Camera:   mv(torch.FromFloat32(cam, int64(n), 25)),
 		Captions: caps,

@@ -6,6 +6,7 @@ import (
 
 	"ddgi/auxnets"
 	"ddgi/data"
+	"ddgi/imagebatch"
 	"ddgi/metrics"
 	"ddgi/nn"
 	"ddgi/optim"
@@ -69,8 +70,8 @@ type parserJob struct {
 }
 
 func (j *parserJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64) float64 {
-	x := auxnets.Augment(auxnets.Images(ss), g, true)
-	loss := auxnets.ParserLoss(j.net.Logits(x), auxnets.Masks(ss))
+	x := auxnets.Augment(imagebatch.SampleImages(ss), g, true)
+	loss := auxnets.ParserLoss(j.net.Logits(x), imagebatch.SampleMasks(ss))
 	loss.Backward()
 	update(j.adam, j.net.Store, j.lr, frac)
 	return loss.Item()
@@ -84,7 +85,7 @@ func (j *parserJob) eval(o Options) (Result, error) {
 	clean, degraded := metrics.NewConfusion(synthface.NumClasses), metrics.NewConfusion(synthface.NumClasses)
 	g := torch.NewGenerator(7)
 	inBatches(bench, 64, func(_ int, b []*data.Sample) {
-		x, m := auxnets.Images(b), auxnets.Masks(b).Int64s()
+		x, m := imagebatch.SampleImages(b), imagebatch.SampleMasks(b).Int64s()
 		must(clean.Add(j.net.Parse(x).Int64s(), m))
 		must(degraded.Add(j.net.Parse(auxnets.Augment(x, g, true)).Int64s(), m))
 	})
@@ -148,7 +149,7 @@ func ClassifierTargets(ss []*data.Sample, areas bool) *torch.Tensor {
 }
 
 func (j *classifierJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64) float64 {
-	x := auxnets.Augment(auxnets.Images(ss), g, false)
+	x := auxnets.Augment(imagebatch.SampleImages(ss), g, false)
 	loss := auxnets.ClassifierLoss(j.net.Logits(x), ClassifierTargets(ss, j.net.Config.Areas), j.posWeight)
 	loss.Backward()
 	update(j.adam, j.net.Store, j.lr, frac)
@@ -166,7 +167,7 @@ func (j *classifierJob) eval(o Options) (Result, error) {
 	var mentions, mentionHits float64
 	var feats [][]float64
 	inBatches(bench, 64, func(_ int, b []*data.Sample) {
-		x := auxnets.Images(b)
+		x := imagebatch.SampleImages(b)
 		p := j.net.AttributeProbs(x).Float32s()
 		for i, s := range b {
 			for a := 0; a < k; a++ {
@@ -229,7 +230,7 @@ func (j *identityJob) step(ss []*data.Sample, idx []int, g *torch.Generator, fra
 	for i, k := range idx {
 		lab[i] = int64(k / j.per)
 	}
-	x := auxnets.Augment(auxnets.Images(ss), g, true)
+	x := auxnets.Augment(imagebatch.SampleImages(ss), g, true)
 	j.net.Training = true
 	defer func() { j.net.Training = false }()
 	loss := j.head.Loss(j.net.Embed(x), torch.FromInt64(lab, int64(len(lab))), arcMargin(j.margin, frac))
@@ -251,7 +252,7 @@ func (j *identityJob) eval(o Options) (Result, error) {
 	}
 	emb := make([][]float64, 0, len(bench))
 	inBatches(bench, 64, func(_ int, b []*data.Sample) {
-		emb = append(emb, metrics.Rows(j.net.Embed(auxnets.Images(b)))...)
+		emb = append(emb, metrics.Rows(j.net.Embed(imagebatch.SampleImages(b)))...)
 	})
 	scores, same, half := VerificationPairs(emb, per, 1)
 	var a, b []int

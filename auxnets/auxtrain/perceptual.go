@@ -5,6 +5,7 @@ import (
 
 	"ddgi/auxnets"
 	"ddgi/data"
+	"ddgi/imagebatch"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -43,7 +44,7 @@ func (j *perceptualJob) dataset(o Options) data.Dataset {
 // levelDistances returns F's distances [kinds·levels, N] of every
 // distortion of the pairs' faces.
 func levelDistances(f *auxnets.Perceptual, base, changed []*data.Sample, g *torch.Generator, w *torch.Tensor) *torch.Tensor {
-	x, xa := auxnets.Images(base), auxnets.Images(changed)
+	x, xa := imagebatch.SampleImages(base), imagebatch.SampleImages(changed)
 	var diffs *torch.Tensor
 	torch.NoGrad(func() {
 		d := auxnets.Distort(x, xa, g)
