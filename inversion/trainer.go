@@ -89,9 +89,12 @@ type Trainer struct {
 	F     Perceptual
 	R     Identity
 	Data  data.Dataset
-	Cache *D0Cache
-	Run   *runs.Run
-	Dev   torch.Device
+	// PreviewData holds the fixed samples of the preview grids (nil: the
+	// first training samples); SynthFace-bench keeps them held out.
+	PreviewData data.Dataset
+	Cache       *D0Cache
+	Run         *runs.Run
+	Dev         torch.Device
 }
 
 type trainState struct {
@@ -289,8 +292,20 @@ func (tr *Trainer) Train() error {
 			break
 		}
 		bar.Set(int64(step+1), vals)
-		if (step+1)%c.EveryCheckpoint == 0 || step+1 == total {
+		if step+1 == c.Stage1Steps && c.Ablation == Full {
+			// Stage 1 of the full method is exactly the m-only ablation's
+			// training: keep it (before the checkpoint that moves on to
+			// stage 2), so Table 2's M-only row needs no extra run.
+			mc := c
+			mc.Ablation = MOnly
+			err = tr.Model.Save(tr.Run.Path("stage1_m-only.safetensors"), mc, true)
+		}
+		if err == nil && ((step+1)%c.EveryCheckpoint == 0 || step+1 == total) {
 			err = save(step + 1)
+		}
+		stageEnd := step+1 == c.Stage1Steps || step+1 == total
+		if err == nil && c.EverySample > 0 && ((step+1)%c.EverySample == 0 || stageEnd) {
+			err = tr.Preview(tr.Run.Path(fmt.Sprintf("preview-%06d.png", step+1)), stage)
 		}
 	}
 	bar.Finish()

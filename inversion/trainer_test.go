@@ -1,6 +1,7 @@
 package inversion
 
 import (
+	"os"
 	"testing"
 
 	"ddgi/data"
@@ -89,6 +90,12 @@ func TestTrainerTwoStagesResumeAndCache(t *testing.T) {
 	// the sampler run once per pair.
 	if enc.calls != 4 {
 		t.Fatalf("diffusion sampler called %d times, want once for each of the 4 pairs", enc.calls)
+	}
+	// Preview grids at each stage's end, and stage 1 kept as the m-only model.
+	for _, f := range []string{"preview-000012.png", "preview-000024.png", "stage1_m-only.safetensors"} {
+		if _, err := os.Stat(run.Path(f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
 	}
 	// Resume: a longer run continues from step 24 instead of starting over.
 	tr.Cfg.Stage2Steps = 14

@@ -38,7 +38,7 @@ func runTrainInversion(args []string) error {
 	lamLPIPS := fs.Float64("lpips", 0.8, "λ1: perceptual (F) weight; 0 skips F")
 	lamID := fs.Float64("id", 0.1, "λ2: identity (R) weight; 0 skips R")
 	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
-	every := fs.Int("checkpoint-every", 200, "steps between checkpoints")
+	every := fs.Int("checkpoint-every", 200, "steps between checkpoints and preview grids (preview-NNNNNN.png: held-out bench rows)")
 	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
@@ -81,8 +81,9 @@ func runTrainInversion(args []string) error {
 		return err
 	}
 	tr := &inversion.Trainer{Model: m, G: g, E: e, Dev: dev,
-		Data:  data.NewSynthFace(data.Train, face.SizeOf(e), *n),
-		Cache: &inversion.D0Cache{Dir: filepath.Join(*out, "d0cache")},
+		Data:        data.NewSynthFace(data.Train, face.SizeOf(e), *n),
+		PreviewData: data.NewSynthFace(data.Bench, face.SizeOf(e), data.BenchSize),
+		Cache:       &inversion.D0Cache{Dir: filepath.Join(*out, "d0cache")},
 	}
 	if *lamLPIPS != 0 {
 		f, err := auxnets.LoadPerceptual(filepath.Join(*weights, "aux_perceptual.safetensors"))
