@@ -371,7 +371,7 @@ func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
 	if o.Quiet {
 		bar.Out = io.Discard
 	}
-	lastSave := time.Now()
+	ckpt := runs.NewCheckpointer(o.Checkpoint)
 	nextGrid := (math.Floor(float64(t.State.Nimg)/1000/o.GridKimg) + 1) * o.GridKimg
 	sum, cnt, n := Metrics{}, Metrics{}, 0
 	steps := 0
@@ -412,12 +412,9 @@ func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
 				}
 				nextGrid += o.GridKimg
 			}
-			if time.Since(lastSave) > o.Checkpoint {
-				if e := t.checkpoint(run); e != nil {
-					err = e
-					return
-				}
-				lastSave = time.Now()
+			if e := ckpt.MaybeSave(false, func() error { return t.checkpoint(run) }); e != nil {
+				err = e
+				return
 			}
 		}
 	})

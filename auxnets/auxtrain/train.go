@@ -123,7 +123,7 @@ func train(o Options) (Result, error) {
 		return run.SaveState(state{Step: step, Seed: o.Seed})
 	}
 	bar := progress.New("train aux "+o.Net, int64(st.Step), int64(o.Steps), "steps")
-	last := time.Now()
+	ckpt := runs.NewCheckpointer(o.Checkpoint)
 	var avg float64
 	for step := st.Step; step < o.Steps; step++ {
 		r := rand.New(rand.NewPCG(uint64(o.Seed), uint64(step)))
@@ -148,11 +148,8 @@ func train(o Options) (Result, error) {
 		if !o.Quiet {
 			bar.Set(int64(step+1), map[string]float64{"loss": avg})
 		}
-		if time.Since(last) > o.Checkpoint || step+1 == o.Steps {
-			if err := save(step + 1); err != nil {
-				return nil, err
-			}
-			last = time.Now()
+		if err := ckpt.MaybeSave(step+1 == o.Steps, func() error { return save(step + 1) }); err != nil {
+			return nil, err
 		}
 	}
 	if !o.Quiet {

@@ -145,7 +145,7 @@ func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) erro
 	fixed := imagebatch.Get(data.NewSynthFace(data.Bench, size, 8), 0, 8, torch.CPU)
 	torch.Persist(fixed.Image, fixed.Mask, fixed.Scribble)
 	bar := prog.New("diffusion "+st.Stage, st.Step, o.steps, "step")
-	lastCkpt := time.Now()
+	ckpt := runs.NewCheckpointer(o.every)
 	var lossSum float64
 	var lossN int
 	// Ctrl-C or SIGTERM: finish the step, checkpoint, stop.
@@ -186,11 +186,8 @@ func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) erro
 					return err
 				}
 			}
-			if time.Since(lastCkpt) >= o.every || st.Step == o.steps {
-				if err := t.checkpoint(run); err != nil {
-					return err
-				}
-				lastCkpt = time.Now()
+			if err := ckpt.MaybeSave(st.Step == o.steps, func() error { return t.checkpoint(run) }); err != nil {
+				return err
 			}
 			if st.Step >= o.steps {
 				break

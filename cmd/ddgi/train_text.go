@@ -131,32 +131,6 @@ func renderSplits(nTrain, nBench, size, workers int) (train, bench *pairs, err e
 	return train, bench, err
 }
 
-// loadCheckpoint restores model and optimizer from a run folder at step
-// and drops log rows the resumed run will repeat.
-func loadCheckpoint(run *runs.Run, store *nn.Store, opt *optim.Adam, step int64) error {
-	if _, err := store.Load(run.Path("model.safetensors")); err != nil {
-		return err
-	}
-	if err := opt.Load(run.Path("optim.safetensors"), torch.CPU); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", run.Dir, step)
-	return run.TruncateLog(step)
-}
-
-// saveCheckpoint writes model (config in metadata), optimizer, loss plot
-// and state.json; each file is atomic and state.json goes last.
-func saveCheckpoint(run *runs.Run, store *nn.Store, opt *optim.Adam, cfg, state any, title string) error {
-	if err := store.Save(run.Path("model.safetensors"), nn.SaveOptions{Config: cfg}); err != nil {
-		return err
-	}
-	if err := opt.Save(run.Path("optim.safetensors")); err != nil {
-		return err
-	}
-	_ = run.PlotLosses(title)
-	return run.SaveState(state)
-}
-
 // batch returns images idx as float [B,3,S,S] in [-1,1].
 func (p *pairs) batch(idx []int) *torch.Tensor {
 	m := 3 * p.size * p.size
@@ -270,7 +244,7 @@ func runTrainText(args []string) error {
 	var rng *rand.Rand
 	warm := int64(200)
 	bar := prog.New("train text", st.Step, *steps, "step")
-	lastSave := time.Now()
+	ckpt := runs.NewCheckpointer(time.Duration(*ckptMin * float64(time.Minute)))
 	var lossAvg float64
 	for st.Step < *steps {
 		// The sampling stream is a function of the step, so a resumed run draws
@@ -335,11 +309,8 @@ func runTrainText(args []string) error {
 			}
 		}
 		bar.Set(st.Step, fields)
-		if time.Since(lastSave) > time.Duration(*ckptMin*float64(time.Minute)) || st.Step == *steps {
-			if err := save(); err != nil {
-				return err
-			}
-			lastSave = time.Now()
+		if err := ckpt.MaybeSave(st.Step == *steps, save); err != nil {
+			return err
 		}
 	}
 	bar.Finish()

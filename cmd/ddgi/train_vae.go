@@ -79,7 +79,7 @@ func runTrainVAE(args []string) error {
 	}
 	save := func() error { return saveCheckpoint(run, store, opt, st.Config, st, "vae "+*preset) }
 	bar := prog.New("train vae", st.Step, *steps, "step")
-	lastSave := time.Now()
+	ckpt := runs.NewCheckpointer(time.Duration(*ckptMin * float64(time.Minute)))
 	g := torch.NewGenerator(st.Seed + uint64(st.Step))
 	for st.Step < *steps {
 		rng := rand.New(rand.NewPCG(st.Seed, uint64(st.Step)))
@@ -114,11 +114,8 @@ func runTrainVAE(args []string) error {
 			}
 		}
 		bar.Set(st.Step, rec)
-		if time.Since(lastSave) > time.Duration(*ckptMin*float64(time.Minute)) {
-			if err := save(); err != nil {
-				return err
-			}
-			lastSave = time.Now()
+		if err := ckpt.MaybeSave(false, save); err != nil {
+			return err
 		}
 	}
 	bar.Finish()
