@@ -6,6 +6,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"ddgi/data"
@@ -20,11 +21,14 @@ func init() {
 }
 
 // demoPrompts are the paper's Fig. 5 idea: one condition, several prompts.
-var demoPrompts = []string{
-	"The woman has wavy blond hair and is smiling. She wears earrings.",
-	"This man has short black hair, a beard and eyeglasses.",
-	"The young person has straight brown hair and a slightly open mouth.",
+var demoPrompts = []struct{ text, tag string }{
+	{"The woman has wavy blond hair and is smiling. She wears earrings.", "blond, smile"},
+	{"This man has short black hair, a beard and eyeglasses.", "beard, glasses"},
+	{"The young person has straight brown hair and a slightly open mouth.", "brown hair"},
 }
+
+// demoScale enlarges the 64² tiles for viewing (nearest neighbour).
+const demoScale = 2
 
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--out demo] [--weights weights]")
@@ -64,7 +68,15 @@ func runDemo(args []string) error {
 			wrote = append(wrote, path)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "demo: wrote %v in %.1fs\n", wrote, time.Since(start).Seconds())
+	var legend strings.Builder
+	for _, p := range demoPrompts {
+		fmt.Fprintf(&legend, "%s: %s\n", p.tag, p.text)
+	}
+	legendPath := filepath.Join(*out, "prompts.txt")
+	if err := imageio.WriteAtomic(legendPath, []byte(legend.String())); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "demo: wrote %v and %s in %.1fs\nprompts (column captions):\n%s", wrote, legendPath, time.Since(start).Seconds(), legend.String())
 	return nil
 }
 
@@ -93,7 +105,7 @@ func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string) err
 		}
 		var reqs []face.Request
 		for k, text := range demoPrompts {
-			r := face.Request{Text: text, Seed: int64(100*i + k)}
+			r := face.Request{Text: text.text, Seed: int64(100*i + k)}
 			if cond == "mask" {
 				r.Mask = s.Mask
 			} else {
@@ -102,9 +114,9 @@ func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string) err
 			reqs = append(reqs, r)
 		}
 		if cond == "mask" {
-			tiles = append(tiles, imageio.RGB(synthface.ColorizeMask(s.Mask), size, size))
+			tiles = append(tiles, imageio.Upscale(imageio.RGB(synthface.ColorizeMask(s.Mask), size, size), demoScale))
 		} else {
-			tiles = append(tiles, imageio.Gray(s.Scribble, size, size))
+			tiles = append(tiles, imageio.Upscale(imageio.Gray(s.Scribble, size, size), demoScale))
 		}
 		caps = append(caps, cond)
 		w, err := p.Codes(reqs)
@@ -118,8 +130,8 @@ func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string) err
 				if err != nil {
 					return err
 				}
-				tiles = append(tiles, pic)
-				caps = append(caps, fmt.Sprintf("prompt %d", k+1))
+				tiles = append(tiles, imageio.Upscale(pic, demoScale))
+				caps = append(caps, demoPrompts[k].tag)
 			}
 		}
 	}

@@ -136,3 +136,19 @@ func Label(img draw.Image, x, y int, s string, maxW int) {
 	d := font.Drawer{Dst: img, Src: image.NewUniform(color.Black), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
 	d.DrawString(s)
 }
+
+// Upscale enlarges img k times with nearest-neighbour sampling (for
+// viewing 64² outputs; no new detail is invented).
+func Upscale(img image.Image, k int) image.Image {
+	if k <= 1 {
+		return img
+	}
+	b := img.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx()*k, b.Dy()*k))
+	for y := 0; y < b.Dy()*k; y++ {
+		for x := 0; x < b.Dx()*k; x++ {
+			out.Set(x, y, img.At(b.Min.X+x/k, b.Min.Y+y/k))
+		}
+	}
+	return out
+}
