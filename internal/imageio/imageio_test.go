@@ -40,3 +40,17 @@ func TestTensorImageRoundTripAndGrid(t *testing.T) {
 		}
 	})
 }
+
+func TestUpscaleNearest(t *testing.T) {
+	src := RGB([]uint8{10, 20, 30, 40, 50, 60}, 2, 1)
+	up := Upscale(src, 3)
+	if b := up.Bounds(); b.Dx() != 6 || b.Dy() != 3 {
+		t.Fatalf("bounds %v", b)
+	}
+	for _, c := range []struct{ x, y, want int }{{0, 0, 10}, {2, 2, 10}, {3, 0, 40}, {5, 2, 40}} {
+		r, _, _, _ := up.At(c.x, c.y).RGBA()
+		if int(r>>8) != c.want {
+			t.Errorf("(%d,%d) red %d, want %d", c.x, c.y, r>>8, c.want)
+		}
+	}
+}
