@@ -180,13 +180,16 @@ func (c Conditions) Dropped() Conditions {
 }
 
 // Slice keeps batch item i of every condition.
-func (c Conditions) Slice(i int) Conditions {
+func (c Conditions) Slice(i int) Conditions { return c.Range(i, i+1) }
+
+// Range keeps batch items lo…hi−1 of every condition.
+func (c Conditions) Range(lo, hi int) Conditions {
 	d := c
 	if c.Mask != nil {
-		d.Mask = c.Mask.Narrow(0, int64(i), 1)
+		d.Mask = c.Mask.Narrow(0, int64(lo), int64(hi-lo))
 	}
 	if c.Scribble != nil {
-		d.Scribble = c.Scribble.Narrow(0, int64(i), 1)
+		d.Scribble = c.Scribble.Narrow(0, int64(lo), int64(hi-lo))
 	}
 	return d
 }

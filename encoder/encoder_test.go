@@ -72,7 +72,7 @@ func TestEncoderFeedsTheInversion(t *testing.T) {
 			if n := f.Words.Sum([]int64{1}, false).Float32s(); n[0] < 3 || n[1] < 3 {
 				t.Fatalf("%s: word counts %v", kind, n)
 			}
-			d0 := e.Sample([]string{"a face"}, inversion.Condition{Kind: kind, Mask: cond.Mask.Narrow(0, 0, 1), Scribble: cond.Scribble.Narrow(0, 0, 1)}, 3)
+			d0 := e.Sample([]string{"a face"}, inversion.Condition{Kind: kind, Mask: cond.Mask.Narrow(0, 0, 1), Scribble: cond.Scribble.Narrow(0, 0, 1)}, []int64{3})
 			if sh := d0.Shape(); sh[1] != 3 || sh[2] != size {
 				t.Fatalf("%s: I^d_0 shape %v", kind, sh)
 			}

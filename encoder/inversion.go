@@ -91,8 +91,12 @@ func (e *E) DenoiseTo(zT *torch.Tensor, texts []string, cond inversion.Condition
 }
 
 // Sample runs the full sampler: I^d_0.
-func (e *E) Sample(texts []string, cond inversion.Condition, seed int64) *torch.Tensor {
-	img, err := e.Pipeline.Sample(texts, conditions(cond), e.Steps, e.Guidance, uint64(seed))
+func (e *E) Sample(texts []string, cond inversion.Condition, seeds []int64) *torch.Tensor {
+	us := make([]uint64, len(seeds))
+	for i, s := range seeds {
+		us[i] = uint64(s)
+	}
+	img, err := e.Pipeline.SampleEach(texts, conditions(cond), e.Steps, e.Guidance, us)
 	if err != nil {
 		panic(&torch.Error{Op: "sample I^d_0", Msg: err.Error()})
 	}

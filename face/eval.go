@@ -138,13 +138,19 @@ func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 	} else {
 		cond.Scribble = batch.Scribble
 	}
+	// Each pair's own seed, batched (same images as one call per pair).
+	seeds := make([]uint64, len(batch.Index))
+	for i, ix := range batch.Index {
+		seeds[i] = uint64(ix)
+	}
 	var outs []*torch.Tensor
-	for i := range batch.Prompts {
-		var one diffusion.Conditions
-		if err := torch.Try(func() { one = cond.Slice(i) }); err != nil {
+	for lo := 0; lo < len(seeds); lo += baselineBatch {
+		hi := min(lo+baselineBatch, len(seeds))
+		var part diffusion.Conditions
+		if err := torch.Try(func() { part = cond.Range(lo, hi) }); err != nil {
 			return nil, err
 		}
-		img, err := e.Sample(batch.Prompts[i:i+1], one, b.steps, diffusion.Guidance{Text: 3, Cond: 1}, uint64(batch.Index[i]))
+		img, err := e.SampleEach(batch.Prompts[lo:hi], part, b.steps, diffusion.Guidance{Text: 3, Cond: 1}, seeds[lo:hi])
 		if err != nil {
 			return nil, err
 		}
@@ -154,6 +160,9 @@ func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 	err := torch.Try(func() { out = torch.Cat(outs, 0) })
 	return out, err
 }
+
+// baselineBatch bounds the pairs sampled together by the baseline.
+const baselineBatch = 16
 
 func init() {
 	for _, g := range []struct{ name, gan string }{{"ddgi-2d", "stylegan2"}, {"ddgi-3d", "eg3d"}} {

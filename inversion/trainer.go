@@ -35,8 +35,9 @@ type Encoder interface {
 	Prior(b int64, g *torch.Generator) *torch.Tensor
 	// Features runs one U-Net(+ControlNet) pass and returns h_t and T's inputs.
 	Features(zt, t *torch.Tensor, texts []string, cond Condition) (h *torch.Tensor, f Features)
-	// Sample runs the full sampler and returns I^d_0 [B,3,S,S] in [-1,1].
-	Sample(texts []string, cond Condition, seed int64) *torch.Tensor
+	// Sample runs the full sampler and returns I^d_0 [B,3,S,S] in [-1,1];
+	// item i starts from seeds[i] alone, so it does not depend on the batch.
+	Sample(texts []string, cond Condition, seeds []int64) *torch.Tensor
 	// ID fingerprints the encoder's weights and sampler settings for the
 	// I^d_0 cache.
 	ID() string
@@ -135,10 +136,16 @@ func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tenso
 			missing = append(missing, i)
 		}
 	}
-	// One sampler call per pair: its noise comes from the pair's own seed,
-	// so the cached image depends only on what its key hashes.
-	for _, i := range missing {
-		sel := torch.FromInt64([]int64{int64(i)}, 1).ToDevice(tr.Dev)
+	// The missing pairs are sampled together, each from its own seed, so a
+	// cached image depends only on what its key hashes.
+	if len(missing) > 0 {
+		ix := make([]int64, len(missing))
+		texts := make([]string, len(missing))
+		seeds := make([]int64, len(missing))
+		for j, i := range missing {
+			ix[j], texts[j], seeds[j] = int64(i), b.Captions[i], b.Samples[i].Seed
+		}
+		sel := torch.FromInt64(ix, int64(len(ix))).ToDevice(tr.Dev)
 		sub := Condition{Kind: cond.Kind}
 		if cond.Mask != nil {
 			sub.Mask = cond.Mask.IndexSelect(0, sel)
@@ -147,15 +154,17 @@ func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tenso
 			sub.Scribble = cond.Scribble.IndexSelect(0, sel)
 		}
 		var out *torch.Tensor
-		torch.NoGrad(func() { out = tr.E.Sample(b.Captions[i:i+1], sub, b.Samples[i].Seed) })
+		torch.NoGrad(func() { out = tr.E.Sample(texts, sub, seeds) })
 		pics, err := imageio.FromTensor(out)
 		if err != nil {
 			panic(&torch.Error{Op: "d0", Msg: err.Error()})
 		}
-		if err := tr.Cache.Put(keys[i], rgbBytes(pics[0], size), size); err != nil {
-			panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
+		for j, i := range missing {
+			if err := tr.Cache.Put(keys[i], rgbBytes(pics[j], size), size); err != nil {
+				panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
+			}
+			imgs[i] = out.Narrow(0, int64(j), 1)
 		}
-		imgs[i] = out
 	}
 	return torch.Cat(imgs, 0)
 }

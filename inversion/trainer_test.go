@@ -49,8 +49,8 @@ func (e *fakeEncoder) Features(zt, t *torch.Tensor, texts []string, cond Conditi
 	}
 	return h, f
 }
-func (e *fakeEncoder) Sample(texts []string, cond Condition, seed int64) *torch.Tensor {
-	e.calls++
+func (e *fakeEncoder) Sample(texts []string, cond Condition, seeds []int64) *torch.Tensor {
+	e.calls += len(texts)
 	return cond.Mask.To(torch.Float32).DivScalar(9).SubScalar(1).Unsqueeze(1).Repeat(1, 3, 1, 1)
 }
 
