@@ -150,7 +150,7 @@ func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 		if err := torch.Try(func() { part = cond.Range(lo, hi) }); err != nil {
 			return nil, err
 		}
-		img, err := e.SampleEach(batch.Prompts[lo:hi], part, b.steps, diffusion.Guidance{Text: 3, Cond: 1}, seeds[lo:hi])
+		img, err := e.SampleEach(batch.Prompts[lo:hi], part, b.steps, SampleGuidance, seeds[lo:hi])
 		if err != nil {
 			return nil, err
 		}

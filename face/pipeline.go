@@ -111,8 +111,13 @@ func LoadEncoder(o Options) (*encoder.E, error) {
 		return nil, err
 	}
 	p := &diffusion.Pipeline{Model: m, Text: te, AE: ae, Sampler: diffusion.SamplerOpts{Sampler: "ddim"}}
-	return &encoder.E{Pipeline: p, Text: te, Steps: 20, Guidance: diffusion.Guidance{Text: 3, Cond: 1}, WeightsID: id}, nil
+	return &encoder.E{Pipeline: p, Text: te, Steps: 20, Guidance: SampleGuidance, WeightsID: id}, nil
 }
+
+// SampleGuidance is the classifier-free guidance of full diffusion samples:
+// I^d_0 for training T and the ControlNet baseline of Table 1 (the same
+// images). Part of the I^d_0 cache key.
+var SampleGuidance = diffusion.Guidance{Text: 3, Cond: 2}
 
 // LoadInversion reads M and T saved by the trainer (config in metadata).
 func LoadInversion(path string, dev torch.Device) (*inversion.Model, error) {
