@@ -30,7 +30,8 @@ type Options struct {
 	// Step is the denoising step t of the tapped U-Net pass at inference;
 	// negative means T−1 (one pass on pure noise: the prompt and condition
 	// alone decide). Below T−1 the 20-step guided DDIM sampler first runs
-	// from z_T down to t (each grid step above t costs two U-Net passes).
+	// from z_T down to t (each grid step above t costs one U-Net pass per
+	// guidance term: three with SampleGuidance).
 	Step int
 	// Variant selects weights trained another way (an ablation such as
 	// "m-only"): inversion_<gan>_<cond>_<variant>.safetensors.

@@ -13,7 +13,7 @@ import (
 // previewRows is how many fixed samples a preview grid shows.
 const previewRows = 6
 
-// Preview renders a grid of fixed samples (Trainer.Preview, else the first
+// Preview renders a grid of fixed samples (Trainer.PreviewData, else the first
 // training samples), one row each: ground truth, condition, the inference
 // output (one pass on z_T at t = T−1, as `ddgi generate` does) and the
 // output from the ground truth noised to t = T/2 (what training sees),

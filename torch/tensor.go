@@ -383,13 +383,20 @@ func init() {
 	}
 }
 
+// The glibc settings TuneMalloc applies (bench/engine passes the same to
+// its PyTorch peer with -peer-malloc).
+const (
+	MallocMmapThreshold = 32 << 20
+	MallocTrimThreshold = 512 << 20
+)
+
 // TuneMalloc keeps freed tensor buffers up to 32 MiB in glibc's heap (its
 // largest mmap threshold) and returns heap memory to the kernel only beyond
 // 512 MiB of free top. With glibc's defaults each training step re-faults its
 // activations page by page; measured by bench/engine. DDGI_MALLOC=default
 // keeps glibc's behaviour. It reports whether glibc accepted the settings.
 func TuneMalloc() bool {
-	return C.ts_tune_malloc(32<<20, 512<<20) == 1
+	return C.ts_tune_malloc(MallocMmapThreshold, MallocTrimThreshold) == 1
 }
 
 // NoGrad runs f with autograd recording off. libtorch's grad mode is per OS

@@ -166,8 +166,8 @@ func main() {
 	peerMalloc := flag.Bool("peer-malloc", false, "give the PyTorch peer ddgi's glibc malloc settings too (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_)")
 	flag.Parse()
 	if *peerMalloc {
-		os.Setenv("MALLOC_MMAP_THRESHOLD_", strconv.Itoa(32<<20))
-		os.Setenv("MALLOC_TRIM_THRESHOLD_", strconv.Itoa(512<<20))
+		os.Setenv("MALLOC_MMAP_THRESHOLD_", strconv.Itoa(torch.MallocMmapThreshold))
+		os.Setenv("MALLOC_TRIM_THRESHOLD_", strconv.Itoa(torch.MallocTrimThreshold))
 	}
 	torch.SetThreads(*threads)
 	script := filepath.Join("bench", "engine", "peer.py")

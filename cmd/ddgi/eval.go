@@ -29,7 +29,7 @@ func runEval(args []string) error {
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "bench render workers")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (for ddgi and controlnet methods)")
-	condGuidance := fs.Float64("cond-guidance", face.SampleGuidance.Cond, "controlnet: guidance scale on the mask/scribble of the 20-step samples (1 = off)")
+	condGuidance := fs.Float64("cond-guidance", face.SampleGuidance.Cond, "guidance scale on the mask/scribble of full diffusion samples (the controlnet method) and of ddgi's denoising before --step < T−1 (1 = off)")
 	step := fs.Int("step", -1, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
