@@ -1,10 +1,12 @@
 package inversion
 
 import (
+	"encoding/json"
 	"fmt"
 	"image"
 	"math"
 	"os"
+	"strings"
 
 	"ddgi/data"
 	"ddgi/imagebatch"
@@ -13,6 +15,7 @@ import (
 	"ddgi/internal/runs"
 	"ddgi/nn"
 	"ddgi/optim"
+	"ddgi/safetensors"
 	"ddgi/torch"
 )
 
@@ -96,6 +99,11 @@ type Trainer struct {
 	Cache       *D0Cache
 	Run         *runs.Run
 	Dev         torch.Device
+	// Stage1From, when set, is a stage-1 model (stage1_m-only.safetensors of
+	// a full run) whose M a fresh run takes instead of training stage 1:
+	// the full method, no-attn and gt-only share stage 1 exactly (Eq. 6
+	// against I^gt, T not run), so their Table 2 rows need one stage 1.
+	Stage1From string
 }
 
 type trainState struct {
@@ -248,6 +256,13 @@ func (tr *Trainer) Train() error {
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", tr.Run.Dir, st.Step)
 	}
+	if st.Step == 0 && tr.Stage1From != "" {
+		if err := tr.loadStage1(tr.Stage1From); err != nil {
+			return err
+		}
+		st.Step = c.Stage1Steps
+		fmt.Fprintf(os.Stderr, "stage 1 (M) from %s; training stage 2\n", tr.Stage1From)
+	}
 	opt := optim.NewAdam(optim.DefaultAdam(c.LR))
 	stageOf := func(step int) int {
 		if step < c.Stage1Steps {
@@ -319,6 +334,59 @@ func (tr *Trainer) Train() error {
 	}
 	bar.Finish()
 	return err
+}
+
+// stage1Shared says whether an ablation's stage 1 is the full method's:
+// M trained by Eq. 6 against I^gt with T not run.
+func stage1Shared(a Ablation) bool { return a == Full || a == NoAttn || a == GTOnly || a == MOnly }
+
+// loadStage1 copies M from a stage-1 model saved by a run whose stage 1
+// this run's would repeat step for step (same ablation family, same
+// stage-1 length, same M shape); T keeps its initialisation.
+func (tr *Trainer) loadStage1(path string) error {
+	c := tr.Cfg
+	if !stage1Shared(c.Ablation) || c.Ablation == MOnly {
+		return fmt.Errorf("--stage1-from: ablation %q trains no stage 2 after the shared stage 1", c.Ablation)
+	}
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return fmt.Errorf("--stage1-from: %w", err)
+	}
+	var meta struct {
+		Model *Config      `json:"model"`
+		Train *TrainConfig `json:"train"`
+	}
+	if err := json.Unmarshal([]byte(f.Metadata["config"]), &meta); err != nil || meta.Model == nil || meta.Train == nil {
+		return fmt.Errorf("--stage1-from %s: no inversion model and training config in its metadata", path)
+	}
+	src, tc := *meta.Model, *meta.Train
+	switch {
+	case !stage1Shared(tc.Ablation):
+		return fmt.Errorf("--stage1-from %s: its stage 1 trained as %q, not against I^gt", path, tc.Ablation)
+	case tc.Stage1Steps != c.Stage1Steps || tc.Batch != c.Batch || tc.LR != c.LR || tc.Seed != c.Seed ||
+		tc.Weights != c.Weights || tc.Cond != c.Cond || tc.TMin != c.TMin || tc.TMax != c.TMax:
+		return fmt.Errorf("--stage1-from %s: its stage 1 (%d steps, batch %d, lr %g, seed %d, %s, t∈[%d,%d], λ %+v) differs from this run's (%d, %d, %g, %d, %s, [%d,%d], %+v)",
+			path, tc.Stage1Steps, tc.Batch, tc.LR, tc.Seed, tc.Cond, tc.TMin, tc.TMax, tc.Weights,
+			c.Stage1Steps, c.Batch, c.LR, c.Seed, c.Cond, c.TMin, c.TMax, c.Weights)
+	}
+	src.UseAttention = tr.Model.Config.UseAttention
+	if fmt.Sprint(src) != fmt.Sprint(tr.Model.Config) {
+		return fmt.Errorf("--stage1-from %s: model config %+v, this run builds %+v", path, src, tr.Model.Config)
+	}
+	m, err := NewModel(*meta.Model, torch.CPU, 0)
+	if err != nil {
+		return err
+	}
+	if err := m.Store.LoadFile(f); err != nil {
+		return fmt.Errorf("--stage1-from %s: %w", path, err)
+	}
+	onlyM := func(name string) string {
+		if strings.HasPrefix(name, "mapping.") {
+			return name
+		}
+		return ""
+	}
+	return tr.Model.Store.CopyFrom(m.Store, onlyM)
 }
 
 // resizeTo brings a target image to the generator's resolution (the

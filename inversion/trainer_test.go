@@ -107,3 +107,57 @@ func TestTrainerTwoStagesResumeAndCache(t *testing.T) {
 		t.Fatalf("after resume: %d rows, last %v", len(steps), steps[len(steps)-1])
 	}
 }
+
+func TestStage2FromSharedStage1(t *testing.T) {
+	c := Tiny()
+	g := newLinearG(c, 32)
+	enc := newFakeEncoder(c)
+	tc := TrainConfig{Stage1Steps: 6, Stage2Steps: 6, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
+		TMin: 0, TMax: 999, EveryCheckpoint: 6, EverySample: 100}
+	train := func(c Config, tc TrainConfig, from string) (*Trainer, error) {
+		m, _ := NewModel(c, torch.CPU, 1)
+		m.Mapping.SetMeanLatent(g.MeanLatent())
+		dir := t.TempDir()
+		run, _ := runs.Open(dir)
+		tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"}, Run: run, Dev: torch.CPU, Stage1From: from}
+		return tr, tr.Train()
+	}
+	full, err := train(c, tc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage1 := full.Run.Path("stage1_m-only.safetensors")
+	noAttn := c
+	noAttn.UseAttention = false
+	ntc := tc
+	ntc.Ablation = NoAttn
+	tr, err := train(noAttn, ntc, stage1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, vals, _ := tr.Run.ReadLog()
+	if len(steps) != 6 || steps[0] != 7 || vals["stage"][0] != 2 {
+		t.Fatalf("want stage 2 only (steps 7…12), got steps %v stages %v", steps, vals["stage"])
+	}
+	// M is the full run's stage-1 M, untouched by stage 2.
+	ref, _ := NewModel(c, torch.CPU, 0)
+	if _, err := ref.Store.Load(stage1); err != nil {
+		t.Fatal(err)
+	}
+	a := tr.Model.Mapping.MappedCode(torch.Ones([]int64{1, c.HChannels, c.HSize, c.HSize}, torch.Float32, torch.CPU))
+	b := ref.Mapping.MappedCode(torch.Ones([]int64{1, c.HChannels, c.HSize, c.HSize}, torch.Float32, torch.CPU))
+	if d := a.Sub(b).Abs().MaxAll().Item(); d > 1e-3 {
+		t.Fatalf("M differs from the stage-1 model by %g", d)
+	}
+	// A stage 1 trained another way, or with other flags, is refused.
+	other := ntc
+	other.Stage1Steps = 5
+	if _, err := train(noAttn, other, stage1); err == nil {
+		t.Fatal("a stage 1 of another length was accepted")
+	}
+	d0 := tc
+	d0.Ablation = D0Only
+	if _, err := train(c, d0, stage1); err == nil {
+		t.Fatal("d0-only (its stage 1 trains against I^d_0) accepted a shared stage 1")
+	}
+}

@@ -41,6 +41,7 @@ func runTrainInversion(args []string) error {
 	every := fs.Int("checkpoint-every", 200, "steps between checkpoints and preview grids (preview-NNNNNN.png: held-out bench rows)")
 	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
+	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,6 +85,7 @@ func runTrainInversion(args []string) error {
 		Data:        data.NewSynthFace(data.Train, face.SizeOf(e), *n),
 		PreviewData: data.NewSynthFace(data.Bench, face.SizeOf(e), data.BenchSize),
 		Cache:       &inversion.D0Cache{Dir: filepath.Join(*out, "d0cache")},
+		Stage1From:  *stage1From,
 	}
 	if *lamLPIPS != 0 {
 		f, err := auxnets.LoadPerceptual(filepath.Join(*weights, "aux_perceptual.safetensors"))
