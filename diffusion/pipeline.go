@@ -215,9 +215,15 @@ func (p *Pipeline) DenoiseTo(zT *torch.Tensor, texts []string, conds Conditions,
 			if i+1 < len(ts) && ts[i+1] > t {
 				prev = ts[i+1]
 			}
+			// One scope a step: a guided pass's activations (attention maps
+			// of three batches) would otherwise pile up until the caller's
+			// scope ends (22 GB at batch 50 and t = 500).
+			sc := torch.NewScope()
 			tt := torch.FromInt64([]int64{int64(cur)}, 1).ToDevice(dev)
 			eps, _ := p.Model.guided(z, tt, ctx, empty, conds, g, false)
 			z = s.DDIMStep(z, eps, cur, prev, 0, nil)
+			sc.Keep(z)
+			sc.Close()
 		}
 	})
 	return z, err
