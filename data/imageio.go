@@ -23,6 +23,12 @@ func decodeFile(path string, pngOnly bool) (image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeBytes(path, b, pngOnly)
+}
+
+// decodeBytes is decodeFile for an image already in memory (an upload);
+// path only names it in errors.
+func decodeBytes(path string, b []byte, pngOnly bool) (image.Image, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable image: %w", path, err)
@@ -51,6 +57,24 @@ func ReadMask(path string, size int) ([]uint8, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mask: %w", err)
 	}
+	return maskOf(path, img, size)
+}
+
+// DecodeMask is ReadMask for PNG bytes in memory (an upload); name only
+// labels errors.
+func DecodeMask(name string, b []byte, size int) ([]uint8, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("read mask %s: bad target size %d", name, size)
+	}
+	img, err := decodeBytes(name, b, true)
+	if err != nil {
+		return nil, fmt.Errorf("read mask: %w", err)
+	}
+	return maskOf(name, img, size)
+}
+
+// maskOf turns a decoded mask image into size×size labels.
+func maskOf(path string, img image.Image, size int) ([]uint8, error) {
 	lab, err := labelsOf(img)
 	if err != nil {
 		return nil, fmt.Errorf("read mask %s: %w", path, err)
@@ -153,6 +177,24 @@ func ReadScribble(path string, size int) ([]uint8, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read scribble: %w", err)
 	}
+	return scribbleOf(img, size), nil
+}
+
+// DecodeScribble is ReadScribble for PNG bytes in memory (an upload); name
+// only labels errors.
+func DecodeScribble(name string, b []byte, size int) ([]uint8, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("read scribble %s: bad target size %d", name, size)
+	}
+	img, err := decodeBytes(name, b, true)
+	if err != nil {
+		return nil, fmt.Errorf("read scribble: %w", err)
+	}
+	return scribbleOf(img, size), nil
+}
+
+// scribbleOf turns a decoded scribble image into size×size 0/255 strokes.
+func scribbleOf(img image.Image, size int) []uint8 {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	on := make([]bool, w*h)
@@ -171,7 +213,7 @@ func ReadScribble(path string, size int) ([]uint8, error) {
 			on[i] = !on[i]
 		}
 	}
-	return resizeStrokes(on, w, h, size), nil
+	return resizeStrokes(on, w, h, size)
 }
 
 // ResizeNearest samples labels at target pixel centres (a w×h map to size²).

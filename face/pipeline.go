@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,15 +142,59 @@ func LoadInversion(path string, dev torch.Device) (*inversion.Model, error) {
 	return m, nil
 }
 
+// ErrMissingWeights marks a weight file Load needs that does not exist (a
+// server answers it differently from a broken file).
+var ErrMissingWeights = errors.New("missing weights")
+
+// CheckFiles reports the first weight file Load needs that is absent,
+// wrapping ErrMissingWeights; nil when all are there.
+func (o Options) CheckFiles() error {
+	for _, name := range []string{"tokenizer", "unet", "branch", "gan", "inversion"} {
+		if _, err := os.Stat(o.Files()[name]); err != nil {
+			return fmt.Errorf("%w %s (see weights/README.md for the command that trains them)", ErrMissingWeights, o.Files()[name])
+		}
+	}
+	return nil
+}
+
+// CondKind is the condition of a request that has a mask and/or a
+// scribble: exactly one is required.
+func CondKind(hasMask, hasScribble bool) (string, error) {
+	switch {
+	case hasMask && hasScribble:
+		return "", errors.New("give a mask or a scribble, not both")
+	case hasMask:
+		return "mask", nil
+	case hasScribble:
+		return "scribble", nil
+	}
+	return "", errors.New("a mask or a scribble is required")
+}
+
+// CheckRender rejects output settings the chosen GAN cannot honour: an
+// unknown GAN, views outside 0..maxViews, non-finite angles, and any camera
+// for the 2D StyleGAN2.
+func CheckRender(gan string, views, maxViews int, yaw, pitch float64) error {
+	switch {
+	case gan != "stylegan2" && gan != "eg3d":
+		return fmt.Errorf("unknown GAN %q (want stylegan2 or eg3d)", gan)
+	case views < 0 || views > maxViews:
+		return fmt.Errorf("views must be between 0 and %d", maxViews)
+	case math.IsNaN(yaw) || math.IsInf(yaw, 0) || math.IsNaN(pitch) || math.IsInf(pitch, 0):
+		return errors.New("yaw and pitch must be finite numbers of degrees")
+	case (views > 0 || yaw != 0 || pitch != 0) && gan != "eg3d":
+		return errors.New("views, yaw and pitch need the eg3d GAN (StyleGAN2 is 2D)")
+	}
+	return nil
+}
+
 // Load builds the whole pipeline from the shipped weights.
 func Load(o Options) (*Pipeline, error) {
 	if o.Cond != "mask" && o.Cond != "scribble" {
 		return nil, fmt.Errorf("condition %q: want mask or scribble", o.Cond)
 	}
-	for _, name := range []string{"tokenizer", "unet", "branch", "gan", "inversion"} {
-		if _, err := os.Stat(o.Files()[name]); err != nil {
-			return nil, fmt.Errorf("missing weights %s (see weights/README.md for the command that trains them)", o.Files()[name])
-		}
+	if err := o.CheckFiles(); err != nil {
+		return nil, err
 	}
 	e, err := LoadEncoder(o)
 	if err != nil {
@@ -291,4 +336,22 @@ func (p *Pipeline) View(w *torch.Tensor, i int, yaw, pitch float64) (image.Image
 		return nil, err
 	}
 	return pics[0], nil
+}
+
+// Views renders code i of w from n cameras swept evenly across yaw
+// −45°…45° at one pitch: the turn of `ddgi generate --views`.
+func (p *Pipeline) Views(w *torch.Tensor, i, n int, pitch float64) ([]image.Image, error) {
+	frames := make([]image.Image, 0, n)
+	for v := 0; v < n; v++ {
+		yaw := -45.0
+		if n > 1 {
+			yaw += 90 * float64(v) / float64(n-1)
+		}
+		pic, err := p.View(w, i, yaw, pitch)
+		if err != nil {
+			return nil, fmt.Errorf("view %d of %d: %w", v+1, n, err)
+		}
+		frames = append(frames, pic)
+	}
+	return frames, nil
 }

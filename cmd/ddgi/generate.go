@@ -81,11 +81,8 @@ func runGenerate(args []string) error {
 			return fmt.Errorf("job %d: --out %q must end in .png", i+1, j.Out)
 		}
 	}
-	if *views < 0 || *views > 64 {
-		return errors.New("--views must be between 0 and 64")
-	}
-	if (*views > 0 || *yaw != 0 || *pitch != 0) && *gan != "eg3d" {
-		return errors.New("--views, --yaw and --pitch need --gan eg3d (StyleGAN2 is 2D)")
+	if err := face.CheckRender(*gan, *views, 64, *yaw, *pitch); err != nil {
+		return fmt.Errorf("--gan/--views/--yaw/--pitch: %w", err)
 	}
 	p, err := face.Load(face.Options{Weights: *weights, GAN: *gan, Cond: cond, Device: dev, Step: *step})
 	if err != nil {
@@ -117,15 +114,11 @@ func runGenerate(args []string) error {
 }
 
 func condOf(j job) (string, error) {
-	switch {
-	case j.Mask != "" && j.Scribble != "":
-		return "", errors.New("give --mask or --scribble, not both")
-	case j.Mask != "":
-		return "mask", nil
-	case j.Scribble != "":
-		return "scribble", nil
+	c, err := face.CondKind(j.Mask != "", j.Scribble != "")
+	if err != nil {
+		return "", fmt.Errorf("--mask/--scribble: %w", err)
 	}
-	return "", errors.New("--mask or --scribble is required")
+	return c, nil
 }
 
 func readJobs(path string) ([]job, error) {
@@ -192,17 +185,9 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views
 	if views < 1 {
 		return nil
 	}
-	var frames []image.Image
-	for v := 0; v < views; v++ {
-		y := -45.0
-		if views > 1 {
-			y += 90 * float64(v) / float64(views-1)
-		}
-		pic, err := p.View(w, i, y, pitch)
-		if err != nil {
-			return err
-		}
-		frames = append(frames, pic)
+	frames, err := p.Views(w, i, views, pitch)
+	if err != nil {
+		return err
 	}
 	if err := imageio.SavePNG(base+"_views.png", imageio.Grid(frames, nil, len(frames), 2)); err != nil {
 		return err

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"ddgi/server"
+	"ddgi/torch"
+)
+
+func init() {
+	register(command{name: "serve", summary: "serve a web page and an HTTP API that generate faces (POST /api/generate)", run: runServe})
+}
+
+func runServe(args []string) error {
+	fs := newFlags("serve", "[--addr 127.0.0.1:8080] [--weights weights] [--device cpu] [--step -1]")
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
+	weights := fs.String("weights", "weights", "folder with the shipped weights")
+	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1), as ddgi generate --step")
+	maxBody := fs.Int64("max-body", server.DefaultMaxBody, "largest request body in bytes")
+	queue := fs.Int("queue", 8, "generations that may wait for the one worker before more get 503")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	dev, err := torch.ParseDevice(*devName)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(*weights); err != nil || !st.IsDir() {
+		return fmt.Errorf("--weights %s: not a folder", *weights)
+	}
+	logger := log.New(os.Stderr, "ddgi serve: ", log.LstdFlags)
+	s := server.New(server.Config{Weights: *weights, Device: dev, Step: *step, Version: Version,
+		MaxBody: *maxBody, Queue: *queue, Log: logger})
+	defer s.Close()
+	present, _ := s.Available()
+	for _, g := range server.GANs {
+		for _, c := range server.Conds {
+			state := "present"
+			if !present[g][c] {
+				state = "missing (requests get 503)"
+			}
+			logger.Printf("weights %s/%s: %s", g, c, state)
+		}
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // bodies are at most a few MiB
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          logger,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Printf("listening on http://%s (Ctrl-C stops)", ln.Addr())
+
+	select {
+	case err := <-served: // failed before any signal
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	stop() // a second Ctrl-C now kills the process outright
+	logger.Printf("shutting down: finishing requests in flight")
+	// A generation takes under a second on the small models; a queue of
+	// them a little longer.
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Printf("stopped")
+	return nil
+}

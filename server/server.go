@@ -1,0 +1,346 @@
+// Package server is ddgi's HTTP front end: a JSON/PNG API over face.Pipeline
+// (POST /api/generate, GET /api/health) and one self-contained web page to
+// draw a scribble and try prompts (GET /).
+//
+// All libtorch work runs on one worker goroutine locked to one OS thread:
+// libtorch's grad mode and OpenMP thread team are per thread, and one
+// generation at a time is all a small CPU machine can do well anyway. HTTP
+// handlers parse and validate concurrently, then queue a job for the worker.
+package server
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"ddgi/face"
+	"ddgi/torch"
+)
+
+// DefaultMaxBody bounds a request body: a few PNGs of a face condition are
+// far smaller, and it caps what one request can make the server hold.
+const DefaultMaxBody = 8 << 20
+
+// MaxViews bounds views per request (ddgi generate allows 64; a web
+// request should stay short).
+const MaxViews = 16
+
+// GANs and Conds are the weight sets the server knows, in health order.
+var (
+	GANs  = []string{"stylegan2", "eg3d"}
+	Conds = []string{"mask", "scribble"}
+)
+
+// Config sets up a Server.
+type Config struct {
+	// Weights is the folder of shipped weights (weights/).
+	Weights string
+	Device  torch.Device
+	// Step is face.Options.Step (-1: one pass at T−1).
+	Step int
+	// Version is the ddgi release reported by /api/health.
+	Version string
+	// MaxBody bounds request bodies in bytes (0: DefaultMaxBody).
+	MaxBody int64
+	// Queue is how many generations may wait for the worker before new
+	// ones are refused with 503 (0: 8).
+	Queue int
+	// Log receives one line per generation and any recovered panic
+	// (nil: discarded).
+	Log *log.Logger
+}
+
+// Server serves the API and the page. Create it with New, serve Handler,
+// and Close it after http.Server.Shutdown.
+type Server struct {
+	cfg      Config
+	versions map[string]any
+	jobs     chan task
+	quit     chan struct{}
+	stopped  chan struct{}
+	once     sync.Once
+
+	// pipes is touched only by the worker goroutine.
+	pipes map[string]*face.Pipeline
+
+	mu     sync.Mutex // guards loaded, read by /api/health
+	loaded []string
+}
+
+// task is one unit of libtorch work for the worker.
+type task struct {
+	ctx  context.Context
+	run  func() error
+	done chan error // buffered: the worker never blocks on a gone client
+}
+
+var (
+	errBusy   = &httpError{http.StatusServiceUnavailable, errors.New("server busy: too many generations queued; retry shortly")}
+	errClosed = &httpError{http.StatusServiceUnavailable, errors.New("server is shutting down")}
+)
+
+// New starts the worker; no weights are loaded until a request needs them.
+func New(cfg Config) *Server {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 8
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(discard{}, "", 0)
+	}
+	s := &Server{
+		cfg:     cfg,
+		jobs:    make(chan task, cfg.Queue),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+		pipes:   map[string]*face.Pipeline{},
+	}
+	// Read once here: these cgo calls need no serialising, but there is no
+	// reason to repeat them per health check.
+	s.versions = map[string]any{
+		"ddgi":     cfg.Version,
+		"go":       runtime.Version(),
+		"platform": runtime.GOOS + "/" + runtime.GOARCH,
+		"libtorch": torch.Version(),
+		"cuda":     torch.CUDAAvailable(),
+		"threads":  torch.Threads(),
+	}
+	go s.work()
+	return s
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Close stops the worker after its current job. Call it after
+// http.Server.Shutdown has drained the handlers.
+func (s *Server) Close() {
+	s.once.Do(func() { close(s.quit) })
+	<-s.stopped
+}
+
+// work runs queued libtorch jobs one at a time on one OS thread.
+func (s *Server) work() {
+	// Never unlocked: the thread ends with the goroutine, taking its
+	// torch thread state with it.
+	runtime.LockOSThread()
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case t := <-s.jobs:
+			if err := t.ctx.Err(); err != nil {
+				t.done <- err // the client left while queued: skip the work
+				continue
+			}
+			t.done <- s.safely(t.run)
+		}
+	}
+}
+
+// safely turns a panic in a job into an error so the worker (and the
+// process) survives a bug hit by one request.
+func (s *Server) safely(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Log.Printf("panic in generation: %v\n%s", r, debug.Stack())
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return f()
+}
+
+// do runs f on the worker and waits for it, for the client or for Close.
+func (s *Server) do(ctx context.Context, f func() error) error {
+	t := task{ctx: ctx, run: f, done: make(chan error, 1)}
+	select {
+	case <-s.quit:
+		return errClosed
+	default:
+	}
+	select {
+	case s.jobs <- t:
+	default:
+		return errBusy
+	}
+	select {
+	case err := <-t.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopped:
+		return errClosed
+	}
+}
+
+// pipeline returns the cached pipeline for (gan, cond), loading it on first
+// use. Worker only.
+func (s *Server) pipeline(gan, cond string) (*face.Pipeline, error) {
+	key := gan + "/" + cond
+	if p, ok := s.pipes[key]; ok {
+		return p, nil
+	}
+	start := time.Now()
+	p, err := face.Load(s.options(gan, cond))
+	if err != nil {
+		return nil, fmt.Errorf("load %s pipeline: %w", key, err)
+	}
+	s.pipes[key] = p
+	s.mu.Lock()
+	s.loaded = append(s.loaded, key)
+	s.mu.Unlock()
+	s.cfg.Log.Printf("loaded %s pipeline in %v", key, time.Since(start).Round(time.Millisecond))
+	return p, nil
+}
+
+func (s *Server) options(gan, cond string) face.Options {
+	return face.Options{Weights: s.cfg.Weights, GAN: gan, Cond: cond, Device: s.cfg.Device, Step: s.cfg.Step}
+}
+
+// Available reports, for each "gan/cond", whether its weight files exist,
+// and why not where they do not.
+func (s *Server) Available() (present map[string]map[string]bool, missing map[string]string) {
+	present = map[string]map[string]bool{}
+	missing = map[string]string{}
+	for _, g := range GANs {
+		present[g] = map[string]bool{}
+		for _, c := range Conds {
+			err := s.options(g, c).CheckFiles()
+			present[g][c] = err == nil
+			if err != nil {
+				missing[g+"/"+c] = err.Error()
+			}
+		}
+	}
+	return present, missing
+}
+
+// Handler is the whole site: the page, the API, panic recovery.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/{$}", s.handleIndex)
+	mux.HandleFunc("/api/generate", s.handleGenerate)
+	mux.HandleFunc("/api/health", s.handleHealth)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &httpError{http.StatusNotFound, fmt.Errorf("no API endpoint %s (have /api/generate, /api/health)", r.URL.Path)})
+	})
+	return recoverer(s.cfg.Log, mux)
+}
+
+// recoverer answers a handler's panic with a JSON 500 instead of dropping
+// the connection.
+func recoverer(lg *log.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { // net/http's own "drop this response"
+				panic(v)
+			}
+			lg.Printf("panic serving %s %s: %v\n%s", r.Method, r.URL.Path, v, debug.Stack())
+			writeError(w, fmt.Errorf("internal error: %v", v))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+//go:embed index.html
+var indexHTML []byte
+
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// The page loads nothing from elsewhere; say so to the browser too.
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob: data:")
+	w.Write(indexHTML)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	present, missing := s.Available()
+	s.mu.Lock()
+	loaded := append([]string{}, s.loaded...)
+	s.mu.Unlock()
+	sort.Strings(loaded)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":   "ok",
+		"versions": s.versions,
+		"device":   s.cfg.Device.String(),
+		"step":     s.cfg.Step,
+		"weights":  present,
+		"missing":  missing,
+		"loaded":   loaded,
+	})
+}
+
+// httpError carries the status an error is answered with.
+type httpError struct {
+	status int
+	err    error
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+func (e *httpError) Unwrap() error { return e.err }
+
+// badInput marks err as the client's fault (400).
+func badInput(err error) error { return &httpError{http.StatusBadRequest, err} }
+
+// statusOf maps an error to its HTTP status: explicit, missing weights
+// (503: the server lacks them, the request is fine), else 500.
+func statusOf(err error) int {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return he.status
+	case errors.Is(err, face.ErrMissingWeights):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers {"error": "one line"} with err's status.
+func writeError(w http.ResponseWriter, err error) {
+	msg := strings.Join(strings.Fields(err.Error()), " ") // one line, whatever libtorch said
+	writeJSON(w, statusOf(err), map[string]string{"error": msg})
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, &httpError{http.StatusMethodNotAllowed, fmt.Errorf("method not allowed; use %s", allow)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // only our own types are marshalled: a bug
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error: encoding the response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
