@@ -1,6 +1,9 @@
 package face
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -116,4 +119,36 @@ func TestEG3DScribbleViews(t *testing.T) {
 			t.Fatal("views from ±40° are identical")
 		}
 	})
+}
+
+func TestParseCamera(t *testing.T) {
+	want := eg3d.Camera(20, -5).Float32s()
+	var nums []string
+	for _, v := range want {
+		nums = append(nums, fmt.Sprint(v))
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cam.json")
+	os.WriteFile(file, []byte("["+strings.Join(nums, ", ")+"]"), 0o644)
+	for _, arg := range []string{strings.Join(nums, ","), strings.Join(nums, " "), "[" + strings.Join(nums, ",") + "]", file} {
+		got, err := ParseCamera(arg)
+		if err != nil {
+			t.Fatalf("%.30q: %v", arg, err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%.30q: number %d is %v, want %v", arg, i, got[i], want[i])
+			}
+		}
+	}
+	scaled := append([]string(nil), nums...)
+	scaled[0] = "2" // rotation no longer orthonormal
+	noFocal := append([]string(nil), nums...)
+	noFocal[16] = "0"
+	for _, bad := range []string{"", "1,2,3", strings.Join(nums, ",") + ",1", strings.Join(scaled, ","), strings.Join(noFocal, ","),
+		strings.Replace(strings.Join(nums, ","), nums[3], "NaN", 1), strings.Replace(strings.Join(nums, ","), nums[3], "x", 1)} {
+		if _, err := ParseCamera(bad); err == nil {
+			t.Errorf("%.40q accepted", bad)
+		}
+	}
 }

@@ -1,13 +1,16 @@
 package face
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"ddgi/diffusion"
@@ -316,13 +319,23 @@ func SizeOf(e *encoder.E) int { return int(e.Pipeline.Model.Config.ImageSize()) 
 // View renders code i of w [B,L,dim] from yaw and pitch in degrees (a 2D
 // GAN ignores the camera) as an image.
 func (p *Pipeline) View(w *torch.Tensor, i int, yaw, pitch float64) (image.Image, error) {
+	return p.view(w, i, func() *torch.Tensor { return eg3d.Camera(yaw, pitch) })
+}
+
+// ViewCamera renders code i of w from an EG3D camera label (see
+// ParseCamera); a 2D GAN ignores it.
+func (p *Pipeline) ViewCamera(w *torch.Tensor, i int, cam [eg3d.CameraDim]float32) (image.Image, error) {
+	return p.view(w, i, func() *torch.Tensor { return torch.FromFloat32(cam[:], 1, eg3d.CameraDim) })
+}
+
+func (p *Pipeline) view(w *torch.Tensor, i int, camera func() *torch.Tensor) (image.Image, error) {
 	var pics []image.Image
 	err := torch.Try(func() {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
 				var cam *torch.Tensor
 				if p.G.Is3D() {
-					cam = eg3d.Camera(yaw, pitch).ToDevice(p.Opts.Device)
+					cam = camera().ToDevice(p.Opts.Device)
 				}
 				img := inversion.Render(p.G, w.Narrow(0, int64(i), 1), cam).Clamp(-1, 1)
 				var err error
@@ -354,4 +367,60 @@ func (p *Pipeline) Views(w *torch.Tensor, i, n int, pitch float64) ([]image.Imag
 		frames = append(frames, pic)
 	}
 	return frames, nil
+}
+
+// ParseCamera reads an EG3D camera label — 16 numbers of the row-major
+// cam-to-world matrix (OpenCV axes), then the 9 of the normalised
+// intrinsics — from 25 numbers separated by commas or spaces, a JSON
+// array, or a file holding either. The rotation must be orthonormal and
+// the focal lengths positive, so a mistyped camera fails here rather than
+// rendering an empty image.
+func ParseCamera(arg string) ([eg3d.CameraDim]float32, error) {
+	var cam [eg3d.CameraDim]float32
+	text := arg
+	if b, err := os.ReadFile(arg); err == nil {
+		if len(b) > 1<<16 {
+			return cam, fmt.Errorf("camera file %s is %d bytes; a camera is 25 numbers", arg, len(b))
+		}
+		text = string(b)
+	}
+	var vals []float64
+	if err := json.Unmarshal([]byte(text), &vals); err != nil {
+		vals = vals[:0]
+		for _, f := range strings.FieldsFunc(text, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || r == '[' || r == ']' }) {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				return cam, fmt.Errorf("camera: %q is not a number (want 25 numbers: 4×4 cam-to-world, 3×3 intrinsics)", f)
+			}
+			vals = append(vals, v)
+		}
+	}
+	if len(vals) != eg3d.CameraDim {
+		return cam, fmt.Errorf("camera has %d numbers, want %d (4×4 cam-to-world, 3×3 intrinsics)", len(vals), eg3d.CameraDim)
+	}
+	for i, v := range vals {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return cam, fmt.Errorf("camera number %d is not finite", i+1)
+		}
+		cam[i] = float32(v)
+	}
+	for a := 0; a < 3; a++ {
+		for b := 0; b < 3; b++ {
+			dot := 0.0
+			for k := 0; k < 3; k++ {
+				dot += vals[4*k+a] * vals[4*k+b]
+			}
+			want := 0.0
+			if a == b {
+				want = 1
+			}
+			if math.Abs(dot-want) > 1e-3 {
+				return cam, errors.New("camera: the cam-to-world rotation (numbers 1–3, 5–7, 9–11) is not orthonormal")
+			}
+		}
+	}
+	if vals[16] <= 0 || vals[20] <= 0 {
+		return cam, errors.New("camera: focal lengths (numbers 17 and 21) must be positive")
+	}
+	return cam, nil
 }

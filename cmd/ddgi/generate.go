@@ -12,6 +12,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/face"
+	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -41,6 +42,7 @@ func runGenerate(args []string) error {
 	views := fs.Int("views", 0, "eg3d: also render N views across the yaw range into <out>_views.png and <out>_turn.gif")
 	yaw := fs.Float64("yaw", 0, "eg3d: camera yaw in degrees (±50 trained)")
 	pitch := fs.Float64("pitch", 0, "eg3d: camera pitch in degrees (±20 trained)")
+	camera := fs.String("camera", "", "eg3d: render from this EG3D camera instead of --yaw/--pitch: 25 numbers (4×4 cam-to-world, 3×3 intrinsics) separated by commas, a JSON array, or a file holding either")
 	seed := fs.Int64("seed", 1, "noise seed of the encoder's z_T")
 	batch := fs.String("batch", "", "JSONL file of jobs {\"text\",\"mask\"|\"scribble\",\"seed\",\"out\"}")
 	weights := fs.String("weights", "weights", "folder with the shipped weights")
@@ -84,6 +86,20 @@ func runGenerate(args []string) error {
 	if err := face.CheckRender(*gan, *views, 64, *yaw, *pitch); err != nil {
 		return fmt.Errorf("--gan/--views/--yaw/--pitch: %w", err)
 	}
+	var cam *[eg3d.CameraDim]float32
+	if *camera != "" {
+		switch {
+		case *gan != "eg3d":
+			return errors.New("--camera needs --gan eg3d (StyleGAN2 is 2D)")
+		case *yaw != 0 || *pitch != 0:
+			return errors.New("give --camera or --yaw/--pitch, not both")
+		}
+		c, err := face.ParseCamera(*camera)
+		if err != nil {
+			return fmt.Errorf("--camera: %w", err)
+		}
+		cam = &c
+	}
 	p, err := face.Load(face.Options{Weights: *weights, GAN: *gan, Cond: cond, Device: dev, Step: *step})
 	if err != nil {
 		return err
@@ -106,7 +122,7 @@ func runGenerate(args []string) error {
 		return err
 	}
 	for i, j := range jobs {
-		if err := writeJob(p, w, i, j, *gan, *views, *yaw, *pitch); err != nil {
+		if err := writeJob(p, w, i, j, *gan, *views, *yaw, *pitch, cam); err != nil {
 			return fmt.Errorf("job %d: %w", i+1, err)
 		}
 	}
@@ -154,11 +170,17 @@ func readJobs(path string) ([]job, error) {
 
 // writeJob renders job i's code and writes the image, the code and, for
 // --views, a strip and an animated turn.
-func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views int, yaw, pitch float64) error {
+func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32) error {
 	if err := os.MkdirAll(filepath.Dir(j.Out), 0o755); err != nil {
 		return err
 	}
-	pic, err := p.View(w, i, yaw, pitch)
+	var pic image.Image
+	var err error
+	if cam != nil {
+		pic, err = p.ViewCamera(w, i, *cam)
+	} else {
+		pic, err = p.View(w, i, yaw, pitch)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"ddgi/data"
 	"ddgi/face"
+	"ddgi/gan/eg3d"
 )
 
 func quiet(t *testing.T) {
@@ -69,6 +73,23 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// --camera with the 25 numbers of the yaw-30° orbit camera renders what --yaw 30 does.
+	var nums []string
+	for _, v := range eg3d.Camera(30, 0).Float32s() {
+		nums = append(nums, fmt.Sprint(v))
+	}
+	byYaw, byCam := filepath.Join(dir, "out", "yaw.png"), filepath.Join(dir, "out", "cam.png")
+	if code := run([]string{"generate", "--weights", w, "--gan", "eg3d", "--yaw", "30", "--text", "A bald man.", "--scribble", spath, "--out", byYaw}); code != 0 {
+		t.Fatalf("generate --yaw exited %d", code)
+	}
+	if code := run([]string{"generate", "--weights", w, "--gan", "eg3d", "--camera", strings.Join(nums, ","), "--text", "A bald man.", "--scribble", spath, "--out", byCam}); code != 0 {
+		t.Fatalf("generate --camera exited %d", code)
+	}
+	a, _ := os.ReadFile(byYaw)
+	b, _ := os.ReadFile(byCam)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Error("--camera with the yaw-30° camera differs from --yaw 30")
+	}
 	// Bad inputs: clear errors and exit status 1, nothing written.
 	bad := filepath.Join(dir, "bad.png")
 	os.WriteFile(bad, []byte("not a png"), 0o644)
@@ -78,6 +99,9 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 		{"generate", "--weights", w, "--text", "hi", "--mask", mpath, "--scribble", spath, "--out", filepath.Join(dir, "x.png")},
 		{"generate", "--weights", w, "--text", "hi", "--mask", mpath, "--views", "3", "--out", filepath.Join(dir, "x.png")},
 		{"generate", "--weights", dir, "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--gan", "eg3d", "--camera", "1,2,3", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--camera", strings.Join(nums, ","), "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--gan", "eg3d", "--camera", strings.Join(nums, ","), "--yaw", "5", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
 	} {
 		if code := run(args); code != 1 {
 			t.Errorf("%v exited %d, want 1", args, code)
