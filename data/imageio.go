@@ -50,14 +50,11 @@ func decodeBytes(path string, b []byte, pngOnly bool) (image.Image, error) {
 // paletted (index = label), grey RGB (value = label), or RGB drawn in
 // synthface.Palette — and returns size×size labels, nearest-neighbour.
 func ReadMask(path string, size int) ([]uint8, error) {
-	if size < 1 {
-		return nil, fmt.Errorf("read mask %s: bad target size %d", path, size)
-	}
-	img, err := decodeFile(path, true)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read mask: %w", err)
 	}
-	return maskOf(path, img, size)
+	return DecodeMask(path, b, size)
 }
 
 // DecodeMask is ReadMask for PNG bytes in memory (an upload); name only
@@ -170,14 +167,11 @@ func labelsOf(img image.Image) ([]uint8, error) {
 // 0/255 strokes. Downscaling keeps a stroke if any source pixel has one, so
 // thin lines survive.
 func ReadScribble(path string, size int) ([]uint8, error) {
-	if size < 1 {
-		return nil, fmt.Errorf("read scribble %s: bad target size %d", path, size)
-	}
-	img, err := decodeFile(path, true)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read scribble: %w", err)
 	}
-	return scribbleOf(img, size), nil
+	return DecodeScribble(path, b, size)
 }
 
 // DecodeScribble is ReadScribble for PNG bytes in memory (an upload); name

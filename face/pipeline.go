@@ -18,7 +18,6 @@ import (
 	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
 	"ddgi/inversion"
-	"ddgi/safetensors"
 	"ddgi/torch"
 )
 
@@ -124,22 +123,12 @@ func LoadEncoder(o Options) (*encoder.E, error) {
 // images). Part of the I^d_0 cache key.
 var SampleGuidance = diffusion.Guidance{Text: 3, Cond: 2}
 
-// LoadInversion reads M and T saved by the trainer (config in metadata).
+// LoadInversion reads M and T saved by the trainer (config in metadata),
+// frozen.
 func LoadInversion(path string, dev torch.Device) (*inversion.Model, error) {
-	f, err := safetensors.Load(path)
+	m, _, err := inversion.Load(path, dev)
 	if err != nil {
 		return nil, err
-	}
-	c, err := inversion.ConfigFromMetadata(f.Metadata)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	m, err := inversion.NewModel(c, dev, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Store.LoadFile(f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	m.Store.Freeze("")
 	return m, nil
@@ -378,9 +367,13 @@ func (p *Pipeline) Views(w *torch.Tensor, i, n int, pitch float64) ([]image.Imag
 func ParseCamera(arg string) ([eg3d.CameraDim]float32, error) {
 	var cam [eg3d.CameraDim]float32
 	text := arg
-	if b, err := os.ReadFile(arg); err == nil {
-		if len(b) > 1<<16 {
-			return cam, fmt.Errorf("camera file %s is %d bytes; a camera is 25 numbers", arg, len(b))
+	if st, err := os.Stat(arg); err == nil && st.Mode().IsRegular() {
+		if st.Size() > 1<<16 {
+			return cam, fmt.Errorf("camera file %s is %d bytes; a camera is 25 numbers", arg, st.Size())
+		}
+		b, err := os.ReadFile(arg)
+		if err != nil {
+			return cam, fmt.Errorf("camera: %w", err)
 		}
 		text = string(b)
 	}

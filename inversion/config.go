@@ -3,6 +3,9 @@ package inversion
 import (
 	"encoding/json"
 	"fmt"
+
+	"ddgi/safetensors"
+	"ddgi/torch"
 )
 
 // Config sizes M and T from the encoder's taps and the GAN's latent space.
@@ -45,14 +48,47 @@ func Tiny() Config {
 	return Config{Styles: 4, StyleDim: 16, HChannels: 16, HSize: 2, FChannels: []int64{16, 8}, Size: 8, Width: 16, AlphaBuckets: 4, Timesteps: 1000, UseAttention: true}
 }
 
+// savedConfigs is the "config" metadata the trainer stores with M and T.
+type savedConfigs struct {
+	Model *Config      `json:"model"`
+	Train *TrainConfig `json:"train"`
+}
+
+func configsFromMetadata(meta map[string]string) (savedConfigs, error) {
+	var v savedConfigs
+	if err := json.Unmarshal([]byte(meta["config"]), &v); err != nil || v.Model == nil {
+		return v, fmt.Errorf("no inversion config in the file's metadata")
+	}
+	return v, v.Model.Validate()
+}
+
 // ConfigFromMetadata reads the model config the trainer stores in a
 // weights file's "config" metadata ({"model": …, "train": …}).
 func ConfigFromMetadata(meta map[string]string) (Config, error) {
-	var v struct {
-		Model *Config `json:"model"`
+	v, err := configsFromMetadata(meta)
+	if err != nil {
+		return Config{}, err
 	}
-	if err := json.Unmarshal([]byte(meta["config"]), &v); err != nil || v.Model == nil {
-		return Config{}, fmt.Errorf("no inversion config in the file's metadata")
+	return *v.Model, nil
+}
+
+// Load reads M and T written by Model.Save, building them from the model
+// config in the metadata; train is the stored training config (nil when
+// the file has none).
+func Load(path string, dev torch.Device) (m *Model, train *TrainConfig, err error) {
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, nil, err
 	}
-	return *v.Model, v.Model.Validate()
+	v, err := configsFromMetadata(f.Metadata)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if m, err = NewModel(*v.Model, dev, 0); err != nil {
+		return nil, nil, err
+	}
+	if err := m.Store.LoadFile(f); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, v.Train, nil
 }

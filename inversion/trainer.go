@@ -1,7 +1,6 @@
 package inversion
 
 import (
-	"encoding/json"
 	"fmt"
 	"image"
 	"math"
@@ -15,7 +14,6 @@ import (
 	"ddgi/internal/runs"
 	"ddgi/nn"
 	"ddgi/optim"
-	"ddgi/safetensors"
 	"ddgi/torch"
 )
 
@@ -348,18 +346,14 @@ func (tr *Trainer) loadStage1(path string) error {
 	if !stage1Shared(c.Ablation) || c.Ablation == MOnly {
 		return fmt.Errorf("--stage1-from: ablation %q trains no stage 2 after the shared stage 1", c.Ablation)
 	}
-	f, err := safetensors.Load(path)
+	m, train, err := Load(path, torch.CPU)
 	if err != nil {
 		return fmt.Errorf("--stage1-from: %w", err)
 	}
-	var meta struct {
-		Model *Config      `json:"model"`
-		Train *TrainConfig `json:"train"`
+	if train == nil {
+		return fmt.Errorf("--stage1-from %s: no training config in its metadata", path)
 	}
-	if err := json.Unmarshal([]byte(f.Metadata["config"]), &meta); err != nil || meta.Model == nil || meta.Train == nil {
-		return fmt.Errorf("--stage1-from %s: no inversion model and training config in its metadata", path)
-	}
-	src, tc := *meta.Model, *meta.Train
+	src, tc := m.Config, *train
 	switch {
 	case !stage1Shared(tc.Ablation):
 		return fmt.Errorf("--stage1-from %s: its stage 1 trained as %q, not against I^gt", path, tc.Ablation)
@@ -372,13 +366,6 @@ func (tr *Trainer) loadStage1(path string) error {
 	src.UseAttention = tr.Model.Config.UseAttention
 	if fmt.Sprint(src) != fmt.Sprint(tr.Model.Config) {
 		return fmt.Errorf("--stage1-from %s: model config %+v, this run builds %+v", path, src, tr.Model.Config)
-	}
-	m, err := NewModel(*meta.Model, torch.CPU, 0)
-	if err != nil {
-		return err
-	}
-	if err := m.Store.LoadFile(f); err != nil {
-		return fmt.Errorf("--stage1-from %s: %w", path, err)
 	}
 	onlyM := func(name string) string {
 		if strings.HasPrefix(name, "mapping.") {
