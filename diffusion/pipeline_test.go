@@ -233,11 +233,11 @@ func TestDenoiseToFreesEachStep(t *testing.T) {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
 				zT := torch.Randn(torch.NewGenerator(7), []int64{1, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, torch.CPU)
-				before := torch.LiveTensors()
-				if _, err := p.DenoiseTo(zT, []string{"a man"}, cond, steps, g, 0); err != nil {
-					t.Fatal(err)
-				}
-				n = torch.LiveTensors() - before
+				n = torch.LiveDelta(func() {
+					if _, err := p.DenoiseTo(zT, []string{"a man"}, cond, steps, g, 0); err != nil {
+						t.Fatal(err)
+					}
+				})
 			})
 		})
 		return n

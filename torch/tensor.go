@@ -26,9 +26,11 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -197,8 +199,31 @@ func Persist(ts ...*Tensor) {
 	}
 }
 
-// LiveTensors counts handles not yet freed (for leak tests).
+// LiveTensors counts handles not yet freed (for leak tests). The GC's
+// finalizers free unowned tensors at any moment, so a leak test should count
+// with LiveDelta, which holds them off.
 func LiveTensors() int64 { return live.Load() }
+
+// LiveDelta runs f and returns how many tensors it left alive. It first lets
+// pending finalizers drain and then pauses the GC while f runs, so tensors
+// that other code dropped earlier cannot be finalized inside the count (a
+// test once saw −444 that way).
+func LiveDelta(f func()) int64 {
+	old := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(old)
+	for stable, last := 0, int64(-1); stable < 3; {
+		runtime.GC()
+		time.Sleep(2 * time.Millisecond) // finalizers run on their own goroutine
+		if n := live.Load(); n == last {
+			stable++
+		} else {
+			stable, last = 0, n
+		}
+	}
+	before := live.Load()
+	f()
+	return live.Load() - before
+}
 
 var live atomic.Int64
 

@@ -91,37 +91,41 @@ func TestUseAfterScopeCloseIsAnError(t *testing.T) {
 }
 
 func TestScopesFreeTemporariesAndKeep(t *testing.T) {
-	before := LiveTensors()
-	outer := NewScope()
-	var kept *Tensor
-	Scoped(func() {
-		a := Ones([]int64{4}, Float32, CPU)
-		b := a.MulScalar(3).AddScalar(1)
-		kept = b.Exp()
-		inner := NewScope()
-		inner.Keep(kept) // no-op: kept belongs to the Scoped scope
-		inner.Close()
-		s := current
-		s.Keep(kept)
+	// LiveDelta pauses the GC so finalizers of other tests' tensors
+	// cannot move the counts below.
+	LiveDelta(func() {
+		before := LiveTensors()
+		outer := NewScope()
+		var kept *Tensor
+		Scoped(func() {
+			a := Ones([]int64{4}, Float32, CPU)
+			b := a.MulScalar(3).AddScalar(1)
+			kept = b.Exp()
+			inner := NewScope()
+			inner.Keep(kept) // no-op: kept belongs to the Scoped scope
+			inner.Close()
+			s := current
+			s.Keep(kept)
+		})
+		if kept.Float32s()[0] == 0 {
+			t.Fatal("kept tensor lost its value")
+		}
+		if got := LiveTensors() - before; got != 1 {
+			t.Fatalf("want 1 live tensor (kept, owned by outer), got %d", got)
+		}
+		outer.Close()
+		if got := LiveTensors() - before; got != 0 {
+			t.Fatalf("outer scope leaked %d tensors", got)
+		}
+		// Closing an outer scope also closes forgotten inner ones.
+		o := NewScope()
+		NewScope()
+		Ones([]int64{1}, Float32, CPU)
+		o.Close()
+		if current != nil || LiveTensors() != before {
+			t.Fatal("outer Close did not unwind inner scope")
+		}
 	})
-	if kept.Float32s()[0] == 0 {
-		t.Fatal("kept tensor lost its value")
-	}
-	if got := LiveTensors() - before; got != 1 {
-		t.Fatalf("want 1 live tensor (kept, owned by outer), got %d", got)
-	}
-	outer.Close()
-	if got := LiveTensors() - before; got != 0 {
-		t.Fatalf("outer scope leaked %d tensors", got)
-	}
-	// Closing an outer scope also closes forgotten inner ones.
-	o := NewScope()
-	NewScope()
-	Ones([]int64{1}, Float32, CPU)
-	o.Close()
-	if current != nil || LiveTensors() != before {
-		t.Fatal("outer Close did not unwind inner scope")
-	}
 }
 
 func TestNoGradStopsRecording(t *testing.T) {
@@ -214,25 +218,29 @@ func TestThreadsSetting(t *testing.T) {
 }
 
 func TestFreeExceptKeepsGraphAndChosenTensors(t *testing.T) {
-	before := LiveTensors()
-	w := Ones([]int64{3}, Float32, CPU).SetRequiresGrad(true)
-	Persist(w)
-	s := NewScope()
-	h := w.MulScalar(2).Exp()
-	loss := h.SumAll()
-	s.FreeExcept(loss)
-	if err := Try(func() { h.AddScalar(1) }); err == nil {
-		t.Fatal("freed tensor still usable")
-	}
-	loss.Backward() // the graph survives its Go handles
-	if g := w.Grad().Float32s()[0]; math.Abs(float64(g)-2*math.Exp(2)) > 1e-4 {
-		t.Fatalf("grad %v", g)
-	}
-	s.Close()
-	w.Free()
-	if LiveTensors() != before {
-		t.Fatalf("leaked %d tensors", LiveTensors()-before)
-	}
+	// LiveDelta pauses the GC so finalizers of other tests' tensors
+	// cannot move the counts below.
+	LiveDelta(func() {
+		before := LiveTensors()
+		w := Ones([]int64{3}, Float32, CPU).SetRequiresGrad(true)
+		Persist(w)
+		s := NewScope()
+		h := w.MulScalar(2).Exp()
+		loss := h.SumAll()
+		s.FreeExcept(loss)
+		if err := Try(func() { h.AddScalar(1) }); err == nil {
+			t.Fatal("freed tensor still usable")
+		}
+		loss.Backward() // the graph survives its Go handles
+		if g := w.Grad().Float32s()[0]; math.Abs(float64(g)-2*math.Exp(2)) > 1e-4 {
+			t.Fatalf("grad %v", g)
+		}
+		s.Close()
+		w.Free()
+		if LiveTensors() != before {
+			t.Fatalf("leaked %d tensors", LiveTensors()-before)
+		}
+	})
 }
 
 // TestTuneMallocAccepted checks glibc takes the settings that keep freed
