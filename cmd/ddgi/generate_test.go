@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,16 +22,24 @@ func quiet(t *testing.T) {
 	t.Cleanup(func() { os.Stderr = stderr })
 }
 
+// tinyWeights silences progress output and writes random tiny weights
+// (shipped file names) into a temporary folder: it returns the folder and
+// its weights/ subfolder.
+func tinyWeights(t *testing.T) (dir, weights string) {
+	quiet(t)
+	dir = t.TempDir()
+	weights = filepath.Join(dir, "weights")
+	if err := face.WriteTinyWeights(weights, "../../weights/tokenizer.json"); err != nil {
+		t.Fatal(err)
+	}
+	return dir, weights
+}
+
 // TestTrainInversionThenGenerate runs the user-facing commands on tiny
 // untrained weights: a few steps of both training stages, export, then
 // generate in 2D from a mask and in 3D with views from a scribble.
 func TestTrainInversionThenGenerate(t *testing.T) {
-	quiet(t)
-	dir := t.TempDir()
-	w := filepath.Join(dir, "weights")
-	if err := face.WriteTinyWeights(w, "../../weights/tokenizer.json"); err != nil {
-		t.Fatal(err)
-	}
+	dir, w := tinyWeights(t)
 	exported := filepath.Join(w, "inversion_stylegan2_mask.safetensors")
 	os.Remove(exported)
 	if code := run([]string{"train", "inversion", "--weights", w, "--out", filepath.Join(dir, "run"), "--steps1", "2", "--steps2", "2",
@@ -113,12 +123,7 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 }
 
 func TestDemoOnTinyWeights(t *testing.T) {
-	quiet(t)
-	dir := t.TempDir()
-	w := filepath.Join(dir, "weights")
-	if err := face.WriteTinyWeights(w, "../../weights/tokenizer.json"); err != nil {
-		t.Fatal(err)
-	}
+	dir, w := tinyWeights(t)
 	if code := run([]string{"demo", "--weights", w, "--out", filepath.Join(dir, "demo"), "--n", "1"}); code != 0 {
 		t.Fatalf("demo exited %d", code)
 	}
@@ -133,12 +138,7 @@ func TestDemoOnTinyWeights(t *testing.T) {
 }
 
 func TestEvalRunsDdgiAndBaselineOnTinyWeights(t *testing.T) {
-	quiet(t)
-	dir := t.TempDir()
-	w := filepath.Join(dir, "weights")
-	if err := face.WriteTinyWeights(w, "../../weights/tokenizer.json"); err != nil {
-		t.Fatal(err)
-	}
+	dir, w := tinyWeights(t)
 	out := filepath.Join(dir, "eval")
 	if code := run([]string{"eval", "--method", "ddgi-2d,ddgi-3d,controlnet", "--n", "4", "--batch", "2", "--size", "32", "--weights", w, "--out", out, "--quiet"}); code != 0 {
 		t.Fatalf("eval exited %d", code)
@@ -150,5 +150,38 @@ func TestEvalRunsDdgiAndBaselineOnTinyWeights(t *testing.T) {
 	}
 	if code := run([]string{"eval", "--method", "ddgi-2d:m-only", "--n", "2", "--size", "32", "--weights", w, "--quiet"}); code != 1 {
 		t.Errorf("eval of an ablation without weights exited %d, want 1", code)
+	}
+}
+
+// TestEvalTextOnTinyWeights runs eval-text end to end on a random tiny
+// U-Net: the three held-out losses are positive and finite, the JSON
+// report is written, and a timestep outside the schedule is refused.
+func TestEvalTextOnTinyWeights(t *testing.T) {
+	dir, w := tinyWeights(t)
+	js := filepath.Join(dir, "text.json")
+	args := []string{"eval-text", "--unet", filepath.Join(w, "diffusion_small64.safetensors"), "--text-weights", filepath.Join(w, "text_small64.safetensors"),
+		"--tokenizer", filepath.Join(w, "tokenizer.json"), "--attributes", "../../weights/aux_attributes.safetensors",
+		"--n", "4", "--t", "10,900", "--samples", "2", "--steps", "2", "--quiet"}
+	if code := run(append(args, "--json", js)); code != 0 {
+		t.Fatalf("eval-text exited %d", code)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep textCondReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]float64{"own": rep.LossOwn, "other": rep.LossOther, "empty": rep.LossEmpty} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			t.Errorf("loss %s = %v", name, v)
+		}
+	}
+	if rep.Samples != 2 || rep.AttrAcc < 0 || rep.AttrAcc > 1 {
+		t.Errorf("samples %d, attribute accuracy %v", rep.Samples, rep.AttrAcc)
+	}
+	if code := run(append(args, "--t", "5000")); code != 1 {
+		t.Errorf("timestep 5000 exited %d, want 1", code)
 	}
 }
