@@ -25,20 +25,25 @@ func init() {
 
 // textCondReport is what eval-text measures for one U-Net + text encoder.
 type textCondReport struct {
-	UNet, Text string
-	Pairs      int
-	Timesteps  []int
+	UNet      string `json:"unet"`
+	Text      string `json:"text_encoder"`
+	Pairs     int    `json:"pairs"`
+	Timesteps []int  `json:"timesteps"`
 	// Held-out denoising loss (the training objective) on bench latents with
 	// fixed noise, averaged over pairs and timesteps.
-	LossOwn, LossOther, LossEmpty float64
+	LossOwn   float64 `json:"loss_own"`
+	LossOther float64 `json:"loss_other"`
+	LossEmpty float64 `json:"loss_empty"`
 	// Relative drops: how much the own caption helps over none, and over a
 	// different face's caption (what the caption says about this face).
-	GainEmpty, GainOther float64
+	GainEmpty float64 `json:"gain_vs_empty"`
+	GainOther float64 `json:"gain_vs_other"`
 	// Attribute accuracy of text-only samples (no visual condition) from
 	// the bench captions, and of the bench ground truth (the classifier's
 	// ceiling).
-	Samples          int
-	AttrAcc, AttrAGT float64
+	Samples int     `json:"samples"`
+	AttrAcc float64 `json:"attr_acc"`
+	AttrAGT float64 `json:"attr_acc_ground_truth"`
 }
 
 func runEvalText(args []string) error {
