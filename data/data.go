@@ -96,6 +96,8 @@ type synthSet struct {
 	split       Split
 	size, n     int
 	perIdentity int
+	artProb     float64 // share of samples drawn as artworks (synthface.WithArt)
+	arts        []synthface.Art
 }
 
 // NewSynthFace is an on-the-fly SynthFace dataset of n samples at size²:
@@ -111,6 +113,14 @@ func NewSynthFaceIdentities(split Split, size, n, per int) Dataset {
 	return &synthSet{split: split, size: size, n: max(n, 0), perIdentity: max(per, 1)}
 }
 
+// NewSynthFaceArt is NewSynthFace with a share prob of samples depicted as
+// artworks (styles picked uniformly from arts, captions prefixed with the
+// style): stylised prompts for the diffusion model (the paper's Sec. 4.4).
+// Which samples are artworks depends on the seed alone.
+func NewSynthFaceArt(split Split, size, n int, prob float64, arts []synthface.Art) Dataset {
+	return &synthSet{split: split, size: size, n: max(n, 0), perIdentity: 1, artProb: prob, arts: arts}
+}
+
 func (d *synthSet) Len() int { return d.n }
 
 func (d *synthSet) Get(i int) (*Sample, error) {
@@ -122,7 +132,8 @@ func (d *synthSet) Get(i int) (*Sample, error) {
 	}
 	seed := d.split.Seed(i)
 	id := d.split.Seed(i - i%d.perIdentity)
-	return FromFace(synthface.Render(synthface.SampleParamsForIdentity(id, seed), d.size)), nil
+	p := synthface.WithArt(synthface.SampleParamsForIdentity(id, seed), d.artProb, d.arts)
+	return FromFace(synthface.Render(p, d.size)), nil
 }
 
 // Flip mirrors a sample horizontally: pixels mirrored, left/right labels

@@ -431,3 +431,31 @@ func TestLoader(t *testing.T) {
 		t.Fatal("batch size 0 accepted")
 	}
 }
+
+// TestSynthFaceArtworks: with share 0 the art dataset is the photo dataset
+// byte for byte; with share 1 every sample is an artwork naming its style,
+// over the same masks.
+func TestSynthFaceArtworks(t *testing.T) {
+	photo := NewSynthFace(Train, 32, 6)
+	none := NewSynthFaceArt(Train, 32, 6, 0, synthface.Arts)
+	all := NewSynthFaceArt(Train, 32, 6, 1, []synthface.Art{synthface.ArtSketch})
+	for i := 0; i < 6; i++ {
+		p, _ := photo.Get(i)
+		n, _ := none.Get(i)
+		a, err := all.Get(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(p.Image, n.Image) || strings.Join(p.Captions, "|") != strings.Join(n.Captions, "|") {
+			t.Fatalf("sample %d: share 0 differs from the photo", i)
+		}
+		if !bytes.Equal(p.Mask, a.Mask) || bytes.Equal(p.Image, a.Image) {
+			t.Fatalf("sample %d: the sketch should share the mask and differ in pixels", i)
+		}
+		for _, c := range a.Captions {
+			if !strings.Contains(strings.ToLower(c), "sketch") && !strings.Contains(strings.ToLower(c), "drawing") {
+				t.Fatalf("sample %d: caption %q does not name the style", i, c)
+			}
+		}
+	}
+}

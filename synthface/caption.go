@@ -40,7 +40,7 @@ func facts(a Attributes, r *rand.Rand) []phrase {
 			ColorBlond: {"blond", "blonde", "golden"}, ColorGray: {"gray", "grey", "silver"},
 			ColorRed: {"red", "ginger", "auburn"},
 		}[a.HairColor]
-		if r.IntN(5) > 0 {
+		if r.IntN(5) > 0 && !a.colorless {
 			adj = append(adj, col[r.IntN(len(col))])
 		}
 		if len(adj) > 0 {

@@ -113,6 +113,8 @@ type Attributes struct {
 
 	HairStyle string `json:"hair_style"`
 	HairColor string `json:"hair_color"`
+
+	colorless bool // a monochrome artwork: captions name no colours
 }
 
 // AttributeNames is the order of Attributes.Vector: CelebA's 40 attributes
@@ -197,6 +199,7 @@ type Params struct {
 	Style    Style      `json:"style"`
 	Camera   Camera     `json:"camera"`
 	Light    Light      `json:"light"`
+	Art      Art        `json:"art,omitempty"` // photo unless set (WithArt)
 }
 
 // rng streams: each aspect draws from its own stream so changing how one is

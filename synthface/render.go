@@ -196,9 +196,10 @@ func Render(p Params, size int) *Face {
 		blurRGB(f.Image, size, max(1, size/64))
 	}
 	addGrain(f.Image, p.Seed)
-	f.Attrs = visibleAttrs(p.Attrs, f.Mask)
-	f.Scribble = Scribble(f.Image, size)
-	f.Captions = Captions(f.Attrs, p.Seed)
+	f.Attrs = artAttrs(visibleAttrs(p.Attrs, f.Mask), p.Art)
+	f.Scribble = Scribble(f.Image, size) // of the render, before the drawing styles' ink
+	artFinish(f.Image, f.Mask, size, p.Art)
+	f.Captions = artCaptions(Captions(f.Attrs, p.Seed), p.Art, p.Seed)
 	return f
 }
 

@@ -39,20 +39,43 @@ type material struct {
 	wrap   float64 // wrap lighting, a cheap subsurface look
 	spec   float64
 	shiny  float64
+	metal  bool // highlights take the albedo's colour
 }
 
 // light applies the key light, hemispherical ambient and Blinn-Phong.
 func (sh *shader) light(m material, n, d vec3) vec3 {
+	art := sh.s.p.Art
+	if art == ArtStatue || art == ArtBronze {
+		m = sh.artMaterial(m)
+	}
 	ndl := n.dot(sh.ldir)
 	diff := math.Max(0, (ndl+m.wrap)/(1+m.wrap))
 	t := 0.5 + 0.5*n.y
 	amb := sh.ground.lerp(sh.sky, t)
+	if art == ArtCartoon {
+		diff, amb = toonBand(diff), sh.ground.lerp(sh.sky, 0.5)
+	}
 	c := m.albedo.hadamard(amb.add(sh.lcol.mul(diff)))
 	if m.spec > 0 && ndl > 0 {
 		hv := sh.ldir.sub(d).norm()
-		c = c.add(sh.lcol.mul(m.spec * math.Pow(math.Max(0, n.dot(hv)), m.shiny)))
+		s := m.spec * math.Pow(math.Max(0, n.dot(hv)), m.shiny)
+		if art == ArtCartoon {
+			s = 0.6 * m.spec * float64(btoi(s > 0.4*m.spec)) // one hard highlight
+		}
+		hl := sh.lcol.mul(s)
+		if m.metal {
+			hl = hl.hadamard(m.albedo.mul(1.6))
+		}
+		c = c.add(hl)
 	}
 	return c
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (sh *shader) background(u, v float64) vec3 {
@@ -60,7 +83,7 @@ func (sh *shader) background(u, v float64) vec3 {
 	top, bot := lin(st.BgTop), lin(st.BgBottom)
 	c := top.lerp(bot, v)
 	b := noise2(u*3, v*3, st.BgSeed)
-	return c.mul(0.8 + 0.4*b)
+	return sh.artBackground(c.mul(0.8 + 0.4*b))
 }
 
 // shade returns the linear colour and mask class of a hit.

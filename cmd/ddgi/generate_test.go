@@ -185,3 +185,34 @@ func TestEvalTextOnTinyWeights(t *testing.T) {
 		t.Errorf("timestep 5000 exited %d, want 1", code)
 	}
 }
+
+// TestTrainDiffusionWithArtworks trains a tiny base U-Net for a few steps
+// on a SynthFace stream with artworks, checks the run records the style
+// share (so a resume keeps it) and refuses unknown styles.
+func TestTrainDiffusionWithArtworks(t *testing.T) {
+	dir, w := tinyWeights(t)
+	out := filepath.Join(dir, "diff")
+	args := []string{"train", "diffusion", "--stage", "base", "--preset", "tiny", "--latent", "patch", "--out", out,
+		"--steps", "3", "--batch", "2", "--samples", "8", "--sample-every", "3", "--sample-steps", "2",
+		"--text-weights", filepath.Join(w, "text_small64.safetensors"), "--tokenizer", filepath.Join(w, "tokenizer.json")}
+	if code := run(append(args, "--art-prob", "0.5", "--arts", "statue,sketch")); code != 0 {
+		t.Fatalf("train diffusion exited %d", code)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st diffState
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Step != 3 || st.ArtProb != 0.5 || strings.Join(st.Arts, ",") != "statue,sketch" {
+		t.Errorf("state: step %d, art %v %v", st.Step, st.ArtProb, st.Arts)
+	}
+	if _, err := os.Stat(filepath.Join(out, "samples-000003.png")); err != nil {
+		t.Error(err)
+	}
+	if code := run(append(args, "--out", filepath.Join(dir, "diff2"), "--art-prob", "0.5", "--arts", "oil")); code != 1 {
+		t.Errorf("unknown style exited %d, want 1", code)
+	}
+}

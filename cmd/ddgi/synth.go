@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,8 +32,20 @@ func runSynth(args []string) error {
 	workers := fs.Int("workers", runtime.NumCPU(), "parallel render workers")
 	format := fs.String("format", "png", "image format: png or jpg")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	art := fs.String("art", "", "draw samples as artworks: a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
+	artProb := fs.Float64("art-prob", 1, "with --art: share of samples drawn as artworks (the rest stay photos)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var arts []synthface.Art
+	if *art != "" {
+		var err error
+		if arts, err = synthface.ParseArts(*art); err != nil {
+			return fmt.Errorf("--art: %w", err)
+		}
+	}
+	if *artProb < 0 || *artProb > 1 {
+		return fmt.Errorf("--art-prob %g: want 0…1", *artProb)
 	}
 	sp, err := data.ParseSplit(*split)
 	if err != nil {
@@ -53,7 +66,7 @@ func runSynth(args []string) error {
 		return fmt.Errorf("--workers %d: want ≥ 1", *workers)
 	}
 	if *grid != "" {
-		if err := writeGrid(*grid, sp, *start, min(*gridRows, max(*n, 1)), *size); err != nil {
+		if err := writeGrid(*grid, sp, *start, min(*gridRows, max(*n, 1)), *size, *artProb, arts); err != nil {
 			return err
 		}
 	}
@@ -64,7 +77,7 @@ func runSynth(args []string) error {
 	if err != nil {
 		return err
 	}
-	ds := data.NewSynthFace(sp, *size, *start+*n)
+	ds := data.NewSynthFaceArt(sp, *size, *start+*n, *artProb, arts)
 	var next, done atomic.Int64
 	next.Store(int64(*start))
 	var firstErr error
@@ -149,15 +162,17 @@ func progress(w io.Writer, done *atomic.Int64, total int, stop <-chan struct{}, 
 	}
 }
 
-// writeGrid renders rows samples from start and saves a contact sheet.
-func writeGrid(path string, sp data.Split, start, rows, size int) error {
+// writeGrid renders rows samples from start (the same ones NewSynthFaceArt
+// gives) and saves a contact sheet.
+func writeGrid(path string, sp data.Split, start, rows, size int, artProb float64, arts []synthface.Art) error {
 	faces := make([]*synthface.Face, rows)
 	var wg sync.WaitGroup
 	for r := 0; r < rows; r++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			faces[r] = synthface.Render(synthface.SampleParams(sp.Seed(start+r)), size)
+			p := synthface.WithArt(synthface.SampleParams(sp.Seed(start+r)), artProb, arts)
+			faces[r] = synthface.Render(p, size)
 		}()
 	}
 	wg.Wait()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"ddgi/internal/runs"
 	"ddgi/nn"
 	"ddgi/optim"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -27,12 +29,16 @@ func init() {
 
 // diffState is state.json of a diffusion run.
 type diffState struct {
-	Step  int64            `json:"step"`
-	Seed  uint64           `json:"seed"`
-	Stage string           `json:"stage"`
-	Cond  string           `json:"cond,omitempty"`
-	Joint bool             `json:"joint_text"` // text encoder trained with the U-Net
-	Model diffusion.Config `json:"config"`
+	Step  int64  `json:"step"`
+	Seed  uint64 `json:"seed"`
+	Stage string `json:"stage"`
+	Cond  string `json:"cond,omitempty"`
+	Joint bool   `json:"joint_text"` // text encoder trained with the U-Net
+	// Share of training samples drawn as artworks, and their styles
+	// (synthface.WithArt): stylised prompts for style transfer.
+	ArtProb float64          `json:"art_prob,omitempty"`
+	Arts    []string         `json:"arts,omitempty"`
+	Model   diffusion.Config `json:"config"`
 }
 
 func runTrainDiffusion(args []string) error {
@@ -57,6 +63,8 @@ func runTrainDiffusion(args []string) error {
 	sampleSteps := fs.Int("sample-steps", 20, "DDIM steps of the sample grids")
 	latent := fs.String("latent", "auto", "latent space: vae, patch, or auto (vae when --vae exists)")
 	export := fs.String("export", "", "at the end write the EMA weights here (fp16), e.g. weights/diffusion_small64.safetensors")
+	artProb := fs.Float64("art-prob", 0, "share of training samples drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4); kept in state.json")
+	artList := fs.String("arts", "all", "with --art-prob: styles, a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
 	lw := encoder.AddFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -68,6 +76,12 @@ func runTrainDiffusion(args []string) error {
 		return fmt.Errorf("--stage %q: base or control", *stage)
 	case *batch < 1 || *steps < 1:
 		return errors.New("--batch and --steps must be ≥ 1")
+	}
+	if *artProb < 0 || *artProb > 1 {
+		return fmt.Errorf("--art-prob %g: want 0…1", *artProb)
+	}
+	if _, err := synthface.ParseArts(*artList); err != nil {
+		return fmt.Errorf("--arts: %w", err)
 	}
 	if *dropText < 0 {
 		*dropText = 0.1
@@ -86,6 +100,9 @@ func runTrainDiffusion(args []string) error {
 	}
 	if !resumed {
 		st = diffState{Seed: *seed, Stage: *stage}
+		if *artProb > 0 {
+			st.ArtProb, st.Arts = *artProb, strings.Split(strings.ReplaceAll(*artList, " ", ""), ",")
+		}
 		if *stage == "control" {
 			st.Cond = *cond
 		}
@@ -138,7 +155,14 @@ func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) erro
 	fmt.Fprintf(os.Stderr, "diffusion %s%s: preset %s, latent %s, %d trainable params, text encoder %s, step %d/%d\n",
 		st.Stage, map[bool]string{true: "/" + st.Cond}[st.Cond != ""], c.Name, c.Latent, t.trained.NumParams(),
 		map[bool]string{true: "trained jointly", false: "frozen"}[st.Joint], st.Step, o.steps)
-	loader, err := data.NewLoader(data.NewSynthFace(data.Train, size, o.nData), data.LoaderOptions{BatchSize: o.batch, Workers: o.workers, Seed: int64(st.Seed), Shuffle: true, Flip: true, DropLast: true})
+	arts, err := synthface.ParseArts(strings.Join(st.Arts, ","))
+	if st.ArtProb > 0 && err != nil {
+		return err
+	}
+	if st.ArtProb > 0 {
+		fmt.Fprintf(os.Stderr, "artworks: %.0f%% of samples, styles %v\n", 100*st.ArtProb, arts)
+	}
+	loader, err := data.NewLoader(data.NewSynthFaceArt(data.Train, size, o.nData, st.ArtProb, arts), data.LoaderOptions{BatchSize: o.batch, Workers: o.workers, Seed: int64(st.Seed), Shuffle: true, Flip: true, DropLast: true})
 	if err != nil {
 		return err
 	}
