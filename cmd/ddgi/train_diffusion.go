@@ -38,6 +38,7 @@ type diffState struct {
 	// (synthface.WithArt): stylised prompts for style transfer.
 	ArtProb float64          `json:"art_prob,omitempty"`
 	Arts    []string         `json:"arts,omitempty"`
+	Init    string           `json:"init,omitempty"` // base stage: fine-tuned from these weights
 	Model   diffusion.Config `json:"config"`
 }
 
@@ -64,6 +65,7 @@ func runTrainDiffusion(args []string) error {
 	latent := fs.String("latent", "auto", "latent space: vae, patch, or auto (vae when --vae exists)")
 	export := fs.String("export", "", "at the end write the EMA weights here (fp16), e.g. weights/diffusion_small64.safetensors")
 	artProb := fs.Float64("art-prob", 0, "share of training samples drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4); kept in state.json")
+	initFrom := fs.String("init", "", "base stage: start from these trained U-Net weights (fine-tuning, e.g. on --art-prob data) instead of random ones")
 	artList := fs.String("arts", "all", "with --art-prob: styles, a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
 	lw := encoder.AddFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -100,6 +102,12 @@ func runTrainDiffusion(args []string) error {
 	}
 	if !resumed {
 		st = diffState{Seed: *seed, Stage: *stage}
+		if *initFrom != "" {
+			if *stage != "base" {
+				return errors.New("--init is for the base stage (a branch starts from its base's encoder)")
+			}
+			st.Init = *initFrom
+		}
 		if *artProb > 0 {
 			st.ArtProb, st.Arts = *artProb, strings.Split(strings.ReplaceAll(*artList, " ", ""), ",")
 		}
@@ -243,10 +251,16 @@ func newDiffTrainer(run *runs.Run, st *diffState, resumed bool, o diffOpts) (*di
 	} else {
 		if resumed {
 			c = st.Model
+		} else if st.Init != "" {
+			init, err := diffusion.Load(st.Init, torch.CPU)
+			if err != nil {
+				return nil, fmt.Errorf("--init: %w", err)
+			}
+			c = init.Config
 		} else if c, err = diffusion.Preset(o.preset); err != nil {
 			return nil, err
 		}
-		if !resumed {
+		if !resumed && st.Init == "" {
 			switch o.latent {
 			case "patch":
 				c = diffusion.PatchConfig(c)
@@ -260,6 +274,13 @@ func newDiffTrainer(run *runs.Run, st *diffState, resumed bool, o diffOpts) (*di
 			return nil, err
 		}
 		t.emaM, _ = diffusion.New(c, torch.CPU, st.Seed)
+		if !resumed && st.Init != "" {
+			for _, m := range []*diffusion.Model{t.m, t.emaM} {
+				if _, err := m.Store.Load(st.Init); err != nil {
+					return nil, fmt.Errorf("--init: %w", err)
+				}
+			}
+		}
 	}
 	st.Model = c
 	if t.ae, err = encoder.Autoencoder(c, o.lw); err != nil {
