@@ -80,6 +80,10 @@ type TrainConfig struct {
 	// D0Pool bounds the training pairs of the stages that need I^d_0
 	// (0: all): each pair costs one full diffusion sample, once.
 	D0Pool int
+	// ArtProb and Arts record the share and styles of artwork pairs in the
+	// training data (style transfer, Sec. 4.4; synthface.WithArt).
+	ArtProb float64  `json:",omitempty"`
+	Arts    []string `json:",omitempty"`
 }
 
 // Trainer runs the two-stage, multi-step training of Sec. 3.4.

@@ -14,6 +14,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/face"
 	"ddgi/gan/eg3d"
+	"ddgi/inversion"
 	"ddgi/torch"
 )
 
@@ -249,5 +250,27 @@ func TestTrainDiffusionInitFineTunes(t *testing.T) {
 	ctl := []string{"train", "diffusion", "--stage", "control", "--init", init, "--out", filepath.Join(dir, "ctl")}
 	if code := run(ctl); code != 1 {
 		t.Errorf("--init on a branch exited %d, want 1", code)
+	}
+}
+
+// TestTrainInversionOnArtworks: --art-prob trains on artwork pairs and the
+// share and styles land in the exported weights' training config.
+func TestTrainInversionOnArtworks(t *testing.T) {
+	dir, w := tinyWeights(t)
+	exported := filepath.Join(dir, "art.safetensors")
+	args := []string{"train", "inversion", "--weights", w, "--out", filepath.Join(dir, "run"), "--steps1", "1", "--steps2", "1",
+		"--batch", "2", "--n", "4", "--lpips", "0", "--id", "0", "--width", "16", "--ablation", "d0-only", "--d0-pool", "2"}
+	if code := run(append(args, "--art-prob", "1", "--arts", "statue", "--export", exported)); code != 0 {
+		t.Fatalf("train inversion exited %d", code)
+	}
+	_, tc, err := inversion.Load(exported, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.ArtProb != 1 || strings.Join(tc.Arts, ",") != "statue" {
+		t.Errorf("train config records art %v %v", tc.ArtProb, tc.Arts)
+	}
+	if code := run(append(args, "--out", filepath.Join(dir, "run2"), "--art-prob", "1", "--arts", "oil")); code != 1 {
+		t.Errorf("unknown style exited %d, want 1", code)
 	}
 }
