@@ -39,19 +39,28 @@ type Options struct {
 	// Variant selects weights trained another way (an ablation such as
 	// "m-only"): inversion_<gan>_<cond>_<variant>.safetensors.
 	Variant string
+	// Art selects the style-transfer models (paper Sec. 4.4): the U-Net
+	// fine-tuned on SynthFace artworks (diffusion_small64_art) and M, T
+	// trained against its I^d_0 (inversion_<gan>_<cond>_art). The prompt
+	// names the style ("A marble statue. The man …").
+	Art bool
 }
 
 // Files lists the weight files Options select, in load order.
 func (o Options) Files() map[string]string {
 	w := func(name string) string { return filepath.Join(o.Weights, name) }
+	unet, variant := "diffusion_small64.safetensors", o.Variant
+	if o.Art {
+		unet, variant = "diffusion_small64_art.safetensors", "art"
+	}
 	return map[string]string{
 		"tokenizer": w("tokenizer.json"),
 		"text":      w("text_small64.safetensors"),
 		"vae":       w("vae_small64.safetensors"),
-		"unet":      w("diffusion_small64.safetensors"),
+		"unet":      w(unet),
 		"branch":    w("diffusion_small64_" + o.Cond + ".safetensors"),
 		"gan":       w(o.GAN + "_small64.safetensors"),
-		"inversion": w("inversion_" + o.GAN + "_" + o.Cond + variantSuffix(o.Variant) + ".safetensors"),
+		"inversion": w("inversion_" + o.GAN + "_" + o.Cond + variantSuffix(variant) + ".safetensors"),
 	}
 }
 

@@ -48,6 +48,7 @@ func runGenerate(args []string) error {
 	weights := fs.String("weights", "weights", "folder with the shipped weights")
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1, one pass on noise; smaller t first runs the guided DDIM sampler down to t)")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	art := fs.Bool("art", false, "style transfer (paper Sec. 4.4): the artwork-trained U-Net and inversion (weights/diffusion_small64_art, inversion_<gan>_<cond>_art); name the style in --text: \"A marble statue. …\", bronze statue, cartoon drawing, pencil sketch")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func runGenerate(args []string) error {
 		}
 		cam = &c
 	}
-	p, err := face.Load(face.Options{Weights: *weights, GAN: *gan, Cond: cond, Device: dev, Step: *step})
+	p, err := face.Load(face.Options{Weights: *weights, GAN: *gan, Cond: cond, Device: dev, Step: *step, Art: *art})
 	if err != nil {
 		return err
 	}

@@ -274,3 +274,21 @@ func TestTrainInversionOnArtworks(t *testing.T) {
 		t.Errorf("unknown style exited %d, want 1", code)
 	}
 }
+
+// TestGenerateArtNeedsArtWeights: --art looks for the style-transfer files
+// and, where they are missing, says which with exit 1.
+func TestGenerateArtNeedsArtWeights(t *testing.T) {
+	dir, w := tinyWeights(t)
+	f := face.Options{Weights: w, GAN: "eg3d", Cond: "mask", Art: true}.Files()
+	if filepath.Base(f["unet"]) != "diffusion_small64_art.safetensors" || filepath.Base(f["inversion"]) != "inversion_eg3d_mask_art.safetensors" {
+		t.Fatalf("art files: %v", f)
+	}
+	mask := make([]uint8, 32*32)
+	mpath := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mpath, mask, 32); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"generate", "--art", "--weights", w, "--text", "A marble statue. The man is smiling.", "--mask", mpath, "--out", filepath.Join(dir, "o.png")}); code != 1 {
+		t.Errorf("generate --art without art weights exited %d, want 1", code)
+	}
+}

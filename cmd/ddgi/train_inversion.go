@@ -46,6 +46,7 @@ func runTrainInversion(args []string) error {
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	artProb := fs.Float64("art-prob", 0, "share of training pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4: use with --ablation d0-only and a diffusion model trained on artworks)")
+	artModel := fs.Bool("art", false, "use the artwork-trained U-Net (weights/diffusion_small64_art.safetensors) as E, as ddgi generate --art does")
 	artList := fs.String("arts", "all", "with --art-prob: styles, a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -71,7 +72,7 @@ func runTrainInversion(args []string) error {
 	if err != nil {
 		return err
 	}
-	o := face.Options{Weights: *weights, GAN: *gan, Cond: *cond, Device: dev}
+	o := face.Options{Weights: *weights, GAN: *gan, Cond: *cond, Device: dev, Art: *artModel}
 	e, err := face.LoadEncoder(o)
 	if err != nil {
 		return err
