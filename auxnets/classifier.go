@@ -20,6 +20,9 @@ type Classifier struct {
 
 // Outputs is the number of logits: the attributes, then 19 class areas.
 func (c Config) Outputs() int64 {
+	if c.Styles > 0 {
+		return c.Styles
+	}
 	if c.Areas {
 		return NumAttributes + synthface.NumClasses
 	}
@@ -61,6 +64,14 @@ func (m *Classifier) Logits(x *torch.Tensor) *torch.Tensor { return m.fc.Forward
 func (m *Classifier) AttributeProbs(x *torch.Tensor) *torch.Tensor {
 	var p *torch.Tensor
 	torch.NoGrad(func() { p = m.Logits(x).Narrow(1, 0, NumAttributes).Sigmoid() })
+	return p
+}
+
+// StyleProbs returns [N,Styles] probabilities of each depiction style
+// (synthface.ArtNames order) from the art net (no gradient).
+func (m *Classifier) StyleProbs(x *torch.Tensor) *torch.Tensor {
+	var p *torch.Tensor
+	torch.NoGrad(func() { p = m.Logits(x).Softmax(1) })
 	return p
 }
 

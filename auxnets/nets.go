@@ -27,6 +27,7 @@ const (
 	NetAttributes = "attributes"
 	NetFID        = "fid"
 	NetPerceptual = "perceptual"
+	NetArt        = "art" // depiction style: photo or one of SynthFace's artworks
 )
 
 // NumAttributes is the length of synthface.AttributeNames.
@@ -42,6 +43,9 @@ type Config struct {
 	EmbedDim int64 `json:"embed_dim,omitempty"`
 	// Areas adds 19 class-area outputs to a classifier (the FID net).
 	Areas bool `json:"areas,omitempty"`
+	// Styles makes a classifier a softmax over this many depiction styles
+	// (the art net: synthface.ArtNames).
+	Styles int64 `json:"styles,omitempty"`
 }
 
 // Preset returns a named config ("tiny" for tests, "small64" shipped) for net.
@@ -63,6 +67,8 @@ func Preset(net, name string) (Config, error) {
 		}
 	case NetFID:
 		c.Areas = true
+	case NetArt:
+		c.Styles = int64(len(synthface.ArtNames))
 	case NetParser, NetAttributes, NetPerceptual:
 	default:
 		return c, fmt.Errorf("unknown net %q", net)

@@ -23,6 +23,7 @@ type Sample struct {
 	Identity              int64
 	Attrs                 []float32
 	Seed                  int64
+	Art                   synthface.Art // depiction style (photo unless drawn as an artwork)
 }
 
 // Dataset is an indexable source of samples; Get must be safe for
@@ -87,7 +88,7 @@ func FromFace(f *synthface.Face) *Sample {
 	return &Sample{
 		Image: f.Image, Mask: f.Mask, Scribble: f.Scribble, Size: f.Size,
 		Captions: f.Captions, Camera: f.Params.Camera.EG3D(),
-		Identity: f.Params.Identity.ID, Attrs: f.Attrs.Vector(), Seed: f.Params.Seed,
+		Identity: f.Params.Identity.ID, Attrs: f.Attrs.Vector(), Seed: f.Params.Seed, Art: f.Params.Art,
 	}
 }
 

@@ -24,6 +24,9 @@ func newJob(c auxnets.Config, o Options) (job, error) {
 	case auxnets.NetAttributes, auxnets.NetFID:
 		m := auxnets.NewClassifier(c, seed)
 		return &classifierJob{base: base{m.Store, c, adam, o.LR}, net: m, balance: o.Balance}, nil
+	case auxnets.NetArt:
+		m := auxnets.NewClassifier(c, seed)
+		return &artJob{base: base{m.Store, c, adam, o.LR}, net: m}, nil
 	case auxnets.NetIdentity:
 		r := auxnets.NewIdentity(c, seed)
 		classes := int64(o.Samples / max(o.PerIdentity, 1))

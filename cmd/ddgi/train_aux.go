@@ -23,11 +23,12 @@ var auxDefaults = map[string][3]int{
 	auxnets.NetFID:        {1200, 32, 8000},
 	auxnets.NetIdentity:   {3000, 32, 6000},
 	auxnets.NetPerceptual: {300, 8, 1600},
+	auxnets.NetArt:        {1000, 32, 6000},
 }
 
 func runTrainAux(args []string) error {
-	fs := newFlags("train aux", "--net identity|parser|perceptual|attributes|fid [flags]")
-	net := fs.String("net", "", "which net: identity, parser, perceptual, attributes or fid")
+	fs := newFlags("train aux", "--net identity|parser|perceptual|attributes|fid|art [flags]")
+	net := fs.String("net", "", "which net: identity, parser, perceptual, attributes, fid or art (depiction style, for style transfer)")
 	preset := fs.String("preset", "small64", "config preset: tiny or small64")
 	steps := fs.Int("steps", 0, "training steps (0: the net's default)")
 	batch := fs.Int("batch", 0, "batch size (0: the net's default)")
@@ -49,7 +50,7 @@ func runTrainAux(args []string) error {
 	d, ok := auxDefaults[*net]
 	if !ok {
 		fs.Usage()
-		return fmt.Errorf("--net must be identity, parser, perceptual, attributes or fid (got %q)", *net)
+		return fmt.Errorf("--net must be identity, parser, perceptual, attributes, fid or art (got %q)", *net)
 	}
 	o := auxtrain.Options{Net: *net, Preset: *preset, Steps: pick(*steps, d[0]), Batch: pick(*batch, d[1]),
 		Samples: pick(*samples, d[2]), PerIdentity: *per, Margin: *margin, LR: *lr, EvalSamples: *evalN, Backbone: *backbone,
