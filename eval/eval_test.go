@@ -14,6 +14,7 @@ import (
 	"ddgi/imagebatch"
 	"ddgi/metrics"
 	"ddgi/synthface"
+	"ddgi/torch"
 )
 
 func tinyNets(t *testing.T) *Nets {
@@ -104,7 +105,7 @@ func BenchmarkMetrics(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		inChunks(ss, 50, func(lo int, s []*data.Sample) {
 			batch := newBatch(CondMask, s, lo)
-			score(a, nets, CondMask, batch, auxnets.Blur(imagebatch.SampleImages(s), 1))
+			score(a, nets, CondMask, batch, auxnets.Blur(imagebatch.SampleImages(s), 1), synthface.ArtPhoto)
 		})
 	}
 	b.ReportMetric(float64(b.N*len(ss))/time.Since(start).Seconds(), "images/s")
@@ -129,4 +130,46 @@ func BenchmarkFIDKID2000(b *testing.B) {
 		metrics.FID(x, y)
 		metrics.KID(x, y, 50, 1000, 1)
 	}
+}
+
+// TestEvalArtBench: with Config.Art the bench is drawn in that style (its
+// prompts name it), style accuracy is scored when an art net is given, and
+// the table grows a style column.
+func TestEvalArtBench(t *testing.T) {
+	gt, err := New("gt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets := tinyNets(t)
+	c, _ := auxnets.Preset(auxnets.NetArt, "tiny")
+	nets.Style = auxnets.NewClassifier(c, 6)
+	var prompts []string
+	spy := spyMethod{Method: gt, prompts: &prompts}
+	rep, err := Run(Config{Methods: []Method{spy}, Conds: []Cond{CondMask}, N: 4, Size: 64, Batch: 4,
+		Workers: 1, Nets: nets, GridRows: 2, Quiet: true, Art: synthface.ArtSketch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range prompts {
+		if l := strings.ToLower(p); !strings.Contains(l, "sketch") && !strings.Contains(l, "drawing") {
+			t.Errorf("prompt %q does not name the style", p)
+		}
+	}
+	if s := rep.Rows[0].StyleAcc; math.IsNaN(s) || s < 0 || s > 1 {
+		t.Errorf("style accuracy %v", s)
+	}
+	if md := rep.Markdown(); !strings.Contains(md, "Style (sketch)") || !strings.Contains(md, "sketch artworks") {
+		t.Errorf("table lacks the style:\n%s", md)
+	}
+}
+
+// spyMethod records the prompts a method is given.
+type spyMethod struct {
+	Method
+	prompts *[]string
+}
+
+func (s spyMethod) Generate(b *Batch) (*torch.Tensor, error) {
+	*s.prompts = append(*s.prompts, b.Prompts...)
+	return s.Method.Generate(b)
 }

@@ -136,11 +136,24 @@ func fmtNum(v float64, prec int) string {
 // and attribute accuracy).
 func (r *Report) Markdown() string {
 	var b strings.Builder
+	bench := r.Bench
+	if r.Art != "" && r.Art != "photo" {
+		bench += " drawn as " + r.Art + " artworks"
+	}
 	fmt.Fprintf(&b, "Results on %s (%d pairs, %d², %s). FID/KID use ddgi's SynthFace feature extractor, "+
 		"not Inception; LPIPS uses F, ID uses R, ACC/mIoU use ddgi's parser against the input mask; see docs/eval.md.\n\n",
-		r.Bench, r.N, r.Size, "metrics from ddgi's own SynthFace-trained nets")
-	b.WriteString("| Input conditions | Method | FID↓ | KID×10³↓ | LPIPS↓ | MS-SSIM↑ | ID↑ | ACC↑ (%) | mIoU↑ (%) | Attr. acc.↑ (%) | s/pair |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		bench, r.N, r.Size, "metrics from ddgi's own SynthFace-trained nets")
+	style := false
+	for _, row := range r.Rows {
+		style = style || !math.IsNaN(row.StyleAcc)
+	}
+	head, rule, styleCol := "", "", func(Row) string { return "" }
+	if style {
+		head, rule = " Style ("+r.Art+")↑ (%) |", "---|"
+		styleCol = func(row Row) string { return " " + fmtNum(row.StyleAcc*100, 1) + " |" }
+	}
+	b.WriteString("| Input conditions | Method | FID↓ | KID×10³↓ | LPIPS↓ | MS-SSIM↑ | ID↑ | ACC↑ (%) | mIoU↑ (%) | Attr. acc.↑ (%) |" + head + " s/pair |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|" + rule + "---|\n")
 	for _, row := range r.Rows {
 		name := row.Method
 		if row.Sanity {
@@ -150,9 +163,9 @@ func (r *Report) Markdown() string {
 		if row.Cond == CondScribble {
 			in = "Text + scribble"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", in, name,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%s %s |\n", in, name,
 			fmtNum(row.FID, 2), fmtNum(row.KID*1000, 2), fmtNum(row.LPIPS, 3), fmtNum(row.MSSSIM, 3), fmtNum(row.ID, 3),
-			fmtNum(row.ACC*100, 2), fmtNum(row.MIoU*100, 2), fmtNum(row.AttrAcc*100, 2), fmtNum(row.Seconds/float64(max(row.N, 1)), 4))
+			fmtNum(row.ACC*100, 2), fmtNum(row.MIoU*100, 2), fmtNum(row.AttrAcc*100, 2), styleCol(row), fmtNum(row.Seconds/float64(max(row.N, 1)), 4))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\nNote: %s\n", n)
@@ -193,7 +206,7 @@ func (r *Report) jsonSafe() map[string]any {
 		m := map[string]any{"method": row.Method, "cond": row.Cond}
 		m["sanity_check"], m["n"], m["generate_seconds"] = row.Sanity, row.N, row.Seconds
 		for k, v := range map[string]float64{"fid": row.FID, "kid": row.KID, "lpips": row.LPIPS, "ms_ssim": row.MSSSIM,
-			"id": row.ID, "acc": row.ACC, "miou": row.MIoU, "attr_acc": row.AttrAcc} {
+			"id": row.ID, "acc": row.ACC, "miou": row.MIoU, "attr_acc": row.AttrAcc, "style_acc": row.StyleAcc} {
 			if math.IsNaN(v) {
 				m[k] = nil
 			} else {
@@ -202,5 +215,5 @@ func (r *Report) jsonSafe() map[string]any {
 		}
 		rows[i] = m
 	}
-	return map[string]any{"bench": r.Bench, "n": r.N, "size": r.Size, "rows": rows, "notes": r.Notes}
+	return map[string]any{"bench": r.Bench, "art": r.Art, "n": r.N, "size": r.Size, "rows": rows, "notes": r.Notes}
 }

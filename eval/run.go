@@ -23,6 +23,7 @@ type Nets struct {
 	Parser     *auxnets.Parser
 	Attributes *auxnets.Classifier
 	FID        *auxnets.Classifier
+	Style      *auxnets.Classifier // the art net: style accuracy
 }
 
 // LoadNets loads weights/aux_<net>.safetensors from dir; missing files are
@@ -45,6 +46,7 @@ func LoadNets(dir string) (*Nets, []string, error) {
 		load(auxnets.NetParser, func(p string) error { n.Parser, err = auxnets.LoadParser(p); return err }),
 		load(auxnets.NetAttributes, func(p string) error { n.Attributes, err = auxnets.LoadClassifier(p, auxnets.NetAttributes); return err }),
 		load(auxnets.NetFID, func(p string) error { n.FID, err = auxnets.LoadClassifier(p, auxnets.NetFID); return err }),
+		load(auxnets.NetArt, func(p string) error { n.Style, err = auxnets.LoadClassifier(p, auxnets.NetArt); return err }),
 	}
 	for _, e := range errs {
 		if e != nil {
@@ -66,6 +68,10 @@ type Config struct {
 	// GridRows samples shown in the image grid per condition.
 	GridRows int
 	Quiet    bool
+	// Art renders the bench as artworks of this style (captions name it):
+	// the style-transfer benchmark. Style accuracy counts outputs the art
+	// net classifies as this style (photo by default).
+	Art synthface.Art
 }
 
 // Row is one (condition, method) line of the table. NaN = not applicable.
@@ -82,12 +88,16 @@ type Row struct {
 	ACC     float64 `json:"acc"`
 	MIoU    float64 `json:"miou"`
 	AttrAcc float64 `json:"attr_acc"`
-	Seconds float64 `json:"generate_seconds"`
+	// StyleAcc is the share of outputs the art net classifies as the
+	// bench's style (Config.Art).
+	StyleAcc float64 `json:"style_acc"`
+	Seconds  float64 `json:"generate_seconds"`
 }
 
 // Report is an evaluation's result.
 type Report struct {
 	Bench string   `json:"bench"`
+	Art   string   `json:"art"`
 	N     int      `json:"n"`
 	Size  int      `json:"size"`
 	Rows  []Row    `json:"rows"`
@@ -101,6 +111,7 @@ type accum struct {
 	fake                  [][]float64
 	lpips, ssim, id, attr []float64
 	attrHits, attrN       float64
+	styleHits, styleN     float64
 	conf                  *metrics.Confusion
 	secs                  float64
 }
@@ -123,7 +134,7 @@ func run(c Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Bench: "synthface-bench", N: c.N, Size: c.Size, grids: map[Cond]*gridData{}}
+	rep := &Report{Bench: "synthface-bench", Art: c.Art.String(), N: c.N, Size: c.Size, grids: map[Cond]*gridData{}}
 	nets := c.Nets
 	if nets == nil {
 		nets = &Nets{}
@@ -144,7 +155,7 @@ func run(c Config) (*Report, error) {
 			var ferr error
 			for lo := 0; lo < len(bench) && ferr == nil; lo += c.Batch {
 				b := bench[lo:min(lo+c.Batch, len(bench))]
-				torch.Scoped(func() { ferr = generateAndScore(m, a, g, nets, cond, b, lo) })
+				torch.Scoped(func() { ferr = generateAndScore(m, a, g, nets, cond, b, lo, c.Art) })
 				if !c.Quiet {
 					bar.Set(int64(lo+len(b)), nil)
 				}
@@ -163,7 +174,7 @@ func run(c Config) (*Report, error) {
 
 // generateAndScore runs a method on one batch (gradients allowed, for
 // methods that optimise per image) and scores the result without them.
-func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b []*data.Sample, lo int) error {
+func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b []*data.Sample, lo int, art synthface.Art) error {
 	batch := newBatch(cond, b, lo)
 	t0 := time.Now()
 	out, err := m.Generate(batch)
@@ -176,14 +187,14 @@ func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b 
 	}
 	torch.NoGrad(func() {
 		out = out.Detach()
-		score(a, nets, cond, batch, out)
+		score(a, nets, cond, batch, out, art)
 		g.add(m.Name(), lo, out)
 	})
 	return nil
 }
 
 // score adds one batch's per-pair metrics.
-func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor) {
+func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor, art synthface.Art) {
 	gt := imagebatch.SampleImages(b.Samples)
 	if gt.Size(2) != out.Size(2) {
 		out = torch.Interpolate(out, gt.Size(2), gt.Size(3), torch.Bilinear, false)
@@ -209,11 +220,19 @@ func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor) {
 		a.attrHits += h
 		a.attrN += m
 	}
+	if n.Style != nil {
+		for _, s := range n.Style.StyleProbs(out).Argmax(1, false).Int64s() {
+			if s == int64(art) {
+				a.styleHits++
+			}
+			a.styleN++
+		}
+	}
 }
 
 func (a *accum) row(m Method, cond Cond, n int, real [][]float64, nets *Nets) Row {
 	r := Row{Method: m.Name(), Cond: cond, Sanity: isSanity(m), N: n, Seconds: a.secs,
-		FID: math.NaN(), KID: math.NaN(), ACC: math.NaN(), MIoU: math.NaN(), AttrAcc: math.NaN(),
+		FID: math.NaN(), KID: math.NaN(), ACC: math.NaN(), MIoU: math.NaN(), AttrAcc: math.NaN(), StyleAcc: math.NaN(),
 		LPIPS: meanOrNaN(a.lpips), MSSSIM: meanOrNaN(a.ssim), ID: meanOrNaN(a.id)}
 	if len(a.fake) > 1 {
 		r.FID = metrics.FID(real, a.fake)
@@ -224,6 +243,9 @@ func (a *accum) row(m Method, cond Cond, n int, real [][]float64, nets *Nets) Ro
 	}
 	if a.attrN > 0 {
 		r.AttrAcc = a.attrHits / a.attrN
+	}
+	if a.styleN > 0 {
+		r.StyleAcc = a.styleHits / a.styleN
 	}
 	return r
 }
@@ -268,7 +290,11 @@ func newBatch(cond Cond, ss []*data.Sample, lo int) *Batch {
 }
 
 func renderBench(c Config) ([]*data.Sample, error) {
-	return auxnets.Cache(data.NewSynthFace(data.Bench, c.Size, c.N), c.Workers, c.Quiet, "render bench")
+	ds := data.NewSynthFace(data.Bench, c.Size, c.N)
+	if c.Art != synthface.ArtPhoto {
+		ds = data.NewSynthFaceArt(data.Bench, c.Size, c.N, 1, []synthface.Art{c.Art})
+	}
+	return auxnets.Cache(ds, c.Workers, c.Quiet, "render bench")
 }
 
 // inChunks is auxnets.InChunks.

@@ -26,6 +26,7 @@ var EvalStep = -1
 type method struct {
 	name, gan string
 	variant   inversion.Ablation
+	art       bool // the style-transfer models (Options.Art)
 	pipes     map[eval.Cond]*Pipeline
 }
 
@@ -35,7 +36,7 @@ func (m *method) pipeline(c eval.Cond) (*Pipeline, error) {
 	if p, ok := m.pipes[c]; ok {
 		return p, nil
 	}
-	p, err := Load(Options{Weights: EvalWeights, GAN: m.gan, Cond: string(c), Device: EvalDevice, Step: EvalStep, Variant: string(m.variant)})
+	p, err := Load(Options{Weights: EvalWeights, GAN: m.gan, Cond: string(c), Device: EvalDevice, Step: EvalStep, Variant: string(m.variant), Art: m.art})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}
@@ -116,18 +117,20 @@ func requests(b *eval.Batch) ([]Request, error) {
 // baseline is the ControlNet baseline of Table 1: the diffusion model's own
 // 20-step DDIM sample (I^d_0).
 type baseline struct {
+	name     string
+	art      bool // the U-Net fine-tuned on artworks
 	encoders map[eval.Cond]*diffusion.Pipeline
 	steps    int
 }
 
-func (b *baseline) Name() string { return "controlnet" }
+func (b *baseline) Name() string { return b.name }
 
 func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 	e, ok := b.encoders[batch.Cond]
 	if !ok {
-		enc, err := LoadEncoder(Options{Weights: EvalWeights, Cond: string(batch.Cond), Device: EvalDevice})
+		enc, err := LoadEncoder(Options{Weights: EvalWeights, Cond: string(batch.Cond), Device: EvalDevice, Art: b.art})
 		if err != nil {
-			return nil, fmt.Errorf("controlnet: %w", err)
+			return nil, fmt.Errorf("%s: %w", b.name, err)
 		}
 		e = enc.Pipeline
 		b.encoders[batch.Cond] = e
@@ -177,8 +180,15 @@ func init() {
 				return &method{name: name, gan: g.gan, variant: a, pipes: map[eval.Cond]*Pipeline{}}, nil
 			})
 		}
+		art := g.name + ":art"
+		eval.Register(art, func() (eval.Method, error) {
+			return &method{name: art, gan: g.gan, art: true, pipes: map[eval.Cond]*Pipeline{}}, nil
+		})
 	}
-	eval.Register("controlnet", func() (eval.Method, error) {
-		return &baseline{encoders: map[eval.Cond]*diffusion.Pipeline{}, steps: 20}, nil
-	})
+	for _, art := range []bool{false, true} {
+		name := map[bool]string{false: "controlnet", true: "controlnet:art"}[art]
+		eval.Register(name, func() (eval.Method, error) {
+			return &baseline{name: name, art: art, encoders: map[eval.Cond]*diffusion.Pipeline{}, steps: 20}, nil
+		})
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"ddgi/eval"
 	"ddgi/face"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -31,6 +32,7 @@ func runEval(args []string) error {
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (for ddgi and controlnet methods)")
 	condGuidance := fs.Float64("cond-guidance", face.SampleGuidance.Cond, "guidance scale on the mask/scribble of full diffusion samples (the controlnet method) and of ddgi's denoising before --step < T−1 (1 = off)")
 	step := fs.Int("step", -1, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
+	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +45,11 @@ func runEval(args []string) error {
 	if *bench != "synthface" {
 		return fmt.Errorf("unknown bench %q (only synthface)", *bench)
 	}
-	cfg := eval.Config{N: *n, Size: *size, Batch: *batch, Workers: *workers, GridRows: *gridRows, Quiet: *quiet}
+	a, err := synthface.ParseArt(*art)
+	if err != nil {
+		return fmt.Errorf("--art: %w", err)
+	}
+	cfg := eval.Config{N: *n, Size: *size, Batch: *batch, Workers: *workers, GridRows: *gridRows, Quiet: *quiet, Art: a}
 	for _, c := range strings.Split(*conds, ",") {
 		cd, err := eval.ParseCond(strings.TrimSpace(c))
 		if err != nil {
