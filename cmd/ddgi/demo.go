@@ -20,11 +20,23 @@ func init() {
 	register(command{name: "demo", summary: "render SynthFace-bench masks and scribbles with several prompts each, in 2D and 3D (shipped weights)", run: runDemo})
 }
 
+// demoPrompt is one column of a demo sheet.
+type demoPrompt struct{ text, tag string }
+
 // demoPrompts are the paper's Fig. 5 idea: one condition, several prompts.
-var demoPrompts = []struct{ text, tag string }{
+var demoPrompts = []demoPrompt{
 	{"The woman has wavy blond hair and is smiling. She wears earrings.", "blond, smile"},
 	{"This man has short black hair, a beard and eyeglasses.", "beard, glasses"},
 	{"The young person has straight brown hair and a slightly open mouth.", "brown hair"},
+}
+
+// artPrompts are the style-transfer sheet's columns (paper Fig. 10): one
+// mask, the same person in each style.
+var artPrompts = []demoPrompt{
+	{"A marble statue. The person has wavy hair and is smiling.", "statue"},
+	{"A bronze statue. The person has wavy hair and is smiling.", "bronze"},
+	{"A cartoon drawing. The person has wavy blond hair and is smiling.", "cartoon"},
+	{"A pencil sketch. The person has wavy hair and is smiling.", "sketch"},
 }
 
 // demoScale enlarges the 64² tiles for viewing (nearest neighbour).
@@ -62,14 +74,24 @@ func runDemo(args []string) error {
 				continue
 			}
 			path := filepath.Join(*out, fmt.Sprintf("demo_%s_%s.png", gan, cond))
-			if err := demoSheet(p, cond, gan == "eg3d", *n, path); err != nil {
+			if err := demoSheet(p, cond, gan == "eg3d", *n, path, demoPrompts); err != nil {
 				return fmt.Errorf("%s + %s: %w", gan, cond, err)
 			}
 			wrote = append(wrote, path)
 		}
 	}
+	// Style transfer (Sec. 4.4), when its weights are there: 3D, masks.
+	if p, err := face.Load(face.Options{Weights: *weights, GAN: "eg3d", Cond: "mask", Device: dev, Step: -1, Art: true}); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: skipping style transfer: %v\n", err)
+	} else {
+		path := filepath.Join(*out, "demo_eg3d_art.png")
+		if err := demoSheet(p, "mask", true, *n, path, artPrompts); err != nil {
+			return fmt.Errorf("style transfer: %w", err)
+		}
+		wrote = append(wrote, path)
+	}
 	var legend strings.Builder
-	for _, p := range demoPrompts {
+	for _, p := range append(append([]demoPrompt(nil), demoPrompts...), artPrompts...) {
 		fmt.Fprintf(&legend, "%s: %s\n", p.tag, p.text)
 	}
 	legendPath := filepath.Join(*out, "prompts.txt")
@@ -82,17 +104,17 @@ func runDemo(args []string) error {
 
 // demoSheet writes rows of [condition | one output per prompt] (for a 3D
 // GAN each output is a strip of three yaws).
-func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string) error {
+func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string, prompts []demoPrompt) error {
 	size := p.Size()
 	render := max(size, 32) // SynthFace's smallest size
 	bench := data.NewSynthFace(data.Bench, render, data.BenchSize)
 	var tiles []image.Image
 	var caps []string
-	cols := 1 + len(demoPrompts)
+	cols := 1 + len(prompts)
 	yaws := []float64{0}
 	if is3D {
 		yaws = []float64{-35, 0, 35}
-		cols = 1 + len(demoPrompts)*len(yaws)
+		cols = 1 + len(prompts)*len(yaws)
 	}
 	for i := 0; i < n; i++ {
 		s, err := bench.Get(i * 7)
@@ -104,7 +126,7 @@ func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string) err
 			s.Scribble = data.ResizeStrokes(s.Scribble, render, render, size)
 		}
 		var reqs []face.Request
-		for k, text := range demoPrompts {
+		for k, text := range prompts {
 			r := face.Request{Text: text.text, Seed: int64(100*i + k)}
 			if cond == "mask" {
 				r.Mask = s.Mask
@@ -131,7 +153,7 @@ func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string) err
 					return err
 				}
 				tiles = append(tiles, imageio.Upscale(pic, demoScale))
-				caps = append(caps, demoPrompts[k].tag)
+				caps = append(caps, prompts[k].tag)
 			}
 		}
 	}
