@@ -105,7 +105,7 @@ func BenchmarkMetrics(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		inChunks(ss, 50, func(lo int, s []*data.Sample) {
 			batch := newBatch(CondMask, s, lo)
-			score(a, nets, CondMask, batch, auxnets.Blur(imagebatch.SampleImages(s), 1), synthface.ArtPhoto)
+			score(a, nets, CondMask, batch, auxnets.Blur(imagebatch.SampleImages(s), 1))
 		})
 	}
 	b.ReportMetric(float64(b.N*len(ss))/time.Since(start).Seconds(), "images/s")

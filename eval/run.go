@@ -155,7 +155,7 @@ func run(c Config) (*Report, error) {
 			var ferr error
 			for lo := 0; lo < len(bench) && ferr == nil; lo += c.Batch {
 				b := bench[lo:min(lo+c.Batch, len(bench))]
-				torch.Scoped(func() { ferr = generateAndScore(m, a, g, nets, cond, b, lo, c.Art) })
+				torch.Scoped(func() { ferr = generateAndScore(m, a, g, nets, cond, b, lo) })
 				if !c.Quiet {
 					bar.Set(int64(lo+len(b)), nil)
 				}
@@ -174,7 +174,7 @@ func run(c Config) (*Report, error) {
 
 // generateAndScore runs a method on one batch (gradients allowed, for
 // methods that optimise per image) and scores the result without them.
-func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b []*data.Sample, lo int, art synthface.Art) error {
+func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b []*data.Sample, lo int) error {
 	batch := newBatch(cond, b, lo)
 	t0 := time.Now()
 	out, err := m.Generate(batch)
@@ -187,14 +187,14 @@ func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b 
 	}
 	torch.NoGrad(func() {
 		out = out.Detach()
-		score(a, nets, cond, batch, out, art)
+		score(a, nets, cond, batch, out)
 		g.add(m.Name(), lo, out)
 	})
 	return nil
 }
 
 // score adds one batch's per-pair metrics.
-func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor, art synthface.Art) {
+func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor) {
 	gt := imagebatch.SampleImages(b.Samples)
 	if gt.Size(2) != out.Size(2) {
 		out = torch.Interpolate(out, gt.Size(2), gt.Size(3), torch.Bilinear, false)
@@ -221,8 +221,9 @@ func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor, art synthf
 		a.attrN += m
 	}
 	if n.Style != nil {
-		for _, s := range n.Style.StyleProbs(out).Argmax(1, false).Int64s() {
-			if s == int64(art) {
+		// The target is each pair's own depiction style (Config.Art).
+		for i, s := range n.Style.StyleProbs(out).Argmax(1, false).Int64s() {
+			if s == int64(b.Samples[i].Art) {
 				a.styleHits++
 			}
 			a.styleN++
