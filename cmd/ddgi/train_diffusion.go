@@ -64,9 +64,8 @@ func runTrainDiffusion(args []string) error {
 	sampleSteps := fs.Int("sample-steps", 20, "DDIM steps of the sample grids")
 	latent := fs.String("latent", "auto", "latent space: vae, patch, or auto (vae when --vae exists)")
 	export := fs.String("export", "", "at the end write the EMA weights here (fp16), e.g. weights/diffusion_small64.safetensors")
-	artProb := fs.Float64("art-prob", 0, "share of training samples drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4); kept in state.json")
+	artF := addArtFlags(fs, "share of training samples drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4); kept in state.json")
 	initFrom := fs.String("init", "", "base stage: start from these trained U-Net weights (fine-tuning, e.g. on --art-prob data) instead of random ones")
-	artList := fs.String("arts", "all", "with --art-prob: styles, a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
 	lw := encoder.AddFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -79,11 +78,9 @@ func runTrainDiffusion(args []string) error {
 	case *batch < 1 || *steps < 1:
 		return errors.New("--batch and --steps must be ≥ 1")
 	}
-	if *artProb < 0 || *artProb > 1 {
-		return fmt.Errorf("--art-prob %g: want 0…1", *artProb)
-	}
-	if _, err := synthface.ParseArts(*artList); err != nil {
-		return fmt.Errorf("--arts: %w", err)
+	artProb, arts, err := artF.parse()
+	if err != nil {
+		return err
 	}
 	if *dropText < 0 {
 		*dropText = 0.1
@@ -108,8 +105,8 @@ func runTrainDiffusion(args []string) error {
 			}
 			st.Init = *initFrom
 		}
-		if *artProb > 0 {
-			st.ArtProb, st.Arts = *artProb, strings.Split(strings.ReplaceAll(*artList, " ", ""), ",")
+		if artProb > 0 {
+			st.ArtProb, st.Arts = artProb, artNames(arts)
 		}
 		if *stage == "control" {
 			st.Cond = *cond
@@ -163,11 +160,11 @@ func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) erro
 	fmt.Fprintf(os.Stderr, "diffusion %s%s: preset %s, latent %s, %d trainable params, text encoder %s, step %d/%d\n",
 		st.Stage, map[bool]string{true: "/" + st.Cond}[st.Cond != ""], c.Name, c.Latent, t.trained.NumParams(),
 		map[bool]string{true: "trained jointly", false: "frozen"}[st.Joint], st.Step, o.steps)
-	arts, err := synthface.ParseArts(strings.Join(st.Arts, ","))
-	if st.ArtProb > 0 && err != nil {
-		return err
-	}
+	var arts []synthface.Art
 	if st.ArtProb > 0 {
+		if arts, err = synthface.ParseArts(strings.Join(st.Arts, ",")); err != nil {
+			return fmt.Errorf("state.json: %w", err)
+		}
 		fmt.Fprintf(os.Stderr, "artworks: %.0f%% of samples, styles %v\n", 100*st.ArtProb, arts)
 	}
 	loader, err := data.NewLoader(data.NewSynthFaceArt(data.Train, size, o.nData, st.ArtProb, arts), data.LoaderOptions{BatchSize: o.batch, Workers: o.workers, Seed: int64(st.Seed), Shuffle: true, Flip: true, DropLast: true})
@@ -248,19 +245,21 @@ func newDiffTrainer(run *runs.Run, st *diffState, resumed bool, o diffOpts) (*di
 		c = base.Config
 		t.m = base
 		t.emaM, _ = diffusion.Load(o.base, torch.CPU)
+	} else if !resumed && st.Init != "" {
+		// Fine-tuning: the U-Net starts from trained weights; the EMA is
+		// copied from it below.
+		if t.m, err = diffusion.Load(st.Init, torch.CPU); err != nil {
+			return nil, fmt.Errorf("--init: %w", err)
+		}
+		c = t.m.Config
+		t.emaM, _ = diffusion.New(c, torch.CPU, st.Seed)
 	} else {
 		if resumed {
 			c = st.Model
-		} else if st.Init != "" {
-			init, err := diffusion.Load(st.Init, torch.CPU)
-			if err != nil {
-				return nil, fmt.Errorf("--init: %w", err)
-			}
-			c = init.Config
 		} else if c, err = diffusion.Preset(o.preset); err != nil {
 			return nil, err
 		}
-		if !resumed && st.Init == "" {
+		if !resumed {
 			switch o.latent {
 			case "patch":
 				c = diffusion.PatchConfig(c)
@@ -274,13 +273,6 @@ func newDiffTrainer(run *runs.Run, st *diffState, resumed bool, o diffOpts) (*di
 			return nil, err
 		}
 		t.emaM, _ = diffusion.New(c, torch.CPU, st.Seed)
-		if !resumed && st.Init != "" {
-			for _, m := range []*diffusion.Model{t.m, t.emaM} {
-				if _, err := m.Store.Load(st.Init); err != nil {
-					return nil, fmt.Errorf("--init: %w", err)
-				}
-			}
-		}
 	}
 	st.Model = c
 	if t.ae, err = encoder.Autoencoder(c, o.lw); err != nil {

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"ddgi/auxnets"
 	"ddgi/data"
 	"ddgi/face"
 	"ddgi/internal/runs"
 	"ddgi/inversion"
-	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -45,18 +43,14 @@ func runTrainInversion(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
-	artProb := fs.Float64("art-prob", 0, "share of training pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4: use with --ablation d0-only and a diffusion model trained on artworks)")
+	artF := addArtFlags(fs, "share of training pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4: use with --ablation d0-only and a diffusion model trained on artworks)")
 	artModel := fs.Bool("art", false, "use the artwork-trained U-Net (weights/diffusion_small64_art.safetensors) as E, as ddgi generate --art does")
-	artList := fs.String("arts", "all", "with --art-prob: styles, a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	arts, err := synthface.ParseArts(*artList)
+	artProb, arts, err := artF.parse()
 	if err != nil {
-		return fmt.Errorf("--arts: %w", err)
-	}
-	if *artProb < 0 || *artProb > 1 {
-		return fmt.Errorf("--art-prob %g: want 0…1", *artProb)
+		return err
 	}
 	abl, err := inversion.ParseAblation(*ablation)
 	if err != nil {
@@ -94,8 +88,8 @@ func runTrainInversion(args []string) error {
 		return err
 	}
 	tr := &inversion.Trainer{Model: m, G: g, E: e, Dev: dev,
-		Data:        data.NewSynthFaceArt(data.Train, face.SizeOf(e), *n, *artProb, arts),
-		PreviewData: data.NewSynthFaceArt(data.Bench, face.SizeOf(e), data.BenchSize, *artProb, arts),
+		Data:        data.NewSynthFaceArt(data.Train, face.SizeOf(e), *n, artProb, arts),
+		PreviewData: data.NewSynthFaceArt(data.Bench, face.SizeOf(e), data.BenchSize, artProb, arts),
 		Cache:       &inversion.D0Cache{Dir: filepath.Join(*out, "d0cache")},
 		Stage1From:  *stage1From,
 	}
@@ -124,11 +118,8 @@ func runTrainInversion(args []string) error {
 	tr.Cfg = inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
 		Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: *cond,
 		Seed: *seed, TMin: *tmin, TMax: *tmax, EveryCheckpoint: *every, EverySample: *every, D0Pool: *pool}
-	if *artProb > 0 {
-		tr.Cfg.ArtProb = *artProb
-		for _, a := range arts {
-			tr.Cfg.Arts = append(tr.Cfg.Arts, a.String())
-		}
+	if artProb > 0 {
+		tr.Cfg.ArtProb, tr.Cfg.Arts = artProb, artNames(arts)
 	}
 	if tr.Run, err = runs.Open(*out); err != nil {
 		return err
