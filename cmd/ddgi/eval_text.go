@@ -121,8 +121,17 @@ func evalText(unet string, lw encoder.Files, n int, ts []int, samples, steps int
 	if err != nil {
 		return rep, err
 	}
-	size := int(m.Config.ImageSize())
-	bench := data.NewSynthFace(data.Bench, size, n)
+	// Render the bench once: the loss pairs and the sampled captions share it.
+	bench, err := auxnets.Cache(data.NewSynthFace(data.Bench, int(m.Config.ImageSize()), max(n, samples)), 2, quiet, "render bench")
+	if err != nil {
+		return rep, err
+	}
+	caps := make([]string, len(bench)) // first captions, as the bench batches use
+	for i, s := range bench {
+		if len(s.Captions) > 0 {
+			caps[i] = s.Captions[0]
+		}
+	}
 	const batch = 25
 	bar := prog.New("eval-text loss", 0, int64(n), "pair")
 	if quiet {
@@ -134,18 +143,13 @@ func evalText(unet string, lw encoder.Files, n int, ts []int, samples, steps int
 		k := min(batch, n-start)
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				b := imagebatch.Get(bench, start, k, torch.CPU)
+				b := imagebatch.FromSamples(bench[start:start+k], torch.CPU)
 				g := torch.NewGenerator(uint64(1_000 + start))
 				z0 := ae.ToLatent(b.Image, g)
 				// another face's caption: the next one in the bench (wraps).
 				others := make([]string, k)
 				for i := range others {
-					j := (start + i + 1) % n
-					if i+1 < k {
-						others[i] = b.Captions[i+1]
-					} else {
-						others[i] = firstCaption(bench, j)
-					}
+					others[i] = caps[(start+i+1)%n]
 				}
 				ctxOwn := must(te.Encode(b.Captions))
 				ctxOther := must(te.Encode(others))
@@ -182,22 +186,18 @@ func evalText(unet string, lw encoder.Files, n int, ts []int, samples, steps int
 		sbar.Out = io.Discard
 	}
 	var hits, mentions float64
-	sampleBench := data.NewSynthFace(data.Bench, size, max(samples, n))
 	for start := 0; start < samples; start += batch {
 		k := min(batch, samples-start)
 		var serr error
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				caps := make([]string, k)
-				for i := range caps {
-					caps[i] = firstCaption(sampleBench, start+i)
-				}
-				img, err := p.Sample(caps, diffusion.Conditions{}, steps, diffusion.Guidance{Text: guidance, Cond: 1}, uint64(start+1))
+				texts := caps[start : start+k]
+				img, err := p.Sample(texts, diffusion.Conditions{}, steps, diffusion.Guidance{Text: guidance, Cond: 1}, uint64(start+1))
 				if err != nil {
 					serr = err
 					return
 				}
-				h, c := metrics.AttributeAccuracy(attr.AttributeProbs(img), caps)
+				h, c := metrics.AttributeAccuracy(attr.AttributeProbs(img), texts)
 				hits, mentions = hits+h, mentions+c
 			})
 		})
@@ -211,19 +211,6 @@ func evalText(unet string, lw encoder.Files, n int, ts []int, samples, steps int
 		rep.AttrAcc = hits / mentions
 	}
 	return rep, nil
-}
-
-// firstCaption is sample i's first caption (the one eval and the bench
-// batches use), read inside a torch.Try block.
-func firstCaption(ds data.Dataset, i int) string {
-	s, err := ds.Get(i)
-	if err != nil {
-		panic(&torch.Error{Op: "eval-text", Msg: err.Error()})
-	}
-	if len(s.Captions) == 0 {
-		return ""
-	}
-	return s.Captions[0]
 }
 
 // must unwraps an error inside a torch.Try block.
