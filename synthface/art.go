@@ -125,9 +125,7 @@ var (
 // painted surface was, so carved features (brows, hair strands, pupils)
 // keep a trace.
 func (sh *shader) artMaterial(m material) material {
-	y := m.albedo.dot(v3(0.2126, 0.7152, 0.0722))
-	ys := sh.skinLin.dot(v3(0.2126, 0.7152, 0.0722))
-	k := 0.72 + 0.28*smoothstep(0, ys, y)
+	k := 0.72 + 0.28*smoothstep(0, sh.skinLuma, m.albedo.luma())
 	switch sh.s.p.Art {
 	case ArtStatue:
 		return material{albedo: marbleLin.mul(k), wrap: 0.45, spec: 0.1, shiny: 14}
@@ -154,7 +152,7 @@ func toonBand(diff float64) float64 {
 func (sh *shader) artBackground(c vec3) vec3 {
 	switch sh.s.p.Art {
 	case ArtStatue, ArtBronze:
-		y := c.dot(v3(0.2126, 0.7152, 0.0722))
+		y := c.luma()
 		return v3(y, y, y).lerp(c, 0.15)
 	}
 	return c

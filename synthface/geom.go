@@ -13,6 +13,7 @@ func (a vec3) mul(s float64) vec3   { return vec3{a.x * s, a.y * s, a.z * s} }
 func (a vec3) dot(b vec3) float64   { return a.x*b.x + a.y*b.y + a.z*b.z }
 func (a vec3) len() float64         { return math.Sqrt(a.dot(a)) }
 func (a vec3) hadamard(b vec3) vec3 { return vec3{a.x * b.x, a.y * b.y, a.z * b.z} }
+func (a vec3) luma() float64        { return a.dot(vec3{0.2126, 0.7152, 0.0722}) } // of linear RGB
 func (a vec3) lerp(b vec3, t float64) vec3 {
 	return vec3{a.x + (b.x-a.x)*t, a.y + (b.y-a.y)*t, a.z + (b.z-a.z)*t}
 }

@@ -10,6 +10,7 @@ type shader struct {
 	lcol, sky, ground vec3
 	hairLin, browLin  vec3
 	skinLin           vec3
+	skinLuma          float64 // the sculpture styles' reference brightness
 	fineHair          float64 // strand frequency scale, higher at larger sizes
 }
 
@@ -28,6 +29,7 @@ func newShader(s *scene, v *view) *shader {
 	if s.p.Attrs.Bald {
 		hc = s.p.Identity.BrowColor
 	}
+	sh.skinLuma = sh.skinLin.luma()
 	sh.hairLin = lin(hc)
 	sh.browLin = lin(mix3(s.p.Identity.BrowColor, hc, 0.4)).mul(0.7)
 	sh.fineHair = float64(v.res) / 128
