@@ -39,8 +39,10 @@ type Options struct {
 	// Variant selects weights trained another way (an ablation such as
 	// "m-only"): inversion_<gan>_<cond>_<variant>.safetensors.
 	Variant string
-	// Art selects the style-transfer models (paper Sec. 4.4): the U-Net
-	// fine-tuned on SynthFace artworks (diffusion_small64_art) and M, T
+	// Art selects the style-transfer models (paper Sec. 4.4): the text
+	// encoder that learned the style words (text_small64_art: photo
+	// captions encode as with the base one), the U-Net fine-tuned on
+	// SynthFace artworks (diffusion_small64_art) and M, T
 	// trained against its I^d_0 (inversion_<gan>_<cond>_art). The prompt
 	// names the style ("A marble statue. The man …").
 	Art bool
@@ -49,13 +51,13 @@ type Options struct {
 // Files lists the weight files Options select, in load order.
 func (o Options) Files() map[string]string {
 	w := func(name string) string { return filepath.Join(o.Weights, name) }
-	unet, variant := "diffusion_small64.safetensors", o.Variant
+	unet, text, variant := "diffusion_small64.safetensors", "text_small64.safetensors", o.Variant
 	if o.Art {
-		unet, variant = "diffusion_small64_art.safetensors", "art"
+		unet, text, variant = "diffusion_small64_art.safetensors", "text_small64_art.safetensors", "art"
 	}
 	return map[string]string{
 		"tokenizer": w("tokenizer.json"),
-		"text":      w("text_small64.safetensors"),
+		"text":      w(text),
 		"vae":       w("vae_small64.safetensors"),
 		"unet":      w(unet),
 		"branch":    w("diffusion_small64_" + o.Cond + ".safetensors"),

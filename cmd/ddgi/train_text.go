@@ -61,6 +61,13 @@ type textState struct {
 	Step   int64           `json:"step"`
 	Seed   uint64          `json:"seed"`
 	Config text.CLIPConfig `json:"config"`
+	// Fine-tuning: the exported encoder the text tower started from, and
+	// which of its weights train (all or new-tokens).
+	Init string `json:"init,omitempty"`
+	Tune string `json:"tune,omitempty"`
+	// Share of pairs drawn as artworks, and their styles.
+	ArtProb float64  `json:"art_prob,omitempty"`
+	Arts    []string `json:"arts,omitempty"`
 }
 
 // pairs is a rendered image/caption set held as uint8 NCHW.
@@ -72,7 +79,12 @@ type pairs struct {
 }
 
 func renderPairs(split data.Split, n, size, workers int, label string) (*pairs, error) {
-	ds := data.NewSynthFace(split, size, n)
+	return renderArtPairs(data.NewSynthFace(split, size, n), n, size, workers, label)
+}
+
+// renderArtPairs renders the first n samples of ds (which may mix in
+// artworks, data.NewSynthFaceArt).
+func renderArtPairs(ds data.Dataset, n, size, workers int, label string) (*pairs, error) {
 	p := &pairs{images: make([]uint8, n*3*size*size), captions: make([][]string, n), attrs: make([][]float64, n), size: size}
 	bar := prog.New(label, 0, int64(n), "img")
 	var next, done int64
@@ -160,7 +172,20 @@ func runTrainText(args []string) error {
 	seed := fs.Uint64("seed", 1, "initialisation and sampling seed")
 	export := fs.String("export", "", "also write the text encoder alone here at the end (fp16), e.g. weights/text_small64.safetensors")
 	workers := fs.Int("workers", 2, "render workers")
+	initFrom := fs.String("init", "", "start the text tower from this exported encoder (e.g. weights/text_small64.safetensors) instead of random weights; the image tower starts fresh")
+	tune := fs.String("tune", "all", "text-tower weights the optimizer moves: all, or new-tokens (only the embeddings of tokens no photo caption uses, e.g. style words: photo captions keep their exact encoding)")
+	artF := addArtFlags(fs, "share of training and bench pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4); kept in state.json")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *tune != "all" && *tune != "new-tokens" {
+		return fmt.Errorf("--tune %q: want all or new-tokens", *tune)
+	}
+	if *tune == "new-tokens" && *initFrom == "" {
+		return errors.New("--tune new-tokens needs --init (new words behind a frozen random tower learn nothing useful)")
+	}
+	artProb, arts, err := artF.parse()
+	if err != nil {
 		return err
 	}
 	enc, err := text.EncoderPreset(*preset)
@@ -189,17 +214,32 @@ func runTrainText(args []string) error {
 	if err != nil {
 		return err
 	}
-	st := textState{Seed: *seed, Config: text.CLIPConfig{Encoder: enc, ImageWidths: iw, Embed: *embed}}
+	st := textState{Seed: *seed, Config: text.CLIPConfig{Encoder: enc, ImageWidths: iw, Embed: *embed}, Init: *initFrom, Tune: *tune}
+	if artProb > 0 {
+		st.ArtProb, st.Arts = artProb, artNames(arts)
+	}
 	resumed, err := run.LoadState(&st)
 	if err != nil {
 		return err
+	}
+	if resumed && (st.Init != *initFrom || st.Tune != *tune) {
+		return fmt.Errorf("%s was started with --init %q --tune %s; resume it with the same flags", *out, st.Init, st.Tune)
+	}
+	if arts, err = synthface.ParseArts(strings.Join(append([]string{}, st.Arts...), ",")); err != nil && st.ArtProb > 0 {
+		return fmt.Errorf("%s/state.json: %w", *out, err)
 	}
 	store := nn.NewStore(torch.CPU, st.Seed)
 	var model *text.CLIP
 	if err := torch.Try(func() { model = text.NewCLIP(store.Root(), st.Config) }); err != nil {
 		return err
 	}
-	opt := optim.NewAdam(optim.AdamConfig{LR: *lr, Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: 0.1, Decoupled: true})
+	// An embeddings-only fine-tune keeps the encoder's space: no weight
+	// decay, which would shrink every trained token's embedding.
+	wd := 0.1
+	if st.Tune == "new-tokens" {
+		wd = 0
+	}
+	opt := optim.NewAdam(optim.AdamConfig{LR: *lr, Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: wd, Decoupled: true})
 	// Retrieval rows go to their own log: a run's plot needs uniform rows.
 	evalRun, err := runs.Open(run.Path("eval"))
 	if err != nil {
@@ -212,9 +252,31 @@ func runTrainText(args []string) error {
 		if err := evalRun.TruncateLog(st.Step); err != nil {
 			return err
 		}
+	} else if st.Init != "" {
+		if err := initTextTower(store, st.Init, enc); err != nil {
+			return err
+		}
+	}
+	var newRows *torch.Tensor // [Vocab,1]: 1 for tokens no photo caption uses
+	if st.Tune == "new-tokens" {
+		store.Freeze("text")
+		store.Unfreeze("text.embeddings.token_embedding")
+		var n int
+		if newRows, n, err = unusedTokenRows(tok, enc.Vocab); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "tuning the embeddings of %d of %d tokens (those no photo caption uses)\n", n, enc.Vocab)
 	}
 	fmt.Fprintf(os.Stderr, "text encoder %s: %d parameters (with image tower and projections)\n", *preset, store.NumParams())
-	train, bench, err := renderSplits(*nTrain, *nBench, *size, *workers)
+	var train, bench *pairs
+	if st.ArtProb > 0 {
+		fmt.Fprintf(os.Stderr, "artworks: %.0f%% of training and bench pairs, styles %v\n", 100*st.ArtProb, arts)
+		if train, err = renderArtPairs(data.NewSynthFaceArt(data.Train, *size, *nTrain, st.ArtProb, arts), *nTrain, *size, *workers, "render train"); err == nil {
+			bench, err = renderArtPairs(data.NewSynthFaceArt(data.Bench, *size, *nBench, st.ArtProb, arts), *nBench, *size, *workers, "render bench")
+		}
+	} else {
+		train, bench, err = renderSplits(*nTrain, *nBench, *size, *workers)
+	}
 	if err != nil {
 		return err
 	}
@@ -272,6 +334,10 @@ func runTrainText(args []string) error {
 				txt, img := model.Embed(ids, train.batch(idx))
 				l := text.ContrastiveLoss(txt, img, model.LogitScale)
 				l.Backward()
+				if newRows != nil {
+					g := store.Get("text.embeddings.token_embedding.weight").Grad()
+					g.CopyIn(g.Mul(newRows))
+				}
 				optim.ClipGradNorm(store.Trainable(), 1)
 				opt.Update(store.Trainable())
 				loss, scale = l.Item(), math.Exp(model.LogitScale.Item())
@@ -338,6 +404,48 @@ func runTrainText(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "fp16 %s: caption→image top-1 %.3f top-5 %.3f, image→caption top-1 %.3f top-5 %.3f\n",
 		*export, m["t2i_top1"], m["t2i_top5"], m["i2t_top1"], m["i2t_top5"])
+	return nil
+}
+
+// unusedTokenRows marks the tokens that no caption of the photo corpus the
+// tokenizer was learned from (text.Corpus) encodes to: a [vocab,1] mask.
+// Adam leaves a row whose gradient is always zero exactly where it was.
+func unusedTokenRows(tok *text.Tokenizer, vocab int64) (*torch.Tensor, int, error) {
+	used := make([]bool, vocab)
+	for _, c := range text.Corpus(20000) {
+		for _, id := range tok.Encode(c) {
+			used[id] = true
+		}
+	}
+	for _, id := range []int64{text.BOSID, text.EOSID, text.PadID} {
+		used[id] = true
+	}
+	mask := make([]float32, vocab)
+	n := 0
+	for i, u := range used {
+		if !u {
+			mask[i], n = 1, n+1
+		}
+	}
+	var t *torch.Tensor
+	err := torch.Try(func() { t = torch.FromFloat32(mask, vocab, 1) })
+	return t, n, err
+}
+
+// initTextTower loads an exported encoder (exportEncoder's keys, at the
+// root) into the CLIP's text tower; its config must match the preset's.
+func initTextTower(store *nn.Store, path string, enc text.EncoderConfig) error {
+	src, s, err := text.LoadEncoder(path, torch.CPU)
+	if err != nil {
+		return fmt.Errorf("--init: %w", err)
+	}
+	if src.Config != enc {
+		return fmt.Errorf("--init %s: encoder config %+v differs from the preset's %+v", path, src.Config, enc)
+	}
+	if err := store.CopyFrom(s, func(n string) string { return strings.TrimPrefix(n, "text.") }); err != nil {
+		return fmt.Errorf("--init %s: %w", path, err)
+	}
+	fmt.Fprintf(os.Stderr, "text tower initialised from %s\n", path)
 	return nil
 }
 
