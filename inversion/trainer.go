@@ -84,6 +84,8 @@ type TrainConfig struct {
 	// training data (style transfer, Sec. 4.4; synthface.WithArt).
 	ArtProb float64  `json:",omitempty"`
 	Arts    []string `json:",omitempty"`
+	// Init is the inversion the run started from (Trainer.Init), if any.
+	Init string `json:",omitempty"`
 }
 
 // Trainer runs the two-stage, multi-step training of Sec. 3.4.
@@ -106,6 +108,11 @@ type Trainer struct {
 	// the full method, no-attn and gt-only share stage 1 exactly (Eq. 6
 	// against I^gt, T not run), so their Table 2 rows need one stage 1.
 	Stage1From string
+	// Init, when set, is a trained inversion (same model config) that a
+	// fresh run starts M and T from instead of random weights: to follow a
+	// generator trained further, whose w space moved only a little. w̄ is
+	// then reset to G's.
+	Init string
 }
 
 type trainState struct {
@@ -258,6 +265,12 @@ func (tr *Trainer) Train() error {
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", tr.Run.Dir, st.Step)
 	}
+	if st.Step == 0 && tr.Init != "" {
+		if err := tr.loadInit(tr.Init); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "M and T start from %s\n", tr.Init)
+	}
 	if st.Step == 0 && tr.Stage1From != "" {
 		if err := tr.loadStage1(tr.Stage1From); err != nil {
 			return err
@@ -378,6 +391,22 @@ func (tr *Trainer) loadStage1(path string) error {
 		return ""
 	}
 	return tr.Model.Store.CopyFrom(m.Store, onlyM)
+}
+
+// loadInit copies M and T of a trained inversion into the model and gives
+// M this run's w̄.
+func (tr *Trainer) loadInit(path string) error {
+	m, _, err := Load(path, torch.CPU)
+	if err != nil {
+		return fmt.Errorf("--init: %w", err)
+	}
+	if fmt.Sprint(m.Config) != fmt.Sprint(tr.Model.Config) {
+		return fmt.Errorf("--init %s: model config %+v, this run builds %+v", path, m.Config, tr.Model.Config)
+	}
+	if err := tr.Model.Store.CopyFrom(m.Store, nil); err != nil {
+		return fmt.Errorf("--init %s: %w", path, err)
+	}
+	return tr.Model.Mapping.SetMeanLatent(tr.G.MeanLatent())
 }
 
 // resizeTo brings a target image to the generator's resolution (the

@@ -161,3 +161,52 @@ func TestStage2FromSharedStage1(t *testing.T) {
 		t.Fatal("d0-only (its stage 1 trains against I^d_0) accepted a shared stage 1")
 	}
 }
+
+// TestInitStartsFromTrainedInversion: Trainer.Init copies M and T of a
+// trained inversion (then w̄ is G's), and refuses another model config.
+func TestInitStartsFromTrainedInversion(t *testing.T) {
+	c := Tiny()
+	g := newLinearG(c, 32)
+	enc := newFakeEncoder(c)
+	tc := TrainConfig{Stage1Steps: 3, Stage2Steps: 3, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
+		TMin: 0, TMax: 999, EveryCheckpoint: 100, EverySample: 100}
+	train := func(c Config, tc TrainConfig, init string) (*Trainer, error) {
+		m, _ := NewModel(c, torch.CPU, 7)
+		m.Mapping.SetMeanLatent(g.MeanLatent())
+		dir := t.TempDir()
+		run, _ := runs.Open(dir)
+		tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"}, Run: run, Dev: torch.CPU, Init: init}
+		return tr, tr.Train()
+	}
+	src, err := train(c, tc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := src.Run.Path("export.safetensors")
+	// Another w̄ in the file: the run must take G's instead.
+	src.Model.Mapping.SetMeanLatent(g.MeanLatent().AddScalar(1))
+	if err := src.Model.Save(path, tc, false); err != nil {
+		t.Fatal(err)
+	}
+	none := tc
+	none.Stage1Steps, none.Stage2Steps = 0, 0
+	tr, err := train(c, none, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range tr.Model.Store.Names() {
+		a, b := tr.Model.Store.Get(name), src.Model.Store.Get(name)
+		want := b
+		if a == tr.Model.Mapping.WAvg {
+			want = g.MeanLatent().Reshape(a.Shape()...)
+		}
+		if d := a.Sub(want).Abs().MaxAll().Item(); d != 0 {
+			t.Errorf("%s differs by %g from the init (or G's w̄)", name, d)
+		}
+	}
+	wide := c
+	wide.Width *= 2
+	if _, err := train(wide, none, path); err == nil {
+		t.Fatal("an inversion of another width was accepted as --init")
+	}
+}

@@ -42,6 +42,7 @@ func runTrainInversion(args []string) error {
 	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
+	initFrom := fs.String("init", "", "start M and T from this trained inversion (same GAN preset, width and condition), e.g. to follow a GAN trained further; w̄ is taken from the current GAN")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	artF := addArtFlags(fs, "share of training pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4: use with --ablation d0-only and a diffusion model trained on artworks)")
 	artModel := fs.Bool("art", false, "use the artwork-trained U-Net (weights/diffusion_small64_art.safetensors) as E, as ddgi generate --art does")
@@ -92,6 +93,7 @@ func runTrainInversion(args []string) error {
 		PreviewData: data.NewSynthFaceArt(data.Bench, face.SizeOf(e), data.BenchSize, artProb, arts),
 		Cache:       &inversion.D0Cache{Dir: filepath.Join(*out, "d0cache")},
 		Stage1From:  *stage1From,
+		Init:        *initFrom,
 	}
 	if *lamLPIPS != 0 {
 		f, err := auxnets.LoadPerceptual(filepath.Join(*weights, "aux_perceptual.safetensors"))
@@ -121,6 +123,7 @@ func runTrainInversion(args []string) error {
 	if artProb > 0 {
 		tr.Cfg.ArtProb, tr.Cfg.Arts = artProb, artNames(arts)
 	}
+	tr.Cfg.Init = *initFrom
 	if tr.Run, err = runs.Open(*out); err != nil {
 		return err
 	}
