@@ -115,12 +115,7 @@ func TestStage2FromSharedStage1(t *testing.T) {
 	tc := TrainConfig{Stage1Steps: 6, Stage2Steps: 6, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
 		TMin: 0, TMax: 999, EveryCheckpoint: 6, EverySample: 100}
 	train := func(c Config, tc TrainConfig, from string) (*Trainer, error) {
-		m, _ := NewModel(c, torch.CPU, 1)
-		m.Mapping.SetMeanLatent(g.MeanLatent())
-		dir := t.TempDir()
-		run, _ := runs.Open(dir)
-		tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"}, Run: run, Dev: torch.CPU, Stage1From: from}
-		return tr, tr.Train()
+		return trainTiny(t, c, tc, g, enc, Trainer{Stage1From: from}, 1)
 	}
 	full, err := train(c, tc, "")
 	if err != nil {
@@ -171,12 +166,7 @@ func TestInitStartsFromTrainedInversion(t *testing.T) {
 	tc := TrainConfig{Stage1Steps: 3, Stage2Steps: 3, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
 		TMin: 0, TMax: 999, EveryCheckpoint: 100, EverySample: 100}
 	train := func(c Config, tc TrainConfig, init string) (*Trainer, error) {
-		m, _ := NewModel(c, torch.CPU, 7)
-		m.Mapping.SetMeanLatent(g.MeanLatent())
-		dir := t.TempDir()
-		run, _ := runs.Open(dir)
-		tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"}, Run: run, Dev: torch.CPU, Init: init}
-		return tr, tr.Train()
+		return trainTiny(t, c, tc, g, enc, Trainer{Init: init}, 7)
 	}
 	src, err := train(c, tc, "")
 	if err != nil {
@@ -209,4 +199,16 @@ func TestInitStartsFromTrainedInversion(t *testing.T) {
 	if _, err := train(wide, none, path); err == nil {
 		t.Fatal("an inversion of another width was accepted as --init")
 	}
+}
+
+// trainTiny trains a fresh model (seeded init) in a temporary run folder
+// on four SynthFace samples; from carries the Stage1From and Init choices.
+func trainTiny(t *testing.T, c Config, tc TrainConfig, g Generator, enc Encoder, from Trainer, seed uint64) (*Trainer, error) {
+	m, _ := NewModel(c, torch.CPU, seed)
+	m.Mapping.SetMeanLatent(g.MeanLatent())
+	dir := t.TempDir()
+	run, _ := runs.Open(dir)
+	tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"},
+		Run: run, Dev: torch.CPU, Stage1From: from.Stage1From, Init: from.Init}
+	return tr, tr.Train()
 }
