@@ -65,19 +65,26 @@ func (m *method) Generate(b *eval.Batch) (*torch.Tensor, error) {
 	defer w.Free()
 	var cams *torch.Tensor
 	if p.G.Is3D() {
-		flat := make([]float32, 0, 25*len(b.Samples))
-		for _, s := range b.Samples {
-			flat = append(flat, s.Camera[:]...)
-		}
-		if err := torch.Try(func() {
-			cams = torch.FromFloat32(flat, int64(len(b.Samples)), eg3d.CameraDim).ToDevice(EvalDevice)
-			torch.Persist(cams)
-		}); err != nil {
+		if cams, err = benchCameras(b); err != nil {
 			return nil, err
 		}
 		defer cams.Free()
 	}
 	return p.Render(w, cams)
+}
+
+// benchCameras are the ground-truth cameras of a bench batch [N,25] on
+// EvalDevice, outside any scope (the caller frees them).
+func benchCameras(b *eval.Batch) (cams *torch.Tensor, err error) {
+	flat := make([]float32, 0, eg3d.CameraDim*len(b.Samples))
+	for _, s := range b.Samples {
+		flat = append(flat, s.Camera[:]...)
+	}
+	err = torch.Try(func() {
+		cams = torch.FromFloat32(flat, int64(len(b.Samples)), eg3d.CameraDim).ToDevice(EvalDevice)
+		torch.Persist(cams)
+	})
+	return cams, err
 }
 
 // requests turns a bench batch into generation requests (seed: bench index).

@@ -77,6 +77,16 @@ func (a *Adam) Update(params []nn.Named) {
 	})
 }
 
+// Free releases the moments now rather than at garbage collection (for
+// short-lived optimizers, such as one per projected batch).
+func (a *Adam) Free() {
+	for name, m := range a.m {
+		m.Free()
+		a.v[name].Free()
+	}
+	a.m, a.v = map[string]*torch.Tensor{}, map[string]*torch.Tensor{}
+}
+
 // SetLR changes the learning rate (schedules).
 func (a *Adam) SetLR(lr float64) { a.Config.LR = lr }
 
