@@ -2,11 +2,14 @@ package face
 
 import (
 	"fmt"
+	"image"
 
 	"ddgi/diffusion"
+	"ddgi/encoder"
 	"ddgi/eval"
 	"ddgi/gan/eg3d"
 	"ddgi/imagebatch"
+	"ddgi/internal/imageio"
 	"ddgi/inversion"
 	"ddgi/torch"
 )
@@ -126,9 +129,15 @@ func requests(b *eval.Batch) ([]Request, error) {
 type baseline struct {
 	name     string
 	art      bool // the U-Net fine-tuned on artworks
-	encoders map[eval.Cond]*diffusion.Pipeline
+	encoders map[eval.Cond]*encoder.E
 	steps    int
 }
+
+// EvalCache, when set, is a folder where the baseline keeps its samples
+// (content-addressed like the I^d_0 cache: weights, sampler settings,
+// prompt, condition, seed), so a rerun with other metric nets or more
+// methods samples only pairs it has not seen. Cached images are 8-bit.
+var EvalCache string
 
 func (b *baseline) Name() string { return b.name }
 
@@ -139,36 +148,96 @@ func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", b.name, err)
 		}
-		e = enc.Pipeline
+		e = enc
 		b.encoders[batch.Cond] = e
 	}
-	var cond diffusion.Conditions
-	if batch.Cond == eval.CondMask {
-		cond.Mask = imagebatch.OneHot(batch.Mask)
-	} else {
-		cond.Scribble = batch.Scribble
+	n := len(batch.Index)
+	imgs := make([]*torch.Tensor, n)
+	keys := make([]string, n)
+	var cache *inversion.D0Cache
+	if EvalCache != "" {
+		cache = &inversion.D0Cache{Dir: EvalCache}
 	}
-	// Each pair's own seed, batched (same images as one call per pair).
-	seeds := make([]uint64, len(batch.Index))
+	var missing []int
 	for i, ix := range batch.Index {
-		seeds[i] = uint64(ix)
-	}
-	var outs []*torch.Tensor
-	for lo := 0; lo < len(seeds); lo += baselineBatch {
-		hi := min(lo+baselineBatch, len(seeds))
-		var part diffusion.Conditions
-		if err := torch.Try(func() { part = cond.Range(lo, hi) }); err != nil {
-			return nil, err
+		if cache == nil {
+			missing = append(missing, i)
+			continue
 		}
-		img, err := e.SampleEach(batch.Prompts[lo:hi], part, b.steps, SampleGuidance, seeds[lo:hi])
+		s := batch.Samples[i]
+		condBytes := s.Mask
+		if batch.Cond == eval.CondScribble {
+			condBytes = s.Scribble
+		}
+		keys[i] = inversion.Key(fmt.Sprintf("%s|baseline%d", e.ID(), b.steps), string(batch.Cond), batch.Prompts[i], condBytes, b.steps, SampleGuidance.Text, int64(ix), batch.Size)
+		rgb, ok, err := cache.Get(keys[i], batch.Size)
 		if err != nil {
 			return nil, err
 		}
-		outs = append(outs, img)
+		if ok {
+			if err := torch.Try(func() { imgs[i] = imageio.ToTensor(rgb, batch.Size, batch.Size, EvalDevice) }); err != nil {
+				return nil, err
+			}
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	for lo := 0; lo < len(missing); lo += baselineBatch {
+		part := missing[lo:min(lo+baselineBatch, len(missing))]
+		out, err := b.sample(e.Pipeline, batch, part)
+		if err != nil {
+			return nil, err
+		}
+		var pics []image.Image
+		if cache != nil {
+			if pics, err = imageio.FromTensor(out); err != nil {
+				return nil, err
+			}
+		}
+		for j, i := range part {
+			if cache == nil {
+				if err := torch.Try(func() { imgs[i] = out.Narrow(0, int64(j), 1) }); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			// Scored as stored (8-bit), so a first run and its reruns agree.
+			rgb := imageio.RGBBytes(pics[j])
+			if err := cache.Put(keys[i], rgb, batch.Size); err != nil {
+				return nil, err
+			}
+			if err := torch.Try(func() { imgs[i] = imageio.ToTensor(rgb, batch.Size, batch.Size, EvalDevice) }); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var out *torch.Tensor
-	err := torch.Try(func() { out = torch.Cat(outs, 0) })
+	err := torch.Try(func() { out = torch.Cat(imgs, 0) })
 	return out, err
+}
+
+// sample draws the pairs idx of a batch, each from its own seed (the bench
+// index), in one batched call.
+func (b *baseline) sample(e *diffusion.Pipeline, batch *eval.Batch, idx []int) (*torch.Tensor, error) {
+	prompts := make([]string, len(idx))
+	seeds := make([]uint64, len(idx))
+	sel := make([]int64, len(idx))
+	for j, i := range idx {
+		prompts[j], seeds[j], sel[j] = batch.Prompts[i], uint64(batch.Index[i]), int64(i)
+	}
+	var cond diffusion.Conditions
+	err := torch.Try(func() {
+		at := torch.FromInt64(sel, int64(len(sel))).ToDevice(batch.Mask.Device())
+		if batch.Cond == eval.CondMask {
+			cond.Mask = imagebatch.OneHot(batch.Mask.IndexSelect(0, at))
+		} else {
+			cond.Scribble = batch.Scribble.IndexSelect(0, at)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.SampleEach(prompts, cond, b.steps, SampleGuidance, seeds)
 }
 
 // baselineBatch bounds the pairs sampled together by the baseline.
@@ -195,7 +264,7 @@ func init() {
 	for _, art := range []bool{false, true} {
 		name := map[bool]string{false: "controlnet", true: "controlnet:art"}[art]
 		eval.Register(name, func() (eval.Method, error) {
-			return &baseline{name: name, art: art, encoders: map[eval.Cond]*diffusion.Pipeline{}, steps: 20}, nil
+			return &baseline{name: name, art: art, encoders: map[eval.Cond]*encoder.E{}, steps: 20}, nil
 		})
 	}
 }

@@ -77,7 +77,7 @@ func (c *D0Cache) Get(key string, size int) (rgb []uint8, ok bool, err error) {
 	if b.Dx() != size || b.Dy() != size {
 		return nil, false, fmt.Errorf("cache entry %s is %dx%d, want %d", c.path(key), b.Dx(), b.Dy(), size)
 	}
-	return rgbBytes(img, size), true, nil
+	return imageio.RGBBytes(img), true, nil
 }
 
 // Put stores RGB bytes under key atomically.

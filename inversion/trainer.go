@@ -2,7 +2,6 @@ package inversion
 
 import (
 	"fmt"
-	"image"
 	"math"
 	"os"
 	"strings"
@@ -177,7 +176,7 @@ func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tenso
 			panic(&torch.Error{Op: "d0", Msg: err.Error()})
 		}
 		for j, i := range missing {
-			if err := tr.Cache.Put(keys[i], rgbBytes(pics[j], size), size); err != nil {
+			if err := tr.Cache.Put(keys[i], imageio.RGBBytes(pics[j]), size); err != nil {
 				panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
 			}
 			imgs[i] = out.Narrow(0, int64(j), 1)
@@ -427,20 +426,6 @@ func (tr *Trainer) freezeFor(stage int) {
 	} else {
 		s.Freeze("mapping")
 	}
-}
-
-// rgbBytes converts an image to size×size×3 bytes.
-func rgbBytes(img image.Image, size int) []uint8 {
-	out := make([]uint8, 3*size*size)
-	b := img.Bounds()
-	for y := 0; y < size; y++ {
-		for x := 0; x < size; x++ {
-			r, g, bb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			i := 3 * (y*size + x)
-			out[i], out[i+1], out[i+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
-		}
-	}
-	return out
 }
 
 // saveOpts stores both configs with the weights, so `ddgi generate` can

@@ -33,6 +33,7 @@ func runEval(args []string) error {
 	condGuidance := fs.Float64("cond-guidance", face.SampleGuidance.Cond, "guidance scale on the mask/scribble of full diffusion samples (the controlnet method) and of ddgi's denoising before --step < T−1 (1 = off)")
 	step := fs.Int("step", -1, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
 	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
+	cache := fs.String("cache", "", "folder where the ControlNet baseline keeps its samples (content-addressed by weights, settings, prompt, condition and seed): a rerun samples only new pairs")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -40,7 +41,7 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	face.EvalWeights, face.EvalDevice, face.EvalStep = *weights, dev, *step
+	face.EvalWeights, face.EvalDevice, face.EvalStep, face.EvalCache = *weights, dev, *step, *cache
 	face.SampleGuidance.Cond = *condGuidance
 	if *bench != "synthface" {
 		return fmt.Errorf("unknown bench %q (only synthface)", *bench)

@@ -368,3 +368,53 @@ func TestTrainTextNewTokensFineTune(t *testing.T) {
 		t.Errorf("--tune new-tokens without --init exited %d, want 1", code)
 	}
 }
+
+// TestEvalBaselineCache: with --cache the baseline's samples land in the
+// folder (one per pair and condition) and a rerun reads them back: the same
+// table, no new files.
+func TestEvalBaselineCache(t *testing.T) {
+	dir, w := tinyWeights(t)
+	cache := filepath.Join(dir, "cache")
+	evalOnce := func(out string) []byte {
+		t.Helper()
+		if code := run([]string{"eval", "--method", "controlnet", "--n", "3", "--batch", "2", "--size", "32", "--weights", w, "--cache", cache, "--out", out, "--quiet"}); code != 0 {
+			t.Fatalf("eval exited %d", code)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "results.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	count := func() int {
+		n := 0
+		filepath.WalkDir(cache, func(_ string, d os.DirEntry, _ error) error {
+			if d != nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	first := evalOnce(filepath.Join(dir, "a"))
+	if got := count(); got != 6 {
+		t.Fatalf("%d cached samples, want 3 pairs × 2 conditions", got)
+	}
+	second := evalOnce(filepath.Join(dir, "b"))
+	if got := count(); got != 6 {
+		t.Errorf("rerun left %d cached samples, want the same 6", got)
+	}
+	scores := func(b []byte) string {
+		var r struct{ Rows []map[string]any }
+		if err := json.Unmarshal(b, &r); err != nil || len(r.Rows) != 2 {
+			t.Fatalf("results.json: %v, %d rows", err, len(r.Rows))
+		}
+		for _, row := range r.Rows {
+			delete(row, "generate_seconds")
+		}
+		return fmt.Sprint(r.Rows)
+	}
+	if a, b := scores(first), scores(second); a != b {
+		t.Errorf("rerun from the cache changed the scores:\n%s\n%s", a, b)
+	}
+}

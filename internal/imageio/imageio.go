@@ -152,3 +152,18 @@ func Upscale(img image.Image, k int) image.Image {
 	}
 	return out
 }
+
+// RGBBytes converts an image to H×W×3 bytes, row-major.
+func RGBBytes(img image.Image) []uint8 {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := make([]uint8, 3*w*h)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r, g, bb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			i := 3 * (y*w + x)
+			out[i], out[i+1], out[i+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
+		}
+	}
+	return out
+}
