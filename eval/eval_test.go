@@ -69,9 +69,26 @@ func TestEvalPipelineGroundTruth(t *testing.T) {
 	if math.IsNaN(gt.ACC) || math.IsNaN(gt.AttrAcc) || !math.IsNaN(rep.Rows[3].ACC) {
 		t.Errorf("ACC/attr acc applicability wrong: %+v / %+v", gt, rep.Rows[3])
 	}
+	// Per-class IoU: NumClasses values whose mean over present classes is mIoU.
+	var sum float64
+	var present int
+	for _, v := range gt.ClassIoU {
+		if !math.IsNaN(v) {
+			sum, present = sum+v, present+1
+		}
+	}
+	if len(gt.ClassIoU) != synthface.NumClasses || present == 0 || math.Abs(sum/float64(present)-gt.MIoU) > 1e-12 {
+		t.Errorf("class IoU %v does not average to mIoU %g", gt.ClassIoU, gt.MIoU)
+	}
+	if rep.Rows[3].ClassIoU != nil {
+		t.Errorf("scribble row has class IoU %v", rep.Rows[3].ClassIoU)
+	}
 	dir := t.TempDir()
 	if err := rep.WriteFiles(dir); err != nil {
 		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "results.json")); err != nil || !strings.Contains(string(b), `"class_iou"`) || !strings.Contains(string(b), `"skin"`) {
+		t.Errorf("results.json lacks per-class IoU (%v)", err)
 	}
 	for _, f := range []string{"table.md", "results.json", "grid_mask.png", "grid_scribble.png"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/internal/imageio"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -212,6 +213,16 @@ func (r *Report) jsonSafe() map[string]any {
 			} else {
 				m[k] = v
 			}
+		}
+		if row.ClassIoU != nil {
+			iou := map[string]any{}
+			for k, v := range row.ClassIoU {
+				iou[synthface.Classes[k]] = nil
+				if !math.IsNaN(v) {
+					iou[synthface.Classes[k]] = v
+				}
+			}
+			m["class_iou"] = iou
 		}
 		rows[i] = m
 	}

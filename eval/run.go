@@ -92,6 +92,10 @@ type Row struct {
 	// bench's style (Config.Art).
 	StyleAcc float64 `json:"style_acc"`
 	Seconds  float64 `json:"generate_seconds"`
+	// ClassIoU is the parser's IoU per mask class (synthface.Classes order;
+	// NaN where a class is in neither prediction nor input), whose mean is
+	// MIoU: which parts a method loses.
+	ClassIoU []float64 `json:"class_iou,omitempty"`
 }
 
 // Report is an evaluation's result.
@@ -240,7 +244,7 @@ func (a *accum) row(m Method, cond Cond, n int, real [][]float64, nets *Nets) Ro
 		r.KID = metrics.KID(real, a.fake, 50, min(1000, len(a.fake)), 1)
 	}
 	if nets.Parser != nil && cond == CondMask {
-		r.ACC, r.MIoU = a.conf.PixelAccuracy(), a.conf.MeanIoU()
+		r.ACC, r.MIoU, r.ClassIoU = a.conf.PixelAccuracy(), a.conf.MeanIoU(), a.conf.IoU()
 	}
 	if a.attrN > 0 {
 		r.AttrAcc = a.attrHits / a.attrN
