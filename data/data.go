@@ -99,6 +99,7 @@ type synthSet struct {
 	perIdentity int
 	artProb     float64 // share of samples drawn as artworks (synthface.WithArt)
 	arts        []synthface.Art
+	yawSpread   float64 // share of samples re-aimed at a uniform yaw (synthface.WithSpreadYaw)
 }
 
 // NewSynthFace is an on-the-fly SynthFace dataset of n samples at size²:
@@ -122,6 +123,13 @@ func NewSynthFaceArt(split Split, size, n int, prob float64, arts []synthface.Ar
 	return &synthSet{split: split, size: size, n: max(n, 0), perIdentity: 1, artProb: prob, arts: arts}
 }
 
+// NewSynthFaceSpreadYaw is NewSynthFace with a share of samples seen from
+// a yaw drawn uniformly in ±50° (synthface.WithSpreadYaw): side views for
+// training a 3D GAN.
+func NewSynthFaceSpreadYaw(split Split, size, n int, share float64) Dataset {
+	return &synthSet{split: split, size: size, n: max(n, 0), perIdentity: 1, yawSpread: share}
+}
+
 func (d *synthSet) Len() int { return d.n }
 
 func (d *synthSet) Get(i int) (*Sample, error) {
@@ -134,6 +142,7 @@ func (d *synthSet) Get(i int) (*Sample, error) {
 	seed := d.split.Seed(i)
 	id := d.split.Seed(i - i%d.perIdentity)
 	p := synthface.WithArt(synthface.SampleParamsForIdentity(id, seed), d.artProb, d.arts)
+	p = synthface.WithSpreadYaw(p, d.yawSpread)
 	return FromFace(synthface.Render(p, d.size)), nil
 }
 

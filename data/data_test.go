@@ -459,3 +459,29 @@ func TestSynthFaceArtworks(t *testing.T) {
 		}
 	}
 }
+
+// TestSynthFaceSpreadYaw: the spread dataset re-aims cameras (and renders
+// those views) for some samples and leaves share 0 identical to NewSynthFace.
+func TestSynthFaceSpreadYaw(t *testing.T) {
+	plain := NewSynthFace(Train, 16, 12)
+	same := NewSynthFaceSpreadYaw(Train, 16, 12, 0)
+	spread := NewSynthFaceSpreadYaw(Train, 16, 12, 1)
+	moved := 0
+	for i := 0; i < 12; i++ {
+		a, _ := plain.Get(i)
+		b, _ := same.Get(i)
+		c, err := spread.Get(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Camera != b.Camera || string(a.Image) != string(b.Image) {
+			t.Fatalf("sample %d: share 0 differs from NewSynthFace", i)
+		}
+		if a.Camera != c.Camera && string(a.Image) != string(c.Image) {
+			moved++
+		}
+	}
+	if moved < 10 {
+		t.Errorf("share 1 re-aimed %d of 12 samples", moved)
+	}
+}

@@ -64,6 +64,10 @@ type Opts struct {
 	Checkpoint  time.Duration // how often to save (default 5 min)
 	GridKimg    float64       // sample grid every … kimg (default 5)
 	DataN       int           // SynthFace training images (cached after first use)
+	// YawSpread is the share of training images re-aimed at a yaw uniform
+	// in ±50° (data.NewSynthFaceSpreadYaw): side views for a 3D GAN. It
+	// may change when a run resumes (a fine-tune on a flatter pose mix).
+	YawSpread float64
 	Workers     int           // data workers
 	Seed        uint64
 	Label       string
@@ -318,7 +322,7 @@ func (c *cachedSet) Get(i int) (*data.Sample, error) {
 
 // Batches streams real SynthFace batches forever (shuffled, mirrored).
 func Batches(ctx context.Context, o Opts) (<-chan data.Batch, error) {
-	ds := &cachedSet{ds: data.NewSynthFace(data.Train, o.Resolution, o.DataN), cache: map[int]*data.Sample{}}
+	ds := &cachedSet{ds: data.NewSynthFaceSpreadYaw(data.Train, o.Resolution, o.DataN, o.YawSpread), cache: map[int]*data.Sample{}}
 	ld, err := data.NewLoader(ds, data.LoaderOptions{BatchSize: o.Batch, Workers: max(o.Workers, 1), Seed: int64(o.Seed), Shuffle: true, Flip: true, DropLast: true})
 	if err != nil {
 		return nil, err

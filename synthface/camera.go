@@ -121,3 +121,33 @@ type Light struct {
 	Softness  float64    `json:"softness"`
 	Intensity float64    `json:"intensity"`
 }
+
+// streamYaw draws WithSpreadYaw's choice and yaw.
+const streamYaw = 0xcb
+
+// MaxYaw bounds the sampled yaw (radians): ±50°.
+const MaxYaw = 50 * math.Pi / 180
+
+// WithSpreadYaw re-aims a share of samples (chosen by the seed alone) at a
+// yaw drawn uniformly in ±50°, keeping pitch, distance and target. The
+// default yaw is FFHQ-like (σ 19°), so side views are rare; a 3D GAN that
+// must render them trains on a flatter pose distribution (EG3D trains on
+// pose-rebalanced FFHQ).
+func WithSpreadYaw(p Params, share float64) Params {
+	if share <= 0 {
+		return p
+	}
+	r := newRand(p.Seed, streamYaw)
+	if r.Float64() >= share {
+		return p
+	}
+	yaw := (2*r.Float64() - 1) * MaxYaw
+	c := p.Camera
+	pos := c.Position()
+	fwd := vec3{c.CamToWorld[0][2], c.CamToWorld[1][2], c.CamToWorld[2][2]}
+	// The orbit's target: the point of the viewing ray nearest the pivot.
+	radius := vec3{Pivot[0] - pos[0], Pivot[1] - pos[1], Pivot[2] - pos[2]}.dot(fwd)
+	t := vec3{pos[0], pos[1], pos[2]}.add(fwd.mul(radius))
+	p.Camera = LookAtCamera(yaw, c.Pitch(), radius, c.Fx, [3]float64{t.x, t.y, t.z})
+	return p
+}

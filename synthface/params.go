@@ -513,7 +513,7 @@ func ResampleAttributes(p Params, seed int64) Params {
 // and light: yaw within ±50° (mostly near frontal, as in FFHQ), pitch ±20°.
 func ResampleCamera(p Params, seed int64) Params {
 	r := newRand(seed, streamCamera)
-	yaw := gauss(r, 0, 0.33, -50*math.Pi/180, 50*math.Pi/180)
+	yaw := gauss(r, 0, 0.33, -MaxYaw, MaxYaw)
 	pitch := gauss(r, 0, 0.12, -20*math.Pi/180, 20*math.Pi/180)
 	radius := DefaultRadius * gauss(r, 1, 0.025, 0.93, 1.07)
 	t := Pivot

@@ -273,3 +273,41 @@ func TestDepthMatchesMask(t *testing.T) {
 		}
 	}
 }
+
+// TestWithSpreadYaw: share 0 leaves the camera alone; share 1 spreads the
+// yaw over ±50° (far more side views than the default) and keeps pitch and
+// distance to the pivot.
+func TestWithSpreadYaw(t *testing.T) {
+	dist := func(c Camera) float64 {
+		p := c.Position()
+		return math.Sqrt((p[0]-Pivot[0])*(p[0]-Pivot[0]) + (p[1]-Pivot[1])*(p[1]-Pivot[1]) + (p[2]-Pivot[2])*(p[2]-Pivot[2]))
+	}
+	side, sideDefault := 0, 0
+	const n = 400
+	for s := int64(0); s < n; s++ {
+		p := SampleParams(s)
+		if WithSpreadYaw(p, 0).Camera != p.Camera {
+			t.Fatal("share 0 changed the camera")
+		}
+		q := WithSpreadYaw(p, 1)
+		if math.Abs(q.Camera.Yaw()) > MaxYaw+1e-9 {
+			t.Fatalf("seed %d: yaw %.1f° beyond ±50°", s, q.Camera.Yaw()*180/math.Pi)
+		}
+		if d := math.Abs(q.Camera.Pitch() - p.Camera.Pitch()); d > 1e-9 {
+			t.Fatalf("seed %d: pitch moved by %g", s, d)
+		}
+		if d := math.Abs(dist(q.Camera) - dist(p.Camera)); d > 0.02 {
+			t.Fatalf("seed %d: distance to the pivot moved by %g", s, d)
+		}
+		if math.Abs(q.Camera.Yaw()) > 35*math.Pi/180 {
+			side++
+		}
+		if math.Abs(p.Camera.Yaw()) > 35*math.Pi/180 {
+			sideDefault++
+		}
+	}
+	// Uniform in ±50°: 30% beyond ±35°; the default σ = 19° gives ~7%.
+	if side < n/5 || sideDefault*2 > side {
+		t.Errorf("views beyond ±35°: %d of %d spread, %d default", side, n, sideDefault)
+	}
+}

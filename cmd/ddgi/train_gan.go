@@ -28,6 +28,7 @@ func runTrainGAN(args []string) error {
 	kimg := fs.Float64("kimg", 100, "train until this many thousand real images have been shown")
 	seed := fs.Uint64("seed", 0, "seed for initialisation, latents and data order")
 	dataN := fs.Int("data-n", 20000, "SynthFace training images (rendered once, kept in memory)")
+	yawSpread := fs.Float64("yaw-spread", 0, "share of training images seen from a yaw uniform in ±50° instead of the FFHQ-like mostly-frontal mix (side views for eg3d); may change on resume")
 	workers := fs.Int("workers", 1, "data render workers")
 	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval")
 	grid := fs.Float64("grid-kimg", 5, "write a fixed-seed sample grid every … kimg")
@@ -43,7 +44,10 @@ func runTrainGAN(args []string) error {
 	if err != nil {
 		return err
 	}
-	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg = *kimg, *seed, *dataN, *workers, *ckpt, *grid
+	if *yawSpread < 0 || *yawSpread > 1 {
+		return fmt.Errorf("--yaw-spread %g: want 0…1", *yawSpread)
+	}
+	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg, o.YawSpread = *kimg, *seed, *dataN, *workers, *ckpt, *grid, *yawSpread
 	o.Label = *arch + "/" + *preset
 	if *export != "" {
 		return exportGAN(m, o, *out, *export, *half)
@@ -51,6 +55,9 @@ func runTrainGAN(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "train gan: %s preset %s → %s (%d kimg; %s, %d threads)\n", *arch, *preset, *out, int(*kimg), torch.Version(), torch.Threads())
+	if o.YawSpread > 0 {
+		fmt.Fprintf(os.Stderr, "%.0f%% of training images seen from a yaw uniform in ±50°\n", 100*o.YawSpread)
+	}
 	return gan.Train(ctx, *out, m, o)
 }
 
