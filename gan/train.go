@@ -68,10 +68,10 @@ type Opts struct {
 	// in ±50° (data.NewSynthFaceSpreadYaw): side views for a 3D GAN. It
 	// may change when a run resumes (a fine-tune on a flatter pose mix).
 	YawSpread float64
-	Workers     int           // data workers
-	Seed        uint64
-	Label       string
-	Quiet       bool
+	Workers   int // data workers
+	Seed      uint64
+	Label     string
+	Quiet     bool
 	// MaxSteps stops early (tests).
 	MaxSteps int
 }
@@ -346,6 +346,18 @@ func Batches(ctx context.Context, o Opts) (<-chan data.Batch, error) {
 	return out, nil
 }
 
+// nextBatch waits for a batch; false when the run is cancelled or the
+// feeder has stopped (it closes its channel when cancelled, and a closed
+// channel must not pass for an empty batch).
+func nextBatch(ctx context.Context, batches <-chan data.Batch) (data.Batch, bool) {
+	select {
+	case b, open := <-batches:
+		return b, open
+	case <-ctx.Done():
+		return data.Batch{}, false
+	}
+}
+
 // Train runs (or resumes) a run in dir until Opts.Kimg: progress line with
 // kimg, losses and ETA; log.jsonl and loss.png; a checkpoint every
 // Opts.Checkpoint; a grid fakes<kimg>.png every Opts.GridKimg.
@@ -381,10 +393,8 @@ func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
 	steps := 0
 	terr := torch.Try(func() {
 		for t.State.Nimg < total && (o.MaxSteps == 0 || steps < o.MaxSteps) {
-			var b data.Batch
-			select {
-			case b = <-batches:
-			case <-ctx.Done():
+			b, ok := nextBatch(ctx, batches)
+			if !ok {
 				return
 			}
 			if b.Err != nil {

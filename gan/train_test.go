@@ -168,3 +168,26 @@ func mustRun(t *testing.T, dir string) *runs.Run {
 	}
 	return r
 }
+
+// TestTrainStopsCleanlyWhenCancelled: a cancelled run (Ctrl-C, SIGTERM)
+// returns no error and leaves a checkpoint; a feeder that has closed its
+// channel ends the loop instead of handing a step an empty batch (that
+// race once failed a run at SIGTERM with "cat: no tensors").
+func TestTrainStopsCleanlyWhenCancelled(t *testing.T) {
+	closed := make(chan data.Batch)
+	close(closed)
+	if _, ok := nextBatch(context.Background(), closed); ok {
+		t.Fatal("a closed feeder gave a batch")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := t.TempDir()
+	o := tinyOpts()
+	o.Kimg = 1
+	if err := Train(ctx, dir, tinyPair(t), o); err != nil {
+		t.Fatalf("cancelled run returned %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); err != nil {
+		t.Fatalf("no checkpoint: %v", err)
+	}
+}
