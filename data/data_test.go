@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"ddgi/synthface"
@@ -483,5 +484,44 @@ func TestSynthFaceSpreadYaw(t *testing.T) {
 	}
 	if moved < 10 {
 		t.Errorf("share 1 re-aimed %d of 12 samples", moved)
+	}
+}
+
+// counting counts Get calls.
+type counting struct {
+	Dataset
+	calls atomic.Int64
+}
+
+func (c *counting) Get(i int) (*Sample, error) { c.calls.Add(1); return c.Dataset.Get(i) }
+
+// TestEpochFromSkipsWithoutLoading: EpochFrom yields exactly the tail of
+// the full epoch (same batches, samples and flips) and never loads the
+// skipped batches.
+func TestEpochFromSkipsWithoutLoading(t *testing.T) {
+	ds := &counting{Dataset: NewSynthFace(Train, 16, 20)}
+	opts := LoaderOptions{BatchSize: 4, Workers: 2, Seed: 7, Shuffle: true, Flip: true}
+	l, _ := NewLoader(ds, opts)
+	key := func(b Batch) string {
+		var s []string
+		for _, x := range b.Samples {
+			s = append(s, fmt.Sprintf("%d:%x", x.Seed, x.Image[:12]))
+		}
+		return fmt.Sprint(b.Index, s)
+	}
+	var full []string
+	for b := range l.Epoch(context.Background(), 2) {
+		full = append(full, key(b))
+	}
+	ds.calls.Store(0)
+	var tail []string
+	for b := range l.EpochFrom(context.Background(), 2, 3) {
+		tail = append(tail, key(b))
+	}
+	if fmt.Sprint(tail) != fmt.Sprint(full[3:]) {
+		t.Fatalf("EpochFrom(3) gave\n%v\nwant the full epoch's tail\n%v", tail, full[3:])
+	}
+	if n := ds.calls.Load(); n != 8 {
+		t.Errorf("EpochFrom(3) loaded %d samples, want the 8 of batches 3 and 4", n)
 	}
 }

@@ -70,7 +70,12 @@ type job struct {
 
 // Epoch streams the batches of one epoch; the channel closes at the end or
 // when ctx is cancelled.
-func (l *Loader) Epoch(ctx context.Context, epoch int) <-chan Batch {
+func (l *Loader) Epoch(ctx context.Context, epoch int) <-chan Batch { return l.EpochFrom(ctx, epoch, 0) }
+
+// EpochFrom is Epoch starting at batch index from: the same order, flips
+// and batches as the full epoch's tail, without loading the skipped ones
+// (a resumed run continues mid-epoch at no cost).
+func (l *Loader) EpochFrom(ctx context.Context, epoch, from int) <-chan Batch {
 	out := make(chan Batch)
 	n := l.ds.Len()
 	r := rand.New(rand.NewPCG(uint64(l.opt.Seed), uint64(epoch)*0x9e3779b97f4a7c15+1))
@@ -117,7 +122,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch int) <-chan Batch {
 	go func() {
 		defer close(ordered)
 		defer close(jobs)
-		for b := 0; b < l.Batches(); b++ {
+		for b := max(from, 0); b < l.Batches(); b++ {
 			lo, hi := b*l.opt.BatchSize, min((b+1)*l.opt.BatchSize, n)
 			st := &batchState{b: Batch{Index: b, Samples: make([]*Sample, hi-lo)}, left: hi - lo, done: make(chan struct{})}
 			select {

@@ -188,11 +188,7 @@ func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) erro
 			}
 			return fmt.Errorf("interrupted at step %d; checkpoint saved, rerun the command to resume", st.Step)
 		}
-		skip := int(st.Step) % loader.Batches()
-		for b := range loader.Epoch(ctx, epoch) {
-			if b.Index < skip {
-				continue
-			}
+		for b := range loader.EpochFrom(ctx, epoch, int(st.Step)%loader.Batches()) {
 			if b.Err != nil {
 				return b.Err
 			}
