@@ -70,7 +70,9 @@ type job struct {
 
 // Epoch streams the batches of one epoch; the channel closes at the end or
 // when ctx is cancelled.
-func (l *Loader) Epoch(ctx context.Context, epoch int) <-chan Batch { return l.EpochFrom(ctx, epoch, 0) }
+func (l *Loader) Epoch(ctx context.Context, epoch int) <-chan Batch {
+	return l.EpochFrom(ctx, epoch, 0)
+}
 
 // EpochFrom is Epoch starting at batch index from: the same order, flips
 // and batches as the full epoch's tail, without loading the skipped ones
