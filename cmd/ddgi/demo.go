@@ -80,15 +80,24 @@ func runDemo(args []string) error {
 			wrote = append(wrote, path)
 		}
 	}
-	// Style transfer (Sec. 4.4), when its weights are there: 3D, masks.
-	if p, err := face.Load(face.Options{Weights: *weights, GAN: "eg3d", Cond: "mask", Device: dev, Step: -1, Art: true}); err != nil {
-		fmt.Fprintf(os.Stderr, "demo: skipping style transfer: %v\n", err)
-	} else {
-		path := filepath.Join(*out, "demo_eg3d_art.png")
-		if err := demoSheet(p, "mask", true, *n, path, artPrompts); err != nil {
+	// Style transfer (Sec. 4.4), when its weights are there: masks, in 3D
+	// (as the paper's Fig. 10) or else in 2D.
+	var artErrs []string
+	for _, gan := range []string{"eg3d", "stylegan2"} {
+		p, err := face.Load(face.Options{Weights: *weights, GAN: gan, Cond: "mask", Device: dev, Step: -1, Art: true})
+		if err != nil {
+			artErrs = append(artErrs, err.Error())
+			continue
+		}
+		path := filepath.Join(*out, fmt.Sprintf("demo_%s_art.png", gan))
+		if err := demoSheet(p, "mask", gan == "eg3d", *n, path, artPrompts); err != nil {
 			return fmt.Errorf("style transfer: %w", err)
 		}
-		wrote = append(wrote, path)
+		wrote, artErrs = append(wrote, path), nil
+		break
+	}
+	if artErrs != nil {
+		fmt.Fprintf(os.Stderr, "demo: skipping style transfer: %s\n", strings.Join(artErrs, "; "))
 	}
 	var legend strings.Builder
 	for _, p := range append(append([]demoPrompt(nil), demoPrompts...), artPrompts...) {
