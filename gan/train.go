@@ -68,6 +68,12 @@ type Opts struct {
 	// in ±50° (data.NewSynthFaceSpreadYaw): side views for a 3D GAN. It
 	// may change when a run resumes (a fine-tune on a flatter pose mix).
 	YawSpread float64
+	// PoseSwap is EG3D's generator pose conditioning with swapping (§4.2):
+	// the share of fakes whose mapping sees another fake's camera than the
+	// one they are rendered from. At 0 the mapping always sees the render
+	// camera, and G can bend each head toward its view (flat, billboard-like
+	// heads from the side when one w is turned). EG3D uses 0.5.
+	PoseSwap float64
 	Workers   int // data workers
 	Seed      uint64
 	Label     string
@@ -150,6 +156,23 @@ func (t *Trainer) fakeCameras(c *torch.Tensor) *torch.Tensor {
 	return c.IndexSelect(0, torch.RandPerm(t.rng, c.Size(0), torch.CPU))
 }
 
+// conditioningCameras are the cameras the fakes' mapping sees: each its
+// render camera c, or with probability PoseSwap the next fake's (the batch
+// rolled by one), as EG3D's swapping regularisation.
+func (t *Trainer) conditioningCameras(c *torch.Tensor) *torch.Tensor {
+	if c == nil || t.O.PoseSwap <= 0 || c.Size(0) < 2 {
+		return c
+	}
+	b := c.Size(0)
+	next := make([]int64, b)
+	for i := range next {
+		next[i] = (int64(i) + 1) % b
+	}
+	rolled := c.IndexSelect(0, torch.FromInt64(next, b).ToDevice(c.Device()))
+	swap := torch.Rand(t.rng, []int64{b, 1}, torch.Float32, torch.CPU).LtScalar(t.O.PoseSwap).ToDevice(c.Device())
+	return torch.Where(swap.Expand(b, c.Size(1)), rolled, c)
+}
+
 // Step runs one D update (with lazy R1 every R1Interval steps) and one G
 // update on a real batch, then the EMA; it returns the step's metrics.
 func (t *Trainer) Step(batch []*data.Sample) Metrics {
@@ -163,7 +186,7 @@ func (t *Trainer) Step(batch []*data.Sample) Metrics {
 	reals, c := t.M.Real(batch)
 	cf := t.fakeCameras(c)
 	var fakes []*torch.Tensor
-	torch.NoGrad(func() { fakes = t.M.Fake(t.mixedWPlus(b, cf), cf) })
+	torch.NoGrad(func() { fakes = t.M.Fake(t.mixedWPlus(b, t.conditioningCameras(cf)), cf) })
 	r1Step := t.State.Step%int64(t.O.R1Interval) == 0 && t.O.R1Gamma > 0
 	if r1Step {
 		for _, r := range reals {
@@ -190,7 +213,7 @@ func (t *Trainer) Step(batch []*data.Sample) Metrics {
 	d.Freeze("")
 	t.M.TrackWAvg(true)
 	cg := t.fakeCameras(c)
-	lossG := stylegan2.GLoss(t.M.Score(t.M.Fake(t.mixedWPlus(b, cg), cg), cg))
+	lossG := stylegan2.GLoss(t.M.Score(t.M.Fake(t.mixedWPlus(b, t.conditioningCameras(cg)), cg), cg))
 	t.M.TrackWAvg(false)
 	lossG.Backward()
 	d.Unfreeze("")

@@ -191,3 +191,37 @@ func TestTrainStopsCleanlyWhenCancelled(t *testing.T) {
 		t.Fatalf("no checkpoint: %v", err)
 	}
 }
+
+// TestConditioningCamerasSwap: at PoseSwap 0 the mapping sees each fake's
+// render camera, at 1 the next fake's, and at 0.5 each row is one of the
+// two, both kinds occurring.
+func TestConditioningCamerasSwap(t *testing.T) {
+	const b = 64
+	cams := make([]float32, b*25)
+	for i := range cams {
+		cams[i] = float32(i / 25) // row i holds i everywhere
+	}
+	c := torch.FromFloat32(cams, b, 25)
+	row := func(x *torch.Tensor, i int) float32 { return x.Narrow(0, int64(i), 1).Float32s()[0] }
+	for _, p := range []float64{0, 0.5, 1} {
+		o := tinyOpts()
+		o.PoseSwap = p
+		tr := NewTrainer(tinyPair(t), o)
+		got := tr.conditioningCameras(c)
+		own, next := 0, 0
+		for i := 0; i < b; i++ {
+			switch row(got, i) {
+			case float32(i):
+				own++
+			case float32((i + 1) % b):
+				next++
+			default:
+				t.Fatalf("p=%g: row %d is %g, neither its own camera nor the next", p, i, row(got, i))
+			}
+		}
+		switch {
+		case p == 0 && own != b, p == 1 && next != b, p == 0.5 && (own < 16 || next < 16):
+			t.Errorf("p=%g: %d own, %d swapped of %d", p, own, next, b)
+		}
+	}
+}

@@ -28,6 +28,7 @@ func runTrainGAN(args []string) error {
 	kimg := fs.Float64("kimg", 100, "train until this many thousand real images have been shown")
 	seed := fs.Uint64("seed", 0, "seed for initialisation, latents and data order")
 	dataN := fs.Int("data-n", 20000, "SynthFace training images (rendered once, kept in memory)")
+	poseSwap := fs.Float64("pose-swap", 0, "eg3d: share of fakes whose mapping is conditioned on another fake's camera than the rendered one (EG3D's swapping regularisation, 0.5 there; 0 lets heads bend toward each view); may change on resume")
 	yawSpread := fs.Float64("yaw-spread", 0, "share of training images seen from a yaw uniform in ±50° instead of the FFHQ-like mostly-frontal mix (side views for eg3d); may change on resume")
 	workers := fs.Int("workers", 1, "data render workers")
 	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval")
@@ -44,9 +45,10 @@ func runTrainGAN(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *yawSpread < 0 || *yawSpread > 1 {
-		return fmt.Errorf("--yaw-spread %g: want 0…1", *yawSpread)
+	if *yawSpread < 0 || *yawSpread > 1 || *poseSwap < 0 || *poseSwap > 1 {
+		return fmt.Errorf("--yaw-spread %g, --pose-swap %g: want 0…1", *yawSpread, *poseSwap)
 	}
+	o.PoseSwap = *poseSwap
 	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg, o.YawSpread = *kimg, *seed, *dataN, *workers, *ckpt, *grid, *yawSpread
 	o.Label = *arch + "/" + *preset
 	if *export != "" {
@@ -57,6 +59,9 @@ func runTrainGAN(args []string) error {
 	fmt.Fprintf(os.Stderr, "train gan: %s preset %s → %s (%d kimg; %s, %d threads)\n", *arch, *preset, *out, int(*kimg), torch.Version(), torch.Threads())
 	if o.YawSpread > 0 {
 		fmt.Fprintf(os.Stderr, "%.0f%% of training images seen from a yaw uniform in ±50°\n", 100*o.YawSpread)
+	}
+	if o.PoseSwap > 0 {
+		fmt.Fprintf(os.Stderr, "%.0f%% of fakes map z under another fake's camera (pose swapping)\n", 100*o.PoseSwap)
 	}
 	return gan.Train(ctx, *out, m, o)
 }
