@@ -74,10 +74,10 @@ type Opts struct {
 	// camera, and G can bend each head toward its view (flat, billboard-like
 	// heads from the side when one w is turned). EG3D uses 0.5.
 	PoseSwap float64
-	Workers   int // data workers
-	Seed      uint64
-	Label     string
-	Quiet     bool
+	Workers  int // data workers
+	Seed     uint64
+	Label    string
+	Quiet    bool
 	// MaxSteps stops early (tests).
 	MaxSteps int
 }
