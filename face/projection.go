@@ -36,6 +36,9 @@ func (p *projection) load() error {
 	if p.g != nil {
 		return nil
 	}
+	if EvalDevice != torch.CPU {
+		return fmt.Errorf("%s: runs on the CPU only (the perceptual and identity nets load there)", p.name)
+	}
 	o := Options{Weights: EvalWeights, GAN: p.gan}
 	g, err := LoadGAN(p.gan, o.Files()["gan"], EvalDevice)
 	if err != nil {
@@ -48,9 +51,6 @@ func (p *projection) load() error {
 	r, err := auxnets.LoadIdentity(filepath.Join(EvalWeights, "aux_identity.safetensors"))
 	if err != nil {
 		return fmt.Errorf("%s: identity net R: %w", p.name, err)
-	}
-	if EvalDevice != torch.CPU {
-		return fmt.Errorf("%s: runs on the CPU only (the perceptual and identity nets load there)", p.name)
 	}
 	p.g, p.f, p.r = g, f, r
 	return nil

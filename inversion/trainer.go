@@ -83,7 +83,10 @@ type TrainConfig struct {
 	// training data (style transfer, Sec. 4.4; synthface.WithArt).
 	ArtProb float64  `json:",omitempty"`
 	Arts    []string `json:",omitempty"`
-	// Init is the inversion the run started from (Trainer.Init), if any.
+	// Init, when set, is a trained inversion (same model config) that a
+	// fresh run starts M and T from instead of random weights: to follow a
+	// generator trained further, whose w space moved only a little. w̄ is
+	// then reset to G's.
 	Init string `json:",omitempty"`
 }
 
@@ -107,11 +110,6 @@ type Trainer struct {
 	// the full method, no-attn and gt-only share stage 1 exactly (Eq. 6
 	// against I^gt, T not run), so their Table 2 rows need one stage 1.
 	Stage1From string
-	// Init, when set, is a trained inversion (same model config) that a
-	// fresh run starts M and T from instead of random weights: to follow a
-	// generator trained further, whose w space moved only a little. w̄ is
-	// then reset to G's.
-	Init string
 }
 
 type trainState struct {
@@ -264,11 +262,11 @@ func (tr *Trainer) Train() error {
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", tr.Run.Dir, st.Step)
 	}
-	if st.Step == 0 && tr.Init != "" {
-		if err := tr.loadInit(tr.Init); err != nil {
+	if st.Step == 0 && c.Init != "" {
+		if err := tr.loadInit(c.Init); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "M and T start from %s\n", tr.Init)
+		fmt.Fprintf(os.Stderr, "M and T start from %s\n", c.Init)
 	}
 	if st.Step == 0 && tr.Stage1From != "" {
 		if err := tr.loadStage1(tr.Stage1From); err != nil {

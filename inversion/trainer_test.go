@@ -115,7 +115,7 @@ func TestStage2FromSharedStage1(t *testing.T) {
 	tc := TrainConfig{Stage1Steps: 6, Stage2Steps: 6, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
 		TMin: 0, TMax: 999, EveryCheckpoint: 6, EverySample: 100}
 	train := func(c Config, tc TrainConfig, from string) (*Trainer, error) {
-		return trainTiny(t, c, tc, g, enc, Trainer{Stage1From: from}, 1)
+		return trainTiny(t, c, tc, g, enc, from, 1)
 	}
 	full, err := train(c, tc, "")
 	if err != nil {
@@ -166,7 +166,8 @@ func TestInitStartsFromTrainedInversion(t *testing.T) {
 	tc := TrainConfig{Stage1Steps: 3, Stage2Steps: 3, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
 		TMin: 0, TMax: 999, EveryCheckpoint: 100, EverySample: 100}
 	train := func(c Config, tc TrainConfig, init string) (*Trainer, error) {
-		return trainTiny(t, c, tc, g, enc, Trainer{Init: init}, 7)
+		tc.Init = init
+		return trainTiny(t, c, tc, g, enc, "", 7)
 	}
 	src, err := train(c, tc, "")
 	if err != nil {
@@ -202,13 +203,13 @@ func TestInitStartsFromTrainedInversion(t *testing.T) {
 }
 
 // trainTiny trains a fresh model (seeded init) in a temporary run folder
-// on four SynthFace samples; from carries the Stage1From and Init choices.
-func trainTiny(t *testing.T, c Config, tc TrainConfig, g Generator, enc Encoder, from Trainer, seed uint64) (*Trainer, error) {
+// on four SynthFace samples, taking stage 1 from stage1From when set.
+func trainTiny(t *testing.T, c Config, tc TrainConfig, g Generator, enc Encoder, stage1From string, seed uint64) (*Trainer, error) {
 	m, _ := NewModel(c, torch.CPU, seed)
 	m.Mapping.SetMeanLatent(g.MeanLatent())
 	dir := t.TempDir()
 	run, _ := runs.Open(dir)
 	tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"},
-		Run: run, Dev: torch.CPU, Stage1From: from.Stage1From, Init: from.Init}
+		Run: run, Dev: torch.CPU, Stage1From: stage1From}
 	return tr, tr.Train()
 }

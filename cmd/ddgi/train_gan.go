@@ -48,8 +48,8 @@ func runTrainGAN(args []string) error {
 	if *yawSpread < 0 || *yawSpread > 1 || *poseSwap < 0 || *poseSwap > 1 {
 		return fmt.Errorf("--yaw-spread %g, --pose-swap %g: want 0…1", *yawSpread, *poseSwap)
 	}
-	o.PoseSwap = *poseSwap
-	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg, o.YawSpread = *kimg, *seed, *dataN, *workers, *ckpt, *grid, *yawSpread
+	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg = *kimg, *seed, *dataN, *workers, *ckpt, *grid
+	o.YawSpread, o.PoseSwap = *yawSpread, *poseSwap
 	o.Label = *arch + "/" + *preset
 	if *export != "" {
 		return exportGAN(m, o, *out, *export, *half)

@@ -93,7 +93,6 @@ func runTrainInversion(args []string) error {
 		PreviewData: data.NewSynthFaceArt(data.Bench, face.SizeOf(e), data.BenchSize, artProb, arts),
 		Cache:       &inversion.D0Cache{Dir: filepath.Join(*out, "d0cache")},
 		Stage1From:  *stage1From,
-		Init:        *initFrom,
 	}
 	if *lamLPIPS != 0 {
 		f, err := auxnets.LoadPerceptual(filepath.Join(*weights, "aux_perceptual.safetensors"))

@@ -225,8 +225,10 @@ func runTrainText(args []string) error {
 	if resumed && (st.Init != *initFrom || st.Tune != *tune) {
 		return fmt.Errorf("%s was started with --init %q --tune %s; resume it with the same flags", *out, st.Init, st.Tune)
 	}
-	if arts, err = synthface.ParseArts(strings.Join(append([]string{}, st.Arts...), ",")); err != nil && st.ArtProb > 0 {
-		return fmt.Errorf("%s/state.json: %w", *out, err)
+	if st.ArtProb > 0 {
+		if arts, err = synthface.ParseArts(strings.Join(st.Arts, ",")); err != nil {
+			return fmt.Errorf("%s/state.json: %w", *out, err)
+		}
 	}
 	store := nn.NewStore(torch.CPU, st.Seed)
 	var model *text.CLIP
