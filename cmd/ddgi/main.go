@@ -109,3 +109,10 @@ func sortedNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -35,6 +35,7 @@ func runSampleGAN(args []string) error {
 	views := fs.Int("views", 5, "EG3D: views per seed, yaw spread over ±yaw")
 	yaw := fs.Float64("yaw", 40, "EG3D: largest yaw in degrees (≤ 50)")
 	gif := fs.String("gif", "", "EG3D: also write an animated turn of the first seed here")
+	depth := fs.Bool("depth", false, "EG3D: under each seed's views add the raw volume rendering and its depth (near = bright), to see the geometry the super-resolution hides")
 	fid := fs.Int("fid", 0, "instead of a grid, print the FID of this many samples (ψ=1) vs as many unseen SynthFace train images")
 	fidNet := fs.String("fid-net", "", "FID features from this auxnets fid classifier (weights/aux_fid.safetensors); empty: 8×8 pixel statistics")
 	if err := parseFlags(fs, args); err != nil {
@@ -66,7 +67,7 @@ func runSampleGAN(args []string) error {
 			case "stylegan2":
 				err = sampleStyleGAN2(*weights, ss, *trunc, nm, *out, *cols)
 			case "eg3d":
-				err = sampleEG3D(*weights, ss, *trunc, nm, *out, *views, *yaw, *gif)
+				err = sampleEG3D(*weights, ss, *trunc, nm, *out, *views, *yaw, *gif, *depth)
 			default:
 				err = fmt.Errorf("--arch %q: want stylegan2 or eg3d", a)
 			}
@@ -155,8 +156,10 @@ func sampleStyleGAN2(path string, seeds []uint64, psi float64, nm stylegan2.Nois
 }
 
 // sampleEG3D writes a row of views (yaw spread over ±yaw) per seed and,
-// with gif set, a turn of the first seed from −yaw to +yaw and back.
-func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode, out string, views int, yaw float64, gif string) error {
+// with gif set, a turn of the first seed from −yaw to +yaw and back. With
+// depth, two more rows per seed show the raw neural rendering (upsampled)
+// and its depth map, shared scale per seed.
+func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode, out string, views int, yaw float64, gif string, depth bool) error {
 	g, err := eg3d.Load(path, torch.CPU)
 	if err != nil {
 		return err
@@ -182,14 +185,29 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 			for k, y := range yaws {
 				cams[k] = eg3d.Camera(y, 0)
 			}
-			imgs, e := imageio.FromTensor(g.Synthesis(w, torch.Cat(cams, 0), nm).Image.Clamp(-1, 1))
-			if e != nil {
-				err = e
-				return
+			o := g.Synthesis(w, torch.Cat(cams, 0), nm)
+			rows := []*torch.Tensor{o.Image.Clamp(-1, 1)}
+			names := []string{""}
+			if depth {
+				n := int64(g.Cfg.ImgRes)
+				rows = append(rows, torch.Interpolate(o.ImageRaw, n, n, torch.Nearest, false).Clamp(-1, 1),
+					torch.Interpolate(depthImage(o.Depth, o.Weight), n, n, torch.Nearest, false))
+				names = append(names, " raw", " depth")
 			}
-			tiles = append(tiles, imgs...)
-			for _, y := range yaws {
-				caps = append(caps, fmt.Sprintf("%d yaw%+.0f", seeds[i], y)) // the caption font has no degree sign
+			for r, t := range rows {
+				imgs, e := imageio.FromTensor(t)
+				if e != nil {
+					err = e
+					return
+				}
+				tiles = append(tiles, imgs...)
+				for _, y := range yaws {
+					c := fmt.Sprintf("%d yaw%+.0f", seeds[i], y) // the caption font has no degree sign
+					if r > 0 {
+						c = fmt.Sprintf("%d%s", seeds[i], names[r])
+					}
+					caps = append(caps, c)
+				}
 			}
 		})
 		if err != nil {
@@ -224,6 +242,21 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d frames, yaw ±%.0f°)\n", gif, frames, yaw)
 	return nil
+}
+
+// depthImage maps depth [B,1,N,N] to a grey image in [-1,1] for display:
+// near = white, far or empty (opacity < 0.5) = black, the scale set by the
+// covered pixels of the whole batch so views of one head compare.
+func depthImage(d, weight *torch.Tensor) *torch.Tensor {
+	covered := weight.GtScalar(0.5)
+	lo, hi := d.MinAll().Item(), d.MaxAll().Item()
+	if covered.To(torch.Float32).SumAll().Item() > 0 {
+		lo = torch.Where(covered, d, torch.Full(d.Shape(), hi, torch.Float32, d.Device())).MinAll().Item()
+		hi = torch.Where(covered, d, torch.Full(d.Shape(), lo, torch.Float32, d.Device())).MaxAll().Item()
+	}
+	g := d.SubScalar(hi).DivScalar(lo-hi+1e-6).Clamp(0, 1) // near → 1
+	g = torch.Where(covered, g, torch.Full(g.Shape(), 0, torch.Float32, g.Device()))
+	return g.MulScalar(2).SubScalar(1).Repeat(1, 3, 1, 1)
 }
 
 // fidFirstIndex is where the FID's real images start in the SynthFace train

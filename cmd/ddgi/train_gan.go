@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ func runTrainGAN(args []string) error {
 	dataN := fs.Int("data-n", 20000, "SynthFace training images (rendered once, kept in memory)")
 	poseSwap := fs.Float64("pose-swap", 0, "eg3d: share of fakes whose mapping is conditioned on another fake's camera than the rendered one (EG3D's swapping regularisation, 0.5 there; 0 lets heads bend toward each view); may change on resume")
 	yawSpread := fs.Float64("yaw-spread", 0, "share of training images seen from a yaw uniform in ±50° instead of the FFHQ-like mostly-frontal mix (side views for eg3d); may change on resume")
+	shapePrior := fs.Float64("shape-prior", 0, "eg3d, new runs: raw density of a head-sized solid ellipsoid added to the field (0 = off; 6 breaks the flat-card geometry small runs fall into); a resumed run keeps its own")
 	workers := fs.Int("workers", 1, "data render workers")
 	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval")
 	grid := fs.Float64("grid-kimg", 5, "write a fixed-seed sample grid every … kimg")
@@ -41,7 +43,14 @@ func runTrainGAN(args []string) error {
 	if *out == "" {
 		return fmt.Errorf("--out is required")
 	}
-	m, o, err := newGANModel(*arch, *preset, *seed)
+	if *shapePrior < 0 || (*shapePrior > 0 && *arch != "eg3d") {
+		return fmt.Errorf("--shape-prior %g: want ≥ 0, and only with --arch eg3d", *shapePrior)
+	}
+	prior, err := runShapePrior(*out, *shapePrior, flagSet(fs, "shape-prior"))
+	if err != nil {
+		return err
+	}
+	m, o, err := newGANModel(*arch, *preset, *seed, prior)
 	if err != nil {
 		return err
 	}
@@ -68,7 +77,7 @@ func runTrainGAN(args []string) error {
 
 // newGANModel builds the trainable pair of an architecture and the loop
 // options from its preset.
-func newGANModel(arch, preset string, seed uint64) (gan.Model, gan.Opts, error) {
+func newGANModel(arch, preset string, seed uint64, shapePrior float64) (gan.Model, gan.Opts, error) {
 	switch arch {
 	case "stylegan2":
 		c, err := stylegan2.Preset(preset)
@@ -82,7 +91,7 @@ func newGANModel(arch, preset string, seed uint64) (gan.Model, gan.Opts, error) 
 		return p, gan.Opts{Resolution: c.Resolution, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval,
 			StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, EMARampup: c.EMARampup, PLWeight: c.PLWeight, PLInterval: c.PLInterval}, nil
 	case "eg3d":
-		return newEG3DModel(preset, seed)
+		return newEG3DModel(preset, seed, shapePrior)
 	}
 	return nil, gan.Opts{}, fmt.Errorf("--arch %q: want stylegan2 or eg3d", arch)
 }
@@ -129,11 +138,12 @@ func archOf(m gan.Model) string {
 	return "eg3d"
 }
 
-func newEG3DModel(preset string, seed uint64) (gan.Model, gan.Opts, error) {
+func newEG3DModel(preset string, seed uint64, shapePrior float64) (gan.Model, gan.Opts, error) {
 	c, err := eg3d.Preset(preset)
 	if err != nil {
 		return nil, gan.Opts{}, err
 	}
+	c = c.WithShapePrior(shapePrior)
 	p, err := eg3d.NewPair(c, seed)
 	if err != nil {
 		return nil, gan.Opts{}, err
@@ -141,4 +151,24 @@ func newEG3DModel(preset string, seed uint64) (gan.Model, gan.Opts, error) {
 	b := c.Backbone
 	return p, gan.Opts{Resolution: c.ImgRes, Batch: b.Batch, LR: b.LR, R1Gamma: b.R1Gamma, R1Interval: b.R1Interval,
 		StyleMixing: b.StyleMixing, EMAKimg: b.EMAKimg, EMARampup: b.EMARampup}, nil
+}
+
+// runShapePrior is the shape prior a run trains with: a new run takes the
+// flag; a run with a checkpoint keeps the strength stored in it, and an
+// explicit flag that disagrees is an error (the weights were fitted to it).
+func runShapePrior(dir string, flag float64, explicit bool) (float64, error) {
+	path := filepath.Join(dir, gan.FileG)
+	if _, err := os.Stat(path); err != nil {
+		return flag, nil
+	}
+	var probe struct {
+		ShapePrior float64 `json:"shape_prior"`
+	}
+	if _, err := stylegan2.ReadConfig(path, &probe); err != nil {
+		return 0, err
+	}
+	if explicit && probe.ShapePrior != flag {
+		return 0, fmt.Errorf("--shape-prior %g: %s was trained with %g", flag, dir, probe.ShapePrior)
+	}
+	return probe.ShapePrior, nil
 }

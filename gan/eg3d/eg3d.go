@@ -48,6 +48,31 @@ type Config struct {
 	RayStart          float64          `json:"ray_start"`
 	RayEnd            float64          `json:"ray_end"`
 	BoxWarp           float64          `json:"box_warp"` // side of the cube the planes span (world units)
+	// ShapePrior adds a head-sized solid ellipsoid to the raw density, this
+	// strong at its core (0 = off). Without it the small models settle
+	// early on a flat card whose painted face slides when the camera turns
+	// (docs/gan.md); starting from an opaque head puts the face on a curved
+	// surface, and the decoder can still carve or add density anywhere.
+	ShapePrior  float64    `json:"shape_prior,omitempty"`
+	ShapeCentre [3]float64 `json:"shape_centre,omitempty"` // world units
+	ShapeRadii  [3]float64 `json:"shape_radii,omitempty"`
+}
+
+// HeadEllipsoid is SynthFace's head, face and hair volume in EG3D world
+// units (1 = 54 cm): 34 × 46 × 40 cm about the skull's centre.
+var HeadEllipsoid = struct{ Centre, Radii [3]float64 }{
+	Centre: [3]float64{0, 0.01, -0.01},
+	Radii:  [3]float64{0.17, 0.23, 0.20},
+}
+
+// WithShapePrior returns c with the head prior at strength a (0 turns it off).
+func (c Config) WithShapePrior(a float64) Config {
+	c.ShapePrior = a
+	c.ShapeCentre, c.ShapeRadii = HeadEllipsoid.Centre, HeadEllipsoid.Radii
+	if a == 0 {
+		c.ShapeCentre, c.ShapeRadii = [3]float64{}, [3]float64{}
+	}
+	return c
 }
 
 func preset(name string, planeRes, planeCh, neural, img, sr, samples int, bb stylegan2.Config) Config {
@@ -248,11 +273,28 @@ func (g *Generator) Planes(wplus *torch.Tensor, mode stylegan2.NoiseMode) *torch
 	return x.Reshape(s[0], 3, int64(g.Cfg.PlaneChannels), s[2], s[3])
 }
 
-// Field is the tri-plane radiance field of given planes.
+// Field is the tri-plane radiance field of given planes (plus the shape
+// prior's density when the config has one).
 func (g *Generator) Field(planes *torch.Tensor) Field {
 	return func(pts *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
-		return g.Decoder.Forward(SampleTriplane(planes, pts, g.Cfg.BoxWarp))
+		sigma, feat := g.Decoder.Forward(SampleTriplane(planes, pts, g.Cfg.BoxWarp))
+		if g.Cfg.ShapePrior != 0 {
+			sigma = sigma.Add(ShapePriorDensity(pts, g.Cfg.ShapePrior, g.Cfg.ShapeCentre, g.Cfg.ShapeRadii))
+		}
+		return sigma, feat
 	}
+}
+
+// ShapePriorDensity is the raw density an ellipsoid adds at points
+// [B,P,3]: a·clamp((1 − d)/0.3, 0, 1) with d the ellipsoidal radius, so
+// it is 0 outside, ramps up through the outer 30% shell and is a inside;
+// [B,P,1].
+func ShapePriorDensity(pts *torch.Tensor, a float64, centre, radii [3]float64) *torch.Tensor {
+	dev := pts.Device()
+	c := torch.FromFloat32([]float32{float32(centre[0]), float32(centre[1]), float32(centre[2])}, 1, 1, 3).ToDevice(dev)
+	r := torch.FromFloat32([]float32{float32(radii[0]), float32(radii[1]), float32(radii[2])}, 1, 1, 3).ToDevice(dev)
+	d := pts.Sub(c).Div(r).Norm(2, []int64{2}, true)
+	return d.RSubScalar(1).DivScalar(0.3).Clamp(0, 1).MulScalar(a)
 }
 
 // Synthesis renders w+ [B,L,W] from cameras cam [B,25].

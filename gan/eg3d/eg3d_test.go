@@ -155,19 +155,26 @@ func TestImportanceSamplesSorted(t *testing.T) {
 	})
 }
 
+// saveReload saves g at full precision and loads it back.
+func saveReload(t *testing.T, g *Generator) *Generator {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "g.safetensors")
+	if err := g.Save(path, false); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Load(path, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // TestSaveLoadIdentical: a saved generator reloads to identical renders.
 func TestSaveLoadIdentical(t *testing.T) {
 	torch.Scoped(func() {
 		g := build(t, "tiny")
 		g.ComputeMeanLatent(1000, 1)
-		path := filepath.Join(t.TempDir(), "g.safetensors")
-		if err := g.Save(path, false); err != nil {
-			t.Fatal(err)
-		}
-		h, err := Load(path, torch.CPU)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := saveReload(t, g)
 		z := torch.Randn(torch.NewGenerator(9), []int64{2, int64(g.Cfg.Backbone.ZDim)}, torch.Float32, torch.CPU)
 		cam := Camera(10, 0).Repeat(2, 1)
 		torch.NoGrad(func() {
@@ -178,6 +185,46 @@ func TestSaveLoadIdentical(t *testing.T) {
 			}
 			if d := a.Depth.Sub(b.Depth).Abs().MaxAll().Item(); d != 0 {
 				t.Fatalf("reloaded depth differs by %g", d)
+			}
+		})
+	})
+}
+
+// TestShapePrior: the prior is a inside the ellipsoid, 0 outside and in
+// between on its shell; a generator with it renders an opaque head-sized
+// blob before any training (centre opaque, corners clear) and keeps the
+// prior through save → load.
+func TestShapePrior(t *testing.T) {
+	torch.Scoped(func() {
+		e := HeadEllipsoid
+		c, r := e.Centre, e.Radii
+		pts := torch.FromFloat32([]float32{
+			float32(c[0]), float32(c[1]), float32(c[2]), // centre
+			float32(c[0] + 0.85*r[0]), float32(c[1]), float32(c[2]), // on the shell: (1 − 0.85)/0.3 = 0.5
+			float32(c[0]), float32(c[1] + 1.2*r[1]), float32(c[2]), // outside
+		}, 1, 3, 3)
+		got := ShapePriorDensity(pts, 6, c, r).Float64s()
+		for i, want := range []float64{6, 3, 0} {
+			if math.Abs(got[i]-want) > 1e-4 {
+				t.Fatalf("prior at point %d = %g, want %g", i, got[i], want)
+			}
+		}
+		cfg := Presets["tiny"].WithShapePrior(6)
+		g, err := NewGenerator(nn.NewStore(torch.CPU, 1).Root(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := saveReload(t, g)
+		if h.Cfg.ShapePrior != 6 || h.Cfg.ShapeRadii != r {
+			t.Fatalf("reloaded prior %g %v", h.Cfg.ShapePrior, h.Cfg.ShapeRadii)
+		}
+		torch.NoGrad(func() {
+			z := torch.Randn(torch.NewGenerator(1), []int64{1, int64(cfg.Backbone.ZDim)}, torch.Float32, torch.CPU)
+			o := h.Forward(z, Camera(30, 0), 1, stylegan2.NoiseConst)
+			n := cfg.NeuralRes
+			wt := o.Weight.Float64s()
+			if centre, corner := wt[(n/2)*n+n/2], wt[0]; centre < 0.6 || corner > 0.3 {
+				t.Fatalf("opacity centre %.3f corner %.3f: want an opaque head and clear corners", centre, corner)
 			}
 		})
 	})
