@@ -2,14 +2,12 @@ package face
 
 import (
 	"fmt"
-	"image"
 
 	"ddgi/diffusion"
 	"ddgi/encoder"
 	"ddgi/eval"
 	"ddgi/gan/eg3d"
 	"ddgi/imagebatch"
-	"ddgi/internal/imageio"
 	"ddgi/inversion"
 	"ddgi/torch"
 )
@@ -151,68 +149,27 @@ func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 		e = enc
 		b.encoders[batch.Cond] = e
 	}
-	n := len(batch.Index)
-	imgs := make([]*torch.Tensor, n)
-	keys := make([]string, n)
+	keys := make([]string, len(batch.Index))
 	var cache *inversion.D0Cache
 	if EvalCache != "" {
 		cache = &inversion.D0Cache{Dir: EvalCache}
-	}
-	var missing []int
-	for i, ix := range batch.Index {
-		if cache == nil {
-			missing = append(missing, i)
-			continue
-		}
-		s := batch.Samples[i]
-		condBytes := s.Mask
-		if batch.Cond == eval.CondScribble {
-			condBytes = s.Scribble
-		}
-		keys[i] = inversion.Key(fmt.Sprintf("%s|baseline%d", e.ID(), b.steps), string(batch.Cond), batch.Prompts[i], condBytes, b.steps, SampleGuidance.Text, int64(ix), batch.Size)
-		rgb, ok, err := cache.Get(keys[i], batch.Size)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			if err := torch.Try(func() { imgs[i] = imageio.ToTensor(rgb, batch.Size, batch.Size, EvalDevice) }); err != nil {
-				return nil, err
+		for i, ix := range batch.Index {
+			s := batch.Samples[i]
+			condBytes := s.Mask
+			if batch.Cond == eval.CondScribble {
+				condBytes = s.Scribble
 			}
-		} else {
-			missing = append(missing, i)
+			keys[i] = inversion.Key(fmt.Sprintf("%s|baseline%d", e.ID(), b.steps), string(batch.Cond), batch.Prompts[i], condBytes, b.steps, SampleGuidance.Text, int64(ix), batch.Size)
 		}
 	}
-	for lo := 0; lo < len(missing); lo += baselineBatch {
-		part := missing[lo:min(lo+baselineBatch, len(missing))]
-		out, err := b.sample(e.Pipeline, batch, part)
-		if err != nil {
-			return nil, err
-		}
-		var pics []image.Image
-		if cache != nil {
-			if pics, err = imageio.FromTensor(out); err != nil {
-				return nil, err
-			}
-		}
-		for j, i := range part {
-			if cache == nil {
-				if err := torch.Try(func() { imgs[i] = out.Narrow(0, int64(j), 1) }); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			// Scored as stored (8-bit), so a first run and its reruns agree.
-			rgb := imageio.RGBBytes(pics[j])
-			if err := cache.Put(keys[i], rgb, batch.Size); err != nil {
-				return nil, err
-			}
-			if err := torch.Try(func() { imgs[i] = imageio.ToTensor(rgb, batch.Size, batch.Size, EvalDevice) }); err != nil {
-				return nil, err
-			}
-		}
+	imgs, err := cache.Fill(keys, batch.Size, baselineBatch, EvalDevice, func(idx []int) (*torch.Tensor, error) {
+		return b.sample(e.Pipeline, batch, idx)
+	})
+	if err != nil {
+		return nil, err
 	}
 	var out *torch.Tensor
-	err := torch.Try(func() { out = torch.Cat(imgs, 0) })
+	err = torch.Try(func() { out = torch.Cat(imgs, 0) })
 	return out, err
 }
 

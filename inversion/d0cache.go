@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"ddgi/internal/imageio"
+	"ddgi/torch"
 )
 
 // D0Cache stores I^d_0, the diffusion encoder's fully denoised image for a
@@ -90,4 +91,65 @@ func (c *D0Cache) Put(key string, rgb []uint8, size int) error {
 	}
 	var img image.Image = imageio.RGB(rgb, size, size)
 	return imageio.SavePNG(c.path(key), img)
+}
+
+// Fill returns one image [1,3,size,size] per key on dev: cached ones read
+// back, the missing ones made by sample (called with their positions, at
+// most chunk at a time; chunk 0 = all at once) and stored. Fresh samples
+// come back as stored (8-bit), so a first run and its reruns agree. A nil
+// cache samples everything and returns the samples as they are.
+func (c *D0Cache) Fill(keys []string, size, chunk int, dev torch.Device, sample func(idx []int) (*torch.Tensor, error)) ([]*torch.Tensor, error) {
+	imgs := make([]*torch.Tensor, len(keys))
+	var missing []int
+	for i, k := range keys {
+		if c == nil {
+			missing = append(missing, i)
+			continue
+		}
+		rgb, ok, err := c.Get(k, size)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			missing = append(missing, i)
+			continue
+		}
+		if err := torch.Try(func() { imgs[i] = imageio.ToTensor(rgb, size, size, dev) }); err != nil {
+			return nil, err
+		}
+	}
+	if chunk <= 0 {
+		chunk = max(len(missing), 1)
+	}
+	for lo := 0; lo < len(missing); lo += chunk {
+		part := missing[lo:min(lo+chunk, len(missing))]
+		out, err := sample(part)
+		if err != nil {
+			return nil, err
+		}
+		if c == nil {
+			if err := torch.Try(func() {
+				for j, i := range part {
+					imgs[i] = out.Narrow(0, int64(j), 1)
+				}
+			}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		pics, err := imageio.FromTensor(out)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range part {
+			rgb := imageio.RGBBytes(pics[j])
+			if err := c.Put(keys[i], rgb, size); err != nil {
+				return nil, err
+			}
+			if err := torch.Try(func() { imgs[i] = imageio.ToTensor(rgb, size, size, dev) }); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return imgs, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"ddgi/data"
 	"ddgi/imagebatch"
-	"ddgi/internal/imageio"
 	"ddgi/internal/progress"
 	"ddgi/internal/runs"
 	"ddgi/nn"
@@ -128,35 +127,24 @@ func (tr *Trainer) needsD0(stage int) bool {
 }
 
 // D0 returns I^d_0 for the batch's samples, from the cache or by sampling
-// (and caching) the missing ones.
+// (and caching) the missing ones. Errors panic as *torch.Error: Step runs
+// inside torch.Try.
 func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tensor {
-	n := len(b.Samples)
-	imgs := make([]*torch.Tensor, n)
-	var missing []int
-	keys := make([]string, n)
+	keys := make([]string, len(b.Samples))
 	for i, s := range b.Samples {
 		condBytes := s.Mask
 		if cond.Kind == "scribble" {
 			condBytes = s.Scribble
 		}
 		keys[i] = Key(tr.E.ID(), cond.Kind, b.Captions[i], condBytes, 0, 0, s.Seed, size)
-		rgb, ok, err := tr.Cache.Get(keys[i], size)
-		if err != nil {
-			panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
-		}
-		if ok {
-			imgs[i] = imageio.ToTensor(rgb, size, size, tr.Dev)
-		} else {
-			missing = append(missing, i)
-		}
 	}
 	// The missing pairs are sampled together, each from its own seed, so a
 	// cached image depends only on what its key hashes.
-	if len(missing) > 0 {
-		ix := make([]int64, len(missing))
-		texts := make([]string, len(missing))
-		seeds := make([]int64, len(missing))
-		for j, i := range missing {
+	imgs, err := tr.Cache.Fill(keys, size, 0, tr.Dev, func(idx []int) (*torch.Tensor, error) {
+		ix := make([]int64, len(idx))
+		texts := make([]string, len(idx))
+		seeds := make([]int64, len(idx))
+		for j, i := range idx {
 			ix[j], texts[j], seeds[j] = int64(i), b.Captions[i], b.Samples[i].Seed
 		}
 		sel := torch.FromInt64(ix, int64(len(ix))).ToDevice(tr.Dev)
@@ -169,16 +157,10 @@ func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tenso
 		}
 		var out *torch.Tensor
 		torch.NoGrad(func() { out = tr.E.Sample(texts, sub, seeds) })
-		pics, err := imageio.FromTensor(out)
-		if err != nil {
-			panic(&torch.Error{Op: "d0", Msg: err.Error()})
-		}
-		for j, i := range missing {
-			if err := tr.Cache.Put(keys[i], imageio.RGBBytes(pics[j]), size); err != nil {
-				panic(&torch.Error{Op: "d0 cache", Msg: err.Error()})
-			}
-			imgs[i] = out.Narrow(0, int64(j), 1)
-		}
+		return out, nil
+	})
+	if err != nil {
+		panic(&torch.Error{Op: "d0", Msg: err.Error()})
 	}
 	return torch.Cat(imgs, 0)
 }
