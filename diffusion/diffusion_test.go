@@ -399,3 +399,33 @@ func TestScheduleAndTimesteps(t *testing.T) {
 		})
 	})
 }
+
+// TestConcurrentBranchesMatch: running the ControlNet branches beside the
+// U-Net's encoder (Model.Concurrent) gives the taps of the sequential pass.
+func TestConcurrentBranchesMatch(t *testing.T) {
+	m := newTiny(t, CondMask, CondScribble)
+	g := torch.NewGenerator(8)
+	torch.NoGrad(func() {
+		for _, k := range m.Kinds() {
+			for _, name := range m.Controls[k].Store.Names() {
+				p := m.Controls[k].Store.Get(name)
+				torch.Scoped(func() { p.CopyIn(torch.Randn(g, p.Shape(), torch.Float32, torch.CPU).MulScalar(0.05)) })
+			}
+		}
+	})
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			zt, ts, ctx, cond := inputs(m.Config, 2, 5, 5)
+			seq := m.Taps(zt, ts, ctx, cond)
+			m.Concurrent = true
+			defer func() { m.Concurrent = false }()
+			con := m.Taps(zt, ts, ctx, cond)
+			if d := con.Eps.Sub(seq.Eps).Abs().MaxAll().Item(); d > 1e-5 {
+				t.Errorf("concurrent output differs by %g", d)
+			}
+			if d := con.H.Sub(seq.H).Abs().MaxAll().Item(); d > 1e-5 || seq.Eps.Sub(m.Predict(zt, ts, ctx, Conditions{})).Abs().MaxAll().Item() == 0 {
+				t.Errorf("concurrent h_t differs by %g, or the branches had no effect", d)
+			}
+		})
+	})
+}

@@ -18,6 +18,10 @@ type Model struct {
 	UNet     *UNet
 	Controls map[string]*ControlNet
 	Schedule *Schedule
+	// Concurrent runs the ControlNet branches and the U-Net's encoder at
+	// once, each on its own share of the threads (inference on small
+	// batches, where one op cannot use two cores well).
+	Concurrent bool
 }
 
 // New builds a model with random weights and no branches.
@@ -248,12 +252,26 @@ func timesteps(t *torch.Tensor, b int64) *torch.Tensor {
 // [B,L,ContextDim] and the visual conditions, returning h_t, f_t, a_t and
 // the noise prediction.
 func (m *Model) Taps(zt, t, ctx *torch.Tensor, cond Conditions) Taps {
-	t = timesteps(t, zt.Size(0))
-	return m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), true)
+	return m.forward(zt, t, ctx, cond, true)
 }
 
 // Predict is the model output only (no attention maps kept).
 func (m *Model) Predict(zt, t, ctx *torch.Tensor, cond Conditions) *torch.Tensor {
+	return m.forward(zt, t, ctx, cond, false).Eps
+}
+
+func (m *Model) forward(zt, t, ctx *torch.Tensor, cond Conditions, wantTaps bool) Taps {
 	t = timesteps(t, zt.Size(0))
-	return m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), false).Eps
+	if !m.Concurrent || (cond.Mask == nil && cond.Scribble == nil) {
+		return m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), wantTaps)
+	}
+	// The branches read the same inputs as the U-Net's encoder and meet it
+	// only in the decoder, so the two run side by side.
+	var enc encoded
+	var res *Residuals
+	torch.Concurrently(
+		func() { enc = m.UNet.Enc.forward(zt, t, ctx, nil) },
+		func() { res = m.residuals(zt, t, ctx, cond) },
+	)
+	return m.UNet.decode(enc, ctx, res, wantTaps)
 }

@@ -398,7 +398,12 @@ type Residuals struct {
 // forward runs the whole U-Net, adding res (may be nil) to the skips and
 // the middle block output, and fills taps when wantTaps.
 func (u *UNet) forward(zt, t, ctx *torch.Tensor, res *Residuals, wantTaps bool) Taps {
-	e := u.Enc.forward(zt, t, ctx, nil)
+	return u.decode(u.Enc.forward(zt, t, ctx, nil), ctx, res, wantTaps)
+}
+
+// decode runs the middle-block residual and the decoder on the encoder's
+// output e.
+func (u *UNet) decode(e encoded, ctx *torch.Tensor, res *Residuals, wantTaps bool) Taps {
 	skips, h := e.Skips, e.Mid
 	if res != nil {
 		skips = make([]*torch.Tensor, len(e.Skips))

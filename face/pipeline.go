@@ -214,7 +214,23 @@ func Load(o Options) (*Pipeline, error) {
 	if m.Config.Styles != g.Styles() || m.Config.StyleDim != g.StyleDim() {
 		return nil, fmt.Errorf("inversion weights expect W+ %d×%d, %s has %d×%d", m.Config.Styles, m.Config.StyleDim, o.GAN, g.Styles(), g.StyleDim())
 	}
+	e.Pipeline.Model.Concurrent, m.AbSMNet.Concurrent = true, true
 	return &Pipeline{Opts: o, E: e, G: g, Model: m}, nil
+}
+
+// smallBatch is the largest batch that runs faster with one intra-op
+// thread per stream: at batch 1 most 64² ops are too small to split, and
+// the ControlNet branch and the U-Net encoder take the two cores side by
+// side instead (BenchmarkGenerate2D, docs/inversion.md).
+const smallBatch = 2
+
+// withBatchThreads runs f with one intra-op thread for small batches.
+func withBatchThreads(n int, f func()) {
+	if n > smallBatch {
+		f()
+		return
+	}
+	torch.WithThreads(1, f)
 }
 
 // Size is the resolution conditions are read at.
@@ -243,7 +259,7 @@ func (p *Pipeline) Codes(reqs []Request) (*torch.Tensor, error) {
 	err := torch.Try(func() {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				w = p.codes(reqs)
+				withBatchThreads(len(reqs), func() { w = p.codes(reqs) })
 				torch.Persist(w)
 			})
 		})
@@ -305,7 +321,11 @@ func (p *Pipeline) Render(w, cams *torch.Tensor) (*torch.Tensor, error) {
 	err := torch.Try(func() {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				img = inversion.Render(p.G, w, cams).Clamp(-1, 1)
+				n := int(w.Size(0))
+				if cams != nil {
+					n = max(n, int(cams.Size(0)))
+				}
+				withBatchThreads(n, func() { img = inversion.Render(p.G, w, cams).Clamp(-1, 1) })
 				torch.Persist(img)
 			})
 		})

@@ -9,7 +9,8 @@ import (
 )
 
 // BenchmarkGenerateStages splits one 2D generation into its stages: text
-// encoder, the U-Net + ControlNet pass (E), M and T (G is in Generate2D).
+// encoder, the U-Net + ControlNet pass (E), M and T (G is in Generate2D),
+// with the threading Pipeline.Codes uses for one request.
 func BenchmarkGenerateStages(b *testing.B) {
 	p := benchPipeline(b, "stylegan2")
 	req := maskRequest(p)
@@ -17,28 +18,30 @@ func BenchmarkGenerateStages(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				ids := make([]int64, len(req.Mask))
-				for j, v := range req.Mask {
-					ids[j] = int64(v)
-				}
-				s := int64(p.Size())
-				cond := inversion.Condition{Kind: "mask", Mask: torch.FromInt64(ids, 1, s, s)}
-				zt := p.E.Prior(1, torch.NewGenerator(1))
-				steps := torch.FromInt64([]int64{999}, 1)
-				ta := time.Now()
-				ids2, _ := p.E.Text.IDs([]string{req.Text})
-				p.E.Text.Enc.Forward(ids2)
-				tx += time.Since(ta)
-				t0 := time.Now()
-				h, f := p.E.Features(zt, steps, []string{req.Text}, cond)
-				t1 := time.Now()
-				p.Model.Mapping.MappedCode(h)
-				t2 := time.Now()
-				p.Model.AbSMNet.ModulationCodes(f, steps)
-				t3 := time.Now()
-				te += t1.Sub(t0)
-				tm += t2.Sub(t1)
-				tt += t3.Sub(t2)
+				withBatchThreads(1, func() {
+					ids := make([]int64, len(req.Mask))
+					for j, v := range req.Mask {
+						ids[j] = int64(v)
+					}
+					s := int64(p.Size())
+					cond := inversion.Condition{Kind: "mask", Mask: torch.FromInt64(ids, 1, s, s)}
+					zt := p.E.Prior(1, torch.NewGenerator(1))
+					steps := torch.FromInt64([]int64{999}, 1)
+					ta := time.Now()
+					ids2, _ := p.E.Text.IDs([]string{req.Text})
+					p.E.Text.Enc.Forward(ids2)
+					tx += time.Since(ta)
+					t0 := time.Now()
+					h, f := p.E.Features(zt, steps, []string{req.Text}, cond)
+					t1 := time.Now()
+					p.Model.Mapping.MappedCode(h)
+					t2 := time.Now()
+					p.Model.AbSMNet.ModulationCodes(f, steps)
+					t3 := time.Now()
+					te += t1.Sub(t0)
+					tm += t2.Sub(t1)
+					tt += t3.Sub(t2)
+				})
 			})
 		})
 	}

@@ -27,6 +27,9 @@ type AbSMNet struct {
 	GlobalScale, GlobalShift *convNet
 	AlphaScale, AlphaShift   *torch.Tensor // [AlphaBuckets] α^γ_t, α^β_t
 	ScaleHead, ShiftHead     *Map2Style
+	// Concurrent computes w^γ and w^β side by side (inference: the two
+	// paths share only the refined features).
+	Concurrent bool
 }
 
 type convNet struct{ a, b *nn.Conv2d }
@@ -162,11 +165,21 @@ func (t *AbSMNet) ModulationCodes(f Features, steps *torch.Tensor) (wGamma, wBet
 		panic(&torch.Error{Op: "absmnet", Msg: fmt.Sprintf("%d decoder feature maps, config has %d", len(f.F), len(t.cfg.FChannels))})
 	}
 	local, global := t.RefinedFeatures(f)
-	gammaL, betaL := t.LocalScale.forward(local), t.LocalShift.forward(local)
-	gammaG, betaG := t.GlobalScale.forward(global), t.GlobalShift.forward(global)
-	fGamma := MixLocalGlobal(t.alphaAt(t.AlphaScale, steps), gammaL, gammaG)
-	fBeta := MixLocalGlobal(t.alphaAt(t.AlphaShift, steps), betaL, betaG)
-	return t.ScaleHead.Forward(fGamma), t.ShiftHead.Forward(fBeta)
+	scale := func() {
+		fGamma := MixLocalGlobal(t.alphaAt(t.AlphaScale, steps), t.LocalScale.forward(local), t.GlobalScale.forward(global))
+		wGamma = t.ScaleHead.Forward(fGamma)
+	}
+	shift := func() {
+		fBeta := MixLocalGlobal(t.alphaAt(t.AlphaShift, steps), t.LocalShift.forward(local), t.GlobalShift.forward(global))
+		wBeta = t.ShiftHead.Forward(fBeta)
+	}
+	if t.Concurrent {
+		torch.Concurrently(scale, shift)
+	} else {
+		scale()
+		shift()
+	}
+	return wGamma, wBeta
 }
 
 // ModulateCode is Eq. 4: w_t = w^m_t ⊙ w^γ_t ⊕ w^β_t.

@@ -30,8 +30,11 @@ char* dup_msg(const char* m) { return strdup(m ? m : "unknown libtorch error"); 
 // Go runs cgo calls on whichever OS thread is free, and OpenMP's thread
 // count is per calling thread.
 std::atomic<int> g_threads{0};
+// A calling thread may override the count for itself (torch.Concurrently
+// gives each branch one share of the cores); 0 follows g_threads.
+thread_local int tl_threads = 0;
 inline void prelude() {
-  int n = g_threads.load(std::memory_order_relaxed);
+  int n = tl_threads > 0 ? tl_threads : g_threads.load(std::memory_order_relaxed);
   if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
 }
 
@@ -131,6 +134,11 @@ void ts_set_threads(int n) {
   if (auto f = (setter)dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) f(n);
 }
 int ts_get_threads(void) { return at::get_num_threads(); }
+void ts_set_local_threads(int n) {
+  tl_threads = n > 0 ? n : 0;
+  int k = tl_threads > 0 ? tl_threads : g_threads.load();
+  if (k > 0) omp_set_num_threads(k);
+}
 int ts_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold) {
   // glibc returns freed tensor buffers above the mmap threshold to the kernel,
   // so every step page-faults them in again; keeping them in the heap avoids that.

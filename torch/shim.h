@@ -20,6 +20,7 @@ int ts_cuda_available(void);
 int ts_cuda_device_count(void);
 void ts_set_threads(int n);
 int ts_get_threads(void);
+void ts_set_local_threads(int n);
 int ts_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold);
 void ts_manual_seed(uint64_t seed);
 void ts_set_grad_enabled(int on);

@@ -251,3 +251,39 @@ func TestTuneMallocAccepted(t *testing.T) {
 		t.Fatal("glibc rejected the mallopt settings")
 	}
 }
+
+// TestConcurrentlyMatchesSequential: work run side by side gives the same
+// tensors as run in turn, inherits the caller's grad mode, records
+// autograd graphs that backpropagate, and re-raises a piece's panic.
+func TestConcurrentlyMatchesSequential(t *testing.T) {
+	Scoped(func() {
+		g := NewGenerator(4)
+		a := Randn(g, []int64{64, 64}, Float32, CPU)
+		b := Randn(g, []int64{64, 64}, Float32, CPU)
+		want1, want2 := a.Matmul(b).Tanh(), b.Matmul(a).Sigmoid()
+		var got1, got2 *Tensor
+		Concurrently(func() { got1 = a.Matmul(b).Tanh() }, func() { got2 = b.Matmul(a).Sigmoid() })
+		if d := got1.Sub(want1).Abs().MaxAll().Item() + got2.Sub(want2).Abs().MaxAll().Item(); d > 1e-6 {
+			t.Fatalf("concurrent results differ by %g", d)
+		}
+		NoGrad(func() {
+			x := a.Detach().SetRequiresGrad(true)
+			Concurrently(func() { got1 = x.MulScalar(2) })
+		})
+		if got1.RequiresGrad() {
+			t.Fatal("work under NoGrad recorded a graph")
+		}
+		x := a.Detach().SetRequiresGrad(true)
+		Concurrently(func() { got1 = x.Mul(x).SumAll() }, func() { got2 = x.MulScalar(3).SumAll() })
+		got1.Add(got2).Backward()
+		if d := x.Grad().Sub(x.Detach().MulScalar(2).AddScalar(3)).Abs().MaxAll().Item(); d > 1e-5 {
+			t.Fatalf("gradient through concurrent pieces off by %g", d)
+		}
+		defer func() {
+			if r := recover(); r == nil {
+				t.Fatal("a panicking piece did not reach the caller")
+			}
+		}()
+		Concurrently(func() {}, func() { a.Matmul(Zeros([]int64{3, 3}, Float32, CPU)) })
+	})
+}
