@@ -48,6 +48,13 @@ type Model interface {
 	Finalize()
 }
 
+// Penalized is a Model with its own generator regulariser: GPenalty is
+// the weighted penalty on the images the last Fake call made (with their
+// graph; nil when off) and the name it is logged under.
+type Penalized interface {
+	GPenalty() (*torch.Tensor, string)
+}
+
 // Opts drive Train. Zero values take StyleGAN2's defaults where one exists.
 type Opts struct {
 	Resolution  int
@@ -215,7 +222,14 @@ func (t *Trainer) Step(batch []*data.Sample) Metrics {
 	cg := t.fakeCameras(c)
 	lossG := stylegan2.GLoss(t.M.Score(t.M.Fake(t.mixedWPlus(b, t.conditioningCameras(cg)), cg), cg))
 	t.M.TrackWAvg(false)
-	lossG.Backward()
+	totalG := lossG
+	if pm, ok := t.M.(Penalized); ok {
+		if pen, name := pm.GPenalty(); pen != nil {
+			m[name] = pen.Item()
+			totalG = totalG.Add(pen)
+		}
+	}
+	totalG.Backward()
 	d.Unfreeze("")
 	t.OptG.Update(g.Trainable())
 	m["loss_g"] = lossG.Item()

@@ -225,3 +225,36 @@ func TestConditioningCamerasSwap(t *testing.T) {
 		}
 	}
 }
+
+// TestOpacityPenaltyEntersGLoss: a tiny EG3D trained a few steps with the
+// transparency penalty logs it and ends more opaque than its start.
+func TestOpacityPenaltyEntersGLoss(t *testing.T) {
+	if v := eg3d.OpacityPenalty(torch.Ones([]int64{2, 1, 4, 4}, torch.Float32, torch.CPU)).Item(); v != 0 {
+		t.Fatalf("opaque rays penalised %g", v)
+	}
+	c := eg3d.Presets["tiny"]
+	p, err := eg3d.NewPair(c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Opacity = 20
+	bb := c.Backbone
+	o := Opts{Resolution: c.ImgRes, Batch: 4, LR: bb.LR, R1Gamma: bb.R1Gamma, R1Interval: bb.R1Interval, EMAKimg: bb.EMAKimg, DataN: 8, Seed: 1, Quiet: true}
+	tr := NewTrainer(p, o)
+	batch := realBatch(t, c.ImgRes, 4)
+	var first, last float64
+	for i := range 8 {
+		m := tr.Step(batch)
+		v, ok := m["transparency"]
+		if !ok {
+			t.Fatal("step did not log the transparency penalty")
+		}
+		if i == 0 {
+			first = v
+		}
+		last = v
+	}
+	if !(last < 0.93*first) {
+		t.Fatalf("transparency penalty %.4f → %.4f, want a clear fall", first, last)
+	}
+}

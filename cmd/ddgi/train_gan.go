@@ -32,6 +32,7 @@ func runTrainGAN(args []string) error {
 	poseSwap := fs.Float64("pose-swap", 0, "eg3d: share of fakes whose mapping is conditioned on another fake's camera than the rendered one (EG3D's swapping regularisation, 0.5 there; 0 lets heads bend toward each view); may change on resume")
 	yawSpread := fs.Float64("yaw-spread", 0, "share of training images seen from a yaw uniform in ±50° instead of the FFHQ-like mostly-frontal mix (side views for eg3d); may change on resume")
 	shapePrior := fs.Float64("shape-prior", 0, "eg3d, new runs: raw density of a head-sized solid ellipsoid added to the field (0 = off; 6 breaks the flat-card geometry small runs fall into); a resumed run keeps its own")
+	opacity := fs.Float64("opacity", 0, "eg3d: weight of the transparency penalty in G's loss (0 = off; 1 stops dark hair being drawn as see-through holes); may change on resume")
 	workers := fs.Int("workers", 1, "data render workers")
 	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval")
 	grid := fs.Float64("grid-kimg", 5, "write a fixed-seed sample grid every … kimg")
@@ -54,6 +55,12 @@ func runTrainGAN(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *opacity < 0 || (*opacity > 0 && *arch != "eg3d") {
+		return fmt.Errorf("--opacity %g: want ≥ 0, and only with --arch eg3d", *opacity)
+	}
+	if p, ok := m.(*eg3d.Pair); ok {
+		p.Opacity = *opacity
+	}
 	if *yawSpread < 0 || *yawSpread > 1 || *poseSwap < 0 || *poseSwap > 1 {
 		return fmt.Errorf("--yaw-spread %g, --pose-swap %g: want 0…1", *yawSpread, *poseSwap)
 	}
@@ -71,6 +78,9 @@ func runTrainGAN(args []string) error {
 	}
 	if o.PoseSwap > 0 {
 		fmt.Fprintf(os.Stderr, "%.0f%% of fakes map z under another fake's camera (pose swapping)\n", 100*o.PoseSwap)
+	}
+	if *opacity > 0 {
+		fmt.Fprintf(os.Stderr, "transparency penalty weight %g\n", *opacity)
 	}
 	return gan.Train(ctx, *out, m, o)
 }

@@ -14,6 +14,10 @@ type Pair struct {
 	G, GEMA       *Generator
 	D             *stylegan2.Discriminator
 	GS, GEMAS, DS *nn.Store
+	// Opacity weighs OpacityPenalty in G's loss (0 = off).
+	Opacity float64
+	// transparency is the penalty of the last Fake call (nil when off).
+	transparency *torch.Tensor
 }
 
 // NewPair builds G, G_ema (a copy) and D from seed.
@@ -55,7 +59,27 @@ func (p *Pair) Map(z, c *torch.Tensor) *torch.Tensor { return p.G.Backbone.Map.F
 // Fake renders w+ from cameras c: the image and the raw neural rendering.
 func (p *Pair) Fake(wplus, c *torch.Tensor) []*torch.Tensor {
 	o := p.G.Synthesis(wplus, c, stylegan2.NoiseRandom)
+	p.transparency = nil
+	if p.Opacity > 0 {
+		p.transparency = OpacityPenalty(o.Weight)
+	}
 	return []*torch.Tensor{o.Image, o.ImageRaw}
+}
+
+// OpacityPenalty is the mean transparency 1 − Σw of rendered rays.
+// SynthFace has no see-through pixel (its backdrop is opaque too), but the
+// renderer composites over black, so without this G draws dark hair as
+// holes in the head, which open up when the camera turns.
+func OpacityPenalty(weight *torch.Tensor) *torch.Tensor {
+	return weight.RSubScalar(1).Clamp(0, 1).MeanAll()
+}
+
+// GPenalty is Opacity × the last Fake's OpacityPenalty (gan.Penalized).
+func (p *Pair) GPenalty() (*torch.Tensor, string) {
+	if p.transparency == nil {
+		return nil, ""
+	}
+	return p.transparency.MulScalar(p.Opacity), "transparency"
 }
 
 // DualInput is EG3D's dual discrimination input: the image and the raw
