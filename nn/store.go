@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"ddgi/safetensors"
 	"ddgi/torch"
@@ -306,6 +307,11 @@ func (s *Store) LoadFile(f *safetensors.File) error {
 		}
 	}
 	for n := range f.Tensors {
+		if base, ok := strings.CutSuffix(n, QuantScaleSuffix); ok {
+			if _, ok := f.Tensors[base]; ok {
+				continue // an int8 tensor's scale
+			}
+		}
 		if _, ok := s.tensors[n]; !ok {
 			unknown = append(unknown, n)
 		}
@@ -320,7 +326,10 @@ func (s *Store) LoadFile(f *safetensors.File) error {
 		if want := dst.Shape(); !sameShape(want, st.Shape) {
 			return fmt.Errorf("tensor %s: shape %v in file, network wants %v", n, st.Shape, want)
 		}
-		src, err := FromSafetensors(st, torch.CPU)
+		src, err := dequantized(f, n)
+		if err == nil && src == nil {
+			src, err = FromSafetensors(st, torch.CPU)
+		}
 		if err != nil {
 			return fmt.Errorf("tensor %s: %w", n, err)
 		}

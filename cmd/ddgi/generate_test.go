@@ -418,3 +418,34 @@ func TestEvalBaselineCache(t *testing.T) {
 		t.Errorf("rerun from the cache changed the scores:\n%s\n%s", a, b)
 	}
 }
+
+// TestQuantizeThenGenerate: `ddgi quantize` shrinks an inversion file,
+// generate runs on it, and bad inputs (a truncated file, quantizing twice,
+// missing flags) exit 1.
+func TestQuantizeThenGenerate(t *testing.T) {
+	dir, w := tinyWeights(t)
+	inv := filepath.Join(w, "inversion_stylegan2_mask.safetensors")
+	before, _ := os.Stat(inv)
+	if code := run([]string{"quantize", "--in", inv, "--out", inv}); code != 0 {
+		t.Fatalf("quantize exited %d", code)
+	}
+	after, _ := os.Stat(inv)
+	if after.Size() >= before.Size() {
+		t.Fatalf("quantized file %d bytes, was %d", after.Size(), before.Size())
+	}
+	mask := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mask, make([]uint8, 32*32), 32); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"generate", "--weights", w, "--text", "A smiling woman.", "--mask", mask, "--out", filepath.Join(dir, "out.png")}); code != 0 {
+		t.Fatalf("generate on the int8 inversion exited %d", code)
+	}
+	data, _ := os.ReadFile(inv)
+	cut := filepath.Join(dir, "cut.safetensors")
+	os.WriteFile(cut, data[:len(data)/2], 0o644)
+	for _, args := range [][]string{{"--in", inv, "--out", cut}, {"--in", cut, "--out", inv}, {"--in", inv}} {
+		if code := run(append([]string{"quantize"}, args...)); code != 1 {
+			t.Errorf("quantize %v exited %d, want 1", args, code)
+		}
+	}
+}
