@@ -48,21 +48,24 @@ type Config struct {
 	RayStart          float64          `json:"ray_start"`
 	RayEnd            float64          `json:"ray_end"`
 	BoxWarp           float64          `json:"box_warp"` // side of the cube the planes span (world units)
-	// ShapePrior adds a head-sized solid ellipsoid to the raw density, this
-	// strong at its core (0 = off). Without it the small models settle
-	// early on a flat card whose painted face slides when the camera turns
-	// (docs/gan.md); starting from an opaque head puts the face on a curved
-	// surface, and the decoder can still carve or add density anywhere.
+	// ShapePrior is the raw density of a solid core inside every SynthFace
+	// head that G cannot carve (0 = off): the field's raw density is at
+	// least the core's there. Without it the small runs settle early on a
+	// flat card or a hollow (concave) face, whose painted face slides or
+	// turns the wrong way when the camera moves (docs/gan.md); with it the
+	// face sits on a convex surface from the first step, and G adds hair,
+	// nose, chin and the backdrop around it.
 	ShapePrior  float64    `json:"shape_prior,omitempty"`
 	ShapeCentre [3]float64 `json:"shape_centre,omitempty"` // world units
 	ShapeRadii  [3]float64 `json:"shape_radii,omitempty"`
 }
 
-// HeadEllipsoid is SynthFace's head, face and hair volume in EG3D world
-// units (1 = 54 cm): 34 × 46 × 40 cm about the skull's centre.
+// HeadEllipsoid is a core that stays inside every SynthFace head (skull
+// and face at the extremes of the sampled proportions), in EG3D world
+// units (1 = 54 cm): 12 × 17 × 14 cm about a point 1 cm above the eyes.
 var HeadEllipsoid = struct{ Centre, Radii [3]float64 }{
-	Centre: [3]float64{0, 0.01, -0.01},
-	Radii:  [3]float64{0.17, 0.23, 0.20},
+	Centre: [3]float64{0, 0.02, -0.01},
+	Radii:  [3]float64{0.11, 0.16, 0.13},
 }
 
 // WithShapePrior returns c with the head prior at strength a (0 turns it off).
@@ -279,13 +282,19 @@ func (g *Generator) Field(planes *torch.Tensor) Field {
 	return func(pts *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
 		sigma, feat := g.Decoder.Forward(SampleTriplane(planes, pts, g.Cfg.BoxWarp))
 		if g.Cfg.ShapePrior != 0 {
-			sigma = sigma.Add(ShapePriorDensity(pts, g.Cfg.ShapePrior, g.Cfg.ShapeCentre, g.Cfg.ShapeRadii))
+			sigma = WithCore(sigma, ShapePriorDensity(pts, g.Cfg.ShapePrior, g.Cfg.ShapeCentre, g.Cfg.ShapeRadii))
 		}
 		return sigma, feat
 	}
 }
 
-// ShapePriorDensity is the raw density an ellipsoid adds at points
+// WithCore floors raw densities [B,P,1] at the core's where the core has
+// any (G may add density there, never remove it); elsewhere they pass.
+func WithCore(sigma, core *torch.Tensor) *torch.Tensor {
+	return torch.Where(core.GtScalar(0), sigma.Maximum(core), sigma)
+}
+
+// ShapePriorDensity is the core's raw density at points
 // [B,P,3]: a·clamp((1 − d)/0.3, 0, 1) with d the ellipsoidal radius, so
 // it is 0 outside, ramps up through the outer 30% shell and is a inside;
 // [B,P,1].

@@ -190,10 +190,11 @@ func TestSaveLoadIdentical(t *testing.T) {
 	})
 }
 
-// TestShapePrior: the prior is a inside the ellipsoid, 0 outside and in
-// between on its shell; a generator with it renders an opaque head-sized
-// blob before any training (centre opaque, corners clear) and keeps the
-// prior through save → load.
+// TestShapePrior: the core's density is a inside the ellipsoid, 0
+// outside and in between on its shell; it floors the field there (a
+// decoder density above it passes, one below is raised, none outside
+// changes); a generator with it renders an opaque centre before any
+// training and keeps the prior through save → load.
 func TestShapePrior(t *testing.T) {
 	torch.Scoped(func() {
 		e := HeadEllipsoid
@@ -203,19 +204,24 @@ func TestShapePrior(t *testing.T) {
 			float32(c[0] + 0.85*r[0]), float32(c[1]), float32(c[2]), // on the shell: (1 − 0.85)/0.3 = 0.5
 			float32(c[0]), float32(c[1] + 1.2*r[1]), float32(c[2]), // outside
 		}, 1, 3, 3)
-		got := ShapePriorDensity(pts, 6, c, r).Float64s()
+		core := ShapePriorDensity(pts, 6, c, r)
+		got := core.Float64s()
 		for i, want := range []float64{6, 3, 0} {
 			if math.Abs(got[i]-want) > 1e-4 {
 				t.Fatalf("prior at point %d = %g, want %g", i, got[i], want)
 			}
 		}
-		cfg := Presets["tiny"].WithShapePrior(6)
+		floored := WithCore(torch.FromFloat32([]float32{8, -5, -5}, 1, 3, 1), core).Float64s()
+		if math.Abs(floored[0]-8) > 1e-6 || math.Abs(floored[1]-3) > 1e-4 || floored[2] != -5 {
+			t.Fatalf("core floor gave %v, want [8 3 -5]", floored)
+		}
+		cfg := Presets["tiny"].WithShapePrior(10)
 		g, err := NewGenerator(nn.NewStore(torch.CPU, 1).Root(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h := saveReload(t, g)
-		if h.Cfg.ShapePrior != 6 || h.Cfg.ShapeRadii != r {
+		if h.Cfg.ShapePrior != 10 || h.Cfg.ShapeRadii != r {
 			t.Fatalf("reloaded prior %g %v", h.Cfg.ShapePrior, h.Cfg.ShapeRadii)
 		}
 		torch.NoGrad(func() {
@@ -224,7 +230,7 @@ func TestShapePrior(t *testing.T) {
 			n := cfg.NeuralRes
 			wt := o.Weight.Float64s()
 			if centre, corner := wt[(n/2)*n+n/2], wt[0]; centre < 0.6 || corner > 0.3 {
-				t.Fatalf("opacity centre %.3f corner %.3f: want an opaque head and clear corners", centre, corner)
+				t.Fatalf("opacity centre %.3f corner %.3f: want an opaque core and clear corners", centre, corner)
 			}
 		})
 	})
