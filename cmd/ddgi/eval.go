@@ -31,6 +31,7 @@ func runEval(args []string) error {
 	quiet := fs.Bool("quiet", false, "no progress output")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (for ddgi and controlnet methods)")
 	condGuidance := fs.Float64("cond-guidance", face.SampleGuidance.Cond, "guidance scale on the mask/scribble of full diffusion samples (the controlnet method) and of ddgi's denoising before --step < T−1 (1 = off)")
+	textGuidance := fs.Float64("text-guidance", face.SampleGuidance.Text, "classifier-free guidance scale on the text of full diffusion samples (the controlnet method); higher draws a prompt's style more strongly")
 	step := fs.Int("step", -1, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
 	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
 	cache := fs.String("cache", "", "folder where the ControlNet baseline keeps its samples (content-addressed by weights, settings, prompt, condition and seed): a rerun samples only new pairs")
@@ -42,7 +43,10 @@ func runEval(args []string) error {
 		return err
 	}
 	face.EvalWeights, face.EvalDevice, face.EvalStep, face.EvalCache = *weights, dev, *step, *cache
-	face.SampleGuidance.Cond = *condGuidance
+	if *textGuidance <= 0 || *condGuidance <= 0 {
+		return fmt.Errorf("--text-guidance %g, --cond-guidance %g: want > 0", *textGuidance, *condGuidance)
+	}
+	face.SampleGuidance.Text, face.SampleGuidance.Cond = *textGuidance, *condGuidance
 	if *bench != "synthface" {
 		return fmt.Errorf("unknown bench %q (only synthface)", *bench)
 	}

@@ -44,6 +44,7 @@ func runTrainInversion(args []string) error {
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
 	initFrom := fs.String("init", "", "start M and T from this trained inversion (same GAN preset, width and condition), e.g. to follow a GAN trained further; w̄ is taken from the current GAN")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	textGuidance := fs.Float64("text-guidance", face.SampleGuidance.Text, "classifier-free guidance scale on the text of the I^d_0 samples (stage 2 targets); higher draws a prompt's style more strongly")
 	artF := addArtFlags(fs, "share of training pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4: use with --ablation d0-only and a diffusion model trained on artworks)")
 	artModel := fs.Bool("art", false, "use the artwork-trained U-Net (weights/diffusion_small64_art.safetensors) as E, as ddgi generate --art does")
 	if err := parseFlags(fs, args); err != nil {
@@ -62,7 +63,10 @@ func runTrainInversion(args []string) error {
 		return errors.New("--out is required")
 	case *steps1 < 0 || *steps2 < 0 || *batch < 1 || *n < 1 || *every < 1:
 		return errors.New("--steps1/--steps2 must be ≥ 0 and --batch, --n, --checkpoint-every ≥ 1")
+	case *textGuidance <= 0:
+		return fmt.Errorf("--text-guidance %g: want > 0", *textGuidance)
 	}
+	face.SampleGuidance.Text = *textGuidance
 	dev, err := torch.ParseDevice(*devName)
 	if err != nil {
 		return err
