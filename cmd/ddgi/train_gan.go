@@ -31,7 +31,7 @@ func runTrainGAN(args []string) error {
 	dataN := fs.Int("data-n", 20000, "SynthFace training images (rendered once, kept in memory)")
 	poseSwap := fs.Float64("pose-swap", 0, "eg3d: share of fakes whose mapping is conditioned on another fake's camera than the rendered one (EG3D's swapping regularisation, 0.5 there; 0 lets heads bend toward each view); may change on resume")
 	yawSpread := fs.Float64("yaw-spread", 0, "share of training images seen from a yaw uniform in ±50° instead of the FFHQ-like mostly-frontal mix (side views for eg3d); may change on resume")
-	shapePrior := fs.Float64("shape-prior", 0, "eg3d, new runs: raw density of a solid core inside the head that G cannot carve (0 = off; 10 keeps small runs off flat-card and hollow-face geometry); a resumed run keeps its own")
+	shapePrior := fs.Float64("shape-prior", 0, "eg3d, new runs: raw density of a solid core inside the head that G cannot carve (0 = off; 30 gives an opaque surface that keeps small runs off flat-card and hollow-face geometry); a resumed run keeps its own")
 	opacity := fs.Float64("opacity", 0, "eg3d: weight of the transparency penalty in G's loss (0 = off; 1 stops dark hair being drawn as see-through holes); may change on resume")
 	workers := fs.Int("workers", 1, "data render workers")
 	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval")

@@ -58,22 +58,31 @@ type Config struct {
 	ShapePrior  float64    `json:"shape_prior,omitempty"`
 	ShapeCentre [3]float64 `json:"shape_centre,omitempty"` // world units
 	ShapeRadii  [3]float64 `json:"shape_radii,omitempty"`
+	// ShapeShell is the outer share of the core's radius over which its
+	// density ramps up (0 reads as 0.3, the first runs' value): thin makes
+	// the core an opaque surface the face is painted on, where a thick
+	// ramp lets colour smear through a semi-transparent volume.
+	ShapeShell float64 `json:"shape_shell,omitempty"`
 }
 
 // HeadEllipsoid is a core that stays inside every SynthFace head (skull
 // and face at the extremes of the sampled proportions), in EG3D world
 // units (1 = 54 cm): 12 × 17 × 14 cm about a point 1 cm above the eyes.
-var HeadEllipsoid = struct{ Centre, Radii [3]float64 }{
+var HeadEllipsoid = struct {
+	Centre, Radii [3]float64
+	Shell         float64
+}{
 	Centre: [3]float64{0, 0.02, -0.01},
 	Radii:  [3]float64{0.11, 0.16, 0.13},
+	Shell:  0.05,
 }
 
 // WithShapePrior returns c with the head prior at strength a (0 turns it off).
 func (c Config) WithShapePrior(a float64) Config {
 	c.ShapePrior = a
-	c.ShapeCentre, c.ShapeRadii = HeadEllipsoid.Centre, HeadEllipsoid.Radii
+	c.ShapeCentre, c.ShapeRadii, c.ShapeShell = HeadEllipsoid.Centre, HeadEllipsoid.Radii, HeadEllipsoid.Shell
 	if a == 0 {
-		c.ShapeCentre, c.ShapeRadii = [3]float64{}, [3]float64{}
+		c.ShapeCentre, c.ShapeRadii, c.ShapeShell = [3]float64{}, [3]float64{}, 0
 	}
 	return c
 }
@@ -282,7 +291,11 @@ func (g *Generator) Field(planes *torch.Tensor) Field {
 	return func(pts *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
 		sigma, feat := g.Decoder.Forward(SampleTriplane(planes, pts, g.Cfg.BoxWarp))
 		if g.Cfg.ShapePrior != 0 {
-			sigma = WithCore(sigma, ShapePriorDensity(pts, g.Cfg.ShapePrior, g.Cfg.ShapeCentre, g.Cfg.ShapeRadii))
+			shell := g.Cfg.ShapeShell
+			if shell == 0 {
+				shell = 0.3
+			}
+			sigma = WithCore(sigma, ShapePriorDensity(pts, g.Cfg.ShapePrior, g.Cfg.ShapeCentre, g.Cfg.ShapeRadii, shell))
 		}
 		return sigma, feat
 	}
@@ -295,15 +308,15 @@ func WithCore(sigma, core *torch.Tensor) *torch.Tensor {
 }
 
 // ShapePriorDensity is the core's raw density at points
-// [B,P,3]: a·clamp((1 − d)/0.3, 0, 1) with d the ellipsoidal radius, so
-// it is 0 outside, ramps up through the outer 30% shell and is a inside;
+// [B,P,3]: a·clamp((1 − d)/shell, 0, 1) with d the ellipsoidal radius, so
+// it is 0 outside, ramps up through the outer shell and is a inside;
 // [B,P,1].
-func ShapePriorDensity(pts *torch.Tensor, a float64, centre, radii [3]float64) *torch.Tensor {
+func ShapePriorDensity(pts *torch.Tensor, a float64, centre, radii [3]float64, shell float64) *torch.Tensor {
 	dev := pts.Device()
 	c := torch.FromFloat32([]float32{float32(centre[0]), float32(centre[1]), float32(centre[2])}, 1, 1, 3).ToDevice(dev)
 	r := torch.FromFloat32([]float32{float32(radii[0]), float32(radii[1]), float32(radii[2])}, 1, 1, 3).ToDevice(dev)
 	d := pts.Sub(c).Div(r).Norm(2, []int64{2}, true)
-	return d.RSubScalar(1).DivScalar(0.3).Clamp(0, 1).MulScalar(a)
+	return d.RSubScalar(1).DivScalar(shell).Clamp(0, 1).MulScalar(a)
 }
 
 // Synthesis renders w+ [B,L,W] from cameras cam [B,25].

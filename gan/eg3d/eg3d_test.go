@@ -204,7 +204,7 @@ func TestShapePrior(t *testing.T) {
 			float32(c[0] + 0.85*r[0]), float32(c[1]), float32(c[2]), // on the shell: (1 − 0.85)/0.3 = 0.5
 			float32(c[0]), float32(c[1] + 1.2*r[1]), float32(c[2]), // outside
 		}, 1, 3, 3)
-		core := ShapePriorDensity(pts, 6, c, r)
+		core := ShapePriorDensity(pts, 6, c, r, 0.3)
 		got := core.Float64s()
 		for i, want := range []float64{6, 3, 0} {
 			if math.Abs(got[i]-want) > 1e-4 {
@@ -215,13 +215,13 @@ func TestShapePrior(t *testing.T) {
 		if math.Abs(floored[0]-8) > 1e-6 || math.Abs(floored[1]-3) > 1e-4 || floored[2] != -5 {
 			t.Fatalf("core floor gave %v, want [8 3 -5]", floored)
 		}
-		cfg := Presets["tiny"].WithShapePrior(10)
+		cfg := Presets["tiny"].WithShapePrior(30)
 		g, err := NewGenerator(nn.NewStore(torch.CPU, 1).Root(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h := saveReload(t, g)
-		if h.Cfg.ShapePrior != 10 || h.Cfg.ShapeRadii != r {
+		if h.Cfg.ShapePrior != 30 || h.Cfg.ShapeRadii != r || h.Cfg.ShapeShell != e.Shell {
 			t.Fatalf("reloaded prior %g %v", h.Cfg.ShapePrior, h.Cfg.ShapeRadii)
 		}
 		torch.NoGrad(func() {
