@@ -80,10 +80,10 @@ func runDemo(args []string) error {
 			wrote = append(wrote, path)
 		}
 	}
-	// Style transfer (Sec. 4.4), when its weights are there: masks, in 3D
-	// (as the paper's Fig. 10) or else in 2D.
+	// Style transfer (Sec. 4.4) with masks, in 2D and in 3D (the paper's
+	// Fig. 10), for each GAN whose art weights are there.
 	var artErrs []string
-	for _, gan := range []string{"eg3d", "stylegan2"} {
+	for _, gan := range []string{"stylegan2", "eg3d"} {
 		p, err := face.Load(face.Options{Weights: *weights, GAN: gan, Cond: "mask", Device: dev, Step: -1, Art: true})
 		if err != nil {
 			artErrs = append(artErrs, err.Error())
@@ -93,10 +93,9 @@ func runDemo(args []string) error {
 		if err := demoSheet(p, "mask", gan == "eg3d", *n, path, artPrompts); err != nil {
 			return fmt.Errorf("style transfer: %w", err)
 		}
-		wrote, artErrs = append(wrote, path), nil
-		break
+		wrote = append(wrote, path)
 	}
-	if artErrs != nil {
+	if len(artErrs) > 0 {
 		fmt.Fprintf(os.Stderr, "demo: skipping style transfer: %s\n", strings.Join(artErrs, "; "))
 	}
 	var legend strings.Builder
