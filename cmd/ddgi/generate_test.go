@@ -15,6 +15,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/inversion"
+	"ddgi/nn"
 	"ddgi/text"
 	"ddgi/torch"
 )
@@ -447,5 +448,35 @@ func TestQuantizeThenGenerate(t *testing.T) {
 		if code := run(append([]string{"quantize"}, args...)); code != 1 {
 			t.Errorf("quantize %v exited %d, want 1", args, code)
 		}
+	}
+}
+
+// TestRunShapeKeepsTheStoredPrior: a new run takes --shape-prior with the
+// current head core; a run folder's checkpoint keeps its whole stored prior
+// (here an older core: other radii, the 0 shell of the first runs), and an
+// explicit flag that disagrees with its strength is refused.
+func TestRunShapeKeepsTheStoredPrior(t *testing.T) {
+	dir := t.TempDir()
+	fresh, err := runShape(dir, 30, true)
+	if err != nil || fresh.ShapePrior != 30 || fresh.ShapeRadii != eg3d.HeadEllipsoid.Radii || fresh.ShapeShell != eg3d.HeadEllipsoid.Shell {
+		t.Fatalf("new run: %+v, %v", fresh, err)
+	}
+	c := eg3d.Presets["tiny"]
+	c.ShapePrior, c.ShapeRadii, c.ShapeCentre = 10, [3]float64{0.2, 0.2, 0.2}, [3]float64{0, 0.01, 0}
+	g, err := eg3d.NewGenerator(nn.NewStore(torch.CPU, 1).Root(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Save(filepath.Join(dir, "G.safetensors"), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, explicit := range []bool{false, true} {
+		got, err := runShape(dir, 10, explicit)
+		if err != nil || got.ShapePrior != 10 || got.ShapeRadii != c.ShapeRadii || got.ShapeCentre != c.ShapeCentre || got.ShapeShell != 0 {
+			t.Fatalf("resume (explicit %v): %+v, %v", explicit, got, err)
+		}
+	}
+	if _, err := runShape(dir, 30, true); err == nil {
+		t.Fatal("a --shape-prior that disagrees with the checkpoint was accepted")
 	}
 }

@@ -47,11 +47,11 @@ func runTrainGAN(args []string) error {
 	if *shapePrior < 0 || (*shapePrior > 0 && *arch != "eg3d") {
 		return fmt.Errorf("--shape-prior %g: want ≥ 0, and only with --arch eg3d", *shapePrior)
 	}
-	prior, err := runShapePrior(*out, *shapePrior, flagSet(fs, "shape-prior"))
+	shape, err := runShape(*out, *shapePrior, flagSet(fs, "shape-prior"))
 	if err != nil {
 		return err
 	}
-	m, o, err := newGANModel(*arch, *preset, *seed, prior)
+	m, o, err := newGANModel(*arch, *preset, *seed, shape)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,8 @@ func runTrainGAN(args []string) error {
 
 // newGANModel builds the trainable pair of an architecture and the loop
 // options from its preset.
-func newGANModel(arch, preset string, seed uint64, shapePrior float64) (gan.Model, gan.Opts, error) {
+// An EG3D takes its shape prior from shape (see runShape).
+func newGANModel(arch, preset string, seed uint64, shape eg3d.Config) (gan.Model, gan.Opts, error) {
 	switch arch {
 	case "stylegan2":
 		c, err := stylegan2.Preset(preset)
@@ -101,7 +102,7 @@ func newGANModel(arch, preset string, seed uint64, shapePrior float64) (gan.Mode
 		return p, gan.Opts{Resolution: c.Resolution, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval,
 			StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, EMARampup: c.EMARampup, PLWeight: c.PLWeight, PLInterval: c.PLInterval}, nil
 	case "eg3d":
-		return newEG3DModel(preset, seed, shapePrior)
+		return newEG3DModel(preset, seed, shape)
 	}
 	return nil, gan.Opts{}, fmt.Errorf("--arch %q: want stylegan2 or eg3d", arch)
 }
@@ -148,12 +149,12 @@ func archOf(m gan.Model) string {
 	return "eg3d"
 }
 
-func newEG3DModel(preset string, seed uint64, shapePrior float64) (gan.Model, gan.Opts, error) {
+func newEG3DModel(preset string, seed uint64, shape eg3d.Config) (gan.Model, gan.Opts, error) {
 	c, err := eg3d.Preset(preset)
 	if err != nil {
 		return nil, gan.Opts{}, err
 	}
-	c = c.WithShapePrior(shapePrior)
+	c = c.WithShapeOf(shape)
 	p, err := eg3d.NewPair(c, seed)
 	if err != nil {
 		return nil, gan.Opts{}, err
@@ -163,22 +164,22 @@ func newEG3DModel(preset string, seed uint64, shapePrior float64) (gan.Model, ga
 		StyleMixing: b.StyleMixing, EMAKimg: b.EMAKimg, EMARampup: b.EMARampup}, nil
 }
 
-// runShapePrior is the shape prior a run trains with: a new run takes the
-// flag; a run with a checkpoint keeps the strength stored in it, and an
-// explicit flag that disagrees is an error (the weights were fitted to it).
-func runShapePrior(dir string, flag float64, explicit bool) (float64, error) {
+// runShape is the shape prior a run trains with, as the config fields it
+// sets: a new run takes the flag's strength with the current head core; a
+// run with a checkpoint keeps the whole prior stored in it (strength,
+// centre, radii, shell — the weights were fitted to it), and an explicit
+// flag that disagrees with its strength is an error.
+func runShape(dir string, flag float64, explicit bool) (eg3d.Config, error) {
 	path := filepath.Join(dir, gan.FileG)
 	if _, err := os.Stat(path); err != nil {
-		return flag, nil
+		return eg3d.Config{}.WithShapePrior(flag), nil
 	}
-	var probe struct {
-		ShapePrior float64 `json:"shape_prior"`
+	var stored eg3d.Config
+	if _, err := stylegan2.ReadConfig(path, &stored); err != nil {
+		return eg3d.Config{}, err
 	}
-	if _, err := stylegan2.ReadConfig(path, &probe); err != nil {
-		return 0, err
+	if explicit && stored.ShapePrior != flag {
+		return eg3d.Config{}, fmt.Errorf("--shape-prior %g: %s was trained with %g", flag, dir, stored.ShapePrior)
 	}
-	if explicit && probe.ShapePrior != flag {
-		return 0, fmt.Errorf("--shape-prior %g: %s was trained with %g", flag, dir, probe.ShapePrior)
-	}
-	return probe.ShapePrior, nil
+	return stored, nil
 }

@@ -77,6 +77,13 @@ var HeadEllipsoid = struct {
 	Shell:  0.05,
 }
 
+// WithShapeOf returns c with the shape prior of o (strength, centre,
+// radii, shell): how a resumed run keeps the prior its weights were fitted to.
+func (c Config) WithShapeOf(o Config) Config {
+	c.ShapePrior, c.ShapeCentre, c.ShapeRadii, c.ShapeShell = o.ShapePrior, o.ShapeCentre, o.ShapeRadii, o.ShapeShell
+	return c
+}
+
 // WithShapePrior returns c with the head prior at strength a (0 turns it off).
 func (c Config) WithShapePrior(a float64) Config {
 	c.ShapePrior = a
