@@ -51,19 +51,31 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// TestShippedHeadDepthConsistent renders the shipped EG3D's heads from two
-// cameras 40° apart and reprojects view A's depth into view B: a solid head
-// agrees with itself. The control pairs view A of each head with view B of
-// another head, which must agree clearly worse.
-func TestShippedHeadDepthConsistent(t *testing.T) {
+// shippedEG3D loads the shipped EG3D, or the generator file DDGI_EG3D
+// names (to measure a run's G_ema the same way), skipping when neither
+// exists; it returns the generator and its path.
+func shippedEG3D(t *testing.T) (*Generator, string) {
+	t.Helper()
 	path := filepath.Join("..", "..", "weights", "eg3d_small64.safetensors")
+	if p := os.Getenv("DDGI_EG3D"); p != "" {
+		path = p
+	}
 	if _, err := os.Stat(path); err != nil {
-		t.Skip("weights/eg3d_small64.safetensors not shipped")
+		t.Skipf("%s not present", path)
 	}
 	g, err := Load(path, torch.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, path
+}
+
+// TestShippedHeadDepthConsistent renders the shipped EG3D's heads from two
+// cameras 40° apart and reprojects view A's depth into view B: a solid head
+// agrees with itself. The control pairs view A of each head with view B of
+// another head, which must agree clearly worse.
+func TestShippedHeadDepthConsistent(t *testing.T) {
+	g, _ := shippedEG3D(t)
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
 			res := g.Cfg.NeuralRes

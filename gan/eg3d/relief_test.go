@@ -1,7 +1,6 @@
 package eg3d
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -60,17 +59,7 @@ func ganDepthZ(g *Generator, heads int, seed uint64) [][]float64 {
 // cards — the median relief of 8 heads is at least 40% of SynthFace's own
 // (8 renders, frontal camera, same measure).
 func TestShippedHeadHasRelief(t *testing.T) {
-	path := filepath.Join("..", "..", "weights", "eg3d_small64.safetensors")
-	if p := os.Getenv("DDGI_EG3D"); p != "" {
-		path = p
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Skip("weights/eg3d_small64.safetensors not shipped")
-	}
-	g, err := Load(path, torch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, path := shippedEG3D(t)
 	var real, fake []float64
 	for i := 0; i < 8; i++ {
 		p := synthface.SampleParams(int64(1000 + i))
