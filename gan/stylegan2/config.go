@@ -2,6 +2,7 @@ package stylegan2
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"sort"
 )
@@ -22,6 +23,10 @@ type Config struct {
 	ChannelBase int `json:"channel_base"`
 	ChannelMax  int `json:"channel_max"`
 	ImgChannels int `json:"img_channels"` // 3 for images, 96 for EG3D tri-planes
+	// ConvClamp clamps every synthesis layer's output to ±ConvClamp after
+	// its activation (NVlabs' conv_clamp, 256 in their FFHQ configs: it
+	// guards fp16 training); 0 = no clamp, as rosinality and ddgi's presets.
+	ConvClamp float64 `json:"conv_clamp,omitempty"`
 
 	// Discriminator.
 	DChannelBase int `json:"d_channel_base"`
@@ -95,6 +100,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stylegan2: z_dim, w_dim and mapping_layers must be ≥ 1")
 	case c.ChannelBase < 1 || c.ChannelMax < 1 || c.ImgChannels < 1:
 		return fmt.Errorf("stylegan2: channel_base, channel_max and img_channels must be ≥ 1")
+	case c.ConvClamp < 0 || math.IsNaN(c.ConvClamp) || math.IsInf(c.ConvClamp, 0):
+		return fmt.Errorf("stylegan2: conv_clamp %v: want a finite value ≥ 0 (0 = none)", c.ConvClamp)
 	}
 	return nil
 }

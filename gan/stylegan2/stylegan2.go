@@ -32,15 +32,20 @@ var sqrt2 = math.Sqrt(2)
 // FusedLeakyReLU adds a per-channel bias and applies leaky ReLU(0.2)·√2, the
 // activation of every StyleGAN2 layer. b is [C]; x is [B,C,…] or [B,C].
 func FusedLeakyReLU(x, b *torch.Tensor) *torch.Tensor {
+	steps := []func(*torch.Tensor) *torch.Tensor{
+		func(x *torch.Tensor) *torch.Tensor { return x.LeakyRelu(0.2) },
+		func(x *torch.Tensor) *torch.Tensor { return x.MulScalar(sqrt2) },
+	}
 	if b != nil {
 		shape := make([]int64, x.Dim())
 		for i := range shape {
 			shape[i] = 1
 		}
 		shape[1] = b.Size(0)
-		x = x.Add(b.Reshape(shape...))
+		bias := func(x *torch.Tensor) *torch.Tensor { return x.Add(b.Reshape(shape...)) }
+		steps = append([]func(*torch.Tensor) *torch.Tensor{bias}, steps...)
 	}
-	return x.LeakyRelu(0.2).MulScalar(sqrt2)
+	return torch.Chain(x, steps...)
 }
 
 // NormalizeSecondMoment is StyleGAN's pixel norm: x / sqrt(mean(x²) + ε)
@@ -73,8 +78,11 @@ func blurKernel(c int64, gain float64, like *torch.Tensor) *torch.Tensor {
 // (p0 before, p1 after) on both axes: upfirdn2d with up = down = 1.
 func Blur(x *torch.Tensor, p0, p1 int64, gain float64) *torch.Tensor {
 	c := x.Size(1)
-	x = x.Pad([]int64{p0, p1, p0, p1}, torch.PadConstant, 0)
-	return torch.Conv2d(x, blurKernel(c, gain, x), nil, torch.ConvOpts{Groups: c})
+	return torch.Chain(x,
+		func(x *torch.Tensor) *torch.Tensor { return x.Pad([]int64{p0, p1, p0, p1}, torch.PadConstant, 0) },
+		func(x *torch.Tensor) *torch.Tensor {
+			return torch.Conv2d(x, blurKernel(c, gain, x), nil, torch.ConvOpts{Groups: c})
+		})
 }
 
 // Upsample2x doubles NCHW x with zero insertion and the blur filter
@@ -195,19 +203,22 @@ func (m *ModulatedConv) Forward(x, w *torch.Tensor) *torch.Tensor {
 		return m.fused(x, s, weight)
 	}
 	b := x.Size(0)
-	x = x.Mul(s.Reshape(b, m.In, 1, 1))
-	if m.Upsample {
-		x = torch.ConvTranspose2d(x, weight.Transpose(0, 1), nil, torch.ConvOpts{Stride: [2]int64{2, 2}})
-	} else {
-		x = torch.Conv2d(x, weight, nil, torch.Same(1, m.K/2))
+	steps := []func(*torch.Tensor) *torch.Tensor{
+		func(x *torch.Tensor) *torch.Tensor { return x.Mul(s.Reshape(b, m.In, 1, 1)) },
+		func(x *torch.Tensor) *torch.Tensor {
+			if m.Upsample {
+				return torch.ConvTranspose2d(x, weight.Transpose(0, 1), nil, torch.ConvOpts{Stride: [2]int64{2, 2}})
+			}
+			return torch.Conv2d(x, weight, nil, torch.Same(1, m.K/2))
+		},
 	}
 	if m.Demod {
-		x = x.Mul(Demodulation(s, weight).Reshape(b, m.Out, 1, 1))
+		steps = append(steps, func(x *torch.Tensor) *torch.Tensor { return x.Mul(Demodulation(s, weight).Reshape(b, m.Out, 1, 1)) })
 	}
 	if m.Upsample {
-		x = Blur(x, 1, 1, 4)
+		steps = append(steps, func(x *torch.Tensor) *torch.Tensor { return Blur(x, 1, 1, 4) })
 	}
-	return x
+	return torch.Chain(x, steps...)
 }
 
 // fused is the grouped-convolution form: one weight per sample.
@@ -245,11 +256,13 @@ func (n *NoiseInjection) Forward(x, noise *torch.Tensor) *torch.Tensor {
 	return x.Add(noise.Mul(n.Weight))
 }
 
-// StyledConv is ModulatedConv → NoiseInjection → bias + leaky ReLU.
+// StyledConv is ModulatedConv → NoiseInjection → bias + leaky ReLU
+// (→ clamp to ±Clamp when Clamp > 0: NVlabs' conv_clamp).
 type StyledConv struct {
 	Conv  *ModulatedConv
 	Noise *NoiseInjection
 	Bias  *torch.Tensor
+	Clamp float64
 }
 
 // NewStyledConv registers a 3×3 styled conv under p.
@@ -263,14 +276,28 @@ func NewStyledConv(p nn.Path, in, out, wdim int64, up bool) *StyledConv {
 
 // Forward applies the layer with style w [B,W] and noise (nil for none).
 func (l *StyledConv) Forward(x, w, noise *torch.Tensor) *torch.Tensor {
-	return FusedLeakyReLU(l.Noise.Forward(l.Conv.Forward(x, w), noise), l.Bias)
+	return torch.Chain(l.Conv.Forward(x, w),
+		func(x *torch.Tensor) *torch.Tensor { return l.Noise.Forward(x, noise) },
+		func(x *torch.Tensor) *torch.Tensor { return FusedLeakyReLU(x, l.Bias) },
+		func(x *torch.Tensor) *torch.Tensor { return ConvClamp(x, l.Clamp) })
+}
+
+// ConvClamp limits a layer's output to ±c (c = 0: unchanged), after the
+// activation gain, as NVlabs' bias_act(…, clamp=conv_clamp·gain) with gain 1.
+func ConvClamp(x *torch.Tensor, c float64) *torch.Tensor {
+	if c == 0 {
+		return x
+	}
+	return x.Clamp(-c, c)
 }
 
 // ToRGB is a 1×1 modulated conv without demodulation to output channels,
-// added to the upsampled previous output (the skip architecture).
+// added to the upsampled previous output (the skip architecture). Clamp > 0
+// clamps its own contribution before the addition (NVlabs' conv_clamp).
 type ToRGB struct {
-	Conv *ModulatedConv
-	Bias *torch.Tensor
+	Conv  *ModulatedConv
+	Bias  *torch.Tensor
+	Clamp float64
 }
 
 // NewToRGB registers a ToRGB under p.
@@ -280,11 +307,17 @@ func NewToRGB(p nn.Path, in, out, wdim int64) *ToRGB {
 
 // Forward returns the image contribution of x plus the upsampled skip.
 func (t *ToRGB) Forward(x, w, skip *torch.Tensor) *torch.Tensor {
-	y := t.Conv.Forward(x, w).Add(t.Bias.Reshape(1, t.Conv.Out, 1, 1))
-	if skip != nil {
-		y = y.Add(Upsample2x(skip))
-	}
-	return y
+	return torch.Chain(t.Conv.Forward(x, w),
+		func(y *torch.Tensor) *torch.Tensor { return y.Add(t.Bias.Reshape(1, t.Conv.Out, 1, 1)) },
+		func(y *torch.Tensor) *torch.Tensor { return ConvClamp(y, t.Clamp) },
+		func(y *torch.Tensor) *torch.Tensor {
+			if skip == nil {
+				return y
+			}
+			up := Upsample2x(skip)
+			defer up.Free()
+			return y.Add(up)
+		})
 }
 
 // NoiseMode selects the per-pixel noise of the synthesis network.
@@ -353,6 +386,13 @@ func NewGenerator(p nn.Path, c Config) (*Generator, error) {
 			g.NoiseConst = append(g.NoiseConst, s.Sub("noise_const").Buffer(fmt.Sprint(len(g.NoiseConst)), []int64{1, 1, int64(r), int64(r)}, nn.Normal(1)))
 		}
 		in = out
+	}
+	g.Conv1.Clamp, g.ToRGB1.Clamp = c.ConvClamp, c.ConvClamp
+	for _, l := range g.Convs {
+		l.Clamp = c.ConvClamp
+	}
+	for _, t := range g.ToRGBs {
+		t.Clamp = c.ConvClamp
 	}
 	return g, nil
 }
@@ -430,10 +470,18 @@ func (g *Generator) SynthesisNoise(wplus *torch.Tensor, noises []*torch.Tensor) 
 	x = g.Conv1.Forward(x, ws(0), noises[0])
 	img := g.ToRGB1.Forward(x, ws(1), nil)
 	for k, t := range g.ToRGBs {
+		// One scope per resolution: its temporaries go before the next
+		// (doubled) resolution allocates; autograd keeps what it saved.
+		s := torch.NewScope()
 		i := 1 + 2*k
+		prevX, prevImg := x, img
 		x = g.Convs[2*k].Forward(x, ws(i), noises[1+2*k])
 		x = g.Convs[2*k+1].Forward(x, ws(i+1), noises[2+2*k])
 		img = t.Forward(x, ws(i+2), img)
+		s.Keep(x, img)
+		s.Close()
+		prevX.Free()
+		prevImg.Free()
 	}
 	return img
 }
