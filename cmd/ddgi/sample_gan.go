@@ -5,6 +5,7 @@ import (
 	"image"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -16,6 +17,8 @@ import (
 	"ddgi/internal/imageio"
 	progressbar "ddgi/internal/progress"
 	"ddgi/metrics"
+	"ddgi/nn"
+	"ddgi/safetensors"
 	"ddgi/torch"
 )
 
@@ -24,10 +27,13 @@ func init() {
 }
 
 func runSampleGAN(args []string) error {
-	fs := newFlags("sample gan", "--weights weights/stylegan2_small64.safetensors --seeds 0-15 --trunc 0.7 --out grid.png")
-	arch := fs.String("arch", "", "stylegan2 or eg3d (default: read from the weights' metadata)")
-	weights := fs.String("weights", "", "generator safetensors (shipped weights or a run's G_ema.safetensors)")
+	fs := newFlags("sample gan", "--generator weights/stylegan2_small64.safetensors --seeds 0-15 --trunc 0.7 --out grid.png")
+	arch := fs.String("arch", "", "stylegan2 or eg3d (default: read from the generator's metadata)")
+	generator := fs.String("generator", "", "generator safetensors: shipped weights, a run's G_ema.safetensors or a `ddgi convert`ed public one")
+	weights := fs.String("weights", "", "model-set folder holding stylegan2_small64.safetensors / eg3d_small64.safetensors (by --arch; default stylegan2); a file here is read as --generator")
 	seeds := fs.String("seeds", "0-15", "latent seeds: a range a-b and/or a comma list")
+	wplusPath := fs.String("w-plus", "", "render these W+ codes instead of seeds: safetensors with tensor w_plus [N,L,D] (as `ddgi generate` writes)")
+	raw := fs.String("raw", "", "also write the float images here: safetensors with tensor image [N,3,H,W] in the generator's range (EG3D: every view, seed-major)")
 	trunc := fs.Float64("trunc", 0.7, "truncation ψ (1 = none)")
 	noise := fs.String("noise", "const", "noise maps: const, random or none")
 	out := fs.String("out", "grid.png", "output PNG")
@@ -41,10 +47,7 @@ func runSampleGAN(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *weights == "" {
-		return fmt.Errorf("--weights is required")
-	}
-	ss, err := parseSeeds(*seeds)
+	path, err := generatorPath(*generator, *weights, *arch)
 	if err != nil {
 		return err
 	}
@@ -54,20 +57,28 @@ func runSampleGAN(args []string) error {
 	}
 	a := *arch
 	if a == "" {
-		if a, err = weightsArch(*weights); err != nil {
+		if a, err = weightsArch(path); err != nil {
 			return err
 		}
 	}
 	if *fid > 0 {
-		return ganFID(*weights, a, *fid, *fidNet)
+		return ganFID(path, a, *fid, *fidNet)
+	}
+	codes := latentCodes{psi: *trunc}
+	if *wplusPath != "" {
+		if codes.wplus, err = readWPlus(*wplusPath); err != nil {
+			return err
+		}
+	} else if codes.seeds, err = parseSeeds(*seeds); err != nil {
+		return err
 	}
 	if terr := torch.Try(func() {
 		torch.NoGrad(func() {
 			switch a {
 			case "stylegan2":
-				err = sampleStyleGAN2(*weights, ss, *trunc, nm, *out, *cols)
+				err = sampleStyleGAN2(path, codes, nm, *noise, *out, *raw, *cols)
 			case "eg3d":
-				err = sampleEG3D(*weights, ss, *trunc, nm, *out, *views, *yaw, *gif, *depth)
+				err = sampleEG3D(path, codes, nm, *noise, *out, *raw, *views, *yaw, *gif, *depth)
 			default:
 				err = fmt.Errorf("--arch %q: want stylegan2 or eg3d", a)
 			}
@@ -76,6 +87,109 @@ func runSampleGAN(args []string) error {
 		return terr
 	}
 	return err
+}
+
+// generatorPath resolves --generator / --weights to one generator file.
+func generatorPath(generator, weights, arch string) (string, error) {
+	switch {
+	case generator != "" && weights != "":
+		return "", fmt.Errorf("give --generator FILE or --weights DIR, not both")
+	case generator != "":
+		return generator, nil
+	case weights == "":
+		return "", fmt.Errorf("--generator FILE (or --weights DIR, a model-set folder) is required")
+	}
+	st, err := os.Stat(weights)
+	if err != nil {
+		return "", fmt.Errorf("--weights: %w", err)
+	}
+	if !st.IsDir() {
+		return weights, nil
+	}
+	name := "stylegan2_small64.safetensors"
+	if arch == "eg3d" {
+		name = "eg3d_small64.safetensors"
+	}
+	return filepath.Join(weights, name), nil
+}
+
+// latentCodes are what sample gan renders: seeds mapped with truncation
+// ψ, or given W+ codes (nil seeds).
+type latentCodes struct {
+	seeds []uint64
+	wplus *torch.Tensor // [N,L,D]
+	psi   float64
+}
+
+// names are the captions of the codes: seeds, or "w+ i".
+func (c latentCodes) names() []string {
+	if c.wplus != nil {
+		out := make([]string, c.wplus.Size(0))
+		for i := range out {
+			out[i] = fmt.Sprintf("w+ %d", i)
+		}
+		return out
+	}
+	out := make([]string, len(c.seeds))
+	for i, s := range c.seeds {
+		out[i] = fmt.Sprint(s)
+	}
+	return out
+}
+
+// wPlus returns the codes as w+ [N,L,D] for a generator whose mapping is
+// mapping (cam: EG3D's conditioning camera, nil for StyleGAN2), checking
+// given codes against its L and D.
+func (c latentCodes) wPlus(numWS, wdim, zdim int, mapping func(z, cam *torch.Tensor, psi float64) *torch.Tensor, cam *torch.Tensor) (*torch.Tensor, error) {
+	if c.wplus == nil {
+		z := seedLatents(c.seeds, zdim)
+		if cam != nil {
+			cam = cam.Repeat(z.Size(0), 1)
+		}
+		return mapping(z, cam, c.psi), nil
+	}
+	if s := c.wplus.Shape(); s[1] != int64(numWS) || s[2] != int64(wdim) {
+		return nil, fmt.Errorf("--w-plus codes are %v; this generator takes [N,%d,%d]", s, numWS, wdim)
+	}
+	return c.wplus, nil
+}
+
+// readWPlus reads tensor w_plus [N,L,D] (finite, 1 ≤ N ≤ 1024).
+func readWPlus(path string) (*torch.Tensor, error) {
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := f.Tensors["w_plus"]
+	if !ok {
+		return nil, fmt.Errorf("%s: no tensor w_plus (has %v)", path, f.Names())
+	}
+	if len(st.Shape) != 3 || st.Shape[0] < 1 || st.Shape[0] > 1024 {
+		return nil, fmt.Errorf("%s: w_plus is %v; want [N,L,D] with 1 ≤ N ≤ 1024", path, st.Shape)
+	}
+	w, err := nn.FromSafetensors(st, torch.CPU)
+	if err != nil {
+		return nil, fmt.Errorf("%s: w_plus: %w", path, err)
+	}
+	w = w.To(torch.Float32)
+	if w.IsFinite().To(torch.Float32).MinAll().Item() == 0 {
+		return nil, fmt.Errorf("%s: w_plus holds NaN or Inf", path)
+	}
+	torch.Persist(w)
+	return w, nil
+}
+
+// writeRaw saves float images [N,C,H,W] as tensor image.
+func writeRaw(path string, img *torch.Tensor, meta map[string]string) error {
+	st, err := nn.ToSafetensors(img.To(torch.Float32).Contiguous(), false)
+	if err != nil {
+		return err
+	}
+	if err := safetensors.Save(path, &safetensors.File{Metadata: meta, Tensors: map[string]safetensors.Tensor{"image": st}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (image %v)\n", path, img.Shape())
+	return nil
 }
 
 // weightsArch reads the "arch" metadata key (run checkpoints lack it:
@@ -134,32 +248,58 @@ func seedLatents(seeds []uint64, zdim int) *torch.Tensor {
 	return torch.Cat(zs, 0)
 }
 
-func sampleStyleGAN2(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode, out string, cols int) error {
+func sampleStyleGAN2(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, cols int) error {
 	g, err := stylegan2.Load(path, torch.CPU)
 	if err != nil {
 		return err
 	}
-	img := g.Forward(seedLatents(seeds, g.Cfg.ZDim), nil, psi, nm).Clamp(-1, 1)
-	tiles, err := imageio.FromTensor(img)
+	wp, err := codes.wPlus(g.NumWS(), g.Cfg.WDim, g.Cfg.ZDim, g.Mapping, nil)
 	if err != nil {
 		return err
 	}
-	caps := make([]string, len(seeds))
-	for i, s := range seeds {
-		caps[i] = fmt.Sprint(s)
+	caps := codes.names()
+	var tiles []image.Image
+	var raws []*torch.Tensor
+	bar := progressbar.New("render", 0, int64(len(caps)), "img")
+	for i := range caps { // one at a time: a 1024² image's activations are GBs
+		sc := torch.NewScope()
+		img := g.Synthesis(wp.Narrow(0, int64(i), 1), nm)
+		if raw != "" {
+			sc.Keep(img)
+			raws = append(raws, img)
+		}
+		t, e := imageio.FromTensor(img.Clamp(-1, 1))
+		sc.Close()
+		if err = e; err != nil {
+			return err
+		}
+		tiles = append(tiles, t...)
+		bar.Set(int64(i+1), nil)
 	}
+	bar.Finish()
 	if err := imageio.SavePNG(out, imageio.Grid(tiles, caps, cols, 2)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d seeds, ψ=%.2f)\n", out, len(seeds), psi)
+	fmt.Fprintf(os.Stderr, "wrote %s (%d images, %s)\n", out, len(caps), codes.describe())
+	if raw != "" {
+		return writeRaw(raw, torch.Cat(raws, 0), map[string]string{"generator": path, "noise": noiseName})
+	}
 	return nil
+}
+
+// describe says where the codes came from.
+func (c latentCodes) describe() string {
+	if c.wplus != nil {
+		return "given w+ codes"
+	}
+	return fmt.Sprintf("ψ=%.2f", c.psi)
 }
 
 // sampleEG3D writes a row of views (yaw spread over ±yaw) per seed and,
 // with gif set, a turn of the first seed from −yaw to +yaw and back. With
 // depth, two more rows per seed show the raw neural rendering (upsampled)
 // and its depth map, shared scale per seed.
-func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode, out string, views int, yaw float64, gif string, depth bool) error {
+func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, views int, yaw float64, gif string, depth bool) error {
 	g, err := eg3d.Load(path, torch.CPU)
 	if err != nil {
 		return err
@@ -173,12 +313,16 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 			yaws[i] = -yaw + 2*yaw*float64(i)/float64(views-1)
 		}
 	}
-	z := seedLatents(seeds, g.Cfg.Backbone.ZDim)
-	// Codes are conditioned on the frontal camera, as EG3D samples.
-	wp := g.Mapping(z, eg3d.Camera(0, 0).Repeat(z.Size(0), 1), psi)
+	// Seeds are mapped conditioned on the frontal camera, as EG3D samples.
+	wp, err := codes.wPlus(g.NumWS(), g.Cfg.Backbone.WDim, g.Cfg.Backbone.ZDim, g.Mapping, eg3d.Camera(0, 0))
+	if err != nil {
+		return err
+	}
+	names := codes.names()
 	var tiles []image.Image
 	var caps []string
-	for i := range seeds {
+	var raws []*torch.Tensor
+	for i := range names {
 		torch.Scoped(func() {
 			w := wp.Narrow(0, int64(i), 1).Repeat(int64(views), 1, 1)
 			cams := make([]*torch.Tensor, views)
@@ -186,13 +330,18 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 				cams[k] = eg3d.Camera(y, 0)
 			}
 			o := g.Synthesis(w, torch.Cat(cams, 0), nm)
+			if raw != "" {
+				r := o.Image.Contiguous()
+				torch.Persist(r)
+				raws = append(raws, r)
+			}
 			rows := []*torch.Tensor{o.Image.Clamp(-1, 1)}
-			names := []string{""}
+			rowNames := []string{""}
 			if depth {
 				n := int64(g.Cfg.ImgRes)
 				rows = append(rows, torch.Interpolate(o.ImageRaw, n, n, torch.Nearest, false).Clamp(-1, 1),
 					torch.Interpolate(depthImage(o.Depth, o.Weight), n, n, torch.Nearest, false))
-				names = append(names, " raw", " depth")
+				rowNames = append(rowNames, " raw", " depth")
 			}
 			for r, t := range rows {
 				imgs, e := imageio.FromTensor(t)
@@ -202,9 +351,9 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 				}
 				tiles = append(tiles, imgs...)
 				for _, y := range yaws {
-					c := fmt.Sprintf("%d yaw%+.0f", seeds[i], y) // the caption font has no degree sign
+					c := fmt.Sprintf("%s yaw%+.0f", names[i], y) // the caption font has no degree sign
 					if r > 0 {
-						c = fmt.Sprintf("%d%s", seeds[i], names[r])
+						c = names[i] + rowNames[r]
 					}
 					caps = append(caps, c)
 				}
@@ -217,7 +366,12 @@ func sampleEG3D(path string, seeds []uint64, psi float64, nm stylegan2.NoiseMode
 	if err := imageio.SavePNG(out, imageio.Grid(tiles, caps, views, 2)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d seeds × %d views, ψ=%.2f)\n", out, len(seeds), views, psi)
+	fmt.Fprintf(os.Stderr, "wrote %s (%d codes × %d views, %s)\n", out, len(names), views, codes.describe())
+	if raw != "" {
+		if err := writeRaw(raw, torch.Cat(raws, 0), map[string]string{"generator": path, "noise": noiseName, "yaws": fmt.Sprint(yaws)}); err != nil {
+			return err
+		}
+	}
 	if gif == "" {
 		return nil
 	}
