@@ -56,14 +56,35 @@ func rule(from, to string, reshape bool) Rule {
 func drop(from string) Rule { return rule(from, "", false) }
 
 // Apply renames src by t onto the ddgi network whose tensor shapes are want
-// (name → shape) and reads each kept tensor once. Every foreign name must
-// match a rule, every ddgi name must be produced exactly once, and shapes
-// must agree (up to size-1 dimensions where the rule allows): otherwise the
-// error lists every unknown, missing, duplicated or mis-shaped key.
+// (name → shape) and reads each kept tensor once (see Plan for the checks).
 func Apply(t Table, src map[string]Source, want map[string][]int64) (map[string]safetensors.Tensor, error) {
+	target, err := t.Plan(shapesOf(src), want)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]safetensors.Tensor, len(target))
+	for to, from := range target {
+		x, err := src[from].Read()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+		x.Shape = append([]int64(nil), want[to]...) // Plan allowed only size-1 differences
+		if err := x.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+		out[to] = x
+	}
+	return out, nil
+}
+
+// Plan maps foreign tensor names (with their shapes) onto ddgi's names and
+// returns ddgi name → foreign name. Every foreign name must match a rule,
+// every ddgi name must be produced exactly once, and shapes must agree (up
+// to size-1 dimensions where the rule allows): otherwise the error lists
+// every unknown, missing, duplicated or mis-shaped key.
+func (t Table) Plan(src, want map[string][]int64) (map[string]string, error) {
 	var unknown, unexpected, clash, badShape []string
 	target := map[string]string{} // ddgi name → foreign name
-	reshape := map[string]bool{}
 	for _, name := range sortedKeys(src) {
 		r, m := t.match(name)
 		if m == nil {
@@ -83,12 +104,11 @@ func Apply(t Table, src map[string]Source, want map[string][]int64) (map[string]
 			clash = append(clash, fmt.Sprintf("%s and %s → %s", target[to], name, to))
 			continue
 		}
-		got := src[name].Shape()
+		got := src[name]
 		if !sameShape(got, shape) && !(r.Reshape && sameSqueezed(got, shape)) {
 			badShape = append(badShape, fmt.Sprintf("%s %v → %s %v", name, got, to, shape))
 		}
 		target[to] = name
-		reshape[to] = !sameShape(got, shape)
 	}
 	var missing []string
 	for name := range want {
@@ -115,21 +135,7 @@ func Apply(t Table, src map[string]Source, want map[string][]int64) (map[string]
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%s layout: %s", t.Name, strings.Join(problems, "; "))
 	}
-	out := make(map[string]safetensors.Tensor, len(target))
-	for to, from := range target {
-		x, err := src[from].Read()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", from, err)
-		}
-		if reshape[to] {
-			x.Shape = append([]int64(nil), want[to]...)
-		}
-		if err := x.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", from, err)
-		}
-		out[to] = x
-	}
-	return out, nil
+	return target, nil
 }
 
 func (t Table) match(name string) (Rule, []string) {

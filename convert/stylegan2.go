@@ -103,7 +103,7 @@ type StyleGAN2Options struct {
 // without a mean latent (a rosinality checkpoint lacking latent_avg) gets
 // w̄ from 10,000 mapping samples, as rosinality's own generate.py does.
 func StyleGAN2(t Table, src map[string]Source, o StyleGAN2Options) (*stylegan2.Generator, error) {
-	cfg, err := inferStyleGAN2(t, src)
+	cfg, err := InferStyleGAN2(t, shapesOf(src))
 	if err != nil {
 		return nil, err
 	}
@@ -158,16 +158,22 @@ func storeShapes(s *nn.Store) map[string][]int64 {
 	return out
 }
 
-// inferStyleGAN2 reads the architecture off the tensors: mapping depth and
-// widths, the camera/label width, the resolution from the last block, and
-// the channel widths per resolution, which must follow min(base/res, max).
-func inferStyleGAN2(t Table, src map[string]Source) (stylegan2.Config, error) {
-	shape := func(name string) []int64 {
-		if s, ok := src[name]; ok {
-			return s.Shape()
-		}
-		return nil
+// shapesOf lists the shapes of src.
+func shapesOf(src map[string]Source) map[string][]int64 {
+	out := make(map[string][]int64, len(src))
+	for n, s := range src {
+		out[n] = s.Shape()
 	}
+	return out
+}
+
+// InferStyleGAN2 reads the architecture off the tensor shapes of a layout:
+// mapping depth and widths, the camera/label width, the resolution from the
+// last block, and the channel widths per resolution, which must follow
+// min(base/res, max). What shapes cannot say (conv_clamp, the mapping's
+// lr multiplier) keeps the public models' defaults.
+func InferStyleGAN2(t Table, src map[string][]int64) (stylegan2.Config, error) {
+	shape := func(name string) []int64 { return src[name] }
 	c := stylegan2.Config{MappingLRMul: 0.01, MbstdGroup: 4, MeanLatentN: 10000, WAvgBeta: 0.995}
 	channels := map[int]int64{} // resolution → width
 	var fc0 []int64

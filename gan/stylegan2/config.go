@@ -62,7 +62,7 @@ var Presets = map[string]Config{
 		Batch: 16, LR: 0.0025, R1Gamma: 0.05, R1Interval: 16, StyleMixing: 0.9, EMAKimg: 2.5, EMARampup: 0.05,
 		PLInterval: 4, WAvgBeta: 0.995, MeanLatentN: 10000,
 	},
-	"ffhq256":  full(256, 16384, 2),
+	"ffhq256":  full(256, 32768, 2), // as rosinality's and NVlabs' public 256² FFHQ models (NVlabs' paper256 config: 16384)
 	"ffhq512":  full(512, 32768, 10),
 	"ffhq1024": full(1024, 32768, 50),
 }

@@ -1,0 +1,208 @@
+// Command gan benchmarks full-size GAN inference: a public-architecture
+// StyleGAN2 (NVlabs FFHQ config: 1024², channel base 32768, conv_clamp 256)
+// on random weights, one image at a time, in ddgi and in PyTorch running the
+// reference code on the same weights, in one run. It prints seconds per
+// image, peak RSS of each process, their ratio and the largest difference
+// between the two images (the full-size parity check).
+//
+//	go run ./bench/gan -ref ~/src/stylegan2-ada-pytorch [-res 1024] [-threads 2]
+//
+// The PyTorch side (peer.py) needs Debian's python3-torch (scripts/setup.sh
+// --peer) and a checkout of NVlabs/stylegan2-ada-pytorch; its generator is
+// pickled as NVlabs' training loop does and read back by `ddgi convert`'s
+// code. Without -ref, ddgi runs alone on its own random weights.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"ddgi/convert"
+	"ddgi/gan/stylegan2"
+	"ddgi/nn"
+	"ddgi/safetensors"
+	"ddgi/torch"
+)
+
+type result struct {
+	SecPerImage float64 `json:"sec_per_image"`
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+}
+
+func main() {
+	ref := flag.String("ref", "", "stylegan2-ada-pytorch checkout for the PyTorch side (empty: ddgi alone)")
+	res := flag.Int("res", 1024, "output resolution")
+	threads := flag.Int("threads", 2, "threads of each engine")
+	images := flag.Int("images", 3, "images per round (one at a time)")
+	measure := flag.String("measure", "", "internal: render with this generator and print a result")
+	wsPath := flag.String("ws", "", "internal: w+ codes")
+	rawOut := flag.String("raw", "", "internal: where to write the images")
+	flag.Parse()
+	var err error
+	if *measure != "" {
+		err = runMeasure(*measure, *wsPath, *rawOut, *threads)
+	} else {
+		err = runBench(*ref, *res, *threads, *images)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/gan:", err)
+		os.Exit(1)
+	}
+}
+
+func runBench(ref string, res, threads, images int) error {
+	dir, err := os.MkdirTemp("", "ddgi-bench-gan-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	gPath := filepath.Join(dir, "g.safetensors")
+	wsPath := filepath.Join(dir, "ws.safetensors")
+	var peer result
+	if ref != "" {
+		_, self, _, _ := runtime.Caller(0)
+		cmd := exec.Command("/usr/bin/python3", filepath.Join(filepath.Dir(self), "peer.py"), "--ref", ref,
+			"--res", fmt.Sprint(res), "--images", fmt.Sprint(images), "--threads", fmt.Sprint(threads), "--dir", dir)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("peer.py: %w", err)
+		}
+		if err := json.Unmarshal(out, &peer); err != nil {
+			return fmt.Errorf("peer.py said %q: %w", out, err)
+		}
+		t0 := time.Now()
+		g, _, err := convert.GAN(filepath.Join(dir, "net.pkl"), convert.GANOptions{From: "nvlabs", ConvClamp: -1})
+		if err != nil {
+			return err
+		}
+		if err := g.Save(gPath, false); err != nil {
+			return err
+		}
+		fmt.Printf("converted NVlabs pickle in %.1f s\n", time.Since(t0).Seconds())
+	} else if err := randomGenerator(gPath, wsPath, res, images); err != nil {
+		return err
+	}
+	rawPath := filepath.Join(dir, "ddgi.safetensors")
+	cmd := exec.Command(os.Args[0], "-measure", gPath, "-ws", wsPath, "-raw", rawPath, "-threads", fmt.Sprint(threads))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("ddgi run: %w", err)
+	}
+	var ours result
+	if err := json.Unmarshal(out, &ours); err != nil {
+		return fmt.Errorf("ddgi run said %q: %w", out, err)
+	}
+	fmt.Printf("StyleGAN2 %d² (NVlabs FFHQ config), %d thread(s), one image at a time:\n", res, threads)
+	fmt.Printf("  ddgi     %.2f s/image, peak RSS %.0f MB\n", ours.SecPerImage, ours.PeakRSSMB)
+	if ref == "" {
+		return nil
+	}
+	fmt.Printf("  PyTorch  %.2f s/image, peak RSS %.0f MB (reference code, same weights)\n", peer.SecPerImage, peer.PeakRSSMB)
+	fmt.Printf("  speed ratio ddgi/PyTorch %.2f, memory ratio %.2f\n", peer.SecPerImage/ours.SecPerImage, ours.PeakRSSMB/peer.PeakRSSMB)
+	a, err := readImage(rawPath)
+	if err != nil {
+		return err
+	}
+	b, err := readImage(filepath.Join(dir, "ref.safetensors"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  max |ddgi − PyTorch| over the images: %.3g\n", a.Sub(b).Abs().MaxAll().Item())
+	return nil
+}
+
+// randomGenerator writes a ddgi generator of the NVlabs FFHQ config with
+// random weights and random codes (no PyTorch side).
+func randomGenerator(gPath, wsPath string, res, images int) error {
+	c, err := stylegan2.Preset(fmt.Sprintf("ffhq%d", res))
+	if err != nil {
+		return err
+	}
+	c.ChannelBase, c.ConvClamp = 32768, 256
+	g, err := stylegan2.NewGenerator(nn.NewStore(torch.CPU, 1).Root(), c)
+	if err != nil {
+		return err
+	}
+	if err := g.Save(gPath, false); err != nil {
+		return err
+	}
+	ws := torch.Randn(torch.NewGenerator(2), []int64{int64(images), int64(c.NumWS()), int64(c.WDim)}, torch.Float32, torch.CPU)
+	st, err := nn.ToSafetensors(ws, false)
+	if err != nil {
+		return err
+	}
+	return safetensors.Save(wsPath, &safetensors.File{Tensors: map[string]safetensors.Tensor{"w_plus": st}})
+}
+
+func readImage(path string) (*torch.Tensor, error) {
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return nn.FromSafetensors(f.Tensors["image"], torch.CPU)
+}
+
+// runMeasure renders every code one at a time, two rounds, and prints the
+// best round's seconds per image and this process's peak RSS.
+func runMeasure(gPath, wsPath, rawPath string, threads int) error {
+	runtime.LockOSThread()
+	torch.SetThreads(threads)
+	g, err := stylegan2.Load(gPath, torch.CPU)
+	if err != nil {
+		return err
+	}
+	f, err := safetensors.Load(wsPath)
+	if err != nil {
+		return err
+	}
+	ws, err := nn.FromSafetensors(f.Tensors["w_plus"], torch.CPU)
+	if err != nil {
+		return err
+	}
+	best := 0.0
+	var imgs []*torch.Tensor
+	err = torch.Try(func() {
+		torch.NoGrad(func() {
+			for round := range 2 {
+				for _, x := range imgs {
+					x.Free()
+				}
+				imgs = imgs[:0]
+				t0 := time.Now()
+				for i := range ws.Size(0) {
+					s := torch.NewScope()
+					img := g.Synthesis(ws.Narrow(0, i, 1), stylegan2.NoiseConst)
+					s.Keep(img)
+					s.Close()
+					imgs = append(imgs, img)
+				}
+				sec := time.Since(t0).Seconds() / float64(ws.Size(0))
+				if round == 0 || sec < best {
+					best = sec
+				}
+			}
+		})
+	})
+	if err != nil {
+		return err
+	}
+	st, err := nn.ToSafetensors(torch.Cat(imgs, 0), false)
+	if err != nil {
+		return err
+	}
+	if err := safetensors.Save(rawPath, &safetensors.File{Tensors: map[string]safetensors.Tensor{"image": st}}); err != nil {
+		return err
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return json.NewEncoder(os.Stdout).Encode(result{SecPerImage: best, PeakRSSMB: float64(ru.Maxrss) / 1024})
+}
