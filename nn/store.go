@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -436,5 +437,11 @@ func LoadConfigured[C any, M any](path string, dev torch.Device, build func(Path
 		return zero, fmt.Errorf("load %s: %w", path, err)
 	}
 	st.Freeze("")
+	if n := len(f.Tensors); n > 0 && st.NumParams()*4 > 64<<20 {
+		// The file's bytes are as big as the network: hand them back to
+		// the OS now, not after the first forward has peaked beside them.
+		f = nil
+		debug.FreeOSMemory()
+	}
 	return m, nil
 }

@@ -199,7 +199,7 @@ func Demodulation(s, w *torch.Tensor) *torch.Tensor {
 func (m *ModulatedConv) Forward(x, w *torch.Tensor) *torch.Tensor {
 	s := m.Affine.Forward(w) // StyleGAN2 Eq. 1: w'_ijk = s_i · w_ijk
 	weight := m.Weight.MulScalar(m.scale)
-	if m.Fused {
+	if m.Fused || largeInference(x) {
 		return m.fused(x, s, weight)
 	}
 	b := x.Size(0)
@@ -207,7 +207,7 @@ func (m *ModulatedConv) Forward(x, w *torch.Tensor) *torch.Tensor {
 		func(x *torch.Tensor) *torch.Tensor { return x.Mul(s.Reshape(b, m.In, 1, 1)) },
 		func(x *torch.Tensor) *torch.Tensor {
 			if m.Upsample {
-				return torch.ConvTranspose2d(x, weight.Transpose(0, 1), nil, torch.ConvOpts{Stride: [2]int64{2, 2}})
+				return ConvTranspose2x(x, weight.Transpose(0, 1))
 			}
 			return torch.Conv2d(x, weight, nil, torch.Same(1, m.K/2))
 		},
@@ -221,6 +221,45 @@ func (m *ModulatedConv) Forward(x, w *torch.Tensor) *torch.Tensor {
 	return torch.Chain(x, steps...)
 }
 
+// convTWorkspace bounds the column buffer of one transposed convolution
+// (libtorch's CPU path unfolds out·k²·H·W floats: 300 MB for the 512→1024
+// layer of a 1024² StyleGAN2); larger ones run in output-channel slices.
+const convTWorkspace = 64 << 20
+
+// ConvTranspose2x is the stride-2 transposed convolution of the upsampling
+// modulated conv (weight [in,out,k,k]). Without gradients, when its column
+// buffer would exceed convTWorkspace, it fills the output slice by slice of
+// output channels; the result is the same.
+func ConvTranspose2x(x, weight *torch.Tensor) *torch.Tensor {
+	opts := torch.ConvOpts{Stride: [2]int64{2, 2}}
+	out, k := weight.Size(1), weight.Size(2)
+	cols := out * k * k * x.Size(0) * x.Size(2) * x.Size(3) * 4
+	if cols <= convTWorkspace || torch.GradEnabled() {
+		return torch.ConvTranspose2d(x, weight, nil, opts)
+	}
+	step := max(1, out*convTWorkspace/cols)
+	var y *torch.Tensor
+	for o := int64(0); o < out; o += step {
+		n := min(step, out-o)
+		part := torch.ConvTranspose2d(x, weight.Narrow(1, o, n), nil, opts)
+		if y == nil {
+			s := part.Shape()
+			y = torch.Zeros([]int64{s[0], out, s[2], s[3]}, part.DType(), part.Device())
+		}
+		y.Narrow(1, o, n).CopyIn(part)
+		part.Free()
+	}
+	return y
+}
+
+// largeInference reports a single image at full-size resolutions without
+// gradients: there modulating the weights (the fused form, as NVlabs'
+// inference) saves two passes over activations of up to 128 MB per layer.
+// Small images and training keep the form they were measured fastest in.
+func largeInference(x *torch.Tensor) bool {
+	return x.Size(0) == 1 && x.Size(2)*x.Size(3) >= 128*128 && !torch.GradEnabled()
+}
+
 // fused is the grouped-convolution form: one weight per sample.
 func (m *ModulatedConv) fused(x, s, weight *torch.Tensor) *torch.Tensor {
 	b, h, wd := x.Size(0), x.Size(2), x.Size(3)
@@ -231,9 +270,17 @@ func (m *ModulatedConv) fused(x, s, weight *torch.Tensor) *torch.Tensor {
 	x = x.Reshape(1, b*m.In, h, wd)
 	if m.Upsample {
 		wt = wt.Transpose(1, 2).Reshape(b*m.In, m.Out, m.K, m.K)
-		x = torch.ConvTranspose2d(x, wt, nil, torch.ConvOpts{Stride: [2]int64{2, 2}, Groups: b})
-		x = x.Reshape(b, m.Out, x.Size(2), x.Size(3))
-		return Blur(x, 1, 1, 4)
+		var y *torch.Tensor
+		if b == 1 {
+			y = ConvTranspose2x(x, wt)
+		} else {
+			y = torch.ConvTranspose2d(x, wt, nil, torch.ConvOpts{Stride: [2]int64{2, 2}, Groups: b})
+		}
+		yr := y.Reshape(b, m.Out, y.Size(2), y.Size(3))
+		y.Free()
+		z := Blur(yr, 1, 1, 4)
+		yr.Free() // the last handle on the transposed conv's output
+		return z
 	}
 	wt = wt.Reshape(b*m.Out, m.In, m.K, m.K)
 	x = torch.Conv2d(x, wt, nil, torch.ConvOpts{Padding: [2]int64{m.K / 2, m.K / 2}, Groups: b})

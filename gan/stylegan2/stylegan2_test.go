@@ -208,3 +208,21 @@ func BenchmarkGenerator64(b *testing.B) {
 	}
 	b.ReportMetric(float64(16*b.N)/time.Since(start).Seconds(), "images/s")
 }
+
+// TestConvTranspose2xSlices checks that a transposed conv big enough to be
+// computed in output-channel slices equals the one-piece result.
+func TestConvTranspose2xSlices(t *testing.T) {
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			x := torch.Randn(torch.NewGenerator(1), []int64{1, 16, 256, 256}, torch.Float32, torch.CPU)
+			w := torch.Randn(torch.NewGenerator(2), []int64{16, 32, 3, 3}, torch.Float32, torch.CPU)
+			if cols := int64(32 * 9 * 256 * 256 * 4); cols <= convTWorkspace {
+				t.Fatalf("test too small to slice: %d bytes of columns", cols)
+			}
+			want := torch.ConvTranspose2d(x, w, nil, torch.ConvOpts{Stride: [2]int64{2, 2}})
+			if d := maxAbsDiff(ConvTranspose2x(x, w), want); d > 1e-5 {
+				t.Fatalf("sliced transposed conv differs by %g", d)
+			}
+		})
+	})
+}

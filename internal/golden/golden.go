@@ -36,23 +36,29 @@ func Load(t testing.TB, path string) map[string]*torch.Tensor {
 	return out
 }
 
+// Save writes tensors (as float32) to path.
+func Save(t testing.TB, path string, ts map[string]*torch.Tensor) {
+	t.Helper()
+	f := &safetensors.File{Metadata: map[string]string{"written_by": "DDGI_WRITE_GOLDEN=1 go test"}, Tensors: map[string]safetensors.Tensor{}}
+	for name, x := range ts {
+		st, err := nn.ToSafetensors(x.To(torch.Float32).Contiguous(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Tensors[name] = st
+	}
+	if err := safetensors.Save(path, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Check compares got with the tensors of path by name: same shape and a
 // largest absolute difference ≤ tol (reported either way). Under Writing
 // it stores got as the reference instead.
 func Check(t testing.TB, path string, got map[string]*torch.Tensor, tol float64) {
 	t.Helper()
 	if Writing() {
-		f := &safetensors.File{Metadata: map[string]string{"written_by": "DDGI_WRITE_GOLDEN=1 go test"}, Tensors: map[string]safetensors.Tensor{}}
-		for name, x := range got {
-			st, err := nn.ToSafetensors(x.To(torch.Float32).Contiguous(), false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Tensors[name] = st
-		}
-		if err := safetensors.Save(path, f); err != nil {
-			t.Fatal(err)
-		}
+		Save(t, path, got)
 		t.Logf("wrote %s", path)
 		return
 	}
