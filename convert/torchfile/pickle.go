@@ -167,6 +167,9 @@ func (m *machine) bytesOf(n int64) (Value, error) {
 }
 
 func (m *machine) str(n int64) (Value, error) {
+	if n > m.s.left() {
+		return nil, fmt.Errorf("length %d exceeds the %d bytes left", n, m.s.left())
+	}
 	if n > maxString {
 		return nil, fmt.Errorf("string of %d bytes is longer than %d", n, maxString)
 	}
