@@ -1,8 +1,11 @@
 package torchfile
 
 import (
+	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +34,12 @@ func TestHostile(t *testing.T) {
 	tensorIn := func(size, stride []int64, off int64) []byte {
 		return zipT(dictOf(pk{}.s("t").v2("FloatStorage", "0", 4, off, size, stride, false)), f32)
 	}
+	// T0 = (None,), T(k+1) = (Tk, Tk): a 30-level tuple used as a dict key.
+	tup := pk{0x80, 2, 'N', 0x85, 'q', 0}
+	for k := 0; k < 30; k++ {
+		tup = tup.op('h', byte(k), 'h', byte(k), 0x86, 'q', byte(k+1))
+	}
+	tup = tup.op('}', 'h', 30, 'N', 's', '.')
 	deep := pk{0x80, 2}.op(repeat(']', 100001)...).op(repeat('a', 100000)...).op('.')
 	cases := []struct {
 		name string
@@ -67,6 +76,7 @@ func TestHostile(t *testing.T) {
 		{"BUILD on a list", pk{0x80, 2, ']', '}', 'b', '.'}, []string{"BUILD on a list"}},
 		{"REDUCE on a name", pk{0x80, 2}.global("torch", "Tensor").op(')', 'R', '.'), []string{"not callable"}},
 		{"NEWOBJ on a function", pk{0x80, 2}.global("torch._utils", "_rebuild_tensor_v2").op(')', 0x81, '.'), []string{"not a class"}},
+		{"exploding tuple key", tup, []string{"more than 4096 parts"}},
 		{"unhashable key", pk{0x80, 2, '}', ']', 'N', 's', '.'}, []string{"unhashable"}},
 		{"persistent id in a plain pickle", pk{0x80, 2}.s("x").op('Q', '.'), []string{"persistent id"}},
 		{"protocol 6", pk{0x80, 6, 'N', '.'}, []string{"protocol 6"}},
@@ -80,6 +90,7 @@ func TestHostile(t *testing.T) {
 			op('(').l(3).s(">").op('t', 'b', 'C', 8).op(repeat(0, 8)...).op(0x86, 'R', '.'), []string{"not supported"}},
 
 		// zip torch.save files
+		{"deflated size lie", zipLie(t), []string{"claims 1099511627776 bytes"}},
 		{"zip without data.pkl", zipOf(t, "archive/version", "3"), []string{"data.pkl"}},
 		{"TorchScript zip", zipOf(t, "archive/data.pkl", ".", "archive/constants.pkl", "."), []string{"TorchScript"}},
 		{"big-endian zip", zipOf(t, "archive/data.pkl", "N.", "archive/byteorder", "big"), []string{"big-endian"}},
@@ -254,4 +265,22 @@ func TestReadAfterClose(t *testing.T) {
 			t.Errorf("%s read after Close", name)
 		}
 	}
+}
+
+// zipLie is a zip whose deflated data.pkl claims a terabyte.
+func zipLie(t *testing.T) []byte {
+	var c bytes.Buffer
+	fw, _ := flate.NewWriter(&c, flate.BestCompression)
+	fw.Write([]byte("N."))
+	fw.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: "archive/data.pkl", Method: zip.Deflate,
+		CompressedSize64: uint64(c.Len()), UncompressedSize64: 1 << 40, CRC32: crc32.ChecksumIEEE([]byte("N."))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(c.Bytes())
+	zw.Close()
+	return buf.Bytes()
 }

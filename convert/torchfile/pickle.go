@@ -724,7 +724,9 @@ func rawUnicodeEscape(line []byte) (Value, error) {
 }
 
 // shortRepr names a value in an error message without dumping it whole.
-func shortRepr(v Value) string {
+func shortRepr(v Value) string { return shortReprDepth(v, 0) }
+
+func shortReprDepth(v Value, depth int) string {
 	switch v := v.(type) {
 	case string:
 		if len(v) > 40 {
@@ -732,13 +734,16 @@ func shortRepr(v Value) string {
 		}
 		return strconv.Quote(v)
 	case Tuple:
+		if depth > 1 {
+			return "(...)"
+		}
 		parts := []string{}
 		for i, e := range v {
 			if i == 3 {
 				parts = append(parts, "...")
 				break
 			}
-			parts = append(parts, shortRepr(e))
+			parts = append(parts, shortReprDepth(e, depth+1))
 		}
 		return "(" + strings.Join(parts, ", ") + ")"
 	case int64, bool, float64:

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 )
 
 // Value is one unpickled object. It is one of:
@@ -82,6 +83,18 @@ type hkey struct {
 }
 
 func hashKey(k Value) (hkey, error) {
+	budget := maxKeyParts
+	return hashKeyBudget(k, &budget)
+}
+
+// maxKeyParts bounds the work of hashing one key: a tuple key can share
+// sub-tuples through the memo and so describe exponentially many parts.
+const maxKeyParts = 4096
+
+func hashKeyBudget(k Value, budget *int) (hkey, error) {
+	if *budget--; *budget < 0 {
+		return hkey{}, fmt.Errorf("dict key has more than %d parts", maxKeyParts)
+	}
 	switch k := k.(type) {
 	case nil:
 		return hkey{kind: 'n'}, nil
@@ -104,18 +117,21 @@ func hashKey(k Value) (hkey, error) {
 		}
 		return hkey{kind: 'f', f: k}, nil
 	case Tuple:
-		// Tuples of hashables: encode each element's key with its length so
-		// that distinct tuples cannot collide.
-		s := ""
+		// Tuples of hashables: each element's key with its length, so that
+		// distinct tuples cannot collide.
+		var sb strings.Builder
 		for _, e := range k {
-			h, err := hashKey(e)
+			h, err := hashKeyBudget(e, budget)
 			if err != nil {
 				return hkey{}, err
 			}
 			p := fmt.Sprintf("%c%d:%s|%d|%g", h.kind, len(h.s), h.s, h.i, h.f)
-			s += strconv.Itoa(len(p)) + ":" + p
+			if sb.Len()+len(p) > maxKeyParts*64 {
+				return hkey{}, fmt.Errorf("dict key longer than %d bytes", maxKeyParts*64)
+			}
+			sb.WriteString(strconv.Itoa(len(p)) + ":" + p)
 		}
-		return hkey{kind: 't', s: s}, nil
+		return hkey{kind: 't', s: sb.String()}, nil
 	case *Object:
 		// Globals used as keys (a dtype, say) compare by name.
 		if k.State == nil {

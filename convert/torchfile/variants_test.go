@@ -88,3 +88,61 @@ func TestTorch2Variants(t *testing.T) {
 		})
 	}
 }
+
+// TestStridedReads checks Read against a naive index computation for
+// layouts the fixtures do not have: expanded (stride 0), permuted rank 3,
+// 0-d, and sparse views of a storage big enough to read run by run.
+func TestStridedReads(t *testing.T) {
+	const n = 300000
+	vals := make([]float32, n)
+	for i := range vals {
+		vals[i] = float32(i)
+	}
+	cases := []struct {
+		shape, stride []int64
+		off           int64
+	}{
+		{[]int64{2, 3}, []int64{3, 1}, 0},
+		{[]int64{3, 2}, []int64{0, 1}, 7},
+		{[]int64{2, 3, 4}, []int64{1, 8, 2}, 1},
+		{[]int64{4, 1, 3}, []int64{3, 100, 1}, 0},
+		{nil, nil, 42},
+		{[]int64{2, 3}, []int64{290000, 1}, 5},
+		{[]int64{3, 2}, []int64{1, 290000}, 5},
+		{[]int64{2, 2, 2}, []int64{140000, 1, 3}, 9},
+	}
+	body := pk{}
+	for i, c := range cases {
+		body = body.s(string(rune('a'+i))).v2("FloatStorage", "0", n, c.off, c.shape, c.stride, false)
+	}
+	f, err := openBytes(zipOf(t, "archive/data.pkl", string(dictOf(body)), "archive/data/0", f32s(vals...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := Tensors(f.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		st, err := ts[string(rune('a'+i))].Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := st.Float32()
+		var want []float32
+		var rec func(dim int, at int64)
+		rec = func(dim int, at int64) {
+			if dim == len(c.shape) {
+				want = append(want, vals[at])
+				return
+			}
+			for j := int64(0); j < c.shape[dim]; j++ {
+				rec(dim+1, at+j*c.stride[dim])
+			}
+		}
+		rec(0, c.off)
+		if !slices.Equal(got, want) {
+			t.Errorf("shape %v stride %v offset %d: %v, want %v", c.shape, c.stride, c.off, got, want)
+		}
+	}
+}
