@@ -5,8 +5,6 @@ import (
 	"io"
 	"math"
 	"math/big"
-	"strconv"
-	"strings"
 )
 
 // Value is one unpickled object. It is one of:
@@ -56,7 +54,7 @@ func (d *Dict) Get(k string) (Value, bool) {
 
 // set stores v under k, replacing an equal key as Python does.
 func (d *Dict) set(k, v Value) error {
-	h, err := hashKey(k)
+	h, err := hashKey(k, len(d.Keys))
 	if err != nil {
 		return err
 	}
@@ -82,19 +80,11 @@ type hkey struct {
 	f    float64
 }
 
-func hashKey(k Value) (hkey, error) {
-	budget := maxKeyParts
-	return hashKeyBudget(k, &budget)
-}
-
-// maxKeyParts bounds the work of hashing one key: a tuple key can share
-// sub-tuples through the memo and so describe exponentially many parts.
-const maxKeyParts = 4096
-
-func hashKeyBudget(k Value, budget *int) (hkey, error) {
-	if *budget--; *budget < 0 {
-		return hkey{}, fmt.Errorf("dict key has more than %d parts", maxKeyParts)
-	}
+// hashKey maps a key to its hkey. Tuples (and globals with state) are kept
+// as distinct keys without comparing them: pickle.dump never writes one key
+// twice, and comparing tuples that share parts through the memo could cost
+// exponential time.
+func hashKey(k Value, pos int) (hkey, error) {
 	switch k := k.(type) {
 	case nil:
 		return hkey{kind: 'n'}, nil
@@ -116,27 +106,13 @@ func hashKeyBudget(k Value, budget *int) (hkey, error) {
 			return hkey{kind: 'i', i: int64(k)}, nil
 		}
 		return hkey{kind: 'f', f: k}, nil
-	case Tuple:
-		// Tuples of hashables: each element's key with its length, so that
-		// distinct tuples cannot collide.
-		var sb strings.Builder
-		for _, e := range k {
-			h, err := hashKeyBudget(e, budget)
-			if err != nil {
-				return hkey{}, err
-			}
-			p := fmt.Sprintf("%c%d:%s|%d|%g", h.kind, len(h.s), h.s, h.i, h.f)
-			if sb.Len()+len(p) > maxKeyParts*64 {
-				return hkey{}, fmt.Errorf("dict key longer than %d bytes", maxKeyParts*64)
-			}
-			sb.WriteString(strconv.Itoa(len(p)) + ":" + p)
-		}
-		return hkey{kind: 't', s: sb.String()}, nil
+	case Tuple, *Bytes:
+		return hkey{kind: 'u', i: int64(pos)}, nil
 	case *Object:
-		// Globals used as keys (a dtype, say) compare by name.
-		if k.State == nil {
+		if k.State == nil { // a global used as a key (a dtype, say): by name
 			return hkey{kind: 'o', s: k.Class}, nil
 		}
+		return hkey{kind: 'u', i: int64(pos)}, nil
 	}
 	return hkey{}, fmt.Errorf("unhashable dict key of type %s", typeName(k))
 }
