@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ddgi/safetensors"
 )
 
 func openBytes(b []byte) (*File, error) {
@@ -293,5 +295,29 @@ func TestTupleKeys(t *testing.T) {
 	d := f.Root().(*Dict)
 	if v, _ := d.Get("a"); d.Len() != 3 || v != int64(2) {
 		t.Errorf("%d keys, a = %v", d.Len(), v)
+	}
+}
+
+// TestReadChecksFields: Tensor's fields are exported; Read re-checks them
+// against the storage before allocating.
+func TestReadChecksFields(t *testing.T) {
+	f := mustOpen(t, filepath.Join("testdata", "zip_state.pt"))
+	ts, err := Tensors(f.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range []func(*Tensor){
+		func(x *Tensor) { x.Shape = []int64{1 << 40}; x.Stride = []int64{1} },
+		func(x *Tensor) { x.Stride = nil },
+		func(x *Tensor) { x.Offset = 1 << 62 },
+		func(x *Tensor) { x.Offset = -1 },
+		func(x *Tensor) { x.DType = "Q8" },
+		func(x *Tensor) { x.DType = safetensors.F64; x.Shape = []int64{8}; x.Stride = []int64{1} },
+	} {
+		x := *ts["fc.weight"]
+		edit(&x)
+		if _, err := x.Read(); err == nil || strings.Contains(err.Error(), "internal") {
+			t.Errorf("%v %v %d %s: %v", x.Shape, x.Stride, x.Offset, x.DType, err)
+		}
 	}
 }

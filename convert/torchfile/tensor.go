@@ -276,23 +276,32 @@ func (t *Tensor) Read() (out safetensors.Tensor, err error) {
 	if !t.st.located {
 		return out, fmt.Errorf("torchfile: storage %q has no data in the file", t.st.key)
 	}
+	// The fields are exported, so check them again before sizing anything.
+	es := int64(t.DType.Size())
+	if es == 0 || len(t.Stride) != len(t.Shape) || t.Offset < 0 {
+		return out, fmt.Errorf("torchfile: tensor %s %v stride %v offset %d is malformed", t.DType, t.Shape, t.Stride, t.Offset)
+	}
+	for i := range t.Shape {
+		if t.Shape[i] < 0 || t.Stride[i] < 0 {
+			return out, fmt.Errorf("torchfile: tensor %v stride %v has a negative entry", t.Shape, t.Stride)
+		}
+	}
 	n, err := byteSize(t.DType, t.Shape)
 	if err != nil {
 		return out, fmt.Errorf("torchfile: %w", err)
+	}
+	last, empty, err := lastIndex(t.Offset, t.Shape, t.Stride)
+	if err != nil {
+		return out, fmt.Errorf("torchfile: %w", err)
+	}
+	if !empty && last >= t.st.nbytes/es {
+		return out, fmt.Errorf("torchfile: tensor runs past its storage %q", t.st.key)
 	}
 	out = safetensors.Tensor{DType: t.DType, Shape: append([]int64{}, t.Shape...), Data: make([]byte, n)}
 	if n == 0 {
 		return out, nil
 	}
-	es := int64(t.DType.Size())
-	last, _, err := lastIndex(t.Offset, t.Shape, t.Stride)
-	if err != nil {
-		return out, fmt.Errorf("torchfile: %w", err)
-	}
 	lo, span := t.Offset*es, (last-t.Offset+1)*es
-	if lo+span > t.st.nbytes {
-		return out, fmt.Errorf("torchfile: tensor runs past its storage %q", t.st.key)
-	}
 	if span == n && contiguous(t.Shape, t.Stride) {
 		return out, readFull(t.st, lo, out.Data)
 	}
