@@ -80,10 +80,10 @@ type hkey struct {
 	f    float64
 }
 
-// hashKey maps a key to its hkey. Tuples (and globals with state) are kept
-// as distinct keys without comparing them: pickle.dump never writes one key
-// twice, and comparing tuples that share parts through the memo could cost
-// exponential time.
+// hashKey maps a key to its hkey. Tuples, frozensets, tensors and objects
+// are kept as distinct keys without comparing them: pickle.dump never writes
+// one key twice, and comparing tuples that share parts through the memo could
+// cost exponential time.
 func hashKey(k Value, pos int) (hkey, error) {
 	switch k := k.(type) {
 	case nil:
@@ -106,10 +106,14 @@ func hashKey(k Value, pos int) (hkey, error) {
 			return hkey{kind: 'i', i: int64(k)}, nil
 		}
 		return hkey{kind: 'f', f: k}, nil
-	case Tuple, *Bytes:
+	case Tuple, *Bytes, *Tensor:
 		return hkey{kind: 'u', i: int64(pos)}, nil
+	case *Set:
+		if k.Frozen {
+			return hkey{kind: 'u', i: int64(pos)}, nil
+		}
 	case *Object:
-		if k.State == nil { // a global used as a key (a dtype, say): by name
+		if k.g != nil { // a global used as a key (a dtype, say): by name
 			return hkey{kind: 'o', s: k.Class}, nil
 		}
 		return hkey{kind: 'u', i: int64(pos)}, nil
