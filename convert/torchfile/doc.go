@@ -61,5 +61,7 @@
 // that deep) and 10,000 open MARKs, 4M memo entries and 32M objects over the
 // whole file; ints of up to 64 KiB; strings of up to 256 MiB; tensors of up
 // to 64 dimensions, each element of which must lie inside its storage. Errors
-// are one line, naming the stream and the byte offset of the failing opcode.
+// are one line; those from a pickle name the stream, the byte offset of the
+// failing opcode (in the file, or in the zip record when it is compressed)
+// and the opcode.
 package torchfile

@@ -50,6 +50,10 @@ type walker struct {
 	steps  int
 }
 
+// maxNameLen bounds a dotted name, and with it the cost of building names
+// down a deep structure with long keys.
+const maxNameLen = 1 << 16
+
 func join(prefix, k string) string {
 	if prefix == "" {
 		return k
@@ -90,6 +94,9 @@ func (w *walker) enter(prefix string, c any, depth int) error {
 func (w *walker) walk(prefix string, v Value, depth int) error {
 	if w.steps++; w.steps > maxWalkSteps {
 		return fmt.Errorf("more than %d steps to walk (shared sub-structures?)", maxWalkSteps)
+	}
+	if len(prefix) > maxNameLen {
+		return fmt.Errorf("name %.40q... longer than %d bytes", prefix, maxNameLen)
 	}
 	switch x := v.(type) {
 	case *Tensor:

@@ -363,8 +363,17 @@ func entry(r io.ReaderAt, size int64, f *zip.File) (io.ReaderAt, int64, int64, e
 	if n > math.MaxInt64 {
 		return nil, 0, 0, fmt.Errorf("zip record %s of %d bytes", f.Name, n)
 	}
-	if f.Method != zip.Store {
+	switch f.Method {
+	case zip.Store:
+	case zip.Deflate:
+		// Deflate cannot expand more than about 1032:1; a larger claim is a
+		// lie that would size buffers for data that is not there.
+		if n/1032 > f.CompressedSize64+64 {
+			return nil, 0, 0, fmt.Errorf("zip record %s claims %d bytes from %d compressed", f.Name, n, f.CompressedSize64)
+		}
 		return &inflater{f: f}, 0, int64(n), nil
+	default:
+		return nil, 0, 0, fmt.Errorf("zip record %s uses compression method %d", f.Name, f.Method)
 	}
 	if f.CompressedSize64 != n {
 		return nil, 0, 0, fmt.Errorf("stored zip record %s has sizes %d and %d", f.Name, f.CompressedSize64, n)

@@ -167,6 +167,9 @@ func (m *machine) bytesOf(n int64) (Value, error) {
 }
 
 func (m *machine) str(n int64) (Value, error) {
+	if n > m.s.left() {
+		return nil, fmt.Errorf("length %d exceeds the %d bytes left", n, m.s.left())
+	}
 	if n > maxString {
 		return nil, fmt.Errorf("string of %d bytes is longer than %d", n, maxString)
 	}
@@ -191,7 +194,7 @@ func (m *machine) run() (Value, error) {
 			if errors.As(err, &pe) {
 				return nil, err // already placed (a nested blob)
 			}
-			return nil, &pickleError{m.name, at, fmt.Errorf("opcode 0x%02x: %w", op, err)}
+			return nil, &pickleError{m.name, at, fmt.Errorf("%s: %w", opName(op), err)}
 		}
 		if done {
 			return v, nil
@@ -721,7 +724,9 @@ func rawUnicodeEscape(line []byte) (Value, error) {
 }
 
 // shortRepr names a value in an error message without dumping it whole.
-func shortRepr(v Value) string {
+func shortRepr(v Value) string { return shortReprDepth(v, 0) }
+
+func shortReprDepth(v Value, depth int) string {
 	switch v := v.(type) {
 	case string:
 		if len(v) > 40 {
@@ -729,17 +734,45 @@ func shortRepr(v Value) string {
 		}
 		return strconv.Quote(v)
 	case Tuple:
+		if depth > 1 {
+			return "(...)"
+		}
 		parts := []string{}
 		for i, e := range v {
 			if i == 3 {
 				parts = append(parts, "...")
 				break
 			}
-			parts = append(parts, shortRepr(e))
+			parts = append(parts, shortReprDepth(e, depth+1))
 		}
 		return "(" + strings.Join(parts, ", ") + ")"
 	case int64, bool, float64:
 		return fmt.Sprint(v)
 	}
 	return "a " + typeName(v)
+}
+
+var opNames = map[byte]string{
+	'(': "MARK", '.': "STOP", '0': "POP", '1': "POP_MARK", '2': "DUP", 'F': "FLOAT",
+	'I': "INT", 'J': "BININT", 'K': "BININT1", 'L': "LONG", 'M': "BININT2", 'N': "NONE",
+	'P': "PERSID", 'Q': "BINPERSID", 'R': "REDUCE", 'S': "STRING", 'T': "BINSTRING",
+	'U': "SHORT_BINSTRING", 'V': "UNICODE", 'X': "BINUNICODE", 'a': "APPEND", 'b': "BUILD",
+	'c': "GLOBAL", 'd': "DICT", '}': "EMPTY_DICT", 'e': "APPENDS", 'g': "GET", 'h': "BINGET",
+	'i': "INST", 'j': "LONG_BINGET", 'l': "LIST", ']': "EMPTY_LIST", 'o': "OBJ", 'p': "PUT",
+	'q': "BINPUT", 'r': "LONG_BINPUT", 's': "SETITEM", 't': "TUPLE", ')': "EMPTY_TUPLE",
+	'u': "SETITEMS", 'G': "BINFLOAT", 'B': "BINBYTES", 'C': "SHORT_BINBYTES",
+	0x80: "PROTO", 0x81: "NEWOBJ", 0x82: "EXT1", 0x83: "EXT2", 0x84: "EXT4", 0x85: "TUPLE1",
+	0x86: "TUPLE2", 0x87: "TUPLE3", 0x88: "NEWTRUE", 0x89: "NEWFALSE", 0x8a: "LONG1",
+	0x8b: "LONG4", 0x8c: "SHORT_BINUNICODE", 0x8d: "BINUNICODE8", 0x8e: "BINBYTES8",
+	0x8f: "EMPTY_SET", 0x90: "ADDITEMS", 0x91: "FROZENSET", 0x92: "NEWOBJ_EX",
+	0x93: "STACK_GLOBAL", 0x94: "MEMOIZE", 0x95: "FRAME", 0x96: "BYTEARRAY8",
+	0x97: "NEXT_BUFFER", 0x98: "READONLY_BUFFER",
+}
+
+// opName is "GLOBAL (0x63)", or "opcode 0xff" for a byte that is no opcode.
+func opName(op byte) string {
+	if n, ok := opNames[op]; ok {
+		return fmt.Sprintf("%s (0x%02x)", n, op)
+	}
+	return fmt.Sprintf("opcode 0x%02x", op)
 }

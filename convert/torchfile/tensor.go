@@ -276,34 +276,52 @@ func (t *Tensor) Read() (out safetensors.Tensor, err error) {
 	if !t.st.located {
 		return out, fmt.Errorf("torchfile: storage %q has no data in the file", t.st.key)
 	}
+	// The fields are exported, so check them again before sizing anything.
+	es := int64(t.DType.Size())
+	if es == 0 || len(t.Stride) != len(t.Shape) || t.Offset < 0 {
+		return out, fmt.Errorf("torchfile: tensor %s %v stride %v offset %d is malformed", t.DType, t.Shape, t.Stride, t.Offset)
+	}
+	for i := range t.Shape {
+		if t.Shape[i] < 0 || t.Stride[i] < 0 {
+			return out, fmt.Errorf("torchfile: tensor %v stride %v has a negative entry", t.Shape, t.Stride)
+		}
+	}
 	n, err := byteSize(t.DType, t.Shape)
 	if err != nil {
 		return out, fmt.Errorf("torchfile: %w", err)
+	}
+	last, empty, err := lastIndex(t.Offset, t.Shape, t.Stride)
+	if err != nil {
+		return out, fmt.Errorf("torchfile: %w", err)
+	}
+	if !empty && last >= t.st.nbytes/es {
+		return out, fmt.Errorf("torchfile: tensor runs past its storage %q", t.st.key)
 	}
 	out = safetensors.Tensor{DType: t.DType, Shape: append([]int64{}, t.Shape...), Data: make([]byte, n)}
 	if n == 0 {
 		return out, nil
 	}
-	es := int64(t.DType.Size())
-	last, _, err := lastIndex(t.Offset, t.Shape, t.Stride)
-	if err != nil {
-		return out, fmt.Errorf("torchfile: %w", err)
-	}
 	lo, span := t.Offset*es, (last-t.Offset+1)*es
-	if lo+span > t.st.nbytes {
-		return out, fmt.Errorf("torchfile: tensor runs past its storage %q", t.st.key)
+	if span == n && contiguous(t.Shape, t.Stride) {
+		return out, readFull(t.st, lo, out.Data)
 	}
-	if span == n { // contiguous (only a row-major layout spans exactly its own bytes)
-		if contiguous(t.Shape, t.Stride) {
-			return out, readFull(t.st, lo, out.Data)
-		}
+	if span > 2*n && span > 1<<20 {
+		// A sparse view (a few rows of a big storage, say): read each run
+		// from the file rather than everything in between.
+		err := gather(out.Data, t.Shape, t.Stride, es, func(dst []byte, at int64) error {
+			return readFull(t.st, lo+at*es, dst)
+		})
+		return out, err
 	}
 	buf := make([]byte, span)
 	if err := readFull(t.st, lo, buf); err != nil {
 		return out, err
 	}
-	gather(out.Data, buf, t.Shape, t.Stride, es)
-	return out, nil
+	err = gather(out.Data, t.Shape, t.Stride, es, func(dst []byte, at int64) error {
+		copy(dst, buf[at*es:])
+		return nil
+	})
+	return out, err
 }
 
 func readFull(st *storage, off int64, p []byte) error {
@@ -329,30 +347,30 @@ func contiguous(shape, stride []int64) bool {
 	return true
 }
 
-// gather copies a strided view of src (element 0 at src[0]) into dst in
-// row-major order, a run of the innermost dimension at a time when it is
-// contiguous.
-func gather(dst, src []byte, shape, stride []int64, es int64) {
+// gather fills dst in row-major order from a strided view, fetching a run
+// of the innermost dimension at a time when it is contiguous, else one
+// element at a time. fetch(dst, at) copies len(dst) bytes from element at of
+// the view's span.
+func gather(dst []byte, shape, stride []int64, es int64, fetch func(dst []byte, at int64) error) error {
 	rank := len(shape)
 	if rank == 0 {
-		copy(dst, src[:es])
-		return
+		return fetch(dst[:es], 0)
 	}
-	inner := shape[rank-1]
-	innerStride := stride[rank-1]
+	inner, innerStride := shape[rank-1], stride[rank-1]
 	idx := make([]int64, rank-1)
-	var pos int64 // element offset in src of idx
-	d := int64(0)
+	var pos, d int64 // element offset of idx in the span; bytes written
 	for {
-		if innerStride == 1 {
-			copy(dst[d:], src[pos*es:(pos+inner)*es])
+		if innerStride == 1 || inner == 1 {
+			if err := fetch(dst[d:d+inner*es], pos); err != nil {
+				return err
+			}
 			d += inner * es
 		} else {
-			p := pos
 			for j := int64(0); j < inner; j++ {
-				copy(dst[d:d+es], src[p*es:(p+1)*es])
+				if err := fetch(dst[d:d+es], pos+j*innerStride); err != nil {
+					return err
+				}
 				d += es
-				p += innerStride
 			}
 		}
 		// Advance the outer index like an odometer.
@@ -367,7 +385,7 @@ func gather(dst, src []byte, shape, stride []int64, es int64) {
 			idx[k] = 0
 		}
 		if k < 0 {
-			return
+			return nil
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"math"
 	"math/big"
-	"strconv"
 )
 
 // Value is one unpickled object. It is one of:
@@ -55,7 +54,7 @@ func (d *Dict) Get(k string) (Value, bool) {
 
 // set stores v under k, replacing an equal key as Python does.
 func (d *Dict) set(k, v Value) error {
-	h, err := hashKey(k)
+	h, err := hashKey(k, len(d.Keys))
 	if err != nil {
 		return err
 	}
@@ -81,7 +80,11 @@ type hkey struct {
 	f    float64
 }
 
-func hashKey(k Value) (hkey, error) {
+// hashKey maps a key to its hkey. Tuples, frozensets, tensors and objects
+// are kept as distinct keys without comparing them: pickle.dump never writes
+// one key twice, and comparing tuples that share parts through the memo could
+// cost exponential time.
+func hashKey(k Value, pos int) (hkey, error) {
 	switch k := k.(type) {
 	case nil:
 		return hkey{kind: 'n'}, nil
@@ -103,24 +106,17 @@ func hashKey(k Value) (hkey, error) {
 			return hkey{kind: 'i', i: int64(k)}, nil
 		}
 		return hkey{kind: 'f', f: k}, nil
-	case Tuple:
-		// Tuples of hashables: encode each element's key with its length so
-		// that distinct tuples cannot collide.
-		s := ""
-		for _, e := range k {
-			h, err := hashKey(e)
-			if err != nil {
-				return hkey{}, err
-			}
-			p := fmt.Sprintf("%c%d:%s|%d|%g", h.kind, len(h.s), h.s, h.i, h.f)
-			s += strconv.Itoa(len(p)) + ":" + p
+	case Tuple, *Bytes, *Tensor:
+		return hkey{kind: 'u', i: int64(pos)}, nil
+	case *Set:
+		if k.Frozen {
+			return hkey{kind: 'u', i: int64(pos)}, nil
 		}
-		return hkey{kind: 't', s: s}, nil
 	case *Object:
-		// Globals used as keys (a dtype, say) compare by name.
-		if k.State == nil {
+		if k.g != nil { // a global used as a key (a dtype, say): by name
 			return hkey{kind: 'o', s: k.Class}, nil
 		}
+		return hkey{kind: 'u', i: int64(pos)}, nil
 	}
 	return hkey{}, fmt.Errorf("unhashable dict key of type %s", typeName(k))
 }
