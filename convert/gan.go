@@ -10,7 +10,7 @@ import (
 )
 
 // Formats lists the layouts `ddgi convert --from` takes for generators.
-var Formats = []string{"rosinality", "nvlabs"}
+var Formats = []string{"rosinality", "nvlabs", "eg3d"}
 
 // Generator is a converted GAN generator, ready to Save.
 type Generator interface {

@@ -37,7 +37,7 @@ func convertSG2(t *testing.T, path string, o GANOptions) *stylegan2.Generator {
 // with and without truncation, and given w+.
 func TestRosinalityParity(t *testing.T) {
 	io := golden.Load(t, filepath.Join("testdata", "rosinality", "io.safetensors"))
-	for _, file := range []string{"ckpt.pt", "ckpt_legacy.pt"} {
+	for _, file := range []string{"ckpt.pt", "ckpt_legacy.pt", "ckpt_namespace.pt"} {
 		t.Run(file, func(t *testing.T) {
 			g := convertSG2(t, filepath.Join("testdata", "rosinality", file), GANOptions{ConvClamp: -1})
 			torch.NoGrad(func() {

@@ -314,7 +314,7 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 		}
 	}
 	// Seeds are mapped conditioned on the frontal camera, as EG3D samples.
-	wp, err := codes.wPlus(g.NumWS(), g.Cfg.Backbone.WDim, g.Cfg.Backbone.ZDim, g.Mapping, eg3d.Camera(0, 0))
+	wp, err := codes.wPlus(g.NumWS(), g.Cfg.Backbone.WDim, g.Cfg.Backbone.ZDim, g.Mapping, g.Camera(0, 0))
 	if err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 			w := wp.Narrow(0, int64(i), 1).Repeat(int64(views), 1, 1)
 			cams := make([]*torch.Tensor, views)
 			for k, y := range yaws {
-				cams[k] = eg3d.Camera(y, 0)
+				cams[k] = g.Camera(y, 0)
 			}
 			o := g.Synthesis(w, torch.Cat(cams, 0), nm)
 			if raw != "" {
@@ -380,7 +380,7 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 	for f := range frames {
 		y := yaw * math.Sin(2*math.Pi*float64(f)/frames)
 		torch.Scoped(func() {
-			imgs, e := imageio.FromTensor(g.Synthesis(wp.Narrow(0, 0, 1), eg3d.Camera(y, 0), nm).Image.Clamp(-1, 1))
+			imgs, e := imageio.FromTensor(g.Synthesis(wp.Narrow(0, 0, 1), g.Camera(y, 0), nm).Image.Clamp(-1, 1))
 			if e != nil {
 				err = e
 				return

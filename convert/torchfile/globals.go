@@ -43,6 +43,29 @@ func init() {
 		mk := func(args Tuple) (Value, error) { return newDict(name, args) }
 		allow(&global{name: name, newObj: mk, call: func(_ *machine, a Tuple) (Value, error) { return mk(a) }})
 	}
+	// Plain classes pickled as cls.__new__(cls) + BUILD(__dict__): a
+	// rosinality checkpoint's argparse.Namespace, and the modules NVlabs'
+	// EG3D pickles by name (its renderer, decoder and torch.nn containers).
+	// Their instances are data: the class is a name, the state a dict.
+	for _, name := range []string{
+		"argparse.Namespace",
+		"torch.nn.modules.container.Sequential", "torch.nn.modules.container.ModuleList", "torch.nn.modules.container.ModuleDict",
+		"torch.nn.modules.activation.Softplus", "torch.nn.modules.activation.ReLU", "torch.nn.modules.activation.LeakyReLU",
+		"torch.nn.modules.activation.Sigmoid", "torch.nn.modules.activation.Tanh", "torch.nn.modules.activation.SiLU",
+		"torch.nn.modules.activation.GELU", "torch.nn.modules.linear.Linear", "torch.nn.modules.linear.Identity",
+		"training.triplane.OSGDecoder",
+		"training.volumetric_rendering.renderer.ImportanceRenderer",
+		"training.volumetric_rendering.ray_marcher.MipRayMarcher2",
+		"training.volumetric_rendering.ray_sampler.RaySampler",
+	} {
+		name := name
+		allow(&global{name: name, newObj: func(args Tuple) (Value, error) {
+			if len(args) != 0 {
+				return nil, fmt.Errorf("%s.__new__ with %d arguments", name, len(args))
+			}
+			return &Object{Class: name, data: true}, nil
+		}})
+	}
 	for _, name := range []string{"builtins.set", "builtins.frozenset"} {
 		frozen := strings.HasSuffix(name, "frozenset")
 		allow(&global{name: name, call: func(_ *machine, a Tuple) (Value, error) { return newSet(a, frozen) }})
@@ -180,6 +203,9 @@ func build(inst, state Value) error {
 		return nil
 	case *Object:
 		switch {
+		case x.data && x.State == nil:
+			x.State = state
+			return nil
 		case x.np != nil:
 			return x.np.setState(state)
 		case x.nd:

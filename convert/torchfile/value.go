@@ -137,6 +137,9 @@ type Object struct {
 	g  *global  // set for a global: what calling it does
 	np *npDType // set for a numpy.dtype
 	nd bool     // a numpy.ndarray still waiting for its BUILD
+	// data is set for a whitelisted plain class (cls.__new__ then BUILD with
+	// its __dict__): the instance is only its state.
+	data bool
 }
 
 // Bytes is a byte string too large to be worth copying into memory: Len

@@ -63,6 +63,81 @@ type Config struct {
 	// the core an opaque surface the face is painted on, where a thick
 	// ramp lets colour smear through a semi-transparent volume.
 	ShapeShell float64 `json:"shape_shell,omitempty"`
+
+	// Switches for NVlabs' public EG3D (`ddgi convert --from eg3d` sets
+	// them); their zero values are ddgi's own design, which the shipped
+	// models were trained with.
+	//
+	// PlaneAxes "zx" samples the third plane at (z, x), as NVlabs' released
+	// models do (a known quirk kept for their weights); "" samples (z, y).
+	PlaneAxes string `json:"plane_axes,omitempty"`
+	// Sampling "eg3d" places stratified samples at linspace + jitter·Δ,
+	// smooths the importance weights by max- then average-pooling, and
+	// clamps depth to the batch's sample range (NVlabs' ImportanceRenderer);
+	// "" uses bin centres, raw weights and the far bound for empty rays.
+	Sampling string `json:"sampling,omitempty"`
+	// SRBlocks is NVlabs' super-resolution design: StyleGAN2 synthesis
+	// blocks over the rendered features scaled to [-1,1] (all channels),
+	// after a bilinear resize to SRInputRes; nil is ddgi's design
+	// (SRChannels wide, one upsampling block per octave, features in [0,1]).
+	SRBlocks    []SRBlock `json:"sr_blocks,omitempty"`
+	SRInputRes  int       `json:"sr_input_res,omitempty"`
+	SRConvClamp float64   `json:"sr_conv_clamp,omitempty"`
+	// DecoderLRMul is the tri-plane decoder's learning-rate multiplier
+	// (NVlabs' decoder_lr_mul; 0 reads as 1).
+	DecoderLRMul float64 `json:"decoder_lr_mul,omitempty"`
+	// ConditionZero maps every latent with a zero camera (NVlabs'
+	// c_gen_conditioning_zero, or c_scale 0).
+	ConditionZero bool `json:"condition_zero,omitempty"`
+	// CameraPivot and CameraRadius are the orbit the model was trained on
+	// (NVlabs FFHQ: (0, 0, 0.2) at 2.7); zero values are SynthFace's.
+	CameraPivot  *[3]float64 `json:"camera_pivot,omitempty"`
+	CameraRadius float64     `json:"camera_radius,omitempty"`
+}
+
+// SRBlock is one NVlabs super-resolution block: conv0 (2× upsampling when
+// Up), conv1 and a ToRGB added to the (upsampled) skip image.
+type SRBlock struct {
+	Channels int  `json:"channels"`
+	Up       bool `json:"up"`
+}
+
+// Validate reports configs the generator cannot be built from.
+func (c Config) Validate() error {
+	switch {
+	case c.NeuralRes < 1 || c.ImgRes < 1:
+		return fmt.Errorf("eg3d: neural_res %d and img_res %d must be ≥ 1", c.NeuralRes, c.ImgRes)
+	case c.PlaneAxes != "" && c.PlaneAxes != "zx":
+		return fmt.Errorf("eg3d: plane_axes %q: want \"\" (ddgi) or \"zx\" (NVlabs)", c.PlaneAxes)
+	case c.Sampling != "" && c.Sampling != "eg3d":
+		return fmt.Errorf("eg3d: sampling %q: want \"\" (ddgi) or \"eg3d\" (NVlabs)", c.Sampling)
+	case c.DepthSamples < 2 || c.ImportanceSamples < 0 || (c.Sampling == "eg3d" && c.ImportanceSamples > 0 && c.DepthSamples < 4):
+		return fmt.Errorf("eg3d: %d depth and %d importance samples are too few", c.DepthSamples, c.ImportanceSamples)
+	case c.DecoderLRMul < 0:
+		return fmt.Errorf("eg3d: decoder_lr_mul %v < 0", c.DecoderLRMul)
+	}
+	if c.SRBlocks == nil {
+		if c.NeuralRes > c.ImgRes || c.ImgRes%c.NeuralRes != 0 {
+			return fmt.Errorf("eg3d: neural_res %d must divide img_res %d", c.NeuralRes, c.ImgRes)
+		}
+		return nil
+	}
+	res := max(c.SRInputRes, c.NeuralRes)
+	if c.SRInputRes < c.NeuralRes && c.SRInputRes != 0 {
+		return fmt.Errorf("eg3d: sr_input_res %d below neural_res %d (downsampling with antialiasing is not implemented)", c.SRInputRes, c.NeuralRes)
+	}
+	for _, b := range c.SRBlocks {
+		if b.Channels < 1 {
+			return fmt.Errorf("eg3d: super-resolution block of %d channels", b.Channels)
+		}
+		if b.Up {
+			res *= 2
+		}
+	}
+	if res != c.ImgRes {
+		return fmt.Errorf("eg3d: super-resolution blocks end at %d², img_res is %d", res, c.ImgRes)
+	}
+	return nil
 }
 
 // HeadEllipsoid is a core that stays inside every SynthFace head (skull
@@ -157,11 +232,11 @@ type OSGDecoder struct {
 	FC0, FC1 *nn.Linear
 }
 
-// NewOSGDecoder registers decoder.fc0 and decoder.fc1.
-func NewOSGDecoder(p nn.Path, in, hidden, out int64) *OSGDecoder {
+// NewOSGDecoder registers decoder.fc0 and decoder.fc1 (lrMul 0 reads as 1).
+func NewOSGDecoder(p nn.Path, in, hidden, out int64, lrMul float64) *OSGDecoder {
 	return &OSGDecoder{
-		FC0: nn.NewLinear(p.Sub("fc0"), in, hidden, nn.LinearOpts{EqualLR: true}),
-		FC1: nn.NewLinear(p.Sub("fc1"), hidden, 1+out, nn.LinearOpts{EqualLR: true}),
+		FC0: nn.NewLinear(p.Sub("fc0"), in, hidden, nn.LinearOpts{EqualLR: true, LRMul: lrMul}),
+		FC1: nn.NewLinear(p.Sub("fc1"), hidden, 1+out, nn.LinearOpts{EqualLR: true, LRMul: lrMul}),
 	}
 }
 
@@ -175,15 +250,19 @@ func (d *OSGDecoder) Forward(x *torch.Tensor) (sigma, feat *torch.Tensor) {
 }
 
 // SampleTriplane projects points [B,P,3] (world units) onto the xy, xz and
-// zy planes of planes [B,3,C,H,W] spanning a cube of side boxWarp,
-// bilinearly samples each and averages: [B,P,C].
-func SampleTriplane(planes, pts *torch.Tensor, boxWarp float64) *torch.Tensor {
+// zy planes (zx with axes "zx", NVlabs' layout) of planes [B,3,C,H,W]
+// spanning a cube of side boxWarp, bilinearly samples each and averages:
+// [B,P,C].
+func SampleTriplane(planes, pts *torch.Tensor, boxWarp float64, axes string) *torch.Tensor {
 	s := planes.Shape()
 	b, c, h, w := s[0], s[2], s[3], s[4]
 	p := pts.Size(1)
 	q := pts.MulScalar(2 / boxWarp)
 	x, y, z := q.Select(2, 0), q.Select(2, 1), q.Select(2, 2)
 	pairs := [3][2]*torch.Tensor{{x, y}, {x, z}, {z, y}}
+	if axes == "zx" {
+		pairs[2] = [2]*torch.Tensor{z, x}
+	}
 	var sum *torch.Tensor
 	for k, ab := range pairs {
 		grid := torch.Stack([]*torch.Tensor{ab[0], ab[1]}, 2).Reshape(b, 1, p, 2)
@@ -199,36 +278,67 @@ func SampleTriplane(planes, pts *torch.Tensor, boxWarp float64) *torch.Tensor {
 }
 
 // SuperResolution lifts the neural rendering to ImgRes with StyleGAN2
-// blocks (upsampling StyledConv, StyledConv, ToRGB skip) modulated by w.
+// blocks (StyledConv, upsampling or not, StyledConv, ToRGB skip) modulated
+// by w.
 type SuperResolution struct {
 	Convs  []*stylegan2.StyledConv
 	ToRGBs []*stylegan2.ToRGB
+	Up     []bool // per block: conv0 upsamples and the skip image is upsampled
+	// InputRes resizes the features bilinearly before the first block (0: no).
+	InputRes int
 }
 
-// NewSuperResolution registers superres.* for neural → img resolution.
+// NewSuperResolution registers superres.* for neural → img resolution:
+// ddgi's design (one upsampling block of SRChannels per octave) or
+// c.SRBlocks.
 func NewSuperResolution(p nn.Path, c Config) *SuperResolution {
+	blocks := c.SRBlocks
+	if blocks == nil {
+		for r := c.NeuralRes * 2; r <= c.ImgRes; r *= 2 {
+			blocks = append(blocks, SRBlock{Channels: c.SRChannels, Up: true})
+		}
+	}
 	sr := &SuperResolution{}
+	if c.SRInputRes != c.NeuralRes {
+		sr.InputRes = c.SRInputRes
+	}
 	in := int64(c.DecoderFeatures)
 	wd := int64(c.Backbone.WDim)
-	ch := int64(c.SRChannels)
-	for r := c.NeuralRes * 2; r <= c.ImgRes; r *= 2 {
+	for _, b := range blocks {
+		ch := int64(b.Channels)
 		j := len(sr.Convs)
 		sr.Convs = append(sr.Convs,
-			stylegan2.NewStyledConv(p.Sub("convs").Subf("%d", j), in, ch, wd, true),
+			stylegan2.NewStyledConv(p.Sub("convs").Subf("%d", j), in, ch, wd, b.Up),
 			stylegan2.NewStyledConv(p.Sub("convs").Subf("%d", j+1), ch, ch, wd, false))
 		sr.ToRGBs = append(sr.ToRGBs, stylegan2.NewToRGB(p.Sub("torgbs").Subf("%d", len(sr.ToRGBs)), ch, 3, wd))
+		sr.Up = append(sr.Up, b.Up)
 		in = ch
+	}
+	for _, l := range sr.Convs {
+		l.Clamp = c.SRConvClamp
+	}
+	for _, t := range sr.ToRGBs {
+		t.Clamp = c.SRConvClamp
 	}
 	return sr
 }
 
-// Forward upsamples features [B,F,N,N] (raw RGB = first 3) with style w [B,W].
+// Forward lifts features [B,F,N,N] and the image rgb [B,3,N,N] with style
+// w [B,W].
 func (sr *SuperResolution) Forward(feat, rgb, w *torch.Tensor) *torch.Tensor {
 	x, img := feat, rgb
+	if n := int64(sr.InputRes); n > 0 && n != x.Size(2) {
+		x = torch.Interpolate(x, n, n, torch.Bilinear, false)
+		img = torch.Interpolate(img, n, n, torch.Bilinear, false)
+	}
 	for k, t := range sr.ToRGBs {
 		x = sr.Convs[2*k].Forward(x, w, nil)
 		x = sr.Convs[2*k+1].Forward(x, w, nil)
-		img = t.Forward(x, w, img)
+		if sr.Up[k] {
+			img = t.Forward(x, w, img)
+		} else {
+			img = img.Add(t.Forward(x, w, nil)) // NVlabs' SynthesisBlockNoUp
+		}
 	}
 	return img
 }
@@ -247,8 +357,8 @@ type Generator struct {
 
 // NewGenerator builds the generator under p.
 func NewGenerator(p nn.Path, c Config) (*Generator, error) {
-	if c.NeuralRes > c.ImgRes || c.ImgRes%c.NeuralRes != 0 {
-		return nil, fmt.Errorf("eg3d: neural_res %d must divide img_res %d", c.NeuralRes, c.ImgRes)
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	bb, err := stylegan2.NewGenerator(p.Sub("backbone"), c.Backbone)
 	if err != nil {
@@ -256,7 +366,7 @@ func NewGenerator(p nn.Path, c Config) (*Generator, error) {
 	}
 	return &Generator{
 		Cfg: c, Backbone: bb, Store: p.Store(),
-		Decoder: NewOSGDecoder(p.Sub("decoder"), int64(c.PlaneChannels), int64(c.DecoderHidden), int64(c.DecoderFeatures)),
+		Decoder: NewOSGDecoder(p.Sub("decoder"), int64(c.PlaneChannels), int64(c.DecoderHidden), int64(c.DecoderFeatures), c.DecoderLRMul),
 		SR:      NewSuperResolution(p.Sub("superres"), c),
 	}, nil
 }
@@ -273,6 +383,9 @@ func (g *Generator) MeanWPlus() *torch.Tensor { return g.Backbone.MeanWPlus() }
 // Mapping maps z [B,Z] and the conditioning camera c [B,25] to w+ [B,L,W]
 // with truncation ψ.
 func (g *Generator) Mapping(z, c *torch.Tensor, psi float64) *torch.Tensor {
+	if g.Cfg.ConditionZero {
+		c = torch.Zeros(c.Shape(), c.DType(), c.Device())
+	}
 	return g.Backbone.Mapping(z, c, psi)
 }
 
@@ -296,7 +409,7 @@ func (g *Generator) Planes(wplus *torch.Tensor, mode stylegan2.NoiseMode) *torch
 // prior's density when the config has one).
 func (g *Generator) Field(planes *torch.Tensor) Field {
 	return func(pts *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
-		sigma, feat := g.Decoder.Forward(SampleTriplane(planes, pts, g.Cfg.BoxWarp))
+		sigma, feat := g.Decoder.Forward(SampleTriplane(planes, pts, g.Cfg.BoxWarp, g.Cfg.PlaneAxes))
 		if g.Cfg.ShapePrior != 0 {
 			shell := g.Cfg.ShapeShell
 			if shell == 0 {
@@ -332,10 +445,16 @@ func (g *Generator) Synthesis(wplus, cam *torch.Tensor, mode stylegan2.NoiseMode
 	n := int64(g.Cfg.NeuralRes)
 	planes := g.Planes(wplus, mode)
 	o, d := Rays(cam, g.Cfg.NeuralRes)
-	r := Render(g.Field(planes), o, d, RenderOpts{Start: g.Cfg.RayStart, End: g.Cfg.RayEnd, Samples: g.Cfg.DepthSamples, Importance: g.Cfg.ImportanceSamples, Rng: g.Rng})
+	r := Render(g.Field(planes), o, d, RenderOpts{Start: g.Cfg.RayStart, End: g.Cfg.RayEnd, Samples: g.Cfg.DepthSamples, Importance: g.Cfg.ImportanceSamples, Rng: g.Rng, EG3D: g.Cfg.Sampling == "eg3d"})
 	img := func(t *torch.Tensor) *torch.Tensor { return t.Permute(0, 2, 1).Reshape(b, t.Size(2), n, n) }
 	feat := img(r.Feat)
-	raw := feat.Narrow(1, 0, 3).MulScalar(2).SubScalar(1)
+	if g.Cfg.SRBlocks != nil {
+		feat = feat.MulScalar(2).SubScalar(1) // NVlabs' marcher scales every feature channel
+	}
+	raw := feat.Narrow(1, 0, 3)
+	if g.Cfg.SRBlocks == nil {
+		raw = raw.MulScalar(2).SubScalar(1)
+	}
 	w := wplus.Select(1, int64(g.NumWS()-1))
 	return Output{Image: g.SR.Forward(feat, raw, w), ImageRaw: raw, Depth: img(r.Depth), Weight: img(r.Weight)}
 }
@@ -354,5 +473,23 @@ func Camera(yawDeg, pitchDeg float64) *torch.Tensor {
 
 // ComputeMeanLatent sets w̄ from n mapping samples at the frontal camera.
 func (g *Generator) ComputeMeanLatent(n int, seed uint64) {
-	g.Backbone.ComputeMeanLatent(n, seed, Camera(0, 0))
+	g.Backbone.ComputeMeanLatent(n, seed, g.Camera(0, 0))
+}
+
+// Camera is the model's orbit camera at (yaw, pitch) degrees as a [1,25]
+// label: SynthFace's orbit (Camera) unless the config names another pivot
+// or radius, as a converted NVlabs model does.
+func (g *Generator) Camera(yawDeg, pitchDeg float64) *torch.Tensor {
+	if g.Cfg.CameraPivot == nil && g.Cfg.CameraRadius == 0 {
+		return Camera(yawDeg, pitchDeg)
+	}
+	pivot, radius := synthface.Pivot, synthface.DefaultRadius
+	if g.Cfg.CameraPivot != nil {
+		pivot = *g.Cfg.CameraPivot
+	}
+	if g.Cfg.CameraRadius > 0 {
+		radius = g.Cfg.CameraRadius
+	}
+	c := synthface.LookAtCamera(yawDeg*math.Pi/180, pitchDeg*math.Pi/180, radius, synthface.DefaultFocal, pivot).EG3D()
+	return torch.FromFloat32(c[:], 1, CameraDim)
 }

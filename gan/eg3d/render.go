@@ -39,6 +39,8 @@ type RenderOpts struct {
 	// Rng jitters the stratified samples (training); nil places them at bin
 	// centres (deterministic rendering).
 	Rng *torch.Generator
+	// EG3D samples as NVlabs' ImportanceRenderer (Config.Sampling "eg3d").
+	EG3D bool
 }
 
 // Rendered is a volume-rendered batch of rays.
@@ -46,12 +48,20 @@ type Rendered struct {
 	Feat   *torch.Tensor // [B,R,F]
 	Depth  *torch.Tensor // [B,R,1] expected depth along the ray
 	Weight *torch.Tensor // [B,R,1] accumulated opacity
+	// WeightedDepth is Σ wᵢ·zᵢ [B,R,1], the numerator of Depth.
+	WeightedDepth *torch.Tensor
 }
 
-// stratified returns sorted depths [B,R,N] in [start, end].
+// stratified returns sorted depths [B,R,N]: bin i of N equal bins of
+// [start, end] at (i + jitter)·Δ, Δ = (end − start)/N; with o.EG3D at
+// linspace(start, end, N)ᵢ + jitter·Δ, Δ = (end − start)/(N − 1), as NVlabs
+// (the last sample may pass end). Jitter is uniform, or ½ without o.Rng.
 func stratified(b, r int64, o RenderOpts, dev torch.Device) *torch.Tensor {
 	n := int64(o.Samples)
 	step := (o.End - o.Start) / float64(n)
+	if o.EG3D {
+		step = (o.End - o.Start) / float64(n-1)
+	}
 	base := torch.Arange(0, float64(n), 1, torch.Float32, dev).Reshape(1, 1, n).Expand(b, r, n)
 	var jit *torch.Tensor
 	if o.Rng != nil {
@@ -90,7 +100,8 @@ func RayMarch(t, sigma, feat *torch.Tensor) (out Rendered, weights *torch.Tensor
 	weights = alpha.Mul(trans) // [B,R,N-1,1]
 	wsum := weights.Sum([]int64{2}, false)
 	out.Feat = weights.Mul(fm).Sum([]int64{2}, false)
-	out.Depth = weights.Mul(dm).Sum([]int64{2}, false).Div(wsum.AddScalar(1e-6))
+	out.WeightedDepth = weights.Mul(dm).Sum([]int64{2}, false)
+	out.Depth = out.WeightedDepth.Div(wsum.AddScalar(1e-6))
 	// Rays that hit nothing read the far bound, not 0.
 	out.Depth = torch.Where(wsum.GtScalar(1e-3), out.Depth, torch.Full(out.Depth.Shape(), t.Select(2, n-1).MaxAll().Item(), torch.Float32, t.Device()))
 	out.Weight = wsum
@@ -102,9 +113,15 @@ func RayMarch(t, sigma, feat *torch.Tensor) (out Rendered, weights *torch.Tensor
 // (NeRF's hierarchical sampling). With rng nil the quantiles are evenly
 // spaced; either way the returned depths are sorted.
 func SamplePDF(bins, weights *torch.Tensor, m int, rng *torch.Generator) *torch.Tensor {
+	return samplePDF(bins, weights, m, rng, 0.01)
+}
+
+// samplePDF is SamplePDF with the weights' floor eps (NVlabs: 1e-5 after
+// its own smoothing).
+func samplePDF(bins, weights *torch.Tensor, m int, rng *torch.Generator, eps float64) *torch.Tensor {
 	s := weights.Shape()
 	b, r, k := s[0], s[1], s[2]
-	w := weights.AddScalar(0.01)
+	w := weights.AddScalar(eps)
 	pdf := w.Div(w.Sum([]int64{2}, true))
 	cdf := torch.Cat([]*torch.Tensor{torch.Zeros([]int64{b, r, 1}, torch.Float32, w.Device()), pdf.Cumsum(2)}, 2).Clamp(0, 1) // [B,R,K+1]
 	mm := int64(m)
@@ -170,11 +187,41 @@ func Render(f Field, origins, dirs *torch.Tensor, o RenderOpts) Rendered {
 	torch.NoGrad(func() {
 		n := t.Size(2)
 		bins := t.Narrow(2, 0, n-1).Add(t.Narrow(2, 1, n-1)).MulScalar(0.5) // midpoints, K+1 = N-1
+		if o.EG3D {
+			tf = SamplePDFEG3D(bins, w.Detach().Squeeze(3), o.Importance, o.Rng).Detach()
+			return
+		}
 		ww := w.Detach().Squeeze(3).Narrow(2, 1, n-2)
 		tf = SamplePDF(bins, ww, o.Importance, o.Rng).Detach()
 	})
 	sf, ff := query(f, origins, dirs, tf)
 	tAll, xs := mergeSorted(t, tf, []*torch.Tensor{sigma, feat}, []*torch.Tensor{sf, ff})
 	out, _ = RayMarch(tAll, xs[0], xs[1])
+	if o.EG3D {
+		out.Depth = clampedDepth(out, tAll)
+	}
 	return out
+}
+
+// SamplePDFEG3D is NVlabs' importance sampling: the coarse weights
+// [B,R,N−1] are smoothed by a max-pool (2, stride 1, pad 1) and an
+// average-pool (2, stride 1), floored at 0.01, and the inner N−3 of them
+// weigh the first N−2 midpoint bins (of bins [B,R,N−1]).
+func SamplePDFEG3D(bins, weights *torch.Tensor, m int, rng *torch.Generator) *torch.Tensor {
+	k := weights.Size(2)
+	first, last := weights.Narrow(2, 0, 1), weights.Narrow(2, k-1, 1)
+	inner := weights.Narrow(2, 0, k-1).Maximum(weights.Narrow(2, 1, k-1))
+	mp := torch.Cat([]*torch.Tensor{first, inner, last}, 2)                        // max_pool1d: K+1
+	sm := mp.Narrow(2, 0, k).Add(mp.Narrow(2, 1, k)).MulScalar(0.5).AddScalar(0.01) // avg_pool1d: K
+	return samplePDF(bins.Narrow(2, 0, k-1), sm.Narrow(2, 1, k-2), m, rng, 1e-5)
+}
+
+// clampedDepth is NVlabs' depth: Σwᵢzᵢ/Σwᵢ (∞ where nothing was hit),
+// clamped to the smallest and largest sample depth of the whole batch.
+func clampedDepth(out Rendered, t *torch.Tensor) *torch.Tensor {
+	lo, hi := t.MinAll().Item(), t.MaxAll().Item()
+	hit := out.Weight.GtScalar(0)
+	safe := torch.Where(hit, out.Weight, torch.Ones(out.Weight.Shape(), torch.Float32, t.Device()))
+	far := torch.Full(out.Weight.Shape(), hi, torch.Float32, t.Device())
+	return torch.Where(hit, out.WeightedDepth.Div(safe), far).Clamp(lo, hi)
 }
