@@ -80,6 +80,15 @@ func bytesToUnicode() [256]rune {
 	return t
 }
 
+// clipByteDecoder inverts bytesToUnicode.
+var clipByteDecoder = sync.OnceValue(func() map[rune]byte {
+	dec := map[rune]byte{}
+	for b, r := range bytesToUnicode() {
+		dec[r] = byte(b)
+	}
+	return dec
+})
+
 // byteOrder lists bytes in bytes_to_unicode's order: the printable ones
 // first, as vocab ids 0–255 take them.
 func byteOrder() []int {
@@ -394,7 +403,7 @@ func (t *CLIPTokenizer) VocabSize() int { return len(t.tokens) }
 
 // SetPad makes token (a vocabulary entry: "<|endoftext|>" as SD 1.5's
 // Hugging Face tokenizer pads, "!" for id 0 as OpenAI's clip.tokenize)
-// the padding token.
+// the padding token. Call it before the tokenizer is shared.
 func (t *CLIPTokenizer) SetPad(token string) error {
 	id, ok := t.vocab[token]
 	if !ok {
@@ -477,6 +486,9 @@ func (t *CLIPTokenizer) encodePiece(p string) []int64 {
 // quadratic; pairs formed during a pass wait for the next one.
 func (t *CLIPTokenizer) bpe(p string) []int32 {
 	n := len(p)
+	if n == 0 {
+		return nil
+	}
 	sym := make([]int32, n)
 	for i := 0; i < n; i++ {
 		sym[i] = t.byteSym[p[i]]
@@ -601,11 +613,7 @@ func (t *CLIPTokenizer) EmptyIDs(n, ctx int) *torch.Tensor {
 // bytes (invalid UTF-8 as U+FFFD), "</w>" as a space. Specials and padding
 // stay (id 0 is "!"); an id outside the vocabulary reads as U+FFFD.
 func (t *CLIPTokenizer) Decode(ids []int64) string {
-	dec := map[rune]byte{}
-	bu := bytesToUnicode()
-	for b, r := range bu {
-		dec[r] = byte(b)
-	}
+	dec := clipByteDecoder()
 	var buf bytes.Buffer
 	for _, id := range ids {
 		if id < 0 || id >= int64(len(t.tokens)) {
