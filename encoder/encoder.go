@@ -64,16 +64,17 @@ func AddFlags(fs interface {
 	String(name, value, usage string) *string
 }) Files {
 	return Files{
-		Tokenizer:  fs.String("tokenizer", "weights/tokenizer.json", "BPE vocabulary"),
+		Tokenizer:  fs.String("tokenizer", "weights/tokenizer.json", "BPE vocabulary: ddgi's tokenizer.json, a CLIP tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz"),
 		Text:       fs.String("text-weights", "weights/text_small64.safetensors", "text encoder weights (absent: trained jointly with the U-Net)"),
 		TextPreset: fs.String("text-preset", "small64", "text encoder preset when no weights exist"),
 		VAE:        fs.String("vae", "weights/vae_small64.safetensors", "KL autoencoder weights (latent space \"vae\")"),
 	}
 }
 
-// TextEncoder adapts ddgi/text to diffusion.TextEncoder.
+// TextEncoder adapts ddgi/text to diffusion.TextEncoder. Enc pools at
+// Tok's EOS once paired by Enc.UseVocab (LoadText does).
 type TextEncoder struct {
-	Tok *text.Tokenizer
+	Tok text.Vocab
 	Enc *text.Encoder
 }
 
@@ -83,7 +84,7 @@ func (t TextEncoder) IDs(texts []string) (*torch.Tensor, error) {
 	rows := make([]*torch.Tensor, len(texts))
 	for i, s := range texts {
 		if strings.TrimSpace(s) == "" {
-			rows[i] = text.EmptyIDs(1, ctx)
+			rows[i] = t.Tok.EmptyIDs(1, ctx)
 			continue
 		}
 		r, err := t.Tok.EncodeBatch([]string{s}, ctx)
@@ -112,7 +113,7 @@ func (t TextEncoder) Encode(texts []string) (*torch.Tensor, error) {
 // is missing and allowFresh is set it builds a fresh encoder (trained
 // jointly) and reports fresh = true.
 func LoadText(lw Files, width int64, allowFresh bool) (te TextEncoder, store *nn.Store, err error) {
-	te.Tok, err = text.LoadTokenizer(*lw.Tokenizer)
+	te.Tok, err = text.LoadVocab(*lw.Tokenizer)
 	if err != nil {
 		return te, nil, fmt.Errorf("tokenizer: %w (run `ddgi train tokenizer`)", err)
 	}
@@ -131,7 +132,13 @@ func LoadText(lw Files, width int64, allowFresh bool) (te TextEncoder, store *nn
 		}
 		store = nn.NewStore(torch.CPU, 7)
 		te.Enc = text.NewEncoder(store.Root(), c)
+		if err := te.Enc.UseVocab(te.Tok); err != nil {
+			return te, nil, fmt.Errorf("%s with preset %s: %w", *lw.Tokenizer, *lw.TextPreset, err)
+		}
 		return te, store, nil
+	}
+	if err := te.Enc.UseVocab(te.Tok); err != nil {
+		return te, nil, fmt.Errorf("%s with %s: %w", *lw.Tokenizer, *lw.Text, err)
 	}
 	if w := te.Enc.Config.Width(); w != width {
 		return te, nil, fmt.Errorf("text encoder width %d, U-Net context %d", w, width)

@@ -79,3 +79,34 @@ func TestEncoderFeedsTheInversion(t *testing.T) {
 		})
 	}
 }
+
+// TestWordMaskAsksTheTokenizer: for the shipped tokenizer the mask is what
+// it was when it was ids > text.EOSID; a CLIP-style row (EOS 49407, padded
+// with EOS) marks only its words.
+func TestWordMaskAsksTheTokenizer(t *testing.T) {
+	tok, err := text.LoadVocab("../weights/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	torch.Scoped(func() {
+		ids, err := tok.EncodeBatch([]string{"The woman is smiling.", "He has a beard and wears glasses.", "a"}, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = torch.Cat([]*torch.Tensor{ids, tok.EmptyIDs(1, 16)}, 0)
+		got := WordMask(ids, tok.Specials()).Float32s()
+		want := ids.GtScalar(float64(text.EOSID)).To(torch.Float32).Float32s()
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("position %d: mask %v, was %v", i, got[i], want[i])
+			}
+		}
+		clip := torch.FromInt64([]int64{49406, 320, 1929, 49407, 49407, 49407}, 1, 6)
+		m := WordMask(clip, text.Specials{BOS: 49406, EOS: 49407, Pad: 49407}).Float32s()
+		for i, w := range []float32{0, 1, 1, 0, 0, 0} {
+			if m[i] != w {
+				t.Fatalf("CLIP row mask %v", m)
+			}
+		}
+	})
+}

@@ -62,9 +62,10 @@ func conditions(c inversion.Condition) diffusion.Conditions {
 	return dc
 }
 
-// WordMask marks word tokens (not <bos>, <eos> or padding): [B,L] float.
-func WordMask(ids *torch.Tensor) *torch.Tensor {
-	return ids.GtScalar(float64(text.EOSID)).To(torch.Float32)
+// WordMask marks word tokens (not BOS, EOS or padding) of ids framed by a
+// tokenizer with specials sp: [B,L] float. See text.WordMask.
+func WordMask(ids *torch.Tensor, sp text.Specials) *torch.Tensor {
+	return text.WordMask(ids, sp)
 }
 
 // Features runs one pass and returns h_t and AbSMNet's inputs.
@@ -76,7 +77,7 @@ func (e *E) Features(zt, t *torch.Tensor, texts []string, cond inversion.Conditi
 	ids = ids.ToDevice(zt.Device())
 	ctx := e.Text.Enc.Forward(ids)
 	tp := e.model().Taps(zt, t, ctx, conditions(cond))
-	return tp.H, inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids)}
+	return tp.H, inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids, e.Text.Tok.Specials())}
 }
 
 // DenoiseTo runs E's sampler (its steps and guidance, η = 0) from z_T to

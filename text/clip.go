@@ -76,7 +76,7 @@ func (m *CLIP) Embed(ids, images *torch.Tensor) (txt, img *torch.Tensor) {
 
 // EmbedText is the projected, normalised pooled text embedding.
 func (m *CLIP) EmbedText(ids *torch.Tensor) *torch.Tensor {
-	ids = TrimPadding(ids)
+	ids = TrimPadding(ids, m.Text.EOS)
 	h := m.Text.Forward(ids)
 	return unit(m.TextProj.Forward(m.Text.Pooled(ids, h)))
 }
@@ -102,17 +102,23 @@ func ContrastiveLoss(txt, img, logScale *torch.Tensor) *torch.Tensor {
 	return a.Add(b).MulScalar(0.5)
 }
 
-// TrimPadding drops the columns after the batch's last <eos>: under the
-// causal mask no earlier position sees them, so the kept outputs are
-// unchanged and training skips the padding's cost.
-func TrimPadding(ids *torch.Tensor) *torch.Tensor {
+// TrimPadding drops the columns after the latest of the rows' first eos:
+// under the causal mask no earlier position sees them, so the kept outputs
+// (and the pooled one) are unchanged and training skips the padding's cost.
+// A row without eos keeps every column.
+func TrimPadding(ids *torch.Tensor, eos int64) *torch.Tensor {
 	v := ids.Int64s()
 	l := int(ids.Size(1))
 	used := 1
-	for i, id := range v {
-		if id == EOSID {
-			used = max(used, i%l+1)
+	for r := 0; r < len(v)/l; r++ {
+		end := l
+		for i, id := range v[r*l : (r+1)*l] {
+			if id == eos {
+				end = i + 1
+				break
+			}
 		}
+		used = max(used, end)
 	}
 	if used == l {
 		return ids

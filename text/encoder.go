@@ -66,7 +66,10 @@ type block struct {
 // encoder.layers.N.{layer_norm1,self_attn.{to_q,to_k,to_v,to_out},layer_norm2,mlp.{fc1,fc2}},
 // final_layer_norm.
 type Encoder struct {
-	Config    EncoderConfig
+	Config EncoderConfig
+	// EOS is the id Pooled looks for: the tokenizer's end of text. NewEncoder
+	// sets ddgi's EOSID; UseVocab sets another tokenizer's (CLIP: 49407).
+	EOS       int64
 	tokens    *nn.Embedding
 	positions *torch.Tensor // [Context, Width]
 	blocks    []block
@@ -82,6 +85,7 @@ func NewEncoder(p nn.Path, c EncoderConfig) *Encoder {
 	emb := p.Sub("embeddings")
 	e := &Encoder{
 		Config:    c,
+		EOS:       EOSID,
 		tokens:    nn.NewEmbedding(emb.Sub("token_embedding"), c.Vocab, c.Dim),
 		positions: emb.Sub("position_embedding").Param("weight", []int64{c.Context, c.Dim}, nn.Normal(0.01)),
 		final:     nn.NewLayerNorm(p.Sub("final_layer_norm"), c.Dim),
@@ -116,15 +120,45 @@ func (e *Encoder) Forward(ids *torch.Tensor) *torch.Tensor {
 	return e.final.Forward(x)
 }
 
+// UseVocab pairs the encoder with its tokenizer: Pooled then looks for the
+// tokenizer's EOS. Every id must have an embedding row.
+func (e *Encoder) UseVocab(v Vocab) error {
+	if n := v.VocabSize(); int64(n) > e.Config.Vocab {
+		return fmt.Errorf("tokenizer has %d tokens, the text encoder embeds only %d", n, e.Config.Vocab)
+	}
+	e.EOS = v.Specials().EOS
+	return nil
+}
+
 // Pooled takes hidden [B,L,Width] (Forward's output) at each row's first
-// <eos> (CLIP's sentence embedding), or at the last position if a row has none.
+// e.EOS (CLIP's sentence embedding), or at the last position if a row has
+// none. The first one, not the last: a tokenizer that pads with EOS (SD
+// 1.5's) repeats it, and Hugging Face's CLIPTextModel pools at the first
+// (its argmax over ids, or over ids == eos_token_id, both find the first).
 func (e *Encoder) Pooled(ids, hidden *torch.Tensor) *torch.Tensor {
 	b, l, w := hidden.Size(0), hidden.Size(1), hidden.Size(2)
-	last := torch.Zeros([]int64{l}, torch.Float32, ids.Device())
-	last = last.Add(torch.Arange(0, float64(l), 1, torch.Float32, ids.Device()).EqScalar(float64(l - 1)).To(torch.Float32))
-	score := ids.EqScalar(float64(EOSID)).To(torch.Float32).MulScalar(2).Add(last)
-	idx := score.Argmax(1, false).Reshape(b, 1, 1).Expand(b, 1, w)
-	return hidden.Gather(1, idx).Squeeze(1)
+	idx := EOSPositions(ids, e.EOS).ClampMax(float64(l - 1)).To(torch.Int64)
+	return hidden.Gather(1, idx.Reshape(b, 1, 1).Expand(b, 1, w)).Squeeze(1)
+}
+
+// EOSPositions is, for ids [B,L], each row's first position holding eos, or
+// L where a row has none: [B] float32 (whole numbers).
+func EOSPositions(ids *torch.Tensor, eos int64) *torch.Tensor {
+	l := float64(ids.Size(1))
+	// Score L−i at each eos, 0 elsewhere: the row maximum is the first eos.
+	left := torch.Arange(0, l, 1, torch.Float32, ids.Device()).RSubScalar(l)
+	first := ids.EqScalar(float64(eos)).To(torch.Float32).Mul(left).Amax([]int64{1}, false)
+	return first.RSubScalar(l)
+}
+
+// WordMask marks each row's word tokens, [B,L] float32: the positions
+// before its first EOS that are not BOS. What follows the first EOS is
+// padding whatever its id (OpenAI's CLIP pads with id 0, a real token, "!").
+func WordMask(ids *torch.Tensor, sp Specials) *torch.Tensor {
+	l := ids.Size(1)
+	pos := torch.Arange(0, float64(l), 1, torch.Float32, ids.Device()).Reshape(1, l)
+	before := pos.Lt(EOSPositions(ids, sp.EOS).Unsqueeze(1))
+	return before.LogicalAnd(ids.NeScalar(float64(sp.BOS))).To(torch.Float32)
 }
 
 // LoadEncoder reads weights saved with the config in their metadata (as

@@ -17,7 +17,8 @@ import (
 	"ddgi/torch"
 )
 
-// Special token ids, fixed so the encoder can find <eos> without a tokenizer.
+// Special token ids of ddgi's own tokenizer. Code that may meet another
+// tokenizer (CLIP's) asks Vocab.Specials instead.
 const (
 	PadID int64 = iota
 	BOSID
@@ -240,16 +241,7 @@ func (t *Tokenizer) EncodeBatch(texts []string, ctx int) (*torch.Tensor, error) 
 }
 
 // row frames ids as <bos> ids <eos> padded or cut to ctx.
-func row(ids []int64, ctx int) []int64 {
-	if len(ids) > ctx-2 {
-		ids = ids[:ctx-2]
-	}
-	r := make([]int64, ctx) // PadID is 0
-	r[0] = BOSID
-	copy(r[1:], ids)
-	r[len(ids)+1] = EOSID
-	return r
-}
+func row(ids []int64, ctx int) []int64 { return frame(ids, ctx, ddgiSpecials) }
 
 // EmptyIDs is the empty prompt, <bos> <eos> <pad>…, for n rows: the
 // unconditional input of classifier-free guidance.

@@ -158,7 +158,7 @@ func runTrainText(args []string) error {
 	fs := newFlags("train text", "[flags]")
 	preset := fs.String("preset", "small64", "text encoder preset: tiny or small64")
 	out := fs.String("out", "runs/text", "run folder (resumes when it holds a checkpoint)")
-	tokPath := fs.String("tokenizer", "weights/tokenizer.json", "vocabulary from `ddgi train tokenizer`")
+	tokPath := fs.String("tokenizer", "weights/tokenizer.json", "vocabulary from `ddgi train tokenizer`, or a CLIP tokenizer (folder with vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz)")
 	steps := fs.Int64("steps", 3000, "optimizer steps")
 	batchSize := fs.Int("batch", 128, "image/caption pairs per step (the contrastive negatives)")
 	lr := fs.Float64("lr", 1e-3, "peak learning rate (AdamW, warm-up then cosine)")
@@ -192,7 +192,7 @@ func runTrainText(args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := text.LoadTokenizer(*tokPath)
+	tok, err := text.LoadVocab(*tokPath)
 	if err != nil {
 		return err
 	}
@@ -233,6 +233,9 @@ func runTrainText(args []string) error {
 	store := nn.NewStore(torch.CPU, st.Seed)
 	var model *text.CLIP
 	if err := torch.Try(func() { model = text.NewCLIP(store.Root(), st.Config) }); err != nil {
+		return err
+	}
+	if err := model.Text.UseVocab(tok); err != nil {
 		return err
 	}
 	// An embeddings-only fine-tune keeps the encoder's space: no weight
@@ -399,6 +402,9 @@ func runTrainText(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := half.UseVocab(tok); err != nil {
+		return err
+	}
 	model.Text = half
 	m, err := evaluate()
 	if err != nil {
@@ -412,14 +418,15 @@ func runTrainText(args []string) error {
 // unusedTokenRows marks the tokens that no caption of the photo corpus the
 // tokenizer was learned from (text.Corpus) encodes to: a [vocab,1] mask.
 // Adam leaves a row whose gradient is always zero exactly where it was.
-func unusedTokenRows(tok *text.Tokenizer, vocab int64) (*torch.Tensor, int, error) {
+func unusedTokenRows(tok text.Vocab, vocab int64) (*torch.Tensor, int, error) {
 	used := make([]bool, vocab)
 	for _, c := range text.Corpus(20000) {
 		for _, id := range tok.Encode(c) {
 			used[id] = true
 		}
 	}
-	for _, id := range []int64{text.BOSID, text.EOSID, text.PadID} {
+	sp := tok.Specials()
+	for _, id := range []int64{sp.BOS, sp.EOS, sp.Pad} {
 		used[id] = true
 	}
 	mask := make([]float32, vocab)
@@ -452,7 +459,7 @@ func initTextTower(store *nn.Store, path string, enc text.EncoderConfig) error {
 }
 
 // exportEncoder writes the text tower alone, keys at the root, fp16.
-func exportEncoder(src *nn.Store, enc text.EncoderConfig, tok *text.Tokenizer, path string) error {
+func exportEncoder(src *nn.Store, enc text.EncoderConfig, tok text.Vocab, path string) error {
 	dst := nn.NewStore(torch.CPU, 0)
 	text.NewEncoder(dst.Root(), enc)
 	if err := dst.CopyFrom(src, func(n string) string { return "text." + n }); err != nil {
@@ -473,7 +480,7 @@ func exportEncoder(src *nn.Store, enc text.EncoderConfig, tok *text.Tokenizer, p
 // embedding of a caption to its face's attributes (train captions → bench
 // captions), beside a bag-of-tokens probe (what the words alone carry) and
 // the majority guess, and writes the table to path.
-func probeReport(model *text.CLIP, tok *text.Tokenizer, train, bench *pairs, ctx int, path string) error {
+func probeReport(model *text.CLIP, tok text.Vocab, train, bench *pairs, ctx int, path string) error {
 	feats := func(p *pairs, n int) (emb, bow, y [][]float64, err error) {
 		n = min(n, len(p.captions))
 		err = torch.Try(func() {
