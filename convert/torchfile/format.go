@@ -96,6 +96,10 @@ func load(r io.ReaderAt, size int64) (Value, string, error) {
 	ld := &loader{}
 	s := newStream(r, 0, size)
 	v, err := newMachine(ld, s, "pickle").run()
+	if err != nil && len(head) > 0 && head[0] != 0x80 {
+		// torch.save and pickle.dump write protocol ≥ 2 (a PROTO opcode first).
+		return nil, "", fmt.Errorf("not a PyTorch checkpoint: neither a zip archive nor a protocol-2+ pickle (it starts with %q); read as an old pickle: %w", head[:min(len(head), 8)], err)
+	}
 	if err != nil {
 		return nil, "", err
 	}
