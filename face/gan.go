@@ -22,6 +22,9 @@ type GAN interface {
 	Is3D() bool
 	// Resolution of the rendered images.
 	Resolution() int64
+	// Camera is the [1,25] label of the model's orbit camera at (yaw,
+	// pitch) degrees (a 2D GAN ignores cameras; it returns the frontal one).
+	Camera(yaw, pitch float64) *torch.Tensor
 }
 
 // StyleGAN2 adapts the 2D generator.
@@ -33,11 +36,12 @@ type StyleGAN2 struct{ G *stylegan2.Generator }
 func (s StyleGAN2) Synthesize(w, _ *torch.Tensor) *torch.Tensor {
 	return s.G.Synthesis(w, stylegan2.NoiseNone)
 }
-func (s StyleGAN2) MeanLatent() *torch.Tensor { return s.G.WAvg() }
-func (s StyleGAN2) Styles() int64             { return int64(s.G.NumWS()) }
-func (s StyleGAN2) StyleDim() int64           { return int64(s.G.Cfg.WDim) }
-func (s StyleGAN2) Is3D() bool                { return false }
-func (s StyleGAN2) Resolution() int64         { return int64(s.G.Cfg.Resolution) }
+func (s StyleGAN2) MeanLatent() *torch.Tensor         { return s.G.WAvg() }
+func (s StyleGAN2) Styles() int64                     { return int64(s.G.NumWS()) }
+func (s StyleGAN2) StyleDim() int64                   { return int64(s.G.Cfg.WDim) }
+func (s StyleGAN2) Is3D() bool                        { return false }
+func (s StyleGAN2) Resolution() int64                 { return int64(s.G.Cfg.Resolution) }
+func (s StyleGAN2) Camera(_, _ float64) *torch.Tensor { return eg3d.Camera(0, 0) }
 
 // EG3D adapts the 3D-aware generator; a nil camera is the frontal view.
 type EG3D struct{ G *eg3d.Generator }
@@ -45,15 +49,36 @@ type EG3D struct{ G *eg3d.Generator }
 // Synthesize renders w+ from cameras [B,25] (or frontal).
 func (e EG3D) Synthesize(w, cam *torch.Tensor) *torch.Tensor {
 	if cam == nil {
-		cam = eg3d.Camera(0, 0).ToDevice(w.Device()).Expand(w.Size(0), eg3d.CameraDim)
+		cam = e.G.Camera(0, 0).ToDevice(w.Device()).Expand(w.Size(0), eg3d.CameraDim)
 	}
 	return e.G.Synthesis(w, cam, stylegan2.NoiseNone).Image
 }
-func (e EG3D) MeanLatent() *torch.Tensor { return e.G.WAvg() }
-func (e EG3D) Styles() int64             { return int64(e.G.NumWS()) }
-func (e EG3D) StyleDim() int64           { return int64(e.G.Cfg.Backbone.WDim) }
-func (e EG3D) Is3D() bool                { return true }
-func (e EG3D) Resolution() int64         { return int64(e.G.Cfg.ImgRes) }
+func (e EG3D) MeanLatent() *torch.Tensor               { return e.G.WAvg() }
+func (e EG3D) Styles() int64                           { return int64(e.G.NumWS()) }
+func (e EG3D) StyleDim() int64                         { return int64(e.G.Cfg.Backbone.WDim) }
+func (e EG3D) Is3D() bool                              { return true }
+func (e EG3D) Resolution() int64                       { return int64(e.G.Cfg.ImgRes) }
+func (e EG3D) Camera(yaw, pitch float64) *torch.Tensor { return e.G.Camera(yaw, pitch) }
+
+// GeneratorArch reads a generator file's architecture, "stylegan2" or
+// "eg3d", from its "arch" metadata (a run's checkpoints lack it and are
+// told apart by their config).
+func GeneratorArch(path string) (string, error) {
+	var probe struct {
+		PlaneRes int `json:"plane_res"`
+	}
+	f, err := stylegan2.ReadConfig(path, &probe)
+	if err != nil {
+		return "", err
+	}
+	if a, ok := f.Metadata["arch"]; ok {
+		return a, nil
+	}
+	if probe.PlaneRes > 0 {
+		return "eg3d", nil
+	}
+	return "stylegan2", nil
+}
 
 // LoadGAN loads shipped generator weights ("stylegan2" or "eg3d"), frozen.
 func LoadGAN(arch, path string, dev torch.Device) (GAN, error) {

@@ -46,6 +46,10 @@ type Options struct {
 	// trained against its I^d_0 (inversion_<gan>_<cond>_art). The prompt
 	// names the style ("A marble statue. The man …").
 	Art bool
+	// Generator and Inversion, when set, replace the model set's GAN and
+	// inversion files: a `ddgi convert`ed public generator (any resolution)
+	// and M, T trained on it. GAN must name the generator's architecture.
+	Generator, Inversion string
 }
 
 // Files lists the weight files Options select, in load order.
@@ -55,7 +59,7 @@ func (o Options) Files() map[string]string {
 	if o.Art {
 		unet, text, variant = "diffusion_small64_art.safetensors", "text_small64_art.safetensors", "art"
 	}
-	return map[string]string{
+	files := map[string]string{
 		"tokenizer": w("tokenizer.json"),
 		"text":      w(text),
 		"vae":       w("vae_small64.safetensors"),
@@ -64,6 +68,13 @@ func (o Options) Files() map[string]string {
 		"gan":       w(o.GAN + "_small64.safetensors"),
 		"inversion": w("inversion_" + o.GAN + "_" + o.Cond + variantSuffix(variant) + ".safetensors"),
 	}
+	if o.Generator != "" {
+		files["gan"] = o.Generator
+	}
+	if o.Inversion != "" {
+		files["inversion"] = o.Inversion
+	}
+	return files
 }
 
 func variantSuffix(v string) string {
@@ -339,7 +350,7 @@ func SizeOf(e *encoder.E) int { return int(e.Pipeline.Model.Config.ImageSize()) 
 // View renders code i of w [B,L,dim] from yaw and pitch in degrees (a 2D
 // GAN ignores the camera) as an image.
 func (p *Pipeline) View(w *torch.Tensor, i int, yaw, pitch float64) (image.Image, error) {
-	return p.view(w, i, func() *torch.Tensor { return eg3d.Camera(yaw, pitch) })
+	return p.view(w, i, func() *torch.Tensor { return p.G.Camera(yaw, pitch) })
 }
 
 // ViewCamera renders code i of w from an EG3D camera label (see

@@ -442,6 +442,7 @@ func LoadConfigured[C any, M any](path string, dev torch.Device, build func(Path
 		// the OS now, not after the first forward has peaked beside them.
 		f = nil
 		debug.FreeOSMemory()
+		torch.MallocForLargeTensors()
 	}
 	return m, nil
 }

@@ -1,16 +1,20 @@
-// Command gan benchmarks full-size GAN inference: a public-architecture
-// StyleGAN2 (NVlabs FFHQ config: 1024², channel base 32768, conv_clamp 256)
-// on random weights, one image at a time, in ddgi and in PyTorch running the
-// reference code on the same weights, in one run. It prints seconds per
-// image, peak RSS of each process, their ratio and the largest difference
-// between the two images (the full-size parity check).
+// Command gan benchmarks full-size GAN inference on random weights, one
+// image at a time, in ddgi and in PyTorch running the reference code on the
+// same weights, in one run: NVlabs' StyleGAN2 (FFHQ config: 1024², channel
+// base 32768, conv_clamp 256) or NVlabs' EG3D (ffhq512-128 config: 256²
+// planes, 128² neural rendering, 48+48 samples, Hybrid8XDC to 512²). It
+// prints seconds per image, peak RSS of each process, their ratios and the
+// largest difference between the two images (the full-size parity check).
 //
 //	go run ./bench/gan -ref ~/src/stylegan2-ada-pytorch [-res 1024] [-threads 2]
+//	go run ./bench/gan -arch eg3d -ref ~/src/eg3d/eg3d [-threads 2]
 //
 // The PyTorch side (peer.py) needs Debian's python3-torch (scripts/setup.sh
-// --peer) and a checkout of NVlabs/stylegan2-ada-pytorch; its generator is
-// pickled as NVlabs' training loop does and read back by `ddgi convert`'s
-// code. Without -ref, ddgi runs alone on its own random weights.
+// --peer; EG3D also python3-scipy) and a checkout of the reference code; its
+// generator is pickled as NVlabs' training loops do and read back by `ddgi
+// convert`'s code. EG3D's two random draws are fixed to ddgi's deterministic
+// sample placement in the peer. Without -ref, ddgi's StyleGAN2 runs alone
+// on its own random weights.
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 	"time"
 
 	"ddgi/convert"
+	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -37,19 +42,26 @@ type result struct {
 }
 
 func main() {
-	ref := flag.String("ref", "", "stylegan2-ada-pytorch checkout for the PyTorch side (empty: ddgi alone)")
+	ref := flag.String("ref", "", "stylegan2-ada-pytorch checkout (eg3d: the eg3d/eg3d folder of NVlabs/eg3d) for the PyTorch side (empty: ddgi alone)")
+	arch := flag.String("arch", "stylegan2", "stylegan2 or eg3d")
 	res := flag.Int("res", 1024, "output resolution")
 	threads := flag.Int("threads", 2, "threads of each engine")
 	images := flag.Int("images", 3, "images per round (one at a time)")
+	keep := flag.String("keep", "", "copy the converted generator and codes into this folder (to reproduce a run)")
 	measure := flag.String("measure", "", "internal: render with this generator and print a result")
 	wsPath := flag.String("ws", "", "internal: w+ codes")
 	rawOut := flag.String("raw", "", "internal: where to write the images")
 	flag.Parse()
 	var err error
-	if *measure != "" {
-		err = runMeasure(*measure, *wsPath, *rawOut, *threads)
-	} else {
-		err = runBench(*ref, *res, *threads, *images)
+	switch {
+	case *arch != "stylegan2" && *arch != "eg3d":
+		err = fmt.Errorf("-arch %q: want stylegan2 or eg3d", *arch)
+	case *measure != "":
+		err = runMeasure(*arch, *measure, *wsPath, *rawOut, *threads)
+	case *arch == "eg3d" && *ref == "":
+		err = fmt.Errorf("-arch eg3d needs -ref (the eg3d/eg3d folder of a NVlabs/eg3d checkout)")
+	default:
+		err = runBench(*arch, *ref, *keep, *res, *threads, *images)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/gan:", err)
@@ -57,18 +69,26 @@ func main() {
 	}
 }
 
-func runBench(ref string, res, threads, images int) error {
+func runBench(arch, ref, keep string, res, threads, images int) error {
 	dir, err := os.MkdirTemp("", "ddgi-bench-gan-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if keep != "" {
+		defer func() {
+			os.MkdirAll(keep, 0o755)
+			for _, f := range []string{"g.safetensors", "ws.safetensors", "ref.safetensors", "ddgi.safetensors"} {
+				os.Rename(filepath.Join(dir, f), filepath.Join(keep, f))
+			}
+		}()
+	}
 	gPath := filepath.Join(dir, "g.safetensors")
 	wsPath := filepath.Join(dir, "ws.safetensors")
 	var peer result
 	if ref != "" {
 		_, self, _, _ := runtime.Caller(0)
-		cmd := exec.Command("/usr/bin/python3", filepath.Join(filepath.Dir(self), "peer.py"), "--ref", ref,
+		cmd := exec.Command("/usr/bin/python3", filepath.Join(filepath.Dir(self), "peer.py"), "--ref", ref, "--arch", arch,
 			"--res", fmt.Sprint(res), "--images", fmt.Sprint(images), "--threads", fmt.Sprint(threads), "--dir", dir)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
@@ -79,19 +99,23 @@ func runBench(ref string, res, threads, images int) error {
 			return fmt.Errorf("peer.py said %q: %w", out, err)
 		}
 		t0 := time.Now()
-		g, _, err := convert.GAN(filepath.Join(dir, "net.pkl"), convert.GANOptions{From: "nvlabs", ConvClamp: -1})
+		from := "nvlabs"
+		if arch == "eg3d" {
+			from = "eg3d"
+		}
+		g, _, err := convert.GAN(filepath.Join(dir, "net.pkl"), convert.GANOptions{From: from, ConvClamp: -1})
 		if err != nil {
 			return err
 		}
 		if err := g.Save(gPath, false); err != nil {
 			return err
 		}
-		fmt.Printf("converted NVlabs pickle in %.1f s\n", time.Since(t0).Seconds())
+		fmt.Printf("converted the NVlabs pickle in %.1f s\n", time.Since(t0).Seconds())
 	} else if err := randomGenerator(gPath, wsPath, res, images); err != nil {
 		return err
 	}
 	rawPath := filepath.Join(dir, "ddgi.safetensors")
-	cmd := exec.Command(os.Args[0], "-measure", gPath, "-ws", wsPath, "-raw", rawPath, "-threads", fmt.Sprint(threads))
+	cmd := exec.Command(os.Args[0], "-arch", arch, "-measure", gPath, "-ws", wsPath, "-raw", rawPath, "-threads", fmt.Sprint(threads))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -101,7 +125,11 @@ func runBench(ref string, res, threads, images int) error {
 	if err := json.Unmarshal(out, &ours); err != nil {
 		return fmt.Errorf("ddgi run said %q: %w", out, err)
 	}
-	fmt.Printf("StyleGAN2 %d² (NVlabs FFHQ config), %d thread(s), one image at a time:\n", res, threads)
+	if arch == "eg3d" {
+		fmt.Printf("EG3D 512² (NVlabs ffhq512-128 config), %d thread(s), one view at a time:\n", threads)
+	} else {
+		fmt.Printf("StyleGAN2 %d² (NVlabs FFHQ config), %d thread(s), one image at a time:\n", res, threads)
+	}
 	fmt.Printf("  ddgi     %.2f s/image, peak RSS %.0f MB\n", ours.SecPerImage, ours.PeakRSSMB)
 	if ref == "" {
 		return nil
@@ -153,13 +181,9 @@ func readImage(path string) (*torch.Tensor, error) {
 
 // runMeasure renders every code one at a time, two rounds, and prints the
 // best round's seconds per image and this process's peak RSS.
-func runMeasure(gPath, wsPath, rawPath string, threads int) error {
+func runMeasure(arch, gPath, wsPath, rawPath string, threads int) error {
 	runtime.LockOSThread()
 	torch.SetThreads(threads)
-	g, err := stylegan2.Load(gPath, torch.CPU)
-	if err != nil {
-		return err
-	}
 	f, err := safetensors.Load(wsPath)
 	if err != nil {
 		return err
@@ -167,6 +191,24 @@ func runMeasure(gPath, wsPath, rawPath string, threads int) error {
 	ws, err := nn.FromSafetensors(f.Tensors["w_plus"], torch.CPU)
 	if err != nil {
 		return err
+	}
+	var render func(w *torch.Tensor) *torch.Tensor
+	if arch == "eg3d" {
+		g, err := eg3d.Load(gPath, torch.CPU)
+		if err != nil {
+			return err
+		}
+		cam, err := nn.FromSafetensors(f.Tensors["camera"], torch.CPU)
+		if err != nil {
+			return err
+		}
+		render = func(w *torch.Tensor) *torch.Tensor { return g.Synthesis(w, cam, stylegan2.NoiseConst).Image }
+	} else {
+		g, err := stylegan2.Load(gPath, torch.CPU)
+		if err != nil {
+			return err
+		}
+		render = func(w *torch.Tensor) *torch.Tensor { return g.Synthesis(w, stylegan2.NoiseConst) }
 	}
 	best := 0.0
 	var imgs []*torch.Tensor
@@ -180,7 +222,7 @@ func runMeasure(gPath, wsPath, rawPath string, threads int) error {
 				t0 := time.Now()
 				for i := range ws.Size(0) {
 					s := torch.NewScope()
-					img := g.Synthesis(ws.Narrow(0, i, 1), stylegan2.NoiseConst)
+					img := render(ws.Narrow(0, i, 1))
 					s.Keep(img)
 					s.Close()
 					imgs = append(imgs, img)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"ddgi/data"
 	"ddgi/internal/golden"
 	"ddgi/torch"
 )
@@ -50,5 +51,48 @@ func TestConvertThenSample(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "j.safetensors")); err == nil {
 		t.Error("a failed conversion left an output file")
+	}
+}
+
+// TestPublicGeneratorThroughTheMethod takes converted public generators
+// (NVlabs StyleGAN2 at 32², NVlabs EG3D at 64², both random weights) through
+// the method as a user would: `train inversion --generator` (W+ sized from
+// the generator's config, renders resized for the losses), then `generate
+// --generator --inversion`.
+func TestPublicGeneratorThroughTheMethod(t *testing.T) {
+	dir, w := tinyWeights(t)
+	mask := make([]uint8, 40*40)
+	for i := range mask {
+		mask[i] = uint8((i / 40) % 19)
+	}
+	mpath := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mpath, mask, 40); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, fixture string }{
+		{"nvlabs", "nvlabs/network-snapshot.pkl"},
+		{"eg3d", "eg3d/network-snapshot.pkl"},
+	} {
+		g := filepath.Join(dir, c.name+".safetensors")
+		if code := run([]string{"convert", "--in", filepath.Join("..", "..", "convert", "testdata", c.fixture), "--out", g}); code != 0 {
+			t.Fatalf("convert %s exited %d", c.name, code)
+		}
+		inv := filepath.Join(dir, "inv_"+c.name+".safetensors")
+		if code := run([]string{"train", "inversion", "--weights", w, "--generator", g, "--out", filepath.Join(dir, "run_"+c.name), "--steps1", "2", "--steps2", "1",
+			"--batch", "2", "--n", "4", "--lpips", "0", "--id", "0", "--width", "16", "--checkpoint-every", "2", "--export", inv}); code != 0 {
+			t.Fatalf("train inversion --generator %s exited %d", c.name, code)
+		}
+		out := filepath.Join(dir, "out_"+c.name, "face.png")
+		if code := run([]string{"generate", "--weights", w, "--generator", g, "--inversion", inv, "--text", "The woman is smiling.", "--mask", mpath, "--out", out}); code != 0 {
+			t.Fatalf("generate --generator %s exited %d", c.name, code)
+		}
+		if _, err := os.Stat(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The shipped-size inversion does not fit a converted generator: a clear error.
+	if code := run([]string{"generate", "--weights", w, "--generator", filepath.Join(dir, "nvlabs.safetensors"), "--inversion", filepath.Join(w, "inversion_stylegan2_mask.safetensors"),
+		"--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")}); code != 1 {
+		t.Errorf("mismatched inversion exited %d, want 1", code)
 	}
 }

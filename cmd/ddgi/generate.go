@@ -38,7 +38,9 @@ func runGenerate(args []string) error {
 	maskPath := fs.String("mask", "", "semantic mask PNG: one channel of labels 0–18 (CelebAMask-HQ order) or the palette; any size")
 	scribblePath := fs.String("scribble", "", "scribble PNG: white strokes on black (or the inverse); any size")
 	out := fs.String("out", "", "output PNG; the code goes beside it as <out>.latent.safetensors")
-	gan := fs.String("gan", "stylegan2", "stylegan2 (2D) or eg3d (3D-aware)")
+	gan := fs.String("gan", "stylegan2", "stylegan2 (2D) or eg3d (3D-aware); with --generator, read from that file")
+	generator := fs.String("generator", "", "use this generator instead of the model set's (e.g. a `ddgi convert`ed public one); needs --inversion trained on it")
+	inversionFile := fs.String("inversion", "", "M and T trained for --generator (`ddgi train inversion --generator … --export`)")
 	views := fs.Int("views", 0, "eg3d: also render N views across the yaw range into <out>_views.png and <out>_turn.gif")
 	yaw := fs.Float64("yaw", 0, "eg3d: camera yaw in degrees (±50 trained)")
 	pitch := fs.Float64("pitch", 0, "eg3d: camera pitch in degrees (±20 trained)")
@@ -101,7 +103,15 @@ func runGenerate(args []string) error {
 		}
 		cam = &c
 	}
-	p, err := face.Load(face.Options{Weights: *weights, GAN: *gan, Cond: cond, Device: dev, Step: *step, Art: *art})
+	if (*generator == "") != (*inversionFile == "") {
+		return fmt.Errorf("--generator and --inversion go together: M and T are trained for one generator")
+	}
+	if *generator != "" {
+		if *gan, err = face.GeneratorArch(*generator); err != nil {
+			return err
+		}
+	}
+	p, err := face.Load(face.Options{Weights: *weights, GAN: *gan, Cond: cond, Device: dev, Step: *step, Art: *art, Generator: *generator, Inversion: *inversionFile})
 	if err != nil {
 		return err
 	}

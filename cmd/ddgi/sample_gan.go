@@ -11,6 +11,7 @@ import (
 
 	"ddgi/auxnets"
 	"ddgi/data"
+	"ddgi/face"
 	"ddgi/gan"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
@@ -57,7 +58,7 @@ func runSampleGAN(args []string) error {
 	}
 	a := *arch
 	if a == "" {
-		if a, err = weightsArch(path); err != nil {
+		if a, err = face.GeneratorArch(path); err != nil {
 			return err
 		}
 	}
@@ -190,25 +191,6 @@ func writeRaw(path string, img *torch.Tensor, meta map[string]string) error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (image %v)\n", path, img.Shape())
 	return nil
-}
-
-// weightsArch reads the "arch" metadata key (run checkpoints lack it:
-// they are told apart by their config).
-func weightsArch(path string) (string, error) {
-	var probe struct {
-		PlaneRes int `json:"plane_res"`
-	}
-	f, err := stylegan2.ReadConfig(path, &probe)
-	if err != nil {
-		return "", err
-	}
-	if a, ok := f.Metadata["arch"]; ok {
-		return a, nil
-	}
-	if probe.PlaneRes > 0 {
-		return "eg3d", nil
-	}
-	return "stylegan2", nil
 }
 
 func parseSeeds(s string) ([]uint64, error) {

@@ -20,7 +20,8 @@ func init() {
 
 func runTrainInversion(args []string) error {
 	fs := newFlags("train inversion", "--gan stylegan2|eg3d --cond mask|scribble [--ablation m-only|no-attn|gt-only|d0-only] --out runs/inv [flags]")
-	gan := fs.String("gan", "stylegan2", "GAN to invert into: stylegan2 or eg3d")
+	gan := fs.String("gan", "stylegan2", "GAN to invert into: stylegan2 or eg3d; with --generator, read from that file")
+	generator := fs.String("generator", "", "invert into this generator instead of the model set's (e.g. a `ddgi convert`ed public one, any resolution: W+ size from its config, renders resized for the losses)")
 	cond := fs.String("cond", "mask", "visual condition: mask or scribble")
 	ablation := fs.String("ablation", "", "Table 2 ablation: m-only, no-attn, gt-only, d0-only (empty: the full method)")
 	out := fs.String("out", "", "run folder (resumes when it holds a checkpoint)")
@@ -71,7 +72,12 @@ func runTrainInversion(args []string) error {
 	if err != nil {
 		return err
 	}
-	o := face.Options{Weights: *weights, GAN: *gan, Cond: *cond, Device: dev, Art: *artModel}
+	if *generator != "" {
+		if *gan, err = face.GeneratorArch(*generator); err != nil {
+			return err
+		}
+	}
+	o := face.Options{Weights: *weights, GAN: *gan, Cond: *cond, Device: dev, Art: *artModel, Generator: *generator}
 	e, err := face.LoadEncoder(o)
 	if err != nil {
 		return err

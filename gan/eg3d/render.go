@@ -1,6 +1,8 @@
 package eg3d
 
 import (
+	"math"
+
 	"ddgi/torch"
 )
 
@@ -50,6 +52,8 @@ type Rendered struct {
 	Weight *torch.Tensor // [B,R,1] accumulated opacity
 	// WeightedDepth is Σ wᵢ·zᵢ [B,R,1], the numerator of Depth.
 	WeightedDepth *torch.Tensor
+	// near and far are the extreme sample depths (EG3D sampling only).
+	near, far float64
 }
 
 // stratified returns sorted depths [B,R,N]: bin i of N equal bins of
@@ -198,7 +202,36 @@ func Render(f Field, origins, dirs *torch.Tensor, o RenderOpts) Rendered {
 	tAll, xs := mergeSorted(t, tf, []*torch.Tensor{sigma, feat}, []*torch.Tensor{sf, ff})
 	out, _ = RayMarch(tAll, xs[0], xs[1])
 	if o.EG3D {
-		out.Depth = clampedDepth(out, tAll)
+		out.near, out.far = tAll.MinAll().Item(), tAll.MaxAll().Item()
+		out.Depth = clampedDepth(out)
+	}
+	return out
+}
+
+// RenderChunks is Render over chunks of at most n rays, freeing each
+// chunk's samples before the next: full-size inference (EG3D-512 decodes
+// 128² rays × 96 samples) in bounded memory. The result equals Render's;
+// NVlabs' depth clamp still spans the whole batch.
+func RenderChunks(f Field, origins, dirs *torch.Tensor, o RenderOpts, n int64) Rendered {
+	rays := origins.Size(1)
+	if rays <= n {
+		return Render(f, origins, dirs, o)
+	}
+	var feat, depth, weight, wdepth []*torch.Tensor
+	near, far := math.Inf(1), math.Inf(-1)
+	for i := int64(0); i < rays; i += n {
+		k := min(n, rays-i)
+		s := torch.NewScope()
+		r := Render(f, origins.Narrow(1, i, k), dirs.Narrow(1, i, k), o)
+		s.Keep(r.Feat, r.Depth, r.Weight, r.WeightedDepth)
+		s.Close()
+		feat, depth, weight, wdepth = append(feat, r.Feat), append(depth, r.Depth), append(weight, r.Weight), append(wdepth, r.WeightedDepth)
+		near, far = math.Min(near, r.near), math.Max(far, r.far)
+	}
+	out := Rendered{Feat: torch.Cat(feat, 1), Depth: torch.Cat(depth, 1), Weight: torch.Cat(weight, 1), WeightedDepth: torch.Cat(wdepth, 1)}
+	if o.EG3D {
+		out.near, out.far = near, far
+		out.Depth = clampedDepth(out)
 	}
 	return out
 }
@@ -211,15 +244,16 @@ func SamplePDFEG3D(bins, weights *torch.Tensor, m int, rng *torch.Generator) *to
 	k := weights.Size(2)
 	first, last := weights.Narrow(2, 0, 1), weights.Narrow(2, k-1, 1)
 	inner := weights.Narrow(2, 0, k-1).Maximum(weights.Narrow(2, 1, k-1))
-	mp := torch.Cat([]*torch.Tensor{first, inner, last}, 2)                        // max_pool1d: K+1
+	mp := torch.Cat([]*torch.Tensor{first, inner, last}, 2)                         // max_pool1d: K+1
 	sm := mp.Narrow(2, 0, k).Add(mp.Narrow(2, 1, k)).MulScalar(0.5).AddScalar(0.01) // avg_pool1d: K
 	return samplePDF(bins.Narrow(2, 0, k-1), sm.Narrow(2, 1, k-2), m, rng, 1e-5)
 }
 
 // clampedDepth is NVlabs' depth: Σwᵢzᵢ/Σwᵢ (∞ where nothing was hit),
 // clamped to the smallest and largest sample depth of the whole batch.
-func clampedDepth(out Rendered, t *torch.Tensor) *torch.Tensor {
-	lo, hi := t.MinAll().Item(), t.MaxAll().Item()
+func clampedDepth(out Rendered) *torch.Tensor {
+	lo, hi := out.near, out.far
+	t := out.Weight
 	hit := out.Weight.GtScalar(0)
 	safe := torch.Where(hit, out.Weight, torch.Ones(out.Weight.Shape(), torch.Float32, t.Device()))
 	far := torch.Full(out.Weight.Shape(), hi, torch.Float32, t.Device())
