@@ -8,6 +8,7 @@ package convert
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,7 +106,7 @@ func (t Table) Plan(src, want map[string][]int64) (map[string]string, error) {
 			continue
 		}
 		got := src[name]
-		if !sameShape(got, shape) && !(r.Reshape && sameSqueezed(got, shape)) {
+		if !slices.Equal(got, shape) && !(r.Reshape && sameSqueezed(got, shape)) {
 			badShape = append(badShape, fmt.Sprintf("%s %v → %s %v", name, got, to, shape))
 		}
 		target[to] = name
@@ -164,20 +165,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // sameSqueezed compares shapes with their size-1 dimensions removed.
-func sameSqueezed(a, b []int64) bool { return sameShape(squeeze(a), squeeze(b)) }
+func sameSqueezed(a, b []int64) bool { return slices.Equal(squeeze(a), squeeze(b)) }
 
 func squeeze(s []int64) []int64 {
 	var out []int64

@@ -8,8 +8,6 @@ import (
 	"ddgi/convert/torchfile"
 	"ddgi/gan/eg3d"
 	"ddgi/nn"
-	"ddgi/safetensors"
-	"ddgi/torch"
 )
 
 // EG3DTable is the layout of NVlabs' TriPlaneGenerator (eg3d/training/
@@ -112,20 +110,8 @@ func EG3D(src map[string]Source, net torchfile.Value, o EG3DOptions) (Generator,
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	store := nn.NewStore(torch.CPU, 0)
-	store.SkipInit = true
-	var g *eg3d.Generator
-	if terr := torch.Try(func() { g, err = eg3d.NewGenerator(store.Root(), c) }); terr != nil {
-		return nil, terr
-	}
+	g, store, err := fill(EG3DTable, src, func(p nn.Path) (*eg3d.Generator, error) { return eg3d.NewGenerator(p, c) })
 	if err != nil {
-		return nil, err
-	}
-	tensors, err := Apply(EG3DTable, src, storeShapes(store))
-	if err != nil {
-		return nil, err
-	}
-	if err := store.LoadFile(&safetensors.File{Tensors: tensors}); err != nil {
 		return nil, err
 	}
 	store.Freeze("")

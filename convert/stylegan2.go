@@ -111,42 +111,65 @@ func StyleGAN2(t Table, src map[string]Source, o StyleGAN2Options) (*stylegan2.G
 	if o.MappingLRMul > 0 {
 		cfg.MappingLRMul = o.MappingLRMul
 	}
-	store := nn.NewStore(torch.CPU, 0)
-	store.SkipInit = true
-	var g *stylegan2.Generator
-	if err := torch.Try(func() { g, err = stylegan2.NewGenerator(store.Root(), cfg) }); err != nil {
-		return nil, err
+	var computed []string
+	if !producesName(t, src, "mapping.w_avg") {
+		computed = append(computed, "mapping.w_avg")
 	}
+	g, store, err := fill(t, src, func(p nn.Path) (*stylegan2.Generator, error) { return stylegan2.NewGenerator(p, cfg) }, computed...)
 	if err != nil {
 		return nil, err
 	}
-	want := storeShapes(store)
-	hasWAvg := false
-	for name := range src {
-		if r, m := t.match(name); m != nil && r.To(m) == "mapping.w_avg" {
-			hasWAvg = true
-		}
-	}
-	if !hasWAvg {
-		delete(want, "mapping.w_avg")
-	}
-	tensors, err := Apply(t, src, want)
-	if err != nil {
-		return nil, err
-	}
-	if !hasWAvg {
-		tensors["mapping.w_avg"], _ = safetensors.FromFloat32([]int64{int64(cfg.WDim)}, make([]float32, cfg.WDim))
-	}
-	if err := store.LoadFile(&safetensors.File{Tensors: tensors}); err != nil {
-		return nil, err
-	}
-	if !hasWAvg {
+	if len(computed) > 0 {
 		if err := torch.Try(func() { g.ComputeMeanLatent(10000, 12345, nil) }); err != nil {
 			return nil, err
 		}
 	}
 	store.Freeze("")
 	return g, nil
+}
+
+// producesName reports whether a tensor of src is renamed to name by t.
+func producesName(t Table, src map[string]Source, name string) bool {
+	for n := range src {
+		if r, m := t.match(n); m != nil && r.To(m) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// fill builds a network on a store that skips random initialisation and
+// loads every tensor from src through t, except the computed ones (left
+// at zero for the caller to compute).
+func fill[M any](t Table, src map[string]Source, build func(nn.Path) (M, error), computed ...string) (M, *nn.Store, error) {
+	var m M
+	store := nn.NewStore(torch.CPU, 0)
+	store.SkipInit = true
+	var err error
+	if terr := torch.Try(func() { m, err = build(store.Root()) }); terr != nil {
+		return m, nil, terr
+	}
+	if err != nil {
+		return m, nil, err
+	}
+	want := storeShapes(store)
+	for _, n := range computed {
+		delete(want, n)
+	}
+	tensors, err := Apply(t, src, want)
+	if err != nil {
+		return m, nil, err
+	}
+	for _, n := range computed {
+		shape := store.Get(n).Shape()
+		if tensors[n], err = safetensors.FromFloat32(shape, make([]float32, store.Get(n).Numel())); err != nil {
+			return m, nil, err
+		}
+	}
+	if err := store.LoadFile(&safetensors.File{Tensors: tensors}); err != nil {
+		return m, nil, err
+	}
+	return m, store, nil
 }
 
 // storeShapes lists a store's tensor names and shapes.

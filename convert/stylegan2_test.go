@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"ddgi/convert/torchfile"
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/golden"
 	"ddgi/nn"
@@ -92,7 +94,7 @@ func checkClose(t *testing.T, name string, got, want *torch.Tensor) {
 	if want == nil {
 		t.Fatalf("%s: no reference tensor", name)
 	}
-	if g, w := got.Shape(), want.Shape(); !sameShape(g, w) {
+	if g, w := got.Shape(), want.Shape(); !slices.Equal(g, w) {
 		t.Fatalf("%s: shape %v, reference %v", name, g, w)
 	}
 	d := got.Sub(want).Abs().MaxAll().Item()
@@ -197,4 +199,37 @@ func TestPlanNamesEveryProblem(t *testing.T) {
 			t.Errorf("error does not name %q: %v", s, err)
 		}
 	}
+}
+
+// TestRosinalityWithoutLatentAvg converts a checkpoint lacking latent_avg:
+// w̄ is then the mean of the mapping network, as rosinality computes it.
+func TestRosinalityWithoutLatentAvg(t *testing.T) {
+	f, err := torchfile.Open(filepath.Join("testdata", "rosinality", "ckpt.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gEMA, _ := f.Root().(*torchfile.Dict).Get("g_ema")
+	ts, err := torchfile.Tensors(gEMA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := map[string]Source{}
+	for n, x := range ts {
+		src[n] = tensorSource{x}
+	}
+	g, err := StyleGAN2(Rosinality, src, StyleGAN2Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			z := torch.Randn(torch.NewGenerator(99), []int64{20000, int64(g.Cfg.ZDim)}, torch.Float32, torch.CPU)
+			mean := g.Map.Forward(z, nil).Mean([]int64{0}, false)
+			scale := mean.Abs().MaxAll().Item()
+			if d := g.WAvg().Sub(mean).Abs().MaxAll().Item(); scale == 0 || d > 0.05*scale {
+				t.Errorf("w̄ differs from the mapping's mean by %g (scale %g)", d, scale)
+			}
+		})
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 
@@ -332,7 +333,7 @@ func (s *Store) LoadFile(f *safetensors.File) error {
 	for _, n := range s.order {
 		dst := s.tensors[n].t
 		st := f.Tensors[n]
-		if want := dst.Shape(); !sameShape(want, st.Shape) {
+		if want := dst.Shape(); !slices.Equal(want, st.Shape) {
 			return fmt.Errorf("tensor %s: shape %v in file, network wants %v", n, st.Shape, want)
 		}
 		src, err := dequantized(f, n)
@@ -360,18 +361,6 @@ func head(names []string) string {
 		return fmt.Sprintf("%v…", names[:3])
 	}
 	return fmt.Sprint(names)
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // CopyFrom copies every tensor of o (same names and shapes) into s; used

@@ -8,6 +8,7 @@ package golden
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	"ddgi/nn"
@@ -69,7 +70,7 @@ func Check(t testing.TB, path string, got map[string]*torch.Tensor, tol float64)
 			t.Errorf("%s: no reference %q", path, name)
 			continue
 		}
-		if gs, ws := g.Shape(), w.Shape(); !sameShape(gs, ws) {
+		if gs, ws := g.Shape(), w.Shape(); !slices.Equal(gs, ws) {
 			t.Errorf("%s: shape %v, reference %v", name, gs, ws)
 			continue
 		}
@@ -79,16 +80,4 @@ func Check(t testing.TB, path string, got map[string]*torch.Tensor, tol float64)
 			t.Errorf("%s: max |Δ| = %.3g > %.0e against %s", name, d, tol, path)
 		}
 	}
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
