@@ -97,9 +97,12 @@ func runDiffuse(args []string) error {
 		}
 		imgs = append(imgs, img)
 	}
-	err = torch.Try(func() { err = imageio.SaveTensorGrid(*out, torch.Cat(imgs, 0), *n) })
-	if err != nil {
+	var saveErr error
+	if err := torch.Try(func() { saveErr = imageio.SaveTensorGrid(*out, torch.Cat(imgs, 0), *n) }); err != nil {
 		return err
+	}
+	if saveErr != nil {
+		return saveErr
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
 	return nil
