@@ -115,6 +115,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("eg3d: %d depth and %d importance samples are too few", c.DepthSamples, c.ImportanceSamples)
 	case c.DecoderLRMul < 0:
 		return fmt.Errorf("eg3d: decoder_lr_mul %v < 0", c.DecoderLRMul)
+	case c.NeuralRes > 2048 || c.ImgRes > stylegan2.MaxResolution || c.SRInputRes > 2048 || c.DepthSamples > 1024 || c.ImportanceSamples > 1024 ||
+		c.PlaneChannels > 1024 || c.DecoderHidden > 4096 || c.DecoderFeatures > 4096 || c.SRChannels > 8192 || len(c.SRBlocks) > 8:
+		return fmt.Errorf("eg3d: config beyond any public model: neural %d², image %d², %d+%d samples per ray, %d plane channels, decoder %d/%d, %d super-resolution blocks",
+			c.NeuralRes, c.ImgRes, c.DepthSamples, c.ImportanceSamples, c.PlaneChannels, c.DecoderHidden, c.DecoderFeatures, len(c.SRBlocks))
 	}
 	if c.SRBlocks == nil {
 		if c.NeuralRes > c.ImgRes || c.ImgRes%c.NeuralRes != 0 {
@@ -127,7 +131,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("eg3d: sr_input_res %d below neural_res %d (downsampling with antialiasing is not implemented)", c.SRInputRes, c.NeuralRes)
 	}
 	for _, b := range c.SRBlocks {
-		if b.Channels < 1 {
+		if b.Channels < 1 || b.Channels > 8192 {
 			return fmt.Errorf("eg3d: super-resolution block of %d channels", b.Channels)
 		}
 		if b.Up {

@@ -91,6 +91,15 @@ func Preset(name string) (Config, error) {
 	return c, nil
 }
 
+// Bounds on configs read from files, far above every public model
+// (1024², widths 512, 8 mapping layers), so a corrupt or hostile file's
+// config fails before it allocates gigabytes.
+const (
+	MaxResolution    = 8192
+	maxWidth         = 8192
+	maxMappingLayers = 64
+)
+
 // Validate reports configs the networks cannot be built from.
 func (c Config) Validate() error {
 	switch {
@@ -100,6 +109,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stylegan2: z_dim, w_dim and mapping_layers must be ≥ 1")
 	case c.ChannelBase < 1 || c.ChannelMax < 1 || c.ImgChannels < 1:
 		return fmt.Errorf("stylegan2: channel_base, channel_max and img_channels must be ≥ 1")
+	case c.Resolution > MaxResolution || c.ZDim > maxWidth || c.WDim > maxWidth || c.CDim > maxWidth || c.MappingLayers > maxMappingLayers ||
+		c.ChannelMax > maxWidth || c.ImgChannels > maxWidth || c.ChannelBase > maxWidth*c.Resolution:
+		return fmt.Errorf("stylegan2: config beyond any public model (resolution ≤ %d, widths ≤ %d, mapping layers ≤ %d): %d², z %d, w %d, c %d, %d mapping layers, channels %d/%d, %d out",
+			MaxResolution, maxWidth, maxMappingLayers, c.Resolution, c.ZDim, c.WDim, c.CDim, c.MappingLayers, c.ChannelBase, c.ChannelMax, c.ImgChannels)
 	case c.ConvClamp < 0 || math.IsNaN(c.ConvClamp) || math.IsInf(c.ConvClamp, 0):
 		return fmt.Errorf("stylegan2: conv_clamp %v: want a finite value ≥ 0 (0 = none)", c.ConvClamp)
 	}

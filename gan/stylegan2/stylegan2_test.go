@@ -226,3 +226,26 @@ func TestConvTranspose2xSlices(t *testing.T) {
 		})
 	})
 }
+
+// TestValidateRefusesHugeConfigs: a weights file's config is read before
+// anything is allocated, so a corrupt or hostile one fails there.
+func TestValidateRefusesHugeConfigs(t *testing.T) {
+	for name, edit := range map[string]func(*Config){
+		"mapping_layers": func(c *Config) { c.MappingLayers = 1_000_000 },
+		"resolution":     func(c *Config) { c.Resolution = 1 << 20 },
+		"w_dim":          func(c *Config) { c.WDim = 1 << 30 },
+		"channel_max":    func(c *Config) { c.ChannelMax = 1 << 20 },
+	} {
+		c, _ := Preset("small64")
+		edit(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: a huge config was accepted", name)
+		}
+	}
+	for _, p := range []string{"tiny", "small64", "ffhq256", "ffhq512", "ffhq1024"} {
+		c, _ := Preset(p)
+		if err := c.Validate(); err != nil {
+			t.Errorf("preset %s: %v", p, err)
+		}
+	}
+}
