@@ -104,7 +104,9 @@ func Load(path string, dev torch.Device) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r := f.Metadata[metaRole]; r != "unet" {
+	// A run's checkpoints carry no role; a branch file among them fails
+	// below, where its tensor names do not match the U-Net's.
+	if r := f.Metadata[metaRole]; r != "unet" && r != "" {
 		return nil, fmt.Errorf("load %s: a %q file, want a base U-Net", path, r)
 	}
 	m, err := New(c, dev, 0)

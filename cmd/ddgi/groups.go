@@ -37,9 +37,13 @@ func runGroup(group string, args []string) error {
 	}
 	sort.Strings(names)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(os.Stderr, "usage: ddgi %s <target> [flags]\n\ntargets:\n", group)
+		w := os.Stdout // asked for
+		if len(args) == 0 {
+			w = os.Stderr
+		}
+		fmt.Fprintf(w, "usage: ddgi %s <target> [flags]\n\ntargets:\n", group)
 		for _, n := range names {
-			fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, g[n].summary)
+			fmt.Fprintf(w, "  %-10s %s\n", n, g[n].summary)
 		}
 		if len(args) == 0 {
 			return errUsage

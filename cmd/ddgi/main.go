@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sort"
@@ -39,6 +40,7 @@ var errUsage = errors.New("usage")
 // newFlags returns a FlagSet whose -h prints a summary line then the flags.
 func newFlags(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("ddgi "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // parseFlags prints: help on stdout, errors on stderr
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: ddgi %s %s\n\nflags:\n", name, usage)
 		fs.PrintDefaults()
@@ -46,23 +48,31 @@ func newFlags(name, usage string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, mapping -h and bad flags to errUsage.
+// parseFlags parses args. Asked-for help goes to stdout (as Go's tools do:
+// `ddgi generate -h | less` works) and returns flag.ErrHelp; a bad flag
+// prints the error and the usage on stderr and returns errUsage.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return flag.ErrHelp
-		}
-		return errUsage
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		return flag.ErrHelp
 	}
-	return nil
+	fs.SetOutput(os.Stderr)
+	fmt.Fprintln(os.Stderr, err)
+	fs.Usage()
+	return errUsage
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "ddgi %s — diffusion-driven GAN inversion for multi-modal face generation\n\nusage: ddgi <command> [flags]\n\ncommands:\n", Version)
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "ddgi %s — diffusion-driven GAN inversion for multi-modal face generation\n\nusage: ddgi <command> [flags]\n\ncommands:\n", Version)
 	for _, n := range sortedNames() {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nRun 'ddgi <command> -h' for a command's flags.\n")
+	fmt.Fprintf(w, "\nRun 'ddgi help <command>' (or 'ddgi <command> -h') for a command's flags.\n")
 }
 
 func main() {
@@ -73,12 +83,15 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage()
-		if len(args) == 0 {
-			return 2
-		}
+	switch {
+	case len(args) == 0:
+		usage(os.Stderr)
+		return 2
+	case args[0] == "-h" || args[0] == "--help" || (args[0] == "help" && len(args) == 1):
+		usage(os.Stdout)
 		return 0
+	case args[0] == "help": // ddgi help generate, ddgi help train gan
+		return run(append(append([]string(nil), args[1:]...), "-h"))
 	}
 	if args[0] == "-version" || args[0] == "--version" {
 		args[0] = "version"
