@@ -13,17 +13,71 @@ import (
 	"ddgi/synthface"
 )
 
-// MaxImageSide bounds decoded images so a hostile file cannot exhaust memory.
-const MaxImageSide = 8192
+// ImageLimits bound what one input image may cost: its side, and its
+// decoded size (width × height × bytes per pixel of its colour model), both
+// checked from the header before decoding. A PNG of one colour compresses
+// 8192² RGBA16 (512 MiB decoded) into a few hundred KB.
+type ImageLimits struct {
+	MaxSide  int
+	MaxBytes int64
+}
+
+// Limits is what image readers allow; commands raise it by flag
+// (--max-image-mb). The default takes a 4096² RGBA image.
+var Limits = ImageLimits{MaxSide: 4096, MaxBytes: 64 << 20}
+
+// check reports an image header beyond the limits.
+func (l ImageLimits) check(path string, cfg image.Config) error {
+	if cfg.Width < 1 || cfg.Height < 1 || cfg.Width > l.MaxSide || cfg.Height > l.MaxSide {
+		return fmt.Errorf("%s: image is %d×%d, want at most %d×%d", path, cfg.Width, cfg.Height, l.MaxSide, l.MaxSide)
+	}
+	if n := int64(cfg.Width) * int64(cfg.Height) * bytesPerPixel(cfg.ColorModel); n > l.MaxBytes {
+		return fmt.Errorf("%s: image is %d×%d and would decode to %d MiB, more than the %d MiB allowed (--max-image-mb raises it)", path, cfg.Width, cfg.Height, n>>20, l.MaxBytes>>20)
+	}
+	return nil
+}
+
+// bytesPerPixel is what Go's decoders allocate per pixel for a colour
+// model (8, the widest, when unknown).
+func bytesPerPixel(m color.Model) int64 {
+	switch m {
+	case color.GrayModel, color.AlphaModel:
+		return 1
+	case color.Gray16Model, color.Alpha16Model:
+		return 2
+	case color.YCbCrModel:
+		return 3
+	case color.RGBAModel, color.NRGBAModel, color.CMYKModel:
+		return 4
+	}
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	return 8
+}
 
 // decodeFile reads an image after checking its header: format (when png is
-// set, PNG only) and dimensions.
+// set, PNG only), dimensions and decoded size. Files larger than the
+// decoded budget are refused before they are read.
 func decodeFile(path string, pngOnly bool) (image.Image, error) {
-	b, err := os.ReadFile(path)
+	b, err := readImageFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return decodeBytes(path, b, pngOnly)
+}
+
+// readImageFile reads an image file no larger than the decoded budget (no
+// image format stores more than it decodes to, by much).
+func readImageFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > Limits.MaxBytes {
+		return nil, fmt.Errorf("%s: %d MiB file, more than the %d MiB an image may decode to (--max-image-mb raises it)", path, st.Size()>>20, Limits.MaxBytes>>20)
+	}
+	return os.ReadFile(path)
 }
 
 // decodeBytes is decodeFile for an image already in memory (an upload);
@@ -36,8 +90,8 @@ func decodeBytes(path string, b []byte, pngOnly bool) (image.Image, error) {
 	if pngOnly && format != "png" {
 		return nil, fmt.Errorf("%s: is %s, want PNG", path, format)
 	}
-	if cfg.Width < 1 || cfg.Height < 1 || cfg.Width > MaxImageSide || cfg.Height > MaxImageSide {
-		return nil, fmt.Errorf("%s: image is %d×%d, want at most %d×%d", path, cfg.Width, cfg.Height, MaxImageSide, MaxImageSide)
+	if err := Limits.check(path, cfg); err != nil {
+		return nil, err
 	}
 	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
@@ -50,7 +104,7 @@ func decodeBytes(path string, b []byte, pngOnly bool) (image.Image, error) {
 // paletted (index = label), grey RGB (value = label), or RGB drawn in
 // synthface.Palette — and returns size×size labels, nearest-neighbour.
 func ReadMask(path string, size int) ([]uint8, error) {
-	b, err := os.ReadFile(path)
+	b, err := readImageFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read mask: %w", err)
 	}
@@ -167,7 +221,7 @@ func labelsOf(img image.Image) ([]uint8, error) {
 // 0/255 strokes. Downscaling keeps a stroke if any source pixel has one, so
 // thin lines survive.
 func ReadScribble(path string, size int) ([]uint8, error) {
-	b, err := os.ReadFile(path)
+	b, err := readImageFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read scribble: %w", err)
 	}

@@ -36,7 +36,11 @@ func runDiffuse(args []string) error {
 	maskScale := fs.Float64("mask-scale", 1, "mask branch residual scale")
 	scribbleScale := fs.Float64("scribble-scale", 1, "scribble branch residual scale")
 	lw := encoder.AddFlags(fs)
+	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := applyLimits(); err != nil {
 		return err
 	}
 	switch {

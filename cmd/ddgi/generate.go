@@ -51,7 +51,11 @@ func runGenerate(args []string) error {
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1, one pass on noise; smaller t first runs the guided DDIM sampler down to t)")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	art := fs.Bool("art", false, "style transfer (paper Sec. 4.4): the artwork-trained U-Net and inversion (weights/diffusion_small64_art, inversion_<gan>_<cond>_art); name the style in --text: \"A marble statue. …\", bronze statue, cartoon drawing, pencil sketch")
+	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := applyLimits(); err != nil {
 		return err
 	}
 	dev, err := torch.ParseDevice(*devName)

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	"ddgi/data"
 )
 
 // Version is the ddgi release; set with -ldflags "-X main.Version=…".
@@ -128,4 +130,18 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// imageLimitFlags registers --max-image-mb and --max-image-side on a
+// command that reads users' images; call the returned func after parsing.
+func imageLimitFlags(fs *flag.FlagSet) func() error {
+	mb := fs.Int64("max-image-mb", data.Limits.MaxBytes>>20, "largest decoded size of an input image in MiB (checked from its header: a one-colour PNG of a few hundred KB can claim gigabytes)")
+	side := fs.Int("max-image-side", data.Limits.MaxSide, "largest width or height of an input image")
+	return func() error {
+		if *mb < 1 || *mb > 1<<20 || *side < 1 || *side > 1<<16 {
+			return fmt.Errorf("--max-image-mb %d / --max-image-side %d: want 1…1048576 MiB and 1…65536 pixels", *mb, *side)
+		}
+		data.Limits = data.ImageLimits{MaxSide: *side, MaxBytes: *mb << 20}
+		return nil
+	}
 }

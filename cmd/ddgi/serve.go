@@ -28,7 +28,11 @@ func runServe(args []string) error {
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1), as ddgi generate --step")
 	maxBody := fs.Int64("max-body", server.DefaultMaxBody, "largest request body in bytes")
 	queue := fs.Int("queue", 8, "generations that may wait for the one worker before more get 503")
+	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := applyLimits(); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
