@@ -7,7 +7,6 @@ import (
 	"image"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -52,21 +51,28 @@ type Options struct {
 	Generator, Inversion string
 }
 
-// Files lists the weight files Options select, in load order.
+// Files lists the weight files Options select, in load order: by the
+// model set's manifest where it names them (ManifestName), else by the
+// shipped names. A manifest that cannot be read is reported by CheckFiles.
 func (o Options) Files() map[string]string {
-	w := func(name string) string { return filepath.Join(o.Weights, name) }
-	unet, text, variant := "diffusion_small64.safetensors", "text_small64.safetensors", o.Variant
+	m, _ := ReadManifest(o.Weights)
+	w := func(role, shipped string) string { return m.file(o.Weights, role, shipped) }
+	unet, text, variant, art := "diffusion_small64.safetensors", "text_small64.safetensors", o.Variant, ""
 	if o.Art {
-		unet, text, variant = "diffusion_small64_art.safetensors", "text_small64_art.safetensors", "art"
+		unet, text, variant, art = "diffusion_small64_art.safetensors", "text_small64_art.safetensors", "art", ".art"
+	}
+	inv := "inversion." + o.GAN + "." + o.Cond
+	if variant != "" {
+		inv += "." + variant
 	}
 	files := map[string]string{
-		"tokenizer": w("tokenizer.json"),
-		"text":      w(text),
-		"vae":       w("vae_small64.safetensors"),
-		"unet":      w(unet),
-		"branch":    w("diffusion_small64_" + o.Cond + ".safetensors"),
-		"gan":       w(o.GAN + "_small64.safetensors"),
-		"inversion": w("inversion_" + o.GAN + "_" + o.Cond + variantSuffix(variant) + ".safetensors"),
+		"tokenizer": w("tokenizer", "tokenizer.json"),
+		"text":      w("text"+art, text),
+		"vae":       w("vae", "vae_small64.safetensors"),
+		"unet":      w("unet"+art, unet),
+		"branch":    w("branch."+o.Cond, "diffusion_small64_"+o.Cond+".safetensors"),
+		"gan":       w("gan."+o.GAN, o.GAN+"_small64.safetensors"),
+		"inversion": w(inv, "inversion_"+o.GAN+"_"+o.Cond+variantSuffix(variant)+".safetensors"),
 	}
 	if o.Generator != "" {
 		files["gan"] = o.Generator
@@ -163,6 +169,9 @@ var ErrMissingWeights = errors.New("missing weights")
 // CheckFiles reports the first weight file Load needs that is absent,
 // wrapping ErrMissingWeights; nil when all are there.
 func (o Options) CheckFiles() error {
+	if _, err := ReadManifest(o.Weights); err != nil {
+		return err
+	}
 	for _, name := range []string{"tokenizer", "unet", "branch", "gan", "inversion"} {
 		if _, err := os.Stat(o.Files()[name]); err != nil {
 			return fmt.Errorf("%w %s (see weights/README.md for the command that trains them)", ErrMissingWeights, o.Files()[name])

@@ -1,0 +1,72 @@
+package face
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ddgi/torch"
+)
+
+// TestShippedManifestNamesEveryFile: the shipped weights/ is a model set
+// whose manifest names files that exist.
+func TestShippedManifestNamesEveryFile(t *testing.T) {
+	dir := filepath.Join("..", "weights")
+	m, err := ReadManifest(dir)
+	if err != nil || m == nil {
+		t.Fatalf("weights/%s: %v", ManifestName, err)
+	}
+	for role, f := range m.Files {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("role %s: %v", role, err)
+		}
+	}
+	for _, o := range []Options{{Weights: dir, GAN: "eg3d", Cond: "scribble"}, {Weights: dir, GAN: "stylegan2", Cond: "mask", Art: true}} {
+		if err := o.CheckFiles(); err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+}
+
+// TestManifestRenamesFiles: a model set whose files carry other names
+// loads through its manifest; a bad manifest is a clear error.
+func TestManifestRenamesFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteTinyWeights(dir, filepath.Join("..", "weights", "tokenizer.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "stylegan2_small64.safetensors"), filepath.Join(dir, "my-gan.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Weights: dir, GAN: "stylegan2", Cond: "mask", Device: torch.CPU}
+	if err := o.CheckFiles(); err == nil {
+		t.Fatal("a missing GAN file passed CheckFiles")
+	}
+	write := func(s string) {
+		if err := os.WriteFile(filepath.Join(dir, ManifestName), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"format": "ddgi-model-set", "files": {"gan.stylegan2": "my-gan.safetensors"}}`)
+	if err := o.CheckFiles(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.G.(StyleGAN2); !ok {
+		t.Fatalf("loaded a %T", p.G)
+	}
+	for manifest, want := range map[string]string{
+		`{"format": "ddgi-model-set", "files": {"gan.stylegan2": "../../etc/passwd"}}`: "inside the folder",
+		`{"format": "something else"}`: "format",
+		`{not json`:                    "invalid character",
+	} {
+		write(manifest)
+		if err := o.CheckFiles(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("manifest %s: got %v, want an error about %q", manifest, err, want)
+		}
+	}
+}
