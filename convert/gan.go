@@ -84,11 +84,13 @@ func GAN(path string, o GANOptions) (Generator, Report, error) {
 	}
 	rep.Tensors = len(src)
 	clamp := o.ConvClamp
-	if clamp < 0 {
+	if clamp < 0 { // as the file says: NVlabs layers keep conv_clamp as an attribute
 		clamp = 0
-		if c, ok := initKwarg(net, "synthesis_kwargs", "conv_clamp"); ok {
-			clamp = c
-			rep.Notes = append(rep.Notes, fmt.Sprintf("conv_clamp %g (from the pickle's init kwargs)", c))
+		if obj, ok := net.(*torchfile.Object); ok {
+			if c, ok := number(moduleAttr(obj, "conv_clamp", "synthesis", "b4", "conv1")); ok {
+				clamp = c
+				rep.Notes = append(rep.Notes, fmt.Sprintf("conv_clamp %g (from the pickle)", c))
+			}
 		}
 	}
 	var g Generator
@@ -98,7 +100,7 @@ func GAN(path string, o GANOptions) (Generator, Report, error) {
 	case "nvlabs":
 		g, err = StyleGAN2(NVlabs, src, StyleGAN2Options{ConvClamp: clamp})
 	case "eg3d":
-		g, err = EG3D(src, net, EG3DOptions{ConvClamp: clamp})
+		g, err = EG3D(src, net, EG3DOptions{ConvClamp: o.ConvClamp}) // reads its backbone's own
 	default:
 		err = fmt.Errorf("--from %q: want one of %s", rep.From, strings.Join(Formats, ", "))
 	}
@@ -166,40 +168,6 @@ func pickNetwork(root torchfile.Value, from, key string) (torchfile.Value, strin
 		return nil, "", fmt.Errorf("no entry %q (top-level keys %s)", key, keyList(d))
 	}
 	return root, "(root)", nil // a bare state dict
-}
-
-// initKwarg digs an NVlabs persistent object's constructor argument
-// (state._init_kwargs[group][name]) out as a number.
-func initKwarg(net torchfile.Value, group, name string) (float64, bool) {
-	obj, ok := net.(*torchfile.Object)
-	if !ok {
-		return 0, false
-	}
-	st, ok := obj.State.(*torchfile.Dict)
-	if !ok {
-		return 0, false
-	}
-	kw, ok := st.Get("_init_kwargs")
-	if !ok {
-		return 0, false
-	}
-	v := kw
-	for _, k := range []string{group, name} {
-		d, ok := v.(*torchfile.Dict)
-		if !ok {
-			return 0, false
-		}
-		if v, ok = d.Get(k); !ok {
-			return 0, false
-		}
-	}
-	switch x := v.(type) {
-	case int64:
-		return float64(x), true
-	case float64:
-		return x, true
-	}
-	return 0, false
 }
 
 func keyList(d *torchfile.Dict) string {
