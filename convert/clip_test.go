@@ -1,0 +1,114 @@
+package convert
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"ddgi/internal/golden"
+	"ddgi/nn"
+	"ddgi/safetensors"
+	"ddgi/text"
+	"ddgi/torch"
+)
+
+// TestCLIPTextParity converts an OpenAI CLIP state dict on random weights
+// (text width 32, 2 layers, 4 heads, context 77, vocab 1000; a small ViT
+// beside it) and reproduces the final-layer-norm hidden states SD's
+// cross-attention reads and encode_text's pooled projection, for one row
+// padded with 0 after its EOS and one padded with EOS.
+func TestCLIPTextParity(t *testing.T) {
+	io := golden.Load(t, filepath.Join("testdata", "clip", "io.safetensors"))
+	src, cl, err := OpenSources(filepath.Join("testdata", "clip", "model.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	e, _, err := CLIPText(src, CLIPTextOptions{Heads: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.Config
+	if c.Vocab != 1000 || c.Context != 77 || c.Dim != 32 || c.Layers != 2 || c.MLP != 128 || c.Projection != 24 || !c.AttnBias || c.Act != "quick_gelu" || e.EOS != 999 {
+		t.Fatalf("config %+v, EOS %d", c, e.EOS)
+	}
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			ids := io["ids"].To(torch.Int64)
+			h := e.Forward(ids)
+			checkClose(t, "hidden", h, io["hidden"])
+			checkClose(t, "pooled", e.Project(e.Pooled(ids, h)), io["pooled"])
+		})
+	})
+}
+
+// TestCLIPTextFullSizeKeyList places OpenAI's ViT-L/14 text tower (written
+// by clip/model.py's modules at width 768, 12 layers, vocab 49408) on the
+// clip-vit-l14 preset plus its 768-wide projection: 123,650,304
+// parameters, HF CLIPTextModel's 123,060,480 without the projection.
+func TestCLIPTextFullSizeKeyList(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "clip", "keys_vit_l14_text.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys struct {
+		Parameters int64
+		Keys       map[string][]int64
+	}
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		t.Fatal(err)
+	}
+	c, err := InferCLIPText(keys.Keys, CLIPTextOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := text.EncoderPreset("clip-vit-l14")
+	want.Projection = 768
+	if c != want {
+		t.Fatalf("inferred %+v, want %+v", c, want)
+	}
+	store := nn.NewStore(torch.CPU, 0)
+	store.SkipInit = true
+	text.NewEncoder(store.Root(), c)
+	if n := store.NumParams(); n != keys.Parameters || n != 123650304 {
+		t.Errorf("ddgi %d parameters, reference %d", n, keys.Parameters)
+	}
+	if _, err := OpenAICLIPText.Plan(keys.Keys, storeShapes(store)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSplitRule: a Split rule cuts a tensor into equal dim-0 slices in
+// order, drops "" slices, and refuses a tensor that does not divide.
+func TestSplitRule(t *testing.T) {
+	data := make([]float32, 6*2)
+	for i := range data {
+		data[i] = float32(i)
+	}
+	st, err := safetensors.FromFloat32([]int64{6, 2}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := Table{Name: "split", Rules: []Rule{{From: regexp.MustCompile(`^w$`), Split: func([]string) []string { return []string{"a", "", "c"} }}}}
+	want := map[string][]int64{"a": {2, 2}, "c": {2, 2}}
+	out, err := Apply(tab, map[string]Source{"w": stTensor{st}}, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, first := range map[string]float32{"a": 0, "c": 8} {
+		x, err := nn.FromSafetensors(out[name], torch.CPU)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := x.Float32s(); len(v) != 4 || v[0] != first || v[3] != first+3 {
+			t.Errorf("slice %s = %v", name, v)
+		}
+	}
+	st5, _ := safetensors.FromFloat32([]int64{5, 2}, make([]float32, 10))
+	if _, err := Apply(tab, map[string]Source{"w": stTensor{st5}}, want); err == nil || !strings.Contains(err.Error(), "does not split") {
+		t.Errorf("5 rows split in 3: %v", err)
+	}
+}
