@@ -154,7 +154,7 @@ func (s *Schedule) DDIMTimesteps(steps int) []int {
 	ts := make([]int, steps)
 	for i := range ts {
 		switch s.Spacing {
-		case "leading":
+		case "leading": // clamped: an offset can push the top step past T−1 (diffusers would index out of range)
 			ts[i] = min((steps-1-i)*(n/steps)+s.StepsOffset, n-1)
 		case "linspace":
 			if steps == 1 {
@@ -226,8 +226,11 @@ type SamplerOpts struct {
 // steps follows the DDPM sampler's path exactly. Call it under NoGrad.
 func (s *Schedule) Run(xT *torch.Tensor, model Denoiser, o SamplerOpts, g *torch.Generator) *torch.Tensor {
 	ts := s.DDIMTimesteps(o.Steps)
-	if o.Sampler == "ddpm" {
-		ts = s.DDIMTimesteps(s.T())
+	if o.Sampler == "ddpm" { // every timestep, whatever the DDIM spacing
+		ts = make([]int, s.T())
+		for i := range ts {
+			ts[i] = s.T() - 1 - i
+		}
 	}
 	x := xT
 	for i, t := range ts {

@@ -97,3 +97,27 @@ func TestLDMDDIMParity(t *testing.T) {
 		})
 	})
 }
+
+// TestDDPMIgnoresSpacing: the DDPM sampler visits every timestep once
+// whatever grid DDIM uses (leading+1 at S = T would repeat T−1).
+func TestDDPMIgnoresSpacing(t *testing.T) {
+	s, err := NewSchedule(Config{Schedule: "scaled_linear", BetaStart: 0.00085, BetaEnd: 0.012, TrainSteps: 10, Prediction: "epsilon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSpacing("leading", 1); err != nil {
+		t.Fatal(err)
+	}
+	var seen []int
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			x := torch.Zeros([]int64{1, 1, 2, 2}, torch.Float32, torch.CPU)
+			s.Run(x, func(xt *torch.Tensor, t int) *torch.Tensor { seen = append(seen, t); return xt.MulScalar(0) }, SamplerOpts{Sampler: "ddpm"}, torch.NewGenerator(1))
+		})
+	})
+	for i, ts := range seen {
+		if ts != 9-i || len(seen) != 10 {
+			t.Fatalf("DDPM visited %v", seen)
+		}
+	}
+}
