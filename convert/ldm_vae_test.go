@@ -49,6 +49,38 @@ func TestLDMVAEParity(t *testing.T) {
 	}
 }
 
+// TestLDMVAEHalfParity converts fp16 files (as most SD VAEs ship) of an
+// autoencoder whose widths change both ways (ch_mult [2,1]: nin_shortcut in
+// encoder and decoder, distinct shapes per decoder level, so a wrong up
+// order cannot load); the reference ran in fp32 on the same rounded values.
+func TestLDMVAEHalfParity(t *testing.T) {
+	io := golden.Load(t, filepath.Join("testdata", "ldm_vae", "io_fp16.safetensors"))
+	for _, file := range []string{"model_fp16.ckpt", "model_fp16.safetensors"} {
+		t.Run(file, func(t *testing.T) {
+			src, cl, err := OpenSources(filepath.Join("testdata", "ldm_vae", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			a, _, err := LDMVAE(src, LDMVAEOptions{Scale: 0.5, Resolution: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := a.Config; len(c.Mult) != 2 || c.Mult[0] != 2 || c.Mult[1] != 1 || c.Scale != 0.5 || c.Resolution != 16 {
+				t.Fatalf("config %+v", c)
+			}
+			torch.NoGrad(func() {
+				torch.Scoped(func() {
+					m, lv := a.Encode(io["x"])
+					checkClose(t, "mean", m, io["mean"])
+					checkClose(t, "logvar", lv, io["logvar"])
+					checkClose(t, "decoded", a.Decode(io["z"]), io["decoded"])
+				})
+			})
+		})
+	}
+}
+
 // TestLDMVAEFullSizeKeyList places every first_stage_model key of SD1.5
 // (written by LDM's Encoder/Decoder at v1-inference.yaml's ddconfig) on
 // ddgi's sd preset, with 83,653,863 parameters on both sides.
