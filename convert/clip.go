@@ -54,7 +54,11 @@ func InferCLIPText(src map[string][]int64, o CLIPTextOptions) (text.EncoderConfi
 	c.Vocab, c.Dim, c.Context, c.MLP = tok[0], tok[1], pos[0], fc[0]
 	for name := range src {
 		if m := regexp.MustCompile(`^transformer\.resblocks\.(\d+)\.ln_1\.weight$`).FindStringSubmatch(name); m != nil {
-			c.Layers = max(c.Layers, atoi(m[1])+1)
+			l, ok := index(m[1])
+			if !ok {
+				return c, fmt.Errorf("openai-clip layout: %s: layer number out of range", name)
+			}
+			c.Layers = max(c.Layers, l+1)
 		}
 	}
 	if p := src["text_projection"]; len(p) == 2 {

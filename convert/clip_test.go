@@ -81,6 +81,30 @@ func TestCLIPTextFullSizeKeyList(t *testing.T) {
 	}
 }
 
+// TestCLIPTextBadInput: what is not an OpenAI text tower is an error.
+func TestCLIPTextBadInput(t *testing.T) {
+	if _, _, err := CLIPText(map[string]Source{"encoder.conv_in.weight": shapeOnly{8, 3, 3, 3}}, CLIPTextOptions{}); err == nil || !strings.Contains(err.Error(), "not a CLIP text tower") {
+		t.Errorf("a VAE: %v", err)
+	}
+	src := map[string]Source{
+		"token_embedding.weight":                  shapeOnly{1000, 32},
+		"positional_embedding":                    shapeOnly{77, 32},
+		"transformer.resblocks.0.mlp.c_fc.weight": shapeOnly{128, 32},
+		"transformer.resblocks.0.ln_1.weight":     shapeOnly{32},
+		"transformer.resblocks.70000.ln_1.weight": shapeOnly{32},
+	}
+	if _, _, err := CLIPText(src, CLIPTextOptions{Heads: 4}); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("layer 70000: %v", err)
+	}
+	delete(src, "transformer.resblocks.70000.ln_1.weight")
+	if _, _, err := CLIPText(src, CLIPTextOptions{Heads: 5}); err == nil {
+		t.Error("5 heads over width 32 accepted")
+	}
+	if _, _, err := CLIPText(src, CLIPTextOptions{Heads: 4}); err == nil || !strings.Contains(err.Error(), "network tensors the file lacks") {
+		t.Errorf("missing tensors: %v", err)
+	}
+}
+
 // TestSplitRule: a Split rule cuts a tensor into equal dim-0 slices in
 // order, drops "" slices, and refuses a tensor that does not divide.
 func TestSplitRule(t *testing.T) {

@@ -23,7 +23,13 @@ const ldmVAEPrefix = "first_stage_model."
 // EMA copies are dropped.
 func LDMVAETable(levels int) Table {
 	resnet := `(norm1|norm2|conv1|conv2)\.(weight|bias)`
-	up := func(m []string) string { return fmt.Sprintf("decoder.up_blocks.%d", levels-1-atoi(m[1])) }
+	up := func(m []string) string {
+		i, ok := index(m[1])
+		if !ok || i >= levels {
+			return "decoder.up." + m[1] + " (no such level)" // reported as a name the network lacks
+		}
+		return fmt.Sprintf("decoder.up_blocks.%d", levels-1-i)
+	}
 	return Table{Name: "ldm-vae", Rules: []Rule{
 		rule(`(encoder|decoder)\.(conv_in|conv_out)\.(weight|bias)`, "$1.$2.$3", false),
 		rule(`(encoder|decoder)\.norm_out\.(weight|bias)`, "$1.conv_norm_out.$2", false),
@@ -79,8 +85,12 @@ func InferLDMVAE(src map[string][]int64, o LDMVAEOptions) (vae.Config, error) {
 	levels, blocks := 0, 0
 	for name := range src {
 		if m := regexp.MustCompile(`^encoder\.down\.(\d+)\.block\.(\d+)\.conv1\.weight$`).FindStringSubmatch(name); m != nil {
-			levels = max(levels, atoi(m[1])+1)
-			blocks = max(blocks, atoi(m[2])+1)
+			l, ok1 := index(m[1])
+			b, ok2 := index(m[2])
+			if !ok1 || !ok2 {
+				return c, fmt.Errorf("ldm-vae layout: %s: level or block number out of range", name)
+			}
+			levels, blocks = max(levels, l+1), max(blocks, b+1)
 		}
 	}
 	c.ResBlocks = blocks

@@ -139,6 +139,15 @@ func TestLDMVAEBadInput(t *testing.T) {
 	if _, _, err := LDMVAE(src, LDMVAEOptions{}); err == nil {
 		t.Error("channel widths that are no multiple accepted")
 	}
+	src["encoder.down.99999999999999999999.block.0.conv1.weight"] = f32(32, 32, 3, 3)
+	if _, _, err := LDMVAE(src, LDMVAEOptions{}); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("huge level number: %v", err)
+	}
+	// A decoder level beyond the encoder's is named, not a panic.
+	tab := LDMVAETable(2)
+	if _, err := tab.Plan(map[string][]int64{"decoder.up.7.upsample.conv.bias": {4}}, map[string][]int64{}); err == nil || !strings.Contains(err.Error(), "no such level") {
+		t.Errorf("decoder level 7 of 2: %v", err)
+	}
 }
 
 // shapeOnly is a Source whose data is never read.

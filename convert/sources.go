@@ -3,6 +3,7 @@ package convert
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"ddgi/convert/torchfile"
@@ -65,4 +66,15 @@ func withPrefix(src map[string]Source, prefix string) map[string]Source {
 		return src
 	}
 	return out
+}
+
+// maxIndex bounds the layer and level numbers read from tensor names, so
+// that a hostile name cannot make a config allocate without end.
+const maxIndex = 1 << 12
+
+// index parses a layer number from a tensor name: false when it is not a
+// number below maxIndex.
+func index(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 0 && n < maxIndex
 }
