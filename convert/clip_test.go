@@ -45,6 +45,40 @@ func TestCLIPTextParity(t *testing.T) {
 	})
 }
 
+// TestHFCLIPTextParity converts the same tower in Hugging Face's names
+// inside an SD1.x-style single file (cond_stage_model.transformer.; the
+// names transformers' convert_clip_original_pytorch_to_hf.py gives, with
+// the position_ids buffer), also with the older prefix that lacks
+// text_model., and reproduces OpenAI's hidden states.
+func TestHFCLIPTextParity(t *testing.T) {
+	io := golden.Load(t, filepath.Join("testdata", "clip", "io.safetensors"))
+	src, cl, err := OpenSources(filepath.Join("testdata", "clip", "sd_single_file_hf.ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	old := map[string]Source{}
+	for n, s := range src {
+		old[strings.Replace(n, "transformer.text_model.", "transformer.", 1)] = s
+	}
+	for name, s := range map[string]map[string]Source{"text_model": src, "older prefix": old} {
+		t.Run(name, func(t *testing.T) {
+			e, _, err := CLIPText(s, CLIPTextOptions{Heads: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := e.Config; c.Vocab != 1000 || c.Layers != 2 || c.Projection != 0 || c.Act != "quick_gelu" || !c.AttnBias || e.EOS != 999 {
+				t.Fatalf("config %+v, EOS %d", c, e.EOS)
+			}
+			torch.NoGrad(func() {
+				torch.Scoped(func() {
+					checkClose(t, "hidden", e.Forward(io["ids"].To(torch.Int64)), io["hidden"])
+				})
+			})
+		})
+	}
+}
+
 // TestCLIPTextFullSizeKeyList places OpenAI's ViT-L/14 text tower (written
 // by clip/model.py's modules at width 768, 12 layers, vocab 49408) on the
 // clip-vit-l14 preset plus its 768-wide projection: 123,650,304
@@ -61,7 +95,7 @@ func TestCLIPTextFullSizeKeyList(t *testing.T) {
 	if err := json.Unmarshal(raw, &keys); err != nil {
 		t.Fatal(err)
 	}
-	c, err := InferCLIPText(keys.Keys, CLIPTextOptions{})
+	c, err := InferCLIPText(OpenAICLIPText, keys.Keys, CLIPTextOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
