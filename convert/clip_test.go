@@ -170,3 +170,36 @@ func TestSplitRule(t *testing.T) {
 		t.Errorf("5 rows split in 3: %v", err)
 	}
 }
+
+// TestCLIPTextSavedLoads saves a converted text tower as ddgi safetensors
+// (config under "encoder", as text.LoadEncoder reads it) and loads it: same
+// hidden states and projection.
+func TestCLIPTextSavedLoads(t *testing.T) {
+	io := golden.Load(t, filepath.Join("testdata", "clip", "io.safetensors"))
+	src, cl, err := OpenSources(filepath.Join("testdata", "clip", "model.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	conv, store, err := CLIPText(src, CLIPTextOptions{Heads: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "text.safetensors")
+	if err := store.Save(path, nn.SaveOptions{Config: text.CLIPConfig{Encoder: conv.Config}}); err != nil {
+		t.Fatal(err)
+	}
+	e, _, err := text.LoadEncoder(path, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.EOS = conv.EOS // the tokenizer's, set by UseVocab in a pipeline
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			ids := io["ids"].To(torch.Int64)
+			h := e.Forward(ids)
+			checkClose(t, "hidden after save/load", h, io["hidden"])
+			checkClose(t, "pooled after save/load", e.Project(e.Pooled(ids, h)), io["pooled"])
+		})
+	})
+}

@@ -157,3 +157,37 @@ func (s shapeOnly) Shape() []int64 { return s }
 func (s shapeOnly) Read() (safetensors.Tensor, error) {
 	return safetensors.Tensor{}, os.ErrInvalid
 }
+
+// TestLDMVAESavedLoads saves a converted VAE as ddgi safetensors (the
+// config with its switches in the metadata) and loads it with vae.Load:
+// same outputs, so the rest of ddgi needs no converter.
+func TestLDMVAESavedLoads(t *testing.T) {
+	io := golden.Load(t, filepath.Join("testdata", "ldm_vae", "io.safetensors"))
+	src, cl, err := OpenSources(filepath.Join("testdata", "ldm_vae", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	conv, store, err := LDMVAE(src, LDMVAEOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "vae.safetensors")
+	if err := store.Save(path, nn.SaveOptions{Config: conv.Config}); err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := vae.Load(path, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := a.Config; !c.AttnBias || c.DownPad != "asym" || c.NormEps != 1e-6 {
+		t.Fatalf("loaded config %+v", c)
+	}
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			m, _ := a.Encode(io["x"])
+			checkClose(t, "mean after save/load", m, io["mean"])
+			checkClose(t, "decoded after save/load", a.Decode(io["z"]), io["decoded"])
+		})
+	})
+}
