@@ -31,6 +31,10 @@ type Rule struct {
 	// Reshape lets the tensor take the target's shape when the two differ
 	// only by dimensions of size 1 (rosinality's [1,O,I,k,k] conv weights).
 	Reshape bool
+	// Split, when set, is used instead of To: it names the ddgi tensors
+	// that equal slices of the foreign one along dim 0 become, in order
+	// ("" drops a slice). Fused projections (OpenAI's in_proj q/k/v) need it.
+	Split func(m []string) []string
 }
 
 // Table is the rename rules of one layout; the first matching rule wins.
@@ -59,23 +63,43 @@ func drop(from string) Rule { return rule(from, "", false) }
 // Apply renames src by t onto the ddgi network whose tensor shapes are want
 // (name → shape) and reads each kept tensor once (see Plan for the checks).
 func Apply(t Table, src map[string]Source, want map[string][]int64) (map[string]safetensors.Tensor, error) {
-	target, err := t.Plan(shapesOf(src), want)
+	target, err := t.plan(shapesOf(src), want)
 	if err != nil {
 		return nil, err
 	}
+	read := map[string]safetensors.Tensor{} // split sources, read once for all slices
 	out := make(map[string]safetensors.Tensor, len(target))
-	for to, from := range target {
-		x, err := src[from].Read()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", from, err)
+	for to, pl := range target {
+		x, ok := read[pl.from]
+		if !ok {
+			if x, err = src[pl.from].Read(); err != nil {
+				return nil, fmt.Errorf("%s: %w", pl.from, err)
+			}
+			if err := x.Validate(); err != nil {
+				return nil, fmt.Errorf("%s: %w", pl.from, err)
+			}
+			if pl.parts > 1 {
+				read[pl.from] = x
+			}
 		}
-		x.Shape = append([]int64(nil), want[to]...) // Plan allowed only size-1 differences
+		if pl.parts > 1 { // row-major: a dim-0 slice is a contiguous run of bytes
+			n := len(x.Data) / pl.parts
+			x.Data = x.Data[pl.part*n : (pl.part+1)*n]
+		}
+		x.Shape = append([]int64(nil), want[to]...) // plan allowed only size-1 differences
 		if err := x.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", from, err)
+			return nil, fmt.Errorf("%s: %w", pl.from, err)
 		}
 		out[to] = x
 	}
 	return out, nil
+}
+
+// placement is where a ddgi tensor comes from: a foreign tensor, or slice
+// part of parts of it along dim 0.
+type placement struct {
+	from        string
+	part, parts int
 }
 
 // Plan maps foreign tensor names (with their shapes) onto ddgi's names and
@@ -83,37 +107,62 @@ func Apply(t Table, src map[string]Source, want map[string][]int64) (map[string]
 // every ddgi name must be produced exactly once, and shapes must agree (up
 // to size-1 dimensions where the rule allows): otherwise the error lists
 // every unknown, missing, duplicated or mis-shaped key.
+// A split rule's slices are checked like whole tensors.
 func (t Table) Plan(src, want map[string][]int64) (map[string]string, error) {
+	target, err := t.plan(src, want)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(target))
+	for to, pl := range target {
+		out[to] = pl.from
+	}
+	return out, nil
+}
+
+func (t Table) plan(src, want map[string][]int64) (map[string]placement, error) {
 	var unknown, unexpected, clash, badShape []string
-	target := map[string]string{} // ddgi name → foreign name
+	target := map[string]placement{} // ddgi name → foreign tensor (slice)
 	for _, name := range sortedKeys(src) {
 		r, m := t.match(name)
 		if m == nil {
 			unknown = append(unknown, name)
 			continue
 		}
-		to := r.To(m)
-		if to == "" {
-			continue
-		}
-		shape, ok := want[to]
-		switch {
-		case !ok:
-			unexpected = append(unexpected, fmt.Sprintf("%s → %s", name, to))
-			continue
-		case target[to] != "":
-			clash = append(clash, fmt.Sprintf("%s and %s → %s", target[to], name, to))
-			continue
-		}
 		got := src[name]
-		if !slices.Equal(got, shape) && !(r.Reshape && sameSqueezed(got, shape)) {
-			badShape = append(badShape, fmt.Sprintf("%s %v → %s %v", name, got, to, shape))
+		tos := []string{""}
+		if r.Split != nil {
+			tos = r.Split(m)
+			if n := int64(len(tos)); len(got) == 0 || n == 0 || got[0]%n != 0 {
+				badShape = append(badShape, fmt.Sprintf("%s %v does not split in %d along dim 0", name, got, len(tos)))
+				continue
+			}
+			got = append([]int64{got[0] / int64(len(tos))}, got[1:]...)
+		} else {
+			tos[0] = r.To(m)
 		}
-		target[to] = name
+		for i, to := range tos {
+			if to == "" {
+				continue
+			}
+			shape, ok := want[to]
+			switch {
+			case !ok:
+				unexpected = append(unexpected, fmt.Sprintf("%s → %s", name, to))
+				continue
+			case target[to].from != "":
+				clash = append(clash, fmt.Sprintf("%s and %s → %s", target[to].from, name, to))
+				continue
+			}
+			if !slices.Equal(got, shape) && !(r.Reshape && sameSqueezed(got, shape)) {
+				badShape = append(badShape, fmt.Sprintf("%s %v → %s %v", name, got, to, shape))
+			}
+			target[to] = placement{from: name, part: i, parts: len(tos)}
+		}
 	}
 	var missing []string
 	for name := range want {
-		if target[name] == "" {
+		if target[name].from == "" {
 			missing = append(missing, name)
 		}
 	}

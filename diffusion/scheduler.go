@@ -14,8 +14,22 @@ type Schedule struct {
 	Betas      []float64
 	AlphaBar   []float64 // ᾱ_t = Π_{s≤t} (1 − β_s)
 	Prediction string    // "epsilon" or "v_prediction"
-	sqrtAB     *torch.Tensor
-	sqrt1mAB   *torch.Tensor
+	// Spacing is DDIMTimesteps' grid (set with SetSpacing): "" or
+	// "trailing" (ddgi's: T−1 down in steps of T/S, so sampling starts from
+	// pure noise), "leading" (LDM's DDIM and SD1.5's diffusers config:
+	// 0, T//S, … reversed, plus StepsOffset) or "linspace"
+	// (round(linspace(0, T−1, S))).
+	Spacing string
+	// StepsOffset is added to "leading" timesteps (SD1.5: 1, so the last
+	// step is t = 1, as LDM's make_ddim_timesteps does).
+	StepsOffset int
+	// FinalAlphaBar0 makes the last DDIM step land on ᾱ_0 instead of 1:
+	// LDM's sampler (alphas_prev starts at ᾱ_0) and diffusers'
+	// set_alpha_to_one false, as SD1.5 samples. SetSpacing turns it on
+	// with "leading".
+	FinalAlphaBar0 bool
+	sqrtAB         *torch.Tensor
+	sqrt1mAB       *torch.Tensor
 }
 
 // NewSchedule builds the β schedule of c: "linear" (DDPM: β from
@@ -66,6 +80,15 @@ func (s *Schedule) alphaBar(t int) float64 {
 	return s.AlphaBar[t]
 }
 
+// ddimPrevAlphaBar is ᾱ of the timestep a DDIM step lands on: alphaBar,
+// except that the final step (prev < 0) lands on ᾱ_0 under FinalAlphaBar0.
+func (s *Schedule) ddimPrevAlphaBar(prev int) float64 {
+	if prev < 0 && s.FinalAlphaBar0 {
+		return s.AlphaBar[0]
+	}
+	return s.alphaBar(prev)
+}
+
 // coef gathers a per-timestep coefficient for t [B] as [B,1,1,1].
 func coef(table, t *torch.Tensor) *torch.Tensor {
 	return table.ToDevice(t.Device()).IndexSelect(0, t).Reshape(t.Size(0), 1, 1, 1)
@@ -104,14 +127,43 @@ func (s *Schedule) Split(xt, out *torch.Tensor, t int) (x0, eps *torch.Tensor) {
 	return xt.MulScalar(sa).Sub(out.MulScalar(s1)), xt.MulScalar(s1).Add(out.MulScalar(sa))
 }
 
-// DDIMTimesteps returns steps timesteps from T−1 down, evenly spaced
-// ("trailing" spacing, so sampling starts from pure noise at T−1).
+// SetSpacing chooses the DDIM timestep grid (see Spacing); "leading" also
+// takes offset and lands the last step on ᾱ_0 as LDM's sampler does.
+func (s *Schedule) SetSpacing(spacing string, offset int) error {
+	switch spacing {
+	case "", "trailing", "linspace":
+		if offset != 0 {
+			return fmt.Errorf("diffusion: steps offset %d applies to leading spacing only", offset)
+		}
+	case "leading":
+		if offset < 0 || offset >= s.T() {
+			return fmt.Errorf("diffusion: steps offset %d outside 0…%d", offset, s.T()-1)
+		}
+	default:
+		return fmt.Errorf("diffusion: timestep spacing %q (trailing, leading, linspace)", spacing)
+	}
+	s.Spacing, s.StepsOffset, s.FinalAlphaBar0 = spacing, offset, spacing == "leading"
+	return nil
+}
+
+// DDIMTimesteps returns steps timesteps, descending, on the Spacing grid
+// (by default "trailing": evenly spaced from T−1 down).
 func (s *Schedule) DDIMTimesteps(steps int) []int {
 	n := s.T()
 	steps = max(1, min(steps, n))
 	ts := make([]int, steps)
 	for i := range ts {
-		ts[i] = int(math.Round(float64(n)-float64(i)*float64(n)/float64(steps))) - 1
+		switch s.Spacing {
+		case "leading": // clamped: an offset can push the top step past T−1 (diffusers would index out of range)
+			ts[i] = min((steps-1-i)*(n/steps)+s.StepsOffset, n-1)
+		case "linspace":
+			if steps == 1 {
+				break // linspace(0, T−1, 1) is [0]
+			}
+			ts[i] = int(math.RoundToEven(float64(steps-1-i) * (float64(n-1) / float64(steps-1)))) // numpy: i·step
+		default:
+			ts[i] = int(math.Round(float64(n)-float64(i)*float64(n)/float64(steps))) - 1
+		}
 	}
 	return ts
 }
@@ -127,7 +179,7 @@ func ddimSigma(abT, abPrev, eta float64) float64 {
 // eta = 0.
 func (s *Schedule) DDIMStep(xt, out *torch.Tensor, t, prev int, eta float64, noise *torch.Tensor) *torch.Tensor {
 	x0, eps := s.Split(xt, out, t)
-	abT, abP := s.AlphaBar[t], s.alphaBar(prev)
+	abT, abP := s.AlphaBar[t], s.ddimPrevAlphaBar(prev)
 	sigma := ddimSigma(abT, abP, eta)
 	x := x0.MulScalar(math.Sqrt(abP)).Add(eps.MulScalar(math.Sqrt(math.Max(1-abP-sigma*sigma, 0))))
 	if sigma > 0 {
@@ -174,8 +226,11 @@ type SamplerOpts struct {
 // steps follows the DDPM sampler's path exactly. Call it under NoGrad.
 func (s *Schedule) Run(xT *torch.Tensor, model Denoiser, o SamplerOpts, g *torch.Generator) *torch.Tensor {
 	ts := s.DDIMTimesteps(o.Steps)
-	if o.Sampler == "ddpm" {
-		ts = s.DDIMTimesteps(s.T())
+	if o.Sampler == "ddpm" { // every timestep, whatever the DDIM spacing
+		ts = make([]int, s.T())
+		for i := range ts {
+			ts[i] = s.T() - 1 - i
+		}
 	}
 	x := xT
 	for i, t := range ts {

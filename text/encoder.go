@@ -3,6 +3,7 @@ package text
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -17,6 +18,15 @@ type EncoderConfig struct {
 	Layers  int   `json:"layers"`
 	Heads   int64 `json:"heads"`
 	MLP     int64 `json:"mlp"` // hidden width of each block's MLP
+	// AttnBias gives the attention q/k/v projections biases (CLIP has
+	// them; ddgi's trained encoders do not).
+	AttnBias bool `json:"attn_bias,omitempty"`
+	// Act is the MLP's activation: "" is GELU (erf); "quick_gelu" is
+	// x·σ(1.702x), what OpenAI's CLIP was trained with.
+	Act string `json:"act,omitempty"`
+	// Projection, when > 0, adds CLIP's text_projection [Width,Projection]
+	// (no bias) that Project applies to the pooled embedding.
+	Projection int64 `json:"projection,omitempty"`
 }
 
 // Width is the token embedding width (the U-Net's cross-attention context dim).
@@ -28,15 +38,19 @@ func (c EncoderConfig) ContextLength() int64 { return c.Context }
 var encoderPresets = map[string]EncoderConfig{
 	"tiny":    {Vocab: 1024, Context: 16, Dim: 32, Layers: 2, Heads: 2, MLP: 128},
 	"small64": {Vocab: 1024, Context: 48, Dim: 128, Layers: 4, Heads: 4, MLP: 512},
-	"clip-l":  {Vocab: 49408, Context: 77, Dim: 768, Layers: 12, Heads: 12, MLP: 3072}, // SD1.5's CLIP ViT-L/14 text tower
+	"clip-l":  {Vocab: 49408, Context: 77, Dim: 768, Layers: 12, Heads: 12, MLP: 3072}, // SD1.5's CLIP ViT-L/14 text tower, ddgi's layers
+	// OpenAI's CLIP ViT-L/14 text tower as SD1.5 uses it (HF CLIPTextModel:
+	// 123,060,480 parameters; the projection is CLIPTextModelWithProjection's).
+	"clip-vit-l14": {Vocab: 49408, Context: 77, Dim: 768, Layers: 12, Heads: 12, MLP: 3072, AttnBias: true, Act: "quick_gelu"},
 }
 
 // EncoderPreset returns a named configuration: tiny (tests), small64
-// (shipped), clip-l (SD1.5's shape, shape tests only).
+// (shipped), clip-l (SD1.5's shape with ddgi's layers, shape tests only),
+// clip-vit-l14 (OpenAI's CLIP ViT-L/14 text tower, what `ddgi convert` gives).
 func EncoderPreset(name string) (EncoderConfig, error) {
 	c, ok := encoderPresets[name]
 	if !ok {
-		return c, fmt.Errorf("text encoder preset %q unknown (tiny, small64, clip-l)", name)
+		return c, fmt.Errorf("text encoder preset %q unknown (tiny, small64, clip-l, clip-vit-l14)", name)
 	}
 	return c, nil
 }
@@ -50,6 +64,10 @@ func (c EncoderConfig) Validate() error {
 		return fmt.Errorf("text encoder: bad sizes %+v", c)
 	case c.Heads < 1 || c.Dim%c.Heads != 0:
 		return fmt.Errorf("text encoder: width %d not divisible by %d heads", c.Dim, c.Heads)
+	case c.Act != "" && c.Act != "quick_gelu":
+		return fmt.Errorf("text encoder: activation %q (\"\" for gelu, quick_gelu)", c.Act)
+	case c.Projection < 0:
+		return fmt.Errorf("text encoder: projection width %d", c.Projection)
 	}
 	return nil
 }
@@ -64,7 +82,8 @@ type block struct {
 // Encoder is the text transformer. Checkpoint keys (HF CLIPTextModel names):
 // embeddings.{token,position}_embedding.weight,
 // encoder.layers.N.{layer_norm1,self_attn.{to_q,to_k,to_v,to_out},layer_norm2,mlp.{fc1,fc2}},
-// final_layer_norm.
+// final_layer_norm, and text_projection (OpenAI's [Width,Projection], x·P)
+// when the config has one.
 type Encoder struct {
 	Config EncoderConfig
 	// EOS is the id Pooled looks for: the tokenizer's end of text. NewEncoder
@@ -74,6 +93,7 @@ type Encoder struct {
 	positions *torch.Tensor // [Context, Width]
 	blocks    []block
 	final     *nn.LayerNorm
+	proj      *torch.Tensor // [Width,Projection] or nil
 }
 
 // NewEncoder builds the encoder's parameters under p. It panics on an
@@ -92,15 +112,39 @@ func NewEncoder(p nn.Path, c EncoderConfig) *Encoder {
 	}
 	for i := 0; i < c.Layers; i++ {
 		l := p.Sub("encoder").Sub("layers").Subf("%d", i)
-		e.blocks = append(e.blocks, block{
-			ln1:  nn.NewLayerNorm(l.Sub("layer_norm1"), c.Dim),
-			attn: nn.NewMultiHeadAttention(l.Sub("self_attn"), c.Dim, c.Dim, c.Dim, c.Heads),
-			ln2:  nn.NewLayerNorm(l.Sub("layer_norm2"), c.Dim),
-			fc1:  nn.NewLinear(l.Sub("mlp").Sub("fc1"), c.Dim, c.MLP, nn.LinearOpts{}),
-			fc2:  nn.NewLinear(l.Sub("mlp").Sub("fc2"), c.MLP, c.Dim, nn.LinearOpts{}),
-		})
+		b := block{ln1: nn.NewLayerNorm(l.Sub("layer_norm1"), c.Dim)}
+		if a := l.Sub("self_attn"); c.AttnBias {
+			lin := func(name string) *nn.Linear { return nn.NewLinear(a.Sub(name), c.Dim, c.Dim, nn.LinearOpts{}) }
+			b.attn = &nn.MultiHeadAttention{Q: lin("to_q"), K: lin("to_k"), V: lin("to_v"), Out: lin("to_out"), Heads: c.Heads, Dim: c.Dim}
+		} else {
+			b.attn = nn.NewMultiHeadAttention(a, c.Dim, c.Dim, c.Dim, c.Heads)
+		}
+		b.ln2 = nn.NewLayerNorm(l.Sub("layer_norm2"), c.Dim)
+		b.fc1 = nn.NewLinear(l.Sub("mlp").Sub("fc1"), c.Dim, c.MLP, nn.LinearOpts{})
+		b.fc2 = nn.NewLinear(l.Sub("mlp").Sub("fc2"), c.MLP, c.Dim, nn.LinearOpts{})
+		e.blocks = append(e.blocks, b)
+	}
+	if c.Projection > 0 {
+		e.proj = p.Param("text_projection", []int64{c.Dim, c.Projection}, nn.Normal(1/math.Sqrt(float64(c.Dim))))
 	}
 	return e
+}
+
+// act is the MLP nonlinearity of the config.
+func (e *Encoder) act(x *torch.Tensor) *torch.Tensor {
+	if e.Config.Act == "quick_gelu" {
+		return x.Mul(x.MulScalar(1.702).Sigmoid())
+	}
+	return x.Gelu()
+}
+
+// Project maps pooled embeddings [B,Width] into CLIP's joint space
+// [B,Projection]; without a projection it returns pooled unchanged.
+func (e *Encoder) Project(pooled *torch.Tensor) *torch.Tensor {
+	if e.proj == nil {
+		return pooled
+	}
+	return pooled.Matmul(e.proj)
 }
 
 // Forward maps ids [B,L] (L ≤ ContextLength) to token embeddings [B,L,Width]
@@ -115,7 +159,7 @@ func (e *Encoder) Forward(ids *torch.Tensor) *torch.Tensor {
 	for _, b := range e.blocks {
 		a, _ := b.attn.Forward(b.ln1.Forward(x), nil, mask, false)
 		x = x.Add(a)
-		x = x.Add(b.fc2.Forward(b.fc1.Forward(b.ln2.Forward(x)).Gelu()))
+		x = x.Add(b.fc2.Forward(e.act(b.fc1.Forward(b.ln2.Forward(x)))))
 	}
 	return e.final.Forward(x)
 }

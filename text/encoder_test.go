@@ -143,3 +143,32 @@ func TestRetrievalAndProbe(t *testing.T) {
 		t.Fatalf("separable probe accuracy %v", acc[0])
 	}
 }
+
+// TestCLIPPresetParameterCounts pins the public text tower's size: HF's
+// CLIPTextModel (openai/clip-vit-large-patch14) has 123,060,480 parameters,
+// 589,824 more with CLIPTextModelWithProjection's text_projection; ddgi's
+// own clip-l lacks the 12×3×768 q/k/v biases.
+func TestCLIPPresetParameterCounts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		proj int64
+		want int64
+	}{{"clip-vit-l14", 0, 123060480}, {"clip-vit-l14", 768, 123650304}, {"clip-l", 0, 123032832}} {
+		c, err := EncoderPreset(tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Projection = tc.proj
+		s := nn.NewStore(torch.CPU, 1)
+		s.SkipInit = true
+		NewEncoder(s.Root(), c)
+		if n := s.NumParams(); n != tc.want {
+			t.Errorf("%s with projection %d: %d parameters, want %d", tc.name, tc.proj, n, tc.want)
+		}
+	}
+	c, _ := EncoderPreset("tiny")
+	c.Act = "relu"
+	if c.Validate() == nil {
+		t.Error("unknown activation accepted")
+	}
+}

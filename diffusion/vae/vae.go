@@ -24,17 +24,28 @@ type Config struct {
 	ZChannels  int64   `json:"latent_channels"`
 	Groups     int64   `json:"groups"`
 	Scale      float64 `json:"scale_factor"` // 1/std of latents: z·Scale is what diffusion sees
+	// AttnBias gives the mid blocks' attention q/k/v projections biases
+	// (SD's AutoencoderKL has them; ddgi's trained models do not).
+	AttnBias bool `json:"attn_bias,omitempty"`
+	// DownPad is the downsamplers' padding: "" pads 1 all round before the
+	// stride-2 conv; "asym" pads right and bottom only, (0,1,0,1), with an
+	// unpadded conv, as LDM's Downsample does.
+	DownPad string `json:"down_pad,omitempty"`
+	// NormEps is every GroupNorm's ε; 0 means 1e-5 (SD's VAE uses 1e-6).
+	NormEps float64 `json:"norm_eps,omitempty"`
 }
 
 var presets = map[string]Config{
 	"tiny": {Resolution: 16, Channels: 8, Mult: []int64{1, 2}, ResBlocks: 1, ZChannels: 4, Groups: 4, Scale: 1},
 	// small64's Scale is what training measured for weights/vae_small64.safetensors.
 	"small64": {Resolution: 64, Channels: 16, Mult: []int64{1, 2, 4}, ResBlocks: 1, ZChannels: 4, Groups: 8, Scale: 0.7495},
-	"sd":      {Resolution: 512, Channels: 128, Mult: []int64{1, 2, 4, 4}, ResBlocks: 2, ZChannels: 4, Groups: 32, Scale: 0.18215},
+	"sd": {Resolution: 512, Channels: 128, Mult: []int64{1, 2, 4, 4}, ResBlocks: 2, ZChannels: 4, Groups: 32, Scale: 0.18215,
+		AttnBias: true, DownPad: "asym", NormEps: 1e-6},
 }
 
 // Preset returns a named configuration: tiny (tests), small64 (shipped;
-// 64² RGB → [4,16,16]), sd (SD1.5's AutoencoderKL shape, shape tests only).
+// 64² RGB → [4,16,16]), sd (SD1.5's AutoencoderKL: what `ddgi convert`
+// gives for its weights).
 func Preset(name string) (Config, error) {
 	c, ok := presets[name]
 	if !ok {
@@ -59,6 +70,12 @@ func (c Config) Validate() error {
 	if len(c.Mult) == 0 || c.Channels < 1 || c.ZChannels < 1 || c.ResBlocks < 1 || c.Groups < 1 || c.Scale <= 0 {
 		return fmt.Errorf("vae: bad config %+v", c)
 	}
+	if c.DownPad != "" && c.DownPad != "asym" {
+		return fmt.Errorf("vae: down_pad %q (\"\" or asym)", c.DownPad)
+	}
+	if c.NormEps < 0 {
+		return fmt.Errorf("vae: norm_eps %v < 0", c.NormEps)
+	}
 	for _, m := range c.Mult {
 		if c.Channels*m%c.Groups != 0 {
 			return fmt.Errorf("vae: %d channels not divisible into %d groups", c.Channels*m, c.Groups)
@@ -75,11 +92,25 @@ type ResnetBlock struct {
 	shortcut     *nn.Conv2d
 }
 
-func newResnet(p nn.Path, in, out, groups int64) *ResnetBlock {
+// eps returns ε for the GroupNorms (NormEps, or nn's default 1e-5).
+func (c Config) eps() float64 {
+	if c.NormEps == 0 {
+		return 1e-5
+	}
+	return c.NormEps
+}
+
+func (c Config) groupNorm(p nn.Path, ch int64) *nn.GroupNorm {
+	n := nn.NewGroupNorm(p, c.Groups, ch)
+	n.Eps = c.eps()
+	return n
+}
+
+func newResnet(p nn.Path, c Config, in, out int64) *ResnetBlock {
 	r := &ResnetBlock{
-		norm1: nn.NewGroupNorm(p.Sub("norm1"), groups, in),
+		norm1: c.groupNorm(p.Sub("norm1"), in),
 		conv1: nn.NewConv2d(p.Sub("conv1"), in, out, 3, nn.Conv2dOpts{Padding: 1}),
-		norm2: nn.NewGroupNorm(p.Sub("norm2"), groups, out),
+		norm2: c.groupNorm(p.Sub("norm2"), out),
 		conv2: nn.NewConv2d(p.Sub("conv2"), out, out, 3, nn.Conv2dOpts{Padding: 1}),
 	}
 	if in != out {
@@ -105,14 +136,20 @@ type midBlock struct {
 	attn       *nn.MultiHeadAttention
 }
 
-func newMid(p nn.Path, ch, groups int64) *midBlock {
+func newMid(p nn.Path, c Config, ch int64) *midBlock {
 	a := p.Sub("attentions").Sub("0")
-	return &midBlock{
-		res1: newResnet(p.Sub("resnets").Sub("0"), ch, ch, groups),
-		norm: nn.NewGroupNorm(a.Sub("group_norm"), groups, ch),
-		attn: nn.NewMultiHeadAttention(a, ch, ch, ch, 1),
-		res2: newResnet(p.Sub("resnets").Sub("1"), ch, ch, groups),
+	m := &midBlock{
+		res1: newResnet(p.Sub("resnets").Sub("0"), c, ch, ch),
+		norm: c.groupNorm(a.Sub("group_norm"), ch),
 	}
+	if c.AttnBias {
+		lin := func(name string) *nn.Linear { return nn.NewLinear(a.Sub(name), ch, ch, nn.LinearOpts{}) }
+		m.attn = &nn.MultiHeadAttention{Q: lin("to_q"), K: lin("to_k"), V: lin("to_v"), Out: lin("to_out"), Heads: 1, Dim: ch}
+	} else {
+		m.attn = nn.NewMultiHeadAttention(a, ch, ch, ch, 1)
+	}
+	m.res2 = newResnet(p.Sub("resnets").Sub("1"), c, ch, ch)
+	return m
 }
 
 func (m *midBlock) Forward(x *torch.Tensor) *torch.Tensor {
@@ -148,7 +185,7 @@ func New(p nn.Path, c Config) *Autoencoder {
 		panic(err)
 	}
 	a := &Autoencoder{Config: c}
-	g, z := c.Groups, c.ZChannels
+	z := c.ZChannels
 	conv3 := func(p nn.Path, in, out, stride int64) *nn.Conv2d {
 		return nn.NewConv2d(p, in, out, 3, nn.Conv2dOpts{Padding: 1, Stride: stride})
 	}
@@ -159,16 +196,21 @@ func New(p nn.Path, c Config) *Autoencoder {
 		bp := e.Sub("down_blocks").Subf("%d", i)
 		var l level
 		for j := 0; j < c.ResBlocks; j++ {
-			l.resnets = append(l.resnets, newResnet(bp.Sub("resnets").Subf("%d", j), in, c.Channels*m, g))
+			l.resnets = append(l.resnets, newResnet(bp.Sub("resnets").Subf("%d", j), c, in, c.Channels*m))
 			in = c.Channels * m
 		}
 		if i < len(c.Mult)-1 {
-			l.resize = conv3(bp.Sub("downsamplers").Sub("0").Sub("conv"), in, in, 2)
+			dp := bp.Sub("downsamplers").Sub("0").Sub("conv")
+			if c.DownPad == "asym" {
+				l.resize = nn.NewConv2d(dp, in, in, 3, nn.Conv2dOpts{Stride: 2})
+			} else {
+				l.resize = conv3(dp, in, in, 2)
+			}
 		}
 		a.down = append(a.down, l)
 	}
-	a.encMid = newMid(e.Sub("mid_block"), in, g)
-	a.encNorm = nn.NewGroupNorm(e.Sub("conv_norm_out"), g, in)
+	a.encMid = newMid(e.Sub("mid_block"), c, in)
+	a.encNorm = c.groupNorm(e.Sub("conv_norm_out"), in)
 	a.encOut = conv3(e.Sub("conv_out"), in, 2*z, 1)
 	a.quant = nn.NewConv2d(p.Sub("quant_conv"), 2*z, 2*z, 1, nn.Conv2dOpts{})
 	a.postQuant = nn.NewConv2d(p.Sub("post_quant_conv"), z, z, 1, nn.Conv2dOpts{})
@@ -176,14 +218,14 @@ func New(p nn.Path, c Config) *Autoencoder {
 	d := p.Sub("decoder")
 	top := c.Channels * c.Mult[len(c.Mult)-1]
 	a.decIn = conv3(d.Sub("conv_in"), z, top, 1)
-	a.decMid = newMid(d.Sub("mid_block"), top, g)
+	a.decMid = newMid(d.Sub("mid_block"), c, top)
 	in = top
 	for i := 0; i < len(c.Mult); i++ {
 		bp := d.Sub("up_blocks").Subf("%d", i)
 		out := c.Channels * c.Mult[len(c.Mult)-1-i]
 		var l level
 		for j := 0; j <= c.ResBlocks; j++ {
-			l.resnets = append(l.resnets, newResnet(bp.Sub("resnets").Subf("%d", j), in, out, g))
+			l.resnets = append(l.resnets, newResnet(bp.Sub("resnets").Subf("%d", j), c, in, out))
 			in = out
 		}
 		if i < len(c.Mult)-1 {
@@ -191,7 +233,7 @@ func New(p nn.Path, c Config) *Autoencoder {
 		}
 		a.up = append(a.up, l)
 	}
-	a.decNorm = nn.NewGroupNorm(d.Sub("conv_norm_out"), g, in)
+	a.decNorm = c.groupNorm(d.Sub("conv_norm_out"), in)
 	a.out = conv3(d.Sub("conv_out"), in, 3, 1)
 	return a
 }
@@ -209,6 +251,9 @@ func (a *Autoencoder) Encode(x *torch.Tensor) (mean, logvar *torch.Tensor) {
 			h = r.Forward(h)
 		}
 		if l.resize != nil {
+			if a.Config.DownPad == "asym" {
+				h = h.Pad([]int64{0, 1, 0, 1}, torch.PadConstant, 0)
+			}
 			h = l.resize.Forward(h)
 		}
 	}

@@ -1,0 +1,80 @@
+package convert
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"ddgi/convert/torchfile"
+	"ddgi/safetensors"
+)
+
+// OpenSources lists the tensors of a checkpoint file: a .safetensors file,
+// or a PyTorch file (.ckpt, .pt, .pth, .bin) whose state dict may sit under
+// "state_dict" (Lightning). Close the returned closer when done reading.
+func OpenSources(path string) (map[string]Source, io.Closer, error) {
+	if strings.HasSuffix(strings.ToLower(path), ".safetensors") {
+		f, err := safetensors.Load(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		src := make(map[string]Source, len(f.Tensors))
+		for n, t := range f.Tensors {
+			src[n] = stTensor{t}
+		}
+		return src, io.NopCloser(nil), nil
+	}
+	f, err := torchfile.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	root := f.Root()
+	if d, ok := root.(*torchfile.Dict); ok {
+		if sd, ok := d.Get("state_dict"); ok {
+			root = sd
+		}
+	}
+	ts, err := torchfile.Tensors(root)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	src := make(map[string]Source, len(ts))
+	for n, t := range ts {
+		src[n] = tensorSource{t}
+	}
+	return src, f, nil
+}
+
+// stTensor adapts a loaded safetensors tensor to Source.
+type stTensor struct{ t safetensors.Tensor }
+
+func (s stTensor) Shape() []int64                    { return s.t.Shape }
+func (s stTensor) Read() (safetensors.Tensor, error) { return s.t, nil }
+
+// withPrefix returns the tensors under prefix with it removed, or src
+// itself when no name has it (a file holding only that network).
+func withPrefix(src map[string]Source, prefix string) map[string]Source {
+	out := map[string]Source{}
+	for n, s := range src {
+		if rest, ok := strings.CutPrefix(n, prefix); ok {
+			out[rest] = s
+		}
+	}
+	if len(out) == 0 {
+		return src
+	}
+	return out
+}
+
+// maxIndex bounds the layer and level numbers read from tensor names, so
+// that a hostile name cannot make a config allocate without end.
+const maxIndex = 1 << 12
+
+// index parses a layer number from a tensor name: false when it is not a
+// number below maxIndex.
+func index(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 0 && n < maxIndex
+}
