@@ -31,6 +31,9 @@ func CondChannels(kind string) (int64, error) {
 // CondEmbedding is ControlNet's ControlNetConditioningEmbedding: a small
 // conv net from the condition image at pixel resolution down to the latent
 // size, ending in a zero-initialised conv (Zhang et al. 2023, Sec. 3.2).
+// With CondEmbedChannels 16,32,96,256 it is cldm's input_hint_block layer
+// for layer: conv to 16, then per width a same-width conv and a stride-2
+// conv to the next, SiLU after each, and the zero conv to Channels[0].
 type CondEmbedding struct {
 	ConvIn  *nn.Conv2d
 	Blocks  []*nn.Conv2d // pairs: 3×3 same width, 3×3 stride 2 to the next width
@@ -71,7 +74,8 @@ type ControlNet struct {
 	ZeroMid  *nn.Conv2d   // controlnet_mid_block
 }
 
-// NewControlNet builds a branch for kind in its own store. Its encoder
+// NewControlNet builds a branch for kind in its own store; it reads
+// Config.HintChannels channels when set, else CondChannels(kind). Its encoder
 // starts random; call InitFrom to copy the base U-Net's encoder as
 // ControlNet does.
 func NewControlNet(c Config, kind string, dev torch.Device, seed uint64) (*ControlNet, error) {
@@ -81,6 +85,9 @@ func NewControlNet(c Config, kind string, dev torch.Device, seed uint64) (*Contr
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
+	}
+	if c.HintChannels > 0 {
+		in = c.HintChannels
 	}
 	s := nn.NewStore(dev, seed)
 	p := s.Root()
