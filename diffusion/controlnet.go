@@ -79,6 +79,12 @@ type ControlNet struct {
 // starts random; call InitFrom to copy the base U-Net's encoder as
 // ControlNet does.
 func NewControlNet(c Config, kind string, dev torch.Device, seed uint64) (*ControlNet, error) {
+	return NewControlNetIn(nn.NewStore(dev, seed), c, kind)
+}
+
+// NewControlNetIn builds a branch for kind in store s (converters pass one
+// with SkipInit, about to be overwritten by a checkpoint).
+func NewControlNetIn(s *nn.Store, c Config, kind string) (*ControlNet, error) {
 	in, err := CondChannels(kind)
 	if err != nil {
 		return nil, err
@@ -89,7 +95,6 @@ func NewControlNet(c Config, kind string, dev torch.Device, seed uint64) (*Contr
 	if c.HintChannels > 0 {
 		in = c.HintChannels
 	}
-	s := nn.NewStore(dev, seed)
 	p := s.Root()
 	n := &ControlNet{Kind: kind, Store: s, Enc: newEncoder(p, c), CondEmb: newCondEmbedding(p.Sub("controlnet_cond_embedding"), c, in)}
 	for i, ch := range n.Enc.SkipChannels {
