@@ -107,6 +107,27 @@ func TestLDMUNetParity(t *testing.T) {
 			}
 		})
 	})
+	// What ddgi convert writes: ddgi safetensors that diffusion loads.
+	dir := t.TempDir()
+	unetPath, ctrlPath := filepath.Join(dir, "unet.safetensors"), filepath.Join(dir, "seg.safetensors")
+	if err := m.Save(unetPath, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveControl(diffusion.CondMask, ctrlPath, false); err != nil {
+		t.Fatal(err)
+	}
+	back, err := diffusion.Load(unetPath, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := back.LoadControl(ctrlPath); err != nil {
+		t.Fatal(err)
+	}
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			checkClose(t, "eps_control after save/load", back.Predict(x, ts, ctx, diffusion.Conditions{Mask: hint}), io["eps_control"])
+		})
+	})
 }
 
 // TestLDMBadInput: wrong files say what is wrong instead of panicking.
