@@ -64,6 +64,7 @@ func ldmTransformerPart(rest string) string {
 // the U-Net and cldm's ControlNet share. layers is num_res_blocks: level i
 // holds input blocks 1+i(layers+1) … and its downsampler last.
 func ldmEncoderRules(layers int) []Rule {
+	layers = max(layers, 1) // a U-Net has ≥ 1 resnet per level; avoids ÷0 below
 	return []Rule{
 		rule(`time_embed\.0\.(weight|bias)`, "time_embedding.linear_1.$1", false),
 		rule(`time_embed\.2\.(weight|bias)`, "time_embedding.linear_2.$1", false),
@@ -98,6 +99,7 @@ func ldmEncoderRules(layers int) []Rule {
 // Output block N is decoder level N/(layers+1), resnet N%(layers+1); its
 // upsampler is module 1, or 2 after a spatial transformer.
 func LDMUNetTable(layers int) Table {
+	layers = max(layers, 1)
 	rules := ldmEncoderRules(layers)
 	rules = append(rules,
 		Rule{From: regexp.MustCompile(`^output_blocks\.(\d{1,6})\.([012])\.(.+)$`), To: func(m []string) string {
