@@ -31,6 +31,9 @@ func CondChannels(kind string) (int64, error) {
 // CondEmbedding is ControlNet's ControlNetConditioningEmbedding: a small
 // conv net from the condition image at pixel resolution down to the latent
 // size, ending in a zero-initialised conv (Zhang et al. 2023, Sec. 3.2).
+// With CondEmbedChannels 16,32,96,256 it is cldm's input_hint_block layer
+// for layer: conv to 16, then per width a same-width conv and a stride-2
+// conv to the next, SiLU after each, and the zero conv to Channels[0].
 type CondEmbedding struct {
 	ConvIn  *nn.Conv2d
 	Blocks  []*nn.Conv2d // pairs: 3×3 same width, 3×3 stride 2 to the next width
@@ -71,10 +74,17 @@ type ControlNet struct {
 	ZeroMid  *nn.Conv2d   // controlnet_mid_block
 }
 
-// NewControlNet builds a branch for kind in its own store. Its encoder
+// NewControlNet builds a branch for kind in its own store; it reads
+// Config.HintChannels channels when set, else CondChannels(kind). Its encoder
 // starts random; call InitFrom to copy the base U-Net's encoder as
 // ControlNet does.
 func NewControlNet(c Config, kind string, dev torch.Device, seed uint64) (*ControlNet, error) {
+	return NewControlNetIn(nn.NewStore(dev, seed), c, kind)
+}
+
+// NewControlNetIn builds a branch for kind in store s (converters pass one
+// with SkipInit, about to be overwritten by a checkpoint).
+func NewControlNetIn(s *nn.Store, c Config, kind string) (*ControlNet, error) {
 	in, err := CondChannels(kind)
 	if err != nil {
 		return nil, err
@@ -82,7 +92,9 @@ func NewControlNet(c Config, kind string, dev torch.Device, seed uint64) (*Contr
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	s := nn.NewStore(dev, seed)
+	if c.HintChannels > 0 {
+		in = c.HintChannels
+	}
 	p := s.Root()
 	n := &ControlNet{Kind: kind, Store: s, Enc: newEncoder(p, c), CondEmb: newCondEmbedding(p.Sub("controlnet_cond_embedding"), c, in)}
 	for i, ch := range n.Enc.SkipChannels {

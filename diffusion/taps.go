@@ -150,6 +150,8 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 // (Config.ImageSize()). A nil image skips its branch; a zero tensor is the
 // "condition dropped" input used for classifier-free guidance.
 type Conditions struct {
+	// With Config.HintChannels set both are that many channels instead
+	// (an RGB hint in [0,1] for lllyasviel's ControlNets).
 	Mask     *torch.Tensor // [B,19,S,S] one-hot (MaskTensor)
 	Scribble *torch.Tensor // [B,1,S,S] in {0,1} (ScribbleTensor)
 	// Per-branch residual scales (ControlNet's conditioning_scale); 0 means 1.

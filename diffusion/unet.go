@@ -41,6 +41,13 @@ type Config struct {
 	// stage after the first halves the resolution, so the condition image
 	// is LatentSize·2^(len−1) pixels on a side.
 	CondEmbedChannels []int64 `json:"cond_embed_channels"`
+	// HintChannels is the width of every ControlNet branch's condition
+	// image. 0 keeps ddgi's per-kind inputs (19-class one-hot mask,
+	// 1-channel scribble, see CondChannels); lllyasviel's public
+	// ControlNets take a 3-channel RGB hint in [0,1] (a colour-coded
+	// segmentation map, a white-on-black scribble), so their converted
+	// configs say 3.
+	HintChannels int64 `json:"hint_channels,omitempty"`
 	// Noise schedule and parameterisation (see Schedule).
 	Schedule   string  `json:"schedule"` // "linear" or "scaled_linear"
 	BetaStart  float64 `json:"beta_start"`
@@ -94,6 +101,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("diffusion config %q: layers, depth and heads must be ≥ 1", c.Name)
 	case len(c.CondEmbedChannels) == 0:
 		return fmt.Errorf("diffusion config %q: no condition embedding channels", c.Name)
+	case c.HintChannels < 0:
+		return fmt.Errorf("diffusion config %q: hint_channels %d is negative", c.Name, c.HintChannels)
 	}
 	for _, ch := range c.Channels {
 		if ch%c.NormGroups != 0 || ch%c.Heads != 0 {
