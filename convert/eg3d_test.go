@@ -75,7 +75,7 @@ func TestEG3DSuperResolutionParity(t *testing.T) {
 			src := map[string]Source{}
 			for name, st := range f.Tensors {
 				if rest, ok := strings.CutPrefix(name, "sd."); ok {
-					src["superresolution."+rest] = stSource{st}
+					src["superresolution."+rest] = stTensor{st}
 				}
 			}
 			cfg := eg3d.Presets["tiny"]
@@ -101,12 +101,6 @@ func TestEG3DSuperResolutionParity(t *testing.T) {
 		})
 	}
 }
-
-// stSource serves a safetensors tensor as a Source.
-type stSource struct{ t safetensors.Tensor }
-
-func (s stSource) Shape() []int64                    { return s.t.Shape }
-func (s stSource) Read() (safetensors.Tensor, error) { return s.t, nil }
 
 // TestEG3DFullSizeKeyList places every key of NVlabs' ffhq512-128
 // generator (TriPlaneGenerator, 256² planes, Hybrid8XDC) on ddgi's EG3D.

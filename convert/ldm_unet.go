@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"ddgi/convert/torchfile"
 	"ddgi/diffusion"
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -150,7 +149,7 @@ func CLDMControlNetTable(layers, hintConvs int) Table {
 // when no name has the prefix (a bare state dict); a file that holds only
 // the other network (other) is named as such.
 func selectNet(src map[string]Source, prefix, other, what string) (map[string]Source, error) {
-	out := withoutPrefix(src, prefix)
+	out := withPrefix(src, prefix)
 	if len(out) == len(src) {
 		for n := range src {
 			if strings.HasPrefix(n, other) {
@@ -159,21 +158,6 @@ func selectNet(src map[string]Source, prefix, other, what string) (map[string]So
 		}
 	}
 	return out, nil
-}
-
-// withoutPrefix returns the tensors under prefix with it removed, or src
-// itself when no name has the prefix (a bare state dict).
-func withoutPrefix(src map[string]Source, prefix string) map[string]Source {
-	out := map[string]Source{}
-	for n, s := range src {
-		if rest, ok := strings.CutPrefix(n, prefix); ok {
-			out[rest] = s
-		}
-	}
-	if len(out) == 0 {
-		return src
-	}
-	return out
 }
 
 var (
@@ -394,46 +378,3 @@ func skipInitStore() *nn.Store {
 	s.SkipInit = true
 	return s
 }
-
-// OpenLDM reads the tensors of an LDM-family file: a .safetensors, or a
-// PyTorch .ckpt/.pth (a Lightning checkpoint's state_dict is unwrapped).
-// Names are the file's (model.diffusion_model.…, control_model.…, …);
-// tensors are read when converted, so call done afterwards.
-func OpenLDM(path string) (src map[string]Source, done func() error, err error) {
-	src = map[string]Source{}
-	if strings.HasSuffix(strings.ToLower(path), ".safetensors") {
-		f, err := safetensors.Load(path)
-		if err != nil {
-			return nil, nil, err
-		}
-		for n, t := range f.Tensors {
-			src[n] = safetensorsSource{t}
-		}
-		return src, func() error { return nil }, nil
-	}
-	f, err := torchfile.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	root := f.Root()
-	if d, ok := root.(*torchfile.Dict); ok {
-		if sd, ok := d.Get("state_dict"); ok {
-			root = sd
-		}
-	}
-	ts, err := torchfile.Tensors(root)
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for n, t := range ts {
-		src[n] = tensorSource{t}
-	}
-	return src, f.Close, nil
-}
-
-// safetensorsSource serves a loaded safetensors tensor as a Source.
-type safetensorsSource struct{ t safetensors.Tensor }
-
-func (s safetensorsSource) Shape() []int64                    { return s.t.Shape }
-func (s safetensorsSource) Read() (safetensors.Tensor, error) { return s.t, nil }
