@@ -6,9 +6,7 @@ import (
 	"strings"
 
 	"ddgi/nn"
-	"ddgi/safetensors"
 	"ddgi/text"
-	"ddgi/torch"
 )
 
 // OpenAICLIPText is the layout of the text tower in OpenAI's CLIP state
@@ -145,17 +143,8 @@ func CLIPText(src map[string]Source, o CLIPTextOptions) (*text.Encoder, *nn.Stor
 	if err != nil {
 		return nil, nil, err
 	}
-	store := nn.NewStore(torch.CPU, 0)
-	store.SkipInit = true
-	var e *text.Encoder
-	if err := torch.Try(func() { e = text.NewEncoder(store.Root(), c) }); err != nil {
-		return nil, nil, err
-	}
-	tensors, err := Apply(t, src, storeShapes(store))
+	e, store, err := fill(t, src, func(p nn.Path) (*text.Encoder, error) { return text.NewEncoder(p, c), nil })
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := store.LoadFile(&safetensors.File{Tensors: tensors}); err != nil {
 		return nil, nil, err
 	}
 	store.Freeze("")

@@ -9,8 +9,6 @@ import (
 
 	"ddgi/diffusion"
 	"ddgi/nn"
-	"ddgi/safetensors"
-	"ddgi/torch"
 )
 
 // Prefixes of the LDM / cldm networks inside a single-file checkpoint
@@ -291,17 +289,11 @@ func LDMUNet(src map[string]Source, o LDMOptions) (*diffusion.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := skipInitStore()
-	var u *diffusion.UNet
-	if err := torch.Try(func() { u, err = diffusion.NewUNet(store.Root(), c) }); err != nil {
-		return nil, err
-	}
+	u, store, err := fill(LDMUNetTable(c.LayersPerBlock), src, func(p nn.Path) (*diffusion.UNet, error) { return diffusion.NewUNet(p, c) })
 	if err != nil {
 		return nil, err
 	}
-	if err := loadTable(store, LDMUNetTable(c.LayersPerBlock), src); err != nil {
-		return nil, err
-	}
+	store.Freeze("")
 	sch, err := diffusion.NewSchedule(c)
 	if err != nil {
 		return nil, err
@@ -329,16 +321,13 @@ func ControlNet(src map[string]Source, kind string, o LDMOptions) (*diffusion.Co
 		return nil, err
 	}
 	c.HintChannels, c.CondEmbedChannels = hint, widths
-	var n *diffusion.ControlNet
-	if err := torch.Try(func() { n, err = diffusion.NewControlNetIn(skipInitStore(), c, kind) }); err != nil {
-		return nil, err
-	}
+	n, store, err := fill(CLDMControlNetTable(c.LayersPerBlock, convs), src, func(p nn.Path) (*diffusion.ControlNet, error) {
+		return diffusion.NewControlNetIn(p.Store(), c, kind)
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := loadTable(n.Store, CLDMControlNetTable(c.LayersPerBlock, convs), src); err != nil {
-		return nil, err
-	}
+	store.Freeze("")
 	return n, nil
 }
 
@@ -357,24 +346,3 @@ func AttachControl(m *diffusion.Model, kind string, n *diffusion.ControlNet) err
 	return nil
 }
 
-// loadTable applies t to src against the store's shapes and loads the
-// result, freezing the store (inference weights).
-func loadTable(store *nn.Store, t Table, src map[string]Source) error {
-	tensors, err := Apply(t, src, storeShapes(store))
-	if err != nil {
-		return err
-	}
-	if err := store.LoadFile(&safetensors.File{Tensors: tensors}); err != nil {
-		return err
-	}
-	store.Freeze("")
-	return nil
-}
-
-// skipInitStore is a CPU store whose tensors start as zeros: every one is
-// overwritten by the checkpoint (drawing SD1.5's weights takes minutes).
-func skipInitStore() *nn.Store {
-	s := nn.NewStore(torch.CPU, 0)
-	s.SkipInit = true
-	return s
-}

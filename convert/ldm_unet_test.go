@@ -10,6 +10,7 @@ import (
 
 	"ddgi/diffusion"
 	"ddgi/internal/golden"
+	"ddgi/nn"
 	"ddgi/torch"
 )
 
@@ -195,7 +196,8 @@ func TestLDMFullSizeKeyLists(t *testing.T) {
 	uwant, cwant := sd15Shapes(c, false), sd15Shapes(c, true)
 	if !testing.Short() {
 		for _, control := range []bool{false, true} {
-			s := skipInitStore()
+			s := nn.NewStore(torch.CPU, 0)
+			s.SkipInit = true
 			if control {
 				_, err = diffusion.NewControlNetIn(s, c, diffusion.CondMask)
 			} else {

@@ -6,8 +6,6 @@ import (
 
 	"ddgi/diffusion/vae"
 	"ddgi/nn"
-	"ddgi/safetensors"
-	"ddgi/torch"
 )
 
 // ldmVAEPrefix is where an LDM / SD single-file checkpoint keeps its VAE.
@@ -116,17 +114,8 @@ func LDMVAE(src map[string]Source, o LDMVAEOptions) (*vae.Autoencoder, *nn.Store
 	if err != nil {
 		return nil, nil, err
 	}
-	store := nn.NewStore(torch.CPU, 0)
-	store.SkipInit = true
-	var a *vae.Autoencoder
-	if err := torch.Try(func() { a = vae.New(store.Root(), c) }); err != nil {
-		return nil, nil, err
-	}
-	tensors, err := Apply(LDMVAETable(len(c.Mult)), src, storeShapes(store))
+	a, store, err := fill(LDMVAETable(len(c.Mult)), src, func(p nn.Path) (*vae.Autoencoder, error) { return vae.New(p, c), nil })
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := store.LoadFile(&safetensors.File{Tensors: tensors}); err != nil {
 		return nil, nil, err
 	}
 	store.Freeze("")
