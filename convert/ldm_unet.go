@@ -345,4 +345,3 @@ func AttachControl(m *diffusion.Model, kind string, n *diffusion.ControlNet) err
 	m.Controls[kind] = n
 	return nil
 }
-
