@@ -82,7 +82,13 @@ func (m *Model) SaveControl(kind, path string, half bool) error {
 	if !ok {
 		return fmt.Errorf("diffusion: no %s branch to save", kind)
 	}
-	return n.Store.Save(path, nn.SaveOptions{Config: m.Config, Half: half, Metadata: map[string]string{metaRole: "controlnet", metaKind: kind}})
+	return n.Save(path, kind, half)
+}
+
+// Save writes the branch for condition kind with its config (the U-Net's
+// it was built for), as Model.LoadControl reads it.
+func (n *ControlNet) Save(path, kind string, half bool) error {
+	return n.Store.Save(path, nn.SaveOptions{Config: n.Enc.Config, Half: half, Metadata: map[string]string{metaRole: "controlnet", metaKind: kind}})
 }
 
 // readConfig loads a file and the Config in its metadata.

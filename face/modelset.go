@@ -58,3 +58,39 @@ func (m *Manifest) file(dir, role, shipped string) string {
 	}
 	return filepath.Join(dir, shipped)
 }
+
+// AddToManifest records role → file entries in dir's manifest, creating it
+// when absent; the file is replaced atomically.
+func AddToManifest(dir string, roles map[string]string) error {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		m = &Manifest{Format: "ddgi-model-set", Files: map[string]string{}}
+	}
+	if m.Files == nil {
+		m.Files = map[string]string{}
+	}
+	for role, f := range roles {
+		m.Files[role] = f
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+ManifestName+".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, ManifestName))
+}

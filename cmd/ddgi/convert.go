@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"ddgi/convert"
+	"ddgi/face"
 )
 
 func init() {
@@ -22,7 +24,10 @@ func runConvert(args []string) error {
 		"  ddgi convert --from nvlabs --in ffhq.pkl --out sg2.safetensors --half\n"+
 		"  ddgi convert --from eg3d --in ffhqrebalanced512-128.pkl --out eg3d_ffhq512.safetensors\n"+
 		"then: ddgi sample gan --generator sg2_ffhq1024.safetensors --seeds 0-3 --out faces.png")
-	from := fs.String("from", "", "layout: "+strings.Join(convert.Formats, ", ")+" (default: detected from the file)")
+	from := fs.String("from", "", "layout: "+strings.Join(append(append([]string(nil), convert.Formats...), "ldm", "controlnet", "vae", "clip"), ", ")+" (GANs: detected from the file when empty)")
+	cond := fs.String("cond", "mask", "controlnet: the condition the branch serves (mask for a segmentation ControlNet, scribble)")
+	heads := fs.Int64("heads", 0, "ldm, controlnet: the U-Net's attention heads, which the weights do not record (0: SD1.5's 8)")
+	textHeads := fs.Int64("text-heads", 0, "ldm, clip: the text tower's attention heads (0: width/64, OpenAI's rule: 12 for ViT-L/14)")
 	in := fs.String("in", "", "the public checkpoint (.pt, .pth, .ckpt or .pkl)")
 	out := fs.String("out", "", "ddgi safetensors to write (atomically)")
 	key := fs.String("key", "", "the network inside the file (default: g_ema / G_ema, else g / G, else the file's own state dict)")
@@ -35,11 +40,14 @@ func runConvert(args []string) error {
 	if *in == "" || *out == "" {
 		return fmt.Errorf("--in and --out are required")
 	}
-	if *from != "" && !slices.Contains(convert.Formats, *from) {
-		return fmt.Errorf("--from %q: want one of %s", *from, strings.Join(convert.Formats, ", "))
+	if *from != "" && !slices.Contains(convert.Formats, *from) && !sd[*from] {
+		return fmt.Errorf("--from %q: want one of %s, ldm, controlnet, vae, clip", *from, strings.Join(convert.Formats, ", "))
 	}
-	if _, err := os.Stat(*out); err == nil && !*force {
+	if st, err := os.Stat(*out); err == nil && !st.IsDir() && !*force {
 		return fmt.Errorf("%s exists; pass --force to overwrite it", *out)
+	}
+	if sd[*from] {
+		return convertSD(*from, *in, *out, *cond, *half, *heads, *textHeads)
 	}
 	g, rep, err := convert.GAN(*in, convert.GANOptions{From: *from, Key: *key, ConvClamp: *clamp})
 	if err != nil {
@@ -52,5 +60,70 @@ func runConvert(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%s layout, %s, %d tensors read)\n", *out, rep.From, rep.Key, rep.Tensors)
+	return nil
+}
+
+// sd are the Stable Diffusion layouts: they write ddgi files into a
+// model-set folder (or, but for ldm, one file).
+var sd = map[string]bool{"ldm": true, "controlnet": true, "vae": true, "clip": true}
+
+// convertSD converts an SD single file into the model-set folder out (U-Net,
+// VAE, text tower; the manifest records them), or one network: a
+// ControlNet, VAE or CLIP text tower into a file, or into a folder whose
+// manifest then records it (branch.<cond>, vae, text).
+func convertSD(from, in, out, cond string, half bool, heads, textHeads int64) error {
+	src, cl, err := convert.OpenSources(in)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	o := convert.LDMOptions{Heads: heads}
+	if from == "ldm" {
+		roles, err := convert.SD(src, out, half, o, convert.CLIPTextOptions{Heads: textHeads})
+		if err != nil {
+			return fmt.Errorf("%s: %w", in, err)
+		}
+		if err := face.AddToManifest(out, roles); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s: %v (manifest.json records them; add a CLIP tokenizer folder as role tokenizer)\n", out, roles)
+		return nil
+	}
+	// The model-set role and file name of the one network.
+	t := map[string]struct{ role, name string }{
+		"controlnet": {"branch." + cond, "branch_" + cond + ".safetensors"},
+		"vae":        {"vae", "vae.safetensors"},
+		"clip":       {"text", "text.safetensors"},
+	}[from]
+	role, name := t.role, t.name
+	path, dir := out, ""
+	if st, err := os.Stat(out); (err == nil && st.IsDir()) || strings.HasSuffix(out, "/") {
+		dir = out
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		path = filepath.Join(dir, name)
+	}
+	switch from {
+	case "controlnet":
+		kind, err := convert.ControlKind(cond)
+		if err != nil {
+			return err
+		}
+		err = convert.SaveControlNet(src, kind, path, half, o)
+	case "vae":
+		err = convert.SaveVAE(src, path, half)
+	case "clip":
+		err = convert.SaveCLIPText(src, path, half, convert.CLIPTextOptions{Heads: textHeads})
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	if dir != "" {
+		if err := face.AddToManifest(dir, map[string]string{role: name}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%s)\n", path, role)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"ddgi/data"
+	"ddgi/diffusion"
+	"ddgi/face"
 	"ddgi/internal/golden"
 	"ddgi/torch"
 )
@@ -94,5 +96,60 @@ func TestPublicGeneratorThroughTheMethod(t *testing.T) {
 	if code := run([]string{"generate", "--weights", w, "--generator", filepath.Join(dir, "nvlabs.safetensors"), "--inversion", filepath.Join(w, "inversion_stylegan2_mask.safetensors"),
 		"--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")}); code != 1 {
 		t.Errorf("mismatched inversion exited %d, want 1", code)
+	}
+}
+
+// TestConvertStableDiffusionSet converts an LDM single file (small SD1.5-
+// structured U-Net, random weights, written by lllyasviel's code) into a
+// model-set folder, adds the matching ControlNet .pth, an SD VAE and a
+// CLIP text tower to it, and loads the U-Net with its branch from the
+// folder: the controlled ε matches the reference code's.
+func TestConvertStableDiffusionSet(t *testing.T) {
+	quiet(t)
+	set := filepath.Join(t.TempDir(), "sd")
+	td := filepath.Join("..", "..", "convert", "testdata")
+	for _, args := range [][]string{
+		{"convert", "--from", "ldm", "--in", filepath.Join(td, "ldm_unet", "ldm_tiny.ckpt"), "--out", set, "--heads", "2"},
+		{"convert", "--from", "controlnet", "--cond", "mask", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", set + "/", "--heads", "2"},
+		{"convert", "--from", "vae", "--in", filepath.Join(td, "ldm_vae", "model.safetensors"), "--out", set + "/"},
+		{"convert", "--from", "clip", "--in", filepath.Join(td, "clip", "model.pt"), "--out", set + "/", "--text-heads", "4"},
+	} {
+		if code := run(args); code != 0 {
+			t.Fatalf("%v exited %d", args, code)
+		}
+	}
+	m, err := face.ReadManifest(set)
+	if err != nil || m == nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"unet", "branch.mask", "vae", "text"} {
+		if m.Files[role] == "" {
+			t.Errorf("manifest lacks %s: %v", role, m.Files)
+		}
+	}
+	u, err := diffusion.Load(filepath.Join(set, m.Files["unet"]), torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.LoadControl(filepath.Join(set, m.Files["branch.mask"])); err != nil {
+		t.Fatal(err)
+	}
+	io := golden.Load(t, filepath.Join(td, "ldm_unet", "io.safetensors"))
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			eps := u.Predict(io["x"], io["t"], io["context"], diffusion.Conditions{Mask: io["hint"]})
+			if d := eps.Sub(io["eps_control"]).Abs().MaxAll().Item(); !(d <= 1e-4) {
+				t.Errorf("controlled ε from the converted set differs from cldm's by %g", d)
+			}
+		})
+	})
+	// A ControlNet file given as an SD file, and an unknown condition, are one-line errors.
+	for _, args := range [][]string{
+		{"convert", "--from", "ldm", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", filepath.Join(t.TempDir(), "x")},
+		{"convert", "--from", "controlnet", "--cond", "depth", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", filepath.Join(t.TempDir(), "y.safetensors")},
+	} {
+		if code := run(args); code != 1 {
+			t.Errorf("%v exited %d, want 1", args, code)
+		}
 	}
 }
