@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register(command{name: "convert", summary: "convert a public checkpoint (rosinality / NVlabs StyleGAN2, NVlabs EG3D) to ddgi safetensors, running none of its code", run: runConvert})
+	register(command{name: "convert", summary: "convert public checkpoints (StyleGAN2, EG3D, SD1.x, ControlNet, SD VAE, CLIP) to ddgi safetensors, running none of their code", run: runConvert})
 }
 
 func runConvert(args []string) error {
@@ -23,6 +23,8 @@ func runConvert(args []string) error {
 		"  ddgi convert --in stylegan2-ffhq-config-f.pt --out sg2_ffhq1024.safetensors\n"+
 		"  ddgi convert --from nvlabs --in ffhq.pkl --out sg2.safetensors --half\n"+
 		"  ddgi convert --from eg3d --in ffhqrebalanced512-128.pkl --out eg3d_ffhq512.safetensors\n"+
+		"  ddgi convert --from ldm --in v1-5-pruned-emaonly.safetensors --out models/sd15\n"+
+		"  ddgi convert --from controlnet --cond mask --in control_v11p_sd15_seg.pth --out models/sd15/\n"+
 		"then: ddgi sample gan --generator sg2_ffhq1024.safetensors --seeds 0-3 --out faces.png")
 	from := fs.String("from", "", "layout: "+strings.Join(append(append([]string(nil), convert.Formats...), "ldm", "controlnet", "vae", "clip"), ", ")+" (GANs: detected from the file when empty)")
 	cond := fs.String("cond", "mask", "controlnet: the condition the branch serves (mask for a segmentation ControlNet, scribble)")
