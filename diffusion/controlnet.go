@@ -115,6 +115,9 @@ func (n *ControlNet) InitFrom(base *nn.Store) error {
 // Forward returns the branch's residuals for latents zt, timesteps t,
 // text ctx and condition image cond [B,in,S,S], scaled by scale.
 func (n *ControlNet) Forward(zt, t, ctx, cond *torch.Tensor, scale float64) *Residuals {
+	if h := n.Enc.Config.HintChannels; h == 3 && cond.Size(1) != 3 {
+		cond = HintImage(cond, n.Enc.Config.HintPalette)
+	}
 	e := n.Enc.forward(zt, t, ctx, n.CondEmb.Forward(cond))
 	r := &Residuals{Mid: n.ZeroMid.Forward(e.Mid)}
 	for i, s := range e.Skips {
@@ -127,6 +130,39 @@ func (n *ControlNet) Forward(zt, t, ctx, cond *torch.Tensor, scale float64) *Res
 		r.Mid = r.Mid.MulScalar(scale)
 	}
 	return r
+}
+
+// CelebAMaskHQPalette is the colour list CelebAMask-HQ's tools and most
+// face-parsing code draw the 19 classes in (background black, skin
+// (204,0,0), nose (76,153,0), …, cloth (0,204,0)): how a public
+// segmentation ControlNet trained on CelebAMask-HQ maps sees masks.
+var CelebAMaskHQPalette = [][3]uint8{
+	{0, 0, 0}, {204, 0, 0}, {76, 153, 0}, {204, 204, 0}, {51, 51, 255}, {204, 0, 204}, {0, 255, 255},
+	{255, 204, 204}, {102, 51, 0}, {255, 0, 0}, {102, 204, 0}, {255, 255, 0}, {0, 0, 153}, {0, 0, 204},
+	{255, 51, 153}, {0, 204, 204}, {0, 51, 0}, {255, 153, 51}, {0, 204, 0},
+}
+
+// HintImage turns ddgi's conditions into the RGB hints (in [0,1]) that
+// lllyasviel's ControlNets read: a one-hot mask [B,K,H,W] becomes each
+// pixel's class colour in palette (CelebAMaskHQPalette when nil); a
+// 1-channel scribble (white strokes on black) is repeated to 3 channels.
+func HintImage(cond *torch.Tensor, palette [][3]uint8) *torch.Tensor {
+	k := cond.Size(1)
+	if k == 1 {
+		return cond.Repeat(1, 3, 1, 1)
+	}
+	if palette == nil {
+		palette = CelebAMaskHQPalette
+	}
+	if int64(len(palette)) < k {
+		panic(&torch.Error{Op: "hint image", Msg: fmt.Sprintf("a %d-class mask needs %d palette colours, the config has %d", k, k, len(palette))})
+	}
+	v := make([]float32, 0, 3*k)
+	for _, c := range palette[:k] {
+		v = append(v, float32(c[0])/255, float32(c[1])/255, float32(c[2])/255)
+	}
+	p := torch.FromFloat32(v, k, 3).ToDevice(cond.Device()).To(cond.DType())
+	return cond.Permute(0, 2, 3, 1).Matmul(p).Permute(0, 3, 1, 2).Contiguous()
 }
 
 // add sums residuals of several branches (diffusers' MultiControlNetModel).

@@ -48,3 +48,28 @@ func TestHintChannels(t *testing.T) {
 		t.Fatal("negative hint_channels accepted")
 	}
 }
+
+// TestHintImage: a one-hot mask becomes its classes' palette colours and a
+// scribble three equal channels, so ddgi's conditions drive public
+// ControlNets; a 3-channel branch takes them directly.
+func TestHintImage(t *testing.T) {
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			labels := torch.FromInt64([]int64{0, 1, 13, 18}, 1, 2, 2)
+			oneHot := torch.OneHot(labels, 19).Permute(0, 3, 1, 2).To(torch.Float32)
+			rgb := HintImage(oneHot, nil)
+			got := rgb.MulScalar(255).Round().Float32s()
+			// channel-major [1,3,2,2]: R of the 4 pixels, then G, then B
+			want := []float32{0, 204, 0, 0, 0, 0, 0, 204, 0, 0, 204, 0}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("palette image %v, want %v", got, want)
+				}
+			}
+			scr := torch.Rand(torch.NewGenerator(1), []int64{2, 1, 4, 4}, torch.Float32, torch.CPU)
+			if d := HintImage(scr, nil).Narrow(1, 2, 1).Sub(scr).Abs().MaxAll().Item(); d != 0 {
+				t.Fatalf("scribble channels differ by %g", d)
+			}
+		})
+	})
+}

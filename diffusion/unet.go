@@ -48,6 +48,11 @@ type Config struct {
 	// segmentation map, a white-on-black scribble), so their converted
 	// configs say 3.
 	HintChannels int64 `json:"hint_channels,omitempty"`
+	// HintPalette colours a one-hot mask (class k → HintPalette[k]) when a
+	// 3-channel branch is given ddgi's masks; nil is CelebAMaskHQPalette.
+	// A segmentation ControlNet trained on another colour list (ADE20K's
+	// for lllyasviel's seg models) needs that list here.
+	HintPalette [][3]uint8 `json:"hint_palette,omitempty"`
 	// Noise schedule and parameterisation (see Schedule).
 	Schedule   string  `json:"schedule"` // "linear" or "scaled_linear"
 	BetaStart  float64 `json:"beta_start"`
