@@ -5,7 +5,6 @@ import (
 	"image"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -31,7 +30,7 @@ func runSampleGAN(args []string) error {
 	fs := newFlags("sample gan", "--generator weights/stylegan2_small64.safetensors --seeds 0-15 --trunc 0.7 --out grid.png")
 	arch := fs.String("arch", "", "stylegan2 or eg3d (default: read from the generator's metadata)")
 	generator := fs.String("generator", "", "generator safetensors: shipped weights, a run's G_ema.safetensors or a `ddgi convert`ed public one")
-	weights := fs.String("weights", "", "model-set folder holding stylegan2_small64.safetensors / eg3d_small64.safetensors (by --arch; default stylegan2); a file here is read as --generator")
+	weights := fs.String("weights", "", "model-set folder: its generator of --arch (default stylegan2) by the folder's manifest (role gan.<arch>), else the shipped file name; a file here is read as --generator")
 	seeds := fs.String("seeds", "0-15", "latent seeds: a range a-b and/or a comma list")
 	wplusPath := fs.String("w-plus", "", "render these W+ codes instead of seeds: safetensors with tensor w_plus [N,L,D] (as `ddgi generate` writes)")
 	raw := fs.String("raw", "", "also write the float images here: safetensors with tensor image [N,3,H,W] in the generator's range (EG3D: every view, seed-major)")
@@ -107,11 +106,10 @@ func generatorPath(generator, weights, arch string) (string, error) {
 	if !st.IsDir() {
 		return weights, nil
 	}
-	name := "stylegan2_small64.safetensors"
-	if arch == "eg3d" {
-		name = "eg3d_small64.safetensors"
+	if arch == "" {
+		arch = "stylegan2"
 	}
-	return filepath.Join(weights, name), nil
+	return face.Options{Weights: weights, GAN: arch}.Files()["gan"], nil // the set's manifest, else the shipped name
 }
 
 // latentCodes are what sample gan renders: seeds mapped with truncation
