@@ -35,15 +35,7 @@ func srLayer(block int, layer, param string) string {
 	default:
 		name = fmt.Sprintf("superres.torgbs.%d", block)
 	}
-	switch param {
-	case "weight":
-		return name + ".conv.weight"
-	case "affine.weight", "affine.bias":
-		return name + ".conv." + param
-	case "noise_strength":
-		return name + ".noise.weight"
-	}
-	return name + "." + param
+	return nvlabsParam(name, param)
 }
 
 // EG3DOptions tune an EG3D conversion.

@@ -75,6 +75,16 @@ func nvlabsLayer(res int, layer, param string) string {
 	default:
 		name, noise = fmt.Sprintf("synthesis.convs.%d", 2*k+1), 2+2*k
 	}
+	if param == "noise_const" {
+		return fmt.Sprintf("synthesis.noise_const.%d", noise)
+	}
+	return nvlabsParam(name, param)
+}
+
+// nvlabsParam names a parameter of an NVlabs synthesis or ToRGB layer on
+// ddgi's StyledConv/ToRGB called name: the modulated weight and its style
+// affine live under .conv, the noise strength is noise.weight.
+func nvlabsParam(name, param string) string {
 	switch param {
 	case "weight":
 		return name + ".conv.weight"
@@ -82,8 +92,6 @@ func nvlabsLayer(res int, layer, param string) string {
 		return name + ".conv." + param
 	case "noise_strength":
 		return name + ".noise.weight"
-	case "noise_const":
-		return fmt.Sprintf("synthesis.noise_const.%d", noise)
 	}
 	return name + "." + param // bias
 }
