@@ -153,3 +153,28 @@ func TestConvertStableDiffusionSet(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffuseFromModelSet runs the diffusion baseline from a model-set
+// folder whose manifest renames its U-Net, as a converted set does; a
+// set whose VAE does not fit its U-Net is refused with the reason.
+func TestDiffuseFromModelSet(t *testing.T) {
+	dir, w := tinyWeights(t)
+	if err := os.Rename(filepath.Join(w, "diffusion_small64.safetensors"), filepath.Join(w, "unet.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	if err := face.AddToManifest(w, map[string]string{"unet": "unet.safetensors"}); err != nil {
+		t.Fatal(err)
+	}
+	mask := make([]uint8, 32*32)
+	mpath := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mpath, mask, 32); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "d.png")
+	if code := run([]string{"diffuse", "--weights", w, "--text", "A man.", "--mask", mpath, "--steps", "2", "--out", out}); code != 0 {
+		t.Fatalf("diffuse --weights exited %d", code)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}

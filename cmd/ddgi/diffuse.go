@@ -9,6 +9,7 @@ import (
 	"ddgi/data"
 	"ddgi/diffusion"
 	"ddgi/encoder"
+	"ddgi/face"
 	"ddgi/internal/imageio"
 	"ddgi/torch"
 )
@@ -36,12 +37,31 @@ func runDiffuse(args []string) error {
 	maskScale := fs.Float64("mask-scale", 1, "mask branch residual scale")
 	scribbleScale := fs.Float64("scribble-scale", 1, "scribble branch residual scale")
 	lw := encoder.AddFlags(fs)
+	weights := fs.String("weights", "", "model-set folder (e.g. `ddgi convert --from ldm` output): the files --unet, --mask-net, --scribble-net, --vae, --text-weights and --tokenizer leave unset come from its manifest, else its shipped names")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := applyLimits(); err != nil {
 		return err
+	}
+	if *weights != "" {
+		if _, err := face.ReadManifest(*weights); err != nil {
+			return err
+		}
+		mask := face.Options{Weights: *weights, Cond: diffusion.CondMask}.Files()
+		scribble := face.Options{Weights: *weights, Cond: diffusion.CondScribble}.Files()
+		for flagName, v := range map[string]struct {
+			dst *string
+			val string
+		}{
+			"unet": {unet, mask["unet"]}, "mask-net": {maskNet, mask["branch"]}, "scribble-net": {scribbleNet, scribble["branch"]},
+			"vae": {lw.VAE, mask["vae"]}, "text-weights": {lw.Text, mask["text"]}, "tokenizer": {lw.Tokenizer, mask["tokenizer"]},
+		} {
+			if !flagSet(fs, flagName) {
+				*v.dst = v.val
+			}
+		}
 	}
 	switch {
 	case strings.TrimSpace(*prompt) == "":
