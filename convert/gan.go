@@ -39,6 +39,9 @@ type Report struct {
 // GAN reads a public generator checkpoint and converts it to ddgi's
 // StyleGAN2 (rosinality, nvlabs) or EG3D (eg3d) generator.
 func GAN(path string, o GANOptions) (Generator, Report, error) {
+	if strings.HasSuffix(strings.ToLower(path), ".safetensors") {
+		return nil, Report{}, fmt.Errorf("%s: GAN checkpoints are PyTorch files (.pt, .pkl); for a Stable Diffusion .safetensors give --from ldm, controlnet, vae or clip", path)
+	}
 	f, err := torchfile.Open(path)
 	if err != nil {
 		return nil, Report{}, err

@@ -108,8 +108,8 @@ func convertSD(from, in, out, cond string, half bool, heads, textHeads int64) er
 	}
 	switch from {
 	case "controlnet":
-		kind, err := convert.ControlKind(cond)
-		if err != nil {
+		var kind string
+		if kind, err = convert.ControlKind(cond); err != nil {
 			return err
 		}
 		err = convert.SaveControlNet(src, kind, path, half, o)

@@ -143,13 +143,23 @@ func TestConvertStableDiffusionSet(t *testing.T) {
 			}
 		})
 	})
-	// A ControlNet file given as an SD file, and an unknown condition, are one-line errors.
+	// Files of the wrong kind and an unknown condition are one-line errors that write nothing.
+	bad := t.TempDir()
 	for _, args := range [][]string{
-		{"convert", "--from", "ldm", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", filepath.Join(t.TempDir(), "x")},
-		{"convert", "--from", "controlnet", "--cond", "depth", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", filepath.Join(t.TempDir(), "y.safetensors")},
+		{"convert", "--from", "ldm", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", filepath.Join(bad, "x")},
+		{"convert", "--from", "controlnet", "--cond", "depth", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", filepath.Join(bad, "y.safetensors")},
+		{"convert", "--from", "controlnet", "--in", filepath.Join(td, "ldm_vae", "model.safetensors"), "--out", filepath.Join(bad, "z.safetensors")},
+		{"convert", "--from", "vae", "--in", filepath.Join(td, "clip", "model.pt"), "--out", filepath.Join(bad, "v.safetensors")},
+		{"convert", "--from", "clip", "--in", filepath.Join(td, "rosinality", "ckpt.pt"), "--out", filepath.Join(bad, "c.safetensors")},
+		{"convert", "--in", filepath.Join(td, "ldm_vae", "model.safetensors"), "--out", filepath.Join(bad, "g.safetensors")},
 	} {
 		if code := run(args); code != 1 {
 			t.Errorf("%v exited %d, want 1", args, code)
+		}
+	}
+	for _, f := range []string{"y.safetensors", "z.safetensors", "v.safetensors", "c.safetensors", "g.safetensors"} {
+		if _, err := os.Stat(filepath.Join(bad, f)); err == nil {
+			t.Errorf("a failed conversion wrote %s", f)
 		}
 	}
 }
