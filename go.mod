@@ -2,4 +2,7 @@ module ddgi
 
 go 1.26.0
 
-require golang.org/x/image v0.47.0 // indirect
+require (
+	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/image v0.47.0
+)

@@ -28,6 +28,9 @@ type LDMOptions struct {
 	// LatentSize is the latent side the model is run at; 0 takes SD1.5's
 	// 64 (512² images). Only the pipeline's defaults depend on it.
 	LatentSize int64
+	// Expect, from the user's .yaml (ReadLDMConfig), is checked against
+	// what the weights say; nil checks nothing.
+	Expect *LDMNet
 }
 
 // ldmResnet maps the inside of openaimodel.ResBlock onto ddgi's ResBlock
@@ -236,6 +239,11 @@ func inferLDM(src map[string][]int64, o LDMOptions) (diffusion.Config, error) {
 	}
 	c.HintChannels = 3 // lllyasviel's ControlNets; branches say their own
 	c.CondEmbedChannels = append([]int64(nil), sd15CondEmb...)
+	if o.Expect != nil {
+		if err := checkLDM(c, o.Expect); err != nil {
+			return c, fmt.Errorf("ldm: %w", err)
+		}
+	}
 	return c, nil
 }
 

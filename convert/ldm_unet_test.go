@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"ddgi/diffusion"
@@ -345,4 +346,50 @@ func sd15Shapes(c diffusion.Config, control bool) map[string][]int64 {
 	vec("conv_norm_out", c.Channels[0])
 	conv("conv_out", c.LatentChannels, c.Channels[0], 3)
 	return out
+}
+
+// TestLDMConfigYAML converts with the heads and latent size taken from an
+// LDM .yaml instead of flags (parity needs the right heads), and refuses a
+// config that disagrees with the weights, naming the field.
+func TestLDMConfigYAML(t *testing.T) {
+	yml := filepath.Join("testdata", "ldm_unet", "tiny.yaml")
+	uo, err := ReadLDMConfig(yml, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, err := ReadLDMConfig(yml, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uo.Heads != 2 || uo.LatentSize != 8 || co.Heads != 2 {
+		t.Fatalf("options %+v / %+v", uo, co)
+	}
+	io := golden.Load(t, filepath.Join("testdata", "ldm_unet", "io.safetensors"))
+	m, err := LDMUNet(openLDM(t, "ldm_tiny.ckpt"), uo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ControlNet(openLDM(t, "control_tiny.pth"), diffusion.CondMask, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := AttachControl(m, diffusion.CondMask, n); err != nil {
+		t.Fatal(err)
+	}
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			eps := m.Predict(io["x"], io["t"], io["context"], diffusion.Conditions{Mask: io["hint"]})
+			checkClose(t, "eps_control", eps, io["eps_control"])
+		})
+	})
+	bad := uo
+	wrong := *bad.Expect
+	wrong.ChannelMult = []int64{1, 2, 1}
+	bad.Expect = &wrong
+	if _, err := LDMUNet(openLDM(t, "ldm_tiny.ckpt"), bad); err == nil || !strings.Contains(err.Error(), "channel_mult") {
+		t.Errorf("a disagreeing config: %v", err)
+	}
+	if _, err := ReadLDMConfig(filepath.Join("testdata", "ldm_unet", "io.safetensors"), false); err == nil {
+		t.Error("a binary file read as a config")
+	}
 }

@@ -29,6 +29,7 @@ func runConvert(args []string) error {
 	from := fs.String("from", "", "layout: "+strings.Join(append(append([]string(nil), convert.Formats...), "ldm", "controlnet", "vae", "clip"), ", ")+" (GANs: detected from the file when empty)")
 	cond := fs.String("cond", "mask", "controlnet: the condition the branch serves (mask for a segmentation ControlNet, scribble)")
 	heads := fs.Int64("heads", 0, "ldm, controlnet: the U-Net's attention heads, which the weights do not record (0: SD1.5's 8)")
+	ldmConfig := fs.String("config", "", "ldm, controlnet: the model's LDM .yaml (v1-inference.yaml, cldm_v15.yaml): heads and latent size from it, every other value checked against the weights")
 	textHeads := fs.Int64("text-heads", 0, "ldm, clip: the text tower's attention heads (0: width/64, OpenAI's rule: 12 for ViT-L/14)")
 	in := fs.String("in", "", "the public checkpoint (.pt, .pth, .ckpt or .pkl)")
 	out := fs.String("out", "", "ddgi safetensors to write (atomically)")
@@ -49,7 +50,17 @@ func runConvert(args []string) error {
 		return fmt.Errorf("%s exists; pass --force to overwrite it", *out)
 	}
 	if sd[*from] {
-		return convertSD(*from, *in, *out, *cond, *half, *heads, *textHeads)
+		o := convert.LDMOptions{Heads: *heads}
+		if *ldmConfig != "" {
+			var err error
+			if o, err = convert.ReadLDMConfig(*ldmConfig, *from == "controlnet"); err != nil {
+				return err
+			}
+			if *heads > 0 {
+				o.Heads = *heads
+			}
+		}
+		return convertSD(*from, *in, *out, *cond, *half, o, *textHeads)
 	}
 	g, rep, err := convert.GAN(*in, convert.GANOptions{From: *from, Key: *key, ConvClamp: *clamp})
 	if err != nil {
@@ -73,13 +84,12 @@ var sd = map[string]bool{"ldm": true, "controlnet": true, "vae": true, "clip": t
 // VAE, text tower; the manifest records them), or one network: a
 // ControlNet, VAE or CLIP text tower into a file, or into a folder whose
 // manifest then records it (branch.<cond>, vae, text).
-func convertSD(from, in, out, cond string, half bool, heads, textHeads int64) error {
+func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, textHeads int64) error {
 	src, cl, err := convert.OpenSources(in)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	o := convert.LDMOptions{Heads: heads}
 	if from == "ldm" {
 		roles, err := convert.SD(src, out, half, o, convert.CLIPTextOptions{Heads: textHeads})
 		if err != nil {

@@ -109,8 +109,8 @@ func TestConvertStableDiffusionSet(t *testing.T) {
 	set := filepath.Join(t.TempDir(), "sd")
 	td := filepath.Join("..", "..", "convert", "testdata")
 	for _, args := range [][]string{
-		{"convert", "--from", "ldm", "--in", filepath.Join(td, "ldm_unet", "ldm_tiny.ckpt"), "--out", set, "--heads", "2"},
-		{"convert", "--from", "controlnet", "--cond", "mask", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", set + "/", "--heads", "2"},
+		{"convert", "--from", "ldm", "--in", filepath.Join(td, "ldm_unet", "ldm_tiny.ckpt"), "--out", set, "--config", filepath.Join(td, "ldm_unet", "tiny.yaml")},
+		{"convert", "--from", "controlnet", "--cond", "mask", "--in", filepath.Join(td, "ldm_unet", "control_tiny.pth"), "--out", set + "/", "--config", filepath.Join(td, "ldm_unet", "tiny.yaml")},
 		{"convert", "--from", "vae", "--in", filepath.Join(td, "ldm_vae", "model.safetensors"), "--out", set + "/"},
 		{"convert", "--from", "clip", "--in", filepath.Join(td, "clip", "model.pt"), "--out", set + "/", "--text-heads", "4"},
 	} {
