@@ -120,29 +120,64 @@ func runGenerate(args []string) error {
 		return err
 	}
 	size := p.Size()
-	reqs := make([]face.Request, len(jobs))
-	for i, j := range jobs {
-		reqs[i] = face.Request{Text: j.Text, Seed: j.Seed}
-		if cond == "mask" {
-			reqs[i].Mask, err = data.ReadMask(j.Mask, size)
-		} else {
-			reqs[i].Scribble, err = data.ReadScribble(j.Scribble, size)
+	// A batch runs in chunks (memory stays that of one chunk, however long
+	// the file) and goes on past a job whose inputs fail (the file itself
+	// was checked above); failures are listed at the end.
+	var failed []error
+	fail := func(i int, err error) {
+		if len(jobs) > 1 {
+			err = fmt.Errorf("job %d (line %d of --batch): %w", i+1, i+1, err)
 		}
+		failed = append(failed, err)
+	}
+	for start := 0; start < len(jobs); start += batchChunk {
+		var reqs []face.Request
+		var idx []int
+		for i := start; i < min(start+batchChunk, len(jobs)); i++ {
+			j := jobs[i]
+			r := face.Request{Text: j.Text, Seed: j.Seed}
+			if cond == "mask" {
+				r.Mask, err = data.ReadMask(j.Mask, size)
+			} else {
+				r.Scribble, err = data.ReadScribble(j.Scribble, size)
+			}
+			if err != nil {
+				fail(i, err)
+				continue
+			}
+			reqs, idx = append(reqs, r), append(idx, i)
+		}
+		if len(reqs) == 0 {
+			continue
+		}
+		w, err := p.Codes(reqs)
 		if err != nil {
-			return fmt.Errorf("job %d: %w", i+1, err)
+			for _, i := range idx {
+				fail(i, err)
+			}
+			continue
 		}
-	}
-	w, err := p.Codes(reqs)
-	if err != nil {
-		return err
-	}
-	for i, j := range jobs {
-		if err := writeJob(p, w, i, j, *gan, *views, *yaw, *pitch, cam); err != nil {
-			return fmt.Errorf("job %d: %w", i+1, err)
+		for k, i := range idx {
+			if err := writeJob(p, w, k, jobs[i], *gan, *views, *yaw, *pitch, cam); err != nil {
+				fail(i, err)
+			}
 		}
+		w.Free()
+	}
+	switch {
+	case len(failed) == 1 && len(jobs) == 1:
+		return failed[0]
+	case len(failed) > 0:
+		for _, err := range failed {
+			fmt.Fprintln(os.Stderr, "ddgi generate:", err)
+		}
+		return fmt.Errorf("%d of %d jobs failed (the others were written)", len(failed), len(jobs))
 	}
 	return nil
 }
+
+// batchChunk is how many --batch jobs share one encoder pass.
+const batchChunk = 8
 
 func condOf(j job) (string, error) {
 	c, err := face.CondKind(j.Mask != "", j.Scribble != "")

@@ -480,3 +480,40 @@ func TestRunShapeKeepsTheStoredPrior(t *testing.T) {
 		t.Fatal("a --shape-prior that disagrees with the checkpoint was accepted")
 	}
 }
+
+// TestGenerateBatchGoesOnPastBadJobs: a --batch file of 11 jobs (more than
+// one chunk) where two masks cannot be read writes the nine good faces,
+// names the bad jobs and exits 1.
+func TestGenerateBatchGoesOnPastBadJobs(t *testing.T) {
+	dir, w := tinyWeights(t)
+	mask := make([]uint8, 32*32)
+	mpath := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mpath, mask, 32); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for i := range 11 {
+		m := mpath
+		if i == 3 {
+			m = filepath.Join(dir, "missing.png")
+		}
+		if i == 9 {
+			m = filepath.Join(dir, "corrupt.png")
+		}
+		lines = append(lines, fmt.Sprintf(`{"text": "A smiling woman.", "mask": %q, "seed": %d, "out": %q}`, m, i, filepath.Join(dir, "out", fmt.Sprintf("%d.png", i))))
+	}
+	os.WriteFile(filepath.Join(dir, "corrupt.png"), []byte("not a png"), 0o644)
+	jobs := filepath.Join(dir, "jobs.jsonl")
+	if err := os.WriteFile(jobs, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"generate", "--weights", w, "--batch", jobs}); code != 1 {
+		t.Fatalf("a batch with bad jobs exited %d, want 1", code)
+	}
+	for i := range 11 {
+		_, err := os.Stat(filepath.Join(dir, "out", fmt.Sprintf("%d.png", i)))
+		if bad := i == 3 || i == 9; bad != (err != nil) {
+			t.Errorf("job %d: written = %v", i, err == nil)
+		}
+	}
+}
