@@ -95,7 +95,15 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	select { // bound the bodies held at once before reading this one
+	case s.parsing <- struct{}{}:
+	default:
+		s.cfg.Log.Printf("generate: 503 too many requests being read")
+		writeError(w, errBusy)
+		return
+	}
 	req, err := s.parseGenerate(w, r)
+	<-s.parsing
 	if err != nil {
 		s.cfg.Log.Printf("generate: %d %v", statusOf(err), err)
 		writeError(w, err)

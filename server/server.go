@@ -55,6 +55,10 @@ type Config struct {
 	// Queue is how many generations may wait for the worker before new
 	// ones are refused with 503 (0: 8).
 	Queue int
+	// Parsers bounds how many request bodies are read and decoded at once
+	// (0: 4); more are refused with 503 before their body is read, so a
+	// burst of large uploads cannot hold Parsers × MaxBody and more.
+	Parsers int
 	// Log receives one line per generation and any recovered panic
 	// (nil: discarded).
 	Log *log.Logger
@@ -66,6 +70,7 @@ type Server struct {
 	cfg      Config
 	versions map[string]any
 	jobs     chan task
+	parsing  chan struct{} // a slot per request body being read
 	quit     chan struct{}
 	stopped  chan struct{}
 	once     sync.Once
@@ -84,6 +89,9 @@ type task struct {
 	done chan error // buffered: the worker never blocks on a gone client
 }
 
+// retryAfter is the Retry-After (seconds) of a busy 503.
+const retryAfter = "2"
+
 var (
 	errBusy   = &httpError{http.StatusServiceUnavailable, errors.New("server busy: too many generations queued; retry shortly")}
 	errClosed = &httpError{http.StatusServiceUnavailable, errors.New("server is shutting down")}
@@ -97,12 +105,16 @@ func New(cfg Config) *Server {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 8
 	}
+	if cfg.Parsers <= 0 {
+		cfg.Parsers = 4
+	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(discard{}, "", 0)
 	}
 	s := &Server{
 		cfg:     cfg,
 		jobs:    make(chan task, cfg.Queue),
+		parsing: make(chan struct{}, cfg.Parsers),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		pipes:   map[string]*face.Pipeline{},
@@ -325,6 +337,9 @@ func statusOf(err error) int {
 
 // writeError answers {"error": "one line"} with err's status.
 func writeError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errBusy) {
+		w.Header().Set("Retry-After", retryAfter) // busy is momentary; a client can back off this long
+	}
 	msg := strings.Join(strings.Fields(err.Error()), " ") // one line, whatever libtorch said
 	writeJSON(w, statusOf(err), map[string]string{"error": msg})
 }

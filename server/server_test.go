@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"sync"
 	"testing"
 
@@ -413,5 +414,53 @@ func TestPanicsAreRecovered(t *testing.T) {
 	ran := false
 	if err := s.do(ctx, func() error { ran = true; return nil }); !errors.Is(err, context.Canceled) || ran {
 		t.Errorf("cancelled job: err %v, ran %v", err, ran)
+	}
+}
+
+// TestBodiesReadAtOnceAreBounded: with every parse slot held by a client
+// still sending its body, the next request is refused with 503 and a
+// Retry-After before its body is read; once the slots free, requests are
+// read again.
+func TestBodiesReadAtOnceAreBounded(t *testing.T) {
+	s := New(Config{Weights: tinyWeights(t), Device: torch.CPU, Step: -1, Parsers: 2, Log: log.New(io.Discard, "", 0)})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { ts.Close(); s.Close() })
+	var writers []*io.PipeWriter
+	done := make(chan struct{}, 2)
+	for range 2 {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		pw2 := pw
+		go func() {
+			pw2.Write([]byte(`{"text": "`)) // a body that has started but not ended
+		}()
+		go func() {
+			resp, err := http.Post(ts.URL+"/api/generate", "application/json", pr)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- struct{}{}
+		}()
+	}
+	// Wait until both slow requests hold their slots.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.parsing) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(s.parsing) != 2 {
+		t.Fatalf("%d parse slots held, want 2", len(s.parsing))
+	}
+	resp, _ := post(t, ts, strings.NewReader(`{"text": "A man."}`), "application/json", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third request: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	for _, pw := range writers {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	<-done
+	<-done
+	resp, _ = post(t, ts, strings.NewReader(`{"text": ""}`), "application/json", "")
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		t.Fatalf("after the slow bodies ended, a request still got 503")
 	}
 }

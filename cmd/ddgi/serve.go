@@ -28,6 +28,7 @@ func runServe(args []string) error {
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1), as ddgi generate --step")
 	maxBody := fs.Int64("max-body", server.DefaultMaxBody, "largest request body in bytes")
 	queue := fs.Int("queue", 8, "generations that may wait for the one worker before more get 503")
+	parsers := fs.Int("parsers", 4, "request bodies read at once; more get 503 with Retry-After before their body is read")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -47,7 +48,7 @@ func runServe(args []string) error {
 	}
 	logger := log.New(os.Stderr, "ddgi serve: ", log.LstdFlags)
 	s := server.New(server.Config{Weights: *weights, Device: dev, Step: *step, Version: Version,
-		MaxBody: *maxBody, Queue: *queue, Log: logger})
+		MaxBody: *maxBody, Queue: *queue, Parsers: *parsers, Log: logger})
 	defer s.Close()
 	present, _ := s.Available()
 	for _, g := range server.GANs {
