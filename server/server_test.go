@@ -18,9 +18,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 	"sync"
 	"testing"
+	"time"
 
 	"ddgi/face"
 	"ddgi/gan/stylegan2"
