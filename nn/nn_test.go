@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"ddgi/safetensors"
 	"math"
 	"os"
 	"path/filepath"
@@ -171,4 +172,26 @@ func TestFreezeStopsGradients(t *testing.T) {
 			t.Fatal("trainable weight got no gradient")
 		}
 	})
+}
+
+// TestLoadRefusesNonFiniteWeights: a weight file with a NaN or Inf is an
+// error naming the tensor, not a network that outputs NaN.
+func TestLoadRefusesNonFiniteWeights(t *testing.T) {
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1))} {
+		s := NewStore(torch.CPU, 1)
+		NewLinear(s.Root().Sub("fc"), 3, 2, LinearOpts{})
+		f, err := s.File(SaveOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := f.Tensors["fc.weight"].Float32()
+		w[4] = bad
+		f.Tensors["fc.weight"], _ = safetensors.FromFloat32([]int64{2, 3}, w)
+		fresh := NewStore(torch.CPU, 2)
+		NewLinear(fresh.Root().Sub("fc"), 3, 2, LinearOpts{})
+		err = fresh.LoadFile(f)
+		if err == nil || !strings.Contains(err.Error(), "fc.weight") || !strings.Contains(err.Error(), "NaN or Inf") {
+			t.Errorf("%v in a weight: %v", bad, err)
+		}
+	}
 }

@@ -343,14 +343,27 @@ func (s *Store) LoadFile(f *safetensors.File) error {
 		if err != nil {
 			return fmt.Errorf("tensor %s: %w", n, err)
 		}
+		finite := true
 		err = torch.Try(func() {
 			torch.NoGrad(func() {
-				torch.Scoped(func() { dst.CopyIn(src.To(dst.DType()).ToDevice(dst.Device())) })
+				torch.Scoped(func() {
+					v := src.To(dst.DType())
+					// A NaN or Inf weight poisons every output silently: refuse the file.
+					if dt := v.DType(); (dt == torch.Float32 || dt == torch.Float64 || dt == torch.Float16 || dt == torch.BFloat16) &&
+						v.Numel() > 0 && v.IsFinite().To(torch.Float32).MinAll().Item() == 0 {
+						finite = false
+						return
+					}
+					dst.CopyIn(v.ToDevice(dst.Device()))
+				})
 			})
 		})
 		src.Free()
 		if err != nil {
 			return fmt.Errorf("tensor %s: %w", n, err)
+		}
+		if !finite {
+			return fmt.Errorf("tensor %s holds NaN or Inf values: the file is corrupt", n)
 		}
 	}
 	return nil
