@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"net/url"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -62,6 +64,11 @@ type Config struct {
 	// Log receives one line per generation and any recovered panic
 	// (nil: discarded).
 	Log *log.Logger
+	// AllowOrigins are web origins ("http://host:port") besides the
+	// server's own whose pages may call the API; a browser request from any
+	// other origin is refused, so a page the user visits cannot drive the
+	// local service. Requests without an Origin (curl, scripts) pass.
+	AllowOrigins []string
 }
 
 // Server serves the API and the page. Create it with New, serve Handler,
@@ -250,7 +257,24 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{http.StatusNotFound, fmt.Errorf("no API endpoint %s (have /api/generate, /api/health)", r.URL.Path)})
 	})
-	return recoverer(s.cfg.Log, mux)
+	return recoverer(s.cfg.Log, s.sameOrigin(mux))
+}
+
+// sameOrigin refuses browser requests sent from another web origin than
+// the server's own (or the allowed ones) with 403.
+func (s *Server) sameOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o := r.Header.Get("Origin")
+		if o == "" || slices.Contains(s.cfg.AllowOrigins, o) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if u, err := url.Parse(o); err == nil && u.Host == r.Host {
+			next.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, &httpError{http.StatusForbidden, fmt.Errorf("requests from origin %q are not allowed (ddgi serve --allow-origin adds one)", o)})
+	})
 }
 
 // recoverer answers a handler's panic with a JSON 500 instead of dropping

@@ -464,3 +464,32 @@ func TestBodiesReadAtOnceAreBounded(t *testing.T) {
 		t.Fatalf("after the slow bodies ended, a request still got 503")
 	}
 }
+
+// TestForeignOriginsAreRefused: a page from another origin cannot drive
+// the local API; the server's own page, allowed origins and clients that
+// send no Origin can.
+func TestForeignOriginsAreRefused(t *testing.T) {
+	s := New(Config{Weights: tinyWeights(t), Device: torch.CPU, Step: -1, AllowOrigins: []string{"http://tools.example:9000"}, Log: log.New(io.Discard, "", 0)})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { ts.Close(); s.Close() })
+	for origin, want := range map[string]int{
+		"":                          http.StatusOK,
+		ts.URL:                      http.StatusOK,
+		"http://tools.example:9000": http.StatusOK,
+		"http://evil.example":       http.StatusForbidden,
+		"null":                      http.StatusForbidden,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/health", nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Origin %q: status %d, want %d", origin, resp.StatusCode, want)
+		}
+	}
+}

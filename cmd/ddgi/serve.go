@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ func runServe(args []string) error {
 	maxBody := fs.Int64("max-body", server.DefaultMaxBody, "largest request body in bytes")
 	queue := fs.Int("queue", 8, "generations that may wait for the one worker before more get 503")
 	parsers := fs.Int("parsers", 4, "request bodies read at once; more get 503 with Retry-After before their body is read")
+	allowOrigin := fs.String("allow-origin", "", "comma list of other web origins (http://host:port) whose pages may call the API; browser requests from any other origin get 403")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -48,7 +50,7 @@ func runServe(args []string) error {
 	}
 	logger := log.New(os.Stderr, "ddgi serve: ", log.LstdFlags)
 	s := server.New(server.Config{Weights: *weights, Device: dev, Step: *step, Version: Version,
-		MaxBody: *maxBody, Queue: *queue, Parsers: *parsers, Log: logger})
+		MaxBody: *maxBody, Queue: *queue, Parsers: *parsers, Log: logger, AllowOrigins: splitList(*allowOrigin)})
 	defer s.Close()
 	present, _ := s.Available()
 	for _, g := range server.GANs {
@@ -77,6 +79,9 @@ func runServe(args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Printf("listening on http://%s (Ctrl-C stops)", ln.Addr())
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		logger.Printf("warning: %s is reachable from other machines, and the API has no authentication; listen on 127.0.0.1 unless you mean it", ln.Addr())
+	}
 
 	select {
 	case err := <-served: // failed before any signal
@@ -97,4 +102,15 @@ func runServe(args []string) error {
 	}
 	logger.Printf("stopped")
 	return nil
+}
+
+// splitList splits a comma list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
