@@ -2,12 +2,17 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"ddgi/data"
@@ -120,6 +125,10 @@ func runGenerate(args []string) error {
 		return err
 	}
 	size := p.Size()
+	weightsHash, err := filesHash(p.Opts.Files())
+	if err != nil {
+		return err
+	}
 	// A batch runs in chunks (memory stays that of one chunk, however long
 	// the file) and goes on past a job whose inputs fail (the file itself
 	// was checked above); failures are listed at the end.
@@ -158,7 +167,7 @@ func runGenerate(args []string) error {
 			continue
 		}
 		for k, i := range idx {
-			if err := writeJob(p, w, k, jobs[i], *gan, *views, *yaw, *pitch, cam); err != nil {
+			if err := writeJob(p, w, k, jobs[i], *gan, *views, *yaw, *pitch, cam, provenance(p, jobs[i], weightsHash, *step, *yaw, *pitch, *camera)); err != nil {
 				fail(i, err)
 			}
 		}
@@ -220,7 +229,7 @@ func readJobs(path string) ([]job, error) {
 
 // writeJob renders job i's code and writes the image, the code and, for
 // --views, a strip and an animated turn.
-func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32) error {
+func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32, prov map[string]string) error {
 	if err := os.MkdirAll(filepath.Dir(j.Out), 0o755); err != nil {
 		return err
 	}
@@ -234,7 +243,7 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views
 	if err != nil {
 		return err
 	}
-	if err := imageio.SavePNG(j.Out, pic); err != nil {
+	if err := imageio.SavePNGText(j.Out, pic, prov); err != nil {
 		return err
 	}
 	var wi *torch.Tensor
@@ -250,6 +259,11 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views
 	}
 	meta := map[string]string{"format": "ddgi", "gan": gan, "prompt": j.Text, "seed": fmt.Sprint(j.Seed),
 		"note": "w+ code [1,L,dim]; render it with the same GAN's synthesis network"}
+	for k, v := range prov {
+		if strings.HasPrefix(k, "ddgi:") {
+			meta[k] = v
+		}
+	}
 	if err := safetensors.Save(latent, &safetensors.File{Metadata: meta, Tensors: map[string]safetensors.Tensor{"w_plus": st}}); err != nil {
 		return err
 	}
@@ -281,4 +295,65 @@ func reversed(xs []image.Image) []image.Image {
 		out[len(xs)-1-i] = x
 	}
 	return out
+}
+
+// provenance is what a generated PNG records about itself (PNG text
+// chunks): the prompt, seed and settings, and SHA-256 hashes of the
+// condition file and of the weights, so an image can be reproduced or
+// traced to the models that made it.
+func provenance(p *face.Pipeline, j job, weightsHash string, step int, yaw, pitch float64, camera string) map[string]string {
+	cond := j.Mask
+	if cond == "" {
+		cond = j.Scribble
+	}
+	m := map[string]string{
+		"Description":         j.Text,
+		"Software":            "ddgi " + Version,
+		"ddgi:seed":           fmt.Sprint(j.Seed),
+		"ddgi:gan":            p.Opts.GAN,
+		"ddgi:condition":      p.Opts.Cond,
+		"ddgi:step":           fmt.Sprint(step),
+		"ddgi:weights-sha256": weightsHash,
+	}
+	if h, err := filesHash(map[string]string{"c": cond}); err == nil {
+		m["ddgi:condition-sha256"] = h
+	}
+	if p.G.Is3D() {
+		if camera != "" {
+			m["ddgi:camera"] = camera
+		} else {
+			m["ddgi:yaw"], m["ddgi:pitch"] = fmt.Sprint(yaw), fmt.Sprint(pitch)
+		}
+	}
+	if p.Opts.Art {
+		m["ddgi:art"] = "true"
+	}
+	return m
+}
+
+// filesHash is the SHA-256 of the files' contents, in the order of their
+// sorted keys (hex); files a model set lacks (an optional VAE or text
+// encoder) are skipped.
+func filesHash(files map[string]string) (string, error) {
+	keys := make([]string, 0, len(files))
+	for k := range files {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		f, err := os.Open(files[k])
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

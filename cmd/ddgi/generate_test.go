@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/draw"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -71,6 +75,10 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The PNG records how it was made.
+	if txt := pngText(t, out); txt["Description"] != "The woman is smiling." || txt["ddgi:seed"] == "" || len(txt["ddgi:weights-sha256"]) != 64 || len(txt["ddgi:condition-sha256"]) != 64 {
+		t.Errorf("PNG text chunks %v", txt)
+	}
 	spath := filepath.Join(dir, "scribble.png")
 	scr := make([]uint8, 40*40)
 	for i := 0; i < 40; i++ {
@@ -100,10 +108,13 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 	if code := run([]string{"generate", "--weights", w, "--gan", "eg3d", "--camera", strings.Join(nums, ","), "--text", "A bald man.", "--scribble", spath, "--out", byCam}); code != 0 {
 		t.Fatalf("generate --camera exited %d", code)
 	}
-	a, _ := os.ReadFile(byYaw)
-	b, _ := os.ReadFile(byCam)
+	// Same pixels; the text chunks differ (one records the camera, the other yaw and pitch).
+	a, b := pngPixels(t, byYaw), pngPixels(t, byCam)
 	if len(a) == 0 || !bytes.Equal(a, b) {
 		t.Error("--camera with the yaw-30° camera differs from --yaw 30")
+	}
+	if pngText(t, byCam)["ddgi:camera"] == "" || pngText(t, byYaw)["ddgi:yaw"] != "30" {
+		t.Error("the 3D settings are not recorded in the PNGs")
 	}
 	// Bad inputs: clear errors and exit status 1, nothing written.
 	bad := filepath.Join(dir, "bad.png")
@@ -516,4 +527,43 @@ func TestGenerateBatchGoesOnPastBadJobs(t *testing.T) {
 			t.Errorf("job %d: written = %v", i, err == nil)
 		}
 	}
+}
+
+// pngText reads a PNG's tEXt chunks.
+func pngText(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for p := 8; p+12 <= len(b); {
+		n := int(binary.BigEndian.Uint32(b[p:]))
+		if p+12+n > len(b) {
+			break
+		}
+		if string(b[p+4:p+8]) == "tEXt" {
+			k, v, _ := bytes.Cut(b[p+8:p+8+n], []byte{0})
+			out[string(k)] = string(v)
+		}
+		p += 12 + n
+	}
+	return out
+}
+
+// pngPixels decodes a PNG to its RGBA bytes.
+func pngPixels(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := image.NewRGBA(img.Bounds())
+	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+	return rgba.Pix
 }

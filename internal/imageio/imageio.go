@@ -4,7 +4,9 @@ package imageio
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/color/palette"
@@ -13,6 +15,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -55,6 +58,60 @@ func SavePNG(path string, img image.Image) error {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
 	return WriteAtomic(path, buf.Bytes())
+}
+
+// SavePNGText is SavePNG with text chunks (tEXt; keys sorted) right after
+// the header, so the image carries how it was made: prompt, seed, hashes
+// of its inputs and weights. Keys are 1–79 Latin-1 characters; values
+// must be Latin-1 too (iTXt is not needed for ddgi's ASCII metadata), so
+// other runes become '?'.
+func SavePNGText(path string, img image.Image, text map[string]string) error {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	b := buf.Bytes()
+	const ihdrEnd = 8 + 8 + 13 + 4 // signature, IHDR length+type, data, CRC
+	if len(b) < ihdrEnd {
+		return fmt.Errorf("encode %s: short PNG", path)
+	}
+	keys := make([]string, 0, len(text))
+	for k := range text {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var chunks bytes.Buffer
+	for _, k := range keys {
+		if len(k) < 1 || len(k) > 79 {
+			return fmt.Errorf("png text key %q: want 1–79 characters", k)
+		}
+		data := append(latin1(k), 0)
+		data = append(data, latin1(text[k])...)
+		var hdr [8]byte
+		binary.BigEndian.PutUint32(hdr[:4], uint32(len(data)))
+		copy(hdr[4:], "tEXt")
+		crc := crc32.NewIEEE()
+		crc.Write(hdr[4:])
+		crc.Write(data)
+		chunks.Write(hdr[:])
+		chunks.Write(data)
+		binary.Write(&chunks, binary.BigEndian, crc.Sum32())
+	}
+	out := make([]byte, 0, len(b)+chunks.Len())
+	out = append(append(append(out, b[:ihdrEnd]...), chunks.Bytes()...), b[ihdrEnd:]...)
+	return WriteAtomic(path, out)
+}
+
+// latin1 keeps printable ASCII and Latin-1, writing '?' for other runes.
+func latin1(s string) []byte {
+	out := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r > 0xff || (r < 0x20 && r != '\n') {
+			r = '?'
+		}
+		out = append(out, byte(r))
+	}
+	return out
 }
 
 // SaveGIF writes frames as a looping animation with delay in 1/100 s.

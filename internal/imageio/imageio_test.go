@@ -1,6 +1,9 @@
 package imageio
 
 import (
+	"bytes"
+	"encoding/binary"
+	"image"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -51,6 +54,39 @@ func TestUpscaleNearest(t *testing.T) {
 		r, _, _, _ := up.At(c.x, c.y).RGBA()
 		if int(r>>8) != c.want {
 			t.Errorf("(%d,%d) red %d, want %d", c.x, c.y, r>>8, c.want)
+		}
+	}
+}
+
+// TestSavePNGText writes text chunks that any PNG reader skips and that
+// read back as written.
+func TestSavePNGText(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 5, 3))
+	path := filepath.Join(t.TempDir(), "t.png")
+	want := map[string]string{"Description": "A smiling woman.", "ddgi:seed": "7", "ddgi:weights-sha256": "ab12"}
+	if err := SavePNGText(path, img, want); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(bytes.NewReader(b)); err != nil {
+		t.Fatalf("not a valid PNG any more: %v", err)
+	}
+	got := map[string]string{}
+	for p := 8; p+12 <= len(b); {
+		n := int(binary.BigEndian.Uint32(b[p:]))
+		typ, data := string(b[p+4:p+8]), b[p+8:p+8+n]
+		if typ == "tEXt" {
+			k, v, _ := bytes.Cut(data, []byte{0})
+			got[string(k)] = string(v)
+		}
+		p += 12 + n
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("text %q = %q, want %q", k, got[k], v)
 		}
 	}
 }
