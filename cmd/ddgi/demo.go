@@ -45,10 +45,14 @@ const demoScale = 2
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--out demo] [--weights weights]")
 	out := fs.String("out", "demo", "output folder")
-	weights := fs.String("weights", "weights", "folder with the shipped weights")
+	weights := fs.String("weights", "weights", "model-set folder (default: $DDGI_WEIGHTS, else weights/ beside the binary, else ./weights)")
 	n := fs.Int("n", 2, "SynthFace-bench conditions per kind")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if *weights, err = modelSet(fs, *weights); err != nil {
 		return err
 	}
 	dev, err := torch.ParseDevice(*devName)

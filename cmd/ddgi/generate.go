@@ -52,12 +52,16 @@ func runGenerate(args []string) error {
 	camera := fs.String("camera", "", "eg3d: render from this EG3D camera instead of --yaw/--pitch: 25 numbers (4×4 cam-to-world, 3×3 intrinsics) separated by commas, a JSON array, or a file holding either")
 	seed := fs.Int64("seed", 1, "noise seed of the encoder's z_T")
 	batch := fs.String("batch", "", "JSONL file of jobs {\"text\",\"mask\"|\"scribble\",\"seed\",\"out\"}")
-	weights := fs.String("weights", "weights", "folder with the shipped weights")
+	weights := fs.String("weights", "weights", "model-set folder (default: $DDGI_WEIGHTS, else weights/ beside the binary, else ./weights)")
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1, one pass on noise; smaller t first runs the guided DDIM sampler down to t)")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	art := fs.Bool("art", false, "style transfer (paper Sec. 4.4): the artwork-trained U-Net and inversion (weights/diffusion_small64_art, inversion_<gan>_<cond>_art); name the style in --text: \"A marble statue. …\", bronze statue, cartoon drawing, pencil sketch")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if *weights, err = modelSet(fs, *weights); err != nil {
 		return err
 	}
 	if err := applyLimits(); err != nil {

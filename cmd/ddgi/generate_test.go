@@ -567,3 +567,26 @@ func pngPixels(t *testing.T, path string) []byte {
 	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
 	return rgba.Pix
 }
+
+// TestWeightsAreFound: without --weights, generate takes $DDGI_WEIGHTS;
+// with nothing to find it names every place it looked.
+func TestWeightsAreFound(t *testing.T) {
+	dir, w := tinyWeights(t)
+	mask := make([]uint8, 32*32)
+	mpath := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mpath, mask, 32); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"generate", "--text", "A man.", "--mask", mpath, "--out", filepath.Join(dir, "f.png")}
+	t.Setenv("DDGI_WEIGHTS", "")
+	if code := run(args); code != 1 { // the test runs in cmd/ddgi, which has no weights/
+		t.Fatalf("no model set anywhere: exit %d, want 1", code)
+	}
+	t.Setenv("DDGI_WEIGHTS", w)
+	if code := run(args); code != 0 {
+		t.Fatalf("DDGI_WEIGHTS: exit %d", code)
+	}
+	if code := run(append(args, "--weights", filepath.Join(dir, "nope"))); code != 1 {
+		t.Errorf("a missing --weights folder: exit %d, want 1", code)
+	}
+}

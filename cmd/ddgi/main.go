@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -165,4 +166,34 @@ func limitOpenMPSpinning() {
 	}
 	env := append(os.Environ(), "GOMP_SPINCOUNT=10000")
 	syscall.Exec(exe, os.Args, env) // returns only on failure
+}
+
+// modelSet resolves a command's --weights: the flag when given, else
+// $DDGI_WEIGHTS, else weights/ beside the executable, else weights/ in the
+// working directory. When none is a folder, the error names all four.
+func modelSet(fs *flag.FlagSet, value string) (string, error) {
+	if flagSet(fs, "weights") {
+		if st, err := os.Stat(value); err != nil || !st.IsDir() {
+			return "", fmt.Errorf("--weights %s: not a folder", value)
+		}
+		return value, nil
+	}
+	var tried []string
+	try := func(dir string) bool {
+		tried = append(tried, dir)
+		st, err := os.Stat(dir)
+		return err == nil && st.IsDir()
+	}
+	if env := os.Getenv("DDGI_WEIGHTS"); env != "" && try(env) {
+		return env, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		if dir := filepath.Join(filepath.Dir(exe), "weights"); try(dir) {
+			return dir, nil
+		}
+	}
+	if try("weights") {
+		return "weights", nil
+	}
+	return "", fmt.Errorf("no model set found: give --weights DIR, or set DDGI_WEIGHTS, or keep weights/ beside the ddgi binary or in the working directory (looked in %s)", strings.Join(tried, ", "))
 }

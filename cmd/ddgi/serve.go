@@ -24,7 +24,7 @@ func init() {
 func runServe(args []string) error {
 	fs := newFlags("serve", "[--addr 127.0.0.1:8080] [--weights weights] [--device cpu] [--step -1]")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)")
-	weights := fs.String("weights", "weights", "folder with the shipped weights")
+	weights := fs.String("weights", "weights", "model-set folder (default: $DDGI_WEIGHTS, else weights/ beside the binary, else ./weights)")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1), as ddgi generate --step")
 	maxBody := fs.Int64("max-body", server.DefaultMaxBody, "largest request body in bytes")
@@ -33,6 +33,10 @@ func runServe(args []string) error {
 	allowOrigin := fs.String("allow-origin", "", "comma list of other web origins (http://host:port) whose pages may call the API; browser requests from any other origin get 403")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if *weights, err = modelSet(fs, *weights); err != nil {
 		return err
 	}
 	if err := applyLimits(); err != nil {
@@ -44,9 +48,6 @@ func runServe(args []string) error {
 	dev, err := torch.ParseDevice(*devName)
 	if err != nil {
 		return err
-	}
-	if st, err := os.Stat(*weights); err != nil || !st.IsDir() {
-		return fmt.Errorf("--weights %s: not a folder", *weights)
 	}
 	logger := log.New(os.Stderr, "ddgi serve: ", log.LstdFlags)
 	s := server.New(server.Config{Weights: *weights, Device: dev, Step: *step, Version: Version,
