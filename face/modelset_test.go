@@ -70,3 +70,20 @@ func TestManifestRenamesFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestCameraRanges: impossible angles are errors, angles the 3D model was
+// not trained on are allowed with a warning.
+func TestCameraRanges(t *testing.T) {
+	if err := CheckRender("eg3d", 0, 64, 1e9, 0); err == nil {
+		t.Error("yaw 1e9 accepted")
+	}
+	if err := CheckRender("eg3d", 0, 64, 0, 90); err == nil {
+		t.Error("pitch 90 accepted")
+	}
+	if err := CheckRender("eg3d", 0, 64, 70, 0); err != nil || RenderWarning(70, 0) == "" {
+		t.Errorf("yaw 70: %v, warning %q", err, RenderWarning(70, 0))
+	}
+	if RenderWarning(30, 10) != "" {
+		t.Error("a trained angle warned")
+	}
+}

@@ -207,8 +207,27 @@ func CheckRender(gan string, views, maxViews int, yaw, pitch float64) error {
 		return errors.New("yaw and pitch must be finite numbers of degrees")
 	case (views > 0 || yaw != 0 || pitch != 0) && gan != "eg3d":
 		return errors.New("views, yaw and pitch need the eg3d GAN (StyleGAN2 is 2D)")
+	case math.Abs(yaw) > 180 || math.Abs(pitch) >= 90:
+		return fmt.Errorf("yaw %g°, pitch %g°: want |yaw| ≤ 180 and |pitch| < 90", yaw, pitch)
 	}
 	return nil
+}
+
+// TrainedYaw and TrainedPitch bound the camera angles the shipped EG3D saw
+// in training: SynthFace samples yaw within ±50° and pitch within ±20°
+// (synthface/params.go).
+const (
+	TrainedYaw   = 50.0
+	TrainedPitch = 20.0
+)
+
+// RenderWarning says when a possible camera lies outside what the 3D
+// GAN was trained on (the image is a guess there); "" when it does not.
+func RenderWarning(yaw, pitch float64) string {
+	if math.Abs(yaw) > TrainedYaw || math.Abs(pitch) > TrainedPitch {
+		return fmt.Sprintf("yaw %g°, pitch %g° are outside the ±%g° / ±%g° the 3D model was trained on: expect a smeared or broken head", yaw, pitch, TrainedYaw, TrainedPitch)
+	}
+	return ""
 }
 
 // Load builds the whole pipeline from the shipped weights.

@@ -102,6 +102,9 @@ func runGenerate(args []string) error {
 	if err := face.CheckRender(*gan, *views, 64, *yaw, *pitch); err != nil {
 		return fmt.Errorf("--gan/--views/--yaw/--pitch: %w", err)
 	}
+	if w := face.RenderWarning(*yaw, *pitch); w != "" {
+		fmt.Fprintln(os.Stderr, "ddgi generate: warning:", w)
+	}
 	var cam *[eg3d.CameraDim]float32
 	if *camera != "" {
 		switch {
