@@ -54,6 +54,9 @@ func runEval(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--art: %w", err)
 	}
+	if *n < 500 {
+		fmt.Fprintf(os.Stderr, "ddgi eval: warning: FID and KID on %d pairs are noisy (KID can come out negative); the tables use 2,000\n", *n)
+	}
 	cfg := eval.Config{N: *n, Size: *size, Batch: *batch, Workers: *workers, GridRows: *gridRows, Quiet: *quiet, Art: a}
 	for _, c := range strings.Split(*conds, ",") {
 		cd, err := eval.ParseCond(strings.TrimSpace(c))
