@@ -12,6 +12,7 @@ import (
 	"ddgi/data"
 	"ddgi/face"
 	"ddgi/internal/imageio"
+	progressbar "ddgi/internal/progress"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -67,6 +68,8 @@ func runDemo(args []string) error {
 	}
 	start := time.Now()
 	var wrote []string
+	bar := progressbar.New("demo", 0, 6, "sheet") // 4 photo sheets, 2 style-transfer sheets
+	defer bar.Finish()
 	for _, gan := range []string{"stylegan2", "eg3d"} {
 		for _, cond := range []string{"mask", "scribble"} {
 			p, err := face.Load(face.Options{Weights: *weights, GAN: gan, Cond: cond, Device: dev, Step: -1})
@@ -75,6 +78,7 @@ func runDemo(args []string) error {
 					return err // the one combination the demo cannot do without
 				}
 				fmt.Fprintf(os.Stderr, "demo: skipping %s + %s: %v\n", gan, cond, err)
+				bar.Add(1)
 				continue
 			}
 			path := filepath.Join(*out, fmt.Sprintf("demo_%s_%s.png", gan, cond))
@@ -82,6 +86,7 @@ func runDemo(args []string) error {
 				return fmt.Errorf("%s + %s: %w", gan, cond, err)
 			}
 			wrote = append(wrote, path)
+			bar.Add(1)
 		}
 	}
 	// Style transfer (Sec. 4.4) with masks, in 2D and in 3D (the paper's
@@ -91,6 +96,7 @@ func runDemo(args []string) error {
 		p, err := face.Load(face.Options{Weights: *weights, GAN: gan, Cond: "mask", Device: dev, Step: -1, Art: true})
 		if err != nil {
 			artErrs = append(artErrs, err.Error())
+			bar.Add(1)
 			continue
 		}
 		path := filepath.Join(*out, fmt.Sprintf("demo_%s_art.png", gan))
@@ -98,6 +104,7 @@ func runDemo(args []string) error {
 			return fmt.Errorf("style transfer: %w", err)
 		}
 		wrote = append(wrote, path)
+		bar.Add(1)
 	}
 	if len(artErrs) > 0 {
 		fmt.Fprintf(os.Stderr, "demo: skipping style transfer: %s\n", strings.Join(artErrs, "; "))
