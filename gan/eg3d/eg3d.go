@@ -495,9 +495,6 @@ func (g *Generator) ComputeMeanLatent(n int, seed uint64) {
 // label: SynthFace's orbit (Camera) unless the config names another pivot
 // or radius, as a converted NVlabs model does.
 func (g *Generator) Camera(yawDeg, pitchDeg float64) *torch.Tensor {
-	if g.Cfg.CameraPivot == nil && g.Cfg.CameraRadius == 0 {
-		return Camera(yawDeg, pitchDeg)
-	}
 	pivot, radius := synthface.Pivot, synthface.DefaultRadius
 	if g.Cfg.CameraPivot != nil {
 		pivot = *g.Cfg.CameraPivot

@@ -252,10 +252,9 @@ func SamplePDFEG3D(bins, weights *torch.Tensor, m int, rng *torch.Generator) *to
 // clampedDepth is NVlabs' depth: Σwᵢzᵢ/Σwᵢ (∞ where nothing was hit),
 // clamped to the smallest and largest sample depth of the whole batch.
 func clampedDepth(out Rendered) *torch.Tensor {
-	lo, hi := out.near, out.far
-	t := out.Weight
-	hit := out.Weight.GtScalar(0)
-	safe := torch.Where(hit, out.Weight, torch.Ones(out.Weight.Shape(), torch.Float32, t.Device()))
-	far := torch.Full(out.Weight.Shape(), hi, torch.Float32, t.Device())
-	return torch.Where(hit, out.WeightedDepth.Div(safe), far).Clamp(lo, hi)
+	w := out.Weight
+	hit := w.GtScalar(0)
+	safe := torch.Where(hit, w, torch.Ones(w.Shape(), torch.Float32, w.Device()))
+	far := torch.Full(w.Shape(), out.far, torch.Float32, w.Device())
+	return torch.Where(hit, out.WeightedDepth.Div(safe), far).Clamp(out.near, out.far)
 }
