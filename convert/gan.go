@@ -48,12 +48,7 @@ func GAN(path string, o GANOptions) (Generator, Report, error) {
 	}
 	defer f.Close()
 	rep := Report{From: o.From}
-	root := f.Root()
-	if d, ok := root.(*torchfile.Dict); ok {
-		if sd, ok := d.Get("state_dict"); ok && rep.From == "" { // Lightning
-			root = sd
-		}
-	}
+	root := unwrapStateDict(f.Root())
 	if rep.From == "" {
 		if rep.From, err = detectGAN(root); err != nil {
 			return nil, rep, fmt.Errorf("%s: %w", path, err)

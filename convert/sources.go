@@ -29,13 +29,7 @@ func OpenSources(path string) (map[string]Source, io.Closer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	root := f.Root()
-	if d, ok := root.(*torchfile.Dict); ok {
-		if sd, ok := d.Get("state_dict"); ok {
-			root = sd
-		}
-	}
-	ts, err := torchfile.Tensors(root)
+	ts, err := torchfile.Tensors(unwrapStateDict(f.Root()))
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
@@ -45,6 +39,17 @@ func OpenSources(path string) (map[string]Source, io.Closer, error) {
 		src[n] = tensorSource{t}
 	}
 	return src, f, nil
+}
+
+// unwrapStateDict returns a Lightning checkpoint's "state_dict", or root
+// itself when it has none.
+func unwrapStateDict(root torchfile.Value) torchfile.Value {
+	if d, ok := root.(*torchfile.Dict); ok {
+		if sd, ok := d.Get("state_dict"); ok {
+			return sd
+		}
+	}
+	return root
 }
 
 // stTensor adapts a loaded safetensors tensor to Source.
