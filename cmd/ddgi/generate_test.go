@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -18,6 +17,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/face"
 	"ddgi/gan/eg3d"
+	"ddgi/internal/imageio"
 	"ddgi/inversion"
 	"ddgi/nn"
 	"ddgi/text"
@@ -536,19 +536,7 @@ func pngText(t *testing.T, path string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	for p := 8; p+12 <= len(b); {
-		n := int(binary.BigEndian.Uint32(b[p:]))
-		if p+12+n > len(b) {
-			break
-		}
-		if string(b[p+4:p+8]) == "tEXt" {
-			k, v, _ := bytes.Cut(b[p+8:p+8+n], []byte{0})
-			out[string(k)] = string(v)
-		}
-		p += 12 + n
-	}
-	return out
+	return imageio.PNGText(b)
 }
 
 // pngPixels decodes a PNG to its RGBA bytes.

@@ -102,6 +102,24 @@ func SavePNGText(path string, img image.Image, text map[string]string) error {
 	return WriteAtomic(path, out)
 }
 
+// PNGText returns the tEXt chunks of PNG bytes (key → text), as
+// SavePNGText writes them; a malformed chunk list ends the scan.
+func PNGText(b []byte) map[string]string {
+	out := map[string]string{}
+	for p := 8; p+12 <= len(b); {
+		n := int(binary.BigEndian.Uint32(b[p:]))
+		if n < 0 || p+12+n > len(b) {
+			break
+		}
+		if string(b[p+4:p+8]) == "tEXt" {
+			k, v, _ := bytes.Cut(b[p+8:p+8+n], []byte{0})
+			out[string(k)] = string(v)
+		}
+		p += 12 + n
+	}
+	return out
+}
+
 // latin1 keeps printable ASCII and Latin-1, writing '?' for other runes.
 func latin1(s string) []byte {
 	out := make([]byte, 0, len(s))

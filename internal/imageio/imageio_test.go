@@ -2,7 +2,6 @@ package imageio
 
 import (
 	"bytes"
-	"encoding/binary"
 	"image"
 	"image/png"
 	"os"
@@ -74,16 +73,7 @@ func TestSavePNGText(t *testing.T) {
 	if _, err := png.Decode(bytes.NewReader(b)); err != nil {
 		t.Fatalf("not a valid PNG any more: %v", err)
 	}
-	got := map[string]string{}
-	for p := 8; p+12 <= len(b); {
-		n := int(binary.BigEndian.Uint32(b[p:]))
-		typ, data := string(b[p+4:p+8]), b[p+8:p+8+n]
-		if typ == "tEXt" {
-			k, v, _ := bytes.Cut(data, []byte{0})
-			got[string(k)] = string(v)
-		}
-		p += 12 + n
-	}
+	got := PNGText(b)
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("text %q = %q, want %q", k, got[k], v)
