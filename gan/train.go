@@ -17,7 +17,7 @@ import (
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/imageio"
 	"ddgi/internal/progress"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
@@ -269,7 +269,7 @@ func (t *Trainer) pathLengthStep(b int, c *torch.Tensor) float64 {
 }
 
 // Save writes the checkpoint (G, D, G_ema, both optimisers, state).
-func (t *Trainer) Save(run *runs.Run) error {
+func (t *Trainer) Save(run *train.Run) error {
 	g, d, ema := t.M.Stores()
 	meta := nn.SaveOptions{Config: t.M.Config()}
 	for name, st := range map[string]*nn.Store{FileG: g, FileD: d, FileGEMA: ema} {
@@ -287,7 +287,7 @@ func (t *Trainer) Save(run *runs.Run) error {
 }
 
 // Resume loads a run folder's checkpoint; ok is false when it has none.
-func (t *Trainer) Resume(run *runs.Run) (ok bool, err error) {
+func (t *Trainer) Resume(run *train.Run) (ok bool, err error) {
 	var st State
 	if ok, err = run.LoadState(&st); err != nil || !ok {
 		return ok, err
@@ -399,7 +399,7 @@ func nextBatch(ctx context.Context, batches <-chan data.Batch) (data.Batch, bool
 // kimg, losses and ETA; log.jsonl and loss.png; a checkpoint every
 // Opts.Checkpoint; a grid fakes<kimg>.png every Opts.GridKimg.
 func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
-	run, err := runs.Open(dir)
+	run, err := train.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -424,7 +424,7 @@ func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
 	if o.Quiet {
 		bar.Out = io.Discard
 	}
-	ckpt := runs.NewCheckpointer(o.Checkpoint)
+	ckpt := train.NewCheckpointer(o.Checkpoint)
 	nextGrid := (math.Floor(float64(t.State.Nimg)/1000/o.GridKimg) + 1) * o.GridKimg
 	sum, cnt, n := Metrics{}, Metrics{}, 0
 	steps := 0
@@ -480,7 +480,7 @@ func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
 }
 
 // checkpoint saves the run and refreshes the preview grid and loss plot.
-func (t *Trainer) checkpoint(run *runs.Run) error {
+func (t *Trainer) checkpoint(run *train.Run) error {
 	if err := t.Save(run); err != nil {
 		return err
 	}

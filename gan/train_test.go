@@ -10,7 +10,7 @@ import (
 	"ddgi/data"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/torch"
 )
 
@@ -161,8 +161,8 @@ func BenchmarkTrainStepEG3D64(b *testing.B) {
 	benchStep(b, p, Opts{Resolution: 64, Batch: bb.Batch, LR: bb.LR, R1Gamma: bb.R1Gamma, R1Interval: bb.R1Interval, StyleMixing: bb.StyleMixing, EMAKimg: bb.EMAKimg, Seed: 1})
 }
 
-func mustRun(t *testing.T, dir string) *runs.Run {
-	r, err := runs.Open(dir)
+func mustRun(t *testing.T, dir string) *train.Run {
+	r, err := train.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"ddgi/data"
 	"ddgi/imagebatch"
 	"ddgi/internal/progress"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
@@ -102,7 +102,7 @@ type Trainer struct {
 	// first training samples); SynthFace-bench keeps them held out.
 	PreviewData data.Dataset
 	Cache       *D0Cache
-	Run         *runs.Run
+	Run         *train.Run
 	Dev         torch.Device
 	// Stage1From, when set, is a stage-1 model (stage1_m-only.safetensors of
 	// a full run) whose M a fresh run takes instead of training stage 1:

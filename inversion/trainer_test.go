@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"ddgi/data"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/torch"
 )
 
@@ -60,7 +60,7 @@ func TestTrainerTwoStagesResumeAndCache(t *testing.T) {
 	g := newLinearG(c, 32)
 	m.Mapping.SetMeanLatent(g.MeanLatent())
 	dir := t.TempDir()
-	run, _ := runs.Open(dir)
+	run, _ := train.Open(dir)
 	enc := newFakeEncoder(c)
 	tc := TrainConfig{Stage1Steps: 12, Stage2Steps: 12, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
 		TMin: 0, TMax: 999, EveryCheckpoint: 6, EverySample: 100}
@@ -208,7 +208,7 @@ func trainTiny(t *testing.T, c Config, tc TrainConfig, g Generator, enc Encoder,
 	m, _ := NewModel(c, torch.CPU, seed)
 	m.Mapping.SetMeanLatent(g.MeanLatent())
 	dir := t.TempDir()
-	run, _ := runs.Open(dir)
+	run, _ := train.Open(dir)
 	tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"},
 		Run: run, Dev: torch.CPU, Stage1From: stage1From}
 	return tr, tr.Train()

@@ -15,7 +15,7 @@ import (
 	"ddgi/data"
 	"ddgi/internal/imageio"
 	"ddgi/internal/progress"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
@@ -65,13 +65,13 @@ type state struct {
 
 // Train runs (or resumes) training of o.Net and returns its held-out scores.
 func Train(o Options) (res Result, err error) {
-	if terr := torch.Try(func() { res, err = train(o) }); terr != nil {
+	if terr := torch.Try(func() { res, err = trainNet(o) }); terr != nil {
 		return res, terr
 	}
 	return res, err
 }
 
-func train(o Options) (Result, error) {
+func trainNet(o Options) (Result, error) {
 	cfg, err := auxnets.Preset(o.Net, o.Preset)
 	if err != nil {
 		return nil, err
@@ -80,7 +80,7 @@ func train(o Options) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	run, err := runs.Open(o.Dir)
+	run, err := train.Open(o.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func train(o Options) (Result, error) {
 		return run.SaveState(state{Step: step, Seed: o.Seed})
 	}
 	bar := progress.New("train aux "+o.Net, int64(st.Step), int64(o.Steps), "steps")
-	ckpt := runs.NewCheckpointer(o.Checkpoint)
+	ckpt := train.NewCheckpointer(o.Checkpoint)
 	var avg float64
 	for step := st.Step; step < o.Steps; step++ {
 		r := rand.New(rand.NewPCG(uint64(o.Seed), uint64(step)))

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
@@ -15,7 +15,7 @@ import (
 
 // loadCheckpoint restores model and optimizer from a run folder at step
 // and drops log rows the resumed run will repeat.
-func loadCheckpoint(run *runs.Run, store *nn.Store, opt *optim.Adam, step int64) error {
+func loadCheckpoint(run *train.Run, store *nn.Store, opt *optim.Adam, step int64) error {
 	if _, err := store.Load(run.Path("model.safetensors")); err != nil {
 		return err
 	}
@@ -28,7 +28,7 @@ func loadCheckpoint(run *runs.Run, store *nn.Store, opt *optim.Adam, step int64)
 
 // saveCheckpoint writes model (config in metadata), optimizer, loss plot
 // and state.json; each file is atomic and state.json goes last.
-func saveCheckpoint(run *runs.Run, store *nn.Store, opt *optim.Adam, cfg, state any, title string) error {
+func saveCheckpoint(run *train.Run, store *nn.Store, opt *optim.Adam, cfg, state any, title string) error {
 	if err := store.Save(run.Path("model.safetensors"), nn.SaveOptions{Config: cfg}); err != nil {
 		return err
 	}

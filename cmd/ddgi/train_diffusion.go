@@ -16,7 +16,7 @@ import (
 	"ddgi/imagebatch"
 	"ddgi/internal/imageio"
 	prog "ddgi/internal/progress"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/synthface"
@@ -88,7 +88,7 @@ func runTrainDiffusion(args []string) error {
 			*dropText = 0.5
 		}
 	}
-	run, err := runs.Open(*out)
+	run, err := train.Open(*out)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ type diffTrainer struct {
 	optText *optim.Adam
 }
 
-func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) error {
+func trainDiffusion(run *train.Run, st *diffState, resumed bool, o diffOpts) error {
 	t, err := newDiffTrainer(run, st, resumed, o)
 	if err != nil {
 		return err
@@ -174,7 +174,7 @@ func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) erro
 	fixed := imagebatch.Get(data.NewSynthFace(data.Bench, size, 8), 0, 8, torch.CPU)
 	torch.Persist(fixed.Image, fixed.Mask, fixed.Scribble)
 	bar := prog.New("diffusion "+st.Stage, st.Step, o.steps, "step")
-	ckpt := runs.NewCheckpointer(o.every)
+	ckpt := train.NewCheckpointer(o.every)
 	var lossSum float64
 	var lossN int
 	// Ctrl-C or SIGTERM: finish the step, checkpoint, stop.
@@ -229,7 +229,7 @@ func trainDiffusion(run *runs.Run, st *diffState, resumed bool, o diffOpts) erro
 	return nil
 }
 
-func newDiffTrainer(run *runs.Run, st *diffState, resumed bool, o diffOpts) (*diffTrainer, error) {
+func newDiffTrainer(run *train.Run, st *diffState, resumed bool, o diffOpts) (*diffTrainer, error) {
 	t := &diffTrainer{st: st}
 	var c diffusion.Config
 	var err error
@@ -376,7 +376,7 @@ func (t *diffTrainer) step(ss []*data.Sample, o diffOpts) (loss float64, err err
 
 // sampleGrid writes samples-NNNNNN.png: rows ground truth, condition (control
 // stage), EMA samples from the bench captions (guidance 3, DDIM).
-func (t *diffTrainer) sampleGrid(run *runs.Run, fixed imagebatch.Batch, steps int) error {
+func (t *diffTrainer) sampleGrid(run *train.Run, fixed imagebatch.Batch, steps int) error {
 	var err error
 	torch.Scoped(func() {
 		p := &diffusion.Pipeline{Model: t.emaM, Text: t.te, AE: t.ae, Sampler: diffusion.SamplerOpts{}}
@@ -405,7 +405,7 @@ func (t *diffTrainer) sampleGrid(run *runs.Run, fixed imagebatch.Batch, steps in
 
 // checkpoint writes the EMA and a jointly trained text encoder, then the
 // trained store, optimizer and state.json (last, via saveCheckpoint).
-func (t *diffTrainer) checkpoint(run *runs.Run) error {
+func (t *diffTrainer) checkpoint(run *train.Run) error {
 	if err := t.emaS.Save(run.Path("ema.safetensors"), nn.SaveOptions{Config: t.st.Model}); err != nil {
 		return err
 	}
@@ -421,7 +421,7 @@ func (t *diffTrainer) checkpoint(run *runs.Run) error {
 	return saveCheckpoint(run, t.trained, t.opt, t.st.Model, t.st, "diffusion "+t.st.Stage+" loss")
 }
 
-func (t *diffTrainer) restore(run *runs.Run) error {
+func (t *diffTrainer) restore(run *train.Run) error {
 	if _, err := t.emaS.Load(run.Path("ema.safetensors")); err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"ddgi/gan"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/torch"
 )
@@ -131,11 +131,11 @@ func exportGAN(m gan.Model, o gan.Opts, dir, path string, half bool) error {
 	return nil
 }
 
-func openRun(dir string) (*runs.Run, error) {
+func openRun(dir string) (*train.Run, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("run folder: %w", err)
 	}
-	return runs.Open(dir)
+	return train.Open(dir)
 }
 
 func saveStore(st *nn.Store, path string, cfg any, half bool, meta map[string]string) error {

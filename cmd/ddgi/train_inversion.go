@@ -9,7 +9,7 @@ import (
 	"ddgi/auxnets"
 	"ddgi/data"
 	"ddgi/face"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/inversion"
 	"ddgi/torch"
 )
@@ -133,7 +133,7 @@ func runTrainInversion(args []string) error {
 		tr.Cfg.ArtProb, tr.Cfg.Arts = artProb, artNames(arts)
 	}
 	tr.Cfg.Init = *initFrom
-	if tr.Run, err = runs.Open(*out); err != nil {
+	if tr.Run, err = train.Open(*out); err != nil {
 		return err
 	}
 	if err := tr.Train(); err != nil {

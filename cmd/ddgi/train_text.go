@@ -14,7 +14,7 @@ import (
 
 	"ddgi/data"
 	prog "ddgi/internal/progress"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/synthface"
@@ -135,12 +135,12 @@ func renderArtPairs(ds data.Dataset, n, size, workers int, label string) (*pairs
 }
 
 // renderSplits renders the training pairs and the SynthFace-bench pairs.
-func renderSplits(nTrain, nBench, size, workers int) (train, bench *pairs, err error) {
-	if train, err = renderPairs(data.Train, nTrain, size, workers, "render train"); err != nil {
+func renderSplits(nTrain, nBench, size, workers int) (trainSet, bench *pairs, err error) {
+	if trainSet, err = renderPairs(data.Train, nTrain, size, workers, "render trainSet"); err != nil {
 		return nil, nil, err
 	}
 	bench, err = renderPairs(data.Bench, nBench, size, workers, "render bench")
-	return train, bench, err
+	return trainSet, bench, err
 }
 
 // batch returns images idx as float [B,3,S,S] in [-1,1].
@@ -158,7 +158,7 @@ func runTrainText(args []string) error {
 	fs := newFlags("train text", "[flags]")
 	preset := fs.String("preset", "small64", "text encoder preset: tiny or small64")
 	out := fs.String("out", "runs/text", "run folder (resumes when it holds a checkpoint)")
-	tokPath := fs.String("tokenizer", "weights/tokenizer.json", "vocabulary from `ddgi train tokenizer`, or a CLIP tokenizer (folder with vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz)")
+	tokPath := fs.String("tokenizer", "weights/tokenizer.json", "vocabulary from `ddgi trainSet tokenizer`, or a CLIP tokenizer (folder with vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz)")
 	steps := fs.Int64("steps", 3000, "optimizer steps")
 	batchSize := fs.Int("batch", 128, "image/caption pairs per step (the contrastive negatives)")
 	lr := fs.Float64("lr", 1e-3, "peak learning rate (AdamW, warm-up then cosine)")
@@ -210,7 +210,7 @@ func runTrainText(args []string) error {
 	if *batchSize < 2 || *nTrain < *batchSize || *nBench < 5 || *nBench > data.BenchSize {
 		return errors.New("need --batch ≥ 2, --n ≥ --batch, 5 ≤ --bench ≤ 2000")
 	}
-	run, err := runs.Open(*out)
+	run, err := train.Open(*out)
 	if err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func runTrainText(args []string) error {
 	}
 	opt := optim.NewAdam(optim.AdamConfig{LR: *lr, Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: wd, Decoupled: true})
 	// Retrieval rows go to their own log: a run's plot needs uniform rows.
-	evalRun, err := runs.Open(run.Path("eval"))
+	evalRun, err := train.Open(run.Path("eval"))
 	if err != nil {
 		return err
 	}
@@ -273,14 +273,14 @@ func runTrainText(args []string) error {
 		fmt.Fprintf(os.Stderr, "tuning the embeddings of %d of %d tokens (those no photo caption uses)\n", n, enc.Vocab)
 	}
 	fmt.Fprintf(os.Stderr, "text encoder %s: %d parameters (with image tower and projections)\n", *preset, store.NumParams())
-	var train, bench *pairs
+	var trainSet, bench *pairs
 	if st.ArtProb > 0 {
 		fmt.Fprintf(os.Stderr, "artworks: %.0f%% of training and bench pairs, styles %v\n", 100*st.ArtProb, arts)
-		if train, err = renderArtPairs(data.NewSynthFaceArt(data.Train, *size, *nTrain, st.ArtProb, arts), *nTrain, *size, *workers, "render train"); err == nil {
+		if trainSet, err = renderArtPairs(data.NewSynthFaceArt(data.Train, *size, *nTrain, st.ArtProb, arts), *nTrain, *size, *workers, "render trainSet"); err == nil {
 			bench, err = renderArtPairs(data.NewSynthFaceArt(data.Bench, *size, *nBench, st.ArtProb, arts), *nBench, *size, *workers, "render bench")
 		}
 	} else {
-		train, bench, err = renderSplits(*nTrain, *nBench, *size, *workers)
+		trainSet, bench, err = renderSplits(*nTrain, *nBench, *size, *workers)
 	}
 	if err != nil {
 		return err
@@ -311,16 +311,16 @@ func runTrainText(args []string) error {
 	var rng *rand.Rand
 	warm := int64(200)
 	bar := prog.New("train text", st.Step, *steps, "step")
-	ckpt := runs.NewCheckpointer(time.Duration(*ckptMin * float64(time.Minute)))
+	ckpt := train.NewCheckpointer(time.Duration(*ckptMin * float64(time.Minute)))
 	var lossAvg float64
 	for st.Step < *steps {
 		// The sampling stream is a function of the step, so a resumed run draws
 		// what the uninterrupted one would have.
 		rng = rand.New(rand.NewPCG(st.Seed, uint64(st.Step)))
-		idx := rng.Perm(len(train.captions))[:*batchSize]
+		idx := rng.Perm(len(trainSet.captions))[:*batchSize]
 		caps := make([]string, len(idx))
 		for k, i := range idx {
-			c := train.captions[i]
+			c := trainSet.captions[i]
 			caps[k] = c[rng.IntN(len(c))]
 		}
 		ids, err := tok.EncodeBatch(caps, ctx)
@@ -336,7 +336,7 @@ func runTrainText(args []string) error {
 		var loss, scale float64
 		err = torch.Try(func() {
 			torch.Scoped(func() {
-				txt, img := model.Embed(ids, train.batch(idx))
+				txt, img := model.Embed(ids, trainSet.batch(idx))
 				l := text.ContrastiveLoss(txt, img, model.LogitScale)
 				l.Backward()
 				if newRows != nil {
@@ -388,7 +388,7 @@ func runTrainText(args []string) error {
 	if err := save(); err != nil {
 		return err
 	}
-	if err := probeReport(model, tok, train, bench, ctx, run.Path("probe.txt")); err != nil {
+	if err := probeReport(model, tok, trainSet, bench, ctx, run.Path("probe.txt")); err != nil {
 		return err
 	}
 	if *export == "" {
@@ -480,7 +480,7 @@ func exportEncoder(src *nn.Store, enc text.EncoderConfig, tok text.Vocab, path s
 // embedding of a caption to its face's attributes (train captions → bench
 // captions), beside a bag-of-tokens probe (what the words alone carry) and
 // the majority guess, and writes the table to path.
-func probeReport(model *text.CLIP, tok text.Vocab, train, bench *pairs, ctx int, path string) error {
+func probeReport(model *text.CLIP, tok text.Vocab, trainSet, bench *pairs, ctx int, path string) error {
 	feats := func(p *pairs, n int) (emb, bow, y [][]float64, err error) {
 		n = min(n, len(p.captions))
 		err = torch.Try(func() {
@@ -519,7 +519,7 @@ func probeReport(model *text.CLIP, tok text.Vocab, train, bench *pairs, ctx int,
 		})
 		return
 	}
-	trE, trB, trY, err := feats(train, 4000)
+	trE, trB, trY, err := feats(trainSet, 4000)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 	"ddgi/diffusion/vae"
 	"ddgi/internal/imageio"
 	prog "ddgi/internal/progress"
-	"ddgi/internal/runs"
+	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
@@ -54,7 +54,7 @@ func runTrainVAE(args []string) error {
 	if *batchSize < 1 || *nTrain < *batchSize || *nBench < 8 || *nBench > data.BenchSize {
 		return errors.New("need --batch ≥ 1, --n ≥ --batch, 8 ≤ --bench ≤ 2000")
 	}
-	run, err := runs.Open(*out)
+	run, err := train.Open(*out)
 	if err != nil {
 		return err
 	}
@@ -73,23 +73,23 @@ func runTrainVAE(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "vae %s: %d parameters, factor %d\n", *preset, store.NumParams(), st.Config.Factor())
 	size := int(st.Config.Resolution)
-	train, bench, err := renderSplits(*nTrain, *nBench, size, *workers)
+	trainSet, bench, err := renderSplits(*nTrain, *nBench, size, *workers)
 	if err != nil {
 		return err
 	}
 	save := func() error { return saveCheckpoint(run, store, opt, st.Config, st, "vae "+*preset) }
 	bar := prog.New("train vae", st.Step, *steps, "step")
-	ckpt := runs.NewCheckpointer(time.Duration(*ckptMin * float64(time.Minute)))
+	ckpt := train.NewCheckpointer(time.Duration(*ckptMin * float64(time.Minute)))
 	g := torch.NewGenerator(st.Seed + uint64(st.Step))
 	for st.Step < *steps {
 		rng := rand.New(rand.NewPCG(st.Seed, uint64(st.Step)))
-		idx := rng.Perm(len(train.captions))[:*batchSize]
+		idx := rng.Perm(len(trainSet.captions))[:*batchSize]
 		flip := rng.IntN(2) == 0
 		opt.SetLR(*lr * (0.1 + 0.9*0.5*(1+math.Cos(math.Pi*float64(st.Step)/float64(*steps)))))
 		var rec map[string]float64
 		err := torch.Try(func() {
 			torch.Scoped(func() {
-				x := train.batch(idx)
+				x := trainSet.batch(idx)
 				if flip {
 					x = x.Flip(3)
 				}
@@ -129,7 +129,7 @@ func runTrainVAE(args []string) error {
 	st.Config.Scale = scale
 	fmt.Printf("bench (%d images): reconstruction PSNR %.2f dB (posterior mean), latent std %.4f → scale factor %.4f\n", *nBench, psnr, 1/scale, scale)
 	// Bench rows go to their own log: a run's plot needs uniform rows.
-	evalRun, err := runs.Open(run.Path("eval"))
+	evalRun, err := train.Open(run.Path("eval"))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
-// Package runs manages a training run folder: a JSON-lines log of scalar
-// metrics, its loss plot, and a state file that makes jobs resumable.
-package runs
+// Package train is the run loop every ddgi trainer shares, and the run folder
+// it manages: a JSON-lines log of scalar metrics, its loss plot, resumable
+// checkpoints.
+package train
 
 import (
 	"bufio"
@@ -158,11 +159,21 @@ func (r *Run) TruncateLog(step int64) error {
 	return imageio.WriteAtomic(r.Path("log.jsonl"), keep)
 }
 
-// PlotLosses draws every logged metric into loss.png.
-func (r *Run) PlotLosses(title string) error {
+// PlotLosses draws the logged metrics named by keys (every one when none
+// is named) into loss.png.
+func (r *Run) PlotLosses(title string, keys ...string) error {
 	steps, vals, err := r.ReadLog()
 	if err != nil {
 		return err
+	}
+	if len(keys) > 0 {
+		only := make(map[string][]float64, len(keys))
+		for _, k := range keys {
+			if v, ok := vals[k]; ok {
+				only[k] = v
+			}
+		}
+		vals = only
 	}
 	return plot.SaveLosses(r.Path("loss.png"), title, steps, vals)
 }
