@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"ddgi/data"
+	"ddgi/train"
 )
 
 // Version is the ddgi release; set with -ldflags "-X main.Version=…".
@@ -114,7 +115,7 @@ func run(args []string) int {
 			return 2
 		}
 		fmt.Fprintf(os.Stderr, "ddgi %s: %v\n", c.name, err)
-		return 1
+		return train.ExitCode(err) // 130/143 for a run stopped by a signal
 	}
 	return 0
 }
