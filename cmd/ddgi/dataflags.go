@@ -1,0 +1,33 @@
+package main
+
+import (
+	"flag"
+
+	"ddgi/data"
+)
+
+// dataFlags are the --data, --val and --on-bad flags every train command
+// that learns from images shares.
+type dataFlags struct {
+	spec  *string
+	val   *int
+	onBad *string
+}
+
+func addDataFlags(fs *flag.FlagSet) *dataFlags {
+	return &dataFlags{
+		spec:  fs.String("data", data.SynthFaceSource, "training images: synthface (rendered on the fly), a CelebAMask-HQ-layout folder, or a folder of name.png + name_mask.png / name_scribble.png + name.txt"),
+		val:   fs.Int("val", 0, "with a --data folder: how many samples (the last by name) are held out for validation and previews"),
+		onBad: fs.String("on-bad", "stop", "with a --data folder: stop at the first unreadable sample, or skip (each bad file is named once)"),
+	}
+}
+
+// open opens the source for split; synth builds SynthFace's variant (nil:
+// plain SynthFace) with n samples.
+func (d *dataFlags) open(split data.Split, size, n int, synth func(split data.Split, size, n int) data.Dataset) (data.Dataset, error) {
+	bad, err := data.ParseBadFiles(*d.onBad)
+	if err != nil {
+		return nil, err
+	}
+	return data.Open(*d.spec, data.OpenOptions{Size: size, Split: split, N: n, Val: *d.val, OnBad: bad, SynthFace: synth})
+}
