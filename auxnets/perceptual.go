@@ -116,7 +116,7 @@ func Distort(x, xAttr *torch.Tensor, g *torch.Generator) *torch.Tensor {
 		out = append(out, x.Add(torch.Randn(g, x.Shape(), torch.Float32, torch.CPU).MulScalar(s)).Clamp(-1, 1))
 	}
 	for _, s := range BlurLevels {
-		out = append(out, Blur(x, s))
+		out = append(out, nn.Blur(x, s))
 	}
 	for _, a := range AttrLevels {
 		out = append(out, x.MulScalar(1-a).Add(xAttr.MulScalar(a)))

@@ -34,23 +34,13 @@ func LoadBranch(m *diffusion.Model, path, kind string) error {
 
 // MaskCondition one-hot encodes a size² label map, repeated n times.
 func MaskCondition(lab []uint8, size, n int) *torch.Tensor {
-	ids := make([]int64, len(lab))
-	for i, v := range lab {
-		ids[i] = int64(v)
-	}
-	t := imagebatch.OneHot(torch.FromInt64(ids, 1, int64(size), int64(size)))
+	t := imagebatch.OneHot(imagebatch.Labels([][]uint8{lab}, size))
 	return t.Expand(int64(n), t.Size(1), t.Size(2), t.Size(3))
 }
 
 // ScribbleCondition turns 0/255 strokes into a [n,1,size,size] 0/1 map.
 func ScribbleCondition(s []uint8, size, n int) *torch.Tensor {
-	v := make([]float32, len(s))
-	for i, p := range s {
-		if p > 127 {
-			v[i] = 1
-		}
-	}
-	return torch.FromFloat32(v, 1, 1, int64(size), int64(size)).Expand(int64(n), 1, int64(size), int64(size))
+	return imagebatch.Strokes([][]uint8{s}, size).Expand(int64(n), 1, int64(size), int64(size))
 }
 
 // Files name the tokenizer, text encoder and latent-space weights.

@@ -13,6 +13,7 @@ import (
 	"ddgi/data"
 	"ddgi/imagebatch"
 	"ddgi/metrics"
+	"ddgi/nn"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -40,7 +41,7 @@ func tinyNets(t *testing.T) *Nets {
 func TestEvalPipelineGroundTruth(t *testing.T) {
 	var ms []Method
 	for _, n := range []string{"gt", "blur", "paint"} {
-		m, err := New(n)
+		m, err := NewRegistry().New(n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func BenchmarkMetrics(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		inChunks(ss, 50, func(lo int, s []*data.Sample) {
 			batch := newBatch(CondMask, s, lo)
-			score(a, nets, CondMask, batch, auxnets.Blur(imagebatch.SampleImages(s), 1))
+			score(a, nets, CondMask, batch, nn.Blur(imagebatch.SampleImages(s), 1))
 		})
 	}
 	b.ReportMetric(float64(b.N*len(ss))/time.Since(start).Seconds(), "images/s")
@@ -153,7 +154,7 @@ func BenchmarkFIDKID2000(b *testing.B) {
 // prompts name it), style accuracy is scored when an art net is given, and
 // the table grows a style column.
 func TestEvalArtBench(t *testing.T) {
-	gt, err := New("gt")
+	gt, err := NewRegistry().New("gt")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,17 @@
 // Package eval runs generation methods on SynthFace-bench and scores them
 // with every metric of the paper's Table 1 plus attribute accuracy. Methods
-// plug in through the Method interface and the registry, so the diffusion
-// baseline, ddgi and its ablations all run through the same code.
+// plug in through the Method interface and a Registry, so the diffusion
+// baseline, ddgi and its ablations (package eval/methods) all run through
+// the same code.
 package eval
 
 import (
 	"fmt"
 	"sort"
-	"sync"
 
-	"ddgi/auxnets"
 	"ddgi/data"
 	"ddgi/imagebatch"
+	"ddgi/nn"
 	"ddgi/torch"
 )
 
@@ -70,38 +70,50 @@ func isSanity(m Method) bool {
 // Factory builds a method; weights are loaded here, not at registration.
 type Factory func() (Method, error)
 
-var (
-	regMu    sync.Mutex
-	registry = map[string]Factory{}
-)
+// Registry names the methods `ddgi eval --method` can run.
+type Registry struct{ factories map[string]Factory }
 
-// Register makes a method available to `ddgi eval --method name`.
-func Register(name string, f Factory) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if _, dup := registry[name]; dup {
+// NewRegistry holds the sanity checks gt, blur and paint; the methods
+// that load trained networks are added by package eval/methods.
+func NewRegistry() *Registry {
+	r := &Registry{factories: map[string]Factory{}}
+	// gt returns the ground truth: perfect scores (FID≈0, LPIPS 0, MS-SSIM
+	// 1, ID 1, parser ACC/mIoU at the parser's own accuracy).
+	r.Register("gt", func() (Method, error) {
+		return sanity{"gt", func(b *Batch) *torch.Tensor { return imagebatch.SampleImages(b.Samples) }}, nil
+	})
+	// blur is the ground truth blurred (σ = 1.5 px): a degraded reference.
+	r.Register("blur", func() (Method, error) {
+		return sanity{"blur", func(b *Batch) *torch.Tensor { return nn.Blur(imagebatch.SampleImages(b.Samples), 1.5) }}, nil
+	})
+	// paint colours the condition: each mask class in a fixed skin-tone
+	// palette, or dark strokes on gray for a scribble; it reads no ground
+	// truth and is the floor a real method must beat.
+	r.Register("paint", func() (Method, error) { return sanity{"paint", paint}, nil })
+	return r
+}
+
+// Register adds a method; a name registered twice is a programming error.
+func (r *Registry) Register(name string, f Factory) {
+	if _, dup := r.factories[name]; dup {
 		panic("eval: duplicate method " + name)
 	}
-	registry[name] = f
+	r.factories[name] = f
 }
 
 // New builds a registered method.
-func New(name string) (Method, error) {
-	regMu.Lock()
-	f, ok := registry[name]
-	regMu.Unlock()
+func (r *Registry) New(name string) (Method, error) {
+	f, ok := r.factories[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown method %q (known: %v)", name, Names())
+		return nil, fmt.Errorf("unknown method %q (known: %v)", name, r.Names())
 	}
 	return f()
 }
 
-// Names lists registered methods.
-func Names() []string {
-	regMu.Lock()
-	defer regMu.Unlock()
-	var n []string
-	for k := range registry {
+// Names lists the registered methods, sorted.
+func (r *Registry) Names() []string {
+	n := make([]string, 0, len(r.factories))
+	for k := range r.factories {
 		n = append(n, k)
 	}
 	sort.Strings(n)
@@ -119,22 +131,6 @@ func (s sanity) Sanity() bool { return true }
 func (s sanity) Generate(b *Batch) (out *torch.Tensor, err error) {
 	err = torch.Try(func() { out = s.gen(b) })
 	return out, err
-}
-
-func init() {
-	// gt returns the ground truth: perfect scores (FID≈0, LPIPS 0, MS-SSIM
-	// 1, ID 1, parser ACC/mIoU at the parser's own accuracy).
-	Register("gt", func() (Method, error) {
-		return sanity{"gt", func(b *Batch) *torch.Tensor { return imagebatch.SampleImages(b.Samples) }}, nil
-	})
-	// blur is the ground truth blurred (σ = 1.5 px): a degraded reference.
-	Register("blur", func() (Method, error) {
-		return sanity{"blur", func(b *Batch) *torch.Tensor { return auxnets.Blur(imagebatch.SampleImages(b.Samples), 1.5) }}, nil
-	})
-	// paint colours the condition: each mask class in a fixed skin-tone
-	// palette, or dark strokes on gray for a scribble; it reads no ground
-	// truth and is the floor a real method must beat.
-	Register("paint", func() (Method, error) { return sanity{"paint", paint}, nil })
 }
 
 // paintColors are rough SynthFace class colours (sRGB 0–255).

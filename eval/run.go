@@ -278,19 +278,11 @@ func Prompt(s *data.Sample, i int) string {
 }
 
 func newBatch(cond Cond, ss []*data.Sample, lo int) *Batch {
-	b := &Batch{Cond: cond, Size: ss[0].Size, Samples: ss, Mask: imagebatch.SampleMasks(ss)}
-	n, s := len(ss), ss[0].Size
-	v := make([]float32, n*s*s)
+	b := &Batch{Cond: cond, Size: ss[0].Size, Samples: ss, Mask: imagebatch.SampleMasks(ss), Scribble: imagebatch.SampleScribbles(ss)}
 	for i, smp := range ss {
-		for p, x := range smp.Scribble {
-			if x > 127 {
-				v[i*s*s+p] = 1
-			}
-		}
 		b.Prompts = append(b.Prompts, Prompt(smp, lo+i))
 		b.Index = append(b.Index, lo+i)
 	}
-	b.Scribble = torch.FromFloat32(v, int64(n), 1, int64(s), int64(s))
 	return b
 }
 

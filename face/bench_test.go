@@ -1,4 +1,4 @@
-package face
+package face_test
 
 import (
 	"os"
@@ -6,35 +6,37 @@ import (
 
 	"ddgi/diffusion"
 	"ddgi/encoder"
+	"ddgi/face"
 	"ddgi/gan/eg3d"
+	"ddgi/internal/testweights"
 	"ddgi/torch"
 )
 
 // benchPipeline builds small64-shaped networks with random weights: the
 // shipped architectures, so timings hold for trained weights too.
-func benchPipeline(b *testing.B, gan string) *Pipeline {
+func benchPipeline(b *testing.B, gan string) *face.Pipeline {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "ddgi-bench")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.RemoveAll(dir) })
-	if err := WriteRandomWeights(dir, "../weights/tokenizer.json", "small64"); err != nil {
+	if err := testweights.WriteRandom(dir, "../weights/tokenizer.json", "small64"); err != nil {
 		b.Fatal(err)
 	}
-	p, err := Load(Options{Weights: dir, GAN: gan, Cond: "mask", Device: torch.CPU, Step: -1})
+	p, err := face.Load(face.Options{Weights: dir, GAN: gan, Cond: "mask", Device: torch.CPU, Step: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return p
 }
 
-func maskRequest(p *Pipeline) Request {
+func maskRequest(p *face.Pipeline) face.Request {
 	m := make([]uint8, p.Size()*p.Size())
 	for i := range m {
 		m[i] = uint8(i / p.Size() % 19)
 	}
-	return Request{Text: "The woman has wavy blond hair and is smiling.", Mask: m, Seed: 1}
+	return face.Request{Text: "The woman has wavy blond hair and is smiling.", Mask: m, Seed: 1}
 }
 
 // BenchmarkGenerate2D is ddgi's inference: one U-Net + ControlNet pass, M,
@@ -44,7 +46,7 @@ func BenchmarkGenerate2D(b *testing.B) {
 	req := maskRequest(p)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		w, err := p.Codes([]Request{req})
+		w, err := p.Codes([]face.Request{req})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -69,7 +71,7 @@ func BenchmarkGenerate3D8Views(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		w, err := p.Codes([]Request{req})
+		w, err := p.Codes([]face.Request{req})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package face
+package face_test
 
 import (
 	"fmt"
@@ -7,22 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"ddgi/face"
 	"ddgi/gan/eg3d"
+	"ddgi/internal/testweights"
 	"ddgi/torch"
 )
 
-func tinyWeights(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := WriteTinyWeights(dir, "../weights/tokenizer.json"); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func TestLoadAndGenerateEndToEnd(t *testing.T) {
-	dir := tinyWeights(t)
-	p, err := Load(Options{Weights: dir, GAN: "stylegan2", Cond: "mask", Device: torch.CPU, Step: -1})
+	dir := testweights.Tiny(t, "../weights/tokenizer.json")
+	p, err := face.Load(face.Options{Weights: dir, GAN: "stylegan2", Cond: "mask", Device: torch.CPU, Step: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +24,7 @@ func TestLoadAndGenerateEndToEnd(t *testing.T) {
 	for i := range mask {
 		mask[i] = uint8(i % 19)
 	}
-	reqs := []Request{{Text: "The woman has wavy blond hair.", Mask: mask, Seed: 1}, {Text: "He wears eyeglasses.", Mask: mask, Seed: 2}}
+	reqs := []face.Request{{Text: "The woman has wavy blond hair.", Mask: mask, Seed: 1}, {Text: "He wears eyeglasses.", Mask: mask, Seed: 2}}
 	w, err := p.Codes(reqs)
 	if err != nil {
 		t.Fatal(err)
@@ -70,26 +63,26 @@ func TestLoadAndGenerateEndToEnd(t *testing.T) {
 	})
 	p.Opts.Step = -1
 	// Bad inputs are errors, not panics.
-	for _, bad := range []Request{{Text: "", Mask: mask}, {Text: strings.Repeat("a", 2000), Mask: mask}, {Text: "ok", Mask: mask[:10]}} {
-		if _, err := p.Codes([]Request{bad}); err == nil {
+	for _, bad := range []face.Request{{Text: "", Mask: mask}, {Text: strings.Repeat("a", 2000), Mask: mask}, {Text: "ok", Mask: mask[:10]}} {
+		if _, err := p.Codes([]face.Request{bad}); err == nil {
 			t.Errorf("request %q… accepted", bad.Text[:min(10, len(bad.Text))])
 		}
 	}
 }
 
 func TestLoadNamesMissingWeights(t *testing.T) {
-	_, err := Load(Options{Weights: t.TempDir(), GAN: "stylegan2", Cond: "mask"})
+	_, err := face.Load(face.Options{Weights: t.TempDir(), GAN: "stylegan2", Cond: "mask"})
 	if err == nil || !strings.Contains(err.Error(), "missing weights") {
 		t.Fatalf("want missing-weights error, got %v", err)
 	}
-	if _, err := Load(Options{Weights: t.TempDir(), GAN: "stylegan2", Cond: "sketch"}); err == nil {
+	if _, err := face.Load(face.Options{Weights: t.TempDir(), GAN: "stylegan2", Cond: "sketch"}); err == nil {
 		t.Fatal("unknown condition accepted")
 	}
 }
 
 func TestEG3DScribbleViews(t *testing.T) {
-	dir := tinyWeights(t)
-	p, err := Load(Options{Weights: dir, GAN: "eg3d", Cond: "scribble", Device: torch.CPU, Step: -1})
+	dir := testweights.Tiny(t, "../weights/tokenizer.json")
+	p, err := face.Load(face.Options{Weights: dir, GAN: "eg3d", Cond: "scribble", Device: torch.CPU, Step: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +91,7 @@ func TestEG3DScribbleViews(t *testing.T) {
 	for i := 0; i < size; i++ {
 		scr[i*size+size/2] = 255
 	}
-	w, err := p.Codes([]Request{{Text: "A man with short hair.", Scribble: scr, Seed: 3}})
+	w, err := p.Codes([]face.Request{{Text: "A man with short hair.", Scribble: scr, Seed: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +124,7 @@ func TestParseCamera(t *testing.T) {
 	file := filepath.Join(dir, "cam.json")
 	os.WriteFile(file, []byte("["+strings.Join(nums, ", ")+"]"), 0o644)
 	for _, arg := range []string{strings.Join(nums, ","), strings.Join(nums, " "), "[" + strings.Join(nums, ",") + "]", file} {
-		got, err := ParseCamera(arg)
+		got, err := face.ParseCamera(arg)
 		if err != nil {
 			t.Fatalf("%.30q: %v", arg, err)
 		}
@@ -147,7 +140,7 @@ func TestParseCamera(t *testing.T) {
 	noFocal[16] = "0"
 	for _, bad := range []string{"", "1,2,3", strings.Join(nums, ",") + ",1", strings.Join(scaled, ","), strings.Join(noFocal, ","),
 		strings.Replace(strings.Join(nums, ","), nums[3], "NaN", 1), strings.Replace(strings.Join(nums, ","), nums[3], "x", 1)} {
-		if _, err := ParseCamera(bad); err == nil {
+		if _, err := face.ParseCamera(bad); err == nil {
 			t.Errorf("%.40q accepted", bad)
 		}
 	}

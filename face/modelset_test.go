@@ -1,4 +1,4 @@
-package face
+package face_test
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"ddgi/face"
+	"ddgi/internal/testweights"
 	"ddgi/torch"
 )
 
@@ -13,16 +15,16 @@ import (
 // whose manifest names files that exist.
 func TestShippedManifestNamesEveryFile(t *testing.T) {
 	dir := filepath.Join("..", "weights")
-	m, err := ReadManifest(dir)
+	m, err := face.ReadManifest(dir)
 	if err != nil || m == nil {
-		t.Fatalf("weights/%s: %v", ManifestName, err)
+		t.Fatalf("weights/%s: %v", face.ManifestName, err)
 	}
 	for role, f := range m.Files {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("role %s: %v", role, err)
 		}
 	}
-	for _, o := range []Options{{Weights: dir, GAN: "eg3d", Cond: "scribble"}, {Weights: dir, GAN: "stylegan2", Cond: "mask", Art: true}} {
+	for _, o := range []face.Options{{Weights: dir, GAN: "eg3d", Cond: "scribble"}, {Weights: dir, GAN: "stylegan2", Cond: "mask", Art: true}} {
 		if err := o.CheckFiles(); err != nil {
 			t.Errorf("%+v: %v", o, err)
 		}
@@ -32,19 +34,16 @@ func TestShippedManifestNamesEveryFile(t *testing.T) {
 // TestManifestRenamesFiles: a model set whose files carry other names
 // loads through its manifest; a bad manifest is a clear error.
 func TestManifestRenamesFiles(t *testing.T) {
-	dir := t.TempDir()
-	if err := WriteTinyWeights(dir, filepath.Join("..", "weights", "tokenizer.json")); err != nil {
-		t.Fatal(err)
-	}
+	dir := testweights.Tiny(t, filepath.Join("..", "weights", "tokenizer.json"))
 	if err := os.Rename(filepath.Join(dir, "stylegan2_small64.safetensors"), filepath.Join(dir, "my-gan.safetensors")); err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Weights: dir, GAN: "stylegan2", Cond: "mask", Device: torch.CPU}
+	o := face.Options{Weights: dir, GAN: "stylegan2", Cond: "mask", Device: torch.CPU}
 	if err := o.CheckFiles(); err == nil {
 		t.Fatal("a missing GAN file passed CheckFiles")
 	}
 	write := func(s string) {
-		if err := os.WriteFile(filepath.Join(dir, ManifestName), []byte(s), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, face.ManifestName), []byte(s), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,11 +51,11 @@ func TestManifestRenamesFiles(t *testing.T) {
 	if err := o.CheckFiles(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Load(o)
+	p, err := face.Load(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := p.G.(StyleGAN2); !ok {
+	if _, ok := p.G.(face.StyleGAN2); !ok {
 		t.Fatalf("loaded a %T", p.G)
 	}
 	for manifest, want := range map[string]string{
@@ -74,16 +73,16 @@ func TestManifestRenamesFiles(t *testing.T) {
 // TestCameraRanges: impossible angles are errors, angles the 3D model was
 // not trained on are allowed with a warning.
 func TestCameraRanges(t *testing.T) {
-	if err := CheckRender("eg3d", 0, 64, 1e9, 0); err == nil {
+	if err := face.CheckRender("eg3d", 0, 64, 1e9, 0); err == nil {
 		t.Error("yaw 1e9 accepted")
 	}
-	if err := CheckRender("eg3d", 0, 64, 0, 90); err == nil {
+	if err := face.CheckRender("eg3d", 0, 64, 0, 90); err == nil {
 		t.Error("pitch 90 accepted")
 	}
-	if err := CheckRender("eg3d", 0, 64, 70, 0); err != nil || RenderWarning(70, 0) == "" {
-		t.Errorf("yaw 70: %v, warning %q", err, RenderWarning(70, 0))
+	if err := face.CheckRender("eg3d", 0, 64, 70, 0); err != nil || face.RenderWarning(70, 0) == "" {
+		t.Errorf("yaw 70: %v, warning %q", err, face.RenderWarning(70, 0))
 	}
-	if RenderWarning(30, 10) != "" {
+	if face.RenderWarning(30, 10) != "" {
 		t.Error("a trained angle warned")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"image"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -15,6 +16,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/encoder"
 	"ddgi/gan/eg3d"
+	"ddgi/imagebatch"
 	"ddgi/internal/imageio"
 	"ddgi/inversion"
 	"ddgi/torch"
@@ -49,6 +51,9 @@ type Options struct {
 	// inversion files: a `ddgi convert`ed public generator (any resolution)
 	// and M, T trained on it. GAN must name the generator's architecture.
 	Generator, Inversion string
+	// Guidance is E's classifier-free guidance for full samples and for
+	// the denoising before Step < T−1; zero means SampleGuidance.
+	Guidance diffusion.Guidance
 }
 
 // Files lists the weight files Options select, in load order: by the
@@ -142,13 +147,17 @@ func LoadEncoder(o Options) (*encoder.E, error) {
 	if err != nil {
 		return nil, err
 	}
+	g := o.Guidance
+	if g == (diffusion.Guidance{}) {
+		g = SampleGuidance
+	}
 	p := &diffusion.Pipeline{Model: m, Text: te, AE: ae, Sampler: diffusion.SamplerOpts{Sampler: "ddim"}}
-	return &encoder.E{Pipeline: p, Text: te, Steps: 20, Guidance: SampleGuidance, WeightsID: id}, nil
+	return &encoder.E{Pipeline: p, Text: te, Steps: 20, Guidance: g, WeightsID: id}, nil
 }
 
-// SampleGuidance is the classifier-free guidance of full diffusion samples:
-// I^d_0 for training T and the ControlNet baseline of Table 1 (the same
-// images). Part of the I^d_0 cache key.
+// SampleGuidance is the default classifier-free guidance of full diffusion
+// samples (Options.Guidance): I^d_0 for training T and the ControlNet
+// baseline of Table 1 (the same images). Part of the I^d_0 cache key.
 var SampleGuidance = diffusion.Guidance{Text: 3, Cond: 2}
 
 // LoadInversion reads M and T saved by the trainer (config in metadata),
@@ -283,14 +292,61 @@ type Request struct {
 	Seed     int64
 }
 
+// Batch is a batch of generations as tensors (on any device): what Codes
+// turns Requests into, and what a caller holding tensors already (the
+// bench) hands to BatchCodes. Only the condition Options.Cond names is read.
+type Batch struct {
+	Texts    []string
+	Seeds    []int64
+	Mask     *torch.Tensor // [N,S,S] int64 labels 0..18
+	Scribble *torch.Tensor // [N,1,S,S] float32, 1 on strokes
+}
+
 // Codes runs E once at step t, then M and T (Eqs. 2–4): the latent codes
 // [B,L,dim] for the requests. The result is persistent.
 func (p *Pipeline) Codes(reqs []Request) (*torch.Tensor, error) {
 	if len(reqs) == 0 {
 		return nil, errors.New("no requests")
 	}
+	size := p.Size()
+	b := Batch{Texts: make([]string, len(reqs)), Seeds: make([]int64, len(reqs))}
+	maps := make([][]uint8, len(reqs))
 	for i, r := range reqs {
-		if err := CheckPrompt(r.Text); err != nil {
+		if err := CheckPrompt(r.Text); err != nil { // a bad prompt is reported before a bad condition
+			return nil, fmt.Errorf("request %d: %w", i+1, err)
+		}
+		b.Texts[i], b.Seeds[i], maps[i] = r.Text, r.Seed, r.Mask
+		if p.Opts.Cond == "scribble" {
+			maps[i] = r.Scribble
+		}
+		if len(maps[i]) != size*size {
+			return nil, fmt.Errorf("request %d: %s has %d pixels, want %d²", i+1, p.Opts.Cond, len(maps[i]), size)
+		}
+	}
+	var w *torch.Tensor
+	var err error
+	if terr := torch.Try(func() {
+		torch.Scoped(func() {
+			if p.Opts.Cond == "mask" {
+				b.Mask = imagebatch.Labels(maps, size)
+			} else {
+				b.Scribble = imagebatch.Strokes(maps, size)
+			}
+			w, err = p.BatchCodes(b)
+		})
+	}); terr != nil {
+		return nil, terr
+	}
+	return w, err
+}
+
+// BatchCodes is Codes for a batch already in tensors.
+func (p *Pipeline) BatchCodes(b Batch) (*torch.Tensor, error) {
+	if len(b.Texts) == 0 || len(b.Seeds) != len(b.Texts) {
+		return nil, fmt.Errorf("%d prompts and %d seeds: want as many of each, at least one", len(b.Texts), len(b.Seeds))
+	}
+	for i, t := range b.Texts {
+		if err := CheckPrompt(t); err != nil {
 			return nil, fmt.Errorf("request %d: %w", i+1, err)
 		}
 	}
@@ -298,7 +354,7 @@ func (p *Pipeline) Codes(reqs []Request) (*torch.Tensor, error) {
 	err := torch.Try(func() {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				withBatchThreads(len(reqs), func() { w = p.codes(reqs) })
+				withBatchThreads(len(b.Texts), func() { w = p.codes(b) })
 				torch.Persist(w)
 			})
 		})
@@ -306,40 +362,24 @@ func (p *Pipeline) Codes(reqs []Request) (*torch.Tensor, error) {
 	return w, err
 }
 
-func (p *Pipeline) codes(reqs []Request) *torch.Tensor {
-	size := p.Size()
-	dev := p.Opts.Device
-	n := int64(len(reqs))
-	texts := make([]string, n)
-	var cond inversion.Condition
-	cond.Kind = p.Opts.Cond
-	var masks, scribbles []*torch.Tensor
-	var zs []*torch.Tensor
-	for i, r := range reqs {
-		texts[i] = r.Text
-		switch p.Opts.Cond {
-		case "mask":
-			if len(r.Mask) != size*size {
-				panic(&torch.Error{Op: "generate", Msg: fmt.Sprintf("request %d: mask has %d pixels, want %d²", i+1, len(r.Mask), size)})
-			}
-			ids := make([]int64, len(r.Mask))
-			for j, v := range r.Mask {
-				ids[j] = int64(v)
-			}
-			masks = append(masks, torch.FromInt64(ids, 1, int64(size), int64(size)))
-		case "scribble":
-			if len(r.Scribble) != size*size {
-				panic(&torch.Error{Op: "generate", Msg: fmt.Sprintf("request %d: scribble has %d pixels, want %d²", i+1, len(r.Scribble), size)})
-			}
-			scribbles = append(scribbles, encoder.ScribbleCondition(r.Scribble, size, 1))
-		}
-		zs = append(zs, p.E.Prior(1, torch.NewGenerator(uint64(r.Seed))))
+func (p *Pipeline) codes(b Batch) *torch.Tensor {
+	size, dev, n := int64(p.Size()), p.Opts.Device, int64(len(b.Texts))
+	cond := inversion.Condition{Kind: p.Opts.Cond}
+	want, dt, in := []int64{n, size, size}, torch.Int64, b.Mask
+	if p.Opts.Cond == "scribble" {
+		want, dt, in = []int64{n, 1, size, size}, torch.Float32, b.Scribble
 	}
-	if masks != nil {
-		cond.Mask = torch.Cat(masks, 0).ToDevice(dev)
+	if in == nil || in.DType() != dt || !slices.Equal(in.Shape(), want) {
+		panic(&torch.Error{Op: "generate", Msg: fmt.Sprintf("the %s condition must be a %v tensor of shape %v", p.Opts.Cond, dt, want)})
 	}
-	if scribbles != nil {
-		cond.Scribble = torch.Cat(scribbles, 0).ToDevice(dev)
+	if p.Opts.Cond == "mask" {
+		cond.Mask = in.ToDevice(dev)
+	} else {
+		cond.Scribble = in.ToDevice(dev)
+	}
+	zs := make([]*torch.Tensor, n)
+	for i, seed := range b.Seeds {
+		zs[i] = p.E.Prior(1, torch.NewGenerator(uint64(seed)))
 	}
 	t := p.Opts.Step
 	if t < 0 || t >= p.E.Timesteps() {
@@ -348,8 +388,8 @@ func (p *Pipeline) codes(reqs []Request) *torch.Tensor {
 	steps := torch.Full([]int64{n}, float64(t), torch.Int64, dev)
 	// At t < T−1 the sampler first denoises z_T to z_t (a few guided DDIM
 	// steps), so the tap sees what training's q(z_t|z_0) looked like.
-	zt := p.E.DenoiseTo(torch.Cat(zs, 0), texts, cond, t)
-	h, f := p.E.Features(zt, steps, texts, cond)
+	zt := p.E.DenoiseTo(torch.Cat(zs, 0), b.Texts, cond, t)
+	h, f := p.E.Features(zt, steps, b.Texts, cond)
 	return p.Model.Invert(h, f, steps, p.Opts.Variant == string(inversion.MOnly)).W
 }
 

@@ -1,9 +1,11 @@
-package face
+package face_test
 
 import (
 	"testing"
 	"time"
 
+	"ddgi/face"
+	"ddgi/imagebatch"
 	"ddgi/inversion"
 	"ddgi/torch"
 )
@@ -18,13 +20,8 @@ func BenchmarkGenerateStages(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				withBatchThreads(1, func() {
-					ids := make([]int64, len(req.Mask))
-					for j, v := range req.Mask {
-						ids[j] = int64(v)
-					}
-					s := int64(p.Size())
-					cond := inversion.Condition{Kind: "mask", Mask: torch.FromInt64(ids, 1, s, s)}
+				face.WithBatchThreads(1, func() {
+					cond := inversion.Condition{Kind: "mask", Mask: imagebatch.Labels([][]uint8{req.Mask}, p.Size())}
 					zt := p.E.Prior(1, torch.NewGenerator(1))
 					steps := torch.FromInt64([]int64{999}, 1)
 					ta := time.Now()

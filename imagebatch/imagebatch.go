@@ -3,6 +3,8 @@
 package imagebatch
 
 import (
+	"fmt"
+
 	"ddgi/data"
 	"ddgi/torch"
 )
@@ -56,15 +58,51 @@ func SampleImages(ss []*data.Sample) *torch.Tensor {
 // SampleMasks stacks the samples' label maps as [N,S,S] int64 on the CPU
 // (zeros for a sample without a mask).
 func SampleMasks(ss []*data.Sample) *torch.Tensor {
-	n, sz := len(ss), sameSize(ss)
-	hw := sz * sz
-	mask := make([]int64, n*hw)
-	for b, s := range ss {
-		for i, l := range s.Mask {
-			mask[b*hw+i] = int64(l)
-		}
+	maps := make([][]uint8, len(ss))
+	for i, s := range ss {
+		maps[i] = s.Mask
 	}
-	return torch.FromInt64(mask, int64(n), int64(sz), int64(sz))
+	return Labels(maps, sameSize(ss))
+}
+
+// SampleScribbles stacks the samples' stroke maps as [N,1,S,S] float32 on
+// the CPU (see Strokes; zeros for a sample without a scribble).
+func SampleScribbles(ss []*data.Sample) *torch.Tensor {
+	maps := make([][]uint8, len(ss))
+	for i, s := range ss {
+		maps[i] = s.Scribble
+	}
+	return Strokes(maps, sameSize(ss))
+}
+
+// Labels stacks size² label maps (one byte a pixel, 0..18) as [N,S,S]
+// int64 on the CPU; a nil map is all background. It is the one path from
+// label bytes to a mask tensor.
+func Labels(maps [][]uint8, size int) *torch.Tensor {
+	s := int64(size)
+	return stackBytes(maps, size).Reshape(int64(len(maps)), s, s).To(torch.Int64)
+}
+
+// Strokes stacks size² stroke maps (0/255 bytes; a pixel above 127 is a
+// stroke) as [N,1,S,S] float32 in {0,1} on the CPU; a nil map is empty. It
+// is the one path from scribble bytes to a scribble tensor.
+func Strokes(maps [][]uint8, size int) *torch.Tensor {
+	s := int64(size)
+	return stackBytes(maps, size).Reshape(int64(len(maps)), 1, s, s).GtScalar(127).To(torch.Float32)
+}
+
+// stackBytes copies the maps (each size² bytes, or nil: zeros) into one
+// [N·size²] uint8 tensor.
+func stackBytes(maps [][]uint8, size int) *torch.Tensor {
+	hw := size * size
+	flat := make([]uint8, len(maps)*hw)
+	for i, m := range maps {
+		if len(m) != hw && m != nil {
+			panic(&torch.Error{Op: "batch", Msg: fmt.Sprintf("map %d has %d pixels, want %d²", i+1, len(m), size)})
+		}
+		copy(flat[i*hw:], m)
+	}
+	return torch.FromUint8(flat, int64(len(flat)))
 }
 
 func sameSize(ss []*data.Sample) int {
@@ -79,23 +117,15 @@ func sameSize(ss []*data.Sample) int {
 
 // FromSamples converts samples of equal size to a Batch on dev.
 func FromSamples(ss []*data.Sample, dev torch.Device) Batch {
-	n, sz := len(ss), sameSize(ss)
-	hw := sz * sz
-	scr := make([]float32, n*hw)
+	n := len(ss)
 	cam := make([]float32, n*25)
 	caps := make([]string, n)
 	for b, s := range ss {
-		for i := 0; i < hw && s.Scribble != nil; i++ {
-			if s.Scribble[i] > 127 {
-				scr[b*hw+i] = 1
-			}
-		}
 		copy(cam[b*25:], s.Camera[:])
 		if len(s.Captions) > 0 {
 			caps[b] = s.Captions[0]
 		}
 	}
-	S := int64(sz)
 	mv := func(t *torch.Tensor) *torch.Tensor {
 		if dev == torch.CPU {
 			return t
@@ -105,7 +135,7 @@ func FromSamples(ss []*data.Sample, dev torch.Device) Batch {
 	return Batch{
 		Image:    mv(SampleImages(ss)),
 		Mask:     mv(SampleMasks(ss)),
-		Scribble: mv(torch.FromFloat32(scr, int64(n), 1, S, S)),
+		Scribble: mv(SampleScribbles(ss)),
 		Camera:   mv(torch.FromFloat32(cam, int64(n), 25)),
 		Captions: caps,
 		Samples:  ss,

@@ -1,14 +1,14 @@
 package metrics
 
 import (
-	"ddgi/auxnets"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
-// MentionHits counts the attributes a caption states (auxnets.
+// MentionHits counts the attributes a caption states (synthface.
 // CaptionAttributes) that the classifier's probabilities p (one image,
 // AttributeNames order) agree with at 0.5.
-func MentionHits(p []float32, ms []auxnets.Mention) float64 {
+func MentionHits(p []float32, ms []synthface.Mention) float64 {
 	var h float64
 	for _, m := range ms {
 		if (p[m.Index] > 0.5) == m.Value {
@@ -25,7 +25,7 @@ func AttributeAccuracy(probs *torch.Tensor, prompts []string) (hits, mentions fl
 	k := int(probs.Size(1))
 	p := probs.Float32s()
 	for i, c := range prompts {
-		ms := auxnets.CaptionAttributes(c)
+		ms := synthface.CaptionAttributes(c)
 		hits += MentionHits(p[i*k:(i+1)*k], ms)
 		mentions += float64(len(ms))
 	}

@@ -3,7 +3,7 @@ package metrics
 import (
 	"math"
 
-	"ddgi/auxnets"
+	"ddgi/nn"
 	"ddgi/torch"
 )
 
@@ -28,8 +28,8 @@ func SSIMWindow(side int64) int {
 // and contrast-structure term (Wang et al. 2004, Eq. 13) of x, y in [0,1].
 func ssimParts(x, y *torch.Tensor) (ssim, cs *torch.Tensor) {
 	const c1, c2 = 0.01 * 0.01, 0.03 * 0.03
-	win := auxnets.Gaussian1D(SSIMWindow(min(x.Size(2), x.Size(3))), SSIMSigma)
-	f := func(t *torch.Tensor) *torch.Tensor { return auxnets.SeparableFilter(t, win, 0) }
+	win := nn.Gaussian1D(SSIMWindow(min(x.Size(2), x.Size(3))), SSIMSigma)
+	f := func(t *torch.Tensor) *torch.Tensor { return nn.SeparableFilter(t, win, 0) }
 	mx, my := f(x), f(y)
 	sxx := f(x.Mul(x)).Sub(mx.Square())
 	syy := f(y.Mul(y)).Sub(my.Square())

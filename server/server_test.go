@@ -22,8 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"ddgi/face"
 	"ddgi/gan/stylegan2"
+	"ddgi/internal/testweights"
 	"ddgi/torch"
 )
 
@@ -46,7 +46,7 @@ func tinyWeights(t *testing.T) string {
 	t.Helper()
 	tinyOnce.Do(func() {
 		if tinyDir, tinyErr = os.MkdirTemp("", "ddgi-server-test"); tinyErr == nil {
-			tinyErr = face.WriteTinyWeights(tinyDir, "../weights/tokenizer.json")
+			tinyErr = testweights.WriteTiny(tinyDir, "../weights/tokenizer.json")
 		}
 	})
 	if tinyErr != nil {

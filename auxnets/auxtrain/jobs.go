@@ -180,7 +180,7 @@ func (j *classifierJob) eval(o Options) (Result, error) {
 				pos[a] += float64(s.Attrs[a])
 			}
 			for _, c := range s.Captions {
-				ms := auxnets.CaptionAttributes(c)
+				ms := synthface.CaptionAttributes(c)
 				mentions += float64(len(ms))
 				mentionHits += metrics.MentionHits(p[i*k:(i+1)*k], ms)
 			}

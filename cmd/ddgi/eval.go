@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"ddgi/eval"
-	"ddgi/face"
+	"ddgi/eval/methods"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -18,21 +18,23 @@ func init() {
 
 func runEval(args []string) error {
 	fs := newFlags("eval", "--method m1,m2 [flags]")
-	methods := fs.String("method", "gt,blur,paint", "comma-separated methods (registered: "+strings.Join(eval.Names(), ", ")+"; gt/blur/paint are sanity checks)")
+	mc := methods.DefaultConfig()
+	names := evalMethods(mc).Names()
+	methodList := fs.String("method", "gt,blur,paint", "comma-separated methods (registered: "+strings.Join(names, ", ")+"; gt/blur/paint are sanity checks)")
 	bench := fs.String("bench", "synthface", "benchmark (only synthface: SynthFace-bench)")
 	n := fs.Int("n", 2000, "bench pairs")
 	size := fs.Int("size", 64, "image side the methods generate at")
 	conds := fs.String("cond", "mask,scribble", "conditions: mask, scribble or both")
 	out := fs.String("out", "", "output folder for table.md, results.json, grid_<cond>.png (empty: print the table only)")
-	weights := fs.String("weights", "weights", "folder holding aux_*.safetensors")
+	weights := fs.String("weights", mc.Weights, "folder holding aux_*.safetensors and the models of the ddgi, controlnet and project methods")
 	batch := fs.Int("batch", 50, "pairs per batch")
 	gridRows := fs.Int("grid-rows", 6, "samples shown in each image grid")
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "bench render workers")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (for ddgi and controlnet methods)")
-	condGuidance := fs.Float64("cond-guidance", face.SampleGuidance.Cond, "guidance scale on the mask/scribble of full diffusion samples (the controlnet method) and of ddgi's denoising before --step < T−1 (1 = off)")
-	textGuidance := fs.Float64("text-guidance", face.SampleGuidance.Text, "classifier-free guidance scale on the text of full diffusion samples (the controlnet method); higher draws a prompt's style more strongly")
-	step := fs.Int("step", -1, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
+	condGuidance := fs.Float64("cond-guidance", mc.Guidance.Cond, "guidance scale on the mask/scribble of full diffusion samples (the controlnet method) and of ddgi's denoising before --step < T−1 (1 = off)")
+	textGuidance := fs.Float64("text-guidance", mc.Guidance.Text, "classifier-free guidance scale on the text of full diffusion samples (the controlnet method); higher draws a prompt's style more strongly")
+	step := fs.Int("step", mc.Step, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
 	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
 	cache := fs.String("cache", "", "folder where the ControlNet baseline keeps its samples (content-addressed by weights, settings, prompt, condition and seed): a rerun samples only new pairs")
 	if err := parseFlags(fs, args); err != nil {
@@ -42,11 +44,12 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	face.EvalWeights, face.EvalDevice, face.EvalStep, face.EvalCache = *weights, dev, *step, *cache
 	if *textGuidance <= 0 || *condGuidance <= 0 {
 		return fmt.Errorf("--text-guidance %g, --cond-guidance %g: want > 0", *textGuidance, *condGuidance)
 	}
-	face.SampleGuidance.Text, face.SampleGuidance.Cond = *textGuidance, *condGuidance
+	mc.Weights, mc.Device, mc.Step, mc.Cache = *weights, dev, *step, *cache
+	mc.Guidance.Text, mc.Guidance.Cond = *textGuidance, *condGuidance
+	reg := evalMethods(mc)
 	if *bench != "synthface" {
 		return fmt.Errorf("unknown bench %q (only synthface)", *bench)
 	}
@@ -65,8 +68,8 @@ func runEval(args []string) error {
 		}
 		cfg.Conds = append(cfg.Conds, cd)
 	}
-	for _, name := range strings.Split(*methods, ",") {
-		m, err := eval.New(strings.TrimSpace(name))
+	for _, name := range strings.Split(*methodList, ",") {
+		m, err := reg.New(strings.TrimSpace(name))
 		if err != nil {
 			return err
 		}
@@ -92,4 +95,12 @@ func runEval(args []string) error {
 		return rep.WriteFiles(*out)
 	}
 	return nil
+}
+
+// evalMethods is every method `ddgi eval` knows, the trained ones set up
+// by c.
+func evalMethods(c methods.Config) *eval.Registry {
+	r := eval.NewRegistry()
+	methods.Register(r, c)
+	return r
 }

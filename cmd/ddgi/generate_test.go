@@ -18,6 +18,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
+	"ddgi/internal/testweights"
 	"ddgi/inversion"
 	"ddgi/nn"
 	"ddgi/text"
@@ -38,7 +39,7 @@ func tinyWeights(t *testing.T) (dir, weights string) {
 	quiet(t)
 	dir = t.TempDir()
 	weights = filepath.Join(dir, "weights")
-	if err := face.WriteTinyWeights(weights, "../../weights/tokenizer.json"); err != nil {
+	if err := testweights.WriteTiny(weights, "../../weights/tokenizer.json"); err != nil {
 		t.Fatal(err)
 	}
 	return dir, weights

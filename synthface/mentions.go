@@ -1,20 +1,19 @@
-package auxnets
+package synthface
 
 import (
 	"regexp"
 	"strings"
-
-	"ddgi/synthface"
 )
 
 // Mention is one attribute a caption states, with its stated value.
 type Mention struct {
-	Index int // into synthface.AttributeNames
+	Index int // into AttributeNames
 	Value bool
 }
 
 // captionRule maps a phrase of SynthFace's caption vocabulary (see
-// synthface.Captions) to the attributes it asserts.
+// Captions) to the attributes it asserts: the parse lives next to the
+// phrases it must cover.
 type captionRule struct {
 	re    *regexp.Regexp
 	attrs map[string]bool
@@ -32,7 +31,7 @@ func on(names ...string) map[string]bool {
 	return m
 }
 
-// captionRules covers every phrase synthface.Captions can emit.
+// captionRules covers every phrase Captions can emit.
 var captionRules = []captionRule{
 	rule(`man|gentleman|guy|he`, on("Male")),
 	rule(`woman|lady|girl|she`, map[string]bool{"Male": false}),
@@ -83,7 +82,7 @@ var captionRules = []captionRule{
 
 var attrIndex = func() map[string]int {
 	m := map[string]int{}
-	for i, n := range synthface.AttributeNames {
+	for i, n := range AttributeNames {
 		m[n] = i
 	}
 	return m
@@ -104,7 +103,7 @@ func CaptionAttributes(caption string) []Mention {
 		}
 	}
 	out := make([]Mention, 0, len(got))
-	for i := range synthface.AttributeNames {
+	for i := range AttributeNames {
 		if v, ok := got[i]; ok {
 			out = append(out, Mention{Index: i, Value: v})
 		}

@@ -1,4 +1,4 @@
-package face
+package methods
 
 import (
 	"fmt"
@@ -6,15 +6,13 @@ import (
 
 	"ddgi/auxnets"
 	"ddgi/eval"
+	"ddgi/face"
 	"ddgi/imagebatch"
 	"ddgi/inversion"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
 )
-
-// ProjectSteps is the number of Adam steps of the projection reference.
-var ProjectSteps = 200
 
 // projection is a reference row for Table 1, not a method: it optimises a
 // W+ code of the GAN per bench pair to reproduce the ground-truth image
@@ -24,7 +22,8 @@ var ProjectSteps = 200
 // it, ddgi included (mIoU, ID, LPIPS).
 type projection struct {
 	name, gan string
-	g         GAN
+	cfg       Config
+	g         face.GAN
 	f         *auxnets.Perceptual
 	r         *auxnets.Identity
 }
@@ -36,19 +35,19 @@ func (p *projection) load() error {
 	if p.g != nil {
 		return nil
 	}
-	if EvalDevice != torch.CPU {
+	if p.cfg.Device != torch.CPU {
 		return fmt.Errorf("%s: runs on the CPU only (the perceptual and identity nets load there)", p.name)
 	}
-	o := Options{Weights: EvalWeights, GAN: p.gan}
-	g, err := LoadGAN(p.gan, o.Files()["gan"], EvalDevice)
+	o := face.Options{Weights: p.cfg.Weights, GAN: p.gan}
+	g, err := face.LoadGAN(p.gan, o.Files()["gan"], p.cfg.Device)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.name, err)
 	}
-	f, err := auxnets.LoadPerceptual(filepath.Join(EvalWeights, "aux_perceptual.safetensors"))
+	f, err := auxnets.LoadPerceptual(filepath.Join(p.cfg.Weights, "aux_perceptual.safetensors"))
 	if err != nil {
 		return fmt.Errorf("%s: perceptual net F: %w", p.name, err)
 	}
-	r, err := auxnets.LoadIdentity(filepath.Join(EvalWeights, "aux_identity.safetensors"))
+	r, err := auxnets.LoadIdentity(filepath.Join(p.cfg.Weights, "aux_identity.safetensors"))
 	if err != nil {
 		return fmt.Errorf("%s: identity net R: %w", p.name, err)
 	}
@@ -66,7 +65,7 @@ func (p *projection) Generate(b *eval.Batch) (*torch.Tensor, error) {
 	var cams *torch.Tensor
 	if p.g.Is3D() {
 		var err error
-		if cams, err = benchCameras(b); err != nil {
+		if cams, err = benchCameras(b, p.cfg.Device); err != nil {
 			return nil, err
 		}
 		defer cams.Free()
@@ -83,7 +82,7 @@ func (p *projection) project(target, cams *torch.Tensor) *torch.Tensor {
 	w := wavg.Expand(n, l, d).Clone().Detach().SetRequiresGrad(true)
 	opt := optim.NewAdam(optim.DefaultAdam(0.02))
 	defer opt.Free()
-	for i := 0; i < ProjectSteps; i++ {
+	for i := 0; i < p.cfg.ProjectSteps; i++ {
 		torch.Scoped(func() {
 			out := p.g.Synthesize(w, cams)
 			inversion.MappingLoss(inversion.DefaultWeights(), target, out, w, wavg, p.f, p.r).Total.Backward()
@@ -93,11 +92,4 @@ func (p *projection) project(target, cams *torch.Tensor) *torch.Tensor {
 	var out *torch.Tensor
 	torch.NoGrad(func() { out = p.g.Synthesize(w, cams) })
 	return out
-}
-
-func init() {
-	for _, g := range []struct{ name, gan string }{{"project-2d", "stylegan2"}, {"project-3d", "eg3d"}} {
-		g := g
-		eval.Register(g.name, func() (eval.Method, error) { return &projection{name: g.name, gan: g.gan}, nil })
-	}
 }

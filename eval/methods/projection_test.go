@@ -1,10 +1,12 @@
-package face
+package methods
 
 import (
 	"testing"
 
 	"ddgi/auxnets"
+	"ddgi/face"
 	"ddgi/gan/eg3d"
+	"ddgi/internal/testweights"
 	"ddgi/torch"
 )
 
@@ -12,18 +14,18 @@ import (
 // random codes are reproduced better after the projection's steps than by
 // G(w̄), where it starts; 2D and 3D.
 func TestProjectionFitsImagesInGANRange(t *testing.T) {
-	dir := tinyWeights(t)
+	dir := testweights.Tiny(t, "../../weights/tokenizer.json")
 	fc, _ := auxnets.Preset(auxnets.NetPerceptual, "tiny")
 	rc, _ := auxnets.Preset(auxnets.NetIdentity, "tiny")
 	f, r := auxnets.NewPerceptual(fc, 1), auxnets.NewIdentity(rc, 1)
 	f.Store.Freeze("")
 	r.Store.Freeze("")
 	for _, gan := range []string{"stylegan2", "eg3d"} {
-		g, err := LoadGAN(gan, Options{Weights: dir, GAN: gan}.Files()["gan"], torch.CPU)
+		g, err := face.LoadGAN(gan, face.Options{Weights: dir, GAN: gan}.Files()["gan"], torch.CPU)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &projection{name: "project", gan: gan, g: g, f: f, r: r}
+		p := &projection{name: "project", gan: gan, cfg: Config{ProjectSteps: 30}, g: g, f: f, r: r}
 		torch.Scoped(func() {
 			n, l, d := int64(2), p.g.Styles(), p.g.StyleDim()
 			var cams *torch.Tensor
@@ -36,8 +38,6 @@ func TestProjectionFitsImagesInGANRange(t *testing.T) {
 				target = p.g.Synthesize(w, cams)
 				start = p.g.Synthesize(p.g.MeanLatent().Reshape(1, 1, d).Expand(n, l, d), cams)
 			})
-			ProjectSteps = 30
-			defer func() { ProjectSteps = 200 }()
 			out := p.project(target, cams)
 			before := start.Sub(target).Square().MeanAll().Item()
 			after := out.Sub(target).Square().MeanAll().Item()

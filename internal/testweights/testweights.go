@@ -1,11 +1,16 @@
-package face
+// Package testweights writes model sets of untrained networks under the
+// shipped file names: fixtures for tests and benchmarks of the code that
+// loads them (face, server, eval methods, cmd/ddgi).
+package testweights
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"ddgi/diffusion"
+	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/inversion"
@@ -14,17 +19,27 @@ import (
 	"ddgi/torch"
 )
 
-// WriteTinyWeights fills dir with untrained tiny networks under the shipped
-// file names (tokenizer copied from tokenizerPath): a fixture for tests and
-// smoke runs of every command, never a model to look at.
-func WriteTinyWeights(dir, tokenizerPath string) error {
-	return WriteRandomWeights(dir, tokenizerPath, "tiny")
+// Tiny is WriteTiny into a temporary folder of tb, failing tb on error.
+func Tiny(tb testing.TB, tokenizerPath string) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	if err := WriteTiny(dir, tokenizerPath); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
 }
 
-// WriteRandomWeights is WriteTinyWeights for any preset ("tiny" or
+// WriteTiny fills dir with untrained tiny networks under the shipped file
+// names (tokenizer copied from tokenizerPath): a fixture for tests and
+// smoke runs of every command, never a model to look at.
+func WriteTiny(dir, tokenizerPath string) error {
+	return WriteRandom(dir, tokenizerPath, "tiny")
+}
+
+// WriteRandom is WriteTiny for any preset ("tiny" or
 // "small64"): random networks of the shipped shapes, for timing. The
 // diffusion model uses patch latents (no VAE to train).
-func WriteRandomWeights(dir, tokenizerPath, preset string) error {
+func WriteRandom(dir, tokenizerPath, preset string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -69,10 +84,10 @@ func WriteRandomWeights(dir, tokenizerPath, preset string) error {
 		g3, err := eg3d.NewGenerator(nn.NewStore(torch.CPU, 5).Root(), ec)
 		must(err)
 		must(g3.Save(filepath.Join(dir, "eg3d_small64.safetensors"), false))
-		for _, gan := range []GAN{StyleGAN2{G: g}, EG3D{G: g3}} {
+		for _, gan := range []face.GAN{face.StyleGAN2{G: g}, face.EG3D{G: g3}} {
 			for _, cond := range []string{"mask", "scribble"} {
 				name := map[bool]string{false: "stylegan2", true: "eg3d"}[gan.Is3D()]
-				e, err := LoadEncoder(Options{Weights: dir, GAN: name, Cond: cond, Device: torch.CPU})
+				e, err := face.LoadEncoder(face.Options{Weights: dir, GAN: name, Cond: cond, Device: torch.CPU})
 				must(err)
 				width := map[string]int64{"tiny": 16}[preset]
 				if width == 0 {
