@@ -13,5 +13,8 @@ func (l ImageLimits) Check(name string, b []byte) error {
 	if err != nil {
 		return fmt.Errorf("%s: not a readable image: %w", name, err)
 	}
-	return l.check(name, cfg)
+	if err := l.check(cfg); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
