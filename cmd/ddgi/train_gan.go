@@ -72,7 +72,7 @@ func runTrainGAN(args []string) error {
 	if *export != "" {
 		return exportGAN(m, o, *out, *export, *half)
 	}
-	synth := *df.spec == "" || strings.EqualFold(*df.spec, data.SynthFaceSource)
+	synth := isSynthFace(*df.spec)
 	n := *dataN
 	if !synth {
 		if *yawSpread > 0 {
@@ -91,7 +91,7 @@ func runTrainGAN(args []string) error {
 	o.Data = ds
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
-	fmt.Fprintf(os.Stderr, "train gan: %s preset %s on %s (%d images) → %s (%d kimg; %s, %d threads)\n", *arch, *preset, *df.spec, ds.Len(), *out, int(*kimg), torch.Version(), torch.Threads())
+	fmt.Fprintf(os.Stderr, "train gan: %s preset %s on %s (%d images) → %s (%g kimg; %s, %d threads)\n", *arch, *preset, *df.spec, ds.Len(), *out, *kimg, torch.Version(), torch.Threads())
 	if synth && o.YawSpread > 0 {
 		fmt.Fprintf(os.Stderr, "%.0f%% of training images seen from a yaw uniform in ±50°\n", 100*o.YawSpread)
 	}
@@ -102,6 +102,12 @@ func runTrainGAN(args []string) error {
 		fmt.Fprintf(os.Stderr, "transparency penalty weight %g\n", *opacity)
 	}
 	return gan.Train(ctx, *out, m, o)
+}
+
+// isSynthFace says whether a --data spec names SynthFace rendered on the
+// fly (as data.Open reads it) rather than a folder.
+func isSynthFace(spec string) bool {
+	return spec == "" || strings.EqualFold(spec, data.SynthFaceSource)
 }
 
 // newGANModel builds the trainable pair of an architecture and the loop

@@ -3,9 +3,11 @@ package eg3d
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"ddgi/camera"
 	"ddgi/gan/stylegan2"
 	"ddgi/nn"
 	"ddgi/synthface"
@@ -28,6 +30,7 @@ func build(t testing.TB, name string) *Generator {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.Orbit = synthface.DefaultOrbit
 	return g
 }
 
@@ -280,4 +283,25 @@ func TestRenderChunksEqualsRender(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestCameraNeedsOrbit: a generator whose caller handed in no orbit (and
+// whose config names none) refuses to place a camera instead of rendering
+// from a degenerate one; a config's own orbit is enough.
+func TestCameraNeedsOrbit(t *testing.T) {
+	g := build(t, "tiny")
+	g.Orbit = camera.Orbit{}
+	if err := torch.Try(func() { g.Camera(0, 0) }); err == nil || !strings.Contains(err.Error(), "orbit") {
+		t.Fatalf("got %v, want a missing-orbit error", err)
+	}
+	g.Cfg.CameraPivot, g.Cfg.CameraRadius = &[3]float64{0, 0, 0.2}, 2.7
+	g.Orbit.Focal = synthface.DefaultFocal
+	torch.Scoped(func() {
+		want := Camera(camera.Orbit{Pivot: [3]float64{0, 0, 0.2}, Radius: 2.7, Focal: synthface.DefaultFocal}, 10, 0).Float32s()
+		for i, v := range g.Camera(10, 0).Float32s() {
+			if v != want[i] {
+				t.Fatalf("config orbit camera %d: %g, want %g", i, v, want[i])
+			}
+		}
+	})
 }
