@@ -20,6 +20,7 @@ import (
 	"ddgi/internal/imageio"
 	"ddgi/inversion"
 	"ddgi/nn"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -97,7 +98,7 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 	}
 	// --camera with the 25 numbers of the yaw-30° orbit camera renders what --yaw 30 does.
 	var nums []string
-	for _, v := range eg3d.Camera(30, 0).Float32s() {
+	for _, v := range eg3d.Camera(synthface.DefaultOrbit, 30, 0).Float32s() {
 		nums = append(nums, fmt.Sprint(v))
 	}
 	byYaw, byCam := filepath.Join(dir, "out", "yaw.png"), filepath.Join(dir, "out", "cam.png")
