@@ -10,6 +10,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/testweights"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -97,7 +98,7 @@ func TestEG3DScribbleViews(t *testing.T) {
 	}
 	var left, right *torch.Tensor
 	torch.Scoped(func() {
-		l, r := eg3d.Camera(-40, 0), eg3d.Camera(40, 0)
+		l, r := eg3d.Camera(synthface.DefaultOrbit, -40, 0), eg3d.Camera(synthface.DefaultOrbit, 40, 0)
 		torch.Persist(l, r)
 		left, err = p.Render(w, l)
 		if err == nil {
@@ -115,7 +116,7 @@ func TestEG3DScribbleViews(t *testing.T) {
 }
 
 func TestParseCamera(t *testing.T) {
-	want := eg3d.Camera(20, -5).Float32s()
+	want := eg3d.Camera(synthface.DefaultOrbit, 20, -5).Float32s()
 	var nums []string
 	for _, v := range want {
 		nums = append(nums, fmt.Sprint(v))
