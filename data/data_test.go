@@ -211,21 +211,28 @@ func TestCelebAMaskHQFixture(t *testing.T) {
 	}
 }
 
-func TestSynthFolderRoundTrip(t *testing.T) {
+// synthFolder writes n SynthFace samples of the split with FolderWriter
+// and returns the folder and the samples.
+func synthFolder(t *testing.T, split Split, size, n int) (string, []*Sample) {
 	dir := t.TempDir()
 	w, err := NewFolderWriter(dir, "png")
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := NewSynthFace(Bench, 32, 3)
+	src := NewSynthFace(split, size, n)
 	var want []*Sample
-	for i := 0; i < 3; i++ {
+	for i := 0; i < n; i++ {
 		s, _ := src.Get(i)
 		want = append(want, s)
 		if err := w.Write(i, s); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return dir, want
+}
+
+func TestSynthFolderRoundTrip(t *testing.T) {
+	dir, want := synthFolder(t, Bench, 32, 3)
 	ds, err := OpenFolder(dir, 32)
 	if err != nil {
 		t.Fatal(err)

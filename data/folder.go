@@ -2,6 +2,7 @@ package data
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"ddgi/synthface"
 )
@@ -38,43 +40,55 @@ const (
 	FileAttrAnno = "CelebAMask-HQ-attribute-anno.txt"
 )
 
-// folderSet reads a dataset folder lazily, one index per Get.
+// folderSet reads a dataset folder lazily, one index per Get: only file
+// names (and the attribute table) are held.
 type folderSet struct {
-	dir   string
-	size  int
-	ids   []int
-	image map[int]string   // index → image path
-	parts map[int][]string // index → part-mask paths (CelebAMask-HQ)
-	attrs map[int][]float32
+	dir      string
+	size     int
+	needMask bool
+	ids      []int
+	image    map[int]string   // index → image path
+	parts    map[int][]string // index → part-mask paths (CelebAMask-HQ)
+	attrs    map[int][]float32
 
 	defaultCam [25]float32
 }
 
 // OpenFolder opens a folder in CelebAMask-HQ layout or as `ddgi synth`
-// writes it; samples are resized to size×size.
+// writes it; samples are resized to size×size. Open reads this layout too,
+// with a validation split, a sample cap and a bad-file policy.
 func OpenFolder(dir string, size int) (Dataset, error) {
+	return openCelebA(dir, size, false)
+}
+
+// openCelebA indexes the layout; with needMask a sample without a mask is
+// a bad file, and a folder without any mask an error.
+func openCelebA(dir string, size int, needMask bool) (*folderSet, error) {
 	if size < 8 {
 		return nil, fmt.Errorf("open %s: size %d too small (want ≥ 8)", dir, size)
 	}
-	d := &folderSet{dir: dir, size: size, image: map[int]string{}, parts: map[int][]string{}}
+	d := &folderSet{dir: dir, size: size, needMask: needMask, image: map[int]string{}, parts: map[int][]string{}}
 	ents, err := os.ReadDir(filepath.Join(dir, DirImages))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	for _, e := range ents {
 		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if e.IsDir() || (ext != ".jpg" && ext != ".jpeg" && ext != ".png") {
+		if e.IsDir() || !isImageExt(ext) {
 			continue
 		}
 		i, err := strconv.Atoi(strings.TrimSuffix(e.Name(), filepath.Ext(e.Name())))
 		if err != nil || i < 0 {
 			continue
 		}
+		if prev, dup := d.image[i]; dup {
+			return nil, fmt.Errorf("open %s: %s and %s are both image %d", dir, prev, e.Name(), i)
+		}
 		d.image[i] = filepath.Join(dir, DirImages, e.Name())
 		d.ids = append(d.ids, i)
 	}
 	if len(d.ids) == 0 {
-		return nil, fmt.Errorf("open %s: no numbered images in %s", dir, DirImages)
+		return nil, fmt.Errorf("open %s: no numbered images in %s (want %s/<i>.jpg or .png)", dir, DirImages, DirImages)
 	}
 	sort.Ints(d.ids)
 	// Index part masks once: 30k images × ~10 parts is a quick walk.
@@ -94,15 +108,31 @@ func OpenFolder(dir string, size int) (Dataset, error) {
 			return nil, fmt.Errorf("open %s: %w", dir, err)
 		}
 	}
+	if needMask && len(d.parts) == 0 {
+		if _, err := os.Stat(filepath.Join(dir, DirMasks)); err != nil {
+			return nil, fmt.Errorf("open %s: no masks (want %s/<i>.png or %s/<k>/<i:05d>_<part>.png)", dir, DirMasks, DirPartMasks)
+		}
+	}
 	if err := d.readAttrTable(); err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	d.defaultCam = synthface.OrbitCamera(0, 0, synthface.DefaultRadius, synthface.DefaultFocal).EG3D()
+	d.defaultCam = defaultCamera()
 	return d, nil
+}
+
+// defaultCamera is the frontal camera of a sample without a camera file.
+func defaultCamera() [25]float32 {
+	return synthface.OrbitCamera(0, 0, synthface.DefaultRadius, synthface.DefaultFocal).EG3D()
+}
+
+func isImageExt(lowerExt string) bool {
+	return lowerExt == ".jpg" || lowerExt == ".jpeg" || lowerExt == ".png"
 }
 
 func (d *folderSet) Len() int { return len(d.ids) }
 
+// Get reads sample k; a file that cannot be used fails it with a
+// *BadFileError naming that file.
 func (d *folderSet) Get(k int) (*Sample, error) {
 	if k < 0 || k >= len(d.ids) {
 		return nil, fmt.Errorf("folder %s: index %d out of range [0,%d)", d.dir, k, len(d.ids))
@@ -111,25 +141,34 @@ func (d *folderSet) Get(k int) (*Sample, error) {
 	s := &Sample{Size: d.size, Identity: -1, Seed: -1, Camera: d.defaultCam}
 	img, err := decodeFile(d.image[i], false)
 	if err != nil {
-		return nil, fmt.Errorf("sample %d: %w", i, err)
+		return nil, err
 	}
 	s.Image = resizeRGB(img, d.size)
 	if s.Mask, err = d.mask(i); err != nil {
-		return nil, fmt.Errorf("sample %d: %w", i, err)
+		return nil, err
+	}
+	if s.Mask == nil && d.needMask {
+		return nil, badFile(d.image[i], fmt.Errorf("no mask (want %s/%d.png or part masks in %s)", DirMasks, i, DirPartMasks))
 	}
 	sp := filepath.Join(d.dir, DirScribbles, strconv.Itoa(i)+".png")
 	if _, err := os.Stat(sp); err == nil {
-		if s.Scribble, err = ReadScribble(sp, d.size); err != nil {
-			return nil, fmt.Errorf("sample %d: %w", i, err)
+		if s.Scribble, err = readScribbleFile(sp, 0, 0, d.size); err != nil {
+			return nil, err
 		}
 	} else {
 		s.Scribble = synthface.Scribble(s.Image, d.size)
 	}
-	if s.Captions, err = d.captions(i); err != nil {
-		return nil, fmt.Errorf("sample %d: %w", i, err)
+	for _, sub := range []string{DirText, "celeba-caption"} {
+		cp := filepath.Join(d.dir, sub, strconv.Itoa(i)+".txt")
+		if _, err := os.Stat(cp); err == nil {
+			if s.Captions, err = readCaptions(cp); err != nil {
+				return nil, err
+			}
+			break
+		}
 	}
 	if err := d.meta(i, s); err != nil {
-		return nil, fmt.Errorf("sample %d: %w", i, err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -138,7 +177,7 @@ func (d *folderSet) Get(k int) (*Sample, error) {
 func (d *folderSet) mask(i int) ([]uint8, error) {
 	p := filepath.Join(d.dir, DirMasks, strconv.Itoa(i)+".png")
 	if _, err := os.Stat(p); err == nil {
-		return ReadMask(p, d.size)
+		return readMaskFile(p, 0, 0, d.size)
 	}
 	parts := d.parts[i]
 	if len(parts) == 0 {
@@ -166,14 +205,14 @@ func mergeParts(paths []string, size int) ([]uint8, error) {
 		}
 		img, err := decodeFile(p, true)
 		if err != nil {
-			return nil, fmt.Errorf("part mask: %w", err)
+			return nil, err
 		}
 		b := img.Bounds()
 		if lab == nil {
 			w, h = b.Dx(), b.Dy()
 			lab = make([]uint8, w*h)
 		} else if b.Dx() != w || b.Dy() != h {
-			return nil, fmt.Errorf("part mask %s is %d×%d, others are %d×%d", p, b.Dx(), b.Dy(), w, h)
+			return nil, badFile(p, fmt.Errorf("part mask is %d×%d, the others are %d×%d", b.Dx(), b.Dy(), w, h))
 		}
 		for y := 0; y < h; y++ {
 			for x := 0; x < w; x++ {
@@ -196,25 +235,33 @@ func on(img image.Image, x, y int) bool {
 	return r != 0
 }
 
-func (d *folderSet) captions(i int) ([]string, error) {
-	for _, sub := range []string{DirText, "celeba-caption"} {
-		b, err := os.ReadFile(filepath.Join(d.dir, sub, strconv.Itoa(i)+".txt"))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var out []string
-		sc := bufio.NewScanner(strings.NewReader(string(b)))
-		for sc.Scan() {
-			if l := strings.TrimSpace(sc.Text()); l != "" {
-				out = append(out, l)
-			}
-		}
-		return out, nil
+// maxCaptionBytes bounds a caption file: captions are a few lines.
+const maxCaptionBytes = 1 << 20
+
+// readCaptions reads one caption per line (blank lines and a UTF-8 byte
+// order mark dropped); a file that is not UTF-8 text is a *BadFileError.
+func readCaptions(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, badFile(path, err)
 	}
-	return nil, nil
+	if st.Size() > maxCaptionBytes {
+		return nil, badFile(path, fmt.Errorf("caption file of %d KiB, want at most %d KiB", st.Size()>>10, maxCaptionBytes>>10))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, badFile(path, err)
+	}
+	if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
+		return nil, badFile(path, errors.New("caption file is not UTF-8 text"))
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimPrefix(string(b), "\uFEFF"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out, nil
 }
 
 // cameraFile and attrFile are the JSON records `ddgi synth` writes.
@@ -229,20 +276,22 @@ type attrFile struct {
 }
 
 func (d *folderSet) meta(i int, s *Sample) error {
-	if b, err := os.ReadFile(filepath.Join(d.dir, DirCameras, strconv.Itoa(i)+".json")); err == nil {
+	cp := filepath.Join(d.dir, DirCameras, strconv.Itoa(i)+".json")
+	if b, err := os.ReadFile(cp); err == nil {
 		var c cameraFile
 		if err := json.Unmarshal(b, &c); err != nil {
-			return fmt.Errorf("camera %d: %w", i, err)
+			return badFile(cp, err)
 		}
 		if len(c.Camera) != 25 {
-			return fmt.Errorf("camera %d: %d floats, want 25", i, len(c.Camera))
+			return badFile(cp, fmt.Errorf("%d camera floats, want 25", len(c.Camera)))
 		}
 		copy(s.Camera[:], c.Camera)
 	}
-	if b, err := os.ReadFile(filepath.Join(d.dir, DirAttrs, strconv.Itoa(i)+".json")); err == nil {
+	ap := filepath.Join(d.dir, DirAttrs, strconv.Itoa(i)+".json")
+	if b, err := os.ReadFile(ap); err == nil {
 		var a attrFile
 		if err := json.Unmarshal(b, &a); err != nil {
-			return fmt.Errorf("attributes %d: %w", i, err)
+			return badFile(ap, err)
 		}
 		s.Identity, s.Seed = a.Identity, a.Seed
 		s.Attrs = make([]float32, len(synthface.AttributeNames))

@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io/fs"
 	"os"
 
 	"ddgi/synthface"
@@ -27,12 +28,12 @@ type ImageLimits struct {
 var Limits = ImageLimits{MaxSide: 4096, MaxBytes: 64 << 20}
 
 // check reports an image header beyond the limits.
-func (l ImageLimits) check(path string, cfg image.Config) error {
+func (l ImageLimits) check(cfg image.Config) error {
 	if cfg.Width < 1 || cfg.Height < 1 || cfg.Width > l.MaxSide || cfg.Height > l.MaxSide {
-		return fmt.Errorf("%s: image is %d×%d, want at most %d×%d", path, cfg.Width, cfg.Height, l.MaxSide, l.MaxSide)
+		return fmt.Errorf("image is %d×%d, want at most %d×%d", cfg.Width, cfg.Height, l.MaxSide, l.MaxSide)
 	}
 	if n := int64(cfg.Width) * int64(cfg.Height) * bytesPerPixel(cfg.ColorModel); n > l.MaxBytes {
-		return fmt.Errorf("%s: image is %d×%d and would decode to %d MiB, more than the %d MiB allowed (--max-image-mb raises it)", path, cfg.Width, cfg.Height, n>>20, l.MaxBytes>>20)
+		return fmt.Errorf("image is %d×%d and would decode to %d MiB, more than the %d MiB allowed (--max-image-mb raises it)", cfg.Width, cfg.Height, n>>20, l.MaxBytes>>20)
 	}
 	return nil
 }
@@ -56,9 +57,31 @@ func bytesPerPixel(m color.Model) int64 {
 	return 8
 }
 
+// BadFileError is a file that cannot serve as input, and why; Error reads
+// "path: why". Folder datasets return it so the skip policy can name the
+// file it skips.
+type BadFileError struct {
+	Path string
+	Err  error
+}
+
+func (e *BadFileError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *BadFileError) Unwrap() error { return e.Err }
+
+// badFile wraps err as path's fault, dropping an *fs.PathError's own copy
+// of the path so it is named once.
+func badFile(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		err = pe.Err
+	}
+	return &BadFileError{Path: path, Err: err}
+}
+
 // decodeFile reads an image after checking its header: format (when png is
 // set, PNG only), dimensions and decoded size. Files larger than the
-// decoded budget are refused before they are read.
+// decoded budget are refused before they are read. Errors are
+// *BadFileError.
 func decodeFile(path string, pngOnly bool) (image.Image, error) {
 	b, err := readImageFile(path)
 	if err != nil {
@@ -72,30 +95,43 @@ func decodeFile(path string, pngOnly bool) (image.Image, error) {
 func readImageFile(path string) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, badFile(path, err)
 	}
 	if st.Size() > Limits.MaxBytes {
-		return nil, fmt.Errorf("%s: %d MiB file, more than the %d MiB an image may decode to (--max-image-mb raises it)", path, st.Size()>>20, Limits.MaxBytes>>20)
+		return nil, badFile(path, fmt.Errorf("%d MiB file, more than the %d MiB an image may decode to (--max-image-mb raises it)", st.Size()>>20, Limits.MaxBytes>>20))
 	}
-	return os.ReadFile(path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, badFile(path, err)
+	}
+	return b, nil
 }
 
 // decodeBytes is decodeFile for an image already in memory (an upload);
 // path only names it in errors.
 func decodeBytes(path string, b []byte, pngOnly bool) (image.Image, error) {
+	img, err := decodeImage(b, pngOnly)
+	if err != nil {
+		return nil, badFile(path, err)
+	}
+	return img, nil
+}
+
+// decodeImage checks the header against Limits, then decodes.
+func decodeImage(b []byte, pngOnly bool) (image.Image, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a readable image: %w", path, err)
+		return nil, fmt.Errorf("not a readable image: %w", err)
 	}
 	if pngOnly && format != "png" {
-		return nil, fmt.Errorf("%s: is %s, want PNG", path, format)
+		return nil, fmt.Errorf("is %s, want PNG", format)
 	}
-	if err := Limits.check(path, cfg); err != nil {
+	if err := Limits.check(cfg); err != nil {
 		return nil, err
 	}
 	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("%s: corrupt %s: %w", path, format, err)
+		return nil, fmt.Errorf("corrupt %s: %w", format, err)
 	}
 	return img, nil
 }
@@ -262,6 +298,43 @@ func scribbleOf(img image.Image, size int) []uint8 {
 		}
 	}
 	return resizeStrokes(on, w, h, size)
+}
+
+// readMaskFile is ReadMask for a dataset file: errors are *BadFileError,
+// and when w > 0 the mask must be w×h, the size of its image.
+func readMaskFile(path string, w, h, size int) ([]uint8, error) {
+	img, err := decodeSized(path, "mask", w, h)
+	if err != nil {
+		return nil, err
+	}
+	lab, err := labelsOf(img)
+	if err != nil {
+		return nil, badFile(path, err)
+	}
+	b := img.Bounds()
+	return ResizeNearest(lab, b.Dx(), b.Dy(), size), nil
+}
+
+// readScribbleFile is ReadScribble for a dataset file, checked like
+// readMaskFile.
+func readScribbleFile(path string, w, h, size int) ([]uint8, error) {
+	img, err := decodeSized(path, "scribble", w, h)
+	if err != nil {
+		return nil, err
+	}
+	return scribbleOf(img, size), nil
+}
+
+// decodeSized decodes a PNG that must be w×h when w > 0.
+func decodeSized(path, what string, w, h int) (image.Image, error) {
+	img, err := decodeFile(path, true)
+	if err != nil {
+		return nil, err
+	}
+	if b := img.Bounds(); w > 0 && (b.Dx() != w || b.Dy() != h) {
+		return nil, badFile(path, fmt.Errorf("%s is %d×%d, its image is %d×%d", what, b.Dx(), b.Dy(), w, h))
+	}
+	return img, nil
 }
 
 // ResizeNearest samples labels at target pixel centres (a w×h map to size²).

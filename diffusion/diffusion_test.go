@@ -429,3 +429,33 @@ func TestConcurrentBranchesMatch(t *testing.T) {
 		})
 	})
 }
+
+// TestHostileConfigsAreRefused: a weights file's config is input; values
+// that would allocate without bound or divide by zero are errors before
+// any tensor exists.
+func TestHostileConfigsAreRefused(t *testing.T) {
+	base, err := Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(c *Config){
+		"norm_groups 0":       func(c *Config) { c.NormGroups = 0 },
+		"channels 1e6":        func(c *Config) { c.Channels = []int64{1_000_000, 1_000_000} },
+		"layers 1e6":          func(c *Config) { c.LayersPerBlock = 1_000_000 },
+		"depth 1e6":           func(c *Config) { c.TransformerDepth = 1_000_000 },
+		"latent 1e6":          func(c *Config) { c.LatentSize = 1_000_000 },
+		"heads 0":             func(c *Config) { c.Heads = 0 },
+		"context 0":           func(c *Config) { c.ContextDim = 0 },
+		"train_steps 1e9":     func(c *Config) { c.TrainSteps = 1_000_000_000 },
+		"64 levels":           func(c *Config) { c.Channels = make([]int64, 64); c.Attention = make([]bool, 64) },
+		"negative cond embed": func(c *Config) { c.CondEmbedChannels = []int64{-4} },
+	} {
+		c := base
+		c.Channels = append([]int64(nil), base.Channels...)
+		c.Attention = append([]bool(nil), base.Attention...)
+		edit(&c)
+		if _, err := New(c, torch.CPU, 1); err == nil {
+			t.Errorf("%s: built a model", name)
+		}
+	}
+}

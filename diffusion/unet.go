@@ -98,7 +98,36 @@ func (c Config) ImageSize() int64 { return c.LatentSize << (len(c.CondEmbedChann
 // TimeEmbedDim is the width of the timestep embedding (4× the first level).
 func (c Config) TimeEmbedDim() int64 { return 4 * c.Channels[0] }
 
+// Bounds on a U-Net config, checked before anything is allocated: a
+// weights file's metadata is input, and SD1.5 (the largest public U-Net
+// ddgi reads) is far inside them.
+const (
+	maxLevels   = 8
+	maxChannels = 8192
+	maxLatent   = 1024
+	maxBlocks   = 32
+	maxHeads    = 256
+	maxSteps    = 100_000
+)
+
 func (c Config) validate() error {
+	inRange := func(v, lo, hi int64) bool { return v >= lo && v <= hi }
+	switch {
+	case len(c.Channels) > maxLevels || len(c.CondEmbedChannels) > maxLevels:
+		return fmt.Errorf("diffusion config %q: %d channel levels, %d condition stages; at most %d", c.Name, len(c.Channels), len(c.CondEmbedChannels), maxLevels)
+	case !inRange(c.LatentChannels, 1, 256) || !inRange(c.LatentSize, 1, maxLatent) || !inRange(c.ContextDim, 1, maxChannels) ||
+		!inRange(c.NormGroups, 1, maxChannels) || !inRange(c.Heads, 1, maxHeads) || !inRange(c.HintChannels, 0, 256) ||
+		!inRange(int64(c.LayersPerBlock), 1, maxBlocks) || !inRange(int64(c.TransformerDepth), 1, maxBlocks) || !inRange(int64(c.TrainSteps), 1, maxSteps):
+		return fmt.Errorf("diffusion config %q out of bounds: latent %d×%d² (1…256, 1…%d), context %d, groups %d, heads %d (1…%d), hint %d, layers %d, depth %d (1…%d), train_steps %d (1…%d)",
+			c.Name, c.LatentChannels, c.LatentSize, maxLatent, c.ContextDim, c.NormGroups, c.Heads, maxHeads, c.HintChannels, c.LayersPerBlock, c.TransformerDepth, maxBlocks, c.TrainSteps, maxSteps)
+	case len(c.HintPalette) > 1024:
+		return fmt.Errorf("diffusion config %q: %d palette colours", c.Name, len(c.HintPalette))
+	}
+	for _, ch := range append(append([]int64(nil), c.Channels...), c.CondEmbedChannels...) {
+		if !inRange(ch, 1, maxChannels) {
+			return fmt.Errorf("diffusion config %q: %d channels, want 1…%d", c.Name, ch, maxChannels)
+		}
+	}
 	switch {
 	case len(c.Channels) == 0 || len(c.Attention) != len(c.Channels):
 		return fmt.Errorf("diffusion config %q: %d channel levels, %d attention flags", c.Name, len(c.Channels), len(c.Attention))

@@ -7,6 +7,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/encoder"
 	"ddgi/gan/eg3d"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -64,7 +65,7 @@ func BenchmarkGenerate3D8Views(b *testing.B) {
 	req := maskRequest(p)
 	cams := make([]*torch.Tensor, 8)
 	for v := range cams {
-		cams[v] = eg3d.Camera(-45+90*float64(v)/7, 0)
+		cams[v] = eg3d.Camera(synthface.DefaultOrbit, -45+90*float64(v)/7, 0)
 		torch.Persist(cams[v])
 	}
 	b.ResetTimer()

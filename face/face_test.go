@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"ddgi/gan/eg3d"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -104,7 +105,7 @@ func TestEG3DScribbleViews(t *testing.T) {
 	}
 	var left, right *torch.Tensor
 	torch.Scoped(func() {
-		l, r := eg3d.Camera(-40, 0), eg3d.Camera(40, 0)
+		l, r := eg3d.Camera(synthface.DefaultOrbit, -40, 0), eg3d.Camera(synthface.DefaultOrbit, 40, 0)
 		torch.Persist(l, r)
 		left, err = p.Render(w, l)
 		if err == nil {
@@ -122,7 +123,7 @@ func TestEG3DScribbleViews(t *testing.T) {
 }
 
 func TestParseCamera(t *testing.T) {
-	want := eg3d.Camera(20, -5).Float32s()
+	want := eg3d.Camera(synthface.DefaultOrbit, 20, -5).Float32s()
 	var nums []string
 	for _, v := range want {
 		nums = append(nums, fmt.Sprint(v))

@@ -9,6 +9,7 @@ import (
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/inversion"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -36,12 +37,14 @@ type StyleGAN2 struct{ G *stylegan2.Generator }
 func (s StyleGAN2) Synthesize(w, _ *torch.Tensor) *torch.Tensor {
 	return s.G.Synthesis(w, stylegan2.NoiseNone)
 }
-func (s StyleGAN2) MeanLatent() *torch.Tensor         { return s.G.WAvg() }
-func (s StyleGAN2) Styles() int64                     { return int64(s.G.NumWS()) }
-func (s StyleGAN2) StyleDim() int64                   { return int64(s.G.Cfg.WDim) }
-func (s StyleGAN2) Is3D() bool                        { return false }
-func (s StyleGAN2) Resolution() int64                 { return int64(s.G.Cfg.Resolution) }
-func (s StyleGAN2) Camera(_, _ float64) *torch.Tensor { return eg3d.Camera(0, 0) }
+func (s StyleGAN2) MeanLatent() *torch.Tensor { return s.G.WAvg() }
+func (s StyleGAN2) Styles() int64             { return int64(s.G.NumWS()) }
+func (s StyleGAN2) StyleDim() int64           { return int64(s.G.Cfg.WDim) }
+func (s StyleGAN2) Is3D() bool                { return false }
+func (s StyleGAN2) Resolution() int64         { return int64(s.G.Cfg.Resolution) }
+func (s StyleGAN2) Camera(_, _ float64) *torch.Tensor {
+	return eg3d.Camera(synthface.DefaultOrbit, 0, 0)
+}
 
 // EG3D adapts the 3D-aware generator; a nil camera is the frontal view.
 type EG3D struct{ G *eg3d.Generator }
@@ -91,7 +94,7 @@ func LoadGAN(arch, path string, dev torch.Device) (GAN, error) {
 		g.Store.Freeze("")
 		return StyleGAN2{G: g}, nil
 	case "eg3d":
-		g, err := eg3d.Load(path, dev)
+		g, err := eg3d.Load(path, dev, synthface.DefaultOrbit)
 		if err != nil {
 			return nil, err
 		}

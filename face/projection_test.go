@@ -5,6 +5,7 @@ import (
 
 	"ddgi/auxnets"
 	"ddgi/gan/eg3d"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -28,7 +29,7 @@ func TestProjectionFitsImagesInGANRange(t *testing.T) {
 			n, l, d := int64(2), p.g.Styles(), p.g.StyleDim()
 			var cams *torch.Tensor
 			if p.g.Is3D() {
-				cams = torch.Cat([]*torch.Tensor{eg3d.Camera(20, 0), eg3d.Camera(-20, 0)}, 0)
+				cams = torch.Cat([]*torch.Tensor{eg3d.Camera(synthface.DefaultOrbit, 20, 0), eg3d.Camera(synthface.DefaultOrbit, -20, 0)}, 0)
 			}
 			w := p.g.MeanLatent().Reshape(1, 1, d).Add(torch.Randn(torch.NewGenerator(5), []int64{n, l, d}, torch.Float32, torch.CPU).MulScalar(0.7))
 			var target, start *torch.Tensor

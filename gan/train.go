@@ -1,26 +1,26 @@
-// Package gan is the training loop shared by ddgi's two GANs (gan/stylegan2
+// Package gan is the training job shared by ddgi's two GANs (gan/stylegan2
 // and gan/eg3d): StyleGAN2's recipe of non-saturating logistic loss, lazy R1
-// regularisation, style mixing and a G EMA, with resumable run folders.
+// regularisation, style mixing and a G EMA, run by train.Loop in images.
 package gan
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"ddgi/data"
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/imageio"
-	"ddgi/internal/progress"
-	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 // Model is a generator/discriminator pair the loop can train.
@@ -44,6 +44,10 @@ type Model interface {
 	Preview(z *torch.Tensor) *torch.Tensor
 	// TrackWAvg switches G's running w̄ on or off.
 	TrackWAvg(on bool)
+	// RNGs are G's own random sources by name (noise maps, ray jitter):
+	// checkpoints keep their states, so a resumed run draws what an
+	// uninterrupted one would.
+	RNGs() map[string]*torch.Generator
 	// Finalize recomputes G_ema's w̄ from many mapping samples (before export).
 	Finalize()
 }
@@ -70,7 +74,10 @@ type Opts struct {
 	Kimg        float64       // stop after this many thousand real images
 	Checkpoint  time.Duration // how often to save (default 5 min)
 	GridKimg    float64       // sample grid every … kimg (default 5)
-	DataN       int           // SynthFace training images (cached after first use)
+	// Data is the training set (cached in memory after first use); nil
+	// renders SynthFace: DataN images, YawSpread.
+	Data  data.Dataset
+	DataN int
 	// YawSpread is the share of training images re-aimed at a yaw uniform
 	// in ±50° (data.NewSynthFaceSpreadYaw): side views for a 3D GAN. It
 	// may change when a run resumes (a fine-tune on a flatter pose mix).
@@ -84,12 +91,13 @@ type Opts struct {
 	Workers  int // data workers
 	Seed     uint64
 	Label    string
-	Quiet    bool
-	// MaxSteps stops early (tests).
+	Quiet    bool // no progress line
+	// MaxSteps pauses the run after this many steps in this call
+	// (checkpointed; the next Train resumes): tests.
 	MaxSteps int
 }
 
-// State is the resumable part of a run (state.json).
+// State is the resumable part of a run (state.json in each checkpoint).
 type State struct {
 	Step int64   `json:"step"`
 	Nimg int64   `json:"nimg"`
@@ -97,15 +105,20 @@ type State struct {
 	Kimg float64 `json:"kimg_target"`
 	// PLMean is the running mean path length a of StyleGAN2 Eq. 4.
 	PLMean float64 `json:"pl_mean"`
+	// RNG holds the state of the trainer's generator ("trainer") and of
+	// the model's own (Model.RNGs).
+	RNG map[string][]byte `json:"rng"`
 }
 
-// Checkpoint file names inside a run folder.
+// Checkpoint file names inside a checkpoint folder (<run>/latest/…).
 const (
-	FileG    = "G.safetensors"
-	FileD    = "D.safetensors"
-	FileGEMA = "G_ema.safetensors"
-	FileOptG = "optG.safetensors"
-	FileOptD = "optD.safetensors"
+	FileG     = "G.safetensors"
+	FileD     = "D.safetensors"
+	FileGEMA  = "G_ema.safetensors"
+	FileOptG  = "optG.safetensors"
+	FileOptD  = "optD.safetensors"
+	FileState = "state.json"
+	FileGrid  = "fakes.png" // G_ema's fixed-seed grid at the checkpoint
 )
 
 // GridSeeds are the fixed latent seeds of every preview grid.
@@ -114,13 +127,17 @@ var GridSeeds = 16
 // Metrics are one step's scalars.
 type Metrics map[string]float64
 
-// Trainer holds the optimisers and the RNG of a run.
+// Trainer is a GAN run as a train.Job: the optimisers, the RNG and the
+// data feed; a unit of progress is one real image.
 type Trainer struct {
 	M          Model
 	O          Opts
 	OptG, OptD *optim.Adam
 	State      State
 	rng        *torch.Generator
+
+	batches  <-chan data.Batch // started by the first Step, after any Load
+	stopFeed context.CancelFunc
 }
 
 // NewTrainer prepares optimisers (Adam β = (0, 0.99), StyleGAN2).
@@ -180,9 +197,9 @@ func (t *Trainer) conditioningCameras(c *torch.Tensor) *torch.Tensor {
 	return torch.Where(swap.Expand(b, c.Size(1)), rolled, c)
 }
 
-// Step runs one D update (with lazy R1 every R1Interval steps) and one G
-// update on a real batch, then the EMA; it returns the step's metrics.
-func (t *Trainer) Step(batch []*data.Sample) Metrics {
+// TrainStep runs one D update (with lazy R1 every R1Interval steps) and
+// one G update on a real batch, then the EMA; it returns the step's metrics.
+func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
 	m := Metrics{}
 	g, d, ema := t.M.Stores()
 	b := len(batch)
@@ -268,45 +285,131 @@ func (t *Trainer) pathLengthStep(b int, c *torch.Tensor) float64 {
 	return pen.Item()
 }
 
-// Save writes the checkpoint (G, D, G_ema, both optimisers, state).
-func (t *Trainer) Save(run *train.Run) error {
+// Save writes a checkpoint into dir (train.Job): G, D, G_ema, both
+// optimisers, state.json with every RNG's state, and G_ema's grid.
+func (t *Trainer) Save(dir string) error {
 	g, d, ema := t.M.Stores()
 	meta := nn.SaveOptions{Config: t.M.Config()}
 	for name, st := range map[string]*nn.Store{FileG: g, FileD: d, FileGEMA: ema} {
-		if err := st.Save(run.Path(name), meta); err != nil {
+		if err := st.Save(filepath.Join(dir, name), meta); err != nil {
 			return err
 		}
 	}
-	if err := t.OptG.Save(run.Path(FileOptG)); err != nil {
+	if err := t.OptG.Save(filepath.Join(dir, FileOptG)); err != nil {
 		return err
 	}
-	if err := t.OptD.Save(run.Path(FileOptD)); err != nil {
+	if err := t.OptD.Save(filepath.Join(dir, FileOptD)); err != nil {
 		return err
 	}
-	return run.SaveState(t.State)
+	st := t.State
+	st.RNG = map[string][]byte{}
+	for name, r := range t.rngs() {
+		st.RNG[name] = r.State()
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, FileState), b, 0o644); err != nil {
+		return err
+	}
+	return t.SaveGrid(filepath.Join(dir, FileGrid))
 }
 
-// Resume loads a run folder's checkpoint; ok is false when it has none.
-func (t *Trainer) Resume(run *train.Run) (ok bool, err error) {
-	var st State
-	if ok, err = run.LoadState(&st); err != nil || !ok {
-		return ok, err
-	}
-	g, d, ema := t.M.Stores()
-	for name, s := range map[string]*nn.Store{FileG: g, FileD: d, FileGEMA: ema} {
-		if _, err := s.Load(run.Path(name)); err != nil {
-			return false, fmt.Errorf("resume: %w", err)
+// rngs are every random generator a step draws from, by name.
+func (t *Trainer) rngs() map[string]*torch.Generator {
+	rs := map[string]*torch.Generator{"trainer": t.rng}
+	for name, r := range t.M.RNGs() {
+		if r != nil {
+			rs[name] = r
 		}
 	}
-	if err := t.OptG.Load(run.Path(FileOptG), torch.CPU); err != nil {
-		return false, fmt.Errorf("resume: %w", err)
+	return rs
+}
+
+// readState reads a checkpoint's state.json.
+func readState(dir string) (State, error) {
+	var st State
+	b, err := os.ReadFile(filepath.Join(dir, FileState))
+	if err != nil {
+		return st, err
 	}
-	if err := t.OptD.Load(run.Path(FileOptD), torch.CPU); err != nil {
-		return false, fmt.Errorf("resume: %w", err)
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", filepath.Join(dir, FileState), err)
 	}
-	t.State.Step, t.State.Nimg, t.State.PLMean = st.Step, st.Nimg, st.PLMean
-	t.rng = torch.NewGenerator(t.O.Seed + uint64(st.Step)*7919)
-	return true, run.TruncateLog(st.Nimg)
+	return st, nil
+}
+
+// loadStores loads G, D and G_ema from dir.
+func (t *Trainer) loadStores(dir string) error {
+	g, d, ema := t.M.Stores()
+	for name, s := range map[string]*nn.Store{FileG: g, FileD: d, FileGEMA: ema} {
+		if _, err := s.Load(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Load restores a checkpoint Save wrote (train.Job). The run keeps its
+// seed (data order); Kimg stays the caller's, so a run can be extended.
+func (t *Trainer) Load(dir string) error {
+	st, err := readState(dir)
+	if err != nil {
+		return err
+	}
+	if err := t.loadStores(dir); err != nil {
+		return err
+	}
+	if err := t.OptG.Load(filepath.Join(dir, FileOptG), torch.CPU); err != nil {
+		return err
+	}
+	if err := t.OptD.Load(filepath.Join(dir, FileOptD), torch.CPU); err != nil {
+		return err
+	}
+	for name, r := range t.rngs() {
+		b, ok := st.RNG[name]
+		if !ok {
+			return fmt.Errorf("%s: no state of the %q random generator", FileState, name)
+		}
+		if err := r.SetState(b); err != nil {
+			return fmt.Errorf("%s: random generator %q: %w", FileState, name, err)
+		}
+	}
+	t.State.Step, t.State.Nimg, t.State.PLMean, t.State.Seed = st.Step, st.Nimg, st.PLMean, st.Seed
+	t.O.Seed = st.Seed
+	return nil
+}
+
+// Resume loads the newest checkpoint of the run folder dir that verifies
+// into a trainer of m, for an export (the folder is read, not claimed). A
+// folder an older ddgi wrote (weights and state.json at its top) gives its
+// weights and image count.
+func Resume(dir string, m Model, o Opts) (*Trainer, error) {
+	t := NewTrainer(m, o)
+	run := &train.Run{Dir: dir}
+	cks, err := run.Checkpoints()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(cks) - 1; i >= 0; i-- {
+		err := cks[i].Verify()
+		if err == nil {
+			err = t.Load(cks[i].Dir)
+		}
+		if err == nil {
+			return t, nil
+		}
+		fmt.Fprintf(os.Stderr, "warning: checkpoint %s unusable (%v); trying an older one\n", cks[i].Dir, err)
+	}
+	if st, err := readState(dir); err == nil && len(cks) == 0 {
+		if err := t.loadStores(dir); err != nil {
+			return nil, err
+		}
+		t.State.Step, t.State.Nimg = st.Step, st.Nimg
+		return t, nil
+	}
+	return nil, fmt.Errorf("%s holds no checkpoint that verifies", dir)
 }
 
 // GridLatents are the fixed preview latents (seeds 0…GridSeeds−1).
@@ -357,18 +460,32 @@ func (c *cachedSet) Get(i int) (*data.Sample, error) {
 	return s, nil
 }
 
-// Batches streams real SynthFace batches forever (shuffled, mirrored).
-func Batches(ctx context.Context, o Opts) (<-chan data.Batch, error) {
-	ds := &cachedSet{ds: data.NewSynthFaceSpreadYaw(data.Train, o.Resolution, o.DataN, o.YawSpread), cache: map[int]*data.Sample{}}
+// dataset is the training set: Data, or SynthFace rendered on the fly.
+func (o Opts) dataset() data.Dataset {
+	if o.Data != nil {
+		return o.Data
+	}
+	return data.NewSynthFaceSpreadYaw(data.Train, o.Resolution, o.DataN, o.YawSpread)
+}
+
+// feed streams real batches forever (shuffled per epoch, mirrored) from
+// batch number from on: a resumed run continues the stream mid-epoch where
+// it stopped.
+func feed(ctx context.Context, o Opts, from int64) (<-chan data.Batch, error) {
+	ds := &cachedSet{ds: o.dataset(), cache: map[int]*data.Sample{}}
 	ld, err := data.NewLoader(ds, data.LoaderOptions{BatchSize: o.Batch, Workers: max(o.Workers, 1), Seed: int64(o.Seed), Shuffle: true, Flip: true, DropLast: true})
 	if err != nil {
 		return nil, err
 	}
+	per := int64(ld.Batches())
+	if per == 0 {
+		return nil, fmt.Errorf("the training set has %d images, fewer than one batch of %d", ds.Len(), o.Batch)
+	}
 	out := make(chan data.Batch)
 	go func() {
 		defer close(out)
-		for ep := 0; ; ep++ {
-			for b := range ld.Epoch(ctx, ep) {
+		for ep, at := from/per, from%per; ; ep, at = ep+1, 0 {
+			for b := range ld.EpochFrom(ctx, int(ep), int(at)) {
 				select {
 				case out <- b:
 				case <-ctx.Done():
@@ -395,100 +512,71 @@ func nextBatch(ctx context.Context, batches <-chan data.Batch) (data.Batch, bool
 	}
 }
 
-// Train runs (or resumes) a run in dir until Opts.Kimg: progress line with
-// kimg, losses and ETA; log.jsonl and loss.png; a checkpoint every
-// Opts.Checkpoint; a grid fakes<kimg>.png every Opts.GridKimg.
-func Train(ctx context.Context, dir string, m Model, o Opts) (err error) {
+// infoKeys are the step metrics logged but not plotted as losses.
+var infoKeys = map[string]bool{"d_real": true, "d_fake": true}
+
+// Step trains on the next real batch (train.Job); its units are images.
+// The data feed starts at the first step, after any Load.
+func (t *Trainer) Step(ctx context.Context, done int64) (train.Result, error) {
+	if t.batches == nil {
+		fctx, cancel := context.WithCancel(context.Background())
+		b, err := feed(fctx, t.O, t.State.Step)
+		if err != nil {
+			cancel()
+			return train.Result{}, err
+		}
+		t.batches, t.stopFeed = b, cancel
+	}
+	b, ok := nextBatch(ctx, t.batches)
+	if !ok {
+		if ctx.Err() != nil {
+			return train.Result{}, ctx.Err()
+		}
+		return train.Result{}, errors.New("the data feed stopped")
+	}
+	if b.Err != nil {
+		return train.Result{}, fmt.Errorf("data: %w", b.Err)
+	}
+	m := t.TrainStep(b.Samples)
+	res := train.Result{Units: int64(len(b.Samples)), Losses: map[string]float64{}, Info: map[string]float64{"kimg": float64(t.State.Nimg) / 1000}}
+	for k, v := range m {
+		if infoKeys[k] {
+			res.Info[k] = v
+		} else {
+			res.Losses[k] = v
+		}
+	}
+	return res, nil
+}
+
+// Preview writes G_ema's fixed-seed grid (train.Previewer).
+func (t *Trainer) Preview(path string) error { return t.SaveGrid(path) }
+
+// Close stops the data feed.
+func (t *Trainer) Close() {
+	if t.stopFeed != nil {
+		t.stopFeed()
+	}
+}
+
+// Train runs (or resumes) a run in folder dir until Opts.Kimg with
+// train.Loop: a progress line with kimg and ETA, log.jsonl and loss.png
+// (keyed by images seen), G_ema's grid preview-<img>.png every GridKimg, a
+// checkpoint (<dir>/latest/) every Checkpoint and at the end. A cancelled
+// ctx checkpoints and returns *train.Interrupted; MaxSteps pauses
+// (checkpointed) and returns nil.
+func Train(ctx context.Context, dir string, m Model, o Opts) error {
 	run, err := train.Open(dir)
 	if err != nil {
 		return err
 	}
 	t := NewTrainer(m, o)
-	resumed, err := t.Resume(run)
-	if err != nil {
-		return err
+	defer t.Close()
+	label := t.O.Label
+	if label == "" {
+		label = "gan"
 	}
-	if !resumed {
-		if err := os.Remove(run.Path("log.jsonl")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches, err := Batches(ctx, o)
-	if err != nil {
-		return err
-	}
-	total := int64(o.Kimg * 1000)
-	bar := progress.New(o.Label, t.State.Nimg, total, "img")
-	if o.Quiet {
-		bar.Out = io.Discard
-	}
-	ckpt := train.NewCheckpointer(o.Checkpoint)
-	nextGrid := (math.Floor(float64(t.State.Nimg)/1000/o.GridKimg) + 1) * o.GridKimg
-	sum, cnt, n := Metrics{}, Metrics{}, 0
-	steps := 0
-	terr := torch.Try(func() {
-		for t.State.Nimg < total && (o.MaxSteps == 0 || steps < o.MaxSteps) {
-			b, ok := nextBatch(ctx, batches)
-			if !ok {
-				return
-			}
-			if b.Err != nil {
-				panic(&torch.Error{Op: "data", Msg: b.Err.Error()})
-			}
-			mt := t.Step(b.Samples)
-			steps++
-			for k, v := range mt {
-				sum[k] += v
-				cnt[k]++
-			}
-			n++
-			if n == 20 || t.State.Nimg >= total || (o.MaxSteps > 0 && steps >= o.MaxSteps) {
-				avg := Metrics{}
-				for k, v := range sum {
-					avg[k] = v / cnt[k]
-				}
-				if e := run.Log(t.State.Nimg, avg); e != nil {
-					err = e
-					return
-				}
-				bar.Set(t.State.Nimg, map[string]float64{"kimg": float64(t.State.Nimg) / 1000, "G": avg["loss_g"], "D": avg["loss_d"]})
-				sum, cnt, n = Metrics{}, Metrics{}, 0
-			}
-			if kimg := float64(t.State.Nimg) / 1000; kimg >= nextGrid {
-				if e := t.SaveGrid(run.Path(fmt.Sprintf("fakes%06d.png", int(kimg*1000)))); e != nil {
-					err = e
-					return
-				}
-				nextGrid += o.GridKimg
-			}
-			if e := ckpt.MaybeSave(false, func() error { return t.checkpoint(run) }); e != nil {
-				err = e
-				return
-			}
-		}
-	})
-	if terr != nil {
-		err = terr // a panic inside; errors set in the loop are kept otherwise
-	}
-	if err != nil {
-		return err
-	}
-	bar.Finish()
-	return t.checkpoint(run)
-}
-
-// checkpoint saves the run and refreshes the preview grid and loss plot.
-func (t *Trainer) checkpoint(run *train.Run) error {
-	if err := t.Save(run); err != nil {
-		return err
-	}
-	if err := t.SaveGrid(run.Path("fakes_latest.png")); err != nil {
-		return err
-	}
-	if err := run.PlotLosses(t.O.Label); err != nil {
-		return err
-	}
-	return nil
+	l := &train.Loop{Label: label, Total: int64(o.Kimg * 1000), Unit: "img", CheckpointEvery: t.O.Checkpoint,
+		PreviewEvery: int64(math.Round(t.O.GridKimg * 1000)), MaxSteps: int64(o.MaxSteps), Quiet: o.Quiet}
+	return l.Run(ctx, run, t)
 }

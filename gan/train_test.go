@@ -1,17 +1,21 @@
 package gan
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"ddgi/data"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
-	"ddgi/train"
+	"ddgi/synthface"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 func tinyPair(t testing.TB) *stylegan2.Pair {
@@ -97,33 +101,108 @@ func TestGLossFalls(t *testing.T) {
 	}
 }
 
-// TestTrainResume runs a few full steps (D, R1, G, EMA) in a run folder,
-// checkpoints, and resumes from it.
-func TestTrainResume(t *testing.T) {
-	dir := t.TempDir()
+// runFiles are what every checkpoint of a GAN run holds.
+var runFiles = []string{FileG, FileD, FileGEMA, FileOptG, FileOptD, FileState, FileGrid}
+
+// TestTrainResumeMatchesUninterrupted: a run paused after 5 of 10 steps
+// (MaxSteps, checkpointed) and resumed by a second Train ends with the same
+// image count and bit-identical G, G_ema and D as one uninterrupted run:
+// every RNG state (EG3D's ray jitter too), the data stream's position
+// mid-epoch, R1 and path-length steps, the Adam moments and the EMA carry
+// over.
+func TestTrainResumeMatchesUninterrupted(t *testing.T) {
 	o := tinyOpts()
-	o.Kimg = 1
-	o.MaxSteps = 5
+	o.DataN = 16 // 4 batches an epoch: the pause falls mid-epoch
+	o.Kimg = 0.04
 	o.PLWeight, o.PLInterval = 2, 2
-	if err := Train(context.Background(), dir, tinyPair(t), o); err != nil {
+	sg2 := func(seed uint64) (Model, error) { return stylegan2.NewPair(stylegan2.Presets["tiny"], seed) }
+	t.Run("stylegan2", func(t *testing.T) { checkResume(t, sg2, o) })
+
+	c := eg3d.Presets["tiny"]
+	bb := c.Backbone
+	e := Opts{Resolution: c.ImgRes, Batch: 4, LR: bb.LR, R1Gamma: bb.R1Gamma, R1Interval: 2, StyleMixing: bb.StyleMixing,
+		EMAKimg: bb.EMAKimg, DataN: 16, Seed: 3, Kimg: 0.04, PoseSwap: 0.5, YawSpread: 0.5, Quiet: true}
+	t.Run("eg3d", func(t *testing.T) {
+		checkResume(t, func(seed uint64) (Model, error) { return eg3d.NewPair(c, synthface.DefaultOrbit, seed) }, e)
+	})
+}
+
+func checkResume(t *testing.T, newModel func(seed uint64) (Model, error), o Opts) {
+	model := func(seed uint64) Model {
+		m, err := newModel(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	whole, paused := t.TempDir(), t.TempDir()
+	if err := Train(context.Background(), whole, model(1), o); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{FileG, FileD, FileGEMA, FileOptG, FileOptD, "state.json", "fakes_latest.png", "log.jsonl"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Fatalf("run folder lacks %s: %v", f, err)
+	po := o
+	po.MaxSteps = 5
+	if err := Train(context.Background(), paused, model(1), po); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustState(t, paused); st.Step != 5 || st.Nimg != 20 {
+		t.Fatalf("paused at step %d, %d images; want 5 and 20", st.Step, st.Nimg)
+	}
+	// Another init seed must not matter: the checkpoint decides.
+	if err := Train(context.Background(), paused, model(99), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{whole, paused} {
+		for _, f := range append(runFiles, "log.jsonl", "loss.png") {
+			p := filepath.Join(dir, "latest", f)
+			if f == "log.jsonl" || f == "loss.png" {
+				p = filepath.Join(dir, f)
+			}
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("run folder lacks %s: %v", f, err)
+			}
 		}
 	}
-	p := tinyPair(t)
-	tr := NewTrainer(p, o)
-	ok, err := tr.Resume(mustRun(t, dir))
-	if err != nil || !ok {
-		t.Fatalf("resume: ok=%v err=%v", ok, err)
+	a, b := mustState(t, whole), mustState(t, paused)
+	if a.Nimg != 40 || b.Nimg != a.Nimg || b.Step != a.Step || b.PLMean != a.PLMean {
+		t.Fatalf("uninterrupted: step %d, %d images, pl %g; resumed: step %d, %d images, pl %g", a.Step, a.Nimg, a.PLMean, b.Step, b.Nimg, b.PLMean)
 	}
-	if tr.State.Step != 5 || tr.State.Nimg != 20 {
-		t.Fatalf("resumed at step %d nimg %d, want 5 and 20", tr.State.Step, tr.State.Nimg)
+	for _, f := range []string{FileG, FileGEMA, FileD} {
+		x, err := os.ReadFile(filepath.Join(whole, "latest", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := os.ReadFile(filepath.Join(paused, "latest", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s differs between the uninterrupted and the resumed run", f)
+		}
 	}
-	if err := Train(context.Background(), dir, p, o); err != nil {
+	// Export's Resume reads the same checkpoint.
+	tr, err := Resume(paused, model(1), o)
+	if err != nil || tr.State.Nimg != 40 {
+		t.Fatalf("Resume: %v (nimg %d)", err, tr.State.Nimg)
+	}
+}
+
+func mustState(t *testing.T, dir string) State {
+	t.Helper()
+	st, err := readState(filepath.Join(dir, "latest"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	return st
+}
+
+// TestTrainTooFewImages: a training set smaller than one batch is a clear
+// error, not a run that waits forever for its first batch.
+func TestTrainTooFewImages(t *testing.T) {
+	o := tinyOpts()
+	o.DataN, o.Kimg = 3, 1
+	err := Train(context.Background(), t.TempDir(), tinyPair(t), o)
+	if err == nil || !strings.Contains(err.Error(), "fewer than one batch") {
+		t.Fatalf("got %v", err)
 	}
 }
 
@@ -131,11 +210,11 @@ func TestTrainResume(t *testing.T) {
 func benchStep(b *testing.B, m Model, o Opts) {
 	tr := NewTrainer(m, o)
 	batch := realBatch(b, 64, o.Batch)
-	tr.Step(batch)
+	tr.TrainStep(batch)
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		tr.Step(batch)
+		tr.TrainStep(batch)
 	}
 	b.ReportMetric(float64(o.Batch*b.N)/time.Since(start).Hours()/1000, "kimg/h")
 }
@@ -153,7 +232,7 @@ func BenchmarkTrainStep64(b *testing.B) {
 // BenchmarkTrainStepEG3D64 times small64 EG3D training steps (batch 8).
 func BenchmarkTrainStepEG3D64(b *testing.B) {
 	c := eg3d.Presets["small64"]
-	p, err := eg3d.NewPair(c, 1)
+	p, err := eg3d.NewPair(c, synthface.DefaultOrbit, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -161,18 +240,10 @@ func BenchmarkTrainStepEG3D64(b *testing.B) {
 	benchStep(b, p, Opts{Resolution: 64, Batch: bb.Batch, LR: bb.LR, R1Gamma: bb.R1Gamma, R1Interval: bb.R1Interval, StyleMixing: bb.StyleMixing, EMAKimg: bb.EMAKimg, Seed: 1})
 }
 
-func mustRun(t *testing.T, dir string) *train.Run {
-	r, err := train.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // TestTrainStopsCleanlyWhenCancelled: a cancelled run (Ctrl-C, SIGTERM)
-// returns no error and leaves a checkpoint; a feeder that has closed its
-// channel ends the loop instead of handing a step an empty batch (that
-// race once failed a run at SIGTERM with "cat: no tensors").
+// returns *train.Interrupted and leaves a checkpoint; a feeder that has
+// closed its channel ends the wait instead of handing a step an empty
+// batch (that race once failed a run at SIGTERM with "cat: no tensors").
 func TestTrainStopsCleanlyWhenCancelled(t *testing.T) {
 	closed := make(chan data.Batch)
 	close(closed)
@@ -184,10 +255,10 @@ func TestTrainStopsCleanlyWhenCancelled(t *testing.T) {
 	dir := t.TempDir()
 	o := tinyOpts()
 	o.Kimg = 1
-	if err := Train(ctx, dir, tinyPair(t), o); err != nil {
-		t.Fatalf("cancelled run returned %v", err)
+	if err := Train(ctx, dir, tinyPair(t), o); !errors.Is(err, train.ErrInterrupted) {
+		t.Fatalf("cancelled run returned %v, want an interruption", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "state.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "latest", FileState)); err != nil {
 		t.Fatalf("no checkpoint: %v", err)
 	}
 }
@@ -233,7 +304,7 @@ func TestOpacityPenaltyEntersGLoss(t *testing.T) {
 		t.Fatalf("opaque rays penalised %g", v)
 	}
 	c := eg3d.Presets["tiny"]
-	p, err := eg3d.NewPair(c, 1)
+	p, err := eg3d.NewPair(c, synthface.DefaultOrbit, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +315,7 @@ func TestOpacityPenaltyEntersGLoss(t *testing.T) {
 	batch := realBatch(t, c.ImgRes, 4)
 	var first, last float64
 	for i := range 8 {
-		m := tr.Step(batch)
+		m := tr.TrainStep(batch)
 		v, ok := m["transparency"]
 		if !ok {
 			t.Fatal("step did not log the transparency penalty")

@@ -1,7 +1,10 @@
 package inversion
 
 import (
+	"fmt"
+
 	"ddgi/nn"
+	"ddgi/safetensors"
 	"ddgi/torch"
 )
 
@@ -58,7 +61,16 @@ func Render(g Generator, w, camera *torch.Tensor) *torch.Tensor {
 
 // Save writes M and T with both configs in the metadata (half: fp16).
 func (m *Model) Save(path string, t TrainConfig, half bool) error {
+	f, err := m.File(t, half)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return safetensors.Save(path, f)
+}
+
+// File is what Save writes, in memory.
+func (m *Model) File(t TrainConfig, half bool) (*safetensors.File, error) {
 	o := saveOpts(m.Config, t)
 	o.Half = half
-	return m.Store.Save(path, o)
+	return m.Store.File(o)
 }

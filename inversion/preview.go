@@ -18,8 +18,10 @@ const previewRows = 6
 // output (one pass on z_T at t = T−1, as `ddgi generate` does) and the
 // output from the ground truth noised to t = T/2 (what training sees),
 // captioned truth | mask or scribble | t=999 | gt@500.
-// Stage 1 shows w^m, stage 2 the modulated w.
-func (tr *Trainer) Preview(path string, stage int) error {
+// Stage 1 shows w^m, stage 2 the modulated w: the stage of the last step
+// done (train.Previewer).
+func (tr *Trainer) Preview(path string) error {
+	stage := tr.Cfg.stageOf(int(max(tr.done-1, 0)))
 	ds := tr.PreviewData
 	if ds == nil {
 		ds = tr.Data

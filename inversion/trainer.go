@@ -1,18 +1,20 @@
 package inversion
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
-	"math"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"ddgi/data"
 	"ddgi/imagebatch"
-	"ddgi/internal/progress"
-	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
+	"ddgi/safetensors"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 // Condition is the visual input x of one batch.
@@ -62,7 +64,8 @@ func ParseAblation(s string) (Ablation, error) {
 	return "", fmt.Errorf("unknown ablation %q (want m-only, no-attn, gt-only or d0-only)", s)
 }
 
-// TrainConfig is one training run.
+// TrainConfig is one training run: what decides its numbers. It is
+// stored with the trained weights.
 type TrainConfig struct {
 	Stage1Steps, Stage2Steps int
 	Batch                    int
@@ -73,8 +76,6 @@ type TrainConfig struct {
 	Seed                     uint64
 	// TMin, TMax bound the sampled denoising steps (multi-step training).
 	TMin, TMax int
-	// EveryCheckpoint and EverySample are in steps.
-	EveryCheckpoint, EverySample int
 	// D0Pool bounds the training pairs of the stages that need I^d_0
 	// (0: all): each pair costs one full diffusion sample, once.
 	D0Pool int
@@ -89,7 +90,24 @@ type TrainConfig struct {
 	Init string `json:",omitempty"`
 }
 
-// Trainer runs the two-stage, multi-step training of Sec. 3.4.
+// Total is the number of steps of both stages (stage 1 only for m-only).
+func (c TrainConfig) Total() int {
+	if c.Ablation == MOnly {
+		return c.Stage1Steps
+	}
+	return c.Stage1Steps + c.Stage2Steps
+}
+
+// stageOf is the stage a step belongs to.
+func (c TrainConfig) stageOf(step int) int {
+	if step < c.Stage1Steps {
+		return 1
+	}
+	return 2
+}
+
+// Trainer runs the two-stage, multi-step training of Sec. 3.4 as a
+// train.Job: Train hands it to a train.Loop, which owns the run folder.
 type Trainer struct {
 	Cfg   TrainConfig
 	Model *Model
@@ -102,17 +120,37 @@ type Trainer struct {
 	// first training samples); SynthFace-bench keeps them held out.
 	PreviewData data.Dataset
 	Cache       *D0Cache
-	Run         *train.Run
 	Dev         torch.Device
 	// Stage1From, when set, is a stage-1 model (stage1_m-only.safetensors of
 	// a full run) whose M a fresh run takes instead of training stage 1:
 	// the full method, no-attn and gt-only share stage 1 exactly (Eq. 6
 	// against I^gt, T not run), so their Table 2 rows need one stage 1.
 	Stage1From string
+
+	run          *train.Run
+	previewEvery int64
+	opt          *optim.Adam
+	optStage     int   // the stage opt's moments belong to; 0: none yet
+	frozen       int   // the stage the store is frozen for; 0: not yet
+	done         int64 // steps done, for Preview's stage
+	// stage1 is the full method's model at the end of stage 1, kept in
+	// every later checkpoint (Stage1File).
+	stage1 *safetensors.File
 }
 
+// Files of a checkpoint folder.
+const (
+	modelFile = "model.safetensors"
+	optFile   = "optimizer.safetensors"
+	stateFile = "state.json"
+	// Stage1File is the full method's stage 1 saved as the m-only model.
+	Stage1File = "stage1_m-only.safetensors"
+)
+
+// trainState is the resume state besides the weights.
 type trainState struct {
-	Step int `json:"step"`
+	Step     int64 `json:"step"`
+	OptStage int   `json:"opt_stage"` // 0: no optimizer file
 }
 
 // needsD0 says whether a stage trains against the diffusion output.
@@ -126,37 +164,43 @@ func (tr *Trainer) needsD0(stage int) bool {
 	return stage == 2
 }
 
-// D0 returns I^d_0 for the batch's samples, from the cache or by sampling
-// (and caching) the missing ones. Errors panic as *torch.Error: Step runs
-// inside torch.Try.
-func (tr *Trainer) D0(b imagebatch.Batch, cond Condition, size int) *torch.Tensor {
+// D0 returns I^d_0 for the batch's samples (dataset indexes start…), from
+// the cache or by sampling (and caching) the missing ones. Errors panic as
+// *torch.Error: Step runs inside torch.Try.
+func (tr *Trainer) D0(b imagebatch.Batch, start int, cond Condition, size int) *torch.Tensor {
 	keys := make([]string, len(b.Samples))
+	seeds := make([]int64, len(b.Samples))
 	for i, s := range b.Samples {
 		condBytes := s.Mask
 		if cond.Kind == "scribble" {
 			condBytes = s.Scribble
 		}
-		keys[i] = Key(tr.E.ID(), cond.Kind, b.Captions[i], condBytes, 0, 0, s.Seed, size)
+		// A folder sample has no renderer seed: its index gives it its own z_T.
+		seeds[i] = s.Seed
+		if seeds[i] < 0 {
+			seeds[i] = int64((start + i) % tr.Data.Len())
+		}
+		keys[i] = Key(tr.E.ID(), cond.Kind, b.Captions[i], condBytes, 0, 0, seeds[i], size)
 	}
 	// The missing pairs are sampled together, each from its own seed, so a
 	// cached image depends only on what its key hashes.
 	imgs, err := tr.Cache.Fill(keys, size, 0, tr.Dev, func(idx []int) (*torch.Tensor, error) {
 		ix := make([]int64, len(idx))
 		texts := make([]string, len(idx))
-		seeds := make([]int64, len(idx))
+		sub := make([]int64, len(idx))
 		for j, i := range idx {
-			ix[j], texts[j], seeds[j] = int64(i), b.Captions[i], b.Samples[i].Seed
+			ix[j], texts[j], sub[j] = int64(i), b.Captions[i], seeds[i]
 		}
 		sel := torch.FromInt64(ix, int64(len(ix))).ToDevice(tr.Dev)
-		sub := Condition{Kind: cond.Kind}
+		c := Condition{Kind: cond.Kind}
 		if cond.Mask != nil {
-			sub.Mask = cond.Mask.IndexSelect(0, sel)
+			c.Mask = cond.Mask.IndexSelect(0, sel)
 		}
 		if cond.Scribble != nil {
-			sub.Scribble = cond.Scribble.IndexSelect(0, sel)
+			c.Scribble = cond.Scribble.IndexSelect(0, sel)
 		}
 		var out *torch.Tensor
-		torch.NoGrad(func() { out = tr.E.Sample(texts, sub, seeds) })
+		torch.NoGrad(func() { out = tr.E.Sample(texts, c, sub) })
 		return out, nil
 	})
 	if err != nil {
@@ -171,9 +215,9 @@ func SampleSteps(g *torch.Generator, b int, tmin, tmax int, dev torch.Device) *t
 	return torch.RandInt(g, int64(tmin), int64(tmax)+1, []int64{int64(b)}, dev)
 }
 
-// Step runs one optimisation step of stage 1 (M, Eq. 6) or stage 2 (T,
+// update runs one optimisation step of stage 1 (M, Eq. 6) or stage 2 (T,
 // Eq. 7) and returns the logged terms.
-func (tr *Trainer) Step(stage, step int, opt *optim.Adam, g *torch.Generator) map[string]float64 {
+func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float64 {
 	var vals map[string]float64
 	sc := torch.NewScope()
 	defer sc.Close()
@@ -192,7 +236,7 @@ func (tr *Trainer) Step(stage, step int, opt *optim.Adam, g *torch.Generator) ma
 		zt := tr.E.AddNoise(tr.E.Latents(b.Image), steps, g)
 		h, f = tr.E.Features(zt, steps, b.Captions, cond)
 		if tr.needsD0(stage) {
-			d0 = tr.D0(b, cond, size)
+			d0 = tr.D0(b, start, cond, size)
 		}
 	})
 	target := b.Image
@@ -220,114 +264,160 @@ func (tr *Trainer) Step(stage, step int, opt *optim.Adam, g *torch.Generator) ma
 	vals = terms.Values()
 	sc.FreeExcept(terms.Total)
 	terms.Total.Backward()
-	opt.Update(tr.Model.Store.Trainable())
+	tr.opt.Update(tr.Model.Store.Trainable())
 	return vals
 }
 
-// Train runs both stages from the run folder's state (resuming when a
-// checkpoint exists) and writes checkpoints, log, loss plot and grids.
-func (tr *Trainer) Train() error {
-	c := tr.Cfg
-	total := c.Stage1Steps + c.Stage2Steps
-	if c.Ablation == MOnly {
-		total = c.Stage1Steps
+// Train runs both stages in run under loop (its Label, Total and
+// PreviewEvery default here), resuming from the run's newest checkpoint;
+// a fresh run first applies Cfg.Init and Stage1From. The trained M and T
+// are in tr.Model when it returns nil.
+func (tr *Trainer) Train(ctx context.Context, run *train.Run, loop train.Loop) error {
+	if loop.Label == "" {
+		loop.Label = "train inversion (" + tr.Cfg.Cond + ")"
 	}
-	var st trainState
-	if ok, err := tr.Run.LoadState(&st); err != nil {
+	loop.Total = int64(tr.Cfg.Total())
+	tr.run, tr.previewEvery = run, loop.PreviewEvery
+	cks, err := run.Checkpoints()
+	if err != nil {
 		return err
-	} else if ok {
-		if _, err := tr.Model.Store.Load(tr.Run.Path("model.safetensors")); err != nil {
-			return fmt.Errorf("resume: %w", err)
-		}
-		if err := tr.Run.TruncateLog(int64(st.Step)); err != nil {
+	}
+	fresh := len(cks) == 0
+	if _, err := os.Stat(run.Path(stateFile)); err == nil {
+		fresh = false // an older ddgi's run, which the loop refuses
+	}
+	if fresh {
+		if err := tr.start(run, loop); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "resuming %s at step %d\n", tr.Run.Dir, st.Step)
 	}
-	if st.Step == 0 && c.Init != "" {
+	return loop.Run(ctx, run, tr)
+}
+
+// start prepares a fresh run: M and T from Cfg.Init, and with Stage1From
+// M from a shared stage 1, checkpointed as the end of stage 1 so the loop
+// starts at stage 2.
+func (tr *Trainer) start(run *train.Run, loop train.Loop) error {
+	if c := tr.Cfg; c.Init != "" {
 		if err := tr.loadInit(c.Init); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "M and T start from %s\n", c.Init)
 	}
-	if st.Step == 0 && tr.Stage1From != "" {
-		if err := tr.loadStage1(tr.Stage1From); err != nil {
-			return err
-		}
-		st.Step = c.Stage1Steps
-		fmt.Fprintf(os.Stderr, "stage 1 (M) from %s; training stage 2\n", tr.Stage1From)
+	if tr.Stage1From == "" {
+		return nil
 	}
-	opt := optim.NewAdam(optim.DefaultAdam(c.LR))
-	stageOf := func(step int) int {
-		if step < c.Stage1Steps {
-			return 1
-		}
-		return 2
+	if err := tr.loadStage1(tr.Stage1From); err != nil {
+		return err
 	}
-	optPath := tr.Run.Path("optimizer.safetensors")
-	if st.Step > 0 {
-		if _, err := os.Stat(optPath); err == nil {
-			if err := opt.Load(optPath, tr.Dev); err != nil {
-				return fmt.Errorf("resume optimizer: %w", err)
-			}
-		}
+	tr.done = int64(tr.Cfg.Stage1Steps)
+	if err := run.Checkpoint(tr.done, tr.Save, max(loop.Keep, 1)); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
-	save := func(step int) error {
-		if err := tr.Model.Save(tr.Run.Path("model.safetensors"), tr.Cfg, false); err != nil {
-			return err
-		}
-		if err := opt.Save(optPath); err != nil {
-			return err
-		}
-		if err := tr.Run.SaveState(trainState{Step: step}); err != nil {
-			return err
-		}
-		return tr.Run.PlotLosses("inversion (" + tr.Cfg.Cond + ")")
+	fmt.Fprintf(os.Stderr, "stage 1 (M) from %s; training stage 2\n", tr.Stage1From)
+	return nil
+}
+
+// Step runs training step done (train.Job): T frozen in stage 1 and M in
+// stage 2, fresh Adam moments for each stage, the step's own generator.
+func (tr *Trainer) Step(ctx context.Context, done int64) (train.Result, error) {
+	c := tr.Cfg
+	step := int(done)
+	stage := c.stageOf(step)
+	if tr.frozen != stage {
+		tr.freezeFor(stage)
+		tr.frozen = stage
 	}
-	bar := progress.New("train inversion", int64(st.Step), int64(total), "steps")
-	var err error
-	for step := st.Step; step < total && err == nil; step++ {
-		stage := stageOf(step)
-		if step == c.Stage1Steps && step > 0 || step == st.Step {
-			tr.freezeFor(stage)
-			if step == c.Stage1Steps && step > st.Step {
-				opt = optim.NewAdam(optim.DefaultAdam(c.LR)) // fresh moments for T
-			}
+	if tr.optStage != stage {
+		if tr.opt != nil {
+			tr.opt.Free()
 		}
-		g := torch.NewGenerator(c.Seed*1_000_003 + uint64(step))
-		var vals map[string]float64
-		err = torch.Try(func() { vals = tr.Step(stage, step, opt, g) })
-		if err != nil {
-			break
-		}
-		if math.IsNaN(vals["loss"]) {
-			err = fmt.Errorf("step %d: loss is NaN", step)
-			break
-		}
-		vals["stage"] = float64(stage)
-		if lerr := tr.Run.Log(int64(step+1), vals); lerr != nil {
-			err = lerr
-			break
-		}
-		bar.Set(int64(step+1), vals)
-		if step+1 == c.Stage1Steps && c.Ablation == Full {
+		tr.opt, tr.optStage = optim.NewAdam(optim.DefaultAdam(c.LR)), stage
+	}
+	g := torch.NewGenerator(c.Seed*1_000_003 + uint64(step))
+	vals := tr.update(stage, step, g)
+	tr.done = done + 1
+	if step+1 == c.Stage1Steps && c.Total() > c.Stage1Steps {
+		if c.Ablation == Full {
 			// Stage 1 of the full method is exactly the m-only ablation's
-			// training: keep it (before the checkpoint that moves on to
-			// stage 2), so Table 2's M-only row needs no extra run.
+			// training: keep it, so Table 2's M-only row needs no extra run.
 			mc := c
 			mc.Ablation = MOnly
-			err = tr.Model.Save(tr.Run.Path("stage1_m-only.safetensors"), mc, true)
+			f, err := tr.Model.File(mc, true)
+			if err != nil {
+				return train.Result{}, err
+			}
+			tr.stage1 = f
 		}
-		if err == nil && ((step+1)%c.EveryCheckpoint == 0 || step+1 == total) {
-			err = save(step + 1)
-		}
-		stageEnd := step+1 == c.Stage1Steps || step+1 == total
-		if err == nil && c.EverySample > 0 && ((step+1)%c.EverySample == 0 || stageEnd) {
-			err = tr.Preview(tr.Run.Path(fmt.Sprintf("preview-%06d.png", step+1)), stage)
+		if tr.previewEvery <= 0 || int64(c.Stage1Steps)%tr.previewEvery != 0 {
+			// The loop previews on its own cadence; stage 1's end gets one
+			// too, named as the loop names its own.
+			if err := tr.Preview(tr.run.Path(fmt.Sprintf("preview-%09d.png", tr.done))); err != nil {
+				return train.Result{}, fmt.Errorf("preview: %w", err)
+			}
 		}
 	}
-	bar.Finish()
-	return err
+	return train.Result{Losses: vals, Info: map[string]float64{"stage": float64(stage)}}, nil
+}
+
+// Save writes a checkpoint (train.Job): M and T in full precision with the
+// configs, the current stage's Adam state, the resume state and, past the
+// full method's stage 1, Stage1File.
+func (tr *Trainer) Save(dir string) error {
+	if err := tr.Model.Save(filepath.Join(dir, modelFile), tr.Cfg, false); err != nil {
+		return err
+	}
+	st := trainState{Step: tr.done}
+	if tr.opt != nil {
+		if err := tr.opt.Save(filepath.Join(dir, optFile)); err != nil {
+			return err
+		}
+		st.OptStage = tr.optStage
+	}
+	if tr.stage1 != nil {
+		if err := safetensors.Save(filepath.Join(dir, Stage1File), tr.stage1); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, stateFile), b, 0o644)
+}
+
+// Load restores a checkpoint written by Save (train.Job).
+func (tr *Trainer) Load(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return err
+	}
+	var st trainState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("%s: %w", stateFile, err)
+	}
+	if _, err := tr.Model.Store.Load(filepath.Join(dir, modelFile)); err != nil {
+		return err
+	}
+	if tr.opt != nil {
+		tr.opt.Free()
+	}
+	tr.opt, tr.optStage = nil, 0
+	if st.OptStage > 0 {
+		opt := optim.NewAdam(optim.DefaultAdam(tr.Cfg.LR))
+		if err := opt.Load(filepath.Join(dir, optFile), tr.Dev); err != nil {
+			return err
+		}
+		tr.opt, tr.optStage = opt, st.OptStage
+	}
+	tr.stage1 = nil
+	if _, err := os.Stat(filepath.Join(dir, Stage1File)); err == nil {
+		if tr.stage1, err = safetensors.Load(filepath.Join(dir, Stage1File)); err != nil {
+			return err
+		}
+	}
+	tr.done, tr.frozen = st.Step, 0
+	return nil
 }
 
 // stage1Shared says whether an ablation's stage 1 is the full method's:

@@ -1,12 +1,14 @@
 package inversion
 
 import (
+	"context"
 	"os"
 	"testing"
+	"time"
 
 	"ddgi/data"
-	"ddgi/train"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 // fakeEncoder stands in for the diffusion encoder: fixed random projections
@@ -15,6 +17,7 @@ type fakeEncoder struct {
 	c     Config
 	projH *torch.Tensor
 	calls int
+	seeds []int64 // of every Sample call
 }
 
 func newFakeEncoder(c Config) *fakeEncoder {
@@ -51,21 +54,28 @@ func (e *fakeEncoder) Features(zt, t *torch.Tensor, texts []string, cond Conditi
 }
 func (e *fakeEncoder) Sample(texts []string, cond Condition, seeds []int64) *torch.Tensor {
 	e.calls += len(texts)
+	e.seeds = append(e.seeds, seeds...)
 	return cond.Mask.To(torch.Float32).DivScalar(9).SubScalar(1).Unsqueeze(1).Repeat(1, 3, 1, 1)
+}
+
+// tinyTrain is the tests' training config: batch 2, t anywhere in [0, 999].
+func tinyTrain(stage1, stage2 int) TrainConfig {
+	return TrainConfig{Stage1Steps: stage1, Stage2Steps: stage2, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
+		TMin: 0, TMax: 999}
+}
+
+// quietLoop logs every step and checkpoints only when it ends or pauses.
+func quietLoop() train.Loop {
+	return train.Loop{LogEvery: 1, PreviewEvery: 100, CheckpointEvery: time.Hour, Quiet: true}
 }
 
 func TestTrainerTwoStagesResumeAndCache(t *testing.T) {
 	c := Tiny()
-	m, _ := NewModel(c, torch.CPU, 1)
 	g := newLinearG(c, 32)
-	m.Mapping.SetMeanLatent(g.MeanLatent())
-	dir := t.TempDir()
-	run, _ := train.Open(dir)
 	enc := newFakeEncoder(c)
-	tc := TrainConfig{Stage1Steps: 12, Stage2Steps: 12, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
-		TMin: 0, TMax: 999, EveryCheckpoint: 6, EverySample: 100}
-	tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"}, Run: run, Dev: torch.CPU}
-	if err := tr.Train(); err != nil {
+	tc := tinyTrain(12, 12)
+	tr, run, err := trainTiny(t, c, tc, g, enc, "", 1, quietLoop())
+	if err != nil {
 		t.Fatal(err)
 	}
 	steps, vals, err := run.ReadLog()
@@ -86,25 +96,97 @@ func TestTrainerTwoStagesResumeAndCache(t *testing.T) {
 	if !(mean(l[20:24]) < mean(l[12:16])) {
 		t.Fatalf("stage 2 loss did not fall: %v", l[12:])
 	}
+	if st := vals["stage"]; st[11] != 1 || st[12] != 2 {
+		t.Fatalf("stage info: step 12 in stage %v, step 13 in stage %v", st[11], st[12])
+	}
 	// The dataset has 4 pairs used 24 times in stage 2: the cache makes
 	// the sampler run once per pair.
 	if enc.calls != 4 {
 		t.Fatalf("diffusion sampler called %d times, want once for each of the 4 pairs", enc.calls)
 	}
-	// Preview grids at each stage's end, and stage 1 kept as the m-only model.
-	for _, f := range []string{"preview-000012.png", "preview-000024.png", "stage1_m-only.safetensors"} {
+	// Preview grids at each stage's end; the checkpoint holds M and T,
+	// Adam, the state and stage 1 kept as the m-only model.
+	for _, f := range []string{"preview-000000012.png", "preview-000000024.png",
+		"latest/" + Stage1File, "latest/" + modelFile, "latest/" + optFile, "latest/" + stateFile} {
 		if _, err := os.Stat(run.Path(f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
+	_, tc1, err := Load(run.Path("latest/"+Stage1File), torch.CPU)
+	if err != nil || tc1.Ablation != MOnly || tc1.Stage1Steps != 12 {
+		t.Fatalf("stage-1 model: %v, train config %+v", err, tc1)
+	}
 	// Resume: a longer run continues from step 24 instead of starting over.
 	tr.Cfg.Stage2Steps = 14
-	if err := tr.Train(); err != nil {
+	if err := tr.Train(context.Background(), run, quietLoop()); err != nil {
 		t.Fatal(err)
 	}
 	steps, _, _ = run.ReadLog()
 	if len(steps) != 26 || steps[25] != 26 {
 		t.Fatalf("after resume: %d rows, last %v", len(steps), steps[len(steps)-1])
+	}
+	if _, err := os.Stat(run.Path("latest/" + Stage1File)); err != nil {
+		t.Fatalf("the stage-1 model was not carried into the next checkpoint: %v", err)
+	}
+}
+
+// TestPausedRunResumesBitIdentical: a run paused (Loop.MaxSteps) and
+// resumed ends with the same M and T, bit for bit, as one that ran
+// straight through: paused halfway in stage 2, before the stage switch
+// (the resumed run crosses it and gets fresh Adam moments) and exactly at
+// it (the saved Adam state is stage 1's).
+func TestPausedRunResumesBitIdentical(t *testing.T) {
+	c := Tiny()
+	g := newLinearG(c, 32)
+	enc := newFakeEncoder(c)
+	tc := tinyTrain(3, 5)
+	const n = 8
+	ref, refRun, err := trainTiny(t, c, tc, g, enc, "", 5, quietLoop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, refLog, _ := refRun.ReadLog()
+	refStage1, err := os.ReadFile(refRun.Path("latest/" + Stage1File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pause := range []int64{n / 2, 2, 3} {
+		l := quietLoop()
+		l.MaxSteps = pause
+		tr, run, err := trainTiny(t, c, tc, g, enc, "", 5, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ck, _, _ := run.Latest(); ck.Done != pause {
+			t.Fatalf("pause at %d: checkpoint at %d", pause, ck.Done)
+		}
+		// As a new process would: a fresh trainer and model (another init)
+		// load the checkpoint.
+		m, _ := NewModel(c, torch.CPU, 99)
+		tr = &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: tr.Data, Cache: tr.Cache, Dev: torch.CPU}
+		if err := tr.Train(context.Background(), run, quietLoop()); err != nil {
+			t.Fatal(err)
+		}
+		if ck, _, _ := run.Latest(); ck.Done != n {
+			t.Fatalf("pause at %d: resumed run ends at %d, want %d", pause, ck.Done, n)
+		}
+		for _, name := range ref.Model.Store.Names() {
+			a, b := tr.Model.Store.Get(name).Float32s(), ref.Model.Store.Get(name).Float32s()
+			for i := range a {
+				if a[i] != b[i] {
+					t.Fatalf("pause at %d: %s[%d] = %v, uninterrupted %v", pause, name, i, a[i], b[i])
+				}
+			}
+		}
+		_, log, _ := run.ReadLog()
+		for i, v := range refLog["loss"] {
+			if log["loss"][i] != v {
+				t.Fatalf("pause at %d: loss of step %d is %v, uninterrupted %v", pause, i+1, log["loss"][i], v)
+			}
+		}
+		if b, err := os.ReadFile(run.Path("latest/" + Stage1File)); err != nil || string(b) != string(refStage1) {
+			t.Fatalf("pause at %d: stage-1 model differs from the uninterrupted run's (%v)", pause, err)
+		}
 	}
 }
 
@@ -112,25 +194,24 @@ func TestStage2FromSharedStage1(t *testing.T) {
 	c := Tiny()
 	g := newLinearG(c, 32)
 	enc := newFakeEncoder(c)
-	tc := TrainConfig{Stage1Steps: 6, Stage2Steps: 6, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
-		TMin: 0, TMax: 999, EveryCheckpoint: 6, EverySample: 100}
-	train := func(c Config, tc TrainConfig, from string) (*Trainer, error) {
-		return trainTiny(t, c, tc, g, enc, from, 1)
+	tc := tinyTrain(6, 6)
+	trainFrom := func(c Config, tc TrainConfig, from string) (*Trainer, *train.Run, error) {
+		return trainTiny(t, c, tc, g, enc, from, 1, quietLoop())
 	}
-	full, err := train(c, tc, "")
+	_, fullRun, err := trainFrom(c, tc, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stage1 := full.Run.Path("stage1_m-only.safetensors")
+	stage1 := fullRun.Path("latest/" + Stage1File)
 	noAttn := c
 	noAttn.UseAttention = false
 	ntc := tc
 	ntc.Ablation = NoAttn
-	tr, err := train(noAttn, ntc, stage1)
+	tr, run, err := trainFrom(noAttn, ntc, stage1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps, vals, _ := tr.Run.ReadLog()
+	steps, vals, _ := run.ReadLog()
 	if len(steps) != 6 || steps[0] != 7 || vals["stage"][0] != 2 {
 		t.Fatalf("want stage 2 only (steps 7…12), got steps %v stages %v", steps, vals["stage"])
 	}
@@ -147,12 +228,12 @@ func TestStage2FromSharedStage1(t *testing.T) {
 	// A stage 1 trained another way, or with other flags, is refused.
 	other := ntc
 	other.Stage1Steps = 5
-	if _, err := train(noAttn, other, stage1); err == nil {
+	if _, _, err := trainFrom(noAttn, other, stage1); err == nil {
 		t.Fatal("a stage 1 of another length was accepted")
 	}
 	d0 := tc
 	d0.Ablation = D0Only
-	if _, err := train(c, d0, stage1); err == nil {
+	if _, _, err := trainFrom(c, d0, stage1); err == nil {
 		t.Fatal("d0-only (its stage 1 trains against I^d_0) accepted a shared stage 1")
 	}
 }
@@ -163,17 +244,16 @@ func TestInitStartsFromTrainedInversion(t *testing.T) {
 	c := Tiny()
 	g := newLinearG(c, 32)
 	enc := newFakeEncoder(c)
-	tc := TrainConfig{Stage1Steps: 3, Stage2Steps: 3, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
-		TMin: 0, TMax: 999, EveryCheckpoint: 100, EverySample: 100}
-	train := func(c Config, tc TrainConfig, init string) (*Trainer, error) {
+	tc := tinyTrain(3, 3)
+	trainInit := func(c Config, tc TrainConfig, init string) (*Trainer, *train.Run, error) {
 		tc.Init = init
-		return trainTiny(t, c, tc, g, enc, "", 7)
+		return trainTiny(t, c, tc, g, enc, "", 7, quietLoop())
 	}
-	src, err := train(c, tc, "")
+	src, srcRun, err := trainInit(c, tc, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := src.Run.Path("export.safetensors")
+	path := srcRun.Path("export.safetensors")
 	// Another w̄ in the file: the run must take G's instead.
 	src.Model.Mapping.SetMeanLatent(g.MeanLatent().AddScalar(1))
 	if err := src.Model.Save(path, tc, false); err != nil {
@@ -181,7 +261,7 @@ func TestInitStartsFromTrainedInversion(t *testing.T) {
 	}
 	none := tc
 	none.Stage1Steps, none.Stage2Steps = 0, 0
-	tr, err := train(c, none, path)
+	tr, _, err := trainInit(c, none, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,19 +277,27 @@ func TestInitStartsFromTrainedInversion(t *testing.T) {
 	}
 	wide := c
 	wide.Width *= 2
-	if _, err := train(wide, none, path); err == nil {
+	if _, _, err := trainInit(wide, none, path); err == nil {
 		t.Fatal("an inversion of another width was accepted as --init")
 	}
 }
 
 // trainTiny trains a fresh model (seeded init) in a temporary run folder
 // on four SynthFace samples, taking stage 1 from stage1From when set.
-func trainTiny(t *testing.T, c Config, tc TrainConfig, g Generator, enc Encoder, stage1From string, seed uint64) (*Trainer, error) {
+func trainTiny(t *testing.T, c Config, tc TrainConfig, g Generator, enc Encoder, stage1From string, seed uint64, l train.Loop) (*Trainer, *train.Run, error) {
+	return trainOn(t, data.NewSynthFace(data.Train, 32, 4), c, tc, g, enc, stage1From, seed, l)
+}
+
+// trainOn is trainTiny on any dataset.
+func trainOn(t *testing.T, ds data.Dataset, c Config, tc TrainConfig, g Generator, enc Encoder, stage1From string, seed uint64, l train.Loop) (*Trainer, *train.Run, error) {
 	m, _ := NewModel(c, torch.CPU, seed)
 	m.Mapping.SetMeanLatent(g.MeanLatent())
 	dir := t.TempDir()
-	run, _ := train.Open(dir)
-	tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: data.NewSynthFace(data.Train, 32, 4), Cache: &D0Cache{Dir: dir + "/d0"},
-		Run: run, Dev: torch.CPU, Stage1From: stage1From}
-	return tr, tr.Train()
+	run, err := train.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: ds, Cache: &D0Cache{Dir: dir + "/d0"},
+		Dev: torch.CPU, Stage1From: stage1From}
+	return tr, run, tr.Train(context.Background(), run, l)
 }

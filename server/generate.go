@@ -151,6 +151,9 @@ func (s *Server) generate(req *genRequest) (*genResult, error) {
 		return nil, err
 	}
 	size := p.Size()
+	if err := s.cfg.ImageLimits.Check(req.ImageName, req.Image); err != nil {
+		return nil, badInput(err)
+	}
 	fr := face.Request{Text: req.Text, Seed: req.Seed}
 	if req.Cond == "mask" {
 		fr.Mask, err = data.DecodeMask(req.ImageName, req.Image, size)

@@ -10,11 +10,13 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -25,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"ddgi/data"
 	"ddgi/face"
 	"ddgi/torch"
 )
@@ -69,7 +72,21 @@ type Config struct {
 	// other origin is refused, so a page the user visits cannot drive the
 	// local service. Requests without an Origin (curl, scripts) pass.
 	AllowOrigins []string
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every /api/ request (the page passes it on from its #token= URL).
+	Token string
+	// LoopbackHosts refuses requests whose Host is not a loopback name:
+	// set when listening on loopback, it stops DNS rebinding (a foreign
+	// page whose name resolves to 127.0.0.1 sends its own Host).
+	LoopbackHosts bool
+	// ImageLimits bound an uploaded condition image, checked from its
+	// header on the worker before decoding (zero: DefaultImageLimits).
+	ImageLimits data.ImageLimits
 }
+
+// DefaultImageLimits is the server's upload budget: a 2048² condition is
+// 32× the largest model's input, and one worker must not stall on a bomb.
+var DefaultImageLimits = data.ImageLimits{MaxSide: 2048, MaxBytes: 16 << 20}
 
 // Server serves the API and the page. Create it with New, serve Handler,
 // and Close it after http.Server.Shutdown.
@@ -114,6 +131,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Parsers <= 0 {
 		cfg.Parsers = 4
+	}
+	if cfg.ImageLimits.MaxSide <= 0 || cfg.ImageLimits.MaxBytes <= 0 {
+		cfg.ImageLimits = DefaultImageLimits
 	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(discard{}, "", 0)
@@ -257,13 +277,48 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{http.StatusNotFound, fmt.Errorf("no API endpoint %s (have /api/generate, /api/health)", r.URL.Path)})
 	})
-	return recoverer(s.cfg.Log, s.sameOrigin(mux))
+	return recoverer(s.cfg.Log, s.sameOrigin(s.authorized(mux)))
+}
+
+// authorized requires the bearer token on /api/ when one is configured.
+func (s *Server) authorized(next http.Handler) http.Handler {
+	if s.cfg.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if strings.HasPrefix(r.URL.Path, "/api/") && subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ddgi"`)
+			writeError(w, &httpError{http.StatusUnauthorized, errors.New("missing or wrong bearer token (open the page with the #token=… URL ddgi serve printed, or send Authorization: Bearer <token>)")})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header names this machine.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // sameOrigin refuses browser requests sent from another web origin than
-// the server's own (or the allowed ones) with 403.
+// the server's own (or the allowed ones) with 403, and with LoopbackHosts
+// a Host that is not loopback.
 func (s *Server) sameOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.LoopbackHosts && !loopbackHost(r.Host) {
+			writeError(w, &httpError{http.StatusForbidden, fmt.Errorf("host %q is not this machine's loopback name (use http://127.0.0.1 or http://localhost)", r.Host)})
+			return
+		}
 		o := r.Header.Get("Origin")
 		if o == "" || slices.Contains(s.cfg.AllowOrigins, o) {
 			next.ServeHTTP(w, r)

@@ -3,6 +3,8 @@ package synthface
 import (
 	"fmt"
 	"math"
+
+	"ddgi/camera"
 )
 
 // EG3D's FFHQ camera: radius 2.7 world units, normalised focal 4.2647 (an
@@ -18,6 +20,10 @@ const (
 // Pivot is the point the default orbit camera looks at, in EG3D world units
 // (EG3D uses (0, 0, 0.2) for FFHQ; ours centres the SynthFace head).
 var Pivot = [3]float64{0, -0.03, 0.05}
+
+// DefaultOrbit is SynthFace's camera prior, the orbit ddgi's 3D GAN was
+// trained on: a model's caller hands it in (gan/eg3d knows no data).
+var DefaultOrbit = camera.Orbit{Pivot: Pivot, Radius: DefaultRadius, Focal: DefaultFocal}
 
 // Camera is a pinhole camera in EG3D's convention: CamToWorld is the 4×4
 // camera-to-world matrix in OpenCV axes (x right, y down, z forward) and
@@ -39,19 +45,7 @@ func OrbitCamera(yaw, pitch, radius, focal float64) Camera {
 
 // LookAtCamera is OrbitCamera around an arbitrary target (world units).
 func LookAtCamera(yaw, pitch, radius, focal float64, target [3]float64) Camera {
-	t := vec3{target[0], target[1], target[2]}
-	pos := t.add(vec3{math.Sin(yaw) * math.Cos(pitch), math.Sin(pitch), math.Cos(yaw) * math.Cos(pitch)}.mul(radius))
-	fwd := t.sub(pos).norm()
-	// EG3D create_cam2world_matrix: right = -(up×fwd), down = fwd×right.
-	right := vec3{0, 1, 0}.cross(fwd).mul(-1).norm()
-	down := fwd.cross(right).norm()
-	var c Camera
-	cols := [3]vec3{right, down, fwd}
-	for j, v := range cols {
-		c.CamToWorld[0][j], c.CamToWorld[1][j], c.CamToWorld[2][j] = v.x, v.y, v.z
-	}
-	c.CamToWorld[0][3], c.CamToWorld[1][3], c.CamToWorld[2][3] = pos.x, pos.y, pos.z
-	c.CamToWorld[3][3] = 1
+	c := Camera{CamToWorld: camera.LookAt(yaw, pitch, radius, target)}
 	c.Fx, c.Fy, c.Cx, c.Cy = focal, focal, 0.5, 0.5
 	return c
 }
@@ -59,17 +53,7 @@ func LookAtCamera(yaw, pitch, radius, focal float64, target [3]float64) Camera {
 // EG3D returns the 25 floats of EG3D's camera label: the row-major 4×4
 // cam-to-world matrix, then the row-major 3×3 normalised intrinsics.
 func (c Camera) EG3D() [25]float32 {
-	var v [25]float32
-	for i := 0; i < 4; i++ {
-		for j := 0; j < 4; j++ {
-			v[i*4+j] = float32(c.CamToWorld[i][j])
-		}
-	}
-	k := [9]float64{c.Fx, 0, c.Cx, 0, c.Fy, c.Cy, 0, 0, 1}
-	for i, x := range k {
-		v[16+i] = float32(x)
-	}
-	return v
+	return camera.Label(c.CamToWorld, c.Fx, c.Fy, c.Cx, c.Cy)
 }
 
 // CameraFromEG3D is the inverse of EG3D.

@@ -11,11 +11,16 @@ var (
 	testTok *Tokenizer
 )
 
-// tinyTokenizer is learned once per test binary from a small corpus.
-func tinyTokenizer(t testing.TB) *Tokenizer {
+// tinyTokenizer is learned once per test binary from a small corpus: the
+// face captions of testdata/clip_golden.json.
+func tinyTokenizer(t *testing.T) *Tokenizer {
 	tokOnce.Do(func() {
+		var corpus []string
+		for _, c := range readCases(t, "testdata/clip_golden.json") {
+			corpus = append(corpus, c.Text)
+		}
 		var err error
-		testTok, err = LearnBPE(Corpus(200), 600, 2)
+		testTok, err = LearnBPE(corpus, 600, 2)
 		if err != nil {
 			t.Fatal(err)
 		}

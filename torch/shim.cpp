@@ -196,6 +196,18 @@ terr ts_generator_new(uint64_t seed, tgen* out) {
   })
 }
 void ts_generator_free(tgen g) { delete static_cast<at::Generator*>(g); }
+terr ts_generator_get_state(tgen g, tt* out) {
+  TRY({
+    std::lock_guard<std::mutex> lock(G(g).mutex());
+    *out = wrap(G(g).get_state());
+  })
+}
+terr ts_generator_set_state(tgen g, tt state) {
+  TRY({
+    std::lock_guard<std::mutex> lock(G(g).mutex());
+    G(g).set_state(T(state));
+  })
+}
 
 terr ts_randn(const int64_t* s, int nd, tgen g, int dt, tt* out) { TRY(*out = wrap(at::randn(ints(s, nd), G(g), options(dt, -1)))) }
 terr ts_rand(const int64_t* s, int nd, tgen g, int dt, tt* out) { TRY(*out = wrap(at::rand(ints(s, nd), G(g), options(dt, -1)))) }

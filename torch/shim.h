@@ -48,6 +48,8 @@ terr ts_from_data(const void* data, const int64_t* shape, int nd, int dtype, int
 terr ts_copy_to(tt t, void* dst, int64_t nbytes);
 terr ts_generator_new(uint64_t seed, tgen* out);
 void ts_generator_free(tgen g);
+terr ts_generator_get_state(tgen g, tt* out);
+terr ts_generator_set_state(tgen g, tt state);
 terr ts_randn(const int64_t* shape, int nd, tgen g, int dtype, tt* out);
 terr ts_rand(const int64_t* shape, int nd, tgen g, int dtype, tt* out);
 terr ts_randint(int64_t low, int64_t high, const int64_t* shape, int nd, tgen g, tt* out);

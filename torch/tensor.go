@@ -469,6 +469,26 @@ func NewGenerator(seed uint64) *Generator {
 	return g
 }
 
+// State is the generator's whole state (libtorch's bytes), for a
+// checkpoint that resumes with the very numbers an uninterrupted run draws.
+func (g *Generator) State() []byte {
+	var h C.tt
+	check("generator state", C.ts_generator_get_state(g.h, &h))
+	t := wrap(h)
+	defer t.Free()
+	return t.Bytes()
+}
+
+// SetState restores a state State returned; a state libtorch rejects (of
+// another size or version) is an error.
+func (g *Generator) SetState(state []byte) (err error) {
+	return Try(func() {
+		t := FromBytes(state, []int64{int64(len(state))}, Uint8, CPU)
+		defer t.Free()
+		check("generator set state", C.ts_generator_set_state(g.h, t.ptr("generator set state")))
+	})
+}
+
 func shapeArg(shape []int64) (*C.int64_t, C.int) {
 	if len(shape) == 0 {
 		return nil, 0

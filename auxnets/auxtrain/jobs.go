@@ -65,6 +65,26 @@ func (b *base) dataset(o Options) data.Dataset {
 	return data.NewSynthFace(data.Train, auxnets.InputSize, o.Samples)
 }
 
+// renderBench loads the parser's and classifiers' evaluation set: o.Bench
+// (its samples must hold the labels scored), or EvalSamples of
+// SynthFace-bench.
+func renderBench(o Options) ([]*data.Sample, error) {
+	if o.Bench == nil {
+		return renderAll(data.NewSynthFace(data.Bench, auxnets.InputSize, o.EvalSamples), o.Workers, o.Quiet, "render bench")
+	}
+	bench, err := renderAll(o.Bench, o.Workers, o.Quiet, "read held-out samples")
+	if err == nil && len(bench) < 2 {
+		err = fmt.Errorf("%d held-out samples; --val needs at least 2", len(bench))
+	}
+	if err == nil {
+		err = checkLabels(o.Net, bench)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evaluation: %w", err)
+	}
+	return bench, nil
+}
+
 // ---- parser ----
 
 type parserJob struct {
@@ -81,7 +101,7 @@ func (j *parserJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac fl
 }
 
 func (j *parserJob) eval(o Options) (Result, error) {
-	bench, err := renderAll(data.NewSynthFace(data.Bench, auxnets.InputSize, o.EvalSamples), o.Workers, o.Quiet, "render bench")
+	bench, err := renderBench(o)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +180,7 @@ func (j *classifierJob) step(ss []*data.Sample, _ []int, g *torch.Generator, fra
 }
 
 func (j *classifierJob) eval(o Options) (Result, error) {
-	bench, err := renderAll(data.NewSynthFace(data.Bench, auxnets.InputSize, o.EvalSamples), o.Workers, o.Quiet, "render bench")
+	bench, err := renderBench(o)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +208,10 @@ func (j *classifierJob) eval(o Options) (Result, error) {
 		feats = append(feats, metrics.Rows(j.net.Features(x))...)
 	})
 	n := float64(len(bench))
-	res := Result{"caption_attr_acc": mentionHits / mentions}
+	res := Result{}
+	if mentions > 0 { // a folder may have no captions
+		res["caption_attr_acc"] = mentionHits / mentions
+	}
 	var mean, majority float64
 	for a, name := range synthface.AttributeNames {
 		res["acc_"+name] = hits[a] / n

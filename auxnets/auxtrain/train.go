@@ -1,9 +1,10 @@
-// Package auxtrain trains and measures the aux nets on SynthFace: a
-// resumable loop shared by every net (render a cache once, seeded batches,
-// checkpoints, log, loss plot) and each net's step and held-out evaluation.
+// Package auxtrain trains and measures the aux nets: each net's step and
+// held-out evaluation, run by train.Loop (samples rendered or read once
+// into memory, batches seeded per step, checkpoints, log, loss plot).
 package auxtrain
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -14,11 +15,10 @@ import (
 	"ddgi/auxnets"
 	"ddgi/data"
 	"ddgi/internal/imageio"
-	"ddgi/internal/progress"
-	"ddgi/train"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 // Options configure one training run.
@@ -32,6 +32,10 @@ type Options struct {
 	PerIdentity int
 	// EvalSamples are SynthFace-bench samples for the final accuracy.
 	EvalSamples int
+	// Data and Bench replace SynthFace as the training and evaluation sets
+	// (a dataset folder and its held-out split); nil: the net's SynthFace
+	// variant. Only nets whose labels a folder holds take them (FolderNet).
+	Data, Bench data.Dataset
 	Dir         string // run folder
 	Out         string // shipped weights (fp16); empty skips
 	Backbone    string // perceptual: attribute weights to calibrate on
@@ -43,6 +47,9 @@ type Options struct {
 	Workers    int
 	Quiet      bool
 	Checkpoint time.Duration
+	// MaxSteps pauses the run after this many steps in this call
+	// (checkpointed; Train returns a nil Result): tests.
+	MaxSteps int
 }
 
 // Result holds a net's held-out accuracy figures.
@@ -58,23 +65,134 @@ type job interface {
 	ship() (*nn.Store, auxnets.Config)
 }
 
+// FolderNet says whether net can learn from a dataset folder: the parser
+// from its masks, the attribute and FID nets from its attribute labels
+// (and masks). The others need labels only SynthFace renders; the error
+// says which.
+func FolderNet(net string) error {
+	switch net {
+	case auxnets.NetParser, auxnets.NetAttributes, auxnets.NetFID:
+		return nil
+	case auxnets.NetIdentity:
+		return fmt.Errorf("--net identity learns from person labels, which a dataset folder lacks: train it on synthface")
+	case auxnets.NetPerceptual:
+		return fmt.Errorf("--net perceptual learns from pairs of one face with resampled attributes, which only synthface renders")
+	case auxnets.NetArt:
+		return fmt.Errorf("--net art learns depiction styles, which only synthface labels")
+	}
+	return fmt.Errorf("unknown net %q", net)
+}
+
+// checkLabels reports the first sample that lacks a label net learns.
+func checkLabels(net string, ss []*data.Sample) error {
+	for i, s := range ss {
+		switch {
+		case (net == auxnets.NetParser || net == auxnets.NetFID) && len(s.Mask) == 0:
+			return fmt.Errorf("sample %d has no mask, which --net %s learns", i, net)
+		case (net == auxnets.NetAttributes || net == auxnets.NetFID) && len(s.Attrs) != int(auxnets.NumAttributes):
+			return fmt.Errorf("sample %d has no attribute labels (%s or attributes/<i>.json), which --net %s learns", i, data.FileAttrAnno, net)
+		}
+	}
+	return nil
+}
+
+// state is the resumable part of a run beside the weights (state.json in
+// each checkpoint).
 type state struct {
 	Step int   `json:"step"`
 	Seed int64 `json:"seed"`
 }
 
-// Train runs (or resumes) training of o.Net and returns its held-out scores.
-func Train(o Options) (res Result, err error) {
-	if terr := torch.Try(func() { res, err = trainNet(o) }); terr != nil {
+// runner is a net's training as a train.Job over the cached samples.
+type runner struct {
+	j     job
+	o     Options
+	cfg   auxnets.Config
+	cache []*data.Sample
+	done  int // steps done (after a Load: the checkpoint's)
+}
+
+// Step draws the step's seeded batch (indices, flips, augmentation) and
+// trains on it.
+func (r *runner) Step(_ context.Context, done int64) (train.Result, error) {
+	o, step := r.o, int(done)
+	rng := rand.New(rand.NewPCG(uint64(o.Seed), uint64(step)))
+	idx := make([]int, o.Batch)
+	ss := make([]*data.Sample, o.Batch)
+	for i := range idx {
+		idx[i] = rng.IntN(len(r.cache))
+		ss[i] = r.cache[idx[i]]
+		if rng.IntN(2) == 1 {
+			ss[i] = data.Flip(ss[i])
+		}
+	}
+	g := torch.NewGenerator(uint64(o.Seed)<<20 + uint64(step))
+	frac := float64(step) / float64(o.Steps)
+	var loss float64
+	torch.Scoped(func() { loss = r.j.step(ss, idx, g, frac) })
+	r.done = step + 1
+	return train.Result{Losses: map[string]float64{"loss": loss}, Info: map[string]float64{"lr": lrAt(o.LR, frac)}}, nil
+}
+
+// Save writes the net's stores, Adam and state.json into dir.
+func (r *runner) Save(dir string) error {
+	for name, s := range r.j.stores() {
+		if err := s.Save(filepath.Join(dir, name+".safetensors"), nn.SaveOptions{Config: r.cfg}); err != nil {
+			return err
+		}
+	}
+	if err := r.j.opt().Save(filepath.Join(dir, "adam.safetensors")); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(state{Step: r.done, Seed: r.o.Seed}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "state.json"), b, 0o644)
+}
+
+// Load restores a checkpoint Save wrote; the run keeps its seed.
+func (r *runner) Load(dir string) error {
+	var st state
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, "state.json"), err)
+	}
+	for name, s := range r.j.stores() {
+		if _, err := s.Load(filepath.Join(dir, name+".safetensors")); err != nil {
+			return err
+		}
+	}
+	if err := r.j.opt().Load(filepath.Join(dir, "adam.safetensors"), torch.CPU); err != nil {
+		return err
+	}
+	r.o.Seed, r.done = st.Seed, st.Step
+	return nil
+}
+
+// Train runs (or resumes) training of o.Net in o.Dir with train.Loop, then
+// measures the net on held-out data (result.json in the run folder) and
+// ships its fp16 weights to o.Out. A cancelled ctx checkpoints and returns
+// *train.Interrupted.
+func Train(ctx context.Context, o Options) (res Result, err error) {
+	if terr := torch.Try(func() { res, err = trainNet(ctx, o) }); terr != nil {
 		return res, terr
 	}
 	return res, err
 }
 
-func trainNet(o Options) (Result, error) {
+func trainNet(ctx context.Context, o Options) (Result, error) {
 	cfg, err := auxnets.Preset(o.Net, o.Preset)
 	if err != nil {
 		return nil, err
+	}
+	if o.Data != nil {
+		if err := FolderNet(o.Net); err != nil {
+			return nil, err
+		}
 	}
 	j, err := newJob(cfg, o)
 	if err != nil {
@@ -84,81 +202,39 @@ func trainNet(o Options) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st state
-	ok, err := run.LoadState(&st)
+	ds := o.Data
+	if ds == nil {
+		ds = j.dataset(o)
+	}
+	cache, err := render(ds, o)
 	if err != nil {
 		return nil, err
 	}
-	if ok {
-		for name, s := range j.stores() {
-			if _, err := s.Load(run.Path(name + ".safetensors")); err != nil {
-				return nil, fmt.Errorf("resume: %w", err)
-			}
+	if len(cache) == 0 {
+		return nil, fmt.Errorf("no training samples")
+	}
+	if o.Data != nil {
+		if err := checkLabels(o.Net, cache); err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
 		}
-		if err := j.opt().Load(run.Path("adam.safetensors"), torch.CPU); err != nil {
-			return nil, fmt.Errorf("resume: %w", err)
-		}
-		if err := run.TruncateLog(int64(st.Step)); err != nil {
+	}
+	if o.Bench != nil { // a bad held-out set fails now, not after training
+		if _, err := renderBench(o); err != nil {
 			return nil, err
 		}
-		o.Seed = st.Seed
-		logf(o, "resuming %s at step %d\n", o.Net, st.Step)
-	}
-	cache, err := render(j.dataset(o), o)
-	if err != nil {
-		return nil, err
 	}
 	if c, ok := j.(interface{ setCache([]*data.Sample) }); ok {
 		c.setCache(cache)
 	}
-	save := func(step int) error {
-		for name, s := range j.stores() {
-			if err := s.Save(run.Path(name+".safetensors"), nn.SaveOptions{Config: cfg}); err != nil {
-				return err
-			}
-		}
-		if err := j.opt().Save(run.Path("adam.safetensors")); err != nil {
-			return err
-		}
-		return run.SaveState(state{Step: step, Seed: o.Seed})
+	r := &runner{j: j, o: o, cfg: cfg, cache: cache}
+	l := &train.Loop{Label: "aux " + o.Net, Total: int64(o.Steps), CheckpointEvery: o.Checkpoint, LogEvery: 10, MaxSteps: int64(o.MaxSteps), Quiet: o.Quiet}
+	if err := l.Run(ctx, run, r); err != nil {
+		return nil, err
 	}
-	bar := progress.New("train aux "+o.Net, int64(st.Step), int64(o.Steps), "steps")
-	ckpt := train.NewCheckpointer(o.Checkpoint)
-	var avg float64
-	for step := st.Step; step < o.Steps; step++ {
-		r := rand.New(rand.NewPCG(uint64(o.Seed), uint64(step)))
-		idx := make([]int, o.Batch)
-		ss := make([]*data.Sample, o.Batch)
-		for i := range idx {
-			idx[i] = r.IntN(len(cache))
-			ss[i] = cache[idx[i]]
-			if r.IntN(2) == 1 {
-				ss[i] = data.Flip(ss[i])
-			}
-		}
-		g := torch.NewGenerator(uint64(o.Seed)<<20 + uint64(step))
-		var loss float64
-		torch.Scoped(func() { loss = j.step(ss, idx, g, float64(step)/float64(o.Steps)) })
-		avg = ema(avg, loss, step-st.Step)
-		if (step+1)%10 == 0 {
-			if err := run.Log(int64(step+1), map[string]float64{"loss": avg}); err != nil {
-				return nil, err
-			}
-		}
-		if !o.Quiet {
-			bar.Set(int64(step+1), map[string]float64{"loss": avg})
-		}
-		if err := ckpt.MaybeSave(step+1 == o.Steps, func() error { return save(step + 1) }); err != nil {
-			return nil, err
-		}
+	if r.done < o.Steps {
+		return nil, nil // paused by MaxSteps
 	}
-	if !o.Quiet {
-		bar.Finish()
-	}
-	if err := run.PlotLosses("aux " + o.Net); err != nil {
-		logf(o, "loss plot: %v\n", err)
-	}
-	res, err := j.eval(o)
+	res, err := j.eval(r.o)
 	if err != nil {
 		return nil, err
 	}
@@ -178,19 +254,6 @@ func trainNet(o Options) (Result, error) {
 		}
 	}
 	return res, nil
-}
-
-func ema(avg, x float64, n int) float64 {
-	if n == 0 {
-		return x
-	}
-	return 0.95*avg + 0.05*x
-}
-
-func logf(o Options, format string, args ...any) {
-	if !o.Quiet {
-		fmt.Fprintf(os.Stderr, format, args...)
-	}
 }
 
 // render draws every sample of ds once into memory.

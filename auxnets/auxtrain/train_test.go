@@ -1,12 +1,16 @@
 package auxtrain
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"ddgi/auxnets"
+	"ddgi/data"
+	"ddgi/train"
 )
 
 // Every net trains a few tiny steps end to end, ships weights that load,
@@ -19,7 +23,7 @@ func TestTrainEveryNetTiny(t *testing.T) {
 			Backbone: filepath.Join(dir, "aux_attributes.safetensors"), Seed: 1, Balance: true, Margin: 0.2, Workers: 1, Quiet: true, Checkpoint: time.Hour}
 	}
 	for _, net := range []string{auxnets.NetParser, auxnets.NetAttributes, auxnets.NetFID, auxnets.NetIdentity, auxnets.NetPerceptual, auxnets.NetArt} {
-		res, err := Train(opts(net, 2))
+		res, err := Train(context.Background(), opts(net, 2))
 		if err != nil {
 			t.Fatalf("%s: %v", net, err)
 		}
@@ -31,7 +35,7 @@ func TestTrainEveryNetTiny(t *testing.T) {
 		}
 	}
 	// Resume the parser to step 4 from its step-2 checkpoint.
-	if _, err := Train(opts(auxnets.NetParser, 4)); err != nil {
+	if _, err := Train(context.Background(), opts(auxnets.NetParser, 4)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := auxnets.LoadParser(opts(auxnets.NetParser, 4).Out); err != nil {
@@ -49,7 +53,7 @@ func TestArtNetLearnsStyles(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{Net: auxnets.NetArt, Preset: "tiny", Steps: 120, Batch: 16, LR: 5e-3, Samples: 160, EvalSamples: 100,
 		Dir: filepath.Join(dir, "run"), Out: filepath.Join(dir, "aux_art.safetensors"), Seed: 1, Workers: 2, Quiet: true, Checkpoint: time.Hour}
-	res, err := Train(o)
+	res, err := Train(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,5 +66,71 @@ func TestArtNetLearnsStyles(t *testing.T) {
 	}
 	if c.Config.Outputs() != 5 {
 		t.Errorf("art net has %d outputs", c.Config.Outputs())
+	}
+}
+
+// TestParserLossFallsAndResumes: a tiny parser's logged loss falls over 30
+// steps, and a run paused at step 12 (MaxSteps) and resumed ends with
+// weights bit-identical to the uninterrupted run's.
+func TestParserLossFallsAndResumes(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Net: auxnets.NetParser, Preset: "tiny", Steps: 30, Batch: 4, LR: 5e-3, Samples: 16, EvalSamples: 8,
+		Seed: 1, Workers: 1, Quiet: true, Checkpoint: time.Hour}
+	o.Dir = filepath.Join(dir, "whole")
+	if _, err := Train(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	run, err := train.Open(o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, vals, err := run.ReadLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := vals["loss"]; len(steps) != 3 || !(l[2] < 0.9*l[0]) {
+		t.Fatalf("logged loss %v at steps %v, want 3 rows and a clear fall", l, steps)
+	}
+
+	p := o
+	p.Dir, p.MaxSteps = filepath.Join(dir, "paused"), 12
+	if res, err := Train(context.Background(), p); err != nil || res != nil {
+		t.Fatalf("paused run: result %v, err %v; want neither", res, err)
+	}
+	p.MaxSteps = 0
+	if res, err := Train(context.Background(), p); err != nil || res["bench_acc"] <= 0 {
+		t.Fatalf("resumed run: result %v, err %v", res, err)
+	}
+	a, err := os.ReadFile(filepath.Join(o.Dir, "latest", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(p.Dir, "latest", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatal("the resumed parser's weights differ from the uninterrupted run's")
+	}
+}
+
+// TestFolderNeedsLabels: nets whose labels only SynthFace renders refuse
+// a dataset folder with one line, and a folder lacking the labels a net
+// learns is named before training.
+func TestFolderNeedsLabels(t *testing.T) {
+	for _, net := range []string{auxnets.NetIdentity, auxnets.NetPerceptual, auxnets.NetArt} {
+		if err := FolderNet(net); err == nil {
+			t.Errorf("%s accepted a folder", net)
+		}
+	}
+	plain := make([]*data.Sample, 2)
+	for i := range plain {
+		plain[i] = &data.Sample{Image: make([]uint8, 8*8*3), Size: 8, Mask: make([]uint8, 64)}
+	}
+	if err := checkLabels(auxnets.NetParser, plain); err != nil {
+		t.Errorf("parser: %v", err)
+	}
+	if err := checkLabels(auxnets.NetAttributes, plain); err == nil {
+		t.Error("attributes accepted samples without attribute labels")
 	}
 }

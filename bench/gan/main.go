@@ -33,6 +33,7 @@ import (
 	"ddgi/gan/stylegan2"
 	"ddgi/nn"
 	"ddgi/safetensors"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -194,7 +195,7 @@ func runMeasure(arch, gPath, wsPath, rawPath string, threads int) error {
 	}
 	var render func(w *torch.Tensor) *torch.Tensor
 	if arch == "eg3d" {
-		g, err := eg3d.Load(gPath, torch.CPU)
+		g, err := eg3d.Load(gPath, torch.CPU, synthface.DefaultOrbit)
 		if err != nil {
 			return err
 		}

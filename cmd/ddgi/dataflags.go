@@ -16,9 +16,9 @@ type dataFlags struct {
 
 func addDataFlags(fs *flag.FlagSet) *dataFlags {
 	return &dataFlags{
-		spec:  fs.String("data", data.SynthFaceSource, "training images: synthface (rendered on the fly), a CelebAMask-HQ-layout folder, or a folder of name.png + name_mask.png / name_scribble.png + name.txt"),
+		spec:  fs.String("data", data.SynthFaceSource, "training images: synthface (rendered on the fly), a CelebAMask-HQ-layout folder, or a folder of name.png|jpg + optional name_mask.png, name_scribble.png, name.txt (see docs/data.md)"),
 		val:   fs.Int("val", 0, "with a --data folder: how many samples (the last by name) are held out for validation and previews"),
-		onBad: fs.String("on-bad", "stop", "with a --data folder: stop at the first unreadable sample, or skip (each bad file is named once)"),
+		onBad: fs.String("on-bad", "stop", "with a --data folder: stop at the first unreadable sample, or skip it for the next good one (each bad file is named once on stderr)"),
 	}
 }
 

@@ -250,9 +250,7 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views
 	if err != nil {
 		return err
 	}
-	if err := imageio.SavePNGText(j.Out, pic, prov); err != nil {
-		return err
-	}
+	// The latent goes first: an image on disk always has its latent.
 	var wi *torch.Tensor
 	if err := torch.Try(func() { wi = w.Narrow(0, int64(i), 1); torch.Persist(wi) }); err != nil {
 		return err
@@ -272,6 +270,9 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views
 		}
 	}
 	if err := safetensors.Save(latent, &safetensors.File{Metadata: meta, Tensors: map[string]safetensors.Tensor{"w_plus": st}}); err != nil {
+		return err
+	}
+	if err := imageio.SavePNGText(j.Out, pic, prov); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s and %s\n", j.Out, latent)

@@ -19,7 +19,7 @@ import (
 	"ddgi/internal/imageio"
 	"ddgi/inversion"
 	"ddgi/nn"
-	"ddgi/text"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -97,7 +97,7 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 	}
 	// --camera with the 25 numbers of the yaw-30° orbit camera renders what --yaw 30 does.
 	var nums []string
-	for _, v := range eg3d.Camera(30, 0).Float32s() {
+	for _, v := range eg3d.Camera(synthface.DefaultOrbit, 30, 0).Float32s() {
 		nums = append(nums, fmt.Sprint(v))
 	}
 	byYaw, byCam := filepath.Join(dir, "out", "yaw.png"), filepath.Join(dir, "out", "cam.png")
@@ -239,80 +239,6 @@ func TestGenerateArtNeedsArtWeights(t *testing.T) {
 	}
 	if code := run([]string{"generate", "--art", "--weights", w, "--text", "A marble statue. The man is smiling.", "--mask", mpath, "--out", filepath.Join(dir, "o.png")}); code != 1 {
 		t.Errorf("generate --art without art weights exited %d, want 1", code)
-	}
-}
-
-// TestTrainTextNewTokensFineTune: --init --tune new-tokens on an artwork
-// mix moves only the embeddings of tokens that no photo caption uses (the
-// rest of the tower and every photo token stay the initial weights) and
-// records the fine-tune in state.json; --tune new-tokens without --init is
-// refused.
-func TestTrainTextNewTokensFineTune(t *testing.T) {
-	dir, w := tinyWeights(t)
-	tokPath := filepath.Join(w, "tokenizer.json")
-	init := filepath.Join(w, "text_small64.safetensors")
-	out, exported := filepath.Join(dir, "text"), filepath.Join(dir, "text_art.safetensors")
-	args := []string{"train", "text", "--preset", "tiny", "--tokenizer", tokPath, "--out", out,
-		"--steps", "3", "--batch", "4", "--n", "8", "--bench", "6", "--lr", "1", "--image-widths", "4,8", "--embed", "8",
-		"--init", init, "--tune", "new-tokens", "--art-prob", "1", "--arts", "statue", "--export", exported}
-	if code := run(args); code != 0 {
-		t.Fatalf("train text exited %d", code)
-	}
-	_, a, err := text.LoadEncoder(init, torch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, b, err := text.LoadEncoder(exported, torch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := text.LoadTokenizer(tokPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caption := text.Corpus(1)[0] // a photo caption
-	photo := map[int64]bool{}
-	for _, id := range tok.Encode(caption) {
-		photo[id] = true
-	}
-	statue := tok.Encode("A marble statue.")
-	for _, name := range a.Names() {
-		x, y := a.Get(name), b.Get(name)
-		tol := 2e-3 * (1 + x.Abs().MaxAll().Item()) // fp16 export
-		if name != "embeddings.token_embedding.weight" {
-			if d := x.Sub(y).Abs().MaxAll().Item(); d > tol {
-				t.Errorf("%s moved by %g under --tune new-tokens", name, d)
-			}
-			continue
-		}
-		moved := 0
-		for _, id := range append(statue, tok.Encode(caption)...) {
-			d := x.Narrow(0, id, 1).Sub(y.Narrow(0, id, 1)).Abs().MaxAll().Item()
-			if photo[id] && d > tol {
-				t.Errorf("photo token %d moved by %g", id, d)
-			}
-			if !photo[id] && d > tol {
-				moved++
-			}
-		}
-		if moved == 0 {
-			t.Error("no token of \"A marble statue.\" moved")
-		}
-	}
-	bs, err := os.ReadFile(filepath.Join(out, "state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st textState
-	if err := json.Unmarshal(bs, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Tune != "new-tokens" || st.Init != init || st.ArtProb != 1 || strings.Join(st.Arts, ",") != "statue" {
-		t.Errorf("state %+v", st)
-	}
-	bad := []string{"train", "text", "--preset", "tiny", "--tokenizer", tokPath, "--out", filepath.Join(dir, "t2"), "--tune", "new-tokens"}
-	if code := run(bad); code != 1 {
-		t.Errorf("--tune new-tokens without --init exited %d, want 1", code)
 	}
 }
 

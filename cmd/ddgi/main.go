@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -58,6 +59,9 @@ func newFlags(name, usage string) *flag.FlagSet {
 // prints the error and the usage on stderr and returns errUsage.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
+	if err == nil {
+		err = finiteFlags(fs)
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -70,6 +74,23 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	fmt.Fprintln(os.Stderr, err)
 	fs.Usage()
 	return errUsage
+}
+
+// finiteFlags refuses NaN and ±Inf in every float flag given: Go's flag
+// package accepts them, and a NaN guidance or learning rate would run to
+// the end and write black images or NaN weights.
+func finiteFlags(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		g, ok := f.Value.(flag.Getter)
+		if !ok || err != nil {
+			return
+		}
+		if v, ok := g.Get().(float64); ok && (math.IsNaN(v) || math.IsInf(v, 0)) {
+			err = fmt.Errorf("-%s %s: want a finite number", f.Name, f.Value)
+		}
+	})
+	return err
 }
 
 func usage(w io.Writer) {

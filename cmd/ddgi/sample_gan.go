@@ -19,6 +19,7 @@ import (
 	"ddgi/metrics"
 	"ddgi/nn"
 	"ddgi/safetensors"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -280,7 +281,7 @@ func (c latentCodes) describe() string {
 // depth, two more rows per seed show the raw neural rendering (upsampled)
 // and its depth map, shared scale per seed.
 func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, views int, yaw float64, gif string, depth bool) error {
-	g, err := eg3d.Load(path, torch.CPU)
+	g, err := eg3d.Load(path, torch.CPU, synthface.DefaultOrbit)
 	if err != nil {
 		return err
 	}
@@ -422,7 +423,7 @@ func ganFID(path, arch string, n int, netPath string) error {
 		gen = func(z, _ *torch.Tensor) *torch.Tensor { return g.Forward(z, nil, 1, stylegan2.NoiseRandom) }
 		zdim, res = g.Cfg.ZDim, g.Cfg.Resolution
 	case "eg3d":
-		g, err := eg3d.Load(path, torch.CPU)
+		g, err := eg3d.Load(path, torch.CPU, synthface.DefaultOrbit)
 		if err != nil {
 			return err
 		}

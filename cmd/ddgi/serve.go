@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log"
@@ -13,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"ddgi/data"
 	"ddgi/server"
 	"ddgi/torch"
 )
@@ -31,7 +34,9 @@ func runServe(args []string) error {
 	queue := fs.Int("queue", 8, "generations that may wait for the one worker before more get 503")
 	parsers := fs.Int("parsers", 4, "request bodies read at once; more get 503 with Retry-After before their body is read")
 	allowOrigin := fs.String("allow-origin", "", "comma list of other web origins (http://host:port) whose pages may call the API; browser requests from any other origin get 403")
-	applyLimits := imageLimitFlags(fs)
+	uploadMB := fs.Int64("max-upload-mb", server.DefaultImageLimits.MaxBytes>>20, "largest decoded size of an uploaded condition image in MiB (checked from its PNG header on the worker, before decoding)")
+	uploadSide := fs.Int("max-upload-side", server.DefaultImageLimits.MaxSide, "largest width or height of an uploaded condition image")
+	token := fs.String("token", "", "require \"Authorization: Bearer TOKEN\" on /api/ (\"random\": make one and print the page URL with it; default $DDGI_TOKEN, else none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -39,8 +44,20 @@ func runServe(args []string) error {
 	if *weights, err = modelSet(fs, *weights); err != nil {
 		return err
 	}
-	if err := applyLimits(); err != nil {
-		return err
+	if *uploadMB < 1 || *uploadMB > 1<<20 || *uploadSide < 1 || *uploadSide > 1<<16 {
+		return fmt.Errorf("--max-upload-mb %d / --max-upload-side %d: want 1…1048576 MiB and 1…65536 pixels", *uploadMB, *uploadSide)
+	}
+	limits := data.ImageLimits{MaxSide: *uploadSide, MaxBytes: *uploadMB << 20}
+	data.Limits = limits
+	if !flagSet(fs, "token") {
+		*token = os.Getenv("DDGI_TOKEN")
+	}
+	if *token == "random" {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		*token = base64.RawURLEncoding.EncodeToString(b)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -50,8 +67,15 @@ func runServe(args []string) error {
 		return err
 	}
 	logger := log.New(os.Stderr, "ddgi serve: ", log.LstdFlags)
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	tcp, _ := ln.Addr().(*net.TCPAddr)
+	loopback := tcp != nil && tcp.IP.IsLoopback()
 	s := server.New(server.Config{Weights: *weights, Device: dev, Step: *step, Version: Version,
-		MaxBody: *maxBody, Queue: *queue, Parsers: *parsers, Log: logger, AllowOrigins: splitList(*allowOrigin)})
+		MaxBody: *maxBody, Queue: *queue, Parsers: *parsers, Log: logger, AllowOrigins: splitList(*allowOrigin),
+		Token: *token, LoopbackHosts: loopback, ImageLimits: limits})
 	defer s.Close()
 	present, _ := s.Available()
 	for _, g := range server.GANs {
@@ -64,10 +88,6 @@ func runServe(args []string) error {
 		}
 	}
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -79,9 +99,17 @@ func runServe(args []string) error {
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Printf("listening on http://%s (Ctrl-C stops)", ln.Addr())
-	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
-		logger.Printf("warning: %s is reachable from other machines, and the API has no authentication; listen on 127.0.0.1 unless you mean it", ln.Addr())
+	page := "http://" + ln.Addr().String() + "/"
+	if *token != "" {
+		page += "#token=" + *token
+	}
+	logger.Printf("listening on %s (Ctrl-C stops)", page)
+	if !loopback {
+		auth := "and the API has no authentication (--token random adds it)"
+		if *token != "" {
+			auth = "guarded only by the bearer token, sent in clear over HTTP"
+		}
+		logger.Printf("warning: %s is reachable from other machines, %s; listen on 127.0.0.1 unless you mean it", ln.Addr(), auth)
 	}
 
 	select {

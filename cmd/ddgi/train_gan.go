@@ -4,38 +4,40 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
+	"strings"
 	"time"
 
+	"ddgi/data"
 	"ddgi/gan"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
-	"ddgi/train"
 	"ddgi/nn"
+	"ddgi/synthface"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 func init() {
-	registerIn("train", command{name: "gan", summary: "train StyleGAN2 or the EG3D-style tri-plane GAN on SynthFace (resumable); --export writes shipped weights", run: runTrainGAN})
+	registerIn("train", command{name: "gan", summary: "train StyleGAN2 or the EG3D-style tri-plane GAN on SynthFace or a dataset folder (resumable); --export writes shipped weights", run: runTrainGAN})
 }
 
 func runTrainGAN(args []string) error {
 	fs := newFlags("train gan", "--arch stylegan2|eg3d --preset small64 --out runs/gan_sg2 --kimg N")
-	arch := fs.String("arch", "stylegan2", "stylegan2 or eg3d")
+	arch := fs.String("arch", "stylegan2", "stylegan2 or eg3d (eg3d learns each image's camera: SynthFace's, or camera/<i>.json in a --data folder; a folder without camera files gives every image the default frontal camera, so the 3D GAN sees one view)")
 	preset := fs.String("preset", "small64", "config preset (tiny, small64, full-size names: see docs/gan.md)")
-	out := fs.String("out", "", "run folder (resumes automatically when it holds a checkpoint)")
+	out := fs.String("out", "", "run folder (resumes automatically when it holds a checkpoint; the newest is <out>/latest/)")
 	kimg := fs.Float64("kimg", 100, "train until this many thousand real images have been shown")
 	seed := fs.Uint64("seed", 0, "seed for initialisation, latents and data order")
-	dataN := fs.Int("data-n", 20000, "SynthFace training images (rendered once, kept in memory)")
+	dataN := fs.Int("data-n", 20000, "SynthFace training images (rendered once, kept in memory); with a --data folder, at most this many when given (default: all)")
+	df := addDataFlags(fs)
 	poseSwap := fs.Float64("pose-swap", 0, "eg3d: share of fakes whose mapping is conditioned on another fake's camera than the rendered one (EG3D's swapping regularisation, 0.5 there; 0 lets heads bend toward each view); may change on resume")
-	yawSpread := fs.Float64("yaw-spread", 0, "share of training images seen from a yaw uniform in ±50° instead of the FFHQ-like mostly-frontal mix (side views for eg3d); may change on resume")
+	yawSpread := fs.Float64("yaw-spread", 0, "synthface: share of training images seen from a yaw uniform in ±50° instead of the FFHQ-like mostly-frontal mix (side views for eg3d); may change on resume")
 	shapePrior := fs.Float64("shape-prior", 0, "eg3d, new runs: raw density of a solid core inside the head that G cannot carve (0 = off; 30 gives an opaque surface that keeps small runs off flat-card and hollow-face geometry); a resumed run keeps its own")
 	opacity := fs.Float64("opacity", 0, "eg3d: weight of the transparency penalty in G's loss (0 = off; 1 stops dark hair being drawn as see-through holes); may change on resume")
 	workers := fs.Int("workers", 1, "data render workers")
-	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval")
-	grid := fs.Float64("grid-kimg", 5, "write a fixed-seed sample grid every … kimg")
+	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval (each checkpoint holds G_ema's grid, latest/fakes.png)")
+	grid := fs.Float64("grid-kimg", 5, "write a fixed-seed sample grid preview-<images>.png every … kimg")
 	export := fs.String("export", "", "instead of training, write the run's G_ema (w̄ recomputed from 10k samples) to this safetensors file")
 	half := fs.Bool("half", true, "with --export: store fp16")
 	if err := parseFlags(fs, args); err != nil {
@@ -70,10 +72,27 @@ func runTrainGAN(args []string) error {
 	if *export != "" {
 		return exportGAN(m, o, *out, *export, *half)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	synth := isSynthFace(*df.spec)
+	n := *dataN
+	if !synth {
+		if *yawSpread > 0 {
+			return fmt.Errorf("--yaw-spread re-aims SynthFace renders; a --data folder keeps its own cameras")
+		}
+		if !flagSet(fs, "data-n") {
+			n = 0
+		}
+	}
+	ds, err := df.open(data.Train, o.Resolution, n, func(split data.Split, size, n int) data.Dataset {
+		return data.NewSynthFaceSpreadYaw(split, size, n, *yawSpread)
+	})
+	if err != nil {
+		return err
+	}
+	o.Data = ds
+	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
-	fmt.Fprintf(os.Stderr, "train gan: %s preset %s → %s (%d kimg; %s, %d threads)\n", *arch, *preset, *out, int(*kimg), torch.Version(), torch.Threads())
-	if o.YawSpread > 0 {
+	fmt.Fprintf(os.Stderr, "train gan: %s preset %s on %s (%d images) → %s (%g kimg; %s, %d threads)\n", *arch, *preset, *df.spec, ds.Len(), *out, *kimg, torch.Version(), torch.Threads())
+	if synth && o.YawSpread > 0 {
 		fmt.Fprintf(os.Stderr, "%.0f%% of training images seen from a yaw uniform in ±50°\n", 100*o.YawSpread)
 	}
 	if o.PoseSwap > 0 {
@@ -83,6 +102,12 @@ func runTrainGAN(args []string) error {
 		fmt.Fprintf(os.Stderr, "transparency penalty weight %g\n", *opacity)
 	}
 	return gan.Train(ctx, *out, m, o)
+}
+
+// isSynthFace says whether a --data spec names SynthFace rendered on the
+// fly (as data.Open reads it) rather than a folder.
+func isSynthFace(spec string) bool {
+	return spec == "" || strings.EqualFold(spec, data.SynthFaceSource)
 }
 
 // newGANModel builds the trainable pair of an architecture and the loop
@@ -107,19 +132,14 @@ func newGANModel(arch, preset string, seed uint64, shape eg3d.Config) (gan.Model
 	return nil, gan.Opts{}, fmt.Errorf("--arch %q: want stylegan2 or eg3d", arch)
 }
 
-// exportGAN loads a run's checkpoint and writes its G_ema with w̄.
+// exportGAN loads a run's newest checkpoint and writes its G_ema with w̄.
 func exportGAN(m gan.Model, o gan.Opts, dir, path string, half bool) error {
-	t := gan.NewTrainer(m, o)
-	run, err := openRun(dir)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
+	t, err := gan.Resume(dir, m, o)
 	if err != nil {
 		return err
-	}
-	ok, err := t.Resume(run)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%s holds no checkpoint", dir)
 	}
 	m.Finalize()
 	_, _, ema := m.Stores()
@@ -129,13 +149,6 @@ func exportGAN(m gan.Model, o gan.Opts, dir, path string, half bool) error {
 	}
 	fmt.Fprintf(os.Stderr, "exported G_ema after %.1f kimg to %s\n", float64(t.State.Nimg)/1000, path)
 	return nil
-}
-
-func openRun(dir string) (*train.Run, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("run folder: %w", err)
-	}
-	return train.Open(dir)
 }
 
 func saveStore(st *nn.Store, path string, cfg any, half bool, meta map[string]string) error {
@@ -155,7 +168,9 @@ func newEG3DModel(preset string, seed uint64, shape eg3d.Config) (gan.Model, gan
 		return nil, gan.Opts{}, err
 	}
 	c = c.WithShapeOf(shape)
-	p, err := eg3d.NewPair(c, seed)
+	// The data's camera prior: SynthFace's orbit, which a folder's
+	// default frontal camera shares.
+	p, err := eg3d.NewPair(c, synthface.DefaultOrbit, seed)
 	if err != nil {
 		return nil, gan.Opts{}, err
 	}
@@ -168,9 +183,13 @@ func newEG3DModel(preset string, seed uint64, shape eg3d.Config) (gan.Model, gan
 // sets: a new run takes the flag's strength with the current head core; a
 // run with a checkpoint keeps the whole prior stored in it (strength,
 // centre, radii, shell — the weights were fitted to it), and an explicit
-// flag that disagrees with its strength is an error.
+// flag that disagrees with its strength is an error. A folder an older
+// ddgi wrote keeps G.safetensors at its top.
 func runShape(dir string, flag float64, explicit bool) (eg3d.Config, error) {
-	path := filepath.Join(dir, gan.FileG)
+	path := filepath.Join(dir, "latest", gan.FileG)
+	if _, err := os.Stat(path); err != nil {
+		path = filepath.Join(dir, gan.FileG)
+	}
 	if _, err := os.Stat(path); err != nil {
 		return eg3d.Config{}.WithShapePrior(flag), nil
 	}

@@ -1,17 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"time"
 
-	"ddgi/auxnets"
-	"ddgi/data"
 	"ddgi/face"
-	"ddgi/train"
 	"ddgi/inversion"
+	"ddgi/inversion/invtrain"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 func init() {
@@ -32,17 +31,19 @@ func runTrainInversion(args []string) error {
 	batch := fs.Int("batch", 8, "batch size")
 	lr := fs.Float64("lr", 5e-4, "Adam learning rate (5e-4: lowest stage-1 loss of 1e-4, 5e-4, 2e-3 over 150 steps; docs/inversion.md)")
 	width := fs.Int64("width", 128, "hidden width of M and T")
-	n := fs.Int("n", 50000, "SynthFace training samples cycled through")
+	n := fs.Int("n", 50000, "training samples cycled through: SynthFace renders this many; a --data folder uses at most this many")
+	df := addDataFlags(fs)
 	tmin := fs.Int("tmin", 0, "smallest denoising step sampled")
 	tmax := fs.Int("tmax", -1, "largest denoising step sampled (-1: T−1)")
 	lamL2 := fs.Float64("l2", 1, "λ0: pixel L2 weight")
 	lamLPIPS := fs.Float64("lpips", 0.8, "λ1: perceptual (F) weight; 0 skips F")
 	lamID := fs.Float64("id", 0.1, "λ2: identity (R) weight; 0 skips R")
 	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
-	every := fs.Int("checkpoint-every", 200, "steps between checkpoints and preview grids (preview-NNNNNN.png: held-out bench rows)")
+	every := fs.Int("checkpoint-every", 200, "steps between preview grids (preview-NNNNNNNNN.png: six held-out rows, SynthFace-bench or the --val part of a --data folder, else the first training samples; also at each stage's end)")
+	ckptEvery := fs.Duration("ckpt-every", 4*time.Minute, "time between checkpoints (runs/X/checkpoints/N, runs/X/latest; also at the end and at Ctrl-C)")
 	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
-	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
+	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's latest/stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
 	initFrom := fs.String("init", "", "start M and T from this trained inversion (same GAN preset, width and condition), e.g. to follow a GAN trained further; w̄ is taken from the current GAN")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	textGuidance := fs.Float64("text-guidance", face.SampleGuidance.Text, "classifier-free guidance scale on the text of the I^d_0 samples (stage 2 targets); higher draws a prompt's style more strongly")
@@ -64,86 +65,25 @@ func runTrainInversion(args []string) error {
 		return errors.New("--out is required")
 	case *steps1 < 0 || *steps2 < 0 || *batch < 1 || *n < 1 || *every < 1:
 		return errors.New("--steps1/--steps2 must be ≥ 0 and --batch, --n, --checkpoint-every ≥ 1")
+	case *ckptEvery <= 0:
+		return fmt.Errorf("--ckpt-every %v: want > 0", *ckptEvery)
 	case *textGuidance <= 0:
 		return fmt.Errorf("--text-guidance %g: want > 0", *textGuidance)
 	}
-	face.SampleGuidance.Text = *textGuidance
 	dev, err := torch.ParseDevice(*devName)
 	if err != nil {
 		return err
 	}
-	if *generator != "" {
-		if *gan, err = face.GeneratorArch(*generator); err != nil {
-			return err
-		}
-	}
-	o := face.Options{Weights: *weights, GAN: *gan, Cond: *cond, Device: dev, Art: *artModel, Generator: *generator}
-	e, err := face.LoadEncoder(o)
-	if err != nil {
-		return err
-	}
-	g, err := face.LoadGAN(*gan, o.Files()["gan"], dev)
-	if err != nil {
-		return err
-	}
-	cfg, err := e.InversionConfig(g.Styles(), g.StyleDim(), *width, *cond)
-	if err != nil {
-		return err
-	}
-	cfg.UseAttention = abl != inversion.NoAttn
-	m, err := inversion.NewModel(cfg, dev, *seed)
-	if err != nil {
-		return err
-	}
-	if err := m.Mapping.SetMeanLatent(g.MeanLatent()); err != nil {
-		return err
-	}
-	tr := &inversion.Trainer{Model: m, G: g, E: e, Dev: dev,
-		Data:        data.NewSynthFaceArt(data.Train, face.SizeOf(e), *n, artProb, arts),
-		PreviewData: data.NewSynthFaceArt(data.Bench, face.SizeOf(e), data.BenchSize, artProb, arts),
-		Cache:       &inversion.D0Cache{Dir: filepath.Join(*out, "d0cache")},
-		Stage1From:  *stage1From,
-	}
-	if *lamLPIPS != 0 {
-		f, err := auxnets.LoadPerceptual(filepath.Join(*weights, "aux_perceptual.safetensors"))
-		if err != nil {
-			return fmt.Errorf("perceptual net F: %w (or pass --lpips 0)", err)
-		}
-		f.Store.Freeze("")
-		tr.F = f
-	}
-	if *lamID != 0 {
-		r, err := auxnets.LoadIdentity(filepath.Join(*weights, "aux_identity.safetensors"))
-		if err != nil {
-			return fmt.Errorf("identity net R: %w (or pass --id 0)", err)
-		}
-		r.Store.Freeze("")
-		tr.R = r
-	}
-	if *tmax < 0 || *tmax >= e.Timesteps() {
-		*tmax = e.Timesteps() - 1
-	}
-	if *tmin < 0 || *tmin > *tmax {
-		return fmt.Errorf("--tmin %d outside [0, %d]", *tmin, *tmax)
-	}
-	tr.Cfg = inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
-		Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: *cond,
-		Seed: *seed, TMin: *tmin, TMax: *tmax, EveryCheckpoint: *every, EverySample: *every, D0Pool: *pool}
-	if artProb > 0 {
-		tr.Cfg.ArtProb, tr.Cfg.Arts = artProb, artNames(arts)
-	}
-	tr.Cfg.Init = *initFrom
-	if tr.Run, err = train.Open(*out); err != nil {
-		return err
-	}
-	if err := tr.Train(); err != nil {
-		return err
-	}
-	if *export != "" {
-		if err := m.Save(*export, tr.Cfg, true); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "exported %s\n", *export)
-	}
-	return nil
+	ctx, stop := train.SignalContext(context.Background())
+	defer stop()
+	return invtrain.Run(ctx, invtrain.Options{
+		Out: *out, Export: *export,
+		Face:  face.Options{Weights: *weights, GAN: *gan, Cond: *cond, Device: dev, Art: *artModel, Generator: *generator},
+		Width: *width, Open: df.open, N: *n, ArtProb: artProb, Arts: arts,
+		Train: inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
+			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: *cond,
+			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, Init: *initFrom},
+		Stage1From: *stage1From, TextGuidance: *textGuidance,
+		PreviewEvery: int64(*every), CheckpointEvery: *ckptEvery,
+	})
 }

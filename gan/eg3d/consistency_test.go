@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"ddgi/gan/stylegan2"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
 
@@ -63,7 +64,7 @@ func shippedEG3D(t *testing.T) (*Generator, string) {
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("%s not present", path)
 	}
-	g, err := Load(path, torch.CPU)
+	g, err := Load(path, torch.CPU, synthface.DefaultOrbit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestShippedHeadDepthConsistent(t *testing.T) {
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
 			res := g.Cfg.NeuralRes
-			camA, camB := Camera(-20, 0), Camera(20, 5)
+			camA, camB := orbitCam(-20, 0), orbitCam(20, 5)
 			const heads = 6
 			render := func(w, cam *torch.Tensor) (depth, weight [][]float64) {
 				out := g.Synthesis(w, cam.Expand(heads, CameraDim), stylegan2.NoiseNone)
@@ -92,7 +93,7 @@ func TestShippedHeadDepthConsistent(t *testing.T) {
 				return depth, weight
 			}
 			z := torch.Randn(torch.NewGenerator(5), []int64{heads, int64(g.Cfg.Backbone.ZDim)}, torch.Float32, torch.CPU)
-			w := g.Mapping(z, Camera(0, 0).Expand(heads, CameraDim), 0.7)
+			w := g.Mapping(z, orbitCam(0, 0).Expand(heads, CameraDim), 0.7)
 			dA, wA := render(w, camA)
 			dB, wB := render(w, camB)
 			var same, other []float64

@@ -16,17 +16,16 @@ package eg3d
 
 import (
 	"fmt"
-	"math"
 	"sort"
 
+	"ddgi/camera"
 	"ddgi/gan/stylegan2"
 	"ddgi/nn"
-	"ddgi/synthface"
 	"ddgi/torch"
 )
 
 // CameraDim is the width of EG3D's camera label: 16 cam2world + 9 intrinsics.
-const CameraDim = 25
+const CameraDim = camera.Dim
 
 // Config holds the hyper-parameters of the 3D-aware generator.
 type Config struct {
@@ -90,7 +89,8 @@ type Config struct {
 	// c_gen_conditioning_zero, or c_scale 0).
 	ConditionZero bool `json:"condition_zero,omitempty"`
 	// CameraPivot and CameraRadius are the orbit the model was trained on
-	// (NVlabs FFHQ: (0, 0, 0.2) at 2.7); zero values are SynthFace's.
+	// (NVlabs FFHQ: (0, 0, 0.2) at 2.7); zero values take the orbit its
+	// caller hands in (Generator.Orbit: SynthFace's for ddgi's models).
 	CameraPivot  *[3]float64 `json:"camera_pivot,omitempty"`
 	CameraRadius float64     `json:"camera_radius,omitempty"`
 }
@@ -357,6 +357,10 @@ type Generator struct {
 	// Rng jitters ray samples when set (training); nil renders
 	// deterministically.
 	Rng *torch.Generator
+	// Orbit is the camera prior of the data the model learnt from, which
+	// the model cannot know: Load and NewPair take it from their caller.
+	// Camera and ComputeMeanLatent use it where Cfg names no orbit.
+	Orbit camera.Orbit
 }
 
 // NewGenerator builds the generator under p.
@@ -479,10 +483,9 @@ func (g *Generator) Forward(z, cam *torch.Tensor, psi float64, mode stylegan2.No
 	return g.Synthesis(g.Mapping(z, cam, psi), cam, mode)
 }
 
-// Camera is a SynthFace orbit camera (yaw, pitch in degrees) as a [1,25]
-// EG3D label.
-func Camera(yawDeg, pitchDeg float64) *torch.Tensor {
-	c := synthface.OrbitCamera(yawDeg*math.Pi/180, pitchDeg*math.Pi/180, synthface.DefaultRadius, synthface.DefaultFocal).EG3D()
+// Camera is the camera at (yaw, pitch) degrees on orbit o as a [1,25] label.
+func Camera(o camera.Orbit, yawDeg, pitchDeg float64) *torch.Tensor {
+	c := o.Label(yawDeg, pitchDeg)
 	return torch.FromFloat32(c[:], 1, CameraDim)
 }
 
@@ -492,16 +495,18 @@ func (g *Generator) ComputeMeanLatent(n int, seed uint64) {
 }
 
 // Camera is the model's orbit camera at (yaw, pitch) degrees as a [1,25]
-// label: SynthFace's orbit (Camera) unless the config names another pivot
-// or radius, as a converted NVlabs model does.
+// label: the orbit its caller handed in (Orbit) unless the config names
+// another pivot or radius, as a converted NVlabs model does.
 func (g *Generator) Camera(yawDeg, pitchDeg float64) *torch.Tensor {
-	pivot, radius := synthface.Pivot, synthface.DefaultRadius
+	o := g.Orbit
 	if g.Cfg.CameraPivot != nil {
-		pivot = *g.Cfg.CameraPivot
+		o.Pivot = *g.Cfg.CameraPivot
 	}
 	if g.Cfg.CameraRadius > 0 {
-		radius = g.Cfg.CameraRadius
+		o.Radius = g.Cfg.CameraRadius
 	}
-	c := synthface.LookAtCamera(yawDeg*math.Pi/180, pitchDeg*math.Pi/180, radius, synthface.DefaultFocal, pivot).EG3D()
-	return torch.FromFloat32(c[:], 1, CameraDim)
+	if !(o.Radius > 0 && o.Focal > 0) {
+		panic(&torch.Error{Op: "eg3d camera", Msg: "no camera orbit: the caller must hand in its data's (Generator.Orbit, eg3d.Load)"})
+	}
+	return Camera(o, yawDeg, pitchDeg)
 }

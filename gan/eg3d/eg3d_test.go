@@ -3,13 +3,22 @@ package eg3d
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"ddgi/camera"
 	"ddgi/gan/stylegan2"
 	"ddgi/nn"
+	"ddgi/synthface"
 	"ddgi/torch"
 )
+
+// orbitCam is the camera at (yaw, pitch) degrees on SynthFace's orbit,
+// the one the shipped models learnt.
+func orbitCam(yawDeg, pitchDeg float64) *torch.Tensor {
+	return Camera(synthface.DefaultOrbit, yawDeg, pitchDeg)
+}
 
 func build(t testing.TB, name string) *Generator {
 	t.Helper()
@@ -21,6 +30,7 @@ func build(t testing.TB, name string) *Generator {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.Orbit = synthface.DefaultOrbit
 	return g
 }
 
@@ -40,7 +50,7 @@ func TestShapes(t *testing.T) {
 				}
 				torch.NoGrad(func() {
 					z := torch.Randn(torch.NewGenerator(0), []int64{1, int64(c.Backbone.ZDim)}, torch.Float32, torch.CPU)
-					cam := Camera(20, 5)
+					cam := orbitCam(20, 5)
 					wp := g.Mapping(z, cam, 0.7)
 					if s := wp.Shape(); s[1] != int64(c.NumWS()) || s[2] != int64(c.Backbone.WDim) {
 						t.Fatalf("w+ %v", s)
@@ -77,8 +87,8 @@ func sphere(r float64) Field {
 func TestDepthConsistentAcrossViews(t *testing.T) {
 	torch.Scoped(func() {
 		const res, r = 32, 0.3
-		camA := Camera(-30, 0)
-		camB := Camera(35, 10)
+		camA := orbitCam(-30, 0)
+		camB := orbitCam(35, 10)
 		opts := RenderOpts{Start: 2.25, End: 3.3, Samples: 32, Importance: 32}
 		render := func(cam *torch.Tensor) (o, d *torch.Tensor, out Rendered) {
 			o, d = Rays(cam, res)
@@ -162,7 +172,7 @@ func saveReload(t *testing.T, g *Generator) *Generator {
 	if err := g.Save(path, false); err != nil {
 		t.Fatal(err)
 	}
-	h, err := Load(path, torch.CPU)
+	h, err := Load(path, torch.CPU, synthface.DefaultOrbit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +186,7 @@ func TestSaveLoadIdentical(t *testing.T) {
 		g.ComputeMeanLatent(1000, 1)
 		h := saveReload(t, g)
 		z := torch.Randn(torch.NewGenerator(9), []int64{2, int64(g.Cfg.Backbone.ZDim)}, torch.Float32, torch.CPU)
-		cam := Camera(10, 0).Repeat(2, 1)
+		cam := orbitCam(10, 0).Repeat(2, 1)
 		torch.NoGrad(func() {
 			a := g.Forward(z, cam, 0.7, stylegan2.NoiseConst)
 			b := h.Forward(z, cam, 0.7, stylegan2.NoiseConst)
@@ -226,7 +236,7 @@ func TestShapePrior(t *testing.T) {
 		}
 		torch.NoGrad(func() {
 			z := torch.Randn(torch.NewGenerator(1), []int64{1, int64(cfg.Backbone.ZDim)}, torch.Float32, torch.CPU)
-			o := h.Forward(z, Camera(30, 0), 1, stylegan2.NoiseConst)
+			o := h.Forward(z, orbitCam(30, 0), 1, stylegan2.NoiseConst)
 			n := cfg.NeuralRes
 			wt := o.Weight.Float64s()
 			if centre, corner := wt[(n/2)*n+n/2], wt[0]; centre < 0.6 || corner > 0.3 {
@@ -240,7 +250,7 @@ func TestShapePrior(t *testing.T) {
 func BenchmarkGenerator64(b *testing.B) {
 	g := build(b, "small64")
 	z := torch.Randn(torch.NewGenerator(0), []int64{8, 256}, torch.Float32, torch.CPU)
-	cam := Camera(0, 0).Repeat(8, 1)
+	cam := orbitCam(0, 0).Repeat(8, 1)
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
@@ -259,7 +269,7 @@ func TestRenderChunksEqualsRender(t *testing.T) {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
 				z := torch.Randn(torch.NewGenerator(3), []int64{2, int64(g.Cfg.Backbone.ZDim)}, torch.Float32, torch.CPU)
-				cam := torch.Cat([]*torch.Tensor{Camera(-20, 0), Camera(30, 5)}, 0)
+				cam := torch.Cat([]*torch.Tensor{orbitCam(-20, 0), orbitCam(30, 5)}, 0)
 				planes := g.Planes(g.Mapping(z, cam, 1), stylegan2.NoiseConst)
 				o, d := Rays(cam, g.Cfg.NeuralRes)
 				ro := RenderOpts{Start: g.Cfg.RayStart, End: g.Cfg.RayEnd, Samples: g.Cfg.DepthSamples, Importance: g.Cfg.ImportanceSamples, EG3D: sampling == "eg3d"}
@@ -273,4 +283,25 @@ func TestRenderChunksEqualsRender(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestCameraNeedsOrbit: a generator whose caller handed in no orbit (and
+// whose config names none) refuses to place a camera instead of rendering
+// from a degenerate one; a config's own orbit is enough.
+func TestCameraNeedsOrbit(t *testing.T) {
+	g := build(t, "tiny")
+	g.Orbit = camera.Orbit{}
+	if err := torch.Try(func() { g.Camera(0, 0) }); err == nil || !strings.Contains(err.Error(), "orbit") {
+		t.Fatalf("got %v, want a missing-orbit error", err)
+	}
+	g.Cfg.CameraPivot, g.Cfg.CameraRadius = &[3]float64{0, 0, 0.2}, 2.7
+	g.Orbit.Focal = synthface.DefaultFocal
+	torch.Scoped(func() {
+		want := Camera(camera.Orbit{Pivot: [3]float64{0, 0, 0.2}, Radius: 2.7, Focal: synthface.DefaultFocal}, 10, 0).Float32s()
+		for i, v := range g.Camera(10, 0).Float32s() {
+			if v != want[i] {
+				t.Fatalf("config orbit camera %d: %g, want %g", i, v, want[i])
+			}
+		}
+	})
 }

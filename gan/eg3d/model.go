@@ -1,6 +1,7 @@
 package eg3d
 
 import (
+	"ddgi/camera"
 	"ddgi/data"
 	"ddgi/gan/stylegan2"
 	"ddgi/nn"
@@ -20,8 +21,9 @@ type Pair struct {
 	transparency *torch.Tensor
 }
 
-// NewPair builds G, G_ema (a copy) and D from seed.
-func NewPair(c Config, seed uint64) (*Pair, error) {
+// NewPair builds G, G_ema (a copy) and D from seed; orbit is the training
+// data's camera prior (previews, w̄).
+func NewPair(c Config, orbit camera.Orbit, seed uint64) (*Pair, error) {
 	p := &Pair{Cfg: c, GS: nn.NewStore(torch.CPU, seed), GEMAS: nn.NewStore(torch.CPU, seed), DS: nn.NewStore(torch.CPU, seed+1)}
 	var err error
 	if p.G, err = NewGenerator(p.GS.Root(), c); err != nil {
@@ -35,6 +37,7 @@ func NewPair(c Config, seed uint64) (*Pair, error) {
 		return nil, err
 	}
 	p.GEMAS.Freeze("")
+	p.G.Orbit, p.GEMA.Orbit = orbit, orbit
 	if p.D, err = stylegan2.NewDiscriminator(p.DS.Root(), c.DConfig(), stylegan2.DOpts{InChannels: 6, CDim: CameraDim}); err != nil {
 		return nil, err
 	}
@@ -104,12 +107,17 @@ func (p *Pair) Real(batch []*data.Sample) ([]*torch.Tensor, *torch.Tensor) {
 
 // Preview renders G_ema's images for latents z from the frontal camera.
 func (p *Pair) Preview(z *torch.Tensor) *torch.Tensor {
-	c := Camera(0, 0).Repeat(z.Size(0), 1)
+	c := p.GEMA.Camera(0, 0).Repeat(z.Size(0), 1)
 	return p.GEMA.Forward(z, c, 1, stylegan2.NoiseConst).Image
 }
 
 // TrackWAvg switches G's running w̄.
 func (p *Pair) TrackWAvg(on bool) { p.G.Backbone.Map.Update = on }
+
+// RNGs are G's own random sources (gan.Model): noise maps and ray jitter.
+func (p *Pair) RNGs() map[string]*torch.Generator {
+	return map[string]*torch.Generator{"g_noise": p.G.Backbone.NoiseRNG(), "g_rays": p.G.Rng}
+}
 
 // Finalize recomputes G_ema's w̄ from 10k mapping samples.
 func (p *Pair) Finalize() { p.GEMA.ComputeMeanLatent(max(p.Cfg.Backbone.MeanLatentN, 10000), 12345) }
@@ -120,7 +128,13 @@ func (g *Generator) Save(path string, half bool) error {
 }
 
 // Load builds a generator from a file written by Save (or a run's
-// G_ema.safetensors), parameters frozen.
-func Load(path string, dev torch.Device) (*Generator, error) {
-	return nn.LoadConfigured(path, dev, NewGenerator)
+// G_ema.safetensors), parameters frozen; orbit is the camera prior of the
+// data it learnt from (synthface.DefaultOrbit for ddgi's models).
+func Load(path string, dev torch.Device, orbit camera.Orbit) (*Generator, error) {
+	g, err := nn.LoadConfigured(path, dev, NewGenerator)
+	if err != nil {
+		return nil, err
+	}
+	g.Orbit = orbit
+	return g, nil
 }

@@ -34,7 +34,7 @@ func faceRelief(z []float64, res int) float64 {
 // camera-space depth z (ray distance × the ray's cosine to the axis).
 func ganDepthZ(g *Generator, heads int, seed uint64) [][]float64 {
 	res := g.Cfg.NeuralRes
-	cam := Camera(0, 0)
+	cam := orbitCam(0, 0)
 	z := torch.Randn(torch.NewGenerator(seed), []int64{int64(heads), int64(g.Cfg.Backbone.ZDim)}, torch.Float32, torch.CPU)
 	w := g.Mapping(z, cam.Expand(int64(heads), CameraDim), 0.7)
 	out := g.Synthesis(w, cam.Expand(int64(heads), CameraDim), stylegan2.NoiseNone)

@@ -21,8 +21,8 @@ func TestShippedRendersUnchanged(t *testing.T) {
 				torch.Randn(torch.NewGenerator(0), []int64{1, int64(g.Cfg.Backbone.ZDim)}, torch.Float32, torch.CPU),
 				torch.Randn(torch.NewGenerator(1), []int64{1, int64(g.Cfg.Backbone.ZDim)}, torch.Float32, torch.CPU),
 			}, 0)
-			cam := torch.Cat([]*torch.Tensor{Camera(-25, 0), Camera(20, 5)}, 0)
-			o := g.Synthesis(g.Mapping(z, Camera(0, 0).Repeat(2, 1), 0.7), cam, stylegan2.NoiseConst)
+			cam := torch.Cat([]*torch.Tensor{orbitCam(-25, 0), orbitCam(20, 5)}, 0)
+			o := g.Synthesis(g.Mapping(z, orbitCam(0, 0).Repeat(2, 1), 0.7), cam, stylegan2.NoiseConst)
 			golden.Check(t, filepath.Join("testdata", "shipped_small64.safetensors"),
 				map[string]*torch.Tensor{"image": o.Image, "image_raw": o.ImageRaw, "depth": o.Depth}, 1e-5)
 		})

@@ -97,6 +97,11 @@ func (p *Pair) Preview(z *torch.Tensor) *torch.Tensor {
 // TrackWAvg switches G's running w̄.
 func (p *Pair) TrackWAvg(on bool) { p.G.Map.Update = on }
 
+// RNGs are G's own random sources (gan.Model): its noise maps.
+func (p *Pair) RNGs() map[string]*torch.Generator {
+	return map[string]*torch.Generator{"g_noise": p.G.NoiseRNG()}
+}
+
 // Finalize recomputes G_ema's w̄ from MeanLatentN mapping samples.
 func (p *Pair) Finalize() { p.GEMA.ComputeMeanLatent(max(p.Cfg.MeanLatentN, 10000), 12345, nil) }
 

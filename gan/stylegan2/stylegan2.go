@@ -462,6 +462,9 @@ func (g *Generator) SetFused(on bool) {
 // SetNoiseSeed reseeds the generator of NoiseRandom maps.
 func (g *Generator) SetNoiseSeed(seed uint64) { g.rng = torch.NewGenerator(seed) }
 
+// NoiseRNG is the source of NoiseRandom maps (a trainer checkpoints it).
+func (g *Generator) NoiseRNG() *torch.Generator { return g.rng }
+
 // WAvg is w̄ [W], the mean of the mapping network's outputs.
 func (g *Generator) WAvg() *torch.Tensor { return g.Map.WAvg }
 

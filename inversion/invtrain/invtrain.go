@@ -1,0 +1,167 @@
+// Package invtrain assembles `ddgi train inversion`: it loads the trained
+// diffusion encoder E, the GAN G and the auxiliary nets F and R, opens the
+// training data, builds M and T, and runs inversion.Trainer in a run folder
+// under train.Loop. (It cannot live in package inversion: face, which
+// loads E and G, imports inversion.)
+package invtrain
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"ddgi/auxnets"
+	"ddgi/data"
+	"ddgi/face"
+	"ddgi/inversion"
+	"ddgi/synthface"
+	"ddgi/train"
+)
+
+// Opener opens a split of the training source at size×size with n
+// samples; synth builds the SynthFace variant when the source is
+// SynthFace (the signature of cmd/ddgi's shared data flags).
+type Opener func(split data.Split, size, n int, synth func(split data.Split, size, n int) data.Dataset) (data.Dataset, error)
+
+// Options are one `ddgi train inversion` run.
+type Options struct {
+	Out    string // run folder; resumes from its newest checkpoint
+	Export string // when set, M and T are written here in fp16 when done
+	// Face names the trained E and G: weights folder, GAN, condition,
+	// device, the artwork U-Net, another generator file.
+	Face  face.Options
+	Width int64 // hidden width of M and T
+	// Open opens the training data (nil: SynthFace only, data.Open's
+	// default); N samples of it, SynthFace with ArtProb artworks of Arts.
+	Open    Opener
+	N       int
+	ArtProb float64
+	Arts    []synthface.Art
+	// Train is the training config; Train.TMax < 0 means T−1, and
+	// Train.ArtProb/Arts are recorded from the fields above.
+	Train      inversion.TrainConfig
+	Stage1From string
+	// TextGuidance is the text guidance scale of the I^d_0 samples.
+	TextGuidance float64
+	// PreviewEvery (steps) and CheckpointEvery (time) pace the run loop.
+	PreviewEvery    int64
+	CheckpointEvery time.Duration
+	Log             io.Writer // notes and progress; nil: os.Stderr
+}
+
+// Run trains (or resumes) the inversion and exports it.
+func Run(ctx context.Context, o Options) error {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	abl := o.Train.Ablation
+	if o.TextGuidance > 0 {
+		face.SampleGuidance.Text = o.TextGuidance
+	}
+	fo := o.Face
+	if fo.Generator != "" {
+		arch, err := face.GeneratorArch(fo.Generator)
+		if err != nil {
+			return err
+		}
+		fo.GAN = arch
+	}
+	e, err := face.LoadEncoder(fo)
+	if err != nil {
+		return err
+	}
+	g, err := face.LoadGAN(fo.GAN, fo.Files()["gan"], fo.Device)
+	if err != nil {
+		return err
+	}
+	cfg, err := e.InversionConfig(g.Styles(), g.StyleDim(), o.Width, fo.Cond)
+	if err != nil {
+		return err
+	}
+	cfg.UseAttention = abl != inversion.NoAttn
+	m, err := inversion.NewModel(cfg, fo.Device, o.Train.Seed)
+	if err != nil {
+		return err
+	}
+	if err := m.Mapping.SetMeanLatent(g.MeanLatent()); err != nil {
+		return err
+	}
+	tc := o.Train
+	if tc.TMax < 0 || tc.TMax >= e.Timesteps() {
+		tc.TMax = e.Timesteps() - 1
+	}
+	if tc.TMin < 0 || tc.TMin > tc.TMax {
+		return fmt.Errorf("--tmin %d outside [0, %d]", tc.TMin, tc.TMax)
+	}
+	tc.ArtProb, tc.Arts = 0, nil
+	if o.ArtProb > 0 {
+		tc.ArtProb = o.ArtProb
+		for _, a := range o.Arts {
+			tc.Arts = append(tc.Arts, a.String())
+		}
+	}
+	tr := &inversion.Trainer{Cfg: tc, Model: m, G: g, E: e, Dev: fo.Device,
+		Cache:      &inversion.D0Cache{Dir: filepath.Join(o.Out, "d0cache")},
+		Stage1From: o.Stage1From,
+	}
+	if tr.Data, tr.PreviewData, err = o.openData(face.SizeOf(e)); err != nil {
+		return err
+	}
+	if tc.Weights.LPIPS != 0 {
+		f, err := auxnets.LoadPerceptual(filepath.Join(fo.Weights, "aux_perceptual.safetensors"))
+		if err != nil {
+			return fmt.Errorf("perceptual net F: %w (or pass --lpips 0)", err)
+		}
+		f.Store.Freeze("")
+		tr.F = f
+	}
+	if tc.Weights.ID != 0 {
+		r, err := auxnets.LoadIdentity(filepath.Join(fo.Weights, "aux_identity.safetensors"))
+		if err != nil {
+			return fmt.Errorf("identity net R: %w (or pass --id 0)", err)
+		}
+		r.Store.Freeze("")
+		tr.R = r
+	}
+	run, err := train.Open(o.Out)
+	if err != nil {
+		return err
+	}
+	loop := train.Loop{PreviewEvery: o.PreviewEvery, CheckpointEvery: o.CheckpointEvery, Out: o.Log}
+	if err := tr.Train(ctx, run, loop); err != nil {
+		return err
+	}
+	if o.Export != "" {
+		if err := m.Save(o.Export, tr.Cfg, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.Log, "exported %s\n", o.Export)
+	}
+	return nil
+}
+
+// openData opens the training split and the held-out samples of the
+// preview grids: SynthFace-bench, or a folder's --val part; without one
+// the grids show the first training samples.
+func (o Options) openData(size int) (train, preview data.Dataset, err error) {
+	synth := func(split data.Split, size, n int) data.Dataset {
+		return data.NewSynthFaceArt(split, size, n, o.ArtProb, o.Arts)
+	}
+	open := o.Open
+	if open == nil {
+		open = func(split data.Split, size, n int, synth func(data.Split, int, int) data.Dataset) (data.Dataset, error) {
+			return data.Open(data.SynthFaceSource, data.OpenOptions{Size: size, Split: split, N: n, SynthFace: synth})
+		}
+	}
+	if train, err = open(data.Train, size, o.N, synth); err != nil {
+		return nil, nil, err
+	}
+	if preview, err = open(data.Bench, size, data.BenchSize, synth); err != nil {
+		fmt.Fprintf(o.Log, "note: previews show the first training samples (%v)\n", err)
+		preview = nil
+	}
+	return train, preview, nil
+}

@@ -1,0 +1,57 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// StateFile is the name of a job's resumable state (step, seed, config)
+// inside each of its checkpoint folders.
+const StateFile = "state.json"
+
+// WriteState writes v as JSON to dir/state.json; a Job's Save calls it
+// with its checkpoint folder (the folder is made complete by a rename, so
+// the file needs no atomic write of its own).
+func WriteState(dir string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, StateFile), b, 0o644)
+}
+
+// ReadState reads dir/state.json into v.
+func ReadState(dir string, v any) error {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return nil
+}
+
+// ResumeState reads the state of the checkpoint Loop.Run will resume from
+// (the newest that verifies) into v, so a job can build networks of the
+// run's shape before the loop calls its Load; ok is false for a new run.
+func (r *Run) ResumeState(v any) (ok bool, err error) {
+	cks, err := r.Checkpoints()
+	if err != nil {
+		return false, err
+	}
+	for i := len(cks) - 1; i >= 0; i-- {
+		if cks[i].Verify() != nil {
+			continue // the loop warns and falls back the same way
+		}
+		if err := ReadState(cks[i].Dir, v); err == nil {
+			return true, nil
+		}
+	}
+	if len(cks) > 0 {
+		return false, fmt.Errorf("%s: no checkpoint verifies; move checkpoints/ aside to start over", r.Dir)
+	}
+	return false, nil
+}
