@@ -12,6 +12,9 @@ type dataFlags struct {
 	spec  *string
 	val   *int
 	onBad *string
+	// needMasks makes a folder sample without a mask a bad file (a
+	// trainer that learns from masks sets it after parsing).
+	needMasks bool
 }
 
 func addDataFlags(fs *flag.FlagSet) *dataFlags {
@@ -29,5 +32,5 @@ func (d *dataFlags) open(split data.Split, size, n int, synth func(split data.Sp
 	if err != nil {
 		return nil, err
 	}
-	return data.Open(*d.spec, data.OpenOptions{Size: size, Split: split, N: n, Val: *d.val, OnBad: bad, SynthFace: synth})
+	return data.Open(*d.spec, data.OpenOptions{Size: size, Split: split, N: n, Val: *d.val, OnBad: bad, NeedMasks: d.needMasks, SynthFace: synth})
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"ddgi/data"
+	"ddgi/diffusion"
 	"ddgi/diffusion/difftrain"
+	"ddgi/imagebatch"
 	"ddgi/train"
 )
 
@@ -53,9 +55,8 @@ func runTrainDiffusion(args []string) error {
 		return fmt.Errorf("--stage %q: base or control", *stage)
 	case *batch < 1 || *steps < 1:
 		return errors.New("--batch and --steps must be ≥ 1")
-	case *initFrom != "" && *stage != difftrain.StageBase:
-		return errors.New("--init is for the base stage (a branch starts from its base's encoder)")
 	}
+	df.needMasks = *stage == difftrain.StageControl && *cond == diffusion.CondMask
 	artProb, arts, err := artF.parse()
 	if err != nil {
 		return err
@@ -77,7 +78,7 @@ func runTrainDiffusion(args []string) error {
 // previewFallback is the data flags' opener, except that a folder without
 // a validation split (--val 0) lends its first training samples to the
 // previews.
-func previewFallback(df *dataFlags) difftrain.Source {
+func previewFallback(df *dataFlags) imagebatch.Source {
 	folder := *df.spec != "" && !strings.EqualFold(*df.spec, data.SynthFaceSource)
 	return func(split data.Split, size, n int, synth func(data.Split, int, int) data.Dataset) (data.Dataset, error) {
 		if split == data.Bench && folder && *df.val == 0 {

@@ -6,17 +6,14 @@ package difftrain
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
-	"ddgi/data"
 	"ddgi/diffusion"
 	"ddgi/encoder"
+	"ddgi/imagebatch"
 	"ddgi/synthface"
 	"ddgi/torch"
 	"ddgi/train"
@@ -28,11 +25,6 @@ const (
 	StageBase    = "base"
 	StageControl = "control"
 )
-
-// Source opens the training images for split with n samples of size²;
-// synth builds the run's SynthFace variant (nil: plain SynthFace) when the
-// source is SynthFace. cmd/ddgi passes its --data/--val/--on-bad opener.
-type Source func(split data.Split, size, n int, synth func(split data.Split, size, n int) data.Dataset) (data.Dataset, error)
 
 // PreviewSamples is how many bench samples the preview grid shows.
 const PreviewSamples = 8
@@ -70,8 +62,9 @@ type Options struct {
 	// styles (synthface.WithArt): stylised prompts for style transfer.
 	ArtProb float64
 	Arts    []synthface.Art
-	// Data opens the training and preview images; nil: SynthFace.
-	Data    Source
+	// Data opens the training and preview images (cmd/ddgi passes its
+	// --data/--val/--on-bad opener); nil: SynthFace.
+	Data    imagebatch.Source
 	Samples int // training samples: SynthFace renders this many, a folder uses at most this many
 	Workers int // data workers
 
@@ -82,8 +75,9 @@ type Options struct {
 	// complete (and a jointly trained text encoder beside them).
 	Export string
 
-	Quiet bool      // no progress or messages
-	Out   io.Writer // messages (nil: stderr)
+	MaxSteps int64     // pause after this many steps in this process (tests)
+	Quiet    bool      // no progress or messages
+	Out      io.Writer // messages (nil: stderr)
 }
 
 // State is a run's state.json, saved in every checkpoint.
@@ -93,6 +87,9 @@ type State struct {
 	Stage string `json:"stage"`
 	Cond  string `json:"cond,omitempty"`
 	Joint bool   `json:"joint_text"` // text encoder trained with the U-Net
+	// TextPreset builds a jointly trained text encoder again on resume
+	// (its weights come from the checkpoint).
+	TextPreset string `json:"text_preset,omitempty"`
 	// Share of training samples drawn as artworks, and their styles
 	// (synthface.WithArt): stylised prompts for style transfer.
 	ArtProb float64          `json:"art_prob,omitempty"`
@@ -101,14 +98,13 @@ type State struct {
 	Model   diffusion.Config `json:"config"`
 }
 
-// Files of a checkpoint folder.
+// Files of a checkpoint folder besides train.FileModel (the trained store:
+// a base U-Net or a branch), train.FileOptim (its AdamW) and
+// train.StateFile.
 const (
-	FileEMA       = "ema.safetensors"        // EMA of the trained store (a base U-Net or a branch)
-	FileModel     = "model.safetensors"      // the trained store
-	FileOptim     = "optim.safetensors"      // its AdamW state
+	FileEMA       = "ema.safetensors"        // EMA of the trained store
 	FileText      = "text.safetensors"       // a jointly trained text encoder
 	FileOptimText = "optim_text.safetensors" // its Adam state
-	FileState     = "state.json"
 )
 
 // Train trains into the run folder dir, resuming from its newest complete
@@ -127,11 +123,8 @@ func Train(ctx context.Context, dir string, o Options) error {
 	if err := j.Loop().Run(ctx, run, j); err != nil {
 		return err
 	}
-	if o.Export == "" {
-		return nil
-	}
-	if j.st.Step < o.Steps {
-		return fmt.Errorf("run stopped at step %d of %d; not exported", j.st.Step, o.Steps)
+	if o.Export == "" || j.st.Step < o.Steps {
+		return nil // paused (MaxSteps) or nothing to export
 	}
 	if err := j.Export(o.Export); err != nil {
 		return err
@@ -147,7 +140,7 @@ func (j *Job) Loop() *train.Loop {
 		label += "/" + j.st.Cond
 	}
 	return &train.Loop{Label: label, Total: j.o.Steps, CheckpointEvery: j.o.CheckpointEvery,
-		PreviewEvery: j.o.PreviewEvery, Quiet: j.o.Quiet, Out: j.o.Out}
+		PreviewEvery: j.o.PreviewEvery, MaxSteps: j.o.MaxSteps, Quiet: j.o.Quiet, Out: j.o.Out}
 }
 
 func (o *Options) check() error {
@@ -187,39 +180,6 @@ func (o *Options) startState() State {
 	return st
 }
 
-// resumeState reads the state of the checkpoint the loop will resume from
-// (the newest that verifies); ok is false for a new run.
-func resumeState(run *train.Run) (st State, ckpt string, ok bool, err error) {
-	cks, err := run.Checkpoints()
-	if err != nil {
-		return st, "", false, err
-	}
-	for i := len(cks) - 1; i >= 0; i-- {
-		if cks[i].Verify() != nil {
-			continue // the loop warns and falls back the same way
-		}
-		if st, err = readState(cks[i].Dir); err == nil {
-			return st, cks[i].Dir, true, nil
-		}
-	}
-	if len(cks) > 0 {
-		return st, "", false, fmt.Errorf("%s: no checkpoint verifies; move checkpoints/ aside to start over", run.Dir)
-	}
-	return st, "", false, nil
-}
-
-func readState(dir string) (State, error) {
-	var st State
-	b, err := os.ReadFile(filepath.Join(dir, FileState))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("%s/%s: %w", dir, FileState, err)
-	}
-	return st, nil
-}
-
 // New builds the networks, data and optimizers of a run in run's folder:
 // a new run from o, or the run its newest checkpoint holds (whose weights
 // the loop then loads through Load).
@@ -233,13 +193,9 @@ func New(run *train.Run, o Options) (*Job, error) {
 			o.DropText = 0.5
 		}
 	}
-	if o.Out == nil {
-		o.Out = os.Stderr
-	}
-	if o.Quiet {
-		o.Out = io.Discard
-	}
-	st, ckpt, resumed, err := resumeState(run)
+	o.Out = train.Messages(o.Out, o.Quiet)
+	var st State
+	resumed, err := run.ResumeState(&st)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +205,7 @@ func New(run *train.Run, o Options) (*Job, error) {
 		return nil, fmt.Errorf("%s holds a %s/%s run, not %s/%s", run.Dir, st.Stage, st.Cond, o.Stage, o.Cond)
 	}
 	j := &Job{o: o, st: st, out: o.Out}
-	if terr := torch.Try(func() { err = j.build(ckpt) }); terr != nil {
+	if terr := torch.Try(func() { err = j.build(resumed) }); terr != nil {
 		err = terr
 	}
 	if err != nil {

@@ -215,7 +215,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatalf("final steps %d and %d, want %d", whole.State().Step, second.State().Step, n)
 	}
 	a, b := checkpointFiles(t, wr), checkpointFiles(t, r)
-	for _, name := range []string{FileEMA, FileModel, FileOptim, FileText, FileOptimText, FileState} {
+	for _, name := range []string{FileEMA, train.FileModel, train.FileOptim, FileText, FileOptimText, train.StateFile} {
 		if a[name] == nil || !bytes.Equal(a[name], b[name]) {
 			t.Errorf("%s differs between the straight and the resumed run (or is missing)", name)
 		}
@@ -241,7 +241,7 @@ func TestArtworksAreKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _, _ := r.Latest()
-	b, err := os.ReadFile(c.Path(FileState))
+	b, err := os.ReadFile(c.Path(train.StateFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package difftrain
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,11 +57,10 @@ func (j *Job) Close() {
 	}
 }
 
-// build makes the networks (a resumed run from its checkpoint ckpt's
-// state), the optimizers and the data.
-func (j *Job) build(ckpt string) error {
+// build makes the networks (of the resumed run's shape), the optimizers
+// and the data.
+func (j *Job) build(resumed bool) error {
 	st, o := &j.st, j.o
-	resumed := ckpt != ""
 	var c diffusion.Config
 	var err error
 	switch {
@@ -126,7 +124,7 @@ func (j *Job) build(ckpt string) error {
 	if err := j.emaS.CopyFrom(j.trained, nil); err != nil {
 		return err
 	}
-	if err := j.buildText(ckpt); err != nil {
+	if err := j.buildText(resumed); err != nil {
 		return err
 	}
 	j.opt = optim.NewAdam(optim.AdamConfig{LR: o.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2, Decoupled: true})
@@ -145,19 +143,18 @@ func (j *Job) build(ckpt string) error {
 
 // buildText loads the text encoder: frozen when trained weights exist, else
 // trained with the diffusion loss (base stage only; the control stage
-// reuses the base run's encoder). A resumed joint run reads the encoder
-// (and its config) from its checkpoint.
-func (j *Job) buildText(ckpt string) error {
+// reuses the base run's encoder). A resumed joint run builds its preset's
+// encoder again, and Load restores its weights.
+func (j *Job) buildText(resumed bool) error {
 	st, files := &j.st, j.o.Files
-	resumed := ckpt != ""
 	_, serr := os.Stat(files.Text)
 	switch {
 	case resumed && st.Joint:
-		files.Text = filepath.Join(ckpt, FileText)
+		files.Text, files.TextPreset = "", st.TextPreset
 	case resumed && serr != nil:
 		return fmt.Errorf("this run conditions on the frozen text encoder %s, which is missing", files.Text)
-	case !resumed:
-		st.Joint = serr != nil
+	case !resumed && serr != nil:
+		st.Joint, st.TextPreset = true, files.TextPreset
 	}
 	te, textS, err := encoder.LoadText(files, st.Model.ContextDim, st.Stage == StageBase)
 	if err != nil {
@@ -192,10 +189,7 @@ func (j *Job) openData() ([]synthface.Art, error) {
 	open := o.Data
 	if open == nil {
 		open = func(split data.Split, size, n int, synth func(data.Split, int, int) data.Dataset) (data.Dataset, error) {
-			if synth == nil {
-				return data.NewSynthFace(split, size, n), nil
-			}
-			return synth(split, size, n), nil
+			return data.Open(data.SynthFaceSource, data.OpenOptions{Size: size, Split: split, N: n, SynthFace: synth})
 		}
 	}
 	ds, err := open(data.Train, size, o.Samples, func(split data.Split, size, n int) data.Dataset {
@@ -377,60 +371,42 @@ func (j *Job) textConfig() map[string]any { return map[string]any{"encoder": j.t
 // its optimizer, a jointly trained text encoder and its optimizer, and
 // state.json.
 func (j *Job) Save(dir string) error {
-	return torch.Try(func() {
-		must := func(err error) {
-			if err != nil {
-				panic(&torch.Error{Op: "checkpoint", Msg: err.Error()})
-			}
+	if err := j.emaS.Save(filepath.Join(dir, FileEMA), nn.SaveOptions{Config: j.st.Model}); err != nil {
+		return err
+	}
+	if j.textS != nil {
+		if err := j.textS.Save(filepath.Join(dir, FileText), nn.SaveOptions{Config: j.textConfig()}); err != nil {
+			return err
 		}
-		cfg := nn.SaveOptions{Config: j.st.Model}
-		must(j.emaS.Save(filepath.Join(dir, FileEMA), cfg))
-		must(j.trained.Save(filepath.Join(dir, FileModel), cfg))
-		must(j.opt.Save(filepath.Join(dir, FileOptim)))
-		if j.textS != nil {
-			must(j.textS.Save(filepath.Join(dir, FileText), nn.SaveOptions{Config: j.textConfig()}))
-			must(j.optText.Save(filepath.Join(dir, FileOptimText)))
+		if err := j.optText.Save(filepath.Join(dir, FileOptimText)); err != nil {
+			return err
 		}
-		b, err := json.MarshalIndent(j.st, "", "  ")
-		must(err)
-		must(os.WriteFile(filepath.Join(dir, FileState), b, 0o644))
-	})
+	}
+	return train.SaveModel(dir, j.trained, j.st.Model, j.opt, j.st)
 }
 
 // Load restores a checkpoint written by Save (train.Job). The run it
 // belongs to must be the one New built the job for.
 func (j *Job) Load(dir string) error {
-	st, err := readState(dir)
-	if err != nil {
-		return err
-	}
-	want, got := j.st, st
-	want.Step, got.Step = 0, 0
-	if !reflect.DeepEqual(want, got) {
-		return fmt.Errorf("%s belongs to another run (state %+v, want %+v)", dir, got, want)
-	}
-	err = torch.Try(func() {
-		must := func(err error) {
-			if err != nil {
-				panic(&torch.Error{Op: "resume", Msg: err.Error()})
-			}
-		}
-		_, err := j.emaS.Load(filepath.Join(dir, FileEMA))
-		must(err)
-		_, err = j.trained.Load(filepath.Join(dir, FileModel))
-		must(err)
-		must(j.opt.Load(filepath.Join(dir, FileOptim), torch.CPU))
-		if j.textS != nil {
-			_, err = j.textS.Load(filepath.Join(dir, FileText))
-			must(err)
-			must(j.optText.Load(filepath.Join(dir, FileOptimText), torch.CPU))
-		}
+	err := train.LoadModel(dir, j.trained, j.opt, &j.st, func(saved State) bool {
+		saved.Step = j.st.Step
+		return reflect.DeepEqual(saved, j.st)
 	})
 	if err != nil {
 		return err
 	}
+	if _, err := j.emaS.Load(filepath.Join(dir, FileEMA)); err != nil {
+		return err
+	}
+	if j.textS != nil {
+		if _, err := j.textS.Load(filepath.Join(dir, FileText)); err != nil {
+			return err
+		}
+		if err := j.optText.Load(filepath.Join(dir, FileOptimText), torch.CPU); err != nil {
+			return err
+		}
+	}
 	j.Close() // the data stream restarts at the checkpoint's step
-	j.st.Step = st.Step
 	return nil
 }
 
