@@ -36,7 +36,7 @@ func runTrainDiffusion(args []string) error {
 	nData := fs.Int("samples", 50000, "training samples: SynthFace renders this many on the fly; a --data folder uses at most this many")
 	workers := fs.Int("workers", 1, "data workers")
 	seed := fs.Uint64("seed", 1, "seed")
-	every := fs.Duration("ckpt-every", 4*time.Minute, "checkpoint interval")
+	ckptEvery := ckptEveryFlag(fs, 4*time.Minute, nil)
 	sampleEvery := fs.Int64("sample-every", 1000, "steps between preview grids (preview-<step>.png: 8 bench samples; a --data folder with --val 0 shows its first training samples)")
 	sampleSteps := fs.Int("sample-steps", 20, "DDIM steps of the preview samples")
 	latent := fs.String("latent", "auto", "latent space: vae, patch, or auto (vae when --vae exists)")
@@ -46,6 +46,10 @@ func runTrainDiffusion(args []string) error {
 	lw := addEncoderFlags(fs)
 	df := addDataFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	every, err := ckptEvery()
+	if err != nil {
 		return err
 	}
 	switch {
@@ -65,7 +69,7 @@ func runTrainDiffusion(args []string) error {
 		Stage: *stage, Cond: *cond, Preset: *preset, Latent: *latent, Base: *base, Init: *initFrom, Files: *lw,
 		Steps: *steps, Batch: *batch, LR: *lr, TextLR: *textLR, EMA: *ema, DropText: *dropText, DropCond: *dropCond, Seed: *seed,
 		Samples: *nData, Workers: *workers, Data: previewFallback(df),
-		CheckpointEvery: *every, PreviewEvery: *sampleEvery, PreviewSteps: *sampleSteps, Export: *export,
+		CheckpointEvery: every, PreviewEvery: *sampleEvery, PreviewSteps: *sampleSteps, Export: *export,
 	}
 	if artProb > 0 {
 		o.ArtProb, o.Arts = artProb, arts
