@@ -223,16 +223,16 @@ func TestOlderRunFolderIsNamed(t *testing.T) {
 	}
 }
 
-// TestKilledRunsLeaveWholeCheckpoints SIGKILLs a training process at random
+// TestKilledRunsLeaveWholeCheckpoints SIGKILLs a training process 20 times at random
 // moments while it checkpoints every step; each resume must find a
 // checkpoint whose files agree (the child below checks that in Load).
 func TestKilledRunsLeaveWholeCheckpoints(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills 12 processes")
+		t.Skip("kills 20 processes")
 	}
 	dir := t.TempDir()
 	rng := rand.New(rand.NewSource(1))
-	for kill := 0; kill < 12; kill++ {
+	for kill := 0; kill < 20; kill++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$")
 		cmd.Env = append(os.Environ(), "DDGI_KILL_CHILD="+dir)
 		if err := cmd.Start(); err != nil {
@@ -251,7 +251,7 @@ func TestKilledRunsLeaveWholeCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	if j.Steps < 2 {
-		t.Fatalf("12 runs of ~250 ms reached only %d steps", j.Steps)
+		t.Fatalf("20 runs of ~250 ms reached only %d steps", j.Steps)
 	}
 }
 
