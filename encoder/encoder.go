@@ -45,20 +45,10 @@ func ScribbleCondition(s []uint8, size, n int) *torch.Tensor {
 
 // Files name the tokenizer, text encoder and latent-space weights.
 type Files struct {
-	Tokenizer, Text, TextPreset, VAE *string
-}
-
-// AddFlags registers the file flags shared by every command that runs the
-// encoder.
-func AddFlags(fs interface {
-	String(name, value, usage string) *string
-}) Files {
-	return Files{
-		Tokenizer:  fs.String("tokenizer", "weights/tokenizer.json", "BPE vocabulary: ddgi's tokenizer.json, a CLIP tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz"),
-		Text:       fs.String("text-weights", "weights/text_small64.safetensors", "text encoder weights (absent: trained jointly with the U-Net)"),
-		TextPreset: fs.String("text-preset", "small64", "text encoder preset when no weights exist"),
-		VAE:        fs.String("vae", "weights/vae_small64.safetensors", "KL autoencoder weights (latent space \"vae\")"),
-	}
+	Tokenizer  string // BPE vocabulary
+	Text       string // text encoder weights
+	TextPreset string // text encoder preset of a fresh encoder (no weights yet)
+	VAE        string // KL autoencoder weights (latent space "vae")
 }
 
 // TextEncoder adapts ddgi/text to diffusion.TextEncoder. Enc pools at
@@ -103,32 +93,32 @@ func (t TextEncoder) Encode(texts []string) (*torch.Tensor, error) {
 // is missing and allowFresh is set it builds a fresh encoder (trained
 // jointly) and reports fresh = true.
 func LoadText(lw Files, width int64, allowFresh bool) (te TextEncoder, store *nn.Store, err error) {
-	te.Tok, err = text.LoadVocab(*lw.Tokenizer)
+	te.Tok, err = text.LoadVocab(lw.Tokenizer)
 	if err != nil {
 		return te, nil, fmt.Errorf("tokenizer: %w (run `ddgi train tokenizer`)", err)
 	}
-	if _, serr := os.Stat(*lw.Text); serr == nil {
-		te.Enc, store, err = text.LoadEncoder(*lw.Text, torch.CPU)
+	if _, serr := os.Stat(lw.Text); serr == nil {
+		te.Enc, store, err = text.LoadEncoder(lw.Text, torch.CPU)
 		if err != nil {
 			return te, nil, err
 		}
 	} else {
 		if !allowFresh {
-			return te, nil, fmt.Errorf("text encoder %s missing", *lw.Text)
+			return te, nil, fmt.Errorf("text encoder %s missing", lw.Text)
 		}
-		c, err := text.EncoderPreset(*lw.TextPreset)
+		c, err := text.EncoderPreset(lw.TextPreset)
 		if err != nil {
 			return te, nil, err
 		}
 		store = nn.NewStore(torch.CPU, 7)
 		te.Enc = text.NewEncoder(store.Root(), c)
 		if err := te.Enc.UseVocab(te.Tok); err != nil {
-			return te, nil, fmt.Errorf("%s with preset %s: %w", *lw.Tokenizer, *lw.TextPreset, err)
+			return te, nil, fmt.Errorf("%s with preset %s: %w", lw.Tokenizer, lw.TextPreset, err)
 		}
 		return te, store, nil
 	}
 	if err := te.Enc.UseVocab(te.Tok); err != nil {
-		return te, nil, fmt.Errorf("%s with %s: %w", *lw.Tokenizer, *lw.Text, err)
+		return te, nil, fmt.Errorf("%s with %s: %w", lw.Tokenizer, lw.Text, err)
 	}
 	if w := te.Enc.Config.Width(); w != width {
 		return te, nil, fmt.Errorf("text encoder width %d, U-Net context %d", w, width)
@@ -141,14 +131,14 @@ func Autoencoder(c diffusion.Config, lw Files) (diffusion.Autoencoder, error) {
 	if c.Latent != "vae" {
 		return diffusion.NewAutoencoder(c)
 	}
-	a, store, err := vae.Load(*lw.VAE, torch.CPU)
+	a, store, err := vae.Load(lw.VAE, torch.CPU)
 	if err != nil {
 		return nil, fmt.Errorf("latent space \"vae\": %w (train it with `ddgi train vae`)", err)
 	}
 	store.Freeze("")
 	vc := a.Config
 	if vc.LatentChannels() != c.LatentChannels || vc.Factor() != c.ImageSize()/c.LatentSize {
-		return nil, fmt.Errorf("%s: %d latent channels at factor %d, the U-Net wants %d at %d", *lw.VAE, vc.LatentChannels(), vc.Factor(), c.LatentChannels, c.ImageSize()/c.LatentSize)
+		return nil, fmt.Errorf("%s: %d latent channels at factor %d, the U-Net wants %d at %d", lw.VAE, vc.LatentChannels(), vc.Factor(), c.LatentChannels, c.ImageSize()/c.LatentSize)
 	}
 	return VAELatent{A: a, Scale: vc.ScaleFactor()}, nil
 }

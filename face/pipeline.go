@@ -129,8 +129,7 @@ func LoadEncoder(o Options) (*encoder.E, error) {
 	if err := encoder.LoadBranch(m, f["branch"], o.Cond); err != nil {
 		return nil, err
 	}
-	tok, text, vae, preset := f["tokenizer"], f["text"], f["vae"], "small64"
-	files := encoder.Files{Tokenizer: &tok, Text: &text, TextPreset: &preset, VAE: &vae}
+	files := encoder.Files{Tokenizer: f["tokenizer"], Text: f["text"], TextPreset: "small64", VAE: f["vae"]}
 	te, _, err := encoder.LoadText(files, m.Config.ContextDim, false)
 	if err != nil {
 		return nil, err

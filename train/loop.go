@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"syscall"
 	"time"
@@ -132,6 +133,12 @@ func ExitCode(err error) int {
 // at the end. When ctx is cancelled it finishes the step, checkpoints and
 // returns *Interrupted.
 func (l *Loop) Run(ctx context.Context, run *Run, job Job) error {
+	// One OS thread for every step: libtorch's grad mode and intra-op
+	// thread count are per thread, and a goroutine that moved between
+	// threads could reduce in another order (last-bit differences that
+	// break bit-identical resume).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	l.defaults()
 	done, err := l.resume(run, job)
 	if err != nil {

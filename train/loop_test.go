@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,16 +224,16 @@ func TestOlderRunFolderIsNamed(t *testing.T) {
 	}
 }
 
-// TestKilledRunsLeaveWholeCheckpoints SIGKILLs a training process at random
+// TestKilledRunsLeaveWholeCheckpoints SIGKILLs a training process 20 times at random
 // moments while it checkpoints every step; each resume must find a
 // checkpoint whose files agree (the child below checks that in Load).
 func TestKilledRunsLeaveWholeCheckpoints(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills 12 processes")
+		t.Skip("kills 20 processes")
 	}
 	dir := t.TempDir()
 	rng := rand.New(rand.NewSource(1))
-	for kill := 0; kill < 12; kill++ {
+	for kill := 0; kill < 20; kill++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$")
 		cmd.Env = append(os.Environ(), "DDGI_KILL_CHILD="+dir)
 		if err := cmd.Start(); err != nil {
@@ -251,7 +252,7 @@ func TestKilledRunsLeaveWholeCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	if j.Steps < 2 {
-		t.Fatalf("12 runs of ~250 ms reached only %d steps", j.Steps)
+		t.Fatalf("20 runs of ~250 ms reached only %d steps", j.Steps)
 	}
 }
 
@@ -276,4 +277,54 @@ func (s *slowJob) Save(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "pad.bin"), make([]byte, 1<<20), 0o644)
+}
+
+// threadJob records the OS thread of every call the loop makes into it.
+type threadJob struct {
+	counterJob
+	tids map[int]bool
+}
+
+func (j *threadJob) Step(ctx context.Context, done int64) (Result, error) {
+	j.tids[syscall.Gettid()] = true
+	time.Sleep(200 * time.Microsecond) // a parked goroutine may wake on another thread
+	return j.counterJob.Step(ctx, done)
+}
+
+func (j *threadJob) Save(dir string) error {
+	j.tids[syscall.Gettid()] = true
+	return j.counterJob.Save(dir)
+}
+
+// TestLoopStaysOnOneThread: every Step and Save of a run happen on one OS
+// thread, so libtorch's per-thread state cannot make two identical runs
+// round differently (the VAE's resume test caught that).
+func TestLoopStaysOnOneThread(t *testing.T) {
+	j := &threadJob{tids: map[int]bool{}}
+	busy, stop := make(chan struct{}), make(chan struct{})
+	for range 4 { // keep the other threads occupied so the scheduler moves goroutines
+		go func() {
+			for {
+				select {
+				case <-stop:
+					busy <- struct{}{}
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	l := &Loop{Label: "t", Total: 20, Quiet: true} // a checkpoint every step: file I/O also frees the thread
+	err := l.Run(context.Background(), openRun(t), j)
+	close(stop)
+	for range 4 {
+		<-busy
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.tids) != 1 {
+		t.Errorf("a run's steps and saves ran on %d OS threads, want 1", len(j.tids))
+	}
 }

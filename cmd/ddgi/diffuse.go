@@ -36,7 +36,7 @@ func runDiffuse(args []string) error {
 	scribbleNet := fs.String("scribble-net", "weights/diffusion_small64_scribble.safetensors", "scribble ControlNet branch")
 	maskScale := fs.Float64("mask-scale", 1, "mask branch residual scale")
 	scribbleScale := fs.Float64("scribble-scale", 1, "scribble branch residual scale")
-	lw := encoder.AddFlags(fs)
+	lw := addEncoderFlags(fs)
 	weights := fs.String("weights", "", "model-set folder (e.g. `ddgi convert --from ldm` output): the files --unet, --mask-net, --scribble-net, --vae, --text-weights and --tokenizer leave unset come from its manifest, else its shipped names")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -56,7 +56,7 @@ func runDiffuse(args []string) error {
 			val string
 		}{
 			"unet": {unet, mask["unet"]}, "mask-net": {maskNet, mask["branch"]}, "scribble-net": {scribbleNet, scribble["branch"]},
-			"vae": {lw.VAE, mask["vae"]}, "text-weights": {lw.Text, mask["text"]}, "tokenizer": {lw.Tokenizer, mask["tokenizer"]},
+			"vae": {&lw.VAE, mask["vae"]}, "text-weights": {&lw.Text, mask["text"]}, "tokenizer": {&lw.Tokenizer, mask["tokenizer"]},
 		} {
 			if !flagSet(fs, flagName) {
 				*v.dst = v.val
@@ -103,11 +103,11 @@ func runDiffuse(args []string) error {
 		}
 		cond.Scribble, cond.ScribbleScale = encoder.ScribbleCondition(s, size, *n), *scribbleScale
 	}
-	te, _, err := encoder.LoadText(lw, m.Config.ContextDim, false)
+	te, _, err := encoder.LoadText(*lw, m.Config.ContextDim, false)
 	if err != nil {
 		return err
 	}
-	ae, err := encoder.Autoencoder(m.Config, lw)
+	ae, err := encoder.Autoencoder(m.Config, *lw)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ type textCondReport struct {
 
 func runEvalText(args []string) error {
 	fs := newFlags("eval-text", "--unet U.safetensors [--text-weights T.safetensors] [flags]")
-	unet := fs.String("unet", "weights/diffusion_small64.safetensors", "base U-Net weights (a run's ema.safetensors works)")
+	unet := fs.String("unet", "weights/diffusion_small64.safetensors", "base U-Net weights (a base run's latest/ema.safetensors works)")
 	n := fs.Int("n", 500, "SynthFace-bench pairs for the denoising loss")
 	tsFlag := fs.String("t", "100,300,500,700,900", "timesteps the loss is averaged over")
 	samples := fs.Int("samples", 200, "text-only samples for attribute accuracy (0: skip)")
@@ -57,7 +57,7 @@ func runEvalText(args []string) error {
 	attrW := fs.String("attributes", "weights/aux_attributes.safetensors", "attribute classifier")
 	jsonOut := fs.String("json", "", "also write the report here")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	lw := encoder.AddFlags(fs)
+	lw := addEncoderFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func runEvalText(args []string) error {
 	var rep textCondReport
 	err := torch.Try(func() {
 		var err error
-		rep, err = evalText(*unet, lw, *n, ts, *samples, *steps, *guidance, *attrW, *quiet)
+		rep, err = evalText(*unet, *lw, *n, ts, *samples, *steps, *guidance, *attrW, *quiet)
 		if err != nil {
 			panic(&torch.Error{Op: "eval-text", Msg: err.Error()})
 		}
@@ -97,7 +97,7 @@ func runEvalText(args []string) error {
 }
 
 func evalText(unet string, lw encoder.Files, n int, ts []int, samples, steps int, guidance float64, attrW string, quiet bool) (textCondReport, error) {
-	rep := textCondReport{UNet: unet, Text: *lw.Text, Pairs: n, Timesteps: ts, Samples: samples}
+	rep := textCondReport{UNet: unet, Text: lw.Text, Pairs: n, Timesteps: ts, Samples: samples}
 	m, err := diffusion.Load(unet, torch.CPU)
 	if err != nil {
 		return rep, err

@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"ddgi/data"
-	"ddgi/diffusion"
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
@@ -200,70 +199,6 @@ func TestEvalTextOnTinyWeights(t *testing.T) {
 	}
 	if code := run(append(args, "--t", "5000")); code != 1 {
 		t.Errorf("timestep 5000 exited %d, want 1", code)
-	}
-}
-
-// TestTrainDiffusionWithArtworks trains a tiny base U-Net for a few steps
-// on a SynthFace stream with artworks, checks the run records the style
-// share (so a resume keeps it) and refuses unknown styles.
-func TestTrainDiffusionWithArtworks(t *testing.T) {
-	dir, w := tinyWeights(t)
-	out := filepath.Join(dir, "diff")
-	args := []string{"train", "diffusion", "--stage", "base", "--preset", "tiny", "--latent", "patch", "--out", out,
-		"--steps", "3", "--batch", "2", "--samples", "8", "--sample-every", "3", "--sample-steps", "2",
-		"--text-weights", filepath.Join(w, "text_small64.safetensors"), "--tokenizer", filepath.Join(w, "tokenizer.json")}
-	if code := run(append(args, "--art-prob", "0.5", "--arts", "statue,sketch")); code != 0 {
-		t.Fatalf("train diffusion exited %d", code)
-	}
-	b, err := os.ReadFile(filepath.Join(out, "state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st diffState
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Step != 3 || st.ArtProb != 0.5 || strings.Join(st.Arts, ",") != "statue,sketch" {
-		t.Errorf("state: step %d, art %v %v", st.Step, st.ArtProb, st.Arts)
-	}
-	if _, err := os.Stat(filepath.Join(out, "samples-000003.png")); err != nil {
-		t.Error(err)
-	}
-	if code := run(append(args, "--out", filepath.Join(dir, "diff2"), "--art-prob", "0.5", "--arts", "oil")); code != 1 {
-		t.Errorf("unknown style exited %d, want 1", code)
-	}
-}
-
-// TestTrainDiffusionInitFineTunes: --init starts the base U-Net from given
-// weights (the export after one step at a negligible learning rate equals
-// them to fp16 precision), and is refused for a branch.
-func TestTrainDiffusionInitFineTunes(t *testing.T) {
-	dir, w := tinyWeights(t)
-	init := filepath.Join(w, "diffusion_small64.safetensors")
-	exported := filepath.Join(dir, "ft.safetensors")
-	args := []string{"train", "diffusion", "--stage", "base", "--init", init, "--out", filepath.Join(dir, "ft"),
-		"--steps", "1", "--batch", "2", "--samples", "4", "--sample-every", "100", "--lr", "1e-12", "--export", exported,
-		"--text-weights", filepath.Join(w, "text_small64.safetensors"), "--tokenizer", filepath.Join(w, "tokenizer.json")}
-	if code := run(args); code != 0 {
-		t.Fatalf("fine-tune exited %d", code)
-	}
-	a, err := diffusion.Load(init, torch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := diffusion.Load(exported, torch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range a.Store.Names() {
-		x, y := a.Store.Get(name), b.Store.Get(name)
-		if d := x.Sub(y).Abs().MaxAll().Item(); d > 2e-3*(1+x.Abs().MaxAll().Item()) {
-			t.Fatalf("%s moved by %g: --init not applied", name, d)
-		}
-	}
-	ctl := []string{"train", "diffusion", "--stage", "control", "--init", init, "--out", filepath.Join(dir, "ctl")}
-	if code := run(ctl); code != 1 {
-		t.Errorf("--init on a branch exited %d, want 1", code)
 	}
 }
 

@@ -48,7 +48,12 @@ func runTrainAux(args []string) error {
 	seed := fs.Int64("seed", 1, "seed")
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "render workers")
 	quiet := fs.Bool("quiet", false, "no progress output")
+	ckptEvery := ckptEveryFlag(fs, 3*time.Minute, nil)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	every, err := ckptEvery()
+	if err != nil {
 		return err
 	}
 	d, ok := auxDefaults[*net]
@@ -58,7 +63,7 @@ func runTrainAux(args []string) error {
 	}
 	o := auxtrain.Options{Net: *net, Preset: *preset, Steps: pick(*steps, d[0]), Batch: pick(*batch, d[1]),
 		Samples: pick(*samples, d[2]), PerIdentity: *per, Margin: *margin, LR: *lr, EvalSamples: *evalN, Backbone: *backbone,
-		Seed: *seed, Balance: *balance, Workers: *workers, Quiet: *quiet, Checkpoint: 3 * time.Minute,
+		Seed: *seed, Balance: *balance, Workers: *workers, Quiet: *quiet, Checkpoint: every,
 		Dir: *dir, Out: *out}
 	if o.Dir == "" {
 		o.Dir = filepath.Join("runs", "aux_"+*net)

@@ -36,11 +36,16 @@ func runTrainGAN(args []string) error {
 	shapePrior := fs.Float64("shape-prior", 0, "eg3d, new runs: raw density of a solid core inside the head that G cannot carve (0 = off; 30 gives an opaque surface that keeps small runs off flat-card and hollow-face geometry); a resumed run keeps its own")
 	opacity := fs.Float64("opacity", 0, "eg3d: weight of the transparency penalty in G's loss (0 = off; 1 stops dark hair being drawn as see-through holes); may change on resume")
 	workers := fs.Int("workers", 1, "data render workers")
-	ckpt := fs.Duration("checkpoint", 5*time.Minute, "checkpoint interval (each checkpoint holds G_ema's grid, latest/fakes.png)")
+	ckpt := fs.Duration("checkpoint", 5*time.Minute, "old name of --ckpt-every")
+	ckptEvery := ckptEveryFlag(fs, 5*time.Minute, func() (time.Duration, bool) { return *ckpt, flagSet(fs, "checkpoint") })
 	grid := fs.Float64("grid-kimg", 5, "write a fixed-seed sample grid preview-<images>.png every … kimg")
 	export := fs.String("export", "", "instead of training, write the run's G_ema (w̄ recomputed from 10k samples) to this safetensors file")
 	half := fs.Bool("half", true, "with --export: store fp16")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	every, err := ckptEvery()
+	if err != nil {
 		return err
 	}
 	if *out == "" {
@@ -66,7 +71,7 @@ func runTrainGAN(args []string) error {
 	if *yawSpread < 0 || *yawSpread > 1 || *poseSwap < 0 || *poseSwap > 1 {
 		return fmt.Errorf("--yaw-spread %g, --pose-swap %g: want 0…1", *yawSpread, *poseSwap)
 	}
-	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg = *kimg, *seed, *dataN, *workers, *ckpt, *grid
+	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg = *kimg, *seed, *dataN, *workers, every, *grid
 	o.YawSpread, o.PoseSwap = *yawSpread, *poseSwap
 	o.Label = *arch + "/" + *preset
 	if *export != "" {

@@ -61,7 +61,10 @@ func runTrainText(args []string) error {
 	embed := fs.Int64("embed", 128, "shared embedding width")
 	widths := fs.String("image-widths", "16,32,64,128", "image tower widths, one stride-2 level each")
 	evalEvery := fs.Int64("eval-every", 500, "steps between bench retrieval evaluations")
-	ckptMin := fs.Float64("ckpt-minutes", 3, "minutes between checkpoints")
+	ckptMin := fs.Float64("ckpt-minutes", 3, "old name of --ckpt-every, in minutes")
+	ckptEvery := ckptEveryFlag(fs, 3*time.Minute, func() (time.Duration, bool) {
+		return time.Duration(*ckptMin * float64(time.Minute)), flagSet(fs, "ckpt-minutes")
+	})
 	seed := fs.Uint64("seed", 1, "initialisation and sampling seed")
 	export := fs.String("export", "", "also write the text encoder alone here at the end (fp16), e.g. weights/text_small64.safetensors")
 	workers := fs.Int("workers", 2, "data workers")
@@ -70,6 +73,10 @@ func runTrainText(args []string) error {
 	artF := addArtFlags(fs, "share of SynthFace training and bench pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4); kept in the run's state")
 	df := addDataFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	every, err := ckptEvery()
+	if err != nil {
 		return err
 	}
 	artProb, arts, err := artF.parse()
@@ -88,7 +95,7 @@ func runTrainText(args []string) error {
 		Preset: *preset, Tokenizer: *tokPath, Size: *size, Embed: *embed, ImageWidths: iw,
 		Steps: *steps, Batch: *batchSize, LR: *lr, EvalEvery: *evalEvery, Seed: *seed, Init: *initFrom, Tune: *tune,
 		Data: df.open, Samples: *nTrain, Bench: *nBench, Workers: *workers,
-		CheckpointEvery: time.Duration(*ckptMin * float64(time.Minute)), Export: *export,
+		CheckpointEvery: every, Export: *export,
 	}
 	if artProb > 0 {
 		o.ArtProb, o.Arts = artProb, arts

@@ -22,7 +22,10 @@ func runTrainVAE(args []string) error {
 	klW := fs.Float64("kl", 1e-6, "KL weight (SD uses 1e-6)")
 	nTrain := fs.Int("n", 6000, "training images read once and held in memory (SynthFace renders this many; a --data folder gives at most this many)")
 	nBench := fs.Int("bench", 256, "held-out images for PSNR and the latent scale: SynthFace-bench, or at most this many of a --data folder's --val part (a folder needs --val ≥ 8)")
-	ckptMin := fs.Float64("ckpt-minutes", 3, "minutes between checkpoints")
+	ckptMin := fs.Float64("ckpt-minutes", 3, "old name of --ckpt-every, in minutes")
+	ckptEvery := ckptEveryFlag(fs, 3*time.Minute, func() (time.Duration, bool) {
+		return time.Duration(*ckptMin * float64(time.Minute)), flagSet(fs, "ckpt-minutes")
+	})
 	seed := fs.Uint64("seed", 1, "initialisation and sampling seed")
 	export := fs.String("export", "", "also write the weights here at the end (fp16), e.g. weights/vae_small64.safetensors")
 	grid := fs.String("grid", "", "also write a bench reconstruction grid here (originals above reconstructions)")
@@ -31,10 +34,14 @@ func runTrainVAE(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	every, err := ckptEvery()
+	if err != nil {
+		return err
+	}
 	o := vaetrain.Options{
 		Preset: *preset, Steps: *steps, Batch: *batchSize, LR: *lr, KL: *klW, Seed: *seed,
 		Data: df.open, Samples: *nTrain, Bench: *nBench, Workers: *workers,
-		CheckpointEvery: time.Duration(*ckptMin * float64(time.Minute)), Export: *export, Grid: *grid,
+		CheckpointEvery: every, Export: *export, Grid: *grid,
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"flag"
 
 	"ddgi/data"
@@ -12,6 +15,9 @@ type dataFlags struct {
 	spec  *string
 	val   *int
 	onBad *string
+	// needMasks makes a folder sample without a mask a bad file (a
+	// trainer that learns from masks sets it after parsing).
+	needMasks bool
 }
 
 func addDataFlags(fs *flag.FlagSet) *dataFlags {
@@ -29,5 +35,24 @@ func (d *dataFlags) open(split data.Split, size, n int, synth func(split data.Sp
 	if err != nil {
 		return nil, err
 	}
-	return data.Open(*d.spec, data.OpenOptions{Size: size, Split: split, N: n, Val: *d.val, OnBad: bad, SynthFace: synth})
+	return data.Open(*d.spec, data.OpenOptions{Size: size, Split: split, N: n, Val: *d.val, OnBad: bad, NeedMasks: d.needMasks, SynthFace: synth})
+}
+
+// ckptEveryFlag registers --ckpt-every, the checkpoint interval every
+// train command shares; legacy names the flag a command had before (kept
+// working). Call the returned func after parsing.
+func ckptEveryFlag(fs *flag.FlagSet, def time.Duration, legacy func() (time.Duration, bool)) func() (time.Duration, error) {
+	every := fs.Duration("ckpt-every", def, "time between checkpoints (runs/X/checkpoints/<step>, runs/X/latest; also at the end and at Ctrl-C)")
+	return func() (time.Duration, error) {
+		d := *every
+		if legacy != nil && !flagSet(fs, "ckpt-every") {
+			if l, ok := legacy(); ok {
+				d = l
+			}
+		}
+		if d <= 0 {
+			return 0, fmt.Errorf("--ckpt-every %v: want > 0", d)
+		}
+		return d, nil
+	}
 }
