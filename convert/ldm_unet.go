@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"ddgi/diffusion"
+	"ddgi/kinds"
 	"ddgi/nn"
 )
 
@@ -306,15 +307,15 @@ func LDMUNet(src map[string]Source, o LDMOptions) (*diffusion.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &diffusion.Model{Config: c, Store: store, UNet: u, Controls: map[string]*diffusion.ControlNet{}, Schedule: sch}, nil
+	return &diffusion.Model{Config: c, Store: store, UNet: u, Controls: map[kinds.Cond]*diffusion.ControlNet{}, Schedule: sch}, nil
 }
 
 // ControlNet converts lllyasviel's cldm.ControlNet (control_model.* of a
 // v1.0 single file or a v1.1 .pth, or a bare state dict) to a ddgi branch
-// of condition kind (diffusion.CondMask for seg, CondScribble for
+// of condition kind (kinds.Mask for seg, kinds.Scribble for
 // scribble), config from its shapes (n.Enc.Config; HintChannels from the
 // hint block, 3 for the public models).
-func ControlNet(src map[string]Source, kind string, o LDMOptions) (*diffusion.ControlNet, error) {
+func ControlNet(src map[string]Source, kind kinds.Cond, o LDMOptions) (*diffusion.ControlNet, error) {
 	src, err := selectNet(src, LDMControlPrefix, LDMUNetPrefix, "ControlNet")
 	if err != nil {
 		return nil, err
@@ -341,7 +342,7 @@ func ControlNet(src map[string]Source, kind string, o LDMOptions) (*diffusion.Co
 
 // AttachControl adds a converted branch to a converted U-Net after
 // checking that their configs agree (as diffusion's LoadControl does).
-func AttachControl(m *diffusion.Model, kind string, n *diffusion.ControlNet) error {
+func AttachControl(m *diffusion.Model, kind kinds.Cond, n *diffusion.ControlNet) error {
 	a, _ := json.Marshal(n.Enc.Config)
 	b, _ := json.Marshal(m.Config)
 	if string(a) != string(b) {

@@ -11,6 +11,7 @@ import (
 
 	"ddgi/diffusion"
 	"ddgi/internal/golden"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/torch"
 )
@@ -71,7 +72,7 @@ func TestLDMUNetParity(t *testing.T) {
 	}
 	for name, src := range map[string]map[string]Source{"v1.1 pth": pth, "v1.0 single file": single} {
 		t.Run(name, func(t *testing.T) {
-			n, err := ControlNet(src, diffusion.CondMask, ldmTiny)
+			n, err := ControlNet(src, kinds.Mask, ldmTiny)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,11 +93,11 @@ func TestLDMUNetParity(t *testing.T) {
 			})
 		})
 	}
-	n, err := ControlNet(pth, diffusion.CondMask, ldmTiny)
+	n, err := ControlNet(pth, kinds.Mask, ldmTiny)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := AttachControl(m, diffusion.CondMask, n); err != nil {
+	if err := AttachControl(m, kinds.Mask, n); err != nil {
 		t.Fatal(err)
 	}
 	torch.NoGrad(func() {
@@ -114,7 +115,7 @@ func TestLDMUNetParity(t *testing.T) {
 	if err := m.Save(unetPath, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.SaveControl(diffusion.CondMask, ctrlPath, false); err != nil {
+	if err := m.SaveControl(kinds.Mask, ctrlPath, false); err != nil {
 		t.Fatal(err)
 	}
 	back, err := diffusion.Load(unetPath, torch.CPU)
@@ -134,7 +135,7 @@ func TestLDMUNetParity(t *testing.T) {
 // TestLDMBadInput: wrong files say what is wrong instead of panicking.
 func TestLDMBadInput(t *testing.T) {
 	ckpt := openLDM(t, "ldm_tiny.ckpt")
-	if _, err := ControlNet(ckpt, diffusion.CondMask, ldmTiny); err == nil {
+	if _, err := ControlNet(ckpt, kinds.Mask, ldmTiny); err == nil {
 		t.Error("a U-Net without a hint block converted as a ControlNet")
 	} else {
 		t.Log(err)
@@ -200,7 +201,7 @@ func TestLDMFullSizeKeyLists(t *testing.T) {
 			s := nn.NewStore(torch.CPU, 0)
 			s.SkipInit = true
 			if control {
-				_, err = diffusion.NewControlNetIn(s, c, diffusion.CondMask)
+				_, err = diffusion.NewControlNetIn(s, c, kinds.Mask)
 			} else {
 				_, err = diffusion.NewUNet(s.Root(), c)
 			}
@@ -369,11 +370,11 @@ func TestLDMConfigYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := ControlNet(openLDM(t, "control_tiny.pth"), diffusion.CondMask, co)
+	n, err := ControlNet(openLDM(t, "control_tiny.pth"), kinds.Mask, co)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := AttachControl(m, diffusion.CondMask, n); err != nil {
+	if err := AttachControl(m, kinds.Mask, n); err != nil {
 		t.Fatal(err)
 	}
 	torch.NoGrad(func() {

@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"ddgi/diffusion"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/text"
 )
@@ -60,7 +60,7 @@ func SD(src map[string]Source, dir string, half bool, o LDMOptions, to CLIPTextO
 
 // SaveControlNet converts lllyasviel's ControlNet for condition kind and
 // writes it as a ddgi branch file.
-func SaveControlNet(src map[string]Source, kind, path string, half bool, o LDMOptions) error {
+func SaveControlNet(src map[string]Source, kind kinds.Cond, path string, half bool, o LDMOptions) error {
 	n, err := ControlNet(src, kind, o)
 	if err != nil {
 		return err
@@ -88,10 +88,9 @@ func SaveCLIPText(src map[string]Source, path string, half bool, o CLIPTextOptio
 }
 
 // ControlKind maps a --cond name to the branch's condition kind.
-func ControlKind(cond string) (string, error) {
-	switch cond {
-	case diffusion.CondMask, diffusion.CondScribble:
-		return cond, nil
+func ControlKind(cond string) (kinds.Cond, error) {
+	if k, err := kinds.ParseCond(cond); err == nil {
+		return k, nil
 	}
 	return "", fmt.Errorf("--cond %q: want mask or scribble", cond)
 }

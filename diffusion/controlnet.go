@@ -3,14 +3,9 @@ package diffusion
 import (
 	"fmt"
 
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/torch"
-)
-
-// Condition types, one ControlNet branch each.
-const (
-	CondMask     = "mask"
-	CondScribble = "scribble"
 )
 
 // MaskClasses is the number of semantic classes (CelebAMask-HQ order).
@@ -18,11 +13,11 @@ const MaskClasses = 19
 
 // CondChannels is the number of input channels of a condition type: the
 // mask is one-hot over 19 classes, the scribble a single 0/1 plane.
-func CondChannels(kind string) (int64, error) {
+func CondChannels(kind kinds.Cond) (int64, error) {
 	switch kind {
-	case CondMask:
+	case kinds.Mask:
 		return MaskClasses, nil
-	case CondScribble:
+	case kinds.Scribble:
 		return 1, nil
 	}
 	return 0, fmt.Errorf("diffusion: unknown condition %q (mask, scribble)", kind)
@@ -66,7 +61,7 @@ func (e *CondEmbedding) Forward(x *torch.Tensor) *torch.Tensor {
 // leave through zero-initialised 1×1 convs. Tensor names follow diffusers'
 // ControlNetModel, so the copied encoder keeps the U-Net's names.
 type ControlNet struct {
-	Kind     string
+	Kind     kinds.Cond
 	Store    *nn.Store
 	Enc      *Encoder
 	CondEmb  *CondEmbedding
@@ -78,13 +73,13 @@ type ControlNet struct {
 // Config.HintChannels channels when set, else CondChannels(kind). Its encoder
 // starts random; call InitFrom to copy the base U-Net's encoder as
 // ControlNet does.
-func NewControlNet(c Config, kind string, dev torch.Device, seed uint64) (*ControlNet, error) {
+func NewControlNet(c Config, kind kinds.Cond, dev torch.Device, seed uint64) (*ControlNet, error) {
 	return NewControlNetIn(nn.NewStore(dev, seed), c, kind)
 }
 
 // NewControlNetIn builds a branch for kind in store s (converters pass one
 // with SkipInit, about to be overwritten by a checkpoint).
-func NewControlNetIn(s *nn.Store, c Config, kind string) (*ControlNet, error) {
+func NewControlNetIn(s *nn.Store, c Config, kind kinds.Cond) (*ControlNet, error) {
 	in, err := CondChannels(kind)
 	if err != nil {
 		return nil, err

@@ -6,11 +6,12 @@ import (
 	"slices"
 	"testing"
 
+	"ddgi/kinds"
 	"ddgi/optim"
 	"ddgi/torch"
 )
 
-func newTiny(t testing.TB, kinds ...string) *Model {
+func newTiny(t testing.TB, conds ...kinds.Cond) *Model {
 	t.Helper()
 	c, err := Preset("tiny")
 	if err != nil {
@@ -20,7 +21,7 @@ func newTiny(t testing.TB, kinds ...string) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, k := range kinds {
+	for i, k := range conds {
 		if _, err := m.AddControl(k, uint64(10+i)); err != nil {
 			t.Fatal(err)
 		}
@@ -107,14 +108,14 @@ func TestTapShapes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kinds := []string{CondMask, CondScribble}
+			conds := kinds.Conds
 			if name == "sd15" {
 				// 860M parameters: batch 1 on an 8×8 latent, base U-Net
 				// only in -short (a branch adds 360M).
 				c.LatentSize = 8
-				kinds = kinds[:1]
+				conds = conds[:1]
 				if testing.Short() {
-					kinds = nil
+					conds = nil
 				}
 			}
 			m, err := New(c, torch.CPU, 1)
@@ -125,7 +126,7 @@ func TestTapShapes(t *testing.T) {
 			if n := m.Store.NumParams(); name == "sd15" && n != 859520964 {
 				t.Errorf("sd15 U-Net has %d parameters, SD1.5 has 859520964", n)
 			}
-			for _, k := range kinds {
+			for _, k := range conds {
 				if _, err := m.AddControl(k, 2); err != nil {
 					t.Fatal(err)
 				}
@@ -137,10 +138,10 @@ func TestTapShapes(t *testing.T) {
 						b = 1
 					}
 					zt, ts, ctx, cond := inputs(c, b, ltok, 3)
-					if len(kinds) < 2 {
+					if len(conds) < 2 {
 						cond.Scribble = nil
 					}
-					if len(kinds) < 1 {
+					if len(conds) < 1 {
 						cond.Mask = nil
 					}
 					checkTaps(t, c, m.Taps(zt, ts, ctx, cond), b, ltok)
@@ -151,7 +152,7 @@ func TestTapShapes(t *testing.T) {
 }
 
 func TestAttentionMapsSumToOne(t *testing.T) {
-	m := newTiny(t, CondMask)
+	m := newTiny(t, kinds.Mask)
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
 			zt, ts, ctx, cond := inputs(m.Config, 2, 5, 4)
@@ -173,7 +174,7 @@ func TestAttentionMapsSumToOne(t *testing.T) {
 }
 
 func TestZeroConvBranchLeavesBaseUnchanged(t *testing.T) {
-	m := newTiny(t, CondMask, CondScribble)
+	m := newTiny(t, kinds.Mask, kinds.Scribble)
 	for _, k := range m.Kinds() {
 		for _, name := range m.Controls[k].Store.Names() {
 			if base := m.Store.Get(name); base != nil {
@@ -200,7 +201,7 @@ func TestZeroConvBranchLeavesBaseUnchanged(t *testing.T) {
 }
 
 func TestGuidanceScaleOneIsConditional(t *testing.T) {
-	m := newTiny(t, CondMask)
+	m := newTiny(t, kinds.Mask)
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
 			zt, ts, ctx, cond := inputs(m.Config, 2, 5, 6)
@@ -226,12 +227,12 @@ func TestGuidanceScaleOneIsConditional(t *testing.T) {
 }
 
 func TestSaveLoadIdentical(t *testing.T) {
-	m := newTiny(t, CondMask)
+	m := newTiny(t, kinds.Mask)
 	// Perturb the zero convs so the branch matters.
 	torch.NoGrad(func() {
-		for _, n := range m.Controls[CondMask].Store.Names() {
+		for _, n := range m.Controls[kinds.Mask].Store.Names() {
 			torch.Scoped(func() {
-				w := m.Controls[CondMask].Store.Get(n)
+				w := m.Controls[kinds.Mask].Store.Get(n)
 				w.AddIn(torch.Randn(torch.NewGenerator(9), w.Shape(), torch.Float32, torch.CPU), 0.01)
 			})
 		}
@@ -241,7 +242,7 @@ func TestSaveLoadIdentical(t *testing.T) {
 	if err := m.Save(bp, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.SaveControl(CondMask, cp, false); err != nil {
+	if err := m.SaveControl(kinds.Mask, cp, false); err != nil {
 		t.Fatal(err)
 	}
 	m2, err := Load(bp, torch.CPU)
@@ -275,7 +276,7 @@ func TestNoiseLossFalls(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n, err := m.AddControl(CondMask, 2)
+			n, err := m.AddControl(kinds.Mask, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -403,7 +404,7 @@ func TestScheduleAndTimesteps(t *testing.T) {
 // TestConcurrentBranchesMatch: running the ControlNet branches beside the
 // U-Net's encoder (Model.Concurrent) gives the taps of the sequential pass.
 func TestConcurrentBranchesMatch(t *testing.T) {
-	m := newTiny(t, CondMask, CondScribble)
+	m := newTiny(t, kinds.Mask, kinds.Scribble)
 	g := torch.NewGenerator(8)
 	torch.NoGrad(func() {
 		for _, k := range m.Kinds() {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -24,7 +25,7 @@ func TestHintChannels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := m.AddControl(CondMask, 2)
+	n, err := m.AddControl(kinds.Mask, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

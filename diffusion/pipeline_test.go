@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -36,7 +37,7 @@ func newPatchModel(t testing.TB, preset string) (*Model, *Pipeline) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.AddControl(CondMask, 2); err != nil {
+	if _, err := m.AddControl(kinds.Mask, 2); err != nil {
 		t.Fatal(err)
 	}
 	ae, err := NewAutoencoder(c)

@@ -3,8 +3,9 @@ package diffusion
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/safetensors"
 	"ddgi/torch"
@@ -16,7 +17,7 @@ type Model struct {
 	Config   Config
 	Store    *nn.Store // base U-Net tensors
 	UNet     *UNet
-	Controls map[string]*ControlNet
+	Controls map[kinds.Cond]*ControlNet
 	Schedule *Schedule
 	// Concurrent runs the ControlNet branches and the U-Net's encoder at
 	// once, each on its own share of the threads (inference on small
@@ -35,12 +36,12 @@ func New(c Config, dev torch.Device, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{Config: c, Store: s, UNet: u, Controls: map[string]*ControlNet{}, Schedule: sch}, nil
+	return &Model{Config: c, Store: s, UNet: u, Controls: map[kinds.Cond]*ControlNet{}, Schedule: sch}, nil
 }
 
 // AddControl adds a branch for kind whose encoder is a copy of the base
 // U-Net's (ControlNet's initialisation) and returns it.
-func (m *Model) AddControl(kind string, seed uint64) (*ControlNet, error) {
+func (m *Model) AddControl(kind kinds.Cond, seed uint64) (*ControlNet, error) {
 	if _, dup := m.Controls[kind]; dup {
 		return nil, fmt.Errorf("diffusion: %s branch already present", kind)
 	}
@@ -56,12 +57,12 @@ func (m *Model) AddControl(kind string, seed uint64) (*ControlNet, error) {
 }
 
 // Kinds lists the loaded branches, sorted.
-func (m *Model) Kinds() []string {
-	var ks []string
+func (m *Model) Kinds() []kinds.Cond {
+	var ks []kinds.Cond
 	for k := range m.Controls {
 		ks = append(ks, k)
 	}
-	sort.Strings(ks)
+	slices.Sort(ks)
 	return ks
 }
 
@@ -77,7 +78,7 @@ func (m *Model) Save(path string, half bool) error {
 }
 
 // SaveControl writes one branch.
-func (m *Model) SaveControl(kind, path string, half bool) error {
+func (m *Model) SaveControl(kind kinds.Cond, path string, half bool) error {
 	n, ok := m.Controls[kind]
 	if !ok {
 		return fmt.Errorf("diffusion: no %s branch to save", kind)
@@ -87,8 +88,8 @@ func (m *Model) SaveControl(kind, path string, half bool) error {
 
 // Save writes the branch for condition kind with its config (the U-Net's
 // it was built for), as Model.LoadControl reads it.
-func (n *ControlNet) Save(path, kind string, half bool) error {
-	return n.Store.Save(path, nn.SaveOptions{Config: n.Enc.Config, Half: half, Metadata: map[string]string{metaRole: "controlnet", metaKind: kind}})
+func (n *ControlNet) Save(path string, kind kinds.Cond, half bool) error {
+	return n.Store.Save(path, nn.SaveOptions{Config: n.Enc.Config, Half: half, Metadata: map[string]string{metaRole: "controlnet", metaKind: string(kind)}})
 }
 
 // readConfig loads a file and the Config in its metadata.
@@ -132,7 +133,7 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	kind := f.Metadata[metaKind]
+	kind := kinds.Cond(f.Metadata[metaKind])
 	if f.Metadata[metaRole] != "controlnet" || kind == "" {
 		return nil, fmt.Errorf("load %s: not a ControlNet branch", path)
 	}
@@ -165,7 +166,7 @@ type Conditions struct {
 }
 
 // each calls f for every present condition, in a fixed order.
-func (c Conditions) each(f func(kind string, img *torch.Tensor, scale float64)) {
+func (c Conditions) each(f func(kind kinds.Cond, img *torch.Tensor, scale float64)) {
 	scale := func(s float64) float64 {
 		if s == 0 {
 			return 1
@@ -173,10 +174,10 @@ func (c Conditions) each(f func(kind string, img *torch.Tensor, scale float64)) 
 		return s
 	}
 	if c.Mask != nil {
-		f(CondMask, c.Mask, scale(c.MaskScale))
+		f(kinds.Mask, c.Mask, scale(c.MaskScale))
 	}
 	if c.Scribble != nil {
-		f(CondScribble, c.Scribble, scale(c.ScribbleScale))
+		f(kinds.Scribble, c.Scribble, scale(c.ScribbleScale))
 	}
 }
 
@@ -239,7 +240,7 @@ type Taps struct {
 // residuals runs every branch that has a condition and sums the results.
 func (m *Model) residuals(zt, t, ctx *torch.Tensor, cond Conditions) *Residuals {
 	var res *Residuals
-	cond.each(func(kind string, img *torch.Tensor, scale float64) {
+	cond.each(func(kind kinds.Cond, img *torch.Tensor, scale float64) {
 		n, ok := m.Controls[kind]
 		if !ok {
 			panic(&torch.Error{Op: "diffusion", Msg: fmt.Sprintf("a %s condition was given but no %s branch is loaded", kind, kind)})

@@ -13,13 +13,14 @@ import (
 	"ddgi/diffusion"
 	"ddgi/diffusion/vae"
 	"ddgi/imagebatch"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/text"
 	"ddgi/torch"
 )
 
 // LoadBranch attaches the ControlNet branch for kind from path.
-func LoadBranch(m *diffusion.Model, path, kind string) error {
+func LoadBranch(m *diffusion.Model, path string, kind kinds.Cond) error {
 	n, err := m.LoadControl(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):

@@ -5,6 +5,7 @@ import (
 
 	"ddgi/diffusion"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/text"
 	"ddgi/torch"
@@ -12,7 +13,7 @@ import (
 
 // tinyE builds the encoder from random tiny parts: patch latents, a fresh
 // text encoder and the committed tokenizer.
-func tinyE(t *testing.T, kind string) *E {
+func tinyE(t *testing.T, kind kinds.Cond) *E {
 	t.Helper()
 	c, err := diffusion.Preset("tiny")
 	if err != nil {
@@ -43,7 +44,7 @@ func tinyE(t *testing.T, kind string) *E {
 }
 
 func TestEncoderFeedsTheInversion(t *testing.T) {
-	for _, kind := range []string{diffusion.CondMask, diffusion.CondScribble} {
+	for _, kind := range kinds.Conds {
 		e := tinyE(t, kind)
 		cfg, err := e.InversionConfig(4, 8, 16, kind)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/imagebatch"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/text"
 	"ddgi/torch"
 )
@@ -54,9 +55,9 @@ func (e *E) Prior(b int64, g *torch.Generator) *torch.Tensor {
 func conditions(c inversion.Condition) diffusion.Conditions {
 	var dc diffusion.Conditions
 	switch c.Kind {
-	case diffusion.CondMask:
+	case kinds.Mask:
 		dc.Mask = imagebatch.OneHot(c.Mask)
-	case diffusion.CondScribble:
+	case kinds.Scribble:
 		dc.Scribble = c.Scribble
 	}
 	return dc
@@ -106,7 +107,7 @@ func (e *E) Sample(texts []string, cond inversion.Condition, seeds []int64) *tor
 
 // InversionConfig sizes M and T for this encoder's taps and a GAN's W+
 // space, by running one pass on a dummy input.
-func (e *E) InversionConfig(styles, styleDim, width int64, kind string) (inversion.Config, error) {
+func (e *E) InversionConfig(styles, styleDim, width int64, kind kinds.Cond) (inversion.Config, error) {
 	var c inversion.Config
 	err := torch.Try(func() {
 		torch.NoGrad(func() {

@@ -12,6 +12,7 @@ import (
 	"ddgi/auxnets"
 	"ddgi/data"
 	"ddgi/imagebatch"
+	"ddgi/kinds"
 	"ddgi/metrics"
 	"ddgi/nn"
 	"ddgi/synthface"
@@ -47,7 +48,7 @@ func TestEvalPipelineGroundTruth(t *testing.T) {
 		}
 		ms = append(ms, m)
 	}
-	rep, err := Run(Config{Methods: ms, Conds: []Cond{CondMask, CondScribble}, N: 6, Size: 64, Batch: 4,
+	rep, err := Run(Config{Methods: ms, Conds: []kinds.Cond{kinds.Mask, kinds.Scribble}, N: 6, Size: 64, Batch: 4,
 		Workers: 1, Nets: tinyNets(t), GridRows: 2, Quiet: true})
 	if err != nil {
 		t.Fatal(err)
@@ -122,8 +123,8 @@ func BenchmarkMetrics(b *testing.B) {
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		inChunks(ss, 50, func(lo int, s []*data.Sample) {
-			batch := newBatch(CondMask, s, lo)
-			score(a, nets, CondMask, batch, nn.Blur(imagebatch.SampleImages(s), 1))
+			batch := newBatch(kinds.Mask, s, lo)
+			score(a, nets, kinds.Mask, batch, nn.Blur(imagebatch.SampleImages(s), 1))
 		})
 	}
 	b.ReportMetric(float64(b.N*len(ss))/time.Since(start).Seconds(), "images/s")
@@ -163,7 +164,7 @@ func TestEvalArtBench(t *testing.T) {
 	nets.Style = auxnets.NewClassifier(c, 6)
 	var prompts []string
 	spy := spyMethod{Method: gt, prompts: &prompts}
-	rep, err := Run(Config{Methods: []Method{spy}, Conds: []Cond{CondMask}, N: 4, Size: 64, Batch: 4,
+	rep, err := Run(Config{Methods: []Method{spy}, Conds: []kinds.Cond{kinds.Mask}, N: 4, Size: 64, Batch: 4,
 		Workers: 1, Nets: nets, GridRows: 2, Quiet: true, Art: synthface.ArtSketch})
 	if err != nil {
 		t.Fatal(err)

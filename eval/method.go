@@ -11,33 +11,16 @@ import (
 
 	"ddgi/data"
 	"ddgi/imagebatch"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/torch"
 )
-
-// Cond is the spatial half of the input condition.
-type Cond string
-
-// The two conditions of Table 1.
-const (
-	CondMask     Cond = "mask"
-	CondScribble Cond = "scribble"
-)
-
-// ParseCond accepts "mask" or "scribble".
-func ParseCond(s string) (Cond, error) {
-	switch Cond(s) {
-	case CondMask, CondScribble:
-		return Cond(s), nil
-	}
-	return "", fmt.Errorf("unknown condition %q (want mask or scribble)", s)
-}
 
 // Batch is one batch of bench pairs handed to a method: the spatial
 // condition, the text prompt per sample, and (for sanity methods and
 // scoring only) the ground truth samples.
 type Batch struct {
-	Cond Cond
+	Cond kinds.Cond
 	Size int
 	// Mask is [N,S,S] int64 labels (synthface.Classes); Scribble is
 	// [N,1,S,S] float32, 1 on strokes. Both are always filled; a method uses
@@ -141,7 +124,7 @@ var paintColors = [][3]float32{
 }
 
 func paint(b *Batch) *torch.Tensor {
-	if b.Cond == CondScribble {
+	if b.Cond == kinds.Scribble {
 		return b.Scribble.MulScalar(-1.6).AddScalar(0.2).Repeat(1, 3, 1, 1)
 	}
 	v := make([]float32, 0, 3*len(paintColors))

@@ -13,6 +13,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/internal/imageio"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -20,13 +21,13 @@ import (
 // gridData holds the grid's tiles for one condition: per sample the
 // condition, the prompt and the ground truth, then each method's output.
 type gridData struct {
-	cond    Cond
+	cond    kinds.Cond
 	samples []*data.Sample
 	methods []string
 	outs    map[string][]image.Image
 }
 
-func newGrid(cond Cond, ss []*data.Sample, ms []Method) *gridData {
+func newGrid(cond kinds.Cond, ss []*data.Sample, ms []Method) *gridData {
 	g := &gridData{cond: cond, samples: ss, outs: map[string][]image.Image{}}
 	for _, m := range ms {
 		g.methods = append(g.methods, m.Name())
@@ -90,7 +91,7 @@ func (g *gridData) image() *image.RGBA {
 	var caps []string
 	for i, s := range g.samples {
 		cond := imageio.RGB(data.ColorizeMask(s.Mask), s.Size, s.Size)
-		if g.cond == CondScribble {
+		if g.cond == kinds.Scribble {
 			inv := make([]uint8, len(s.Scribble))
 			for p, v := range s.Scribble {
 				inv[p] = 255 - v
@@ -161,7 +162,7 @@ func (r *Report) Markdown() string {
 			name += " (sanity check)"
 		}
 		in := "Text + mask"
-		if row.Cond == CondScribble {
+		if row.Cond == kinds.Scribble {
 			in = "Text + scribble"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%s %s |\n", in, name,

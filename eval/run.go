@@ -11,6 +11,7 @@ import (
 	"ddgi/data"
 	"ddgi/imagebatch"
 	"ddgi/internal/progress"
+	"ddgi/kinds"
 	"ddgi/metrics"
 	"ddgi/synthface"
 	"ddgi/torch"
@@ -59,7 +60,7 @@ func LoadNets(dir string) (*Nets, []string, error) {
 // Config of one evaluation.
 type Config struct {
 	Methods []Method
-	Conds   []Cond
+	Conds   []kinds.Cond
 	N       int // bench pairs (≤ data.BenchSize)
 	Size    int
 	Batch   int
@@ -76,18 +77,18 @@ type Config struct {
 
 // Row is one (condition, method) line of the table. NaN = not applicable.
 type Row struct {
-	Method  string  `json:"method"`
-	Cond    Cond    `json:"cond"`
-	Sanity  bool    `json:"sanity_check"`
-	N       int     `json:"n"`
-	FID     float64 `json:"fid"`
-	KID     float64 `json:"kid"`
-	LPIPS   float64 `json:"lpips"`
-	MSSSIM  float64 `json:"ms_ssim"`
-	ID      float64 `json:"id"`
-	ACC     float64 `json:"acc"`
-	MIoU    float64 `json:"miou"`
-	AttrAcc float64 `json:"attr_acc"`
+	Method  string     `json:"method"`
+	Cond    kinds.Cond `json:"cond"`
+	Sanity  bool       `json:"sanity_check"`
+	N       int        `json:"n"`
+	FID     float64    `json:"fid"`
+	KID     float64    `json:"kid"`
+	LPIPS   float64    `json:"lpips"`
+	MSSSIM  float64    `json:"ms_ssim"`
+	ID      float64    `json:"id"`
+	ACC     float64    `json:"acc"`
+	MIoU    float64    `json:"miou"`
+	AttrAcc float64    `json:"attr_acc"`
 	// StyleAcc is the share of outputs the art net classifies as the
 	// bench's style (Config.Art).
 	StyleAcc float64 `json:"style_acc"`
@@ -107,7 +108,7 @@ type Report struct {
 	Rows  []Row    `json:"rows"`
 	Notes []string `json:"notes,omitempty"`
 	// grids per condition (not serialised).
-	grids map[Cond]*gridData
+	grids map[kinds.Cond]*gridData
 }
 
 // accum gathers one row's sums.
@@ -138,7 +139,7 @@ func run(c Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Bench: "synthface-bench", Art: c.Art.String(), N: c.N, Size: c.Size, grids: map[Cond]*gridData{}}
+	rep := &Report{Bench: "synthface-bench", Art: c.Art.String(), N: c.N, Size: c.Size, grids: map[kinds.Cond]*gridData{}}
 	nets := c.Nets
 	if nets == nil {
 		nets = &Nets{}
@@ -178,7 +179,7 @@ func run(c Config) (*Report, error) {
 
 // generateAndScore runs a method on one batch (gradients allowed, for
 // methods that optimise per image) and scores the result without them.
-func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b []*data.Sample, lo int) error {
+func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond kinds.Cond, b []*data.Sample, lo int) error {
 	batch := newBatch(cond, b, lo)
 	t0 := time.Now()
 	out, err := m.Generate(batch)
@@ -198,7 +199,7 @@ func generateAndScore(m Method, a *accum, g *gridData, nets *Nets, cond Cond, b 
 }
 
 // score adds one batch's per-pair metrics.
-func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor) {
+func score(a *accum, n *Nets, cond kinds.Cond, b *Batch, out *torch.Tensor) {
 	gt := imagebatch.SampleImages(b.Samples)
 	if gt.Size(2) != out.Size(2) {
 		out = torch.Interpolate(out, gt.Size(2), gt.Size(3), torch.Bilinear, false)
@@ -216,7 +217,7 @@ func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor) {
 	if n.Identity != nil {
 		a.id = append(a.id, n.Identity.Cosine(out, gt).To(torch.Float64).Float64s()...)
 	}
-	if n.Parser != nil && cond == CondMask {
+	if n.Parser != nil && cond == kinds.Mask {
 		must(a.conf.Add(n.Parser.Parse(out).Int64s(), b.Mask.Int64s()))
 	}
 	if n.Attributes != nil {
@@ -235,7 +236,7 @@ func score(a *accum, n *Nets, cond Cond, b *Batch, out *torch.Tensor) {
 	}
 }
 
-func (a *accum) row(m Method, cond Cond, n int, real [][]float64, nets *Nets) Row {
+func (a *accum) row(m Method, cond kinds.Cond, n int, real [][]float64, nets *Nets) Row {
 	r := Row{Method: m.Name(), Cond: cond, Sanity: isSanity(m), N: n, Seconds: a.secs,
 		FID: math.NaN(), KID: math.NaN(), ACC: math.NaN(), MIoU: math.NaN(), AttrAcc: math.NaN(), StyleAcc: math.NaN(),
 		LPIPS: meanOrNaN(a.lpips), MSSSIM: meanOrNaN(a.ssim), ID: meanOrNaN(a.id)}
@@ -243,7 +244,7 @@ func (a *accum) row(m Method, cond Cond, n int, real [][]float64, nets *Nets) Ro
 		r.FID = metrics.FID(real, a.fake)
 		r.KID = metrics.KID(real, a.fake, 50, min(1000, len(a.fake)), 1)
 	}
-	if nets.Parser != nil && cond == CondMask {
+	if nets.Parser != nil && cond == kinds.Mask {
 		r.ACC, r.MIoU, r.ClassIoU = a.conf.PixelAccuracy(), a.conf.MeanIoU(), a.conf.IoU()
 	}
 	if a.attrN > 0 {
@@ -277,7 +278,7 @@ func Prompt(s *data.Sample, i int) string {
 	return s.Captions[i%len(s.Captions)]
 }
 
-func newBatch(cond Cond, ss []*data.Sample, lo int) *Batch {
+func newBatch(cond kinds.Cond, ss []*data.Sample, lo int) *Batch {
 	b := &Batch{Cond: cond, Size: ss[0].Size, Samples: ss, Mask: imagebatch.SampleMasks(ss), Scribble: imagebatch.SampleScribbles(ss)}
 	for i, smp := range ss {
 		b.Prompts = append(b.Prompts, Prompt(smp, lo+i))

@@ -9,13 +9,14 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/testweights"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
 
 // benchPipeline builds small64-shaped networks with random weights: the
 // shipped architectures, so timings hold for trained weights too.
-func benchPipeline(b *testing.B, gan string) *face.Pipeline {
+func benchPipeline(b *testing.B, gan kinds.GANArch) *face.Pipeline {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "ddgi-bench")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -63,10 +64,10 @@ func (e EG3D) Is3D() bool                              { return true }
 func (e EG3D) Resolution() int64                       { return int64(e.G.Cfg.ImgRes) }
 func (e EG3D) Camera(yaw, pitch float64) *torch.Tensor { return e.G.Camera(yaw, pitch) }
 
-// GeneratorArch reads a generator file's architecture, "stylegan2" or
-// "eg3d", from its "arch" metadata (a run's checkpoints lack it and are
+// GeneratorArch reads a generator file's architecture from its "arch"
+// metadata (a run's checkpoints lack it and are
 // told apart by their config).
-func GeneratorArch(path string) (string, error) {
+func GeneratorArch(path string) (kinds.GANArch, error) {
 	var probe struct {
 		PlaneRes int `json:"plane_res"`
 	}
@@ -75,25 +76,25 @@ func GeneratorArch(path string) (string, error) {
 		return "", err
 	}
 	if a, ok := f.Metadata["arch"]; ok {
-		return a, nil
+		return kinds.GANArch(a), nil
 	}
 	if probe.PlaneRes > 0 {
-		return "eg3d", nil
+		return kinds.EG3D, nil
 	}
-	return "stylegan2", nil
+	return kinds.StyleGAN2, nil
 }
 
-// LoadGAN loads shipped generator weights ("stylegan2" or "eg3d"), frozen.
-func LoadGAN(arch, path string, dev torch.Device) (GAN, error) {
+// LoadGAN loads shipped generator weights of architecture arch, frozen.
+func LoadGAN(arch kinds.GANArch, path string, dev torch.Device) (GAN, error) {
 	switch arch {
-	case "stylegan2":
+	case kinds.StyleGAN2:
 		g, err := stylegan2.Load(path, dev)
 		if err != nil {
 			return nil, err
 		}
 		g.Store.Freeze("")
 		return StyleGAN2{G: g}, nil
-	case "eg3d":
+	case kinds.EG3D:
 		g, err := eg3d.Load(path, dev, synthface.DefaultOrbit)
 		if err != nil {
 			return nil, err

@@ -19,6 +19,7 @@ import (
 	"ddgi/imagebatch"
 	"ddgi/internal/imageio"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -26,10 +27,10 @@ import (
 type Options struct {
 	// Weights is the folder holding the shipped weights (weights/).
 	Weights string
-	// GAN is "stylegan2" (2D) or "eg3d" (3D-aware).
-	GAN string
-	// Cond is the visual input: "mask" or "scribble".
-	Cond   string
+	// GAN is StyleGAN2 (2D) or EG3D (3D-aware).
+	GAN kinds.GANArch
+	// Cond is the visual input: a mask or a scribble.
+	Cond   kinds.Cond
 	Device torch.Device
 	// Step is the denoising step t of the tapped U-Net pass at inference;
 	// negative means T−1 (one pass on pure noise: the prompt and condition
@@ -66,7 +67,8 @@ func (o Options) Files() map[string]string {
 	if o.Art {
 		unet, text, variant, art = "diffusion_small64_art.safetensors", "text_small64_art.safetensors", "art", ".art"
 	}
-	inv := "inversion." + o.GAN + "." + o.Cond
+	gan, cond := string(o.GAN), string(o.Cond)
+	inv := "inversion." + gan + "." + cond
 	if variant != "" {
 		inv += "." + variant
 	}
@@ -75,9 +77,9 @@ func (o Options) Files() map[string]string {
 		"text":      w("text"+art, text),
 		"vae":       w("vae", "vae_small64.safetensors"),
 		"unet":      w("unet"+art, unet),
-		"branch":    w("branch."+o.Cond, "diffusion_small64_"+o.Cond+".safetensors"),
-		"gan":       w("gan."+o.GAN, o.GAN+"_small64.safetensors"),
-		"inversion": w(inv, "inversion_"+o.GAN+"_"+o.Cond+variantSuffix(variant)+".safetensors"),
+		"branch":    w("branch."+cond, "diffusion_small64_"+cond+".safetensors"),
+		"gan":       w("gan."+gan, gan+"_small64.safetensors"),
+		"inversion": w(inv, "inversion_"+gan+"_"+cond+variantSuffix(variant)+".safetensors"),
 	}
 	if o.Generator != "" {
 		files["gan"] = o.Generator
@@ -190,14 +192,14 @@ func (o Options) CheckFiles() error {
 
 // CondKind is the condition of a request that has a mask and/or a
 // scribble: exactly one is required.
-func CondKind(hasMask, hasScribble bool) (string, error) {
+func CondKind(hasMask, hasScribble bool) (kinds.Cond, error) {
 	switch {
 	case hasMask && hasScribble:
 		return "", errors.New("give a mask or a scribble, not both")
 	case hasMask:
-		return "mask", nil
+		return kinds.Mask, nil
 	case hasScribble:
-		return "scribble", nil
+		return kinds.Scribble, nil
 	}
 	return "", errors.New("a mask or a scribble is required")
 }
@@ -205,15 +207,15 @@ func CondKind(hasMask, hasScribble bool) (string, error) {
 // CheckRender rejects output settings the chosen GAN cannot honour: an
 // unknown GAN, views outside 0..maxViews, non-finite angles, and any camera
 // for the 2D StyleGAN2.
-func CheckRender(gan string, views, maxViews int, yaw, pitch float64) error {
+func CheckRender(gan kinds.GANArch, views, maxViews int, yaw, pitch float64) error {
 	switch {
-	case gan != "stylegan2" && gan != "eg3d":
+	case gan != kinds.StyleGAN2 && gan != kinds.EG3D:
 		return fmt.Errorf("unknown GAN %q (want stylegan2 or eg3d)", gan)
 	case views < 0 || views > maxViews:
 		return fmt.Errorf("views must be between 0 and %d", maxViews)
 	case math.IsNaN(yaw) || math.IsInf(yaw, 0) || math.IsNaN(pitch) || math.IsInf(pitch, 0):
 		return errors.New("yaw and pitch must be finite numbers of degrees")
-	case (views > 0 || yaw != 0 || pitch != 0) && gan != "eg3d":
+	case (views > 0 || yaw != 0 || pitch != 0) && gan != kinds.EG3D:
 		return errors.New("views, yaw and pitch need the eg3d GAN (StyleGAN2 is 2D)")
 	case math.Abs(yaw) > 180 || math.Abs(pitch) >= 90:
 		return fmt.Errorf("yaw %g°, pitch %g°: want |yaw| ≤ 180 and |pitch| < 90", yaw, pitch)
@@ -240,7 +242,7 @@ func RenderWarning(yaw, pitch float64) string {
 
 // Load builds the whole pipeline from the shipped weights.
 func Load(o Options) (*Pipeline, error) {
-	if o.Cond != "mask" && o.Cond != "scribble" {
+	if o.Cond != kinds.Mask && o.Cond != kinds.Scribble {
 		return nil, fmt.Errorf("condition %q: want mask or scribble", o.Cond)
 	}
 	if err := o.CheckFiles(); err != nil {
@@ -286,8 +288,8 @@ func (p *Pipeline) Size() int { return SizeOf(p.E) }
 // Request is one generation: a prompt and a condition at Size()².
 type Request struct {
 	Text     string
-	Mask     []uint8 // labels 0..18 (Cond "mask")
-	Scribble []uint8 // 0/255 strokes (Cond "scribble")
+	Mask     []uint8 // labels 0..18 (Cond kinds.Mask)
+	Scribble []uint8 // 0/255 strokes (Cond kinds.Scribble)
 	Seed     int64
 }
 
@@ -315,7 +317,7 @@ func (p *Pipeline) Codes(reqs []Request) (*torch.Tensor, error) {
 			return nil, fmt.Errorf("request %d: %w", i+1, err)
 		}
 		b.Texts[i], b.Seeds[i], maps[i] = r.Text, r.Seed, r.Mask
-		if p.Opts.Cond == "scribble" {
+		if p.Opts.Cond == kinds.Scribble {
 			maps[i] = r.Scribble
 		}
 		if len(maps[i]) != size*size {
@@ -326,7 +328,7 @@ func (p *Pipeline) Codes(reqs []Request) (*torch.Tensor, error) {
 	var err error
 	if terr := torch.Try(func() {
 		torch.Scoped(func() {
-			if p.Opts.Cond == "mask" {
+			if p.Opts.Cond == kinds.Mask {
 				b.Mask = imagebatch.Labels(maps, size)
 			} else {
 				b.Scribble = imagebatch.Strokes(maps, size)
@@ -365,13 +367,13 @@ func (p *Pipeline) codes(b Batch) *torch.Tensor {
 	size, dev, n := int64(p.Size()), p.Opts.Device, int64(len(b.Texts))
 	cond := inversion.Condition{Kind: p.Opts.Cond}
 	want, dt, in := []int64{n, size, size}, torch.Int64, b.Mask
-	if p.Opts.Cond == "scribble" {
+	if p.Opts.Cond == kinds.Scribble {
 		want, dt, in = []int64{n, 1, size, size}, torch.Float32, b.Scribble
 	}
 	if in == nil || in.DType() != dt || !slices.Equal(in.Shape(), want) {
 		panic(&torch.Error{Op: "generate", Msg: fmt.Sprintf("the %s condition must be a %v tensor of shape %v", p.Opts.Cond, dt, want)})
 	}
-	if p.Opts.Cond == "mask" {
+	if p.Opts.Cond == kinds.Mask {
 		cond.Mask = in.ToDevice(dev)
 	} else {
 		cond.Scribble = in.ToDevice(dev)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"ddgi/internal/imageio"
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -25,7 +26,7 @@ type D0Cache struct {
 }
 
 // Key hashes the parts that determine an I^d_0 image.
-func Key(weightsID, kind, text string, cond []byte, steps int, guidance float64, seed int64, size int) string {
+func Key(weightsID string, kind kinds.Cond, text string, cond []byte, steps int, guidance float64, seed int64, size int) string {
 	h := sha256.New()
 	w := func(b []byte) {
 		var n [8]byte

@@ -5,15 +5,16 @@ import (
 	"os"
 	"testing"
 
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
 func TestD0CacheRoundTripAndKeys(t *testing.T) {
 	c := &D0Cache{Dir: t.TempDir()}
-	k := Key("w1", "mask", "a smiling woman", []byte{1, 2, 3}, 20, 3, 7, 2)
-	if k == Key("w2", "mask", "a smiling woman", []byte{1, 2, 3}, 20, 3, 7, 2) ||
-		k == Key("w1", "mask", "a smiling woman", []byte{1, 2, 4}, 20, 3, 7, 2) ||
-		k == Key("w1", "mask", "a smiling woma", []byte{1, 2, 3}, 20, 3, 7, 2) {
+	k := Key("w1", kinds.Mask, "a smiling woman", []byte{1, 2, 3}, 20, 3, 7, 2)
+	if k == Key("w2", kinds.Mask, "a smiling woman", []byte{1, 2, 3}, 20, 3, 7, 2) ||
+		k == Key("w1", kinds.Mask, "a smiling woman", []byte{1, 2, 4}, 20, 3, 7, 2) ||
+		k == Key("w1", kinds.Mask, "a smiling woma", []byte{1, 2, 3}, 20, 3, 7, 2) {
 		t.Fatal("different inputs share a key")
 	}
 	if _, ok, err := c.Get(k, 2); ok || err != nil {
@@ -39,7 +40,7 @@ func TestD0CacheRoundTripAndKeys(t *testing.T) {
 func TestD0CacheFill(t *testing.T) {
 	torch.Scoped(func() {
 		const size = 2
-		keys := []string{Key("w", "mask", "a", nil, 0, 0, 1, size), Key("w", "mask", "b", nil, 0, 0, 2, size), Key("w", "mask", "c", nil, 0, 0, 3, size)}
+		keys := []string{Key("w", kinds.Mask, "a", nil, 0, 0, 1, size), Key("w", kinds.Mask, "b", nil, 0, 0, 2, size), Key("w", kinds.Mask, "c", nil, 0, 0, 3, size)}
 		var calls [][]int
 		sample := func(idx []int) (*torch.Tensor, error) {
 			calls = append(calls, append([]int(nil), idx...))

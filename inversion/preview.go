@@ -6,6 +6,7 @@ import (
 
 	"ddgi/imagebatch"
 	"ddgi/internal/imageio"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -49,14 +50,14 @@ func (tr *Trainer) Preview(path string) error {
 				cols := [][]image.Image{mustImages(gt), nil, mustImages(inferred), mustImages(noised)}
 				for _, s := range b.Samples {
 					var c image.Image
-					if tr.Cfg.Cond == "scribble" {
+					if tr.Cfg.Cond == kinds.Scribble {
 						c = imageio.Gray(s.Scribble, s.Size, s.Size)
 					} else {
 						c = imageio.RGB(synthface.ColorizeMask(s.Mask), s.Size, s.Size)
 					}
 					cols[1] = append(cols[1], c)
 				}
-				names := []string{"truth", tr.Cfg.Cond, fmt.Sprintf("t=%d", T-1), fmt.Sprintf("gt@%d", T/2)}
+				names := []string{"truth", string(tr.Cfg.Cond), fmt.Sprintf("t=%d", T-1), fmt.Sprintf("gt@%d", T/2)}
 				for i := 0; i < n; i++ {
 					for k, col := range cols {
 						tiles = append(tiles, col[i])

@@ -10,6 +10,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/imagebatch"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/safetensors"
@@ -19,7 +20,7 @@ import (
 
 // Condition is the visual input x of one batch.
 type Condition struct {
-	Kind     string        // "mask" or "scribble"
+	Kind     kinds.Cond
 	Mask     *torch.Tensor // [B,S,S] int64 labels (Kind "mask")
 	Scribble *torch.Tensor // [B,1,S,S] in {0,1} (Kind "scribble")
 }
@@ -72,7 +73,7 @@ type TrainConfig struct {
 	LR                       float64
 	Weights                  Weights
 	Ablation                 Ablation
-	Cond                     string // "mask" or "scribble"
+	Cond                     kinds.Cond
 	Seed                     uint64
 	// TMin, TMax bound the sampled denoising steps (multi-step training).
 	TMin, TMax int
@@ -172,7 +173,7 @@ func (tr *Trainer) D0(b imagebatch.Batch, start int, cond Condition, size int) *
 	seeds := make([]int64, len(b.Samples))
 	for i, s := range b.Samples {
 		condBytes := s.Mask
-		if cond.Kind == "scribble" {
+		if cond.Kind == kinds.Scribble {
 			condBytes = s.Scribble
 		}
 		// A folder sample has no renderer seed: its index gives it its own z_T.
@@ -274,7 +275,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 // are in tr.Model when it returns nil.
 func (tr *Trainer) Train(ctx context.Context, run *train.Run, loop train.Loop) error {
 	if loop.Label == "" {
-		loop.Label = "train inversion (" + tr.Cfg.Cond + ")"
+		loop.Label = "train inversion (" + string(tr.Cfg.Cond) + ")"
 	}
 	loop.Total = int64(tr.Cfg.Total())
 	tr.run, tr.previewEvery = run, loop.PreviewEvery

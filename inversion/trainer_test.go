@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ddgi/data"
+	"ddgi/kinds"
 	"ddgi/torch"
 	"ddgi/train"
 )
@@ -60,7 +61,7 @@ func (e *fakeEncoder) Sample(texts []string, cond Condition, seeds []int64) *tor
 
 // tinyTrain is the tests' training config: batch 2, t anywhere in [0, 999].
 func tinyTrain(stage1, stage2 int) TrainConfig {
-	return TrainConfig{Stage1Steps: stage1, Stage2Steps: stage2, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: "mask", Seed: 1,
+	return TrainConfig{Stage1Steps: stage1, Stage2Steps: stage2, Batch: 2, LR: 3e-3, Weights: DefaultWeights(), Cond: kinds.Mask, Seed: 1,
 		TMin: 0, TMax: 999}
 }
 

@@ -18,16 +18,17 @@ import (
 	"ddgi/data"
 	"ddgi/face"
 	"ddgi/internal/imageio"
+	"ddgi/kinds"
 )
 
 // genRequest is one validated POST /api/generate.
 type genRequest struct {
 	Text       string
-	Cond       string // "mask" or "scribble"
+	Cond       kinds.Cond
 	Image      []byte // the condition PNG, decoded on the worker at the model's size
 	ImageName  string // names the upload in errors
 	Seed       int64
-	GAN        string
+	GAN        kinds.GANArch
 	Yaw, Pitch float64
 	Views      int
 	JSON       bool // answer JSON instead of a PNG
@@ -63,17 +64,17 @@ type jsonRequest struct {
 
 // genResponse is the JSON answer; PNGs are base64 ([]byte marshals so).
 type genResponse struct {
-	GAN         string   `json:"gan"`
-	Cond        string   `json:"cond"`
-	Seed        int64    `json:"seed"`
-	Yaw         float64  `json:"yaw"`
-	Pitch       float64  `json:"pitch"`
-	Size        int      `json:"size"`
-	LatentShape []int64  `json:"latent_shape"`
-	Image       []byte   `json:"image"`
-	Strip       []byte   `json:"strip,omitempty"`
-	Views       [][]byte `json:"views,omitempty"`
-	Millis      int64    `json:"ms"`
+	GAN         kinds.GANArch `json:"gan"`
+	Cond        kinds.Cond    `json:"cond"`
+	Seed        int64         `json:"seed"`
+	Yaw         float64       `json:"yaw"`
+	Pitch       float64       `json:"pitch"`
+	Size        int           `json:"size"`
+	LatentShape []int64       `json:"latent_shape"`
+	Image       []byte        `json:"image"`
+	Strip       []byte        `json:"strip,omitempty"`
+	Views       [][]byte      `json:"views,omitempty"`
+	Millis      int64         `json:"ms"`
 }
 
 // genResult is the worker's output: encoded PNGs only, no tensors, so a
@@ -155,7 +156,7 @@ func (s *Server) generate(req *genRequest) (*genResult, error) {
 		return nil, badInput(err)
 	}
 	fr := face.Request{Text: req.Text, Seed: req.Seed}
-	if req.Cond == "mask" {
+	if req.Cond == kinds.Mask {
 		fr.Mask, err = data.DecodeMask(req.ImageName, req.Image, size)
 	} else {
 		fr.Scribble, err = data.DecodeScribble(req.ImageName, req.Image, size)
@@ -253,13 +254,14 @@ func (s *Server) validate(raw *rawRequest, r *http.Request) (*genRequest, error)
 		return nil, badInput(err)
 	}
 	if raw.GAN == "" {
-		raw.GAN = "stylegan2"
+		raw.GAN = string(kinds.StyleGAN2)
 	}
-	if err := face.CheckRender(raw.GAN, raw.Views, MaxViews, raw.Yaw, raw.Pitch); err != nil {
+	gan := kinds.GANArch(raw.GAN) // CheckRender rejects an unknown one
+	if err := face.CheckRender(gan, raw.Views, MaxViews, raw.Yaw, raw.Pitch); err != nil {
 		return nil, badInput(err)
 	}
-	req := &genRequest{Text: raw.Text, Cond: cond, Seed: raw.Seed, GAN: raw.GAN, Yaw: raw.Yaw, Pitch: raw.Pitch, Views: raw.Views}
-	if cond == "mask" {
+	req := &genRequest{Text: raw.Text, Cond: cond, Seed: raw.Seed, GAN: gan, Yaw: raw.Yaw, Pitch: raw.Pitch, Views: raw.Views}
+	if cond == kinds.Mask {
 		req.Image, req.ImageName = raw.Mask, raw.MaskName
 	} else {
 		req.Image, req.ImageName = raw.Scribble, raw.ScribbleName

@@ -29,6 +29,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/face"
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -39,12 +40,6 @@ const DefaultMaxBody = 8 << 20
 // MaxViews bounds views per request (ddgi generate allows 64; a web
 // request should stay short).
 const MaxViews = 16
-
-// GANs and Conds are the weight sets the server knows, in health order.
-var (
-	GANs  = []string{"stylegan2", "eg3d"}
-	Conds = []string{"mask", "scribble"}
-)
 
 // Config sets up a Server.
 type Config struct {
@@ -228,8 +223,8 @@ func (s *Server) do(ctx context.Context, f func() error) error {
 
 // pipeline returns the cached pipeline for (gan, cond), loading it on first
 // use. Worker only.
-func (s *Server) pipeline(gan, cond string) (*face.Pipeline, error) {
-	key := gan + "/" + cond
+func (s *Server) pipeline(gan kinds.GANArch, cond kinds.Cond) (*face.Pipeline, error) {
+	key := string(gan) + "/" + string(cond)
 	if p, ok := s.pipes[key]; ok {
 		return p, nil
 	}
@@ -246,22 +241,23 @@ func (s *Server) pipeline(gan, cond string) (*face.Pipeline, error) {
 	return p, nil
 }
 
-func (s *Server) options(gan, cond string) face.Options {
+func (s *Server) options(gan kinds.GANArch, cond kinds.Cond) face.Options {
 	return face.Options{Weights: s.cfg.Weights, GAN: gan, Cond: cond, Device: s.cfg.Device, Step: s.cfg.Step}
 }
 
-// Available reports, for each "gan/cond", whether its weight files exist,
-// and why not where they do not.
-func (s *Server) Available() (present map[string]map[string]bool, missing map[string]string) {
-	present = map[string]map[string]bool{}
+// Available reports, for each "gan/cond" (kinds.GANArchs × kinds.Conds, in
+// health order), whether its weight files exist, and why not where they do
+// not.
+func (s *Server) Available() (present map[kinds.GANArch]map[kinds.Cond]bool, missing map[string]string) {
+	present = map[kinds.GANArch]map[kinds.Cond]bool{}
 	missing = map[string]string{}
-	for _, g := range GANs {
-		present[g] = map[string]bool{}
-		for _, c := range Conds {
+	for _, g := range kinds.GANArchs {
+		present[g] = map[kinds.Cond]bool{}
+		for _, c := range kinds.Conds {
 			err := s.options(g, c).CheckFiles()
 			present[g][c] = err == nil
 			if err != nil {
-				missing[g+"/"+c] = err.Error()
+				missing[string(g)+"/"+string(c)] = err.Error()
 			}
 		}
 	}

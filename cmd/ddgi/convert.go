@@ -9,6 +9,7 @@ import (
 
 	"ddgi/convert"
 	"ddgi/face"
+	"ddgi/kinds"
 )
 
 func init() {
@@ -118,7 +119,7 @@ func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, text
 	}
 	switch from {
 	case "controlnet":
-		var kind string
+		var kind kinds.Cond
 		if kind, err = convert.ControlKind(cond); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"ddgi/face"
 	"ddgi/internal/imageio"
 	progressbar "ddgi/internal/progress"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -70,11 +71,11 @@ func runDemo(args []string) error {
 	var wrote []string
 	bar := progressbar.New("demo", 0, 6, "sheet") // 4 photo sheets, 2 style-transfer sheets
 	defer bar.Finish()
-	for _, gan := range []string{"stylegan2", "eg3d"} {
-		for _, cond := range []string{"mask", "scribble"} {
+	for _, gan := range kinds.GANArchs {
+		for _, cond := range kinds.Conds {
 			p, err := face.Load(face.Options{Weights: *weights, GAN: gan, Cond: cond, Device: dev, Step: -1})
 			if err != nil {
-				if gan == "stylegan2" && cond == "mask" {
+				if gan == kinds.StyleGAN2 && cond == kinds.Mask {
 					return err // the one combination the demo cannot do without
 				}
 				fmt.Fprintf(os.Stderr, "demo: skipping %s + %s: %v\n", gan, cond, err)
@@ -82,7 +83,7 @@ func runDemo(args []string) error {
 				continue
 			}
 			path := filepath.Join(*out, fmt.Sprintf("demo_%s_%s.png", gan, cond))
-			if err := demoSheet(p, cond, gan == "eg3d", *n, path, demoPrompts); err != nil {
+			if err := demoSheet(p, cond, gan == kinds.EG3D, *n, path, demoPrompts); err != nil {
 				return fmt.Errorf("%s + %s: %w", gan, cond, err)
 			}
 			wrote = append(wrote, path)
@@ -92,15 +93,15 @@ func runDemo(args []string) error {
 	// Style transfer (Sec. 4.4) with masks, in 2D and in 3D (the paper's
 	// Fig. 10), for each GAN whose art weights are there.
 	var artErrs []string
-	for _, gan := range []string{"stylegan2", "eg3d"} {
-		p, err := face.Load(face.Options{Weights: *weights, GAN: gan, Cond: "mask", Device: dev, Step: -1, Art: true})
+	for _, gan := range kinds.GANArchs {
+		p, err := face.Load(face.Options{Weights: *weights, GAN: gan, Cond: kinds.Mask, Device: dev, Step: -1, Art: true})
 		if err != nil {
 			artErrs = append(artErrs, err.Error())
 			bar.Add(1)
 			continue
 		}
 		path := filepath.Join(*out, fmt.Sprintf("demo_%s_art.png", gan))
-		if err := demoSheet(p, "mask", gan == "eg3d", *n, path, artPrompts); err != nil {
+		if err := demoSheet(p, kinds.Mask, gan == kinds.EG3D, *n, path, artPrompts); err != nil {
 			return fmt.Errorf("style transfer: %w", err)
 		}
 		wrote = append(wrote, path)
@@ -123,7 +124,7 @@ func runDemo(args []string) error {
 
 // demoSheet writes rows of [condition | one output per prompt] (for a 3D
 // GAN each output is a strip of three yaws).
-func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string, prompts []demoPrompt) error {
+func demoSheet(p *face.Pipeline, cond kinds.Cond, is3D bool, n int, path string, prompts []demoPrompt) error {
 	size := p.Size()
 	render := max(size, 32) // SynthFace's smallest size
 	bench := data.NewSynthFace(data.Bench, render, data.BenchSize)
@@ -147,19 +148,19 @@ func demoSheet(p *face.Pipeline, cond string, is3D bool, n int, path string, pro
 		var reqs []face.Request
 		for k, text := range prompts {
 			r := face.Request{Text: text.text, Seed: int64(100*i + k)}
-			if cond == "mask" {
+			if cond == kinds.Mask {
 				r.Mask = s.Mask
 			} else {
 				r.Scribble = s.Scribble
 			}
 			reqs = append(reqs, r)
 		}
-		if cond == "mask" {
+		if cond == kinds.Mask {
 			tiles = append(tiles, imageio.Upscale(imageio.RGB(synthface.ColorizeMask(s.Mask), size, size), demoScale))
 		} else {
 			tiles = append(tiles, imageio.Upscale(imageio.Gray(s.Scribble, size, size), demoScale))
 		}
-		caps = append(caps, cond)
+		caps = append(caps, string(cond))
 		w, err := p.Codes(reqs)
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"ddgi/encoder"
 	"ddgi/face"
 	"ddgi/internal/imageio"
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -49,8 +50,8 @@ func runDiffuse(args []string) error {
 		if _, err := face.ReadManifest(*weights); err != nil {
 			return err
 		}
-		mask := face.Options{Weights: *weights, Cond: diffusion.CondMask}.Files()
-		scribble := face.Options{Weights: *weights, Cond: diffusion.CondScribble}.Files()
+		mask := face.Options{Weights: *weights, Cond: kinds.Mask}.Files()
+		scribble := face.Options{Weights: *weights, Cond: kinds.Scribble}.Files()
 		for flagName, v := range map[string]struct {
 			dst *string
 			val string
@@ -88,7 +89,7 @@ func runDiffuse(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := encoder.LoadBranch(m, *maskNet, diffusion.CondMask); err != nil {
+		if err := encoder.LoadBranch(m, *maskNet, kinds.Mask); err != nil {
 			return err
 		}
 		cond.Mask, cond.MaskScale = encoder.MaskCondition(lab, size, *n), *maskScale
@@ -98,7 +99,7 @@ func runDiffuse(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := encoder.LoadBranch(m, *scribbleNet, diffusion.CondScribble); err != nil {
+		if err := encoder.LoadBranch(m, *scribbleNet, kinds.Scribble); err != nil {
 			return err
 		}
 		cond.Scribble, cond.ScribbleScale = encoder.ScribbleCondition(s, size, *n), *scribbleScale

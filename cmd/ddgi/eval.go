@@ -8,6 +8,7 @@ import (
 
 	"ddgi/eval"
 	"ddgi/eval/methods"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -62,7 +63,7 @@ func runEval(args []string) error {
 	}
 	cfg := eval.Config{N: *n, Size: *size, Batch: *batch, Workers: *workers, GridRows: *gridRows, Quiet: *quiet, Art: a}
 	for _, c := range strings.Split(*conds, ",") {
-		cd, err := eval.ParseCond(strings.TrimSpace(c))
+		cd, err := kinds.ParseCond(strings.TrimSpace(c))
 		if err != nil {
 			return err
 		}

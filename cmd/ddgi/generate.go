@@ -19,6 +19,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/safetensors"
 	"ddgi/torch"
@@ -79,7 +80,7 @@ func runGenerate(args []string) error {
 	} else {
 		jobs = []job{{Text: *prompt, Mask: *maskPath, Scribble: *scribblePath, Seed: *seed, Out: *out}}
 	}
-	cond := ""
+	var cond kinds.Cond
 	for i, j := range jobs {
 		if err := face.CheckPrompt(j.Text); err != nil {
 			return fmt.Errorf("job %d: --text: %w", i+1, err)
@@ -99,7 +100,8 @@ func runGenerate(args []string) error {
 			return fmt.Errorf("job %d: --out %q must end in .png", i+1, j.Out)
 		}
 	}
-	if err := face.CheckRender(*gan, *views, 64, *yaw, *pitch); err != nil {
+	arch := kinds.GANArch(*gan) // CheckRender rejects an unknown one
+	if err := face.CheckRender(arch, *views, 64, *yaw, *pitch); err != nil {
 		return fmt.Errorf("--gan/--views/--yaw/--pitch: %w", err)
 	}
 	if w := face.RenderWarning(*yaw, *pitch); w != "" {
@@ -108,7 +110,7 @@ func runGenerate(args []string) error {
 	var cam *[eg3d.CameraDim]float32
 	if *camera != "" {
 		switch {
-		case *gan != "eg3d":
+		case arch != kinds.EG3D:
 			return errors.New("--camera needs --gan eg3d (StyleGAN2 is 2D)")
 		case *yaw != 0 || *pitch != 0:
 			return errors.New("give --camera or --yaw/--pitch, not both")
@@ -123,11 +125,11 @@ func runGenerate(args []string) error {
 		return fmt.Errorf("--generator and --inversion go together: M and T are trained for one generator")
 	}
 	if *generator != "" {
-		if *gan, err = face.GeneratorArch(*generator); err != nil {
+		if arch, err = face.GeneratorArch(*generator); err != nil {
 			return err
 		}
 	}
-	p, err := face.Load(face.Options{Weights: *weights, GAN: *gan, Cond: cond, Device: dev, Step: *step, Art: *art, Generator: *generator, Inversion: *inversionFile})
+	p, err := face.Load(face.Options{Weights: *weights, GAN: arch, Cond: cond, Device: dev, Step: *step, Art: *art, Generator: *generator, Inversion: *inversionFile})
 	if err != nil {
 		return err
 	}
@@ -152,7 +154,7 @@ func runGenerate(args []string) error {
 		for i := start; i < min(start+batchChunk, len(jobs)); i++ {
 			j := jobs[i]
 			r := face.Request{Text: j.Text, Seed: j.Seed}
-			if cond == "mask" {
+			if cond == kinds.Mask {
 				r.Mask, err = data.ReadMask(j.Mask, size)
 			} else {
 				r.Scribble, err = data.ReadScribble(j.Scribble, size)
@@ -174,7 +176,7 @@ func runGenerate(args []string) error {
 			continue
 		}
 		for k, i := range idx {
-			if err := writeJob(p, w, k, jobs[i], *gan, *views, *yaw, *pitch, cam, provenance(p, jobs[i], weightsHash, *step, *yaw, *pitch, *camera)); err != nil {
+			if err := writeJob(p, w, k, jobs[i], arch, *views, *yaw, *pitch, cam, provenance(p, jobs[i], weightsHash, *step, *yaw, *pitch, *camera)); err != nil {
 				fail(i, err)
 			}
 		}
@@ -195,7 +197,7 @@ func runGenerate(args []string) error {
 // batchChunk is how many --batch jobs share one encoder pass.
 const batchChunk = 8
 
-func condOf(j job) (string, error) {
+func condOf(j job) (kinds.Cond, error) {
 	c, err := face.CondKind(j.Mask != "", j.Scribble != "")
 	if err != nil {
 		return "", fmt.Errorf("--mask/--scribble: %w", err)
@@ -236,7 +238,7 @@ func readJobs(path string) ([]job, error) {
 
 // writeJob renders job i's code and writes the image, the code and, for
 // --views, a strip and an animated turn.
-func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32, prov map[string]string) error {
+func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32, prov map[string]string) error {
 	if err := os.MkdirAll(filepath.Dir(j.Out), 0o755); err != nil {
 		return err
 	}
@@ -262,7 +264,7 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan string, views
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{"format": "ddgi", "gan": gan, "prompt": j.Text, "seed": fmt.Sprint(j.Seed),
+	meta := map[string]string{"format": "ddgi", "gan": string(gan), "prompt": j.Text, "seed": fmt.Sprint(j.Seed),
 		"note": "w+ code [1,L,dim]; render it with the same GAN's synthesis network"}
 	for k, v := range prov {
 		if strings.HasPrefix(k, "ddgi:") {
@@ -318,8 +320,8 @@ func provenance(p *face.Pipeline, j job, weightsHash string, step int, yaw, pitc
 		"Description":         j.Text,
 		"Software":            "ddgi " + Version,
 		"ddgi:seed":           fmt.Sprint(j.Seed),
-		"ddgi:gan":            p.Opts.GAN,
-		"ddgi:condition":      p.Opts.Cond,
+		"ddgi:gan":            string(p.Opts.GAN),
+		"ddgi:condition":      string(p.Opts.Cond),
 		"ddgi:step":           fmt.Sprint(step),
 		"ddgi:weights-sha256": weightsHash,
 	}

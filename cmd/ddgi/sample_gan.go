@@ -16,6 +16,7 @@ import (
 	"ddgi/gan/stylegan2"
 	"ddgi/internal/imageio"
 	progressbar "ddgi/internal/progress"
+	"ddgi/kinds"
 	"ddgi/metrics"
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -58,9 +59,11 @@ func runSampleGAN(args []string) error {
 	}
 	a := *arch
 	if a == "" {
-		if a, err = face.GeneratorArch(path); err != nil {
+		ga, err := face.GeneratorArch(path)
+		if err != nil {
 			return err
 		}
+		a = string(ga)
 	}
 	if *fid > 0 {
 		return ganFID(path, a, *fid, *fidNet)
@@ -110,7 +113,7 @@ func generatorPath(generator, weights, arch string) (string, error) {
 	if arch == "" {
 		arch = "stylegan2"
 	}
-	return face.Options{Weights: weights, GAN: arch}.Files()["gan"], nil // the set's manifest, else the shipped name
+	return face.Options{Weights: weights, GAN: kinds.GANArch(arch)}.Files()["gan"], nil // the set's manifest, else the shipped name
 }
 
 // latentCodes are what sample gan renders: seeds mapped with truncation

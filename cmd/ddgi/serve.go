@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"ddgi/data"
+	"ddgi/kinds"
 	"ddgi/server"
 	"ddgi/torch"
 )
@@ -78,8 +79,8 @@ func runServe(args []string) error {
 		Token: *token, LoopbackHosts: loopback, ImageLimits: limits})
 	defer s.Close()
 	present, _ := s.Available()
-	for _, g := range server.GANs {
-		for _, c := range server.Conds {
+	for _, g := range kinds.GANArchs {
+		for _, c := range kinds.Conds {
 			state := "present"
 			if !present[g][c] {
 				state = "missing (requests get 503)"

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"ddgi/data"
-	"ddgi/diffusion"
 	"ddgi/diffusion/difftrain"
 	"ddgi/imagebatch"
+	"ddgi/kinds"
 	"ddgi/train"
 )
 
@@ -60,13 +60,13 @@ func runTrainDiffusion(args []string) error {
 	case *batch < 1 || *steps < 1:
 		return errors.New("--batch and --steps must be ≥ 1")
 	}
-	df.needMasks = *stage == difftrain.StageControl && *cond == diffusion.CondMask
+	df.needMasks = *stage == difftrain.StageControl && kinds.Cond(*cond) == kinds.Mask
 	artProb, arts, err := artF.parse()
 	if err != nil {
 		return err
 	}
 	o := difftrain.Options{
-		Stage: *stage, Cond: *cond, Preset: *preset, Latent: *latent, Base: *base, Init: *initFrom, Files: *lw,
+		Stage: *stage, Cond: kinds.Cond(*cond), Preset: *preset, Latent: *latent, Base: *base, Init: *initFrom, Files: *lw,
 		Steps: *steps, Batch: *batch, LR: *lr, TextLR: *textLR, EMA: *ema, DropText: *dropText, DropCond: *dropCond, Seed: *seed,
 		Samples: *nData, Workers: *workers, Data: previewFallback(df),
 		CheckpointEvery: every, PreviewEvery: *sampleEvery, PreviewSteps: *sampleSteps, Export: *export,

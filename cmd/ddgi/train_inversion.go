@@ -9,6 +9,7 @@ import (
 	"ddgi/face"
 	"ddgi/inversion"
 	"ddgi/inversion/invtrain"
+	"ddgi/kinds"
 	"ddgi/torch"
 	"ddgi/train"
 )
@@ -78,10 +79,10 @@ func runTrainInversion(args []string) error {
 	defer stop()
 	return invtrain.Run(ctx, invtrain.Options{
 		Out: *out, Export: *export,
-		Face:  face.Options{Weights: *weights, GAN: *gan, Cond: *cond, Device: dev, Art: *artModel, Generator: *generator},
+		Face:  face.Options{Weights: *weights, GAN: kinds.GANArch(*gan), Cond: kinds.Cond(*cond), Device: dev, Art: *artModel, Generator: *generator},
 		Width: *width, Open: df.open, N: *n, ArtProb: artProb, Arts: arts,
 		Train: inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
-			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: *cond,
+			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: kinds.Cond(*cond),
 			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, Init: *initFrom},
 		Stage1From: *stage1From, TextGuidance: *textGuidance,
 		PreviewEvery: int64(*every), CheckpointEvery: *ckptEvery,

@@ -14,6 +14,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/encoder"
 	"ddgi/imagebatch"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 	"ddgi/train"
@@ -33,9 +34,9 @@ const PreviewSamples = 8
 // art mix are fixed when the run starts: a resumed run keeps its own (the
 // checkpoint's state.json) and only Stage and Cond are checked against it.
 type Options struct {
-	Stage  string // StageBase or StageControl
-	Cond   string // control stage: diffusion.CondMask or diffusion.CondScribble
-	Preset string // U-Net preset of a new base run
+	Stage  string     // StageBase or StageControl
+	Cond   kinds.Cond // control stage only
+	Preset string     // U-Net preset of a new base run
 	// Latent is the latent space of a new base run: "vae", "patch", or
 	// "auto" (vae when Files.VAE exists).
 	Latent string
@@ -82,11 +83,11 @@ type Options struct {
 
 // State is a run's state.json, saved in every checkpoint.
 type State struct {
-	Step  int64  `json:"step"`
-	Seed  uint64 `json:"seed"`
-	Stage string `json:"stage"`
-	Cond  string `json:"cond,omitempty"`
-	Joint bool   `json:"joint_text"` // text encoder trained with the U-Net
+	Step  int64      `json:"step"`
+	Seed  uint64     `json:"seed"`
+	Stage string     `json:"stage"`
+	Cond  kinds.Cond `json:"cond,omitempty"`
+	Joint bool       `json:"joint_text"` // text encoder trained with the U-Net
 	// TextPreset builds a jointly trained text encoder again on resume
 	// (its weights come from the checkpoint).
 	TextPreset string `json:"text_preset,omitempty"`
@@ -137,7 +138,7 @@ func Train(ctx context.Context, dir string, o Options) error {
 func (j *Job) Loop() *train.Loop {
 	label := "diffusion " + j.st.Stage
 	if j.st.Cond != "" {
-		label += "/" + j.st.Cond
+		label += "/" + string(j.st.Cond)
 	}
 	return &train.Loop{Label: label, Total: j.o.Steps, CheckpointEvery: j.o.CheckpointEvery,
 		PreviewEvery: j.o.PreviewEvery, MaxSteps: j.o.MaxSteps, Quiet: j.o.Quiet, Out: j.o.Out}
@@ -147,7 +148,7 @@ func (o *Options) check() error {
 	switch {
 	case o.Stage != StageBase && o.Stage != StageControl:
 		return fmt.Errorf("stage %q: base or control", o.Stage)
-	case o.Stage == StageControl && o.Cond != diffusion.CondMask && o.Cond != diffusion.CondScribble:
+	case o.Stage == StageControl && o.Cond != kinds.Mask && o.Cond != kinds.Scribble:
 		return fmt.Errorf("condition %q: mask or scribble", o.Cond)
 	case o.Latent != "vae" && o.Latent != "patch" && o.Latent != "auto":
 		return fmt.Errorf("latent space %q: vae, patch or auto", o.Latent)

@@ -15,6 +15,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/encoder"
 	"ddgi/imagebatch"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/synthface"
 	"ddgi/text"
@@ -49,7 +50,7 @@ func tinyOptions(textWeights string, steps int64) Options {
 		textWeights = "absent.safetensors"
 	}
 	return Options{
-		Stage: StageBase, Cond: diffusion.CondMask, Preset: "tiny", Latent: "patch",
+		Stage: StageBase, Cond: kinds.Mask, Preset: "tiny", Latent: "patch",
 		Files: encoder.Files{Tokenizer: tokenizer, Text: textWeights, TextPreset: "tiny", VAE: "absent.safetensors"},
 		Steps: steps, Batch: 2, LR: 1e-3, TextLR: 1e-3, EMA: 0.999, DropText: -1, Seed: 3,
 		Samples: 8, Workers: 1, CheckpointEvery: time.Hour, PreviewEvery: 1000, PreviewSteps: 2, Quiet: true,
@@ -135,7 +136,7 @@ func TestTrainingLowersTheLoss(t *testing.T) {
 		t.Error("a frozen text encoder was exported beside the U-Net")
 	}
 
-	o.Stage, o.Cond, o.Base, o.Steps, o.LR = StageControl, diffusion.CondMask, base, 40, 1e-2
+	o.Stage, o.Cond, o.Base, o.Steps, o.LR = StageControl, kinds.Mask, base, 40, 1e-2
 	cj := trainLowersLoss(t, o)
 	if cj.trained == cj.m.Store || cj.m.Store.Trainable() != nil {
 		t.Error("the control stage trains the base U-Net")
@@ -148,7 +149,7 @@ func TestTrainingLowersTheLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := encoder.LoadBranch(m, branch, diffusion.CondMask); err != nil {
+	if err := encoder.LoadBranch(m, branch, kinds.Mask); err != nil {
 		t.Fatal(err)
 	}
 }

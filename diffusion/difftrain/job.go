@@ -15,6 +15,7 @@ import (
 	"ddgi/encoder"
 	"ddgi/imagebatch"
 	"ddgi/internal/imageio"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/synthface"
@@ -130,7 +131,7 @@ func (j *Job) build(resumed bool) error {
 	j.opt = optim.NewAdam(optim.AdamConfig{LR: o.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2, Decoupled: true})
 	stage := st.Stage
 	if st.Cond != "" {
-		stage += "/" + st.Cond
+		stage += "/" + string(st.Cond)
 	}
 	fmt.Fprintf(j.out, "diffusion %s: preset %s, latent %s, %d trainable params, text encoder %s, %d training samples\n",
 		stage, c.Name, c.Latent, j.trained.NumParams(),
@@ -309,12 +310,12 @@ func (j *Job) objective(b imagebatch.Batch, g *torch.Generator) (*torch.Tensor, 
 	var cond diffusion.Conditions
 	if j.st.Stage == StageControl {
 		img := b.Scribble
-		if j.st.Cond == diffusion.CondMask {
+		if j.st.Cond == kinds.Mask {
 			img = imagebatch.OneHot(b.Mask)
 		}
 		keep := torch.Rand(g, []int64{n, 1, 1, 1}, torch.Float32, torch.CPU).GeScalar(j.o.DropCond).To(torch.Float32)
 		img = img.Mul(keep)
-		if j.st.Cond == diffusion.CondMask {
+		if j.st.Cond == kinds.Mask {
 			cond.Mask = img
 		} else {
 			cond.Scribble = img
@@ -340,7 +341,7 @@ func (j *Job) Preview(path string) error {
 			var cond diffusion.Conditions
 			rows := []*torch.Tensor{fixed.Image}
 			if j.st.Stage == StageControl {
-				if j.st.Cond == diffusion.CondMask {
+				if j.st.Cond == kinds.Mask {
 					cond.Mask = imagebatch.OneHot(fixed.Mask)
 					rows = append(rows, fixed.Mask.Unsqueeze(1).To(torch.Float32).MulScalar(2.0/18).SubScalar(1).Expand(n, 3, fixed.Mask.Size(1), fixed.Mask.Size(2)))
 				} else {

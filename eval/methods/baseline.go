@@ -9,6 +9,7 @@ import (
 	"ddgi/face"
 	"ddgi/imagebatch"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -18,7 +19,7 @@ type baseline struct {
 	name     string
 	art      bool // the U-Net fine-tuned on artworks
 	cfg      Config
-	encoders map[eval.Cond]*encoder.E
+	encoders map[kinds.Cond]*encoder.E
 	steps    int
 }
 
@@ -27,7 +28,7 @@ func (b *baseline) Name() string { return b.name }
 func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 	e, ok := b.encoders[batch.Cond]
 	if !ok {
-		enc, err := face.LoadEncoder(face.Options{Weights: b.cfg.Weights, Cond: string(batch.Cond), Device: b.cfg.Device, Art: b.art, Guidance: b.cfg.Guidance})
+		enc, err := face.LoadEncoder(face.Options{Weights: b.cfg.Weights, Cond: batch.Cond, Device: b.cfg.Device, Art: b.art, Guidance: b.cfg.Guidance})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", b.name, err)
 		}
@@ -41,10 +42,10 @@ func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 		for i, ix := range batch.Index {
 			s := batch.Samples[i]
 			condBytes := s.Mask
-			if batch.Cond == eval.CondScribble {
+			if batch.Cond == kinds.Scribble {
 				condBytes = s.Scribble
 			}
-			keys[i] = inversion.Key(fmt.Sprintf("%s|baseline%d", e.ID(), b.steps), string(batch.Cond), batch.Prompts[i], condBytes, b.steps, b.cfg.Guidance.Text, int64(ix), batch.Size)
+			keys[i] = inversion.Key(fmt.Sprintf("%s|baseline%d", e.ID(), b.steps), batch.Cond, batch.Prompts[i], condBytes, b.steps, b.cfg.Guidance.Text, int64(ix), batch.Size)
 		}
 	}
 	imgs, err := cache.Fill(keys, batch.Size, baselineBatch, b.cfg.Device, func(idx []int) (*torch.Tensor, error) {
@@ -70,7 +71,7 @@ func (b *baseline) sample(e *diffusion.Pipeline, batch *eval.Batch, idx []int) (
 	var cond diffusion.Conditions
 	err := torch.Try(func() {
 		at := torch.FromInt64(sel, int64(len(sel))).ToDevice(batch.Mask.Device())
-		if batch.Cond == eval.CondMask {
+		if batch.Cond == kinds.Mask {
 			cond.Mask = imagebatch.OneHot(batch.Mask.IndexSelect(0, at))
 		} else {
 			cond.Scribble = batch.Scribble.IndexSelect(0, at)

@@ -6,25 +6,27 @@ import (
 	"ddgi/eval"
 	"ddgi/face"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
 // ddgi runs the full pipeline (or an ablation's weights) on bench batches.
 type ddgi struct {
-	name, gan string
-	variant   inversion.Ablation
-	art       bool // the style-transfer models (face.Options.Art)
-	cfg       Config
-	pipes     map[eval.Cond]*face.Pipeline
+	name    string
+	gan     kinds.GANArch
+	variant inversion.Ablation
+	art     bool // the style-transfer models (face.Options.Art)
+	cfg     Config
+	pipes   map[kinds.Cond]*face.Pipeline
 }
 
 func (m *ddgi) Name() string { return m.name }
 
-func (m *ddgi) pipeline(c eval.Cond) (*face.Pipeline, error) {
+func (m *ddgi) pipeline(c kinds.Cond) (*face.Pipeline, error) {
 	if p, ok := m.pipes[c]; ok {
 		return p, nil
 	}
-	p, err := face.Load(face.Options{Weights: m.cfg.Weights, GAN: m.gan, Cond: string(c), Device: m.cfg.Device, Step: m.cfg.Step,
+	p, err := face.Load(face.Options{Weights: m.cfg.Weights, GAN: m.gan, Cond: c, Device: m.cfg.Device, Step: m.cfg.Step,
 		Variant: string(m.variant), Art: m.art, Guidance: m.cfg.Guidance})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.name, err)

@@ -12,6 +12,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -45,28 +46,34 @@ func DefaultConfig() Config {
 // Register adds every method of this package to r; each loads its
 // networks with c when it is first used.
 func Register(r *eval.Registry, c Config) {
-	for _, g := range []struct{ name, gan string }{{"ddgi-2d", "stylegan2"}, {"ddgi-3d", "eg3d"}} {
+	for _, g := range []struct {
+		name string
+		gan  kinds.GANArch
+	}{{"ddgi-2d", kinds.StyleGAN2}, {"ddgi-3d", kinds.EG3D}} {
 		r.Register(g.name, func() (eval.Method, error) {
-			return &ddgi{name: g.name, gan: g.gan, cfg: c, pipes: map[eval.Cond]*face.Pipeline{}}, nil
+			return &ddgi{name: g.name, gan: g.gan, cfg: c, pipes: map[kinds.Cond]*face.Pipeline{}}, nil
 		})
 		for _, a := range []inversion.Ablation{inversion.MOnly, inversion.NoAttn, inversion.GTOnly, inversion.D0Only} {
 			name := g.name + ":" + string(a)
 			r.Register(name, func() (eval.Method, error) {
-				return &ddgi{name: name, gan: g.gan, variant: a, cfg: c, pipes: map[eval.Cond]*face.Pipeline{}}, nil
+				return &ddgi{name: name, gan: g.gan, variant: a, cfg: c, pipes: map[kinds.Cond]*face.Pipeline{}}, nil
 			})
 		}
 		art := g.name + ":art"
 		r.Register(art, func() (eval.Method, error) {
-			return &ddgi{name: art, gan: g.gan, art: true, cfg: c, pipes: map[eval.Cond]*face.Pipeline{}}, nil
+			return &ddgi{name: art, gan: g.gan, art: true, cfg: c, pipes: map[kinds.Cond]*face.Pipeline{}}, nil
 		})
 	}
 	for _, art := range []bool{false, true} {
 		name := map[bool]string{false: "controlnet", true: "controlnet:art"}[art]
 		r.Register(name, func() (eval.Method, error) {
-			return &baseline{name: name, art: art, cfg: c, encoders: map[eval.Cond]*encoder.E{}, steps: 20}, nil
+			return &baseline{name: name, art: art, cfg: c, encoders: map[kinds.Cond]*encoder.E{}, steps: 20}, nil
 		})
 	}
-	for _, g := range []struct{ name, gan string }{{"project-2d", "stylegan2"}, {"project-3d", "eg3d"}} {
+	for _, g := range []struct {
+		name string
+		gan  kinds.GANArch
+	}{{"project-2d", kinds.StyleGAN2}, {"project-3d", kinds.EG3D}} {
 		r.Register(g.name, func() (eval.Method, error) { return &projection{name: g.name, gan: g.gan, cfg: c}, nil })
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"ddgi/face"
 	"ddgi/imagebatch"
 	"ddgi/internal/testweights"
+	"ddgi/kinds"
 	"ddgi/torch"
 )
 
@@ -35,7 +36,7 @@ func TestDDGIMatchesProductAPI(t *testing.T) {
 		}
 		ss = append(ss, s)
 	}
-	for _, cond := range []eval.Cond{eval.CondMask, eval.CondScribble} {
+	for _, cond := range []kinds.Cond{kinds.Mask, kinds.Scribble} {
 		torch.Scoped(func() {
 			b := &eval.Batch{Cond: cond, Size: size, Samples: ss, Index: []int{0, 1, 2},
 				Mask: imagebatch.SampleMasks(ss), Scribble: imagebatch.SampleScribbles(ss)}
@@ -43,7 +44,7 @@ func TestDDGIMatchesProductAPI(t *testing.T) {
 			for i, s := range ss {
 				b.Prompts = append(b.Prompts, eval.Prompt(s, i))
 				req := face.Request{Text: b.Prompts[i], Seed: int64(i), Mask: s.Mask}
-				if cond == eval.CondScribble {
+				if cond == kinds.Scribble {
 					req.Mask, req.Scribble = nil, s.Scribble
 				}
 				reqs = append(reqs, req)
@@ -52,7 +53,7 @@ func TestDDGIMatchesProductAPI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := face.Load(face.Options{Weights: dir, GAN: "stylegan2", Cond: string(cond), Device: torch.CPU, Step: -1})
+			p, err := face.Load(face.Options{Weights: dir, GAN: "stylegan2", Cond: cond, Device: torch.CPU, Step: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +74,7 @@ func TestDDGIMatchesProductAPI(t *testing.T) {
 	r = eval.NewRegistry()
 	Register(r, c)
 	m, _ = r.New("ddgi-2d")
-	_, err = m.Generate(&eval.Batch{Cond: eval.CondMask, Size: size})
+	_, err = m.Generate(&eval.Batch{Cond: kinds.Mask, Size: size})
 	if err == nil || !strings.Contains(err.Error(), c.Weights) {
 		t.Errorf("empty weights folder: got %v, want an error naming it", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"ddgi/face"
 	"ddgi/imagebatch"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
@@ -21,11 +22,12 @@ import (
 // best this GAN shows of the bench faces: the ceiling of any encoder into
 // it, ddgi included (mIoU, ID, LPIPS).
 type projection struct {
-	name, gan string
-	cfg       Config
-	g         face.GAN
-	f         *auxnets.Perceptual
-	r         *auxnets.Identity
+	name string
+	gan  kinds.GANArch
+	cfg  Config
+	g    face.GAN
+	f    *auxnets.Perceptual
+	r    *auxnets.Identity
 }
 
 func (p *projection) Name() string { return p.name }

@@ -7,6 +7,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/testweights"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -21,7 +22,7 @@ func TestProjectionFitsImagesInGANRange(t *testing.T) {
 	f, r := auxnets.NewPerceptual(fc, 1), auxnets.NewIdentity(rc, 1)
 	f.Store.Freeze("")
 	r.Store.Freeze("")
-	for _, gan := range []string{"stylegan2", "eg3d"} {
+	for _, gan := range kinds.GANArchs {
 		g, err := face.LoadGAN(gan, face.Options{Weights: dir, GAN: gan}.Files()["gan"], torch.CPU)
 		if err != nil {
 			t.Fatal(err)

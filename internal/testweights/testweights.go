@@ -14,6 +14,7 @@ import (
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
 	"ddgi/inversion"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/text"
 	"ddgi/torch"
@@ -69,10 +70,10 @@ func WriteRandom(dir, tokenizerPath, preset string) error {
 		dm, err := diffusion.New(diffusion.PatchConfig(dc), torch.CPU, 2)
 		must(err)
 		must(dm.Save(filepath.Join(dir, "diffusion_small64.safetensors"), false))
-		for i, kind := range []string{diffusion.CondMask, diffusion.CondScribble} {
+		for i, kind := range kinds.Conds {
 			_, err = dm.AddControl(kind, uint64(3+i))
 			must(err)
-			must(dm.SaveControl(kind, filepath.Join(dir, "diffusion_small64_"+kind+".safetensors"), false))
+			must(dm.SaveControl(kind, filepath.Join(dir, "diffusion_small64_"+string(kind)+".safetensors"), false))
 		}
 		gc, err := stylegan2.Preset(preset)
 		must(err)
@@ -85,8 +86,8 @@ func WriteRandom(dir, tokenizerPath, preset string) error {
 		must(err)
 		must(g3.Save(filepath.Join(dir, "eg3d_small64.safetensors"), false))
 		for _, gan := range []face.GAN{face.StyleGAN2{G: g}, face.EG3D{G: g3}} {
-			for _, cond := range []string{"mask", "scribble"} {
-				name := map[bool]string{false: "stylegan2", true: "eg3d"}[gan.Is3D()]
+			for _, cond := range kinds.Conds {
+				name := map[bool]kinds.GANArch{false: kinds.StyleGAN2, true: kinds.EG3D}[gan.Is3D()]
 				e, err := face.LoadEncoder(face.Options{Weights: dir, GAN: name, Cond: cond, Device: torch.CPU})
 				must(err)
 				width := map[string]int64{"tiny": 16}[preset]
