@@ -78,10 +78,10 @@ func runSampleGAN(args []string) error {
 	}
 	if terr := torch.Try(func() {
 		torch.NoGrad(func() {
-			switch a {
-			case "stylegan2":
+			switch kinds.GANArch(a) {
+			case kinds.StyleGAN2:
 				err = sampleStyleGAN2(path, codes, nm, *noise, *out, *raw, *cols)
-			case "eg3d":
+			case kinds.EG3D:
 				err = sampleEG3D(path, codes, nm, *noise, *out, *raw, *views, *yaw, *gif, *depth)
 			default:
 				err = fmt.Errorf("--arch %q: want stylegan2 or eg3d", a)
@@ -111,7 +111,7 @@ func generatorPath(generator, weights, arch string) (string, error) {
 		return weights, nil
 	}
 	if arch == "" {
-		arch = "stylegan2"
+		arch = string(kinds.StyleGAN2)
 	}
 	return face.Options{Weights: weights, GAN: kinds.GANArch(arch)}.Files()["gan"], nil // the set's manifest, else the shipped name
 }
@@ -417,15 +417,15 @@ func ganFID(path, arch string, n int, netPath string) error {
 	}
 	var gen func(z, cam *torch.Tensor) *torch.Tensor
 	zdim, res := 0, 0
-	switch arch {
-	case "stylegan2":
+	switch kinds.GANArch(arch) {
+	case kinds.StyleGAN2:
 		g, err := stylegan2.Load(path, torch.CPU)
 		if err != nil {
 			return err
 		}
 		gen = func(z, _ *torch.Tensor) *torch.Tensor { return g.Forward(z, nil, 1, stylegan2.NoiseRandom) }
 		zdim, res = g.Cfg.ZDim, g.Cfg.Resolution
-	case "eg3d":
+	case kinds.EG3D:
 		g, err := eg3d.Load(path, torch.CPU, synthface.DefaultOrbit)
 		if err != nil {
 			return err

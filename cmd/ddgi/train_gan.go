@@ -12,6 +12,7 @@ import (
 	"ddgi/gan"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
+	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/synthface"
 	"ddgi/torch"
@@ -51,18 +52,18 @@ func runTrainGAN(args []string) error {
 	if *out == "" {
 		return fmt.Errorf("--out is required")
 	}
-	if *shapePrior < 0 || (*shapePrior > 0 && *arch != "eg3d") {
+	if *shapePrior < 0 || (*shapePrior > 0 && kinds.GANArch(*arch) != kinds.EG3D) {
 		return fmt.Errorf("--shape-prior %g: want ≥ 0, and only with --arch eg3d", *shapePrior)
 	}
 	shape, err := runShape(*out, *shapePrior, flagSet(fs, "shape-prior"))
 	if err != nil {
 		return err
 	}
-	m, o, err := newGANModel(*arch, *preset, *seed, shape)
+	m, o, err := newGANModel(kinds.GANArch(*arch), *preset, *seed, shape)
 	if err != nil {
 		return err
 	}
-	if *opacity < 0 || (*opacity > 0 && *arch != "eg3d") {
+	if *opacity < 0 || (*opacity > 0 && kinds.GANArch(*arch) != kinds.EG3D) {
 		return fmt.Errorf("--opacity %g: want ≥ 0, and only with --arch eg3d", *opacity)
 	}
 	if p, ok := m.(*eg3d.Pair); ok {
@@ -118,9 +119,9 @@ func isSynthFace(spec string) bool {
 // newGANModel builds the trainable pair of an architecture and the loop
 // options from its preset.
 // An EG3D takes its shape prior from shape (see runShape).
-func newGANModel(arch, preset string, seed uint64, shape eg3d.Config) (gan.Model, gan.Opts, error) {
+func newGANModel(arch kinds.GANArch, preset string, seed uint64, shape eg3d.Config) (gan.Model, gan.Opts, error) {
 	switch arch {
-	case "stylegan2":
+	case kinds.StyleGAN2:
 		c, err := stylegan2.Preset(preset)
 		if err != nil {
 			return nil, gan.Opts{}, err
@@ -131,7 +132,7 @@ func newGANModel(arch, preset string, seed uint64, shape eg3d.Config) (gan.Model
 		}
 		return p, gan.Opts{Resolution: c.Resolution, Batch: c.Batch, LR: c.LR, R1Gamma: c.R1Gamma, R1Interval: c.R1Interval,
 			StyleMixing: c.StyleMixing, EMAKimg: c.EMAKimg, EMARampup: c.EMARampup, PLWeight: c.PLWeight, PLInterval: c.PLInterval}, nil
-	case "eg3d":
+	case kinds.EG3D:
 		return newEG3DModel(preset, seed, shape)
 	}
 	return nil, gan.Opts{}, fmt.Errorf("--arch %q: want stylegan2 or eg3d", arch)
@@ -162,9 +163,9 @@ func saveStore(st *nn.Store, path string, cfg any, half bool, meta map[string]st
 
 func archOf(m gan.Model) string {
 	if _, ok := m.(*stylegan2.Pair); ok {
-		return "stylegan2"
+		return string(kinds.StyleGAN2)
 	}
-	return "eg3d"
+	return string(kinds.EG3D)
 }
 
 func newEG3DModel(preset string, seed uint64, shape eg3d.Config) (gan.Model, gan.Opts, error) {

@@ -7,6 +7,7 @@ package invtrain
 
 import (
 	"context"
+	"ddgi/diffusion"
 	"fmt"
 	"io"
 	"os"
@@ -58,10 +59,11 @@ func Run(ctx context.Context, o Options) error {
 		o.Log = os.Stderr
 	}
 	abl := o.Train.Ablation
-	if o.TextGuidance > 0 {
-		face.SampleGuidance.Text = o.TextGuidance
-	}
 	fo := o.Face
+	if o.TextGuidance > 0 && fo.Guidance == (diffusion.Guidance{}) {
+		fo.Guidance = face.SampleGuidance
+		fo.Guidance.Text = o.TextGuidance
+	}
 	if fo.Generator != "" {
 		arch, err := face.GeneratorArch(fo.Generator)
 		if err != nil {
