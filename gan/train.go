@@ -388,21 +388,14 @@ func (t *Trainer) Load(dir string) error {
 func Resume(dir string, m Model, o Opts) (*Trainer, error) {
 	t := NewTrainer(m, o)
 	run := &train.Run{Dir: dir}
-	cks, err := run.Checkpoints()
+	_, ok, err := run.LoadNewest(func(c train.Checkpoint) error { return t.Load(c.Dir) }, os.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	for i := len(cks) - 1; i >= 0; i-- {
-		err := cks[i].Verify()
-		if err == nil {
-			err = t.Load(cks[i].Dir)
-		}
-		if err == nil {
-			return t, nil
-		}
-		fmt.Fprintf(os.Stderr, "warning: checkpoint %s unusable (%v); trying an older one\n", cks[i].Dir, err)
+	if ok {
+		return t, nil
 	}
-	if st, err := readState(dir); err == nil && len(cks) == 0 {
+	if st, err := readState(dir); err == nil {
 		if err := t.loadStores(dir); err != nil {
 			return nil, err
 		}

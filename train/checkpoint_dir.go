@@ -73,6 +73,30 @@ func (r *Run) Latest() (c Checkpoint, ok bool, err error) {
 	return cs[len(cs)-1], true, nil
 }
 
+// LoadNewest tries the run's checkpoints newest first: one that does not
+// verify, or that load refuses, is reported to warn (nil: silently) and the
+// next older one is tried. ok is false when the run has no checkpoint; it
+// is an error when it has some and none loads.
+func (r *Run) LoadNewest(load func(Checkpoint) error, warn io.Writer) (c Checkpoint, ok bool, err error) {
+	cs, err := r.Checkpoints()
+	if err != nil || len(cs) == 0 {
+		return Checkpoint{}, false, err
+	}
+	for i := len(cs) - 1; i >= 0; i-- {
+		err := cs[i].Verify()
+		if err == nil {
+			err = load(cs[i])
+		}
+		if err == nil {
+			return cs[i], true, nil
+		}
+		if warn != nil {
+			fmt.Fprintf(warn, "warning: checkpoint %s unusable (%v); trying an older one\n", cs[i].Dir, err)
+		}
+	}
+	return Checkpoint{}, false, fmt.Errorf("%s: no checkpoint verifies; move checkpoints/ aside to start over", r.Dir)
+}
+
 // RemoveStale deletes checkpoint folders a killed process left half-written.
 func (r *Run) RemoveStale() error {
 	ents, err := os.ReadDir(r.Path(checkpointsDir))

@@ -246,30 +246,18 @@ func (l *Loop) resume(run *Run, job Job) (int64, error) {
 	if err := run.RemoveStale(); err != nil {
 		return 0, err
 	}
-	cks, err := run.Checkpoints()
+	c, ok, err := run.LoadNewest(func(c Checkpoint) error { return job.Load(c.Dir) }, os.Stderr)
 	if err != nil {
 		return 0, err
 	}
-	if len(cks) == 0 {
+	if !ok {
 		if _, err := os.Stat(run.Path("state.json")); err == nil {
 			return 0, fmt.Errorf("%s holds a run from an older ddgi (state.json beside the weights, no checkpoints/ folder); resume it with that version or train into a new folder", run.Dir)
 		}
 		return 0, run.TruncateLog(0)
 	}
-	for i := len(cks) - 1; i >= 0; i-- {
-		c := cks[i]
-		err := c.Verify()
-		if err == nil {
-			err = job.Load(c.Dir)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "warning: checkpoint %s unusable (%v); trying an older one\n", c.Dir, err)
-			continue
-		}
-		fmt.Fprintf(l.Out, "resuming %s at %d %ss\n", run.Dir, c.Done, l.Unit)
-		return c.Done, run.TruncateLog(c.Done)
-	}
-	return 0, fmt.Errorf("%s: no checkpoint verifies; move checkpoints/ aside to start over", run.Dir)
+	fmt.Fprintf(l.Out, "resuming %s at %d %ss\n", run.Dir, c.Done, l.Unit)
+	return c.Done, run.TruncateLog(c.Done)
 }
 
 // save writes one checkpoint as a unit and refreshes the loss plot.

@@ -38,20 +38,7 @@ func ReadState(dir string, v any) error {
 // (the newest that verifies) into v, so a job can build networks of the
 // run's shape before the loop calls its Load; ok is false for a new run.
 func (r *Run) ResumeState(v any) (ok bool, err error) {
-	cks, err := r.Checkpoints()
-	if err != nil {
-		return false, err
-	}
-	for i := len(cks) - 1; i >= 0; i-- {
-		if cks[i].Verify() != nil {
-			continue // the loop warns and falls back the same way
-		}
-		if err := ReadState(cks[i].Dir, v); err == nil {
-			return true, nil
-		}
-	}
-	if len(cks) > 0 {
-		return false, fmt.Errorf("%s: no checkpoint verifies; move checkpoints/ aside to start over", r.Dir)
-	}
-	return false, nil
+	// Silent: the loop warns about the same checkpoints when it resumes.
+	_, ok, err = r.LoadNewest(func(c Checkpoint) error { return ReadState(c.Dir, v) }, nil)
+	return ok, err
 }
