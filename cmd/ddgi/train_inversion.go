@@ -41,7 +41,7 @@ func runTrainInversion(args []string) error {
 	lamID := fs.Float64("id", 0.1, "λ2: identity (R) weight; 0 skips R")
 	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
 	every := fs.Int("checkpoint-every", 200, "steps between preview grids (preview-NNNNNNNNN.png: six held-out rows, SynthFace-bench or the --val part of a --data folder, else the first training samples; also at each stage's end)")
-	ckptEvery := fs.Duration("ckpt-every", 4*time.Minute, "time between checkpoints (runs/X/checkpoints/N, runs/X/latest; also at the end and at Ctrl-C)")
+	ckptEvery := ckptEveryFlag(fs, 4*time.Minute, nil)
 	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's latest/stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
@@ -57,6 +57,10 @@ func runTrainInversion(args []string) error {
 	if err != nil {
 		return err
 	}
+	ckpt, err := ckptEvery()
+	if err != nil {
+		return err
+	}
 	abl, err := inversion.ParseAblation(*ablation)
 	if err != nil {
 		return err
@@ -66,8 +70,6 @@ func runTrainInversion(args []string) error {
 		return errors.New("--out is required")
 	case *steps1 < 0 || *steps2 < 0 || *batch < 1 || *n < 1 || *every < 1:
 		return errors.New("--steps1/--steps2 must be ≥ 0 and --batch, --n, --checkpoint-every ≥ 1")
-	case *ckptEvery <= 0:
-		return fmt.Errorf("--ckpt-every %v: want > 0", *ckptEvery)
 	case *textGuidance <= 0:
 		return fmt.Errorf("--text-guidance %g: want > 0", *textGuidance)
 	}
@@ -85,6 +87,6 @@ func runTrainInversion(args []string) error {
 			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: kinds.Cond(*cond),
 			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, Init: *initFrom},
 		Stage1From: *stage1From, TextGuidance: *textGuidance,
-		PreviewEvery: int64(*every), CheckpointEvery: *ckptEvery,
+		PreviewEvery: int64(*every), CheckpointEvery: ckpt,
 	})
 }
