@@ -23,7 +23,8 @@ func runEval(args []string) error {
 	names := evalMethods(mc).Names()
 	methodList := fs.String("method", "gt,blur,paint", "comma-separated methods (registered: "+strings.Join(names, ", ")+"; gt/blur/paint are sanity checks)")
 	bench := fs.String("bench", "synthface", "benchmark (only synthface: SynthFace-bench)")
-	n := fs.Int("n", 2000, "bench pairs")
+	n := fs.Int("n", 2000, "bench pairs (0 with --controls: the controllability report only)")
+	controls := fs.Int("controls", 0, "also run the controllability report on the first N bench conditions: prompt pairs that differ in one attribute (hair colour, gender, age, smiling, makeup, lipstick, and eyeglasses/hat/beard where the truth has room), same condition and seed; writes controls.md/controls.json")
 	size := fs.Int("size", 64, "image side the methods generate at")
 	conds := fs.String("cond", "mask,scribble", "conditions: mask, scribble or both")
 	out := fs.String("out", "", "output folder for table.md, results.json, grid_<cond>.png (empty: print the table only)")
@@ -58,7 +59,10 @@ func runEval(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--art: %w", err)
 	}
-	if *n < 500 {
+	if *n < 0 || *controls < 0 || (*n == 0 && *controls == 0) {
+		return fmt.Errorf("--n %d, --controls %d: want n ≥ 1, or n = 0 with controls ≥ 2", *n, *controls)
+	}
+	if *n > 0 && *n < 500 {
 		fmt.Fprintf(os.Stderr, "ddgi eval: warning: FID and KID on %d pairs are noisy (KID can come out negative); the tables use 2,000\n", *n)
 	}
 	cfg := eval.Config{N: *n, Size: *size, Batch: *batch, Workers: *workers, GridRows: *gridRows, Quiet: *quiet, Art: a}
@@ -86,14 +90,29 @@ func runEval(args []string) error {
 	}); err != nil {
 		return err
 	}
-	rep, err := eval.Run(cfg)
-	if err != nil {
-		return err
+	if *n > 0 {
+		rep, err := eval.Run(cfg)
+		if err != nil {
+			return err
+		}
+		rep.Notes = append(rep.Notes, notes...)
+		fmt.Fprint(os.Stdout, rep.Markdown())
+		if *out != "" {
+			if err := rep.WriteFiles(*out); err != nil {
+				return err
+			}
+		}
 	}
-	rep.Notes = append(rep.Notes, notes...)
-	fmt.Fprint(os.Stdout, rep.Markdown())
-	if *out != "" {
-		return rep.WriteFiles(*out)
+	if *controls > 0 {
+		cfg.N = *controls
+		crep, err := eval.RunControls(cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(os.Stdout, "\n"+crep.Markdown())
+		if *out != "" {
+			return crep.WriteFiles(*out)
+		}
 	}
 	return nil
 }
