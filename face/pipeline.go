@@ -252,6 +252,9 @@ func Load(o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	if T := e.Timesteps(); o.Step >= T {
+		return nil, fmt.Errorf("step %d: the U-Net has T = %d steps; want -1 (T−1) or 0…%d", o.Step, T, T-1)
+	}
 	g, err := LoadGAN(o.GAN, o.Files()["gan"], o.Device)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"image"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
+	"ddgi/internal/progress"
 	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -134,7 +136,7 @@ func runGenerate(args []string) error {
 		return err
 	}
 	size := p.Size()
-	weightsHash, err := filesHash(p.Opts.Files())
+	hashes, err := setHashes(p.Opts.Files())
 	if err != nil {
 		return err
 	}
@@ -148,7 +150,15 @@ func runGenerate(args []string) error {
 		}
 		failed = append(failed, err)
 	}
+	// A batch shows a progress line on a terminal and names each file only
+	// off it (in a log), where the line is silent.
+	bar := progress.New("generate", 0, int64(len(jobs)), "job")
+	verbose := len(jobs) == 1 || quietFlag || !progress.IsTerminal(os.Stderr)
+	if len(jobs) == 1 {
+		bar.Out = io.Discard
+	}
 	for start := 0; start < len(jobs); start += batchChunk {
+		bar.Set(int64(start), nil)
 		var reqs []face.Request
 		var idx []int
 		for i := start; i < min(start+batchChunk, len(jobs)); i++ {
@@ -176,11 +186,16 @@ func runGenerate(args []string) error {
 			continue
 		}
 		for k, i := range idx {
-			if err := writeJob(p, w, k, jobs[i], arch, *views, *yaw, *pitch, cam, provenance(p, jobs[i], weightsHash, *step, *yaw, *pitch, *camera)); err != nil {
+			if err := writeJob(p, w, k, jobs[i], arch, *views, *yaw, *pitch, cam, provenance(p, jobs[i], hashes, *step, *yaw, *pitch, *camera), verbose); err != nil {
 				fail(i, err)
 			}
 		}
 		w.Free()
+	}
+	bar.Set(int64(len(jobs)), nil)
+	bar.Finish()
+	if !verbose {
+		fmt.Fprintf(os.Stderr, "wrote the images and latents of %d jobs\n", len(jobs)-len(failed))
 	}
 	switch {
 	case len(failed) == 1 && len(jobs) == 1:
@@ -237,8 +252,8 @@ func readJobs(path string) ([]job, error) {
 }
 
 // writeJob renders job i's code and writes the image, the code and, for
-// --views, a strip and an animated turn.
-func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32, prov map[string]string) error {
+// --views, a strip and an animated turn; verbose names what it wrote.
+func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32, prov map[string]string, verbose bool) error {
 	if err := os.MkdirAll(filepath.Dir(j.Out), 0o755); err != nil {
 		return err
 	}
@@ -277,10 +292,18 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch
 	if err := imageio.SavePNGText(j.Out, pic, prov); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s and %s\n", j.Out, latent)
+	if verbose {
+		fmt.Fprintf(os.Stderr, "wrote %s and %s\n", j.Out, latent)
+	}
 	if views < 1 {
 		return nil
 	}
+	return writeTurn(p, w, i, views, pitch, base, verbose)
+}
+
+// writeTurn renders code i of w from views cameras across the yaw range
+// into <base>_views.png (a strip) and <base>_turn.gif (there and back).
+func writeTurn(p *face.Pipeline, w *torch.Tensor, i, views int, pitch float64, base string, verbose bool) error {
 	frames, err := p.Views(w, i, views, pitch)
 	if err != nil {
 		return err
@@ -295,7 +318,9 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch
 	if err := imageio.SaveGIF(base+"_turn.gif", turn, 12); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s_views.png and %s_turn.gif\n", base, base)
+	if verbose {
+		fmt.Fprintf(os.Stderr, "wrote %s_views.png and %s_turn.gif\n", base, base)
+	}
 	return nil
 }
 
@@ -309,22 +334,22 @@ func reversed(xs []image.Image) []image.Image {
 
 // provenance is what a generated PNG records about itself (PNG text
 // chunks): the prompt, seed and settings, and SHA-256 hashes of the
-// condition file and of the weights, so an image can be reproduced or
-// traced to the models that made it.
-func provenance(p *face.Pipeline, j job, weightsHash string, step int, yaw, pitch float64, camera string) map[string]string {
+// condition file and of the weights (hashes, from setHashes), so an image
+// can be reproduced or traced to the models that made it.
+func provenance(p *face.Pipeline, j job, hashes map[string]string, step int, yaw, pitch float64, camera string) map[string]string {
 	cond := j.Mask
 	if cond == "" {
 		cond = j.Scribble
 	}
 	m := map[string]string{
-		"Description":         j.Text,
-		"Software":            "ddgi " + Version,
-		"ddgi:seed":           fmt.Sprint(j.Seed),
-		"ddgi:gan":            string(p.Opts.GAN),
-		"ddgi:condition":      string(p.Opts.Cond),
-		"ddgi:step":           fmt.Sprint(step),
-		"ddgi:weights-sha256": weightsHash,
+		"Description":    j.Text,
+		"Software":       "ddgi " + Version,
+		"ddgi:seed":      fmt.Sprint(j.Seed),
+		"ddgi:gan":       string(p.Opts.GAN),
+		"ddgi:condition": string(p.Opts.Cond),
+		"ddgi:step":      fmt.Sprint(step),
 	}
+	maps.Copy(m, hashes)
 	if h, err := filesHash(map[string]string{"c": cond}); err == nil {
 		m["ddgi:condition-sha256"] = h
 	}
@@ -339,6 +364,21 @@ func provenance(p *face.Pipeline, j job, weightsHash string, step int, yaw, pitc
 		m["ddgi:art"] = "true"
 	}
 	return m
+}
+
+// setHashes are the SHA-256 hashes a generated image records of the model
+// set's files: all of them, and the generator alone (what `ddgi render`
+// checks a latent against).
+func setHashes(files map[string]string) (map[string]string, error) {
+	all, err := filesHash(files)
+	if err != nil {
+		return nil, err
+	}
+	gan, err := filesHash(map[string]string{"gan": files["gan"]})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"ddgi:weights-sha256": all, "ddgi:gan-sha256": gan}, nil
 }
 
 // filesHash is the SHA-256 of the files' contents, in the order of their

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"ddgi/data"
+	"ddgi/internal/progress"
 	"ddgi/train"
 )
 
@@ -43,9 +44,15 @@ func register(c command) {
 // errUsage marks an error whose message is already printed by flag parsing.
 var errUsage = errors.New("usage")
 
-// newFlags returns a FlagSet whose -h prints a summary line then the flags.
+// quietFlag is every command's --quiet (see newFlags).
+var quietFlag bool
+
+// newFlags returns a FlagSet whose -h prints a summary line then the
+// flags. Every command gets --quiet: progress lines show only on a
+// terminal, and --quiet silences them there too.
 func newFlags(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("ddgi "+name, flag.ContinueOnError)
+	fs.BoolVar(&quietFlag, "quiet", false, "no progress lines (without it they show only when stderr is a terminal)")
 	fs.SetOutput(io.Discard) // parseFlags prints: help on stdout, errors on stderr
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: ddgi %s %s\n\nflags:\n", name, usage)
@@ -64,6 +71,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	switch {
 	case err == nil:
+		progress.Quiet = quietFlag
 		return nil
 	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(os.Stdout)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -70,7 +71,7 @@ func runSampleGAN(args []string) error {
 	}
 	codes := latentCodes{psi: *trunc}
 	if *wplusPath != "" {
-		if codes.wplus, err = readWPlus(*wplusPath); err != nil {
+		if codes.wplus, _, err = readWPlus(*wplusPath); err != nil {
 			return err
 		}
 	} else if codes.seeds, err = parseSeeds(*seeds); err != nil {
@@ -157,29 +158,39 @@ func (c latentCodes) wPlus(numWS, wdim, zdim int, mapping func(z, cam *torch.Ten
 	return c.wplus, nil
 }
 
-// readWPlus reads tensor w_plus [N,L,D] (finite, 1 ≤ N ≤ 1024).
-func readWPlus(path string) (*torch.Tensor, error) {
+// readWPlus reads tensor w_plus [N,L,D] (finite, 1 ≤ N ≤ 1024) and the
+// file's metadata (what `ddgi generate` recorded about the code).
+func readWPlus(path string) (*torch.Tensor, map[string]string, error) {
 	f, err := safetensors.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, ok := f.Tensors["w_plus"]
 	if !ok {
-		return nil, fmt.Errorf("%s: no tensor w_plus (has %v)", path, f.Names())
+		return nil, nil, fmt.Errorf("%s: no tensor w_plus (has %v)", path, f.Names())
 	}
 	if len(st.Shape) != 3 || st.Shape[0] < 1 || st.Shape[0] > 1024 {
-		return nil, fmt.Errorf("%s: w_plus is %v; want [N,L,D] with 1 ≤ N ≤ 1024", path, st.Shape)
+		return nil, nil, fmt.Errorf("%s: w_plus is %v; want [N,L,D] with 1 ≤ N ≤ 1024", path, st.Shape)
 	}
-	w, err := nn.FromSafetensors(st, torch.CPU)
+	var w *torch.Tensor
+	terr := torch.Try(func() {
+		if w, err = nn.FromSafetensors(st, torch.CPU); err != nil {
+			return
+		}
+		w = w.To(torch.Float32)
+		if w.IsFinite().To(torch.Float32).MinAll().Item() == 0 {
+			err = errors.New("holds NaN or Inf")
+			return
+		}
+		torch.Persist(w)
+	})
+	if err == nil {
+		err = terr
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: w_plus: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: w_plus: %w", path, err)
 	}
-	w = w.To(torch.Float32)
-	if w.IsFinite().To(torch.Float32).MinAll().Item() == 0 {
-		return nil, fmt.Errorf("%s: w_plus holds NaN or Inf", path)
-	}
-	torch.Persist(w)
-	return w, nil
+	return w, f.Metadata, nil
 }
 
 // writeRaw saves float images [N,C,H,W] as tensor image.

@@ -4,15 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
-	"io"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"ddgi/data"
+	"ddgi/internal/progress"
 	"ddgi/synthface"
 )
 
@@ -31,7 +30,6 @@ func runSynth(args []string) error {
 	gridRows := fs.Int("grid-rows", 8, "rows in the contact sheet")
 	workers := fs.Int("workers", runtime.NumCPU(), "parallel render workers")
 	format := fs.String("format", "png", "image format: png or jpg")
-	quiet := fs.Bool("quiet", false, "no progress bar")
 	art := fs.String("art", "", "draw samples as artworks: a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
 	artProb := fs.Float64("art-prob", 1, "with --art: share of samples drawn as artworks (the rest stay photos)")
 	if err := parseFlags(fs, args); err != nil {
@@ -78,13 +76,12 @@ func runSynth(args []string) error {
 		return err
 	}
 	ds := data.NewSynthFaceArt(sp, *size, *start+*n, *artProb, arts)
-	var next, done atomic.Int64
+	var next atomic.Int64
 	next.Store(int64(*start))
 	var firstErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	go progress(os.Stderr, &done, *n, stop, *quiet)
+	bar := progress.New("synth", 0, int64(*n), "samples")
 	for k := 0; k < *workers; k++ {
 		wg.Add(1)
 		go func() {
@@ -107,59 +104,13 @@ func runSynth(args []string) error {
 					next.Store(int64(*start + *n)) // stop the others early
 					return
 				}
-				done.Add(1)
+				bar.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	time.Sleep(10 * time.Millisecond) // let the bar print its last line
+	bar.Finish()
 	return firstErr
-}
-
-// progress redraws "count/total rate ETA" on w until stop closes.
-func progress(w io.Writer, done *atomic.Int64, total int, stop <-chan struct{}, quiet bool) {
-	t0 := time.Now()
-	draw := func(final bool) {
-		if quiet {
-			return
-		}
-		d := int(done.Load())
-		el := time.Since(t0).Seconds()
-		rate := float64(d) / max(el, 1e-9)
-		eta := "?"
-		if rate > 0 {
-			eta = (time.Duration(float64(total-d)/rate) * time.Second).Round(time.Second).String()
-		}
-		const width = 30
-		fill := width * d / max(total, 1)
-		bar := make([]byte, width)
-		for i := range bar {
-			switch {
-			case i < fill:
-				bar[i] = '='
-			case i == fill:
-				bar[i] = '>'
-			default:
-				bar[i] = ' '
-			}
-		}
-		fmt.Fprintf(w, "\rsynth [%s] %d/%d  %.1f samples/s  ETA %s   ", bar, d, total, rate, eta)
-		if final {
-			fmt.Fprintln(w)
-		}
-	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			draw(false)
-		case <-stop:
-			draw(true)
-			return
-		}
-	}
 }
 
 // writeGrid renders rows samples from start (the same ones NewSynthFaceArt

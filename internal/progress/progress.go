@@ -1,5 +1,7 @@
 // Package progress prints one self-updating status line for long jobs:
 // count, rate, elapsed time, ETA and free-form fields such as losses.
+// Bars draw only when stderr is a terminal (a piped or redirected run stays
+// clean), except NewLogged's, and never when Quiet is set.
 package progress
 
 import (
@@ -31,15 +33,38 @@ type Bar struct {
 	printed bool
 }
 
-// New starts a bar at start (non-zero when a job resumes) of total.
+// Quiet silences every bar made after it is set (ddgi's --quiet).
+var Quiet bool
+
+// New starts a bar at start (non-zero when a job resumes) of total. It
+// redraws one line on stderr when that is a terminal and prints nothing
+// otherwise.
 func New(label string, start, total int64, unit string) *Bar {
-	fi, err := os.Stderr.Stat()
-	term := err == nil && fi.Mode()&os.ModeCharDevice != 0
-	every := 500 * time.Millisecond
-	if !term {
-		every = 10 * time.Second // logs: a line every few seconds, not a flood
+	return newBar(label, start, total, unit, false)
+}
+
+// NewLogged is New for jobs that run for hours with stderr in a log file
+// (training): there it prints a plain line every 10 s instead of nothing.
+func NewLogged(label string, start, total int64, unit string) *Bar {
+	return newBar(label, start, total, unit, true)
+}
+
+func newBar(label string, start, total int64, unit string, logged bool) *Bar {
+	term := IsTerminal(os.Stderr)
+	b := &Bar{Label: label, Total: total, Unit: unit, Out: os.Stderr, Every: 500 * time.Millisecond, start: time.Now(), done: start, base: start, isTerm: term}
+	switch {
+	case Quiet || (!term && !logged):
+		b.Out = io.Discard
+	case !term:
+		b.Every = 10 * time.Second // logs: a line every few seconds, not a flood
 	}
-	return &Bar{Label: label, Total: total, Unit: unit, Out: os.Stderr, Every: every, start: time.Now(), done: start, base: start, isTerm: term}
+	return b
+}
+
+// IsTerminal reports whether f is a character device (a terminal).
+func IsTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // Set records the current count and fields (e.g. {"loss": 0.12}).
