@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"image"
 	"os"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"ddgi/encoder"
 	"ddgi/face"
 	"ddgi/internal/imageio"
+	"ddgi/internal/progress"
 	"ddgi/kinds"
 	"ddgi/torch"
 )
@@ -114,6 +116,8 @@ func runDiffuse(args []string) error {
 	}
 	p := &diffusion.Pipeline{Model: m, Text: te, AE: ae, Sampler: diffusion.SamplerOpts{Sampler: *sampler, Eta: *eta}}
 	var imgs []*torch.Tensor
+	bar := progress.New("diffuse", 0, int64(*n), "img")
+	bar.Set(0, nil)
 	for i := 0; i < *n; i++ {
 		one := cond.Slice(i)
 		img, err := p.Sample(texts[i:i+1], one, *steps, diffusion.Guidance{Text: *gText, Cond: *gCond}, *seed+uint64(i))
@@ -121,13 +125,33 @@ func runDiffuse(args []string) error {
 			return err
 		}
 		imgs = append(imgs, img)
+		bar.Set(int64(i+1), nil)
 	}
-	var saveErr error
-	if err := torch.Try(func() { saveErr = imageio.SaveTensorGrid(*out, torch.Cat(imgs, 0), *n) }); err != nil {
+	bar.Finish()
+	// The PNG records how it was made, as generate's do.
+	files := map[string]string{"unet": *unet, "text": lw.Text, "tokenizer": lw.Tokenizer, "vae": lw.VAE}
+	if *maskPath != "" {
+		files["mask-net"] = *maskNet
+	}
+	if *scribblePath != "" {
+		files["scribble-net"] = *scribbleNet
+	}
+	prov, err := diffuseProvenance(files, map[string]string{"mask": *maskPath, "scribble": *scribblePath}, *prompt, map[string]string{
+		"seed": fmt.Sprint(*seed), "steps": fmt.Sprint(*steps), "sampler": *sampler, "guidance": fmt.Sprint(*gText),
+		"cond-guidance": fmt.Sprint(*gCond), "eta": fmt.Sprint(*eta), "mask-scale": fmt.Sprint(*maskScale), "scribble-scale": fmt.Sprint(*scribbleScale),
+	})
+	if err != nil {
 		return err
 	}
-	if saveErr != nil {
-		return saveErr
+	var tiles []image.Image
+	if err := torch.Try(func() { tiles, err = imageio.FromTensor(torch.Cat(imgs, 0)) }); err != nil {
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if err := imageio.SavePNGText(*out, imageio.Grid(tiles, nil, *n, 2), prov); err != nil {
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
 	return nil

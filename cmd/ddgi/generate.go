@@ -366,6 +366,31 @@ func provenance(p *face.Pipeline, j job, hashes map[string]string, step int, yaw
 	return m
 }
 
+// diffuseProvenance is provenance for `ddgi diffuse`: the prompt, the
+// settings (as ddgi:<name>), and SHA-256 hashes of the condition files
+// given and of the weight files used.
+func diffuseProvenance(weights, conds map[string]string, prompt string, settings map[string]string) (map[string]string, error) {
+	all, err := filesHash(weights)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{"Description": prompt, "Software": "ddgi " + Version, "ddgi:weights-sha256": all}
+	for k, v := range settings {
+		m["ddgi:"+k] = v
+	}
+	for kind, path := range conds {
+		if path == "" {
+			continue
+		}
+		h, err := filesHash(map[string]string{"c": path})
+		if err != nil {
+			return nil, err
+		}
+		m["ddgi:"+kind+"-sha256"] = h
+	}
+	return m, nil
+}
+
 // setHashes are the SHA-256 hashes a generated image records of the model
 // set's files: all of them, and the generator alone (what `ddgi render`
 // checks a latent against).

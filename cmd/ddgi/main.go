@@ -57,6 +57,7 @@ func newFlags(name, usage string) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: ddgi %s %s\n\nflags:\n", name, usage)
 		fs.PrintDefaults()
+		printExamples(fs.Output(), name)
 	}
 	return fs
 }

@@ -28,10 +28,7 @@ generator that made it (the model set's, or --generator): no encoder runs.
 Without --yaw/--pitch/--camera it uses the camera generate recorded, so the
 image matches generate's; --yaw or --pitch alone keeps the other recorded
 angle. The PNG carries generate's record (prompt, seed, hashes) with the
-new camera. Examples:
-
-  ddgi render --latent /tmp/ddgi/face3d.latent.safetensors --yaw 30 --out /tmp/ddgi/face3d_yaw30.png
-  ddgi render --latent /tmp/ddgi/face3d.latent.safetensors --views 8 --out /tmp/ddgi/face3d_again.png`)
+new camera.`)
 	latent := fs.String("latent", "", "the code: a .latent.safetensors written by `ddgi generate` (tensor w_plus [1,L,dim])")
 	out := fs.String("out", "", "output PNG (with --views also <out>_views.png and <out>_turn.gif)")
 	gan := fs.String("gan", "", "stylegan2 or eg3d (default: the one the latent records; it must agree)")

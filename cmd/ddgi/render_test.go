@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -143,5 +144,60 @@ func TestGenerateRefusesImpossibleValues(t *testing.T) {
 	code, _, stderr := captureRun(t, append(args, "--gan", "eg3d", "--yaw", "70")...)
 	if code != 0 || !strings.Contains(stderr, "warning") || !strings.Contains(stderr, "trained") {
 		t.Errorf("--yaw 70: exit %d, stderr %q; want 0 and a warning about the trained range", code, stderr)
+	}
+}
+
+// TestGeneratedPNGsRecordThemselves: the images of diffuse and sample gan
+// carry their settings and the hashes of what made them, as generate's do.
+func TestGeneratedPNGsRecordThemselves(t *testing.T) {
+	dir, w := tinyWeights(t)
+	mpath := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mpath, make([]uint8, 32*32), 32); err != nil {
+		t.Fatal(err)
+	}
+	d, g := filepath.Join(dir, "d.png"), filepath.Join(dir, "g.png")
+	if code := run([]string{"diffuse", "--weights", w, "--text", "A man.", "--mask", mpath, "--steps", "2", "--seed", "5", "--out", d}); code != 0 {
+		t.Fatalf("diffuse exited %d", code)
+	}
+	if code := run([]string{"sample", "gan", "--weights", w, "--seeds", "3-4", "--out", g}); code != 0 {
+		t.Fatalf("sample gan exited %d", code)
+	}
+	txt := pngText(t, d)
+	if txt["Description"] != "A man." || txt["ddgi:seed"] != "5" || txt["ddgi:steps"] != "2" || len(txt["ddgi:mask-sha256"]) != 64 || len(txt["ddgi:weights-sha256"]) != 64 {
+		t.Errorf("diffuse PNG text chunks %v", txt)
+	}
+	txt = pngText(t, g)
+	if txt["ddgi:seeds"] != "3-4" || txt["ddgi:gan"] != "stylegan2" || len(txt["ddgi:gan-sha256"]) != 64 {
+		t.Errorf("sample gan PNG text chunks %v", txt)
+	}
+}
+
+// TestHelpExamplesAreSafe: every example in the commands' help names a
+// command ddgi has and writes only under /tmp/ddgi-out (safe to paste).
+func TestHelpExamplesAreSafe(t *testing.T) {
+	writes := map[string]bool{"--out": true, "--grid": true, "--gif": true, "--raw": true, "--json": true, "--export": true}
+	for name, exs := range helpExamples {
+		cmd, target, _ := strings.Cut(name, " ")
+		if _, ok := commands[cmd]; !ok {
+			t.Errorf("examples for unknown command %q", name)
+		}
+		if _, ok := groups[cmd][target]; target != "" && !ok {
+			t.Errorf("examples for unknown target %q", name)
+		}
+		for _, ex := range exs {
+			if !strings.Contains(ex, "ddgi "+name) {
+				t.Errorf("%s example %q does not run ddgi %s", name, ex, name)
+			}
+			cmdline, _, _ := strings.Cut(ex, " #") // not the comment
+			f := strings.Fields(cmdline)
+			for i, w := range f[:len(f)-1] {
+				if writes[w] && !strings.HasPrefix(f[i+1], "/tmp/ddgi-out/") {
+					t.Errorf("%s example writes %s %s outside /tmp/ddgi-out", name, w, f[i+1])
+				}
+				if n, err := strconv.Atoi(f[i+1]); (w == "--n" || w == "--samples") && (err != nil || n > 100) {
+					t.Errorf("%s example %q: keep %s at most 100 (minutes, not hours)", name, ex, w)
+				}
+			}
+		}
 	}
 }

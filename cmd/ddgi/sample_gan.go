@@ -77,13 +77,28 @@ func runSampleGAN(args []string) error {
 	} else if codes.seeds, err = parseSeeds(*seeds); err != nil {
 		return err
 	}
+	// The grid records what drew it (PNG text chunks), as generate's images do.
+	prov := map[string]string{"Software": "ddgi " + Version, "ddgi:gan": a, "ddgi:trunc": fmt.Sprint(*trunc), "ddgi:noise": *noise}
+	if prov["ddgi:gan-sha256"], err = filesHash(map[string]string{"gan": path}); err != nil {
+		return err
+	}
+	if *wplusPath != "" {
+		if prov["ddgi:latent-sha256"], err = filesHash(map[string]string{"w": *wplusPath}); err != nil {
+			return err
+		}
+	} else {
+		prov["ddgi:seeds"] = *seeds
+	}
+	if kinds.GANArch(a) == kinds.EG3D {
+		prov["ddgi:views"], prov["ddgi:yaw"] = fmt.Sprint(*views), fmt.Sprint(*yaw)
+	}
 	if terr := torch.Try(func() {
 		torch.NoGrad(func() {
 			switch kinds.GANArch(a) {
 			case kinds.StyleGAN2:
-				err = sampleStyleGAN2(path, codes, nm, *noise, *out, *raw, *cols)
+				err = sampleStyleGAN2(path, codes, nm, *noise, *out, *raw, *cols, prov)
 			case kinds.EG3D:
-				err = sampleEG3D(path, codes, nm, *noise, *out, *raw, *views, *yaw, *gif, *depth)
+				err = sampleEG3D(path, codes, nm, *noise, *out, *raw, *views, *yaw, *gif, *depth, prov)
 			default:
 				err = fmt.Errorf("--arch %q: want stylegan2 or eg3d", a)
 			}
@@ -243,7 +258,7 @@ func seedLatents(seeds []uint64, zdim int) *torch.Tensor {
 	return torch.Cat(zs, 0)
 }
 
-func sampleStyleGAN2(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, cols int) error {
+func sampleStyleGAN2(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, cols int, prov map[string]string) error {
 	g, err := stylegan2.Load(path, torch.CPU)
 	if err != nil {
 		return err
@@ -272,7 +287,7 @@ func sampleStyleGAN2(path string, codes latentCodes, nm stylegan2.NoiseMode, noi
 		bar.Set(int64(i+1), nil)
 	}
 	bar.Finish()
-	if err := imageio.SavePNG(out, imageio.Grid(tiles, caps, cols, 2)); err != nil {
+	if err := imageio.SavePNGText(out, imageio.Grid(tiles, caps, cols, 2), prov); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d images, %s)\n", out, len(caps), codes.describe())
@@ -294,7 +309,7 @@ func (c latentCodes) describe() string {
 // with gif set, a turn of the first seed from −yaw to +yaw and back. With
 // depth, two more rows per seed show the raw neural rendering (upsampled)
 // and its depth map, shared scale per seed.
-func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, views int, yaw float64, gif string, depth bool) error {
+func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, views int, yaw float64, gif string, depth bool, prov map[string]string) error {
 	g, err := eg3d.Load(path, torch.CPU, synthface.DefaultOrbit)
 	if err != nil {
 		return err
@@ -317,6 +332,12 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 	var tiles []image.Image
 	var caps []string
 	var raws []*torch.Tensor
+	const frames = 24 // of the --gif turn
+	total := len(names) * views
+	if gif != "" {
+		total += frames
+	}
+	bar := progressbar.New("render", 0, int64(total), "view")
 	for i := range names {
 		torch.Scoped(func() {
 			w := wp.Narrow(0, int64(i), 1).Repeat(int64(views), 1, 1)
@@ -357,8 +378,12 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 		if err != nil {
 			return err
 		}
+		bar.Add(int64(views))
 	}
-	if err := imageio.SavePNG(out, imageio.Grid(tiles, caps, views, 2)); err != nil {
+	if gif == "" {
+		bar.Finish()
+	}
+	if err := imageio.SavePNGText(out, imageio.Grid(tiles, caps, views, 2), prov); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d codes × %d views, %s)\n", out, len(names), views, codes.describe())
@@ -370,7 +395,6 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 	if gif == "" {
 		return nil
 	}
-	const frames = 24
 	var fr []image.Image
 	for f := range frames {
 		y := yaw * math.Sin(2*math.Pi*float64(f)/frames)
@@ -385,7 +409,9 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 		if err != nil {
 			return err
 		}
+		bar.Add(1)
 	}
+	bar.Finish()
 	if err := imageio.SaveGIF(gif, fr, 8); err != nil {
 		return err
 	}

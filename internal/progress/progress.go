@@ -31,6 +31,7 @@ type Bar struct {
 	isTerm  bool
 	fields  map[string]float64
 	printed bool
+	drawn   int64 // done at the last draw
 }
 
 // Quiet silences every bar made after it is set (ddgi's --quiet).
@@ -89,11 +90,13 @@ func (b *Bar) Add(n int64) {
 	b.Set(d, nil)
 }
 
-// Finish prints the final line and a newline.
+// Finish prints the final line (unless Set just drew it) and a newline.
 func (b *Bar) Finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.draw()
+	if !b.printed || b.drawn != b.done {
+		b.draw()
+	}
 	if b.isTerm {
 		fmt.Fprintln(b.Out)
 	}
@@ -135,7 +138,7 @@ func (b *Bar) draw() {
 	} else {
 		fmt.Fprintln(b.Out, sb.String())
 	}
-	b.printed = true
+	b.printed, b.drawn = true, b.done
 }
 
 func round(d time.Duration) time.Duration {
