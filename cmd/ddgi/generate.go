@@ -38,6 +38,9 @@ type job struct {
 	Scribble string `json:"scribble"`
 	Seed     int64  `json:"seed"`
 	Out      string `json:"out"`
+
+	line int   // in the --batch file
+	bad  error // why the job cannot run (reported at the end; the others run)
 }
 
 func runGenerate(args []string) error {
@@ -82,25 +85,26 @@ func runGenerate(args []string) error {
 	} else {
 		jobs = []job{{Text: *prompt, Mask: *maskPath, Scribble: *scribblePath, Seed: *seed, Out: *out}}
 	}
+	// A job that cannot run is reported at the end and the others run;
+	// the first good job's condition kind is the batch's.
 	var cond kinds.Cond
-	for i, j := range jobs {
-		if err := face.CheckPrompt(j.Text); err != nil {
-			return fmt.Errorf("job %d: --text: %w", i+1, err)
+	good := 0
+	for i := range jobs {
+		if jobs[i].bad == nil {
+			jobs[i].bad = checkJob(jobs[i], &cond)
 		}
-		c, err := condOf(j)
-		if err != nil {
-			return fmt.Errorf("job %d: %w", i+1, err)
+		if jobs[i].bad == nil {
+			good++
 		}
-		if cond != "" && c != cond {
-			return errors.New("a batch must use one condition kind (all masks or all scribbles)")
+	}
+	if len(jobs) == 1 && jobs[0].bad != nil {
+		return jobs[0].bad
+	}
+	if good == 0 {
+		for _, j := range jobs {
+			fmt.Fprintf(os.Stderr, "ddgi generate: line %d of --batch: %v\n", j.line, j.bad)
 		}
-		cond = c
-		if j.Out == "" {
-			return fmt.Errorf("job %d: --out is required", i+1)
-		}
-		if !strings.HasSuffix(strings.ToLower(j.Out), ".png") {
-			return fmt.Errorf("job %d: --out %q must end in .png", i+1, j.Out)
-		}
+		return fmt.Errorf("none of the %d jobs of %s can run", len(jobs), *batch)
 	}
 	arch := kinds.GANArch(*gan) // CheckRender rejects an unknown one
 	if err := face.CheckRender(arch, *views, 64, *yaw, *pitch); err != nil {
@@ -146,7 +150,7 @@ func runGenerate(args []string) error {
 	var failed []error
 	fail := func(i int, err error) {
 		if len(jobs) > 1 {
-			err = fmt.Errorf("job %d (line %d of --batch): %w", i+1, i+1, err)
+			err = fmt.Errorf("job %d (line %d of --batch): %w", i+1, jobs[i].line, err)
 		}
 		failed = append(failed, err)
 	}
@@ -163,6 +167,10 @@ func runGenerate(args []string) error {
 		var idx []int
 		for i := start; i < min(start+batchChunk, len(jobs)); i++ {
 			j := jobs[i]
+			if j.bad != nil {
+				fail(i, j.bad)
+				continue
+			}
 			r := face.Request{Text: j.Text, Seed: j.Seed}
 			if cond == kinds.Mask {
 				r.Mask, err = data.ReadMask(j.Mask, size)
@@ -212,6 +220,29 @@ func runGenerate(args []string) error {
 // batchChunk is how many --batch jobs share one encoder pass.
 const batchChunk = 8
 
+// checkJob is why job j cannot run ("" prompt, no or two conditions, a
+// condition kind other than the batch's *cond, a bad --out), or nil; the
+// first good job sets *cond.
+func checkJob(j job, cond *kinds.Cond) error {
+	if err := face.CheckPrompt(j.Text); err != nil {
+		return fmt.Errorf("--text: %w", err)
+	}
+	c, err := condOf(j)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *cond != "" && c != *cond:
+		return fmt.Errorf("a batch uses one condition kind: this job has a %s, the batch's first job a %s", c, *cond)
+	case j.Out == "":
+		return errors.New("--out is required")
+	case !strings.HasSuffix(strings.ToLower(j.Out), ".png"):
+		return fmt.Errorf("--out %q must end in .png", j.Out)
+	}
+	*cond = c
+	return nil
+}
+
 func condOf(j job) (kinds.Cond, error) {
 	c, err := face.CondKind(j.Mask != "", j.Scribble != "")
 	if err != nil {
@@ -238,8 +269,9 @@ func readJobs(path string) ([]job, error) {
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&j); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+			j = job{bad: fmt.Errorf("not a job: %v", err)}
 		}
+		j.line = n
 		jobs = append(jobs, j)
 	}
 	if err := sc.Err(); err != nil {

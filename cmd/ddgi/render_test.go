@@ -201,3 +201,43 @@ func TestHelpExamplesAreSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateBatchGoesOnPastBadLines: lines that cannot run (broken
+// JSON, an empty prompt, a scribble in a mask batch, no --out) are listed
+// with their line numbers at the end, exit 1, and the good jobs around
+// them are written.
+func TestGenerateBatchGoesOnPastBadLines(t *testing.T) {
+	dir, w := tinyWeights(t)
+	mpath := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mpath, make([]uint8, 32*32), 32); err != nil {
+		t.Fatal(err)
+	}
+	out := func(i int) string { return filepath.Join(dir, "out", strconv.Itoa(i)+".png") }
+	lines := []string{
+		`{"text": "A man.", "mask": "` + mpath + `", "out": "` + out(1) + `"}`,
+		`{"text": "A man.", "mask": `,
+		`{"text": "", "mask": "` + mpath + `", "out": "` + out(3) + `"}`,
+		``,
+		`{"text": "A man.", "scribble": "` + mpath + `", "out": "` + out(5) + `"}`,
+		`{"text": "A man.", "mask": "` + mpath + `"}`,
+		`{"text": "A woman.", "mask": "` + mpath + `", "seed": 2, "out": "` + out(7) + `"}`,
+	}
+	jobs := filepath.Join(dir, "jobs.jsonl")
+	if err := os.WriteFile(jobs, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := captureRun(t, "generate", "--weights", w, "--batch", jobs)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %q", code, stderr)
+	}
+	for _, want := range []string{"line 2 of", "line 3 of", "line 5 of", "line 6 of", "4 of 6 jobs failed"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	for i, want := range map[int]bool{1: true, 3: false, 5: false, 7: true} {
+		if _, err := os.Stat(out(i)); (err == nil) != want {
+			t.Errorf("line %d: written %v, want %v", i, err == nil, want)
+		}
+	}
+}
