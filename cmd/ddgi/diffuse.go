@@ -71,14 +71,17 @@ func runDiffuse(args []string) error {
 		return errors.New("--text is required")
 	case *out == "":
 		return errors.New("--out is required")
-	case *n < 1 || *steps < 1:
-		return errors.New("--n and --steps must be ≥ 1")
+	case *n < 1 || *n > 1024 || *steps < 1:
+		return errors.New("--n must be 1…1024 and --steps ≥ 1")
 	case *sampler != "ddim" && *sampler != "ddpm":
 		return fmt.Errorf("--sampler %q: ddim or ddpm", *sampler)
 	}
 	m, err := diffusion.Load(*unet, torch.CPU)
 	if err != nil {
 		return err
+	}
+	if T := m.Schedule.T(); *steps > T {
+		return fmt.Errorf("--steps %d: the U-Net's schedule has %d steps", *steps, T)
 	}
 	size := int(m.Config.ImageSize())
 	texts := make([]string, *n)

@@ -138,6 +138,16 @@ func TestGenerateRefusesImpossibleValues(t *testing.T) {
 			t.Errorf("generate %v: exit %d, stderr %q; want 1 and one line", bad, code, stderr)
 		}
 	}
+	for _, other := range [][]string{
+		{"diffuse", "--weights", w, "--text", "A man.", "--steps", "1000000", "--out", out},
+		{"diffuse", "--weights", w, "--text", "A man.", "--n", "1000000", "--out", out},
+		{"sample", "gan", "--weights", w, "--trunc", "1e9", "--out", out},
+		{"selfcheck", "--steps", "1000000"},
+	} {
+		if code, _, stderr := captureRun(t, other...); code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and one line", other, code, stderr)
+		}
+	}
 	if _, err := os.Stat(out); err == nil {
 		t.Fatal("a refused run wrote its image")
 	}

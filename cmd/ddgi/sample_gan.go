@@ -50,6 +50,9 @@ func runSampleGAN(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *trunc < 0 || *trunc > 2 {
+		return fmt.Errorf("--trunc %g: want 0…2 (1: none, below 1 towards the mean face, above 1 away from it)", *trunc)
+	}
 	path, err := generatorPath(*generator, *weights, *arch)
 	if err != nil {
 		return err
