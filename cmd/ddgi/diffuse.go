@@ -76,6 +76,9 @@ func runDiffuse(args []string) error {
 	case *sampler != "ddim" && *sampler != "ddpm":
 		return fmt.Errorf("--sampler %q: ddim or ddpm", *sampler)
 	}
+	if err := makeParents(*out); err != nil {
+		return err
+	}
 	m, err := diffusion.Load(*unet, torch.CPU)
 	if err != nil {
 		return err

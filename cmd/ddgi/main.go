@@ -159,6 +159,21 @@ func sortedNames() []string {
 	return names
 }
 
+// makeParents creates the folders output files go into (empty paths are
+// skipped), as generate does for --out: a pasted command writing under
+// /tmp/ddgi-out/ works on a fresh machine.
+func makeParents(paths ...string) error {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // flagSet reports whether the named flag was given on the command line.
 func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false

@@ -53,6 +53,9 @@ func runSampleGAN(args []string) error {
 	if *trunc < 0 || *trunc > 2 {
 		return fmt.Errorf("--trunc %g: want 0…2 (1: none, below 1 towards the mean face, above 1 away from it)", *trunc)
 	}
+	if err := makeParents(*out, *raw, *gif); err != nil {
+		return err
+	}
 	path, err := generatorPath(*generator, *weights, *arch)
 	if err != nil {
 		return err

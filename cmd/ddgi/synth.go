@@ -64,6 +64,9 @@ func runSynth(args []string) error {
 		return fmt.Errorf("--workers %d: want ≥ 1", *workers)
 	}
 	if *grid != "" {
+		if err := makeParents(*grid); err != nil {
+			return err
+		}
 		if err := writeGrid(*grid, sp, *start, min(*gridRows, max(*n, 1)), *size, *artProb, arts); err != nil {
 			return err
 		}
