@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -249,5 +251,32 @@ func TestGenerateBatchGoesOnPastBadLines(t *testing.T) {
 		if _, err := os.Stat(out(i)); (err == nil) != want {
 			t.Errorf("line %d: written %v, want %v", i, err == nil, want)
 		}
+	}
+}
+
+// TestExampleMasksInBothForms: each shipped example mask reads to the same
+// 512² labels from its label PNG and its palette PNG, and the examples
+// together hold every CelebAMask-HQ class but few.
+func TestExampleMasksInBothForms(t *testing.T) {
+	seen := map[uint8]bool{}
+	for i := range 3 {
+		labels, err := data.ReadMask(filepath.Join("..", "..", "examples", fmt.Sprintf("mask_%d.png", i)), 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		colors, err := data.ReadMask(filepath.Join("..", "..", "examples", fmt.Sprintf("mask_%d_color.png", i)), 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(labels, colors) {
+			t.Errorf("mask_%d: the palette form reads to other labels", i)
+		}
+		for _, c := range labels {
+			seen[c] = true
+		}
+	}
+	t.Logf("the examples hold %d of the 19 classes", len(seen))
+	if len(seen) < 10 {
+		t.Errorf("the examples hold only %d classes", len(seen))
 	}
 }

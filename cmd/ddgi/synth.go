@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/png"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -19,6 +20,10 @@ func init() {
 	register(command{name: "synth", summary: "render SynthFace samples (image, mask, scribble, captions, camera) to a folder", run: runSynth})
 }
 
+// maskColorDir holds synth --mask-colors' palette masks, beside the label
+// masks of the CelebAMask-HQ layout.
+const maskColorDir = "mask-color"
+
 func runSynth(args []string) error {
 	fs := newFlags("synth", "[flags]")
 	n := fs.Int("n", 16, "number of samples to write")
@@ -32,6 +37,7 @@ func runSynth(args []string) error {
 	format := fs.String("format", "png", "image format: png or jpg")
 	art := fs.String("art", "", "draw samples as artworks: a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
 	artProb := fs.Float64("art-prob", 1, "with --art: share of samples drawn as artworks (the rest stay photos)")
+	maskColors := fs.Bool("mask-colors", false, "also write each mask in the palette colours (what most mask tools show; every ddgi mask reader takes both) as <out>/"+maskColorDir+"/<i>.png")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,6 +84,11 @@ func runSynth(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *maskColors {
+		if err := os.MkdirAll(filepath.Join(*out, maskColorDir), 0o755); err != nil {
+			return err
+		}
+	}
 	ds := data.NewSynthFaceArt(sp, *size, *start+*n, *artProb, arts)
 	var next atomic.Int64
 	next.Store(int64(*start))
@@ -97,6 +108,9 @@ func runSynth(args []string) error {
 				s, err := ds.Get(i)
 				if err == nil {
 					err = w.Write(i, s)
+				}
+				if err == nil && *maskColors {
+					err = data.WriteRGBPNG(filepath.Join(*out, maskColorDir, fmt.Sprintf("%d.png", i)), data.ColorizeMask(s.Mask), s.Size)
 				}
 				if err != nil {
 					mu.Lock()
