@@ -56,10 +56,36 @@ func newFlags(name, usage string) *flag.FlagSet {
 	fs.SetOutput(io.Discard) // parseFlags prints: help on stdout, errors on stderr
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: ddgi %s %s\n\nflags:\n", name, usage)
-		fs.PrintDefaults()
+		printFlags(fs)
 		printExamples(fs.Output(), name)
 	}
 	return fs
+}
+
+// printFlags lists fs's flags one line each: name, value type, usage and
+// the default where it is not the zero value and the usage does not
+// already say it (flag.PrintDefaults takes two lines a flag). A
+// back-quoted phrase in a usage is quoted text, not the value's name.
+func printFlags(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		if strings.Contains(typ, " ") {
+			typ, _ = flag.UnquoteUsage(&flag.Flag{Value: f.Value})
+		}
+		head := "-" + f.Name
+		if typ != "" {
+			head += " " + typ
+		}
+		def := ""
+		switch {
+		case f.DefValue == "" || f.DefValue == "0" || f.DefValue == "false" || strings.Contains(usage, "(default"):
+		case typ == "string":
+			def = fmt.Sprintf(" (default %q)", f.DefValue)
+		default:
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(fs.Output(), "  %-22s %s%s\n", head, usage, def)
+	})
 }
 
 // parseFlags parses args. Asked-for help goes to stdout (as Go's tools do:
