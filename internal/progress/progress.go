@@ -122,7 +122,7 @@ func (b *Bar) draw() {
 		fmt.Fprintf(&sb, " (%.0f%%)", 100*float64(b.done)/float64(b.Total))
 	}
 	fmt.Fprintf(&sb, " %.2f %s/s elapsed %s", rate, b.Unit, round(el))
-	if b.done < b.Total {
+	if b.done < b.Total && b.done > b.base { // no rate yet, no estimate
 		fmt.Fprintf(&sb, " ETA %s", round(b.ETA()))
 	}
 	keys := make([]string, 0, len(b.fields))
