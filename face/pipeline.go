@@ -457,6 +457,12 @@ func (p *Pipeline) view(w *torch.Tensor, i int, camera func() *torch.Tensor) (im
 // Views renders code i of w from n cameras swept evenly across yaw
 // −45°…45° at one pitch: the turn of `ddgi generate --views`.
 func (p *Pipeline) Views(w *torch.Tensor, i, n int, pitch float64) ([]image.Image, error) {
+	return p.ViewsEach(w, i, n, pitch, nil)
+}
+
+// ViewsEach is Views calling done(k) after the k-th view (when not nil):
+// progress for generators whose views take seconds each.
+func (p *Pipeline) ViewsEach(w *torch.Tensor, i, n int, pitch float64, done func(k int)) ([]image.Image, error) {
 	frames := make([]image.Image, 0, n)
 	for v := 0; v < n; v++ {
 		yaw := -45.0
@@ -468,6 +474,9 @@ func (p *Pipeline) Views(w *torch.Tensor, i, n int, pitch float64) ([]image.Imag
 			return nil, fmt.Errorf("view %d of %d: %w", v+1, n, err)
 		}
 		frames = append(frames, pic)
+		if done != nil {
+			done(v + 1)
+		}
 	}
 	return frames, nil
 }

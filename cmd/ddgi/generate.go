@@ -336,10 +336,15 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch
 // writeTurn renders code i of w from views cameras across the yaw range
 // into <base>_views.png (a strip) and <base>_turn.gif (there and back).
 func writeTurn(p *face.Pipeline, w *torch.Tensor, i, views int, pitch float64, base string, verbose bool) error {
-	frames, err := p.Views(w, i, views, pitch)
+	bar := progress.New("views", 0, int64(views), "view")
+	if !verbose { // a --batch's own bar is on the line
+		bar.Out = io.Discard
+	}
+	frames, err := p.ViewsEach(w, i, views, pitch, func(k int) { bar.Set(int64(k), nil) })
 	if err != nil {
 		return err
 	}
+	bar.Finish()
 	if err := imageio.SavePNG(base+"_views.png", imageio.Grid(frames, nil, len(frames), 2)); err != nil {
 		return err
 	}

@@ -58,6 +58,9 @@ new camera.`)
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(*latent); err != nil {
+		return fmt.Errorf("--latent: %w", err)
+	}
 	w, meta, err := readWPlus(*latent)
 	if err != nil {
 		return err
