@@ -48,7 +48,11 @@ func runDiffuse(args []string) error {
 	if err := applyLimits(); err != nil {
 		return err
 	}
-	if *weights != "" {
+	if *weights == "" {
+		if err := weightsDefaults(fs, "unet", "tokenizer"); err != nil {
+			return err
+		}
+	} else {
 		if _, err := face.ReadManifest(*weights); err != nil {
 			return err
 		}

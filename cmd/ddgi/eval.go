@@ -42,6 +42,10 @@ func runEval(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	var err error
+	if *weights, err = modelSet(fs, *weights); err != nil {
+		return err
+	}
 	dev, err := torch.ParseDevice(*devName)
 	if err != nil {
 		return err

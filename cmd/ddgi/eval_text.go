@@ -61,6 +61,9 @@ func runEvalText(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := weightsDefaults(fs, "unet", "tokenizer", "attributes"); err != nil {
+		return err
+	}
 	var ts []int
 	for _, f := range strings.Split(*tsFlag, ",") {
 		t, err := strconv.Atoi(strings.TrimSpace(f))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -183,6 +184,39 @@ func sortedNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// weightsDefaults points the file flags that default into weights/ and
+// were not given at the model set modelSet finds (--weights when fs has
+// it and it was given, else $DDGI_WEIGHTS, beside the binary, ./weights),
+// so a command run from another folder finds the shipped files as
+// generate does. With no model set it is an error only when one of the
+// required flags was left to its default (others may name unused files).
+func weightsDefaults(fs *flag.FlagSet, required ...string) error {
+	var unset []*flag.Flag
+	needed := false
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.DefValue, "weights/") && !flagSet(fs, f.Name) {
+			unset = append(unset, f)
+			needed = needed || slices.Contains(required, f.Name)
+		}
+	})
+	if len(unset) == 0 {
+		return nil
+	}
+	set, err := modelSet(fs, "")
+	if err != nil {
+		if needed {
+			return err
+		}
+		return nil
+	}
+	for _, f := range unset {
+		if err := f.Value.Set(filepath.Join(set, strings.TrimPrefix(f.DefValue, "weights/"))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // makeParents creates the folders output files go into (empty paths are

@@ -280,3 +280,26 @@ func TestExampleMasksInBothForms(t *testing.T) {
 		t.Errorf("the examples hold only %d classes", len(seen))
 	}
 }
+
+// TestDiffuseAndEvalFindTheModelSet: commands whose file flags default
+// into weights/ take the model set from $DDGI_WEIGHTS like generate, and
+// name every place they looked when there is none.
+func TestDiffuseAndEvalFindTheModelSet(t *testing.T) {
+	dir, w := tinyWeights(t)
+	out := filepath.Join(dir, "d.png")
+	args := []string{"diffuse", "--text", "A man.", "--steps", "2", "--out", out}
+	t.Setenv("DDGI_WEIGHTS", "")
+	if code, _, stderr := captureRun(t, args...); code != 1 || !strings.Contains(stderr, "DDGI_WEIGHTS") {
+		t.Errorf("no model set anywhere: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := captureRun(t, "eval", "--method", "gt", "--n", "2"); code != 1 || !strings.Contains(stderr, "DDGI_WEIGHTS") {
+		t.Errorf("eval without a model set: exit %d, stderr %q", code, stderr)
+	}
+	t.Setenv("DDGI_WEIGHTS", w)
+	if code := run(args); code != 0 {
+		t.Fatalf("diffuse with DDGI_WEIGHTS: exit %d", code)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
