@@ -470,7 +470,11 @@ func (tr *Trainer) loadInit(path string) error {
 	if err != nil {
 		return fmt.Errorf("--init: %w", err)
 	}
-	if fmt.Sprint(m.Config) != fmt.Sprint(tr.Model.Config) {
+	src := m.Config
+	if src.TextDim == 0 {
+		src.TextDim = tr.Model.Config.TextDim // a text path starts at zero offset
+	}
+	if fmt.Sprint(src) != fmt.Sprint(tr.Model.Config) {
 		return fmt.Errorf("--init %s: model config %+v, this run builds %+v", path, m.Config, tr.Model.Config)
 	}
 	if err := tr.Model.Store.CopyFrom(m.Store, nil); err != nil {
