@@ -77,7 +77,7 @@ func TestKilledTrainGANResumes(t *testing.T) {
 		if len(cks) > 0 {
 			last = fmt.Sprint(cks[len(cks)-1].Done)
 		}
-		t.Logf("kill %d after %v: %d checkpoint(s), newest %s images; %d half-written folder(s)", kill+1, wait, len(cks), last, stale)
+		t.Logf("kill %d after %v: %d checkpoint(s), newest %s images; %d temporary folder(s) (half-written or half-deleted)", kill+1, wait, len(cks), last, stale)
 	}
 
 	cks := checkWhole(t, run, "after the kills")
@@ -102,7 +102,7 @@ func TestKilledTrainGANResumes(t *testing.T) {
 		t.Errorf("the resumed run ended at %d images, want ≥ %d", got, target)
 	}
 	if n := countStale(t, dir); n > 0 {
-		t.Errorf("%d half-written checkpoint folders remain after a complete run", n)
+		t.Errorf("%d temporary checkpoint folders remain after a complete run", n)
 	}
 }
 
