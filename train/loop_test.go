@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -264,9 +263,8 @@ func TestKilledRunsLeaveWholeCheckpoints(t *testing.T) {
 // waitClaimed waits (up to a minute) until process pid holds dir's lock.
 func waitClaimed(t *testing.T, dir string, pid int) {
 	t.Helper()
-	want := strconv.Itoa(pid)
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if b, err := os.ReadFile(filepath.Join(dir, ".lock")); err == nil && strings.TrimSpace(string(b)) == want {
+		if LockHolder(dir) == pid {
 			return
 		}
 	}
