@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"ddgi/internal/imageio"
 )
 
 // ManifestName is a model set's manifest inside its folder.
@@ -89,18 +91,5 @@ func AddToManifest(dir string, roles map[string]string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+ManifestName+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, ManifestName))
+	return imageio.WriteAtomic(filepath.Join(dir, ManifestName), append(b, '\n'))
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"image/png"
 	"io"
 	"os"
 	"runtime"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"ddgi/data"
+	"ddgi/internal/imageio"
 	"ddgi/synthface"
 )
 
@@ -176,13 +176,8 @@ func writeGrid(path string, sp data.Split, start, rows, size int, artProb float6
 		}()
 	}
 	wg.Wait()
-	f, err := os.Create(path)
-	if err != nil {
+	if err := imageio.SavePNG(path, synthface.ContactSheet(faces)); err != nil {
 		return fmt.Errorf("grid: %w", err)
 	}
-	if err := png.Encode(f, synthface.ContactSheet(faces)); err != nil {
-		f.Close()
-		return fmt.Errorf("grid %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }
