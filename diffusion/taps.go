@@ -153,10 +153,11 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 
 // CheckBranchConfig reports a ControlNet branch config that does not fit
 // the U-Net config it is attached to: every field must agree except the
-// DDIM grid (Spacing, StepsOffset), which is the U-Net's to say, so a
-// branch converted apart from its U-Net still attaches.
+// name, the default latent size and the DDIM grid, which are the U-Net's
+// to say (a branch runs at whatever size it is given and samples on its
+// U-Net's grid), so a branch converted apart from its U-Net attaches.
 func CheckBranchConfig(unet, branch Config) error {
-	unet.Spacing, unet.StepsOffset, branch.Spacing, branch.StepsOffset = "", 0, "", 0
+	branch.Name, branch.LatentSize, branch.Spacing, branch.StepsOffset = unet.Name, unet.LatentSize, unet.Spacing, unet.StepsOffset
 	a, _ := json.Marshal(branch)
 	b, _ := json.Marshal(unet)
 	if string(a) != string(b) {
