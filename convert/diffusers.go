@@ -72,6 +72,9 @@ type diffusersConfig struct {
 func readDiffusersConfig(dir string) (diffusersConfig, error) {
 	path := filepath.Join(dir, "config.json")
 	b, err := readSmall(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return diffusersConfig{}, fmt.Errorf("%s: no config.json: not a diffusers model folder", dir)
+	}
 	if err != nil {
 		return diffusersConfig{}, err
 	}
