@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"ddgi/convert"
-	"ddgi/diffusion"
 	"ddgi/face"
 	"ddgi/kinds"
 )
@@ -149,10 +148,11 @@ func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, text
 			return err
 		}
 		if st.IsDir() { // a diffusers ControlNetModel folder
-			var n *diffusion.ControlNet
-			if n, err = convert.DiffusersControlNet(in, kind); err == nil {
-				err = n.Save(path, kind, half)
+			n, cerr := convert.DiffusersControlNet(in, kind) // its errors name the folder
+			if cerr != nil {
+				return cerr
 			}
+			err = n.Save(path, kind, half)
 			break
 		}
 		err = convert.SaveControlNet(src, kind, path, half, o)
