@@ -260,4 +260,14 @@ func TestDiffusersBadInput(t *testing.T) {
 	if _, err := DiffusersUNet(filepath.Join(diffusersDir, "sd", "tokenizer"), ""); err == nil {
 		t.Error("a tokenizer folder converted as a U-Net")
 	}
+	// A diffusers weights file given alone to the cldm converter points at
+	// its folder.
+	src, cl, err := OpenSources(filepath.Join(diffusersDir, "controlnet", "diffusion_pytorch_model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := ControlNet(src, kinds.Mask, LDMOptions{}); err == nil || !strings.Contains(err.Error(), "diffusers names") {
+		t.Errorf("a diffusers ControlNet file as cldm: %v", err)
+	}
 }

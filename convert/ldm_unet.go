@@ -188,6 +188,9 @@ func inferLDM(src map[string][]int64, o LDMOptions) (diffusion.Config, error) {
 		c.LatentSize = o.LatentSize
 	}
 	in := src["input_blocks.0.0.weight"]
+	if _, ok := src["conv_in.weight"]; ok && len(in) == 0 {
+		return c, fmt.Errorf("ldm: diffusers names (conv_in, down_blocks…): convert the diffusers folder (with its config.json) instead: --from diffusers for a pipeline, --from controlnet --in FOLDER for a ControlNetModel")
+	}
 	if len(in) != 4 {
 		return c, fmt.Errorf("ldm: no input_blocks.0.0 conv: not an LDM UNetModel or cldm ControlNet")
 	}
