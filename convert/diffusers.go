@@ -69,12 +69,10 @@ type diffusersConfig struct {
 	path string
 }
 
-func readDiffusersConfig(dir string) (diffusersConfig, error) {
-	path := filepath.Join(dir, "config.json")
+// readJSONConfig reads a small JSON object file (config.json,
+// scheduler_config.json).
+func readJSONConfig(path string) (diffusersConfig, error) {
 	b, err := readSmall(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return diffusersConfig{}, fmt.Errorf("%s: no config.json: not a diffusers model folder", dir)
-	}
 	if err != nil {
 		return diffusersConfig{}, err
 	}
@@ -82,13 +80,22 @@ func readDiffusersConfig(dir string) (diffusersConfig, error) {
 	if err := json.Unmarshal(b, &c.raw); err != nil {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
+	return c, nil
+}
+
+// readDiffusersConfig reads a model folder's config.json and refuses the
+// values of diffusersFixed ddgi does not implement.
+func readDiffusersConfig(dir string) (diffusersConfig, error) {
+	c, err := readJSONConfig(filepath.Join(dir, "config.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, fmt.Errorf("%s: no config.json: not a diffusers model folder", dir)
+	}
+	if err != nil {
+		return c, err
+	}
 	for k, ok := range diffusersFixed {
-		v, present := c.raw[k]
-		if !present {
-			continue
-		}
-		if !containsValue(ok, v) {
-			return c, fmt.Errorf("%s: %s %v is not supported (ddgi implements %v)", path, k, v, ok[0])
+		if v, present := c.raw[k]; present && !containsValue(ok, v) {
+			return c, fmt.Errorf("%s: %s %v is not supported (ddgi implements %v)", c.path, k, v, ok[0])
 		}
 	}
 	return c, nil
@@ -445,17 +452,12 @@ func DiffusersUNet(dir, sched string) (*diffusion.Model, error) {
 // readSchedulerConfig reads dir/scheduler_config.json; a missing folder or
 // file gives nil (SD1.5's schedule is then assumed).
 func readSchedulerConfig(dir string) (*diffusersConfig, error) {
-	path := filepath.Join(dir, "scheduler_config.json")
-	b, err := readSmall(path)
+	s, err := readJSONConfig(filepath.Join(dir, "scheduler_config.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	s := diffusersConfig{path: path}
-	if err := json.Unmarshal(b, &s.raw); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &s, nil
 }
