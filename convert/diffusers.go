@@ -101,6 +101,14 @@ func readDiffusersConfig(dir string) (diffusersConfig, error) {
 	return c, nil
 }
 
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
 func containsValue(vals []any, v any) bool {
 	for _, w := range vals {
 		if reflect.DeepEqual(v, w) {
@@ -397,11 +405,20 @@ var (
 	hfModelFiles        = []string{"model.safetensors", "pytorch_model.bin", "model.fp16.safetensors", "pytorch_model.fp16.bin"}
 )
 
-// openDiffusersPart opens a model folder's config.json and weights.
-func openDiffusersPart(dir string, files []string) (diffusersConfig, map[string]Source, io.Closer, error) {
+// openDiffusersPart opens a model folder's config.json and weights; the
+// config's class (diffusers' _class_name, transformers' architectures)
+// must be one of classes when it names one.
+func openDiffusersPart(dir string, files []string, classes ...string) (diffusersConfig, map[string]Source, io.Closer, error) {
 	c, err := readDiffusersConfig(dir)
 	if err != nil {
 		return c, nil, nil, err
+	}
+	class, _ := c.raw["_class_name"].(string)
+	if a, ok := c.raw["architectures"].([]any); ok && len(a) > 0 {
+		class, _ = a[0].(string)
+	}
+	if class != "" && !containsValue(anySlice(classes), class) {
+		return c, nil, nil, fmt.Errorf("%s: class %s, want %s", c.path, class, strings.Join(classes, " or "))
 	}
 	path, err := diffusersWeights(dir, files...)
 	if err != nil {
@@ -420,7 +437,7 @@ func openDiffusersPart(dir string, files []string) (diffusersConfig, map[string]
 // config comes from config.json and every tensor is shape-checked against
 // the network it describes.
 func DiffusersUNet(dir, sched string) (*diffusion.Model, error) {
-	cfg, src, cl, err := openDiffusersPart(dir, diffusersModelFiles)
+	cfg, src, cl, err := openDiffusersPart(dir, diffusersModelFiles, "UNet2DConditionModel")
 	if err != nil {
 		return nil, err
 	}
@@ -467,7 +484,7 @@ func readSchedulerConfig(dir string) (*diffusersConfig, error) {
 // control_v11p_sd15_seg in diffusers format) to a ddgi branch for
 // condition kind.
 func DiffusersControlNet(dir string, kind kinds.Cond) (*diffusion.ControlNet, error) {
-	cfg, src, cl, err := openDiffusersPart(dir, diffusersModelFiles)
+	cfg, src, cl, err := openDiffusersPart(dir, diffusersModelFiles, "ControlNetModel")
 	if err != nil {
 		return nil, err
 	}
@@ -491,7 +508,7 @@ func DiffusersControlNet(dir string, kind kinds.Cond) (*diffusion.ControlNet, er
 // and sample size from config.json; diffusers' Encoder/Decoder fix ε 1e-6,
 // biased attention and the (0,1,0,1) downsampling pad, as LDM's.
 func DiffusersVAE(dir string) (*vae.Autoencoder, *nn.Store, error) {
-	cfg, src, cl, err := openDiffusersPart(dir, diffusersModelFiles)
+	cfg, src, cl, err := openDiffusersPart(dir, diffusersModelFiles, "AutoencoderKL")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -557,7 +574,7 @@ func DiffusersVAE(dir string) (*vae.Autoencoder, *nn.Store, error) {
 // pytorch_model.bin). Heads and activation come from config.json, and the
 // sizes the weights show are checked against it.
 func HFCLIPTextModel(dir string) (*text.Encoder, *nn.Store, error) {
-	cfg, src, cl, err := openDiffusersPart(dir, hfModelFiles)
+	cfg, src, cl, err := openDiffusersPart(dir, hfModelFiles, "CLIPTextModel")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -604,6 +621,26 @@ func HFCLIPTextModel(dir string) (*text.Encoder, *nn.Store, error) {
 	return e, store, nil
 }
 
+// SaveDiffusersVAE converts a diffusers AutoencoderKL folder and writes it
+// as a ddgi VAE file.
+func SaveDiffusersVAE(dir, path string, half bool) error {
+	a, store, err := DiffusersVAE(dir)
+	if err != nil {
+		return err
+	}
+	return store.Save(path, nn.SaveOptions{Config: a.Config, Half: half})
+}
+
+// SaveHFCLIPTextModel converts a transformers CLIPTextModel folder and
+// writes it as a ddgi text encoder file.
+func SaveHFCLIPTextModel(dir, path string, half bool) error {
+	e, store, err := HFCLIPTextModel(dir)
+	if err != nil {
+		return err
+	}
+	return store.Save(path, nn.SaveOptions{Config: text.CLIPConfig{Encoder: e.Config}, Half: half})
+}
+
 // Diffusers writes what a diffusers Stable Diffusion folder
 // (model_index.json beside unet/, vae/, text_encoder/, tokenizer/,
 // scheduler/) holds — each part where present — into the model-set folder
@@ -638,21 +675,13 @@ func Diffusers(dir, out string, half bool) (map[string]string, error) {
 		roles["unet"] = "unet.safetensors"
 	}
 	if vaeDir != "" {
-		a, store, err := DiffusersVAE(vaeDir)
-		if err != nil {
-			return nil, err
-		}
-		if err := store.Save(filepath.Join(out, "vae.safetensors"), nn.SaveOptions{Config: a.Config, Half: half}); err != nil {
+		if err := SaveDiffusersVAE(vaeDir, filepath.Join(out, "vae.safetensors"), half); err != nil {
 			return nil, err
 		}
 		roles["vae"] = "vae.safetensors"
 	}
 	if textDir != "" {
-		e, store, err := HFCLIPTextModel(textDir)
-		if err != nil {
-			return nil, err
-		}
-		if err := store.Save(filepath.Join(out, "text.safetensors"), nn.SaveOptions{Config: text.CLIPConfig{Encoder: e.Config}, Half: half}); err != nil {
+		if err := SaveHFCLIPTextModel(textDir, filepath.Join(out, "text.safetensors"), half); err != nil {
 			return nil, err
 		}
 		roles["text"] = "text.safetensors"

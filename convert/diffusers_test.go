@@ -260,6 +260,12 @@ func TestDiffusersBadInput(t *testing.T) {
 	if _, err := DiffusersUNet(filepath.Join(diffusersDir, "sd", "tokenizer"), ""); err == nil {
 		t.Error("a tokenizer folder converted as a U-Net")
 	}
+	if _, err := DiffusersControlNet(filepath.Join(diffusersDir, "sd", "unet"), kinds.Mask); err == nil || !strings.Contains(err.Error(), "class UNet2DConditionModel") {
+		t.Errorf("a U-Net folder as a ControlNet: %v", err)
+	}
+	if _, _, err := HFCLIPTextModel(filepath.Join(diffusersDir, "sd", "vae")); err == nil || !strings.Contains(err.Error(), "class AutoencoderKL") {
+		t.Errorf("a VAE folder as a text encoder: %v", err)
+	}
 	// A diffusers weights file given alone to the cldm converter points at
 	// its folder.
 	src, cl, err := OpenSources(filepath.Join(diffusersDir, "controlnet", "diffusion_pytorch_model.safetensors"))

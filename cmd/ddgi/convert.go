@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"ddgi/convert"
+	"ddgi/diffusion"
 	"ddgi/face"
 	"ddgi/kinds"
 )
@@ -107,8 +108,8 @@ func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, text
 	if err != nil {
 		return err
 	}
-	if st.IsDir() && from != "controlnet" {
-		return fmt.Errorf("%s is a folder: --from %s reads one file (a diffusers pipeline folder is --from diffusers)", in, from)
+	if st.IsDir() && from == "ldm" {
+		return fmt.Errorf("%s is a folder: --from ldm reads one file (a diffusers pipeline folder is --from diffusers)", in)
 	}
 	src, cl, err := openSDSource(in, st.IsDir())
 	if err != nil {
@@ -141,25 +142,39 @@ func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, text
 		}
 		path = filepath.Join(dir, name)
 	}
+	// A folder is a diffusers / transformers model folder (a ControlNetModel,
+	// a pipeline's vae/ or text_encoder/), read by its own converter, whose
+	// errors name the folder.
+	folder := st.IsDir()
 	switch from {
 	case "controlnet":
 		var kind kinds.Cond
 		if kind, err = convert.ControlKind(cond); err != nil {
 			return err
 		}
-		if st.IsDir() { // a diffusers ControlNetModel folder
-			n, cerr := convert.DiffusersControlNet(in, kind) // its errors name the folder
-			if cerr != nil {
-				return cerr
+		if folder {
+			var n *diffusion.ControlNet
+			if n, err = convert.DiffusersControlNet(in, kind); err == nil {
+				err = n.Save(path, kind, half)
 			}
-			err = n.Save(path, kind, half)
 			break
 		}
 		err = convert.SaveControlNet(src, kind, path, half, o)
 	case "vae":
+		if folder {
+			err = convert.SaveDiffusersVAE(in, path, half)
+			break
+		}
 		err = convert.SaveVAE(src, path, half)
 	case "clip":
+		if folder {
+			err = convert.SaveHFCLIPTextModel(in, path, half)
+			break
+		}
 		err = convert.SaveCLIPText(src, path, half, convert.CLIPTextOptions{Heads: textHeads})
+	}
+	if err != nil && folder {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
@@ -174,7 +189,7 @@ func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, text
 }
 
 // openSDSource opens a checkpoint file's tensors; a folder (a diffusers
-// ControlNet, read by its own converter) has none to open here.
+// model folder, read by its own converter) has none to open here.
 func openSDSource(in string, dir bool) (map[string]convert.Source, io.Closer, error) {
 	if dir {
 		return nil, io.NopCloser(nil), nil

@@ -168,9 +168,10 @@ func TestConvertStableDiffusionSet(t *testing.T) {
 // TestConvertDiffusersSet converts a diffusers pipeline folder (detected
 // by its model_index.json) and a diffusers ControlNetModel folder into one
 // model set (small random models written by diffusers' own classes): the
-// manifest names every part, the tokenizer folder loads from the set, the
-// controlled ε matches diffusers', and the U-Net samples on the scheduler's
-// leading+1 grid with no flag.
+// manifest names every part, a VAE or text encoder folder converts alone,
+// the tokenizer folder loads from the set, the controlled ε matches
+// diffusers', and the U-Net samples on the scheduler's leading+1 grid with
+// no flag.
 func TestConvertDiffusersSet(t *testing.T) {
 	quiet(t)
 	set := filepath.Join(t.TempDir(), "sd")
@@ -178,6 +179,9 @@ func TestConvertDiffusersSet(t *testing.T) {
 	for _, args := range [][]string{
 		{"convert", "--in", filepath.Join(td, "sd"), "--out", set},
 		{"convert", "--from", "controlnet", "--cond", "mask", "--in", filepath.Join(td, "controlnet"), "--out", set + "/"},
+		// One network from its folder, as from a file.
+		{"convert", "--from", "vae", "--in", filepath.Join(td, "sd", "vae"), "--out", filepath.Join(set, "vae2.safetensors")},
+		{"convert", "--from", "clip", "--in", filepath.Join(td, "sd", "text_encoder"), "--out", filepath.Join(set, "text2.safetensors")},
 	} {
 		if code := run(args); code != 0 {
 			t.Fatalf("%v exited %d", args, code)
@@ -218,6 +222,8 @@ func TestConvertDiffusersSet(t *testing.T) {
 	for _, args := range [][]string{
 		{"convert", "--from", "diffusers", "--in", filepath.Join(td, "controlnet"), "--out", filepath.Join(bad, "x")},
 		{"convert", "--from", "vae", "--in", filepath.Join(td, "sd"), "--out", filepath.Join(bad, "v.safetensors")},
+		{"convert", "--from", "clip", "--in", filepath.Join(td, "sd", "vae"), "--out", filepath.Join(bad, "c.safetensors")},
+		{"convert", "--from", "ldm", "--in", filepath.Join(td, "sd", "unet"), "--out", filepath.Join(bad, "l")},
 	} {
 		if code := run(args); code != 1 {
 			t.Errorf("%v exited %d, want 1", args, code)
