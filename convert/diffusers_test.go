@@ -194,24 +194,25 @@ func TestDiffusersFullSizeKeyLists(t *testing.T) {
 		}
 	}
 	sdVAE, _ := vae.Preset("sd")
-	store := nn.NewStore(torch.CPU, 0)
-	store.SkipInit = true
-	vae.New(store.Root(), sdVAE)
-	if _, err := DiffusersVAETable.Plan(keys["vae"], storeShapes(store)); err != nil {
-		t.Fatal(err)
-	}
-	if n := store.NumParams(); n != 83653863 {
-		t.Errorf("vae: %d parameters", n)
-	}
-	tc, _ := text.EncoderPreset("clip-vit-l14")
-	ts := nn.NewStore(torch.CPU, 0)
-	ts.SkipInit = true
-	text.NewEncoder(ts.Root(), tc)
-	if _, err := HFCLIPText.Plan(keys["text_encoder"], storeShapes(ts)); err != nil {
-		t.Fatal(err)
-	}
-	if n := ts.NumParams(); n != 123060480 {
-		t.Errorf("text encoder: %d parameters", n)
+	clipL, _ := text.EncoderPreset("clip-vit-l14")
+	for _, net := range []struct {
+		name   string
+		table  Table
+		build  func(nn.Path)
+		params int64
+	}{
+		{"vae", DiffusersVAETable, func(p nn.Path) { vae.New(p, sdVAE) }, 83653863},
+		{"text_encoder", HFCLIPText, func(p nn.Path) { text.NewEncoder(p, clipL) }, 123060480},
+	} {
+		store := nn.NewStore(torch.CPU, 0)
+		store.SkipInit = true
+		net.build(store.Root())
+		if _, err := net.table.Plan(keys[net.name], storeShapes(store)); err != nil {
+			t.Fatalf("%s: %v", net.name, err)
+		}
+		if n := store.NumParams(); n != net.params {
+			t.Errorf("%s: %d parameters, the reference has %d", net.name, n, net.params)
+		}
 	}
 }
 

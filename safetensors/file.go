@@ -36,9 +36,11 @@ type File struct {
 }
 
 // Names returns the tensor names in sorted order.
-func (f *File) Names() []string {
-	names := make([]string, 0, len(f.Tensors))
-	for n := range f.Tensors {
+func (f *File) Names() []string { return sortedNames(f.Tensors) }
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -1,9 +1,6 @@
 package safetensors
 
-import (
-	"os"
-	"sort"
-)
+import "os"
 
 // Lazy is an open safetensors file whose header has been read and checked
 // (as Read checks it) but whose tensors are read from the file one at a
@@ -43,14 +40,7 @@ func Open(path string) (*Lazy, error) {
 }
 
 // Names returns the tensor names in sorted order.
-func (l *Lazy) Names() []string {
-	names := make([]string, 0, len(l.entries))
-	for n := range l.entries {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (l *Lazy) Names() []string { return sortedNames(l.entries) }
 
 // Info returns a tensor's dtype and shape without reading it.
 func (l *Lazy) Info(name string) (DType, []int64, bool) {
