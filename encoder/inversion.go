@@ -78,7 +78,7 @@ func (e *E) Features(zt, t *torch.Tensor, texts []string, cond inversion.Conditi
 	ids = ids.ToDevice(zt.Device())
 	ctx := e.Text.Enc.Forward(ids)
 	tp := e.model().Taps(zt, t, ctx, conditions(cond))
-	return tp.H, inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids, e.Text.Tok.Specials())}
+	return tp.H, inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids, e.Text.Tok.Specials()), Pooled: e.Text.Enc.Pooled(ids, ctx)}
 }
 
 // DenoiseTo runs E's sampler (its steps and guidance, η = 0) from z_T to

@@ -81,6 +81,11 @@ func (o Options) Files() map[string]string {
 		"gan":       w("gan."+gan, gan+"_small64.safetensors"),
 		"inversion": w(inv, "inversion_"+gan+"_"+cond+variantSuffix(variant)+".safetensors"),
 	}
+	// The art U-Net may keep the branch it was trained with when the photo
+	// branch moves on to a newer base ("branch.mask.art").
+	if _, ok := m.role("branch." + cond + art); ok && art != "" {
+		files["branch"] = w("branch."+cond+art, "")
+	}
 	if o.Generator != "" {
 		files["gan"] = o.Generator
 	}

@@ -18,6 +18,9 @@ type Features struct {
 	// Words is [B,L_tok], 1 for the prompt's word tokens and 0 for
 	// begin/end/padding tokens, so Ā averages over words only.
 	Words *torch.Tensor
+	// Pooled is the prompt's pooled text embedding [B,TextDim], read by M's
+	// text path when the config has one.
+	Pooled *torch.Tensor
 }
 
 // AbSMNet is T (Sec. 3.3, Fig. 4).

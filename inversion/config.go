@@ -26,6 +26,10 @@ type Config struct {
 	Timesteps int
 	// UseAttention is false for the "no-attn" ablation (A_t = Ā_t = 1).
 	UseAttention bool
+	// TextDim, when > 0, is the width of the prompt's pooled embedding that
+	// M also reads (ddgi's text path, beside Eq. 2's h_t); 0 is the paper's
+	// M, which sees the prompt only through h_t.
+	TextDim int64 `json:",omitempty"`
 }
 
 // Validate reports a config that cannot build.
@@ -37,6 +41,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("inversion config: non-positive size in %+v", c)
 	case len(c.FChannels) == 0:
 		return fmt.Errorf("inversion config: no decoder blocks tapped")
+	case c.TextDim < 0:
+		return fmt.Errorf("inversion config: text width %d", c.TextDim)
 	case c.AlphaBuckets < 1 || c.Timesteps < 1:
 		return fmt.Errorf("inversion config: %d α buckets over %d steps", c.AlphaBuckets, c.Timesteps)
 	}

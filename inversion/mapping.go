@@ -59,19 +59,57 @@ type MappingNetwork struct {
 	// WAvg is the GAN's mean latent w̄ [dim]; M predicts an offset from it,
 	// so training starts from the average face (as pSp does).
 	WAvg *torch.Tensor
+	// Text is the text path (nil in the paper's M; see TextOffset).
+	Text *TextPath
+}
+
+// TextPath maps the pooled prompt embedding to a W+ offset: a two-layer
+// MLP whose output layer starts at zero, so adding it to a trained M
+// changes nothing until it trains.
+type TextPath struct {
+	Hidden, Out *nn.Linear
+	Styles, Dim int64
+}
+
+// TextOffset is ddgi's addition to Eq. 2: Δw = P(pooled text), which M
+// adds to M(h_t). One pass on z_T gives h_t mostly from noise, in which the
+// prompt's words are faint; the pooled embedding carries them whole.
+func (t *TextPath) TextOffset(pooled *torch.Tensor) *torch.Tensor {
+	return t.Out.Forward(t.Hidden.Forward(pooled).LeakyRelu(0.2)).Reshape(-1, t.Styles, t.Dim)
 }
 
 // NewMappingNetwork builds M for middle-block features [B,hChannels,hSize,hSize].
 func NewMappingNetwork(p nn.Path, c Config) *MappingNetwork {
-	return &MappingNetwork{
+	m := &MappingNetwork{
 		Head: NewMap2Style(p.Sub("map2style"), c.HChannels, c.Width, c.HSize, c.Styles, c.StyleDim, Map2StyleOpts{}),
 		WAvg: p.Buffer("w_avg", []int64{c.StyleDim}, nn.Constant(0)),
 	}
+	if c.TextDim > 0 {
+		tp := p.Sub("text")
+		m.Text = &TextPath{
+			Hidden: nn.NewLinear(tp.Sub("0"), c.TextDim, c.Width, nn.LinearOpts{}),
+			Out:    nn.NewLinear(tp.Sub("1"), c.Width, c.Styles*c.StyleDim, nn.LinearOpts{ZeroInit: true}),
+			Styles: c.Styles, Dim: c.StyleDim,
+		}
+	}
+	return m
 }
 
 // MappedCode is Eq. 2: w^m_t = M(h_t), returned as [B,L,dim].
 func (m *MappingNetwork) MappedCode(h *torch.Tensor) *torch.Tensor {
 	return m.Head.Forward(h).Add(m.WAvg)
+}
+
+// Code is w^m_t: Eq. 2, plus the text path's offset when M has one.
+func (m *MappingNetwork) Code(h *torch.Tensor, f Features) *torch.Tensor {
+	wm := m.MappedCode(h)
+	if m.Text == nil {
+		return wm
+	}
+	if f.Pooled == nil {
+		panic(&torch.Error{Op: "mapping", Msg: "M has a text path but the encoder gave no pooled text embedding"})
+	}
+	return wm.Add(m.Text.TextOffset(f.Pooled))
 }
 
 // SetMeanLatent copies the GAN's w̄ into M.

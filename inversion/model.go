@@ -46,7 +46,7 @@ type Codes struct {
 // Invert maps encoder outputs at steps t to the final code (Eqs. 2–4).
 // With mOnly (the "M only" ablation) T is skipped and W = WM.
 func (m *Model) Invert(h *torch.Tensor, f Features, steps *torch.Tensor, mOnly bool) Codes {
-	wm := m.Mapping.MappedCode(h)
+	wm := m.Mapping.Code(h, f)
 	if mOnly {
 		return Codes{WM: wm, W: wm}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/imagebatch"
+	"ddgi/internal/imageio"
 	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/optim"
@@ -384,7 +385,7 @@ func (tr *Trainer) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, stateFile), b, 0o644)
+	return imageio.WriteAtomic(filepath.Join(dir, stateFile), b)
 }
 
 // Load restores a checkpoint written by Save (train.Job).
@@ -470,7 +471,11 @@ func (tr *Trainer) loadInit(path string) error {
 	if err != nil {
 		return fmt.Errorf("--init: %w", err)
 	}
-	if fmt.Sprint(m.Config) != fmt.Sprint(tr.Model.Config) {
+	src := m.Config
+	if src.TextDim == 0 {
+		src.TextDim = tr.Model.Config.TextDim // a text path starts at zero offset
+	}
+	if fmt.Sprint(src) != fmt.Sprint(tr.Model.Config) {
 		return fmt.Errorf("--init %s: model config %+v, this run builds %+v", path, m.Config, tr.Model.Config)
 	}
 	if err := tr.Model.Store.CopyFrom(m.Store, nil); err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"image/png"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"ddgi/data"
+	"ddgi/internal/imageio"
 	"ddgi/internal/progress"
 	"ddgi/synthface"
 )
@@ -144,13 +144,8 @@ func writeGrid(path string, sp data.Split, start, rows, size int, artProb float6
 		}()
 	}
 	wg.Wait()
-	f, err := os.Create(path)
-	if err != nil {
+	if err := imageio.SavePNG(path, synthface.ContactSheet(faces)); err != nil {
 		return fmt.Errorf("grid: %w", err)
 	}
-	if err := png.Encode(f, synthface.ContactSheet(faces)); err != nil {
-		f.Close()
-		return fmt.Errorf("grid %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }

@@ -32,6 +32,7 @@ func runTrainInversion(args []string) error {
 	batch := fs.Int("batch", 8, "batch size")
 	lr := fs.Float64("lr", 5e-4, "Adam learning rate (5e-4: lowest stage-1 loss of 1e-4, 5e-4, 2e-3 over 150 steps; docs/inversion.md)")
 	width := fs.Int64("width", 128, "hidden width of M and T")
+	textPath := fs.Bool("text-path", false, "give M the prompt's pooled text embedding beside h_t (ddgi's addition to Eq. 2: the one pass on z_T sees the prompt only faintly through h_t); --init may name an inversion without one")
 	n := fs.Int("n", 50000, "training samples cycled through: SynthFace renders this many; a --data folder uses at most this many")
 	df := addDataFlags(fs)
 	tmin := fs.Int("tmin", 0, "smallest denoising step sampled")
@@ -82,7 +83,7 @@ func runTrainInversion(args []string) error {
 	return invtrain.Run(ctx, invtrain.Options{
 		Out: *out, Export: *export,
 		Face:  face.Options{Weights: *weights, GAN: kinds.GANArch(*gan), Cond: kinds.Cond(*cond), Device: dev, Art: *artModel, Generator: *generator},
-		Width: *width, Open: df.open, N: *n, ArtProb: artProb, Arts: arts,
+		Width: *width, TextPath: *textPath, Open: df.open, N: *n, ArtProb: artProb, Arts: arts,
 		Train: inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
 			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: kinds.Cond(*cond),
 			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, Init: *initFrom},

@@ -35,6 +35,8 @@ type Options struct {
 	// device, the artwork U-Net, another generator file.
 	Face  face.Options
 	Width int64 // hidden width of M and T
+	// TextPath gives M the prompt's pooled embedding (inversion.TextPath).
+	TextPath bool
 	// Open opens the training data (nil: SynthFace only, data.Open's
 	// default); N samples of it, SynthFace with ArtProb artworks of Arts.
 	Open    Opener
@@ -84,6 +86,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	cfg.UseAttention = abl != inversion.NoAttn
+	if o.TextPath {
+		cfg.TextDim = e.Text.Enc.Config.Width()
+	}
 	m, err := inversion.NewModel(cfg, fo.Device, o.Train.Seed)
 	if err != nil {
 		return err
