@@ -133,12 +133,7 @@ func worker() error {
 		loop.Group, rank = g, c.Rank
 	}
 	dir := os.Getenv("DDGI_DIST_RUN")
-	var run *train.Run
-	if rank == 0 {
-		run, err = train.Open(dir)
-	} else {
-		run = &train.Run{Dir: dir}
-	}
+	run, err := train.OpenRank(dir, loop.Group)
 	if err != nil {
 		return err
 	}

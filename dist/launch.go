@@ -24,6 +24,10 @@ func (e *RankError) Error() string {
 	return fmt.Sprintf("rank %d exited with status %d", e.Rank, e.Code)
 }
 
+// ExitCode is the status the launcher exits with: the rank's (130/143 when
+// the ranks stopped at a signal, checkpoint saved).
+func (e *RankError) ExitCode() int { return e.Code }
+
 // LaunchOptions tune Launch.
 type LaunchOptions struct {
 	// Timeout is passed to the ranks (DDGI_DIST_TIMEOUT); 0: theirs.
@@ -76,6 +80,10 @@ func Launch(ctx context.Context, n int, args []string, o LaunchOptions) error {
 		c.Env = append(append([]string(nil), env...),
 			"RANK="+strconv.Itoa(r), "LOCAL_RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(n),
 			"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
+		// Their own process group: a Ctrl-C reaches the launcher alone,
+		// which passes one SIGTERM on (a second signal would kill a rank
+		// mid-checkpoint).
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		c.Stdout, c.Stderr = o.Stdout, o.Stderr
 		if c.Stdout == nil {
 			c.Stdout = os.Stdout

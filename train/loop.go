@@ -116,9 +116,12 @@ func SignalContext(parent context.Context) (context.Context, context.CancelFunc)
 // report them), 1 otherwise.
 func ExitCode(err error) int {
 	var in *Interrupted
+	var coded interface{ ExitCode() int } // a launcher's rank that failed
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &coded):
+		return coded.ExitCode()
 	case errors.As(err, &in) && in.Signal != nil:
 		if s, ok := in.Signal.(syscall.Signal); ok {
 			return 128 + int(s)

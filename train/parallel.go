@@ -187,3 +187,13 @@ func (d *distributed) meanLosses(losses map[string]float64) error {
 	}
 	return nil
 }
+
+// OpenRank opens the run folder for a rank: rank 0 (or a process without
+// a group) claims it as Open does; the other ranks only read the
+// checkpoints rank 0 writes there.
+func OpenRank(dir string, g Group) (*Run, error) {
+	if g == nil || g.Rank() == 0 {
+		return Open(dir)
+	}
+	return &Run{Dir: dir}, nil
+}
