@@ -81,7 +81,7 @@ func runTrainInversion(args []string) error {
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
-	group, leave, launched, err := distF.start(ctx)
+	group, leave, launched, err := distF.start(ctx, append([]string{"train", "inversion"}, args...))
 	if launched || err != nil {
 		return err
 	}

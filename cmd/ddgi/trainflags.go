@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"ddgi/data"
@@ -69,10 +68,10 @@ func addDistFlags(fs *flag.FlagSet) *distFlags {
 }
 
 // start joins the group the environment names, or with --nproc N > 1 and
-// none named launches N ranks of this same command line and waits for
-// them (launched is then true and err is the ranks' outcome). group is nil
+// none named launches N ranks of ddgi with argv (this command line) and
+// waits for them (launched is then true and err is the ranks' outcome). group is nil
 // in a plain single process; leave leaves the group.
-func (d *distFlags) start(ctx context.Context) (group train.Group, leave func(), launched bool, err error) {
+func (d *distFlags) start(ctx context.Context, argv []string) (group train.Group, leave func(), launched bool, err error) {
 	leave = func() {}
 	if *d.nproc < 1 {
 		return nil, leave, false, fmt.Errorf("--nproc %d: want at least 1", *d.nproc)
@@ -82,7 +81,7 @@ func (d *distFlags) start(ctx context.Context) (group train.Group, leave func(),
 	case err != nil:
 		return nil, leave, false, err
 	case !inGroup && *d.nproc > 1:
-		return nil, leave, true, dist.Launch(ctx, *d.nproc, os.Args[1:], dist.LaunchOptions{})
+		return nil, leave, true, dist.Launch(ctx, *d.nproc, argv, dist.LaunchOptions{})
 	case !inGroup:
 		return nil, leave, false, nil
 	case *d.nproc > 1 && c.Size != *d.nproc:
