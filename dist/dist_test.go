@@ -47,7 +47,8 @@ type tinyJob struct {
 	x, y  *torch.Tensor
 	shard train.Shard
 	st    tinyState
-	dieAt int64 // rank kills itself (SIGKILL) before this step; 0: never
+	dieAt int64         // rank kills itself (SIGKILL) before this step; 0: never
+	slow  time.Duration // sleep in every step (for the interrupt test)
 }
 
 type tinyState struct {
@@ -72,6 +73,7 @@ func (j *tinyJob) Step(ctx context.Context, done int64) (train.Result, error) {
 	if j.dieAt > 0 && done == j.dieAt {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
+	time.Sleep(j.slow)
 	var loss float64
 	torch.Scoped(func() {
 		lo, n := j.shard.Rows(tinyBatch)
@@ -141,7 +143,10 @@ func worker() error {
 	if die := os.Getenv("DDGI_DIST_DIE"); die != "" && strings.HasPrefix(die, strconv.Itoa(rank)+"@") {
 		job.dieAt, _ = strconv.ParseInt(strings.TrimPrefix(die, strconv.Itoa(rank)+"@"), 10, 64)
 	}
-	if err := loop.Run(context.Background(), run, job); err != nil {
+	job.slow, _ = time.ParseDuration(os.Getenv("DDGI_DIST_SLOW"))
+	ctx, stop := train.SignalContext(context.Background())
+	defer stop()
+	if err := loop.Run(ctx, run, job); err != nil {
 		return err
 	}
 	var w []float32
@@ -271,6 +276,58 @@ func TestDeadRankStopsTheOther(t *testing.T) {
 		t.Fatalf("one process: %v\n%s", err, out)
 	}
 	if d := maxDiff(weights(t, one, 0), weights(t, dir, 1)); d > 1e-5 {
+		t.Fatalf("resumed run differs from one process by %g", d)
+	}
+}
+
+// Cancelling the launcher (as Ctrl-C does) sends every rank SIGTERM: they
+// stop at the same step, rank 0 checkpoints, each exits 143; the rerun
+// resumes there and ends with the weights of an uninterrupted run.
+func TestInterruptStopsEveryRankAtACheckpoint(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "stopped")
+	t.Setenv("DDGI_DIST_WORKER", "1")
+	t.Setenv("DDGI_DIST_RUN", dir)
+	t.Setenv("DDGI_DIST_STEPS", "20")
+	t.Setenv("DDGI_DIST_MAX", "0")
+	t.Setenv("DDGI_DIST_DIE", "")
+	t.Setenv("DDGI_DIST_SLOW", "300ms")
+	t.Setenv("DDGI_THREADS", "1")
+	// Cancel once the ranks are training (a SIGTERM before a rank has set
+	// up its signal handling just kills it).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if cks, _ := (&train.Run{Dir: dir}).Checkpoints(); len(cks) >= 2 {
+				cancel()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	var out bytes.Buffer
+	err := Launch(ctx, 2, []string{"-test.run=^$"}, LaunchOptions{Timeout: 20 * time.Second, Stdout: &out, Stderr: &out})
+	var re *RankError
+	if !errors.As(err, &re) || re.Code != 143 {
+		t.Fatalf("want ranks ending with status 143, got %v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), "terminated at"); n != 2 {
+		t.Fatalf("%d ranks reported the stop, want 2 (%v):\n%s", n, err, out.String())
+	}
+	cks, _ := (&train.Run{Dir: dir}).Checkpoints()
+	if len(cks) == 0 || cks[len(cks)-1].Done >= 20 {
+		t.Fatalf("checkpoints %v: want one before the end", cks)
+	}
+	t.Logf("stopped at %d steps: %s", cks[len(cks)-1].Done, strings.TrimSpace(out.String()))
+	t.Setenv("DDGI_DIST_SLOW", "0s")
+	if out, err := trainRanks(t, 2, dir, 20, 0, "", 20*time.Second); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	one := filepath.Join(tmp, "one")
+	if _, err := trainRanks(t, 1, one, 20, 0, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(weights(t, one, 0), weights(t, dir, 0)); d > 1e-5 {
 		t.Fatalf("resumed run differs from one process by %g", d)
 	}
 }

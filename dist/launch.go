@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -72,6 +73,8 @@ func Launch(ctx context.Context, n int, args []string, o LaunchOptions) error {
 		rank int
 		err  error
 	}
+	var mu sync.Mutex // the ranks' copies into a shared writer
+	stdout, stderr := lockedWriter(&mu, o.Stdout, os.Stdout), lockedWriter(&mu, o.Stderr, os.Stderr)
 	exits := make(chan exit, n)
 	cmds := make([]*exec.Cmd, n)
 	exited := make([]bool, n)
@@ -84,13 +87,7 @@ func Launch(ctx context.Context, n int, args []string, o LaunchOptions) error {
 		// which passes one SIGTERM on (a second signal would kill a rank
 		// mid-checkpoint).
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		c.Stdout, c.Stderr = o.Stdout, o.Stderr
-		if c.Stdout == nil {
-			c.Stdout = os.Stdout
-		}
-		if c.Stderr == nil {
-			c.Stderr = os.Stderr
-		}
+		c.Stdout, c.Stderr = stdout, stderr
 		if err := c.Start(); err != nil {
 			signalAll(cmds[:r], exited, syscall.SIGKILL)
 			return fmt.Errorf("starting rank %d: %w", r, err)
@@ -139,6 +136,26 @@ func signalAll(cmds []*exec.Cmd, exited []bool, sig syscall.Signal) {
 		}
 	}
 }
+
+// lockedWriter is w (nil: def) written under mu. An *os.File needs no
+// lock: each rank then writes the file itself.
+func lockedWriter(mu *sync.Mutex, w io.Writer, def *os.File) io.Writer {
+	if w == nil {
+		return def
+	}
+	if f, ok := w.(*os.File); ok {
+		return f
+	}
+	return writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return w.Write(p)
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -180,6 +180,13 @@ func (l *Loop) Run(ctx context.Context, run *Run, job Job) error {
 	avg := newAverager()
 	lossKeys := map[string]bool{}
 	var steps int64
+	stepCtx := ctx
+	if d != nil {
+		// A rank's step must not end early at its own signal: the others
+		// would be in the step's collectives while it waits in the stop
+		// decision. The ranks stop together at the top of the next step.
+		stepCtx = context.WithoutCancel(ctx)
+	}
 	for done < l.Total {
 		paused := l.MaxSteps > 0 && steps >= l.MaxSteps
 		stop := ctx.Err() != nil || paused
@@ -205,7 +212,7 @@ func (l *Loop) Run(ctx context.Context, run *Run, job Job) error {
 			return in
 		}
 		var res Result
-		if terr := torch.Try(func() { res, err = job.Step(ctx, done) }); terr != nil {
+		if terr := torch.Try(func() { res, err = job.Step(stepCtx, done) }); terr != nil {
 			err = terr
 		}
 		if err != nil {
