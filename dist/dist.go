@@ -32,6 +32,13 @@ type Config struct {
 	// Interface is the network interface Gloo binds to (GLOO_SOCKET_IFNAME);
 	// empty: loopback for a loopback Addr, else this host's name.
 	Interface string
+	// AgentStore: a launcher already serves the store at Addr:Port
+	// (torchrun sets TORCHELASTIC_USE_AGENT_STORE=True), so rank 0 joins it
+	// as a client instead of serving one.
+	AgentStore bool
+	// Attempt numbers a restarted group (TORCHELASTIC_RESTART_COUNT), so a
+	// relaunch in the same store does not meet the last attempt's keys.
+	Attempt int
 }
 
 // FromEnv reads torchrun's variables. ok is false when WORLD_SIZE is unset
@@ -62,6 +69,12 @@ func FromEnv() (c Config, ok bool, err error) {
 		return Config{}, false, err
 	}
 	c.Interface = os.Getenv("GLOO_SOCKET_IFNAME")
+	c.AgentStore = strings.EqualFold(os.Getenv("TORCHELASTIC_USE_AGENT_STORE"), "true")
+	if v := os.Getenv("TORCHELASTIC_RESTART_COUNT"); v != "" {
+		if c.Attempt, err = num("TORCHELASTIC_RESTART_COUNT", v); err != nil {
+			return Config{}, false, err
+		}
+	}
 	if v := os.Getenv("DDGI_DIST_TIMEOUT"); v != "" {
 		if c.Timeout, err = time.ParseDuration(v); err != nil || c.Timeout <= 0 {
 			return Config{}, false, fmt.Errorf("DDGI_DIST_TIMEOUT=%q: want a positive duration such as 5m", v)
@@ -120,7 +133,8 @@ func Join(c Config) (*Group, error) {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
-	pg, err := torch.NewProcessGroup(c.Addr, c.Port, c.Rank, c.Size, c.Timeout, c.device())
+	rv := torch.Rendezvous{Addr: c.Addr, Port: c.Port, Client: c.AgentStore, Prefix: fmt.Sprintf("ddgi/%d/", c.Attempt)}
+	pg, err := torch.NewProcessGroup(rv, c.Rank, c.Size, c.Timeout, c.device())
 	if err != nil {
 		return nil, fmt.Errorf("joining the training group: %w (every rank must start within %v and reach %s:%d)", err, c.Timeout, c.Addr, c.Port)
 	}

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -70,17 +71,18 @@ void unflatten(const at::Tensor& buf, std::vector<at::Tensor>& ts) {
 
 extern "C" {
 
-terr ts_pg_new(const char* addr, int port, int rank, int size, int64_t timeout_ms, int device_kind,
-               const char* device_name, tpg* out) {
+terr ts_pg_new(const char* addr, int port, int rank, int size, int64_t timeout_ms, int serve_store,
+               const char* prefix, int device_kind, const char* device_name, tpg* out) {
   DTRY({
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions so;
     so.port = (std::uint16_t)port;
-    so.isServer = rank == 0;
+    so.isServer = serve_store && rank == 0;
     so.numWorkers = (std::size_t)size;
     so.waitWorkers = true;
     so.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(addr), so);
+    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(std::string(addr), so);
+    store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), store);
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     switch (device_kind) {
       case 0: opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(device_name)); break;

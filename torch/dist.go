@@ -15,6 +15,18 @@ import (
 	"unsafe"
 )
 
+// Rendezvous is where the ranks of a process group meet: a TCP store at
+// Addr:Port.
+type Rendezvous struct {
+	Addr string
+	Port int
+	// Client makes rank 0 a client of a store another process serves
+	// (torchrun's agent); otherwise rank 0 serves it.
+	Client bool
+	// Prefix keeps the group's keys apart from other users of the store.
+	Prefix string
+}
+
 // GlooDevice says which local address a Gloo process group binds to.
 type GlooDevice struct {
 	// Host binds to this host name or address ("127.0.0.1" for loopback).
@@ -33,10 +45,11 @@ type ProcessGroup struct {
 	Rank, Size int
 }
 
-// NewProcessGroup joins a group of size ranks: rank 0 serves the store at
-// addr:port, the others connect to it. It blocks until every rank has
-// joined or timeout passes; timeout also bounds every collective.
-func NewProcessGroup(addr string, port, rank, size int, timeout time.Duration, dev GlooDevice) (*ProcessGroup, error) {
+// NewProcessGroup joins a group of size ranks at the rendezvous store. It
+// blocks until every rank has joined or timeout passes; timeout also
+// bounds every collective.
+func NewProcessGroup(rv Rendezvous, rank, size int, timeout time.Duration, dev GlooDevice) (*ProcessGroup, error) {
+	addr, port := rv.Addr, rv.Port
 	if size < 1 || rank < 0 || rank >= size {
 		return nil, fmt.Errorf("process group: rank %d outside a world of %d", rank, size)
 	}
@@ -50,11 +63,13 @@ func NewProcessGroup(addr string, port, rank, size int, timeout time.Duration, d
 	case dev.Interface != "":
 		kind, name = 1, dev.Interface
 	}
-	caddr, cname := C.CString(addr), C.CString(name)
+	caddr, cname, cprefix := C.CString(addr), C.CString(name), C.CString(rv.Prefix)
 	defer C.free(unsafe.Pointer(caddr))
 	defer C.free(unsafe.Pointer(cname))
+	defer C.free(unsafe.Pointer(cprefix))
 	var h C.tpg
-	if err := distErr(C.ts_pg_new(caddr, C.int(port), C.int(rank), C.int(size), C.int64_t(timeout.Milliseconds()), C.int(kind), cname, &h)); err != nil {
+	if err := distErr(C.ts_pg_new(caddr, C.int(port), C.int(rank), C.int(size), C.int64_t(timeout.Milliseconds()),
+		cbool(!rv.Client), cprefix, C.int(kind), cname, &h)); err != nil {
 		return nil, fmt.Errorf("process group (rank %d of %d, store %s:%d): %w", rank, size, addr, port, err)
 	}
 	return &ProcessGroup{h: h, Rank: rank, Size: size}, nil

@@ -21,7 +21,23 @@ func freePort(t *testing.T) int {
 // Two ranks in one process over loopback: the sum, the broadcast and the
 // barrier are libtorch's Gloo collectives, checked value by value.
 func TestProcessGroupCollectives(t *testing.T) {
+	checkCollectives(t, Rendezvous{Addr: "127.0.0.1", Port: freePort(t), Prefix: "test/"})
+}
+
+// With a store someone else serves (torchrun's agent; here a group of one
+// that serves it), every rank joins as a client under its own prefix.
+func TestProcessGroupOnAnAgentsStore(t *testing.T) {
 	port := freePort(t)
+	agent, err := NewProcessGroup(Rendezvous{Addr: "127.0.0.1", Port: port, Prefix: "agent/"}, 0, 1, 20*time.Second, GlooDevice{Host: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	checkCollectives(t, Rendezvous{Addr: "127.0.0.1", Port: port, Client: true, Prefix: "ddgi/0/"})
+}
+
+func checkCollectives(t *testing.T, rv Rendezvous) {
+	t.Helper()
 	const size = 2
 	got := make([][]float32, size)
 	gotL := make([][]int64, size)
@@ -31,7 +47,7 @@ func TestProcessGroupCollectives(t *testing.T) {
 		wg.Add(1)
 		go func(r int) {
 			defer wg.Done()
-			g, err := NewProcessGroup("127.0.0.1", port, r, size, 20*time.Second, GlooDevice{Host: "127.0.0.1"})
+			g, err := NewProcessGroup(rv, r, size, 20*time.Second, GlooDevice{Host: "127.0.0.1"})
 			if err != nil {
 				errs[r] = err
 				return
@@ -78,7 +94,7 @@ func TestProcessGroupCollectives(t *testing.T) {
 // A rank whose peer never comes gets an error within the timeout, not a hang.
 func TestProcessGroupTimesOutAlone(t *testing.T) {
 	start := time.Now()
-	_, err := NewProcessGroup("127.0.0.1", freePort(t), 0, 2, 2*time.Second, GlooDevice{Host: "127.0.0.1"})
+	_, err := NewProcessGroup(Rendezvous{Addr: "127.0.0.1", Port: freePort(t)}, 0, 2, 2*time.Second, GlooDevice{Host: "127.0.0.1"})
 	if err == nil {
 		t.Fatal("joined a group of 2 alone")
 	}
