@@ -152,7 +152,7 @@ func TestSplitRule(t *testing.T) {
 	}
 	tab := Table{Name: "split", Rules: []Rule{{From: regexp.MustCompile(`^w$`), Split: func([]string) []string { return []string{"a", "", "c"} }}}}
 	want := map[string][]int64{"a": {2, 2}, "c": {2, 2}}
-	out, err := Apply(tab, map[string]Source{"w": stTensor{st}}, want)
+	out, err := Apply(tab, map[string]Source{"w": memTensor{st}}, want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestSplitRule(t *testing.T) {
 		}
 	}
 	st5, _ := safetensors.FromFloat32([]int64{5, 2}, make([]float32, 10))
-	if _, err := Apply(tab, map[string]Source{"w": stTensor{st5}}, want); err == nil || !strings.Contains(err.Error(), "does not split") {
+	if _, err := Apply(tab, map[string]Source{"w": memTensor{st5}}, want); err == nil || !strings.Contains(err.Error(), "does not split") {
 		t.Errorf("5 rows split in 3: %v", err)
 	}
 }

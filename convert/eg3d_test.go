@@ -75,7 +75,7 @@ func TestEG3DSuperResolutionParity(t *testing.T) {
 			src := map[string]Source{}
 			for name, st := range f.Tensors {
 				if rest, ok := strings.CutPrefix(name, "sd."); ok {
-					src["superresolution."+rest] = stTensor{st}
+					src["superresolution."+rest] = memTensor{st}
 				}
 			}
 			cfg := eg3d.Presets["tiny"]

@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -174,7 +173,8 @@ var (
 // U-Net or cldm ControlNet encoder. What the shapes cannot say follows
 // SD1.5: the heads and latent size (o), GroupNorm's 32 groups (LDM
 // hard-codes them), the scaled-linear schedule of v1-inference.yaml
-// (β 0.00085–0.012, 1000 steps, ε-prediction), and the VAE latent space.
+// (β 0.00085–0.012, 1000 steps, ε-prediction) sampled on LDM's DDIM grid
+// (leading, offset 1), and the VAE latent space.
 func inferLDM(src map[string][]int64, o LDMOptions) (diffusion.Config, error) {
 	c, err := diffusion.Preset("sd15")
 	if err != nil {
@@ -188,6 +188,9 @@ func inferLDM(src map[string][]int64, o LDMOptions) (diffusion.Config, error) {
 		c.LatentSize = o.LatentSize
 	}
 	in := src["input_blocks.0.0.weight"]
+	if _, ok := src["conv_in.weight"]; ok && len(in) == 0 {
+		return c, fmt.Errorf("ldm: diffusers names (conv_in, down_blocks…): convert the diffusers folder (with its config.json) instead: --from diffusers for a pipeline, --from controlnet --in FOLDER for a ControlNetModel")
+	}
 	if len(in) != 4 {
 		return c, fmt.Errorf("ldm: no input_blocks.0.0 conv: not an LDM UNetModel or cldm ControlNet")
 	}
@@ -239,6 +242,8 @@ func inferLDM(src map[string][]int64, o LDMOptions) (diffusion.Config, error) {
 		return c, fmt.Errorf("ldm: %v output conv for %d input channels (ddgi predicts in the latent's width)", o, c.LatentChannels)
 	}
 	c.HintChannels = 3 // lllyasviel's ControlNets; branches say their own
+	// LDM's DDIMSampler (make_ddim_timesteps "uniform") steps 1, 1+T/S, …
+	c.Spacing, c.StepsOffset = "leading", 1
 	c.CondEmbedChannels = append([]int64(nil), sd15CondEmb...)
 	if o.Expect != nil {
 		if err := checkLDM(c, o.Expect); err != nil {
@@ -343,10 +348,8 @@ func ControlNet(src map[string]Source, kind kinds.Cond, o LDMOptions) (*diffusio
 // AttachControl adds a converted branch to a converted U-Net after
 // checking that their configs agree (as diffusion's LoadControl does).
 func AttachControl(m *diffusion.Model, kind kinds.Cond, n *diffusion.ControlNet) error {
-	a, _ := json.Marshal(n.Enc.Config)
-	b, _ := json.Marshal(m.Config)
-	if string(a) != string(b) {
-		return fmt.Errorf("controlnet config %s differs from the U-Net's %s", a, b)
+	if err := diffusion.CheckBranchConfig(m.Config, n.Enc.Config); err != nil {
+		return fmt.Errorf("controlnet: %w", err)
 	}
 	if _, dup := m.Controls[kind]; dup {
 		return fmt.Errorf("a %s branch is already attached", kind)

@@ -56,7 +56,7 @@ func TestLDMUNetParity(t *testing.T) {
 			}
 			c := m.Config
 			if !reflect.DeepEqual(c.Channels, []int64{32, 32, 32}) || !reflect.DeepEqual(c.Attention, []bool{true, true, false}) ||
-				c.LayersPerBlock != 1 || c.ContextDim != 32 || c.TransformerDepth != 1 || c.LatentChannels != 4 {
+				c.LayersPerBlock != 1 || c.ContextDim != 32 || c.TransformerDepth != 1 || c.LatentChannels != 4 || c.Spacing != "leading" || c.StepsOffset != 1 {
 				t.Fatalf("inferred config %+v", c)
 			}
 			torch.NoGrad(func() {

@@ -150,6 +150,12 @@ func TestLDMVAEBadInput(t *testing.T) {
 	}
 }
 
+// memTensor is a Source already in memory.
+type memTensor struct{ t safetensors.Tensor }
+
+func (s memTensor) Shape() []int64                    { return s.t.Shape }
+func (s memTensor) Read() (safetensors.Tensor, error) { return s.t, nil }
+
 // shapeOnly is a Source whose data is never read.
 type shapeOnly []int64
 

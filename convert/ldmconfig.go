@@ -2,8 +2,6 @@ package convert
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
@@ -33,12 +31,7 @@ type LDMNet struct {
 // LDMUNet / ControlNet: the heads and latent size the weights cannot say,
 // and every other value to check the weights against.
 func ReadLDMConfig(path string, control bool) (LDMOptions, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return LDMOptions{}, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20)) // configs are a few KB
+	b, err := readSmall(path) // configs are a few KB
 	if err != nil {
 		return LDMOptions{}, err
 	}

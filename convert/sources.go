@@ -10,20 +10,20 @@ import (
 	"ddgi/safetensors"
 )
 
-// OpenSources lists the tensors of a checkpoint file: a .safetensors file,
-// or a PyTorch file (.ckpt, .pt, .pth, .bin) whose state dict may sit under
+// OpenSources lists the tensors of a checkpoint file, each read when
+// asked for: a .safetensors file, or a PyTorch file (.ckpt, .pt, .pth, .bin) whose state dict may sit under
 // "state_dict" (Lightning). Close the returned closer when done reading.
 func OpenSources(path string) (map[string]Source, io.Closer, error) {
 	if strings.HasSuffix(strings.ToLower(path), ".safetensors") {
-		f, err := safetensors.Load(path)
+		f, err := safetensors.Open(path)
 		if err != nil {
 			return nil, nil, err
 		}
-		src := make(map[string]Source, len(f.Tensors))
-		for n, t := range f.Tensors {
-			src[n] = stTensor{t}
+		src := make(map[string]Source, len(f.Names()))
+		for _, n := range f.Names() {
+			src[n] = stTensor{f, n}
 		}
-		return src, io.NopCloser(nil), nil
+		return src, f, nil
 	}
 	f, err := torchfile.Open(path)
 	if err != nil {
@@ -52,11 +52,18 @@ func unwrapStateDict(root torchfile.Value) torchfile.Value {
 	return root
 }
 
-// stTensor adapts a loaded safetensors tensor to Source.
-type stTensor struct{ t safetensors.Tensor }
+// stTensor is one tensor of an open safetensors file, read from the file
+// when asked for (so a 4 GB SD checkpoint is never in memory whole).
+type stTensor struct {
+	f    *safetensors.Lazy
+	name string
+}
 
-func (s stTensor) Shape() []int64                    { return s.t.Shape }
-func (s stTensor) Read() (safetensors.Tensor, error) { return s.t, nil }
+func (s stTensor) Shape() []int64 {
+	_, shape, _ := s.f.Info(s.name)
+	return shape
+}
+func (s stTensor) Read() (safetensors.Tensor, error) { return s.f.Tensor(s.name) }
 
 // withPrefix returns the tensors under prefix with it removed, or src
 // itself when no name has it (a file holding only that network).

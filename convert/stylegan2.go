@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"regexp"
+	"runtime/debug"
 	"sort"
 
 	"ddgi/gan/stylegan2"
@@ -176,6 +177,12 @@ func fill[M any](t Table, src map[string]Source, build func(nn.Path) (M, error),
 	}
 	if err := store.LoadFile(&safetensors.File{Tensors: tensors}); err != nil {
 		return m, nil, err
+	}
+	if store.NumParams()*4 > 64<<20 {
+		// The read bytes are as big as the network: give them back now,
+		// not after saving has allocated the output beside them.
+		tensors = nil
+		debug.FreeOSMemory()
 	}
 	return m, store, nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"ddgi/internal/imageio"
 	"ddgi/synthface"
 )
 
@@ -390,11 +391,11 @@ func (w *FolderWriter) Write(i int, s *Sample) error {
 	if err := WriteMaskPNG(p(DirScribbles, ".png"), s.Scribble, s.Size); err != nil {
 		return err
 	}
-	if err := os.WriteFile(p(DirText, ".txt"), []byte(strings.Join(s.Captions, "\n")+"\n"), 0o644); err != nil {
+	if err := imageio.WriteAtomic(p(DirText, ".txt"), []byte(strings.Join(s.Captions, "\n")+"\n")); err != nil {
 		return err
 	}
 	cam, _ := json.Marshal(cameraFile{Camera: s.Camera[:]})
-	if err := os.WriteFile(p(DirCameras, ".json"), append(cam, '\n'), 0o644); err != nil {
+	if err := imageio.WriteAtomic(p(DirCameras, ".json"), append(cam, '\n')); err != nil {
 		return err
 	}
 	a := attrFile{Identity: s.Identity, Seed: s.Seed, Attributes: map[string]float32{}}
@@ -404,5 +405,5 @@ func (w *FolderWriter) Write(i int, s *Sample) error {
 		}
 	}
 	b, _ := json.MarshalIndent(a, "", " ")
-	return os.WriteFile(p(DirAttrs, ".json"), append(b, '\n'), 0o644)
+	return imageio.WriteAtomic(p(DirAttrs, ".json"), append(b, '\n'))
 }

@@ -7,10 +7,10 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"image/png"
 	"io/fs"
 	"os"
 
+	"ddgi/internal/imageio"
 	"ddgi/synthface"
 )
 
@@ -444,7 +444,7 @@ func WriteMaskPNG(path string, mask []uint8, size int) error {
 		return fmt.Errorf("write mask %s: %d labels for a %d×%d image", path, len(mask), size, size)
 	}
 	img := &image.Gray{Pix: mask, Stride: size, Rect: image.Rect(0, 0, size, size)}
-	return writePNG(path, img)
+	return imageio.SavePNG(path, img)
 }
 
 // WriteRGBPNG writes an RGB buffer (size*size*3) as PNG.
@@ -452,7 +452,7 @@ func WriteRGBPNG(path string, rgb []uint8, size int) error {
 	if len(rgb) != size*size*3 {
 		return fmt.Errorf("write image %s: %d bytes for a %d×%d RGB image", path, len(rgb), size, size)
 	}
-	return writePNG(path, rgbImage(rgb, size))
+	return imageio.SavePNG(path, rgbImage(rgb, size))
 }
 
 func rgbImage(rgb []uint8, size int) *image.RGBA {
@@ -464,18 +464,6 @@ func rgbImage(rgb []uint8, size int) *image.RGBA {
 	return img
 }
 
-func writePNG(path string, img image.Image) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	return f.Close()
-}
-
 // ColorizeMask paints labels in synthface.Palette as RGB (size*size*3).
 func ColorizeMask(mask []uint8) []uint8 { return synthface.ColorizeMask(mask) }
 
@@ -483,13 +471,9 @@ func writeJPEG(path string, rgb []uint8, size int) error {
 	if len(rgb) != size*size*3 {
 		return fmt.Errorf("write image %s: %d bytes for a %d×%d RGB image", path, len(rgb), size, size)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := jpeg.Encode(f, rgbImage(rgb, size), &jpeg.Options{Quality: 95}); err != nil {
-		f.Close()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, rgbImage(rgb, size), &jpeg.Options{Quality: 95}); err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return f.Close()
+	return imageio.WriteAtomic(path, buf.Bytes())
 }

@@ -33,7 +33,8 @@ type Schedule struct {
 }
 
 // NewSchedule builds the β schedule of c: "linear" (DDPM: β from
-// BetaStart to BetaEnd) or "scaled_linear" (Stable Diffusion: √β linear).
+// BetaStart to BetaEnd) or "scaled_linear" (Stable Diffusion: √β linear),
+// with c's DDIM spacing.
 func NewSchedule(c Config) (*Schedule, error) {
 	n := c.TrainSteps
 	if n < 2 {
@@ -63,6 +64,9 @@ func NewSchedule(c Config) (*Schedule, error) {
 	sq, sq1 := make([]float32, n), make([]float32, n)
 	for i, a := range s.AlphaBar {
 		sq[i], sq1[i] = float32(math.Sqrt(a)), float32(math.Sqrt(1-a))
+	}
+	if err := s.SetSpacing(c.Spacing, c.StepsOffset); err != nil {
+		return nil, err
 	}
 	s.sqrtAB, s.sqrt1mAB = torch.FromFloat32(sq, int64(n)), torch.FromFloat32(sq1, int64(n))
 	torch.Persist(s.sqrtAB, s.sqrt1mAB)

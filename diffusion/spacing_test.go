@@ -121,3 +121,51 @@ func TestDDPMIgnoresSpacing(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigSpacing: the DDIM grid is part of a model's config, so a saved
+// model samples on it after loading; the zero value keeps ddgi's trailing
+// grid; a bad grid is refused when the model is built; a branch attaches
+// whatever grid its own file records (the U-Net's rules).
+func TestConfigSpacing(t *testing.T) {
+	c, err := Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := New(c, torch.CPU, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plain.Schedule.DDIMTimesteps(4); fmt.Sprint(got) != "[999 749 499 249]" {
+		t.Fatalf("zero spacing: %v, want ddgi's trailing grid", got)
+	}
+	c.Spacing, c.StepsOffset = "leading", 1
+	m, err := New(c, torch.CPU, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "unet.safetensors")
+	if err := m.Save(path, false); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(path, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Schedule.DDIMTimesteps(4); fmt.Sprint(got) != "[751 501 251 1]" || !back.Schedule.FinalAlphaBar0 {
+		t.Fatalf("loaded leading+1 model: %v (final ᾱ_0 %v)", got, back.Schedule.FinalAlphaBar0)
+	}
+	bad := c
+	bad.StepsOffset = -1
+	if _, err := New(bad, torch.CPU, 1); err == nil {
+		t.Error("offset −1 accepted")
+	}
+	branch := c
+	branch.Spacing, branch.StepsOffset = "", 0
+	if err := CheckBranchConfig(c, branch); err != nil {
+		t.Errorf("a branch differing only in its grid: %v", err)
+	}
+	branch.Heads++
+	if err := CheckBranchConfig(c, branch); err == nil {
+		t.Error("a branch with other heads fits")
+	}
+}

@@ -137,10 +137,8 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 	if f.Metadata[metaRole] != "controlnet" || kind == "" {
 		return nil, fmt.Errorf("load %s: not a ControlNet branch", path)
 	}
-	a, _ := json.Marshal(c)
-	b, _ := json.Marshal(m.Config)
-	if string(a) != string(b) {
-		return nil, fmt.Errorf("load %s: branch config %s differs from the U-Net's %s", path, a, b)
+	if err := CheckBranchConfig(m.Config, c); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	n, err := NewControlNet(m.Config, kind, m.Store.Device, 0)
 	if err != nil {
@@ -151,6 +149,21 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 	}
 	m.Controls[kind] = n
 	return n, nil
+}
+
+// CheckBranchConfig reports a ControlNet branch config that does not fit
+// the U-Net config it is attached to: every field must agree except the
+// name, the default latent size and the DDIM grid, which are the U-Net's
+// to say (a branch runs at whatever size it is given and samples on its
+// U-Net's grid), so a branch converted apart from its U-Net attaches.
+func CheckBranchConfig(unet, branch Config) error {
+	branch.Name, branch.LatentSize, branch.Spacing, branch.StepsOffset = unet.Name, unet.LatentSize, unet.Spacing, unet.StepsOffset
+	a, _ := json.Marshal(branch)
+	b, _ := json.Marshal(unet)
+	if string(a) != string(b) {
+		return fmt.Errorf("branch config %s differs from the U-Net's %s", a, b)
+	}
+	return nil
 }
 
 // Conditions are the visual inputs x, at pixel resolution

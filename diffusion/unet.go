@@ -59,6 +59,12 @@ type Config struct {
 	BetaEnd    float64 `json:"beta_end"`
 	TrainSteps int     `json:"train_steps"`
 	Prediction string  `json:"prediction"` // "epsilon" or "v_prediction"
+	// Spacing and StepsOffset choose the DDIM timestep grid sampling uses
+	// (Schedule.SetSpacing). The zero value is ddgi's "trailing" grid, as
+	// its own models were trained and shipped; converted SD1.x models say
+	// "leading" with offset 1, as their reference samplers step.
+	Spacing     string `json:"spacing,omitempty"`
+	StepsOffset int    `json:"steps_offset,omitempty"`
 	// Latent names the space the U-Net denoises: "vae" (the KL
 	// autoencoder's scaled latents) or "patch" (pixel blocks folded into
 	// channels, see Patch: the fallback while no autoencoder is trained).

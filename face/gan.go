@@ -104,3 +104,17 @@ func LoadGAN(arch kinds.GANArch, path string, dev torch.Device) (GAN, error) {
 	}
 	return nil, fmt.Errorf("unknown GAN %q (want stylegan2 or eg3d)", arch)
 }
+
+// LoadRenderer loads only the generator o selects (the model set's, or
+// o.Generator): a Pipeline whose Render, View and Views draw saved W+
+// codes; Codes needs Load's encoder and inversion.
+func LoadRenderer(o Options) (*Pipeline, error) {
+	if _, err := ReadManifest(o.Weights); err != nil {
+		return nil, err
+	}
+	g, err := LoadGAN(o.GAN, o.Files()["gan"], o.Device)
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{Opts: o, G: g}, nil
+}

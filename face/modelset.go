@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"ddgi/internal/imageio"
 )
 
 // ManifestName is a model set's manifest inside its folder.
@@ -16,6 +18,7 @@ const ManifestName = "manifest.json"
 // Manifest names a model set's files by role, so a folder of converted or
 // renamed weights works with --weights DIR. Roles: tokenizer, text,
 // text.art, vae, unet, unet.art, branch.mask, branch.scribble,
+// branch.<cond>.art (the art U-Net's own branch; default: the photo one),
 // gan.stylegan2, gan.eg3d, inversion.<gan>.<cond>[.<variant>] (variant:
 // art, or an ablation such as m-only). A role the manifest does not name
 // falls back to the shipped file name.
@@ -50,6 +53,15 @@ func ReadManifest(dir string) (*Manifest, error) {
 
 // file is the path of role in the set at dir: the manifest's name for it,
 // else the shipped name.
+// role says whether the manifest names a file for role.
+func (m *Manifest) role(role string) (string, bool) {
+	if m == nil {
+		return "", false
+	}
+	f, ok := m.Files[role]
+	return f, ok
+}
+
 func (m *Manifest) file(dir, role, shipped string) string {
 	if m != nil {
 		if f, ok := m.Files[role]; ok {
@@ -79,18 +91,5 @@ func AddToManifest(dir string, roles map[string]string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+ManifestName+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, ManifestName))
+	return imageio.WriteAtomic(filepath.Join(dir, ManifestName), append(b, '\n'))
 }

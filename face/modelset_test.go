@@ -86,3 +86,28 @@ func TestCameraRanges(t *testing.T) {
 		t.Error("a trained angle warned")
 	}
 }
+
+// The art pipeline takes "branch.<cond>.art" when the manifest has one (the
+// branch its U-Net was trained with) and the photo branch otherwise.
+func TestArtBranchRole(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) {
+		if err := os.WriteFile(filepath.Join(dir, face.ManifestName), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := func(art bool) string {
+		return face.Options{Weights: dir, GAN: "stylegan2", Cond: "mask", Art: art}.Files()["branch"]
+	}
+	write(`{"format": "ddgi-model-set", "files": {"branch.mask": "new.safetensors"}}`)
+	if got, want := files(true), filepath.Join(dir, "new.safetensors"); got != want {
+		t.Fatalf("art branch without its own role: %s, want %s", got, want)
+	}
+	write(`{"format": "ddgi-model-set", "files": {"branch.mask": "new.safetensors", "branch.mask.art": "old.safetensors"}}`)
+	if got, want := files(true), filepath.Join(dir, "old.safetensors"); got != want {
+		t.Fatalf("art branch: %s, want %s", got, want)
+	}
+	if got, want := files(false), filepath.Join(dir, "new.safetensors"); got != want {
+		t.Fatalf("photo branch: %s, want %s", got, want)
+	}
+}

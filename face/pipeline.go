@@ -81,6 +81,11 @@ func (o Options) Files() map[string]string {
 		"gan":       w("gan."+gan, gan+"_small64.safetensors"),
 		"inversion": w(inv, "inversion_"+gan+"_"+cond+variantSuffix(variant)+".safetensors"),
 	}
+	// The art U-Net may keep the branch it was trained with when the photo
+	// branch moves on to a newer base ("branch.mask.art").
+	if _, ok := m.role("branch." + cond + art); ok && art != "" {
+		files["branch"] = w("branch."+cond+art, "")
+	}
 	if o.Generator != "" {
 		files["gan"] = o.Generator
 	}
@@ -251,6 +256,9 @@ func Load(o Options) (*Pipeline, error) {
 	e, err := LoadEncoder(o)
 	if err != nil {
 		return nil, err
+	}
+	if T := e.Timesteps(); o.Step >= T {
+		return nil, fmt.Errorf("step %d: the U-Net has T = %d steps; want -1 (T−1) or 0…%d", o.Step, T, T-1)
 	}
 	g, err := LoadGAN(o.GAN, o.Files()["gan"], o.Device)
 	if err != nil {
@@ -454,6 +462,12 @@ func (p *Pipeline) view(w *torch.Tensor, i int, camera func() *torch.Tensor) (im
 // Views renders code i of w from n cameras swept evenly across yaw
 // −45°…45° at one pitch: the turn of `ddgi generate --views`.
 func (p *Pipeline) Views(w *torch.Tensor, i, n int, pitch float64) ([]image.Image, error) {
+	return p.ViewsEach(w, i, n, pitch, nil)
+}
+
+// ViewsEach is Views calling done(k) after the k-th view (when not nil):
+// progress for generators whose views take seconds each.
+func (p *Pipeline) ViewsEach(w *torch.Tensor, i, n int, pitch float64, done func(k int)) ([]image.Image, error) {
 	frames := make([]image.Image, 0, n)
 	for v := 0; v < n; v++ {
 		yaw := -45.0
@@ -465,6 +479,9 @@ func (p *Pipeline) Views(w *torch.Tensor, i, n int, pitch float64) ([]image.Imag
 			return nil, fmt.Errorf("view %d of %d: %w", v+1, n, err)
 		}
 		frames = append(frames, pic)
+		if done != nil {
+			done(v + 1)
+		}
 	}
 	return frames, nil
 }

@@ -27,6 +27,11 @@ func TestKilledGANTrainingResumes(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// The clock starts when the child has claimed the run: loading
+		// libtorch alone can outlast the window on a busy machine.
+		for deadline := time.Now().Add(time.Minute); train.LockHolder(dir) != cmd.Process.Pid && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		time.Sleep(time.Duration(300+rng.Intn(900)) * time.Millisecond)
 		cmd.Process.Kill()
 		cmd.Wait()

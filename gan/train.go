@@ -310,7 +310,7 @@ func (t *Trainer) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, FileState), b, 0o644); err != nil {
+	if err := imageio.WriteAtomic(filepath.Join(dir, FileState), b); err != nil {
 		return err
 	}
 	return t.SaveGrid(filepath.Join(dir, FileGrid))

@@ -10,6 +10,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/imagebatch"
+	"ddgi/internal/imageio"
 	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/optim"
@@ -416,7 +417,7 @@ func (tr *Trainer) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, stateFile), b, 0o644)
+	return imageio.WriteAtomic(filepath.Join(dir, stateFile), b)
 }
 
 // Load restores a checkpoint written by Save (train.Job).

@@ -36,9 +36,11 @@ type File struct {
 }
 
 // Names returns the tensor names in sorted order.
-func (f *File) Names() []string {
-	names := make([]string, 0, len(f.Tensors))
-	for n := range f.Tensors {
+func (f *File) Names() []string { return sortedNames(f.Tensors) }
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -113,6 +115,34 @@ type tensorEntry struct {
 }
 
 func read(file string, r io.ReaderAt, size int64) (*File, error) {
+	ix, err := readIndex(file, r, size)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, ix.bufLen)
+	if ix.bufLen > 0 {
+		if err := readFullAt(r, buf, ix.start); err != nil {
+			return nil, &Error{File: file, Msg: "read data", Err: err}
+		}
+	}
+	f := &File{Metadata: ix.meta, Tensors: make(map[string]Tensor, len(ix.entries))}
+	for _, e := range ix.entries {
+		f.Tensors[e.name] = Tensor{DType: e.dtype, Shape: e.shape, Data: buf[e.begin:e.end:e.end]}
+	}
+	return f, nil
+}
+
+// index is a validated header: the metadata, the tensor entries (offsets
+// relative to the data buffer), and where the buffer starts and its length.
+type index struct {
+	meta          map[string]string
+	entries       []tensorEntry
+	start, bufLen int64
+}
+
+// readIndex reads and validates the header of a file of size bytes;
+// nothing of the data buffer is read.
+func readIndex(file string, r io.ReaderAt, size int64) (*index, error) {
 	fail := func(tensor, format string, args ...any) error {
 		return &Error{File: file, Tensor: tensor, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -146,18 +176,7 @@ func read(file string, r io.ReaderAt, size int64) (*File, error) {
 	if err := checkLayout(file, entries, bufLen); err != nil {
 		return nil, err
 	}
-
-	buf := make([]byte, bufLen)
-	if bufLen > 0 {
-		if err := readFullAt(r, buf, 8+int64(n)); err != nil {
-			return nil, &Error{File: file, Msg: "read data", Err: err}
-		}
-	}
-	f := &File{Metadata: meta, Tensors: make(map[string]Tensor, len(entries))}
-	for _, e := range entries {
-		f.Tensors[e.name] = Tensor{DType: e.dtype, Shape: e.shape, Data: buf[e.begin:e.end:e.end]}
-	}
-	return f, nil
+	return &index{meta: meta, entries: entries, start: 8 + int64(n), bufLen: bufLen}, nil
 }
 
 // parseHeader decodes the JSON header: string metadata and tensor entries.

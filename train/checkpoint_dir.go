@@ -145,7 +145,7 @@ func (r *Run) Checkpoint(done int64, save func(dir string) error, keep int) erro
 		return err
 	}
 	final := filepath.Join(root, fmt.Sprintf("%012d", done))
-	if err := os.RemoveAll(final); err != nil { // a re-save at the same count
+	if err := discard(final); err != nil { // a re-save at the same count
 		return err
 	}
 	if err := os.Rename(tmp, final); err != nil {
@@ -180,11 +180,28 @@ func (r *Run) prune(keep int) error {
 		return err
 	}
 	for i := 0; i < len(cs)-keep; i++ {
-		if err := os.RemoveAll(cs[i].Dir); err != nil {
+		if err := discard(cs[i].Dir); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// discard deletes a checkpoint folder after renaming it to a stale name,
+// so a process killed during the deletion leaves a folder RemoveStale
+// clears, never a half-deleted checkpoint under its real name (the CLI
+// kill test caught one: G_ema gone, the rest still there).
+func discard(dir string) error {
+	gone := filepath.Join(filepath.Dir(dir), stalePrefix+"gone-"+filepath.Base(dir))
+	if err := os.RemoveAll(gone); err != nil {
+		return err
+	}
+	if err := os.Rename(dir, gone); os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return os.RemoveAll(gone)
 }
 
 // manifestOf hashes every regular file in dir.

@@ -168,7 +168,7 @@ func (l *Loop) Run(ctx context.Context, run *Run, job Job) error {
 		fmt.Fprintf(l.Out, "%s: %s already at %d/%d %ss\n", l.Label, run.Dir, done, l.Total, l.Unit)
 		return nil
 	}
-	bar := progress.New(l.Label, done, l.Total, l.Unit)
+	bar := progress.NewLogged(l.Label, done, l.Total, l.Unit)
 	if l.Quiet {
 		bar.Out = io.Discard
 	}

@@ -239,6 +239,10 @@ func TestKilledRunsLeaveWholeCheckpoints(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// Start the clock once the child has claimed the run (its pid in
+		// .lock): loading libtorch alone can outlast the whole window on a
+		// busy machine, and then no kill would land inside a checkpoint.
+		waitClaimed(t, dir, cmd.Process.Pid)
 		time.Sleep(time.Duration(100+rng.Intn(300)) * time.Millisecond)
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -254,6 +258,17 @@ func TestKilledRunsLeaveWholeCheckpoints(t *testing.T) {
 	if j.Steps < 2 {
 		t.Fatalf("20 runs of ~250 ms reached only %d steps", j.Steps)
 	}
+}
+
+// waitClaimed waits (up to a minute) until process pid holds dir's lock.
+func waitClaimed(t *testing.T, dir string, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if LockHolder(dir) == pid {
+			return
+		}
+	}
+	t.Fatalf("process %d did not claim %s within a minute", pid, dir)
 }
 
 func TestKillChild(t *testing.T) {

@@ -48,17 +48,30 @@ func (r *Run) claim() error {
 			}
 			return err
 		}
-		b, rerr := os.ReadFile(p)
-		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
-		if rerr == nil && perr == nil && pid == os.Getpid() {
+		pid := LockHolder(r.Dir)
+		if pid == os.Getpid() {
 			return nil
 		}
-		if rerr == nil && perr == nil && pid > 0 && alive(pid) {
+		if pid > 0 && alive(pid) {
 			return fmt.Errorf("run folder %s is in use by process %d (remove %s if that is wrong)", r.Dir, pid, p)
 		}
 		os.Remove(p) // stale: its process is gone
 	}
 	return fmt.Errorf("run folder %s: cannot create %s", r.Dir, p)
+}
+
+// LockHolder is the pid in dir's run lock: the process training there,
+// or one that did and is gone. 0 when there is no lock (or no pid in it yet).
+func LockHolder(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, ".lock"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return pid
 }
 
 // alive reports whether a process with this pid exists.

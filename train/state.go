@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"ddgi/internal/imageio"
 )
 
 // StateFile is the name of a job's resumable state (step, seed, config)
@@ -12,14 +14,14 @@ import (
 const StateFile = "state.json"
 
 // WriteState writes v as JSON to dir/state.json; a Job's Save calls it
-// with its checkpoint folder (the folder is made complete by a rename, so
-// the file needs no atomic write of its own).
+// with its checkpoint folder (made complete by a rename; the file goes
+// through WriteAtomic all the same, as every file ddgi writes does).
 func WriteState(dir string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, StateFile), b, 0o644)
+	return imageio.WriteAtomic(filepath.Join(dir, StateFile), b)
 }
 
 // ReadState reads dir/state.json into v.

@@ -148,7 +148,7 @@ func (r *runner) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "state.json"), b, 0o644)
+	return imageio.WriteAtomic(filepath.Join(dir, "state.json"), b)
 }
 
 // Load restores a checkpoint Save wrote; the run keeps its seed.

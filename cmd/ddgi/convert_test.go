@@ -9,6 +9,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/face"
 	"ddgi/internal/golden"
+	"ddgi/text"
 	"ddgi/torch"
 )
 
@@ -160,6 +161,72 @@ func TestConvertStableDiffusionSet(t *testing.T) {
 	for _, f := range []string{"y.safetensors", "z.safetensors", "v.safetensors", "c.safetensors", "g.safetensors"} {
 		if _, err := os.Stat(filepath.Join(bad, f)); err == nil {
 			t.Errorf("a failed conversion wrote %s", f)
+		}
+	}
+}
+
+// TestConvertDiffusersSet converts a diffusers pipeline folder (detected
+// by its model_index.json) and a diffusers ControlNetModel folder into one
+// model set (small random models written by diffusers' own classes): the
+// manifest names every part, a VAE or text encoder folder converts alone,
+// the tokenizer folder loads from the set, the controlled ε matches
+// diffusers', and the U-Net samples on the scheduler's leading+1 grid with
+// no flag.
+func TestConvertDiffusersSet(t *testing.T) {
+	quiet(t)
+	set := filepath.Join(t.TempDir(), "sd")
+	td := filepath.Join("..", "..", "convert", "testdata", "diffusers")
+	for _, args := range [][]string{
+		{"convert", "--in", filepath.Join(td, "sd"), "--out", set},
+		{"convert", "--from", "controlnet", "--cond", "mask", "--in", filepath.Join(td, "controlnet"), "--out", set + "/"},
+		// One network from its folder, as from a file.
+		{"convert", "--from", "vae", "--in", filepath.Join(td, "sd", "vae"), "--out", filepath.Join(set, "vae2.safetensors")},
+		{"convert", "--from", "clip", "--in", filepath.Join(td, "sd", "text_encoder"), "--out", filepath.Join(set, "text2.safetensors")},
+	} {
+		if code := run(args); code != 0 {
+			t.Fatalf("%v exited %d", args, code)
+		}
+	}
+	m, err := face.ReadManifest(set)
+	if err != nil || m == nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"unet", "branch.mask", "vae", "text", "tokenizer"} {
+		if m.Files[role] == "" {
+			t.Errorf("manifest lacks %s: %v", role, m.Files)
+		}
+	}
+	if _, err := text.LoadCLIP(filepath.Join(set, m.Files["tokenizer"])); err != nil {
+		t.Fatal(err)
+	}
+	u, err := diffusion.Load(filepath.Join(set, m.Files["unet"]), torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := u.Schedule.DDIMTimesteps(20); ts[0] != 951 || ts[19] != 1 {
+		t.Errorf("DDIM grid %v, want SD1.5's 951 … 1", ts)
+	}
+	if _, err := u.LoadControl(filepath.Join(set, m.Files["branch.mask"])); err != nil {
+		t.Fatal(err)
+	}
+	io := golden.Load(t, filepath.Join(td, "io.safetensors"))
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			eps := u.Predict(io["x"], io["t"], io["context"], diffusion.Conditions{Mask: io["hint"]})
+			if d := eps.Sub(io["eps_control"]).Abs().MaxAll().Item(); !(d <= 1e-4) {
+				t.Errorf("controlled ε from the converted set differs from diffusers' by %g", d)
+			}
+		})
+	})
+	bad := t.TempDir()
+	for _, args := range [][]string{
+		{"convert", "--from", "diffusers", "--in", filepath.Join(td, "controlnet"), "--out", filepath.Join(bad, "x")},
+		{"convert", "--from", "vae", "--in", filepath.Join(td, "sd"), "--out", filepath.Join(bad, "v.safetensors")},
+		{"convert", "--from", "clip", "--in", filepath.Join(td, "sd", "vae"), "--out", filepath.Join(bad, "c.safetensors")},
+		{"convert", "--from", "ldm", "--in", filepath.Join(td, "sd", "unet"), "--out", filepath.Join(bad, "l")},
+	} {
+		if code := run(args); code != 1 {
+			t.Errorf("%v exited %d, want 1", args, code)
 		}
 	}
 }

@@ -177,5 +177,21 @@ func demoSheet(p *face.Pipeline, cond kinds.Cond, is3D bool, n int, path string,
 			}
 		}
 	}
-	return imageio.SavePNG(path, imageio.Grid(tiles, caps, cols, 2))
+	// The sheet records what made it, as generate's images do.
+	prov, err := setHashes(p.Opts.Files())
+	if err != nil {
+		return err
+	}
+	var texts []string
+	for _, pr := range prompts {
+		texts = append(texts, pr.tag+": "+pr.text)
+	}
+	prov["Software"], prov["Description"] = "ddgi "+Version, strings.Join(texts, "\n")
+	prov["ddgi:gan"], prov["ddgi:condition"], prov["ddgi:step"] = string(p.Opts.GAN), string(cond), fmt.Sprint(p.Opts.Step)
+	prov["ddgi:seeds"] = "100×row + column (prompt index)"
+	prov["ddgi:bench-indices"] = fmt.Sprintf("0, 7, … %d (SynthFace-bench)", 7*(n-1))
+	if p.Opts.Art {
+		prov["ddgi:art"] = "true"
+	}
+	return imageio.SavePNGText(path, imageio.Grid(tiles, caps, cols, 2), prov)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"image"
 	"os"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"ddgi/encoder"
 	"ddgi/face"
 	"ddgi/internal/imageio"
+	"ddgi/internal/progress"
 	"ddgi/kinds"
 	"ddgi/torch"
 )
@@ -46,7 +48,11 @@ func runDiffuse(args []string) error {
 	if err := applyLimits(); err != nil {
 		return err
 	}
-	if *weights != "" {
+	if *weights == "" {
+		if err := weightsDefaults(fs, "unet", "tokenizer"); err != nil {
+			return err
+		}
+	} else {
 		if _, err := face.ReadManifest(*weights); err != nil {
 			return err
 		}
@@ -69,14 +75,20 @@ func runDiffuse(args []string) error {
 		return errors.New("--text is required")
 	case *out == "":
 		return errors.New("--out is required")
-	case *n < 1 || *steps < 1:
-		return errors.New("--n and --steps must be ≥ 1")
+	case *n < 1 || *n > 1024 || *steps < 1:
+		return errors.New("--n must be 1…1024 and --steps ≥ 1")
 	case *sampler != "ddim" && *sampler != "ddpm":
 		return fmt.Errorf("--sampler %q: ddim or ddpm", *sampler)
+	}
+	if err := makeParents(*out); err != nil {
+		return err
 	}
 	m, err := diffusion.Load(*unet, torch.CPU)
 	if err != nil {
 		return err
+	}
+	if T := m.Schedule.T(); *steps > T {
+		return fmt.Errorf("--steps %d: the U-Net's schedule has %d steps", *steps, T)
 	}
 	size := int(m.Config.ImageSize())
 	texts := make([]string, *n)
@@ -114,6 +126,8 @@ func runDiffuse(args []string) error {
 	}
 	p := &diffusion.Pipeline{Model: m, Text: te, AE: ae, Sampler: diffusion.SamplerOpts{Sampler: *sampler, Eta: *eta}}
 	var imgs []*torch.Tensor
+	bar := progress.New("diffuse", 0, int64(*n), "img")
+	bar.Set(0, nil)
 	for i := 0; i < *n; i++ {
 		one := cond.Slice(i)
 		img, err := p.Sample(texts[i:i+1], one, *steps, diffusion.Guidance{Text: *gText, Cond: *gCond}, *seed+uint64(i))
@@ -121,13 +135,33 @@ func runDiffuse(args []string) error {
 			return err
 		}
 		imgs = append(imgs, img)
+		bar.Set(int64(i+1), nil)
 	}
-	var saveErr error
-	if err := torch.Try(func() { saveErr = imageio.SaveTensorGrid(*out, torch.Cat(imgs, 0), *n) }); err != nil {
+	bar.Finish()
+	// The PNG records how it was made, as generate's do.
+	files := map[string]string{"unet": *unet, "text": lw.Text, "tokenizer": lw.Tokenizer, "vae": lw.VAE}
+	if *maskPath != "" {
+		files["mask-net"] = *maskNet
+	}
+	if *scribblePath != "" {
+		files["scribble-net"] = *scribbleNet
+	}
+	prov, err := diffuseProvenance(files, map[string]string{"mask": *maskPath, "scribble": *scribblePath}, *prompt, map[string]string{
+		"seed": fmt.Sprint(*seed), "steps": fmt.Sprint(*steps), "sampler": *sampler, "guidance": fmt.Sprint(*gText),
+		"cond-guidance": fmt.Sprint(*gCond), "eta": fmt.Sprint(*eta), "mask-scale": fmt.Sprint(*maskScale), "scribble-scale": fmt.Sprint(*scribbleScale),
+	})
+	if err != nil {
 		return err
 	}
-	if saveErr != nil {
-		return saveErr
+	var tiles []image.Image
+	if err := torch.Try(func() { tiles, err = imageio.FromTensor(torch.Cat(imgs, 0)) }); err != nil {
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if err := imageio.SavePNGText(*out, imageio.Grid(tiles, nil, *n, 2), prov); err != nil {
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
 	return nil

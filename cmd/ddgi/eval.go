@@ -32,7 +32,7 @@ func runEval(args []string) error {
 	batch := fs.Int("batch", 50, "pairs per batch")
 	gridRows := fs.Int("grid-rows", 6, "samples shown in each image grid")
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "bench render workers")
-	quiet := fs.Bool("quiet", false, "no progress output")
+	quiet := &quietFlag // every command has --quiet (newFlags)
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (for ddgi and controlnet methods)")
 	condGuidance := fs.Float64("cond-guidance", mc.Guidance.Cond, "guidance scale on the mask/scribble of full diffusion samples (the controlnet method) and of ddgi's denoising before --step < T−1 (1 = off)")
 	textGuidance := fs.Float64("text-guidance", mc.Guidance.Text, "classifier-free guidance scale on the text of full diffusion samples (the controlnet method); higher draws a prompt's style more strongly")
@@ -40,6 +40,10 @@ func runEval(args []string) error {
 	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
 	cache := fs.String("cache", "", "folder where the ControlNet baseline keeps its samples (content-addressed by weights, settings, prompt, condition and seed): a rerun samples only new pairs")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if *weights, err = modelSet(fs, *weights); err != nil {
 		return err
 	}
 	dev, err := torch.ParseDevice(*devName)

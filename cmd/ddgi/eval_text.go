@@ -56,9 +56,12 @@ func runEvalText(args []string) error {
 	guidance := fs.Float64("guidance", 3, "classifier-free guidance on the text")
 	attrW := fs.String("attributes", "weights/aux_attributes.safetensors", "attribute classifier")
 	jsonOut := fs.String("json", "", "also write the report here")
-	quiet := fs.Bool("quiet", false, "no progress output")
+	quiet := &quietFlag // every command has --quiet (newFlags)
 	lw := addEncoderFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := weightsDefaults(fs, "unet", "tokenizer", "attributes"); err != nil {
 		return err
 	}
 	var ts []int

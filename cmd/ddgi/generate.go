@@ -10,6 +10,7 @@ import (
 	"image"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/imageio"
+	"ddgi/internal/progress"
 	"ddgi/kinds"
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -36,6 +38,9 @@ type job struct {
 	Scribble string `json:"scribble"`
 	Seed     int64  `json:"seed"`
 	Out      string `json:"out"`
+
+	line int   // in the --batch file
+	bad  error // why the job cannot run (reported at the end; the others run)
 }
 
 func runGenerate(args []string) error {
@@ -80,25 +85,26 @@ func runGenerate(args []string) error {
 	} else {
 		jobs = []job{{Text: *prompt, Mask: *maskPath, Scribble: *scribblePath, Seed: *seed, Out: *out}}
 	}
+	// A job that cannot run is reported at the end and the others run;
+	// the first good job's condition kind is the batch's.
 	var cond kinds.Cond
-	for i, j := range jobs {
-		if err := face.CheckPrompt(j.Text); err != nil {
-			return fmt.Errorf("job %d: --text: %w", i+1, err)
+	good := 0
+	for i := range jobs {
+		if jobs[i].bad == nil {
+			jobs[i].bad = checkJob(jobs[i], &cond)
 		}
-		c, err := condOf(j)
-		if err != nil {
-			return fmt.Errorf("job %d: %w", i+1, err)
+		if jobs[i].bad == nil {
+			good++
 		}
-		if cond != "" && c != cond {
-			return errors.New("a batch must use one condition kind (all masks or all scribbles)")
+	}
+	if len(jobs) == 1 && jobs[0].bad != nil {
+		return jobs[0].bad
+	}
+	if good == 0 {
+		for _, j := range jobs {
+			fmt.Fprintf(os.Stderr, "ddgi generate: line %d of --batch: %v\n", j.line, j.bad)
 		}
-		cond = c
-		if j.Out == "" {
-			return fmt.Errorf("job %d: --out is required", i+1)
-		}
-		if !strings.HasSuffix(strings.ToLower(j.Out), ".png") {
-			return fmt.Errorf("job %d: --out %q must end in .png", i+1, j.Out)
-		}
+		return fmt.Errorf("none of the %d jobs of %s can run", len(jobs), *batch)
 	}
 	arch := kinds.GANArch(*gan) // CheckRender rejects an unknown one
 	if err := face.CheckRender(arch, *views, 64, *yaw, *pitch); err != nil {
@@ -134,7 +140,7 @@ func runGenerate(args []string) error {
 		return err
 	}
 	size := p.Size()
-	weightsHash, err := filesHash(p.Opts.Files())
+	hashes, err := setHashes(p.Opts.Files())
 	if err != nil {
 		return err
 	}
@@ -144,15 +150,27 @@ func runGenerate(args []string) error {
 	var failed []error
 	fail := func(i int, err error) {
 		if len(jobs) > 1 {
-			err = fmt.Errorf("job %d (line %d of --batch): %w", i+1, i+1, err)
+			err = fmt.Errorf("job %d (line %d of --batch): %w", i+1, jobs[i].line, err)
 		}
 		failed = append(failed, err)
 	}
+	// A batch shows a progress line on a terminal and names each file only
+	// off it (in a log), where the line is silent.
+	bar := progress.New("generate", 0, int64(len(jobs)), "job")
+	verbose := len(jobs) == 1 || quietFlag || !progress.IsTerminal(os.Stderr)
+	if len(jobs) == 1 {
+		bar.Out = io.Discard
+	}
 	for start := 0; start < len(jobs); start += batchChunk {
+		bar.Set(int64(start), nil)
 		var reqs []face.Request
 		var idx []int
 		for i := start; i < min(start+batchChunk, len(jobs)); i++ {
 			j := jobs[i]
+			if j.bad != nil {
+				fail(i, j.bad)
+				continue
+			}
 			r := face.Request{Text: j.Text, Seed: j.Seed}
 			if cond == kinds.Mask {
 				r.Mask, err = data.ReadMask(j.Mask, size)
@@ -176,11 +194,16 @@ func runGenerate(args []string) error {
 			continue
 		}
 		for k, i := range idx {
-			if err := writeJob(p, w, k, jobs[i], arch, *views, *yaw, *pitch, cam, provenance(p, jobs[i], weightsHash, *step, *yaw, *pitch, *camera)); err != nil {
+			if err := writeJob(p, w, k, jobs[i], arch, *views, *yaw, *pitch, cam, provenance(p, jobs[i], hashes, *step, *yaw, *pitch, *camera), verbose); err != nil {
 				fail(i, err)
 			}
 		}
 		w.Free()
+	}
+	bar.Set(int64(len(jobs)), nil)
+	bar.Finish()
+	if !verbose {
+		fmt.Fprintf(os.Stderr, "wrote the images and latents of %d jobs\n", len(jobs)-len(failed))
 	}
 	switch {
 	case len(failed) == 1 && len(jobs) == 1:
@@ -196,6 +219,29 @@ func runGenerate(args []string) error {
 
 // batchChunk is how many --batch jobs share one encoder pass.
 const batchChunk = 8
+
+// checkJob is why job j cannot run ("" prompt, no or two conditions, a
+// condition kind other than the batch's *cond, a bad --out), or nil; the
+// first good job sets *cond.
+func checkJob(j job, cond *kinds.Cond) error {
+	if err := face.CheckPrompt(j.Text); err != nil {
+		return fmt.Errorf("--text: %w", err)
+	}
+	c, err := condOf(j)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *cond != "" && c != *cond:
+		return fmt.Errorf("a batch uses one condition kind: this job has a %s, the batch's first job a %s", c, *cond)
+	case j.Out == "":
+		return errors.New("--out is required")
+	case !strings.HasSuffix(strings.ToLower(j.Out), ".png"):
+		return fmt.Errorf("--out %q must end in .png", j.Out)
+	}
+	*cond = c
+	return nil
+}
 
 func condOf(j job) (kinds.Cond, error) {
 	c, err := face.CondKind(j.Mask != "", j.Scribble != "")
@@ -223,8 +269,9 @@ func readJobs(path string) ([]job, error) {
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&j); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+			j = job{bad: fmt.Errorf("not a job: %v", err)}
 		}
+		j.line = n
 		jobs = append(jobs, j)
 	}
 	if err := sc.Err(); err != nil {
@@ -237,8 +284,8 @@ func readJobs(path string) ([]job, error) {
 }
 
 // writeJob renders job i's code and writes the image, the code and, for
-// --views, a strip and an animated turn.
-func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32, prov map[string]string) error {
+// --views, a strip and an animated turn; verbose names what it wrote.
+func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch, views int, yaw, pitch float64, cam *[eg3d.CameraDim]float32, prov map[string]string, verbose bool) error {
 	if err := os.MkdirAll(filepath.Dir(j.Out), 0o755); err != nil {
 		return err
 	}
@@ -277,14 +324,27 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch
 	if err := imageio.SavePNGText(j.Out, pic, prov); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s and %s\n", j.Out, latent)
+	if verbose {
+		fmt.Fprintf(os.Stderr, "wrote %s and %s\n", j.Out, latent)
+	}
 	if views < 1 {
 		return nil
 	}
-	frames, err := p.Views(w, i, views, pitch)
+	return writeTurn(p, w, i, views, pitch, base, verbose)
+}
+
+// writeTurn renders code i of w from views cameras across the yaw range
+// into <base>_views.png (a strip) and <base>_turn.gif (there and back).
+func writeTurn(p *face.Pipeline, w *torch.Tensor, i, views int, pitch float64, base string, verbose bool) error {
+	bar := progress.New("views", 0, int64(views), "view")
+	if !verbose { // a --batch's own bar is on the line
+		bar.Out = io.Discard
+	}
+	frames, err := p.ViewsEach(w, i, views, pitch, func(k int) { bar.Set(int64(k), nil) })
 	if err != nil {
 		return err
 	}
+	bar.Finish()
 	if err := imageio.SavePNG(base+"_views.png", imageio.Grid(frames, nil, len(frames), 2)); err != nil {
 		return err
 	}
@@ -295,7 +355,9 @@ func writeJob(p *face.Pipeline, w *torch.Tensor, i int, j job, gan kinds.GANArch
 	if err := imageio.SaveGIF(base+"_turn.gif", turn, 12); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s_views.png and %s_turn.gif\n", base, base)
+	if verbose {
+		fmt.Fprintf(os.Stderr, "wrote %s_views.png and %s_turn.gif\n", base, base)
+	}
 	return nil
 }
 
@@ -309,22 +371,22 @@ func reversed(xs []image.Image) []image.Image {
 
 // provenance is what a generated PNG records about itself (PNG text
 // chunks): the prompt, seed and settings, and SHA-256 hashes of the
-// condition file and of the weights, so an image can be reproduced or
-// traced to the models that made it.
-func provenance(p *face.Pipeline, j job, weightsHash string, step int, yaw, pitch float64, camera string) map[string]string {
+// condition file and of the weights (hashes, from setHashes), so an image
+// can be reproduced or traced to the models that made it.
+func provenance(p *face.Pipeline, j job, hashes map[string]string, step int, yaw, pitch float64, camera string) map[string]string {
 	cond := j.Mask
 	if cond == "" {
 		cond = j.Scribble
 	}
 	m := map[string]string{
-		"Description":         j.Text,
-		"Software":            "ddgi " + Version,
-		"ddgi:seed":           fmt.Sprint(j.Seed),
-		"ddgi:gan":            string(p.Opts.GAN),
-		"ddgi:condition":      string(p.Opts.Cond),
-		"ddgi:step":           fmt.Sprint(step),
-		"ddgi:weights-sha256": weightsHash,
+		"Description":    j.Text,
+		"Software":       "ddgi " + Version,
+		"ddgi:seed":      fmt.Sprint(j.Seed),
+		"ddgi:gan":       string(p.Opts.GAN),
+		"ddgi:condition": string(p.Opts.Cond),
+		"ddgi:step":      fmt.Sprint(step),
 	}
+	maps.Copy(m, hashes)
 	if h, err := filesHash(map[string]string{"c": cond}); err == nil {
 		m["ddgi:condition-sha256"] = h
 	}
@@ -339,6 +401,46 @@ func provenance(p *face.Pipeline, j job, weightsHash string, step int, yaw, pitc
 		m["ddgi:art"] = "true"
 	}
 	return m
+}
+
+// diffuseProvenance is provenance for `ddgi diffuse`: the prompt, the
+// settings (as ddgi:<name>), and SHA-256 hashes of the condition files
+// given and of the weight files used.
+func diffuseProvenance(weights, conds map[string]string, prompt string, settings map[string]string) (map[string]string, error) {
+	all, err := filesHash(weights)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{"Description": prompt, "Software": "ddgi " + Version, "ddgi:weights-sha256": all}
+	for k, v := range settings {
+		m["ddgi:"+k] = v
+	}
+	for kind, path := range conds {
+		if path == "" {
+			continue
+		}
+		h, err := filesHash(map[string]string{"c": path})
+		if err != nil {
+			return nil, err
+		}
+		m["ddgi:"+kind+"-sha256"] = h
+	}
+	return m, nil
+}
+
+// setHashes are the SHA-256 hashes a generated image records of the model
+// set's files: all of them, and the generator alone (what `ddgi render`
+// checks a latent against).
+func setHashes(files map[string]string) (map[string]string, error) {
+	all, err := filesHash(files)
+	if err != nil {
+		return nil, err
+	}
+	gan, err := filesHash(map[string]string{"gan": files["gan"]})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"ddgi:weights-sha256": all, "ddgi:gan-sha256": gan}, nil
 }
 
 // filesHash is the SHA-256 of the files' contents, in the order of their

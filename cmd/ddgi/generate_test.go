@@ -148,6 +148,9 @@ func TestDemoOnTinyWeights(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	if txt := pngText(t, filepath.Join(dir, "demo", "demo_eg3d_scribble.png")); txt["ddgi:condition"] != "scribble" || len(txt["ddgi:weights-sha256"]) != 64 || !strings.Contains(txt["Description"], "blond") {
+		t.Errorf("demo sheet text chunks %v", txt)
+	}
 	if code := run([]string{"demo", "--weights", dir, "--out", filepath.Join(dir, "demo2")}); code != 1 {
 		t.Errorf("demo without weights exited %d, want 1", code)
 	}

@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 
 	"ddgi/data"
+	"ddgi/internal/progress"
 	"ddgi/train"
 )
 
@@ -43,15 +45,48 @@ func register(c command) {
 // errUsage marks an error whose message is already printed by flag parsing.
 var errUsage = errors.New("usage")
 
-// newFlags returns a FlagSet whose -h prints a summary line then the flags.
+// quietFlag is every command's --quiet (see newFlags).
+var quietFlag bool
+
+// newFlags returns a FlagSet whose -h prints a summary line then the
+// flags. Every command gets --quiet: progress lines show only on a
+// terminal, and --quiet silences them there too.
 func newFlags(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("ddgi "+name, flag.ContinueOnError)
+	fs.BoolVar(&quietFlag, "quiet", false, "no progress lines (without it they show only when stderr is a terminal)")
 	fs.SetOutput(io.Discard) // parseFlags prints: help on stdout, errors on stderr
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: ddgi %s %s\n\nflags:\n", name, usage)
-		fs.PrintDefaults()
+		printFlags(fs)
+		printExamples(fs.Output(), name)
 	}
 	return fs
+}
+
+// printFlags lists fs's flags one line each: name, value type, usage and
+// the default where it is not the zero value and the usage does not
+// already say it (flag.PrintDefaults takes two lines a flag). A
+// back-quoted phrase in a usage is quoted text, not the value's name.
+func printFlags(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		if strings.Contains(typ, " ") {
+			typ, _ = flag.UnquoteUsage(&flag.Flag{Value: f.Value})
+		}
+		head := "-" + f.Name
+		if typ != "" {
+			head += " " + typ
+		}
+		def := ""
+		switch {
+		case f.DefValue == "" || f.DefValue == "0" || f.DefValue == "false" || strings.Contains(usage, "(default"):
+		case typ == "string":
+			def = fmt.Sprintf(" (default %q)", f.DefValue)
+		default:
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(fs.Output(), "  %-22s %s%s\n", head, usage, def)
+	})
 }
 
 // parseFlags parses args. Asked-for help goes to stdout (as Go's tools do:
@@ -64,6 +99,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	switch {
 	case err == nil:
+		progress.Quiet = quietFlag
 		return nil
 	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(os.Stdout)
@@ -148,6 +184,54 @@ func sortedNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// weightsDefaults points the file flags that default into weights/ and
+// were not given at the model set modelSet finds (--weights when fs has
+// it and it was given, else $DDGI_WEIGHTS, beside the binary, ./weights),
+// so a command run from another folder finds the shipped files as
+// generate does. With no model set it is an error only when one of the
+// required flags was left to its default (others may name unused files).
+func weightsDefaults(fs *flag.FlagSet, required ...string) error {
+	var unset []*flag.Flag
+	needed := false
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.DefValue, "weights/") && !flagSet(fs, f.Name) {
+			unset = append(unset, f)
+			needed = needed || slices.Contains(required, f.Name)
+		}
+	})
+	if len(unset) == 0 {
+		return nil
+	}
+	set, err := modelSet(fs, "")
+	if err != nil {
+		if needed {
+			return err
+		}
+		return nil
+	}
+	for _, f := range unset {
+		if err := f.Value.Set(filepath.Join(set, strings.TrimPrefix(f.DefValue, "weights/"))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeParents creates the folders output files go into (empty paths are
+// skipped), as generate does for --out: a pasted command writing under
+// /tmp/ddgi-out/ works on a fresh machine.
+func makeParents(paths ...string) error {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // flagSet reports whether the named flag was given on the command line.

@@ -22,6 +22,9 @@ func runQuantize(args []string) error {
 	if *in == "" || *out == "" {
 		return fmt.Errorf("--in and --out are required")
 	}
+	if err := makeParents(*out); err != nil {
+		return err
+	}
 	f, err := safetensors.Load(*in)
 	if err != nil {
 		return err

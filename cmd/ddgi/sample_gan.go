@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -49,6 +50,12 @@ func runSampleGAN(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *trunc < 0 || *trunc > 2 {
+		return fmt.Errorf("--trunc %g: want 0…2 (1: none, below 1 towards the mean face, above 1 away from it)", *trunc)
+	}
+	if err := makeParents(*out, *raw, *gif); err != nil {
+		return err
+	}
 	path, err := generatorPath(*generator, *weights, *arch)
 	if err != nil {
 		return err
@@ -70,19 +77,34 @@ func runSampleGAN(args []string) error {
 	}
 	codes := latentCodes{psi: *trunc}
 	if *wplusPath != "" {
-		if codes.wplus, err = readWPlus(*wplusPath); err != nil {
+		if codes.wplus, _, err = readWPlus(*wplusPath); err != nil {
 			return err
 		}
 	} else if codes.seeds, err = parseSeeds(*seeds); err != nil {
 		return err
 	}
+	// The grid records what drew it (PNG text chunks), as generate's images do.
+	prov := map[string]string{"Software": "ddgi " + Version, "ddgi:gan": a, "ddgi:trunc": fmt.Sprint(*trunc), "ddgi:noise": *noise}
+	if prov["ddgi:gan-sha256"], err = filesHash(map[string]string{"gan": path}); err != nil {
+		return err
+	}
+	if *wplusPath != "" {
+		if prov["ddgi:latent-sha256"], err = filesHash(map[string]string{"w": *wplusPath}); err != nil {
+			return err
+		}
+	} else {
+		prov["ddgi:seeds"] = *seeds
+	}
+	if kinds.GANArch(a) == kinds.EG3D {
+		prov["ddgi:views"], prov["ddgi:yaw"] = fmt.Sprint(*views), fmt.Sprint(*yaw)
+	}
 	if terr := torch.Try(func() {
 		torch.NoGrad(func() {
 			switch kinds.GANArch(a) {
 			case kinds.StyleGAN2:
-				err = sampleStyleGAN2(path, codes, nm, *noise, *out, *raw, *cols)
+				err = sampleStyleGAN2(path, codes, nm, *noise, *out, *raw, *cols, prov)
 			case kinds.EG3D:
-				err = sampleEG3D(path, codes, nm, *noise, *out, *raw, *views, *yaw, *gif, *depth)
+				err = sampleEG3D(path, codes, nm, *noise, *out, *raw, *views, *yaw, *gif, *depth, prov)
 			default:
 				err = fmt.Errorf("--arch %q: want stylegan2 or eg3d", a)
 			}
@@ -157,29 +179,39 @@ func (c latentCodes) wPlus(numWS, wdim, zdim int, mapping func(z, cam *torch.Ten
 	return c.wplus, nil
 }
 
-// readWPlus reads tensor w_plus [N,L,D] (finite, 1 ≤ N ≤ 1024).
-func readWPlus(path string) (*torch.Tensor, error) {
+// readWPlus reads tensor w_plus [N,L,D] (finite, 1 ≤ N ≤ 1024) and the
+// file's metadata (what `ddgi generate` recorded about the code).
+func readWPlus(path string) (*torch.Tensor, map[string]string, error) {
 	f, err := safetensors.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, ok := f.Tensors["w_plus"]
 	if !ok {
-		return nil, fmt.Errorf("%s: no tensor w_plus (has %v)", path, f.Names())
+		return nil, nil, fmt.Errorf("%s: no tensor w_plus (has %v)", path, f.Names())
 	}
 	if len(st.Shape) != 3 || st.Shape[0] < 1 || st.Shape[0] > 1024 {
-		return nil, fmt.Errorf("%s: w_plus is %v; want [N,L,D] with 1 ≤ N ≤ 1024", path, st.Shape)
+		return nil, nil, fmt.Errorf("%s: w_plus is %v; want [N,L,D] with 1 ≤ N ≤ 1024", path, st.Shape)
 	}
-	w, err := nn.FromSafetensors(st, torch.CPU)
+	var w *torch.Tensor
+	terr := torch.Try(func() {
+		if w, err = nn.FromSafetensors(st, torch.CPU); err != nil {
+			return
+		}
+		w = w.To(torch.Float32)
+		if w.IsFinite().To(torch.Float32).MinAll().Item() == 0 {
+			err = errors.New("holds NaN or Inf")
+			return
+		}
+		torch.Persist(w)
+	})
+	if err == nil {
+		err = terr
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: w_plus: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: w_plus: %w", path, err)
 	}
-	w = w.To(torch.Float32)
-	if w.IsFinite().To(torch.Float32).MinAll().Item() == 0 {
-		return nil, fmt.Errorf("%s: w_plus holds NaN or Inf", path)
-	}
-	torch.Persist(w)
-	return w, nil
+	return w, f.Metadata, nil
 }
 
 // writeRaw saves float images [N,C,H,W] as tensor image.
@@ -232,7 +264,7 @@ func seedLatents(seeds []uint64, zdim int) *torch.Tensor {
 	return torch.Cat(zs, 0)
 }
 
-func sampleStyleGAN2(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, cols int) error {
+func sampleStyleGAN2(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, cols int, prov map[string]string) error {
 	g, err := stylegan2.Load(path, torch.CPU)
 	if err != nil {
 		return err
@@ -261,7 +293,7 @@ func sampleStyleGAN2(path string, codes latentCodes, nm stylegan2.NoiseMode, noi
 		bar.Set(int64(i+1), nil)
 	}
 	bar.Finish()
-	if err := imageio.SavePNG(out, imageio.Grid(tiles, caps, cols, 2)); err != nil {
+	if err := imageio.SavePNGText(out, imageio.Grid(tiles, caps, cols, 2), prov); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d images, %s)\n", out, len(caps), codes.describe())
@@ -283,7 +315,7 @@ func (c latentCodes) describe() string {
 // with gif set, a turn of the first seed from −yaw to +yaw and back. With
 // depth, two more rows per seed show the raw neural rendering (upsampled)
 // and its depth map, shared scale per seed.
-func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, views int, yaw float64, gif string, depth bool) error {
+func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseName, out, raw string, views int, yaw float64, gif string, depth bool, prov map[string]string) error {
 	g, err := eg3d.Load(path, torch.CPU, synthface.DefaultOrbit)
 	if err != nil {
 		return err
@@ -306,6 +338,12 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 	var tiles []image.Image
 	var caps []string
 	var raws []*torch.Tensor
+	const frames = 24 // of the --gif turn
+	total := len(names) * views
+	if gif != "" {
+		total += frames
+	}
+	bar := progressbar.New("render", 0, int64(total), "view")
 	for i := range names {
 		torch.Scoped(func() {
 			w := wp.Narrow(0, int64(i), 1).Repeat(int64(views), 1, 1)
@@ -346,8 +384,12 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 		if err != nil {
 			return err
 		}
+		bar.Add(int64(views))
 	}
-	if err := imageio.SavePNG(out, imageio.Grid(tiles, caps, views, 2)); err != nil {
+	if gif == "" {
+		bar.Finish()
+	}
+	if err := imageio.SavePNGText(out, imageio.Grid(tiles, caps, views, 2), prov); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d codes × %d views, %s)\n", out, len(names), views, codes.describe())
@@ -359,7 +401,6 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 	if gif == "" {
 		return nil
 	}
-	const frames = 24
 	var fr []image.Image
 	for f := range frames {
 		y := yaw * math.Sin(2*math.Pi*float64(f)/frames)
@@ -374,7 +415,9 @@ func sampleEG3D(path string, codes latentCodes, nm stylegan2.NoiseMode, noiseNam
 		if err != nil {
 			return err
 		}
+		bar.Add(1)
 	}
+	bar.Finish()
 	if err := imageio.SaveGIF(gif, fr, 8); err != nil {
 		return err
 	}

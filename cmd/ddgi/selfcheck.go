@@ -7,6 +7,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/imagebatch"
+	"ddgi/internal/progress"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
@@ -25,6 +26,9 @@ func runSelfcheck(args []string) error {
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *steps < 10 || *steps > 100_000 {
+		return fmt.Errorf("--steps %d: want 10…100000 (the check compares the first and last 5 steps' losses)", *steps)
 	}
 	dev, err := torch.ParseDevice(*devName)
 	if err != nil {
@@ -64,8 +68,9 @@ func runSelfcheck(args []string) error {
 		dec1 := nn.NewConv2d(r.Sub("dec1"), 64, 32, 3, nn.Conv2dOpts{Padding: 1})
 		dec2 := nn.NewConv2d(r.Sub("dec2"), 32, 3, 3, nn.Conv2dOpts{Padding: 1})
 		opt := optim.NewAdam(optim.DefaultAdam(2e-3))
-		var first, last float64
+		var first, last, lastLoss float64
 		t0 := time.Now()
+		bar := progress.New("selfcheck training", 0, int64(*steps), "step")
 		for step := 0; step < *steps; step++ {
 			torch.Scoped(func() {
 				x := imagebatch.Images(ds, step*8, 8, dev)
@@ -77,6 +82,7 @@ func runSelfcheck(args []string) error {
 				loss.Backward()
 				opt.Update(s.Trainable())
 				l := loss.Item()
+				lastLoss = l
 				if step < 5 {
 					first += l / 5
 				}
@@ -84,7 +90,9 @@ func runSelfcheck(args []string) error {
 					last += l / 5
 				}
 			})
+			bar.Set(int64(step+1), map[string]float64{"loss": lastLoss})
 		}
+		bar.Finish()
 		fmt.Printf("training: %d steps of a conv autoencoder on SynthFace 32² in %.1fs, loss %.4f → %.4f\n", *steps, time.Since(t0).Seconds(), first, last)
 		if !(last < 0.7*first) {
 			panic(&torch.Error{Op: "selfcheck", Msg: fmt.Sprintf("training loss did not fall enough (%.4f → %.4f)", first, last)})

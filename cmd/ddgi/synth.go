@@ -3,22 +3,26 @@ package main
 import (
 	"errors"
 	"fmt"
-	"image/png"
-	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"ddgi/data"
+	"ddgi/internal/imageio"
+	"ddgi/internal/progress"
 	"ddgi/synthface"
 )
 
 func init() {
 	register(command{name: "synth", summary: "render SynthFace samples (image, mask, scribble, captions, camera) to a folder", run: runSynth})
 }
+
+// maskColorDir holds synth --mask-colors' palette masks, beside the label
+// masks of the CelebAMask-HQ layout.
+const maskColorDir = "mask-color"
 
 func runSynth(args []string) error {
 	fs := newFlags("synth", "[flags]")
@@ -31,9 +35,9 @@ func runSynth(args []string) error {
 	gridRows := fs.Int("grid-rows", 8, "rows in the contact sheet")
 	workers := fs.Int("workers", runtime.NumCPU(), "parallel render workers")
 	format := fs.String("format", "png", "image format: png or jpg")
-	quiet := fs.Bool("quiet", false, "no progress bar")
 	art := fs.String("art", "", "draw samples as artworks: a comma list of "+strings.Join(synthface.ArtNames[1:], ", ")+", or all")
 	artProb := fs.Float64("art-prob", 1, "with --art: share of samples drawn as artworks (the rest stay photos)")
+	maskColors := fs.Bool("mask-colors", false, "also write each mask in the palette colours (what most mask tools show; every ddgi mask reader takes both) as <out>/"+maskColorDir+"/<i>.png")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -66,6 +70,9 @@ func runSynth(args []string) error {
 		return fmt.Errorf("--workers %d: want ≥ 1", *workers)
 	}
 	if *grid != "" {
+		if err := makeParents(*grid); err != nil {
+			return err
+		}
 		if err := writeGrid(*grid, sp, *start, min(*gridRows, max(*n, 1)), *size, *artProb, arts); err != nil {
 			return err
 		}
@@ -77,14 +84,18 @@ func runSynth(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *maskColors {
+		if err := os.MkdirAll(filepath.Join(*out, maskColorDir), 0o755); err != nil {
+			return err
+		}
+	}
 	ds := data.NewSynthFaceArt(sp, *size, *start+*n, *artProb, arts)
-	var next, done atomic.Int64
+	var next atomic.Int64
 	next.Store(int64(*start))
 	var firstErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	go progress(os.Stderr, &done, *n, stop, *quiet)
+	bar := progress.New("synth", 0, int64(*n), "samples")
 	for k := 0; k < *workers; k++ {
 		wg.Add(1)
 		go func() {
@@ -98,6 +109,9 @@ func runSynth(args []string) error {
 				if err == nil {
 					err = w.Write(i, s)
 				}
+				if err == nil && *maskColors {
+					err = data.WriteRGBPNG(filepath.Join(*out, maskColorDir, fmt.Sprintf("%d.png", i)), data.ColorizeMask(s.Mask), s.Size)
+				}
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -107,59 +121,13 @@ func runSynth(args []string) error {
 					next.Store(int64(*start + *n)) // stop the others early
 					return
 				}
-				done.Add(1)
+				bar.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	time.Sleep(10 * time.Millisecond) // let the bar print its last line
+	bar.Finish()
 	return firstErr
-}
-
-// progress redraws "count/total rate ETA" on w until stop closes.
-func progress(w io.Writer, done *atomic.Int64, total int, stop <-chan struct{}, quiet bool) {
-	t0 := time.Now()
-	draw := func(final bool) {
-		if quiet {
-			return
-		}
-		d := int(done.Load())
-		el := time.Since(t0).Seconds()
-		rate := float64(d) / max(el, 1e-9)
-		eta := "?"
-		if rate > 0 {
-			eta = (time.Duration(float64(total-d)/rate) * time.Second).Round(time.Second).String()
-		}
-		const width = 30
-		fill := width * d / max(total, 1)
-		bar := make([]byte, width)
-		for i := range bar {
-			switch {
-			case i < fill:
-				bar[i] = '='
-			case i == fill:
-				bar[i] = '>'
-			default:
-				bar[i] = ' '
-			}
-		}
-		fmt.Fprintf(w, "\rsynth [%s] %d/%d  %.1f samples/s  ETA %s   ", bar, d, total, rate, eta)
-		if final {
-			fmt.Fprintln(w)
-		}
-	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			draw(false)
-		case <-stop:
-			draw(true)
-			return
-		}
-	}
 }
 
 // writeGrid renders rows samples from start (the same ones NewSynthFaceArt
@@ -176,13 +144,8 @@ func writeGrid(path string, sp data.Split, start, rows, size int, artProb float6
 		}()
 	}
 	wg.Wait()
-	f, err := os.Create(path)
-	if err != nil {
+	if err := imageio.SavePNG(path, synthface.ContactSheet(faces)); err != nil {
 		return fmt.Errorf("grid: %w", err)
 	}
-	if err := png.Encode(f, synthface.ContactSheet(faces)); err != nil {
-		f.Close()
-		return fmt.Errorf("grid %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }

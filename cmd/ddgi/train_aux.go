@@ -47,7 +47,7 @@ func runTrainAux(args []string) error {
 	balance := fs.Bool("balance", true, "attributes/fid: weight rare attributes' positives by √(neg/pos), clamped to [1,5]")
 	seed := fs.Int64("seed", 1, "seed")
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "render workers")
-	quiet := fs.Bool("quiet", false, "no progress output")
+	quiet := &quietFlag // every command has --quiet (newFlags)
 	ckptEvery := ckptEveryFlag(fs, 3*time.Minute, nil)
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -1,5 +1,7 @@
 // Package progress prints one self-updating status line for long jobs:
 // count, rate, elapsed time, ETA and free-form fields such as losses.
+// Bars draw only when stderr is a terminal (a piped or redirected run stays
+// clean), except NewLogged's, and never when Quiet is set.
 package progress
 
 import (
@@ -29,17 +31,41 @@ type Bar struct {
 	isTerm  bool
 	fields  map[string]float64
 	printed bool
+	drawn   int64 // done at the last draw
 }
 
-// New starts a bar at start (non-zero when a job resumes) of total.
+// Quiet silences every bar made after it is set (ddgi's --quiet).
+var Quiet bool
+
+// New starts a bar at start (non-zero when a job resumes) of total. It
+// redraws one line on stderr when that is a terminal and prints nothing
+// otherwise.
 func New(label string, start, total int64, unit string) *Bar {
-	fi, err := os.Stderr.Stat()
-	term := err == nil && fi.Mode()&os.ModeCharDevice != 0
-	every := 500 * time.Millisecond
-	if !term {
-		every = 10 * time.Second // logs: a line every few seconds, not a flood
+	return newBar(label, start, total, unit, false)
+}
+
+// NewLogged is New for jobs that run for hours with stderr in a log file
+// (training): there it prints a plain line every 10 s instead of nothing.
+func NewLogged(label string, start, total int64, unit string) *Bar {
+	return newBar(label, start, total, unit, true)
+}
+
+func newBar(label string, start, total int64, unit string, logged bool) *Bar {
+	term := IsTerminal(os.Stderr)
+	b := &Bar{Label: label, Total: total, Unit: unit, Out: os.Stderr, Every: 500 * time.Millisecond, start: time.Now(), done: start, base: start, isTerm: term}
+	switch {
+	case Quiet || (!term && !logged):
+		b.Out = io.Discard
+	case !term:
+		b.Every = 10 * time.Second // logs: a line every few seconds, not a flood
 	}
-	return &Bar{Label: label, Total: total, Unit: unit, Out: os.Stderr, Every: every, start: time.Now(), done: start, base: start, isTerm: term}
+	return b
+}
+
+// IsTerminal reports whether f is a character device (a terminal).
+func IsTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // Set records the current count and fields (e.g. {"loss": 0.12}).
@@ -64,11 +90,13 @@ func (b *Bar) Add(n int64) {
 	b.Set(d, nil)
 }
 
-// Finish prints the final line and a newline.
+// Finish prints the final line (unless Set just drew it) and a newline.
 func (b *Bar) Finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.draw()
+	if !b.printed || b.drawn != b.done {
+		b.draw()
+	}
 	if b.isTerm {
 		fmt.Fprintln(b.Out)
 	}
@@ -94,7 +122,7 @@ func (b *Bar) draw() {
 		fmt.Fprintf(&sb, " (%.0f%%)", 100*float64(b.done)/float64(b.Total))
 	}
 	fmt.Fprintf(&sb, " %.2f %s/s elapsed %s", rate, b.Unit, round(el))
-	if b.done < b.Total {
+	if b.done < b.Total && b.done > b.base { // no rate yet, no estimate
 		fmt.Fprintf(&sb, " ETA %s", round(b.ETA()))
 	}
 	keys := make([]string, 0, len(b.fields))
@@ -110,7 +138,7 @@ func (b *Bar) draw() {
 	} else {
 		fmt.Fprintln(b.Out, sb.String())
 	}
-	b.printed = true
+	b.printed, b.drawn = true, b.done
 }
 
 func round(d time.Duration) time.Duration {

@@ -13,6 +13,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
+	"ddgi/internal/imageio"
 	"ddgi/inversion"
 	"ddgi/kinds"
 	"ddgi/nn"
@@ -48,7 +49,7 @@ func WriteRandom(dir, tokenizerPath, preset string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644); err != nil {
+	if err := imageio.WriteAtomic(filepath.Join(dir, "tokenizer.json"), tok); err != nil {
 		return err
 	}
 	return torch.Try(func() {
