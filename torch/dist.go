@@ -10,6 +10,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -132,13 +133,18 @@ func (g *ProcessGroup) collective(op string, ts []*Tensor, f func(*C.tt, C.int) 
 	return nil
 }
 
-// distErr turns the shim's error string into an error (first line only:
-// Gloo's messages carry a source location after it).
+// distErr turns the shim's error string into an error: its first line,
+// without the "[./gloo/…/pair.cc:589] " source location Gloo starts with.
 func distErr(e C.terr) error {
 	if e == nil {
 		return nil
 	}
-	msg := C.GoString(e)
+	msg := firstLine(C.GoString(e))
 	C.free(unsafe.Pointer(e))
-	return errors.New(firstLine(msg))
+	if strings.HasPrefix(msg, "[") {
+		if i := strings.Index(msg, "] "); i > 0 && strings.Contains(msg[:i], ":") {
+			msg = msg[i+2:]
+		}
+	}
+	return errors.New(msg)
 }

@@ -77,7 +77,7 @@ func (s Shard) SyncGrads(params []nn.Named) {
 			}
 		}
 		if err := s.group.AllReduceMean(grads); err != nil {
-			panic(&torch.Error{Op: "gradient all-reduce", Msg: err.Error()})
+			panic(&torch.Error{Op: "averaging gradients", Msg: err.Error()})
 		}
 	})
 }
