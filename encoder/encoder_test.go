@@ -61,7 +61,8 @@ func TestEncoderFeedsTheInversion(t *testing.T) {
 			img := torch.Zeros([]int64{2, 3, size, size}, torch.Float32, torch.CPU)
 			g := torch.NewGenerator(1)
 			steps := torch.FromInt64([]int64{5, 900}, 2)
-			zt := e.AddNoise(e.Latents(img), steps, g)
+			z0 := e.Latents(img)
+			zt := e.AddNoise(z0, torch.Randn(g, z0.Shape(), torch.Float32, torch.CPU), steps)
 			cond := inversion.Condition{Kind: kind, Mask: torch.Zeros([]int64{2, size, size}, torch.Int64, torch.CPU),
 				Scribble: torch.Zeros([]int64{2, 1, size, size}, torch.Float32, torch.CPU)}
 			h, f := e.Features(zt, steps, []string{"The woman is smiling.", "He has a beard."}, cond)

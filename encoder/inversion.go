@@ -39,9 +39,8 @@ func (e *E) ID() string {
 // Latents encodes images to clean latents (the posterior mean).
 func (e *E) Latents(x *torch.Tensor) *torch.Tensor { return e.Pipeline.AE.ToLatent(x, nil) }
 
-// AddNoise draws z_t ~ q(z_t | z_0).
-func (e *E) AddNoise(z0, t *torch.Tensor, g *torch.Generator) *torch.Tensor {
-	eps := torch.Randn(g, z0.Shape(), torch.Float32, z0.Device())
+// AddNoise forms z_t ~ q(z_t | z_0) from standard normal noise eps.
+func (e *E) AddNoise(z0, eps, t *torch.Tensor) *torch.Tensor {
 	return e.model().Schedule.AddNoise(z0, eps, t)
 }
 

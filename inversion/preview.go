@@ -45,7 +45,8 @@ func (tr *Trainer) Preview(path string) error {
 				T := tr.E.Timesteps()
 				inferred := render(tr.E.Prior(int64(n), g), T-1)
 				half := torch.Full([]int64{int64(n)}, float64(T/2), torch.Int64, tr.Dev)
-				noised := render(tr.E.AddNoise(tr.E.Latents(b.Image), half, g), T/2)
+				z0 := tr.E.Latents(b.Image)
+				noised := render(tr.E.AddNoise(z0, torch.Randn(g, z0.Shape(), torch.Float32, z0.Device()), half), T/2)
 				gt := resizeTo(b.Image, inferred)
 				cols := [][]image.Image{mustImages(gt), nil, mustImages(inferred), mustImages(noised)}
 				for _, s := range b.Samples {

@@ -32,8 +32,10 @@ type Encoder interface {
 	Timesteps() int
 	// Latents encodes images [B,3,S,S] in [-1,1] to clean latents z_0.
 	Latents(images *torch.Tensor) *torch.Tensor
-	// AddNoise draws z_t ~ q(z_t | z_0) for steps t [B] (int64).
-	AddNoise(z0, t *torch.Tensor, g *torch.Generator) *torch.Tensor
+	// AddNoise forms z_t ~ q(z_t | z_0) for steps t [B] (int64) from the
+	// caller's standard normal noise eps (shaped as z0): a data-parallel
+	// rank draws the whole batch's noise and keeps its rows.
+	AddNoise(z0, eps, t *torch.Tensor) *torch.Tensor
 	// Prior draws z_T for inference.
 	Prior(b int64, g *torch.Generator) *torch.Tensor
 	// Features runs one U-Net(+ControlNet) pass and returns h_t and T's inputs.
@@ -132,9 +134,10 @@ type Trainer struct {
 	run          *train.Run
 	previewEvery int64
 	opt          *optim.Adam
-	optStage     int   // the stage opt's moments belong to; 0: none yet
-	frozen       int   // the stage the store is frozen for; 0: not yet
-	done         int64 // steps done, for Preview's stage
+	optStage     int         // the stage opt's moments belong to; 0: none yet
+	frozen       int         // the stage the store is frozen for; 0: not yet
+	done         int64       // steps done, for Preview's stage
+	shard        train.Shard // this rank's rows of every batch (one process: all)
 	// stage1 is the full method's model at the end of stage 1, kept in
 	// every later checkpoint (Stage1File).
 	stage1 *safetensors.File
@@ -227,18 +230,23 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	if tr.needsD0(stage) && tr.Cfg.D0Pool > 0 {
 		start %= tr.Cfg.D0Pool
 	}
-	b := imagebatch.Get(tr.Data, start, tr.Cfg.Batch, tr.Dev)
+	// A rank computes rows lo… of the global batch, with the draws one
+	// process would give those rows.
+	lo, n := tr.shard.Rows(tr.Cfg.Batch)
+	b := imagebatch.Get(tr.Data, start+lo, n, tr.Dev)
 	size := int(b.Image.Size(3))
 	cond := Condition{Kind: tr.Cfg.Cond, Mask: b.Mask, Scribble: b.Scribble}
-	steps := SampleSteps(g, tr.Cfg.Batch, tr.Cfg.TMin, tr.Cfg.TMax, tr.Dev)
+	steps := SampleSteps(g, tr.Cfg.Batch, tr.Cfg.TMin, tr.Cfg.TMax, tr.Dev).Narrow(0, int64(lo), int64(n))
 	var h *torch.Tensor
 	var f Features
 	var d0 *torch.Tensor
 	torch.NoGrad(func() {
-		zt := tr.E.AddNoise(tr.E.Latents(b.Image), steps, g)
+		z0 := tr.E.Latents(b.Image)
+		eps := torch.Randn(g, append([]int64{int64(tr.Cfg.Batch)}, z0.Shape()[1:]...), torch.Float32, z0.Device()).Narrow(0, int64(lo), int64(n))
+		zt := tr.E.AddNoise(z0, eps, steps)
 		h, f = tr.E.Features(zt, steps, b.Captions, cond)
 		if tr.needsD0(stage) {
-			d0 = tr.D0(b, start, cond, size)
+			d0 = tr.D0(b, start+lo, cond, size)
 		}
 	})
 	target := b.Image
@@ -266,6 +274,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	vals = terms.Values()
 	sc.FreeExcept(terms.Total)
 	terms.Total.Backward()
+	tr.shard.SyncGrads(tr.Model.Store.Trainable())
 	tr.opt.Update(tr.Model.Store.Trainable())
 	return vals
 }
@@ -313,6 +322,9 @@ func (tr *Trainer) start(run *train.Run, loop train.Loop) error {
 		return err
 	}
 	tr.done = int64(tr.Cfg.Stage1Steps)
+	if loop.Group != nil && loop.Group.Rank() != 0 {
+		return nil // rank 0 writes the checkpoint; the loop loads it here
+	}
 	if err := run.Checkpoint(tr.done, tr.Save, max(loop.Keep, 1)); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -351,7 +363,7 @@ func (tr *Trainer) Step(ctx context.Context, done int64) (train.Result, error) {
 			}
 			tr.stage1 = f
 		}
-		if tr.previewEvery <= 0 || int64(c.Stage1Steps)%tr.previewEvery != 0 {
+		if tr.shard.Rank == 0 && (tr.previewEvery <= 0 || int64(c.Stage1Steps)%tr.previewEvery != 0) {
 			// The loop previews on its own cadence; stage 1's end gets one
 			// too, named as the loop names its own.
 			if err := tr.Preview(tr.run.Path(fmt.Sprintf("preview-%09d.png", tr.done))); err != nil {
@@ -360,6 +372,26 @@ func (tr *Trainer) Step(ctx context.Context, done int64) (train.Result, error) {
 		}
 	}
 	return train.Result{Losses: vals, Info: map[string]float64{"stage": float64(stage)}}, nil
+}
+
+// Distribute makes the trainer one rank of a data-parallel run
+// (train.Distributed): its rows of each batch, gradients averaged.
+func (tr *Trainer) Distribute(s train.Shard) error {
+	tr.shard = s
+	return s.Check(tr.Cfg.Batch)
+}
+
+// Replicated is what every rank must hold alike (train.Distributed): M and
+// T, and the current stage's Adam moments.
+func (tr *Trainer) Replicated() []*torch.Tensor {
+	var ts []*torch.Tensor
+	for _, name := range tr.Model.Store.Names() {
+		ts = append(ts, tr.Model.Store.Get(name))
+	}
+	if tr.opt != nil {
+		ts = append(ts, tr.opt.Moments()...)
+	}
+	return ts
 }
 
 // Save writes a checkpoint (train.Job): M and T in full precision with the

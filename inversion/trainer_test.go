@@ -32,9 +32,8 @@ func (e *fakeEncoder) ID() string     { return "fake" }
 func (e *fakeEncoder) Latents(x *torch.Tensor) *torch.Tensor {
 	return torch.AdaptiveAvgPool2d(x, 8, 8)
 }
-func (e *fakeEncoder) AddNoise(z0, t *torch.Tensor, g *torch.Generator) *torch.Tensor {
+func (e *fakeEncoder) AddNoise(z0, eps, t *torch.Tensor) *torch.Tensor {
 	a := t.To(torch.Float32).DivScalar(1000).Reshape(-1, 1, 1, 1)
-	eps := torch.Randn(g, z0.Shape(), torch.Float32, torch.CPU)
 	return z0.Mul(a.RSubScalar(1).Sqrt()).Add(eps.Mul(a.Sqrt()))
 }
 func (e *fakeEncoder) Prior(b int64, g *torch.Generator) *torch.Tensor {

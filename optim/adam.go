@@ -5,6 +5,7 @@ package optim
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 
 	"ddgi/nn"
@@ -85,6 +86,21 @@ func (a *Adam) Free() {
 		a.v[name].Free()
 	}
 	a.m, a.v = map[string]*torch.Tensor{}, map[string]*torch.Tensor{}
+}
+
+// Moments lists the first and second moments, parameters sorted by name:
+// the state that data-parallel ranks must hold alike.
+func (a *Adam) Moments() []*torch.Tensor {
+	names := make([]string, 0, len(a.m))
+	for name := range a.m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	ts := make([]*torch.Tensor, 0, 2*len(names))
+	for _, name := range names {
+		ts = append(ts, a.m[name], a.v[name])
+	}
+	return ts
 }
 
 // SetLR changes the learning rate (schedules).

@@ -4,7 +4,7 @@
 # With --peer it also installs python3-torch, the PyTorch peer used by the
 # benchmarks and scripts/golden.py. Idempotent; uses sudo when not root.
 set -euo pipefail
-pkgs=(libtorch-dev libopenblas0-openmp g++)
+pkgs=(libtorch-dev libgloo-dev libopenblas0-openmp g++)
 [ "${1:-}" = "--peer" ] && pkgs+=(python3-torch)
 missing=()
 for p in "${pkgs[@]}"; do

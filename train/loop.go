@@ -62,6 +62,9 @@ type Loop struct {
 	MaxSteps     int64 // stop after this many steps in this process (tests); 0: no limit
 	Quiet        bool  // no progress line
 	Out          io.Writer
+	// Group, when it has several ranks, runs the job data-parallel (the
+	// job must be Distributed): rank 0 alone writes the run folder.
+	Group Group
 }
 
 // ErrInterrupted is returned (wrapped in *Interrupted) when a run stops
@@ -113,9 +116,12 @@ func SignalContext(parent context.Context) (context.Context, context.CancelFunc)
 // report them), 1 otherwise.
 func ExitCode(err error) int {
 	var in *Interrupted
+	var coded interface{ ExitCode() int } // a launcher's rank that failed
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &coded):
+		return coded.ExitCode()
 	case errors.As(err, &in) && in.Signal != nil:
 		if s, ok := in.Signal.(syscall.Signal); ok {
 			return 128 + int(s)
@@ -139,10 +145,24 @@ func (l *Loop) Run(ctx context.Context, run *Run, job Job) error {
 	// break bit-identical resume).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	l.defaults()
-	done, err := l.resume(run, job)
+	d, err := l.startGroup(job)
 	if err != nil {
 		return err
+	}
+	if !d.root() {
+		l.Quiet = true // rank 0 alone shows progress and writes the run folder
+	}
+	l.defaults()
+	var done int64
+	if d.root() {
+		if done, err = l.resume(run, job); err != nil {
+			return err
+		}
+	}
+	if d != nil {
+		if done, err = d.agree(run, job, done); err != nil {
+			return d.fail(err)
+		}
 	}
 	if done >= l.Total {
 		fmt.Fprintf(l.Out, "%s: %s already at %d/%d %ss\n", l.Label, run.Dir, done, l.Total, l.Unit)
@@ -160,30 +180,54 @@ func (l *Loop) Run(ctx context.Context, run *Run, job Job) error {
 	avg := newAverager()
 	lossKeys := map[string]bool{}
 	var steps int64
+	stepCtx := ctx
+	if d != nil {
+		// A rank's step must not end early at its own signal: the others
+		// would be in the step's collectives while it waits in the stop
+		// decision. The ranks stop together at the top of the next step.
+		stepCtx = context.WithoutCancel(ctx)
+	}
 	for done < l.Total {
-		if ctx.Err() != nil || (l.MaxSteps > 0 && steps >= l.MaxSteps) {
+		paused := l.MaxSteps > 0 && steps >= l.MaxSteps
+		stop := ctx.Err() != nil || paused
+		if d != nil {
+			// Every rank stops at the same step, after all of them have
+			// finished it, so rank 0's checkpoint is the group's.
+			if _, stop, err = d.decide(false, stop); err != nil {
+				return d.fail(err)
+			}
+		}
+		if stop {
 			bar.Finish()
-			if err := l.save(run, job, done, lossKeys); err != nil {
+			if err := l.save(run, job, done, lossKeys, d); err != nil {
 				return err
 			}
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && paused {
 				return nil // MaxSteps: a checkpointed pause, not an interruption
 			}
-			in := &Interrupted{Done: done, Unit: l.Unit}
+			in := &Interrupted{Done: done, Unit: l.Unit} // here or, in a group, another rank
 			if c, ok := context.Cause(ctx).(signalCause); ok {
 				in.Signal = c.sig
 			}
 			return in
 		}
 		var res Result
-		if terr := torch.Try(func() { res, err = job.Step(ctx, done) }); terr != nil {
+		if terr := torch.Try(func() { res, err = job.Step(stepCtx, done) }); terr != nil {
 			err = terr
 		}
 		if err != nil {
 			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				continue // the data stopped for the signal: checkpoint above
 			}
+			if d != nil {
+				err = d.fail(err)
+			}
 			return fmt.Errorf("%s %d: %w", l.Unit, done, err)
+		}
+		if d != nil {
+			if err := d.meanLosses(res.Losses); err != nil {
+				return d.fail(err)
+			}
 		}
 		for k, v := range res.Losses {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -198,24 +242,33 @@ func (l *Loop) Run(ctx context.Context, run *Run, job Job) error {
 		steps++
 		avg.add(res)
 		bar.Set(done, merge(res.Losses, res.Info))
-		if avg.n >= l.LogEvery || done >= l.Total {
+		if d.root() && (avg.n >= l.LogEvery || done >= l.Total) {
 			if err := run.Log(done, avg.mean()); err != nil {
 				return err
 			}
 			avg = newAverager()
 		}
-		if done >= nextPreview || done >= l.Total {
+		if d.root() && (done >= nextPreview || done >= l.Total) {
 			if p, ok := job.(Previewer); ok {
 				if err := p.Preview(run.Path(fmt.Sprintf("preview-%09d.png", done))); err != nil {
 					return fmt.Errorf("preview: %w", err)
 				}
 			}
-			for nextPreview <= done {
-				nextPreview += l.PreviewEvery
+		}
+		for nextPreview <= done {
+			nextPreview += l.PreviewEvery
+		}
+		due := ck.Due(done >= l.Total)
+		if d != nil {
+			if due, _, err = d.decide(due, false); err != nil {
+				return d.fail(err)
 			}
 		}
-		if err := ck.MaybeSave(done >= l.Total, func() error { return l.save(run, job, done, lossKeys) }); err != nil {
-			return err
+		if due {
+			if err := l.save(run, job, done, lossKeys, d); err != nil {
+				return err
+			}
+			ck.Saved()
 		}
 	}
 	bar.Finish()
@@ -260,18 +313,27 @@ func (l *Loop) resume(run *Run, job Job) (int64, error) {
 	return c.Done, run.TruncateLog(c.Done)
 }
 
-// save writes one checkpoint as a unit and refreshes the loss plot.
-func (l *Loop) save(run *Run, job Job, done int64, lossKeys map[string]bool) error {
-	if err := run.Checkpoint(done, job.Save, l.Keep); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+// save writes one checkpoint as a unit and refreshes the loss plot; in a
+// group rank 0 writes it while the others wait at a barrier, so no rank
+// runs ahead of the newest checkpoint.
+func (l *Loop) save(run *Run, job Job, done int64, lossKeys map[string]bool, d *distributed) error {
+	if d.root() {
+		if err := run.Checkpoint(done, job.Save, l.Keep); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		keys := make([]string, 0, len(lossKeys))
+		for k := range lossKeys {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if err := run.PlotLosses(l.Label, keys...); err != nil {
+			fmt.Fprintf(os.Stderr, "warning: loss plot: %v\n", err)
+		}
 	}
-	keys := make([]string, 0, len(lossKeys))
-	for k := range lossKeys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	if err := run.PlotLosses(l.Label, keys...); err != nil {
-		fmt.Fprintf(os.Stderr, "warning: loss plot: %v\n", err)
+	if d != nil {
+		if err := d.g.Barrier(); err != nil {
+			return d.fail(fmt.Errorf("checkpoint barrier: %w", err))
+		}
 	}
 	return nil
 }

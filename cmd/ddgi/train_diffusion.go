@@ -45,6 +45,7 @@ func runTrainDiffusion(args []string) error {
 	initFrom := fs.String("init", "", "base stage: start from these trained U-Net weights (fine-tuning, e.g. on --art-prob data) instead of random ones")
 	lw := addEncoderFlags(fs)
 	df := addDataFlags(fs)
+	distF := addDistFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -76,6 +77,12 @@ func runTrainDiffusion(args []string) error {
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
+	group, leave, launched, err := distF.start(ctx, append([]string{"train", "diffusion"}, args...))
+	if launched || err != nil {
+		return err
+	}
+	defer leave()
+	o.Group = group
 	return difftrain.Train(ctx, *out, o)
 }
 

@@ -35,6 +35,7 @@ func runTrainInversion(args []string) error {
 	textPath := fs.Bool("text-path", false, "give M the prompt's pooled text embedding beside h_t (ddgi's addition to Eq. 2: the one pass on z_T sees the prompt only faintly through h_t); --init may name an inversion without one")
 	n := fs.Int("n", 50000, "training samples cycled through: SynthFace renders this many; a --data folder uses at most this many")
 	df := addDataFlags(fs)
+	distF := addDistFlags(fs)
 	tmin := fs.Int("tmin", 0, "smallest denoising step sampled")
 	tmax := fs.Int("tmax", -1, "largest denoising step sampled (-1: T−1)")
 	lamL2 := fs.Float64("l2", 1, "λ0: pixel L2 weight")
@@ -80,6 +81,11 @@ func runTrainInversion(args []string) error {
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
+	group, leave, launched, err := distF.start(ctx, append([]string{"train", "inversion"}, args...))
+	if launched || err != nil {
+		return err
+	}
+	defer leave()
 	return invtrain.Run(ctx, invtrain.Options{
 		Out: *out, Export: *export,
 		Face:  face.Options{Weights: *weights, GAN: kinds.GANArch(*gan), Cond: kinds.Cond(*cond), Device: dev, Art: *artModel, Generator: *generator},
@@ -88,6 +94,6 @@ func runTrainInversion(args []string) error {
 			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: kinds.Cond(*cond),
 			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, Init: *initFrom},
 		Stage1From: *stage1From, TextGuidance: *textGuidance,
-		PreviewEvery: int64(*every), CheckpointEvery: ckpt,
+		PreviewEvery: int64(*every), CheckpointEvery: ckpt, Group: group,
 	})
 }

@@ -31,6 +31,7 @@ func runTrainVAE(args []string) error {
 	grid := fs.String("grid", "", "also write a bench reconstruction grid here (originals above reconstructions)")
 	workers := fs.Int("workers", 2, "data workers")
 	df := addDataFlags(fs)
+	distF := addDistFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -45,5 +46,11 @@ func runTrainVAE(args []string) error {
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
+	group, leave, launched, err := distF.start(ctx, append([]string{"train", "vae"}, args...))
+	if launched || err != nil {
+		return err
+	}
+	defer leave()
+	o.Group = group
 	return vaetrain.Train(ctx, *out, o)
 }

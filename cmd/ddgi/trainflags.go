@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"time"
 
-	"flag"
-
 	"ddgi/data"
+	"ddgi/dist"
+	"ddgi/train"
 )
 
 // dataFlags are the --data, --val and --on-bad flags every train command
@@ -55,4 +57,39 @@ func ckptEveryFlag(fs *flag.FlagSet, def time.Duration, legacy func() (time.Dura
 		}
 		return d, nil
 	}
+}
+
+// distFlags is --nproc, shared by the train commands that can run
+// data-parallel (package dist).
+type distFlags struct{ nproc *int }
+
+func addDistFlags(fs *flag.FlagSet) *distFlags {
+	return &distFlags{nproc: fs.Int("nproc", 1, "train as N data-parallel ranks on this machine over loopback (Gloo): each computes batch/N rows of every batch, gradients averaged, so the run matches one process; DDGI_THREADS defaults to cores/N per rank. Across machines start each rank with torchrun's RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead (docs/distributed.md)")}
+}
+
+// start joins the group the environment names, or with --nproc N > 1 and
+// none named launches N ranks of ddgi with argv (this command line) and
+// waits for them (launched is then true and err is the ranks' outcome). group is nil
+// in a plain single process; leave leaves the group.
+func (d *distFlags) start(ctx context.Context, argv []string) (group train.Group, leave func(), launched bool, err error) {
+	leave = func() {}
+	if *d.nproc < 1 {
+		return nil, leave, false, fmt.Errorf("--nproc %d: want at least 1", *d.nproc)
+	}
+	c, inGroup, err := dist.FromEnv()
+	switch {
+	case err != nil:
+		return nil, leave, false, err
+	case !inGroup && *d.nproc > 1:
+		return nil, leave, true, dist.Launch(ctx, *d.nproc, argv, dist.LaunchOptions{})
+	case !inGroup:
+		return nil, leave, false, nil
+	case *d.nproc > 1 && c.Size != *d.nproc:
+		return nil, leave, false, fmt.Errorf("--nproc %d inside a group of WORLD_SIZE=%d", *d.nproc, c.Size)
+	}
+	g, err := dist.Join(c)
+	if err != nil {
+		return nil, leave, false, err
+	}
+	return g, g.Close, false, nil
 }

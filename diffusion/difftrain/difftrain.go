@@ -76,6 +76,10 @@ type Options struct {
 	// complete (and a jointly trained text encoder beside them).
 	Export string
 
+	// Group, when set, makes this process one rank of a data-parallel run
+	// (package dist): rank 0 writes the run folder and the export.
+	Group train.Group
+
 	MaxSteps int64     // pause after this many steps in this process (tests)
 	Quiet    bool      // no progress or messages
 	Out      io.Writer // messages (nil: stderr)
@@ -112,7 +116,7 @@ const (
 // checkpoint, and exports when the run is complete and o.Export is set.
 // A cancelled ctx checkpoints and returns *train.Interrupted.
 func Train(ctx context.Context, dir string, o Options) error {
-	run, err := train.Open(dir)
+	run, err := train.OpenRank(dir, o.Group)
 	if err != nil {
 		return err
 	}
@@ -124,7 +128,7 @@ func Train(ctx context.Context, dir string, o Options) error {
 	if err := j.Loop().Run(ctx, run, j); err != nil {
 		return err
 	}
-	if o.Export == "" || j.st.Step < o.Steps {
+	if o.Export == "" || j.st.Step < o.Steps || (o.Group != nil && o.Group.Rank() != 0) {
 		return nil // paused (MaxSteps) or nothing to export
 	}
 	if err := j.Export(o.Export); err != nil {
@@ -141,7 +145,7 @@ func (j *Job) Loop() *train.Loop {
 		label += "/" + string(j.st.Cond)
 	}
 	return &train.Loop{Label: label, Total: j.o.Steps, CheckpointEvery: j.o.CheckpointEvery,
-		PreviewEvery: j.o.PreviewEvery, MaxSteps: j.o.MaxSteps, Quiet: j.o.Quiet, Out: j.o.Out}
+		PreviewEvery: j.o.PreviewEvery, MaxSteps: j.o.MaxSteps, Quiet: j.o.Quiet, Out: j.o.Out, Group: j.o.Group}
 }
 
 func (o *Options) check() error {

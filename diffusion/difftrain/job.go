@@ -45,6 +45,7 @@ type Job struct {
 	batches    <-chan data.Batch // the current epoch's stream, nil until the first step
 	stopLoader context.CancelFunc
 	fixed      imagebatch.Batch // preview samples
+	shard      train.Shard      // this rank's rows of every batch (one process: all)
 }
 
 // State is the job's state (its Step counts the steps done).
@@ -273,6 +274,11 @@ func (j *Job) step(ss []*data.Sample) (loss float64, err error) {
 		}
 		l.Backward()
 		loss = l.Item()
+		synced := j.trained.Trainable()
+		if j.textS != nil {
+			synced = append(synced, j.textS.Trainable()...)
+		}
+		j.shard.SyncGrads(synced)
 		optim.ClipGradNorm(j.trained.Trainable(), 1)
 		j.opt.Update(j.trained.Trainable())
 		if j.textS != nil {
@@ -287,7 +293,8 @@ func (j *Job) step(ss []*data.Sample) (loss float64, err error) {
 // objective is the denoising loss of a batch (Schedule.Loss) with the
 // prompt and condition dropped at random for classifier-free guidance;
 // g draws the latent sample, the drops, the timesteps and the noise, in
-// that order.
+// that order, for the whole batch: a data-parallel rank then keeps its
+// rows, so it trains on what one process gives those rows.
 func (j *Job) objective(b imagebatch.Batch, g *torch.Generator) (*torch.Tensor, error) {
 	n := int64(len(b.Captions))
 	var z0 *torch.Tensor
@@ -299,7 +306,8 @@ func (j *Job) objective(b imagebatch.Batch, g *torch.Generator) (*torch.Tensor, 
 			captions[i] = s
 		}
 	}
-	ids, err := j.te.IDs(captions)
+	lo, rows := j.shard.Rows(int(n))
+	ids, err := j.te.IDs(captions[lo : lo+rows])
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +322,7 @@ func (j *Job) objective(b imagebatch.Batch, g *torch.Generator) (*torch.Tensor, 
 			img = imagebatch.OneHot(b.Mask)
 		}
 		keep := torch.Rand(g, []int64{n, 1, 1, 1}, torch.Float32, torch.CPU).GeScalar(j.o.DropCond).To(torch.Float32)
-		img = img.Mul(keep)
+		img = img.Mul(keep).Narrow(0, int64(lo), int64(rows))
 		if j.st.Cond == kinds.Mask {
 			cond.Mask = img
 		} else {
@@ -324,6 +332,8 @@ func (j *Job) objective(b imagebatch.Batch, g *torch.Generator) (*torch.Tensor, 
 	sch := j.m.Schedule
 	ts := torch.RandInt(g, 0, int64(sch.T()), []int64{n}, torch.CPU)
 	eps := torch.Randn(g, z0.Shape(), torch.Float32, torch.CPU)
+	mine := func(t *torch.Tensor) *torch.Tensor { return t.Narrow(0, int64(lo), int64(rows)) }
+	z0, eps, ts = mine(z0), mine(eps), mine(ts)
 	zt := sch.AddNoise(z0, eps, ts)
 	return sch.Loss(j.m.Predict(zt, ts, ctx, cond), z0, eps, ts), nil
 }
@@ -367,6 +377,34 @@ func (j *Job) Preview(path string) error {
 
 // textConfig is the metadata of a saved text encoder.
 func (j *Job) textConfig() map[string]any { return map[string]any{"encoder": j.te.Enc.Config} }
+
+// Distribute makes the job one rank of a data-parallel run
+// (train.Distributed): every rank reads the whole batch (the latent
+// sample and the drops are drawn for all of it) and trains on its rows.
+func (j *Job) Distribute(s train.Shard) error {
+	j.shard = s
+	return s.Check(j.o.Batch)
+}
+
+// Replicated is what every rank must hold alike (train.Distributed): the
+// trained store, its EMA, a jointly trained text encoder and the Adam
+// moments.
+func (j *Job) Replicated() []*torch.Tensor {
+	var ts []*torch.Tensor
+	for _, s := range []*nn.Store{j.trained, j.emaS, j.textS} {
+		if s == nil {
+			continue
+		}
+		for _, name := range s.Names() {
+			ts = append(ts, s.Get(name))
+		}
+	}
+	ts = append(ts, j.opt.Moments()...)
+	if j.optText != nil {
+		ts = append(ts, j.optText.Moments()...)
+	}
+	return ts
+}
 
 // Save writes a checkpoint into dir (train.Job): EMA, trained store and
 // its optimizer, a jointly trained text encoder and its optimizer, and

@@ -265,7 +265,12 @@ func (a *Autoencoder) Encode(x *torch.Tensor) (mean, logvar *torch.Tensor) {
 // Sample draws z = mean + exp(logvar/2)·ε with ε from g (the
 // reparameterisation trick, so gradients reach the encoder).
 func (a *Autoencoder) Sample(mean, logvar *torch.Tensor, g *torch.Generator) *torch.Tensor {
-	eps := torch.Randn(g, mean.Shape(), torch.Float32, mean.Device())
+	return SampleWith(mean, logvar, torch.Randn(g, mean.Shape(), torch.Float32, mean.Device()))
+}
+
+// SampleWith is Sample with the caller's standard normal noise eps (shaped
+// as mean): mean + exp(logvar/2)·eps.
+func SampleWith(mean, logvar, eps *torch.Tensor) *torch.Tensor {
 	return mean.Add(logvar.MulScalar(0.5).Exp().Mul(eps))
 }
 

@@ -53,6 +53,9 @@ type Options struct {
 	PreviewEvery    int64
 	CheckpointEvery time.Duration
 	Log             io.Writer // notes and progress; nil: os.Stderr
+	// Group, when set, makes this process one rank of a data-parallel run
+	// (package dist): rank 0 writes the run folder and the export.
+	Group train.Group
 }
 
 // Run trains (or resumes) the inversion and exports it.
@@ -133,15 +136,15 @@ func Run(ctx context.Context, o Options) error {
 		r.Store.Freeze("")
 		tr.R = r
 	}
-	run, err := train.Open(o.Out)
+	run, err := train.OpenRank(o.Out, o.Group)
 	if err != nil {
 		return err
 	}
-	loop := train.Loop{PreviewEvery: o.PreviewEvery, CheckpointEvery: o.CheckpointEvery, Out: o.Log}
+	loop := train.Loop{PreviewEvery: o.PreviewEvery, CheckpointEvery: o.CheckpointEvery, Out: o.Log, Group: o.Group}
 	if err := tr.Train(ctx, run, loop); err != nil {
 		return err
 	}
-	if o.Export != "" {
+	if o.Export != "" && (o.Group == nil || o.Group.Rank() == 0) {
 		if err := m.Save(o.Export, tr.Cfg, true); err != nil {
 			return err
 		}

@@ -51,7 +51,11 @@ type Options struct {
 	Export string
 	// Grid, when set, receives 8 bench originals above their
 	// reconstructions once the run is complete.
-	Grid     string
+	Grid string
+	// Group, when set, makes this process one rank of a data-parallel run
+	// (package dist): rank 0 writes the run folder, the bench and the export.
+	Group train.Group
+
 	MaxSteps int64     // pause after this many steps in this process (tests)
 	Quiet    bool      // no progress or messages
 	Out      io.Writer // messages (nil: stderr)
@@ -74,7 +78,7 @@ const EvalDir = "eval"
 // checkpoint; once the run is complete it measures the bench (Finish). A
 // cancelled ctx checkpoints and returns *train.Interrupted.
 func Train(ctx context.Context, dir string, o Options) error {
-	run, err := train.Open(dir)
+	run, err := train.OpenRank(dir, o.Group)
 	if err != nil {
 		return err
 	}
@@ -86,8 +90,8 @@ func Train(ctx context.Context, dir string, o Options) error {
 	if err := l.Run(ctx, run, j); err != nil {
 		return err
 	}
-	if j.st.Step < o.Steps {
-		return nil // paused (MaxSteps)
+	if j.st.Step < o.Steps || (o.Group != nil && o.Group.Rank() != 0) {
+		return nil // paused (MaxSteps), or a rank that does not write
 	}
 	return j.Finish(run, l.Keep)
 }
@@ -95,7 +99,7 @@ func Train(ctx context.Context, dir string, o Options) error {
 // Loop is the run loop for this job, configured from its options.
 func (j *Job) Loop() *train.Loop {
 	return &train.Loop{Label: "train vae", Total: j.o.Steps, CheckpointEvery: j.o.CheckpointEvery,
-		MaxSteps: j.o.MaxSteps, Quiet: j.o.Quiet, Out: j.o.Out}
+		MaxSteps: j.o.MaxSteps, Quiet: j.o.Quiet, Out: j.o.Out, Group: j.o.Group}
 }
 
 // Job is one autoencoder run for train.Loop.
@@ -110,6 +114,7 @@ type Job struct {
 	// noise draws the posterior samples, one tensor a step from Seed; a
 	// resumed run replays the draws of the steps before it (Load).
 	noise *torch.Generator
+	shard train.Shard // this rank's rows of every batch (one process: all)
 
 	trainSet, bench *imagebatch.Held
 }
@@ -171,7 +176,8 @@ func New(ctx context.Context, run *train.Run, o Options) (*Job, error) {
 // L1 + perceptual stand-in + KL·weight.
 func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 	rng := rand.New(rand.NewPCG(j.st.Seed, uint64(done)))
-	idx := rng.Perm(j.trainSet.Len())[:j.o.Batch]
+	lo, n := j.shard.Rows(j.o.Batch)
+	idx := rng.Perm(j.trainSet.Len())[lo : lo+n]
 	flip := rng.IntN(2) == 0
 	j.opt.SetLR(j.o.LR * (0.1 + 0.9*0.5*(1+math.Cos(math.Pi*float64(done)/float64(j.o.Steps)))))
 	var rec map[string]float64
@@ -182,11 +188,15 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 				x = x.Flip(3)
 			}
 			mean, logvar := j.model.Encode(x)
-			y := j.model.Decode(j.model.Sample(mean, logvar, j.noise))
+			// The whole batch's noise, this rank's rows of it: the stream
+			// stays the one a single process draws.
+			eps := torch.Randn(j.noise, j.latentShape(), torch.Float32, mean.Device()).Narrow(0, int64(lo), int64(n))
+			y := j.model.Decode(vae.SampleWith(mean, logvar, eps))
 			r, l1, perc := vae.ReconLoss(y, x)
 			kl := vae.KL(mean, logvar)
 			loss := r.Add(kl.MulScalar(j.o.KL))
 			loss.Backward()
+			j.shard.SyncGrads(j.store.Trainable())
 			j.opt.Update(j.store.Trainable())
 			// the weighted KL term: raw KL (thousands of nats) would flatten the plot
 			rec = map[string]float64{"loss": loss.Item(), "l1": l1.Item(), "perceptual": perc.Item(), "kl_term": kl.Item() * j.o.KL}
@@ -197,6 +207,23 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 	}
 	j.st.Step = done + 1
 	return train.Result{Losses: rec}, nil
+}
+
+// Distribute makes the job one rank of a data-parallel run
+// (train.Distributed): its rows of every batch, gradients averaged.
+func (j *Job) Distribute(s train.Shard) error {
+	j.shard = s
+	return s.Check(j.o.Batch)
+}
+
+// Replicated is what every rank must hold alike (train.Distributed): the
+// autoencoder and its Adam moments.
+func (j *Job) Replicated() []*torch.Tensor {
+	var ts []*torch.Tensor
+	for _, name := range j.store.Names() {
+		ts = append(ts, j.store.Get(name))
+	}
+	return append(ts, j.opt.Moments()...)
 }
 
 // Save writes the autoencoder (config in its metadata), the optimizer and

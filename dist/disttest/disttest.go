@@ -1,0 +1,97 @@
+// Package disttest checks a trainer's data-parallel split from its tests:
+// the test binary, run again as the ranks of a loopback group, trains as
+// each rank, and the weights are compared with one process's.
+package disttest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"ddgi/dist"
+	"ddgi/train"
+)
+
+// Train trains a tiny run in dir as one rank of group (nil: one process)
+// and returns the weights that must match.
+type Train func(dir string, group train.Group) ([]float32, error)
+
+const runEnv = "DDGI_DISTTEST_RUN"
+
+// Main is a package's TestMain: in a rank (the environment names its run
+// folder) it joins the group, trains, writes its weights and exits;
+// otherwise it runs the tests.
+func Main(m *testing.M, fn Train) {
+	dir := os.Getenv(runEnv)
+	if dir == "" {
+		os.Exit(m.Run())
+	}
+	if err := rank(dir, fn); err != nil {
+		fmt.Fprintf(os.Stderr, "rank %s: %v\n", os.Getenv("RANK"), err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func rank(dir string, fn Train) error {
+	c, ok, err := dist.FromEnv()
+	if err != nil || !ok {
+		return fmt.Errorf("no group in the environment (%v)", err)
+	}
+	g, err := dist.Join(c)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	w, err := fn(dir, g)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(weightsFile(dir, c.Rank), b, 0o644)
+}
+
+func weightsFile(dir string, rank int) string {
+	return filepath.Join(dir, fmt.Sprintf("weights-rank%d.json", rank))
+}
+
+// Compare trains fn in one process, then as n ranks over loopback (one
+// thread each), and returns the largest |Δw| between the one-process
+// weights and any rank's. The package's TestMain must be Main.
+func Compare(t *testing.T, fn Train, n int) float64 {
+	t.Helper()
+	tmp := t.TempDir()
+	ref, err := fn(filepath.Join(tmp, "one"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "ranks")
+	t.Setenv(runEnv, dir)
+	t.Setenv("DDGI_THREADS", "1")
+	if err := dist.Launch(context.Background(), n, []string{"-test.run=^$"}, dist.LaunchOptions{Timeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	var worst float64
+	for r := range n {
+		b, err := os.ReadFile(weightsFile(dir, r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w []float32
+		if err := json.Unmarshal(b, &w); err != nil || len(w) != len(ref) {
+			t.Fatalf("rank %d: %d weights (%v), want %d", r, len(w), err, len(ref))
+		}
+		for i := range w {
+			worst = max(worst, math.Abs(float64(w[i]-ref[i])))
+		}
+	}
+	return worst
+}
