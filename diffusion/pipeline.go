@@ -79,11 +79,42 @@ func (p *Pipeline) Sample(texts []string, conds Conditions, steps int, g Guidanc
 // the timestep t. The images and tap tensors outlive the call (they are
 // persistent: Free the taps when done).
 func (p *Pipeline) SampleTaps(texts []string, conds Conditions, steps int, g Guidance, seed uint64, keep func(i, t int) bool) (*torch.Tensor, map[int]Taps, error) {
-	return p.sample(texts, conds, steps, g, func(shape []int64) (*torch.Tensor, *torch.Generator) {
-		gen := torch.NewGenerator(seed)
-		return torch.Randn(gen, shape, torch.Float32, p.Model.Store.Device), gen
-	}, keep)
+	return p.sample(texts, conds, steps, g, seeded(seed, p.Model.Store.Device), keep, true)
 }
+
+// seeded draws z_T from seed's generator, which then gives the sampler noise.
+func seeded(seed uint64, dev torch.Device) func(shape []int64) (*torch.Tensor, *torch.Generator) {
+	return func(shape []int64) (*torch.Tensor, *torch.Generator) {
+		gen := torch.NewGenerator(seed)
+		return torch.Randn(gen, shape, torch.Float32, dev), gen
+	}
+}
+
+// SampleFrom is Sample with diffusers' latents= and output_type="latent":
+// zT, when not nil, is the initial noise [B,C,L,L] (B = len(texts)) instead
+// of seed's draw, and decode false returns the final latents z_0 (the
+// U-Net's latent space; Decode turns them into Sample's image). Sampler
+// noise (η > 0, DDPM) comes from seed's generator either way; with a given
+// zT that generator has not drawn z_T first, so only DDIM at η = 0 gives
+// the seed's image from the seed's own noise.
+func (p *Pipeline) SampleFrom(texts []string, conds Conditions, steps int, g Guidance, seed uint64, zT *torch.Tensor, decode bool) (*torch.Tensor, error) {
+	prior := seeded(seed, p.Model.Store.Device)
+	if zT != nil {
+		c := p.Model.Config
+		want := []int64{int64(len(texts)), c.LatentChannels, c.LatentSize, c.LatentSize}
+		if got := zT.Shape(); fmt.Sprint(got) != fmt.Sprint(want) {
+			return nil, fmt.Errorf("sample: initial latents are %v; this U-Net needs %v", got, want)
+		}
+		prior = func([]int64) (*torch.Tensor, *torch.Generator) {
+			return zT.To(torch.Float32).ToDevice(p.Model.Store.Device), torch.NewGenerator(seed)
+		}
+	}
+	z, _, err := p.sample(texts, conds, steps, g, prior, nil, decode)
+	return z, err
+}
+
+// Decode maps final latents z_0 to images in [-1,1], as Sample ends.
+func (p *Pipeline) Decode(z *torch.Tensor) *torch.Tensor { return p.AE.FromLatent(z).Clamp(-1, 1) }
 
 // SampleEach is Sample for a batch whose items have their own seeds: item
 // i is what Sample(texts[i:i+1], conds.Slice(i), steps, g, seeds[i]) gives
@@ -121,13 +152,14 @@ func (p *Pipeline) SampleEach(texts []string, conds Conditions, steps int, g Gui
 			zs[i] = torch.Randn(torch.NewGenerator(sd), one, torch.Float32, p.Model.Store.Device)
 		}
 		return torch.Cat(zs, 0), nil
-	}, nil)
+	}, nil, true)
 	return img, err
 }
 
 // sample runs the sampler from the z_T (and sampler-noise generator) that
-// prior draws for the batch's latent shape.
-func (p *Pipeline) sample(texts []string, conds Conditions, steps int, g Guidance, prior func(shape []int64) (*torch.Tensor, *torch.Generator), keep func(i, t int) bool) (*torch.Tensor, map[int]Taps, error) {
+// prior draws for the batch's latent shape; it returns the decoded image,
+// or z_0 itself when decode is false.
+func (p *Pipeline) sample(texts []string, conds Conditions, steps int, g Guidance, prior func(shape []int64) (*torch.Tensor, *torch.Generator), keep func(i, t int) bool, decode bool) (*torch.Tensor, map[int]Taps, error) {
 	if len(texts) == 0 {
 		return nil, nil, fmt.Errorf("sample: no prompts")
 	}
@@ -155,7 +187,10 @@ func (p *Pipeline) sample(texts []string, conds Conditions, steps int, g Guidanc
 					}
 					return eps
 				}, o, gen)
-				img = p.AE.FromLatent(z).Clamp(-1, 1)
+				img = z
+				if decode {
+					img = p.Decode(z)
+				}
 				torch.Persist(img)
 			})
 		})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"ddgi/internal/imageio"
 	"ddgi/internal/progress"
 	"ddgi/kinds"
+	"ddgi/nn"
+	"ddgi/safetensors"
 	"ddgi/torch"
 )
 
@@ -26,7 +29,9 @@ func runDiffuse(args []string) error {
 	prompt := fs.String("text", "", "caption (free English text)")
 	maskPath := fs.String("mask", "", "semantic mask PNG (labels or palette), any size")
 	scribblePath := fs.String("scribble", "", "scribble PNG (white strokes on black or the inverse), any size")
-	out := fs.String("out", "", "output PNG")
+	out := fs.String("out", "", "output PNG (with --output-type latent: the latents' .safetensors)")
+	outType := fs.String("output-type", "png", "png, or latent: write the final latents (tensor latents [N,C,L,L], the U-Net's latent space, before the VAE) to --out instead of decoding them, as diffusers' output_type=\"latent\"")
+	latentsPath := fs.String("latents", "", "initial noise: a .safetensors with tensor latents [N,C,L,L] at the U-Net's latent shape (N = --n; --n defaults to N) instead of the seeds' draw, as diffusers' latents=; the sampler noise of --eta > 0 or ddpm still comes from --seed")
 	steps := fs.Int("steps", 20, "DDIM steps")
 	seed := fs.Uint64("seed", 1, "noise seed")
 	n := fs.Int("n", 1, "images to generate (seeds seed, seed+1, … side by side)")
@@ -79,6 +84,8 @@ func runDiffuse(args []string) error {
 		return errors.New("--n must be 1…1024 and --steps ≥ 1")
 	case *sampler != "ddim" && *sampler != "ddpm":
 		return fmt.Errorf("--sampler %q: ddim or ddpm", *sampler)
+	case *outType != "png" && *outType != "latent":
+		return fmt.Errorf("--output-type %q: png or latent", *outType)
 	}
 	if err := makeParents(*out); err != nil {
 		return err
@@ -91,6 +98,13 @@ func runDiffuse(args []string) error {
 		return fmt.Errorf("--steps %d: the U-Net's schedule has %d steps", *steps, T)
 	}
 	size := int(m.Config.ImageSize())
+	var zT *torch.Tensor
+	if *latentsPath != "" {
+		if zT, err = readLatents(*latentsPath, m.Config, fs, n); err != nil {
+			return err
+		}
+		defer zT.Free()
+	}
 	texts := make([]string, *n)
 	for i := range texts {
 		texts[i] = *prompt
@@ -130,7 +144,13 @@ func runDiffuse(args []string) error {
 	bar.Set(0, nil)
 	for i := 0; i < *n; i++ {
 		one := cond.Slice(i)
-		img, err := p.Sample(texts[i:i+1], one, *steps, diffusion.Guidance{Text: *gText, Cond: *gCond}, *seed+uint64(i))
+		var z0 *torch.Tensor
+		if zT != nil {
+			if err := torch.Try(func() { z0 = zT.Narrow(0, int64(i), 1) }); err != nil {
+				return err
+			}
+		}
+		img, err := p.SampleFrom(texts[i:i+1], one, *steps, diffusion.Guidance{Text: *gText, Cond: *gCond}, *seed+uint64(i), z0, *outType == "png")
 		if err != nil {
 			return err
 		}
@@ -140,6 +160,9 @@ func runDiffuse(args []string) error {
 	bar.Finish()
 	// The PNG records how it was made, as generate's do.
 	files := map[string]string{"unet": *unet, "text": lw.Text, "tokenizer": lw.Tokenizer, "vae": lw.VAE}
+	if zT != nil {
+		files["latents"] = *latentsPath
+	}
 	if *maskPath != "" {
 		files["mask-net"] = *maskNet
 	}
@@ -153,6 +176,9 @@ func runDiffuse(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *outType == "latent" {
+		return writeLatents(*out, imgs, prov)
+	}
 	var tiles []image.Image
 	if err := torch.Try(func() { tiles, err = imageio.FromTensor(torch.Cat(imgs, 0)) }); err != nil {
 		return err
@@ -164,5 +190,50 @@ func runDiffuse(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
+	return nil
+}
+
+// readLatents reads diffuse's initial noise: tensor latents [N,C,L,L]
+// (finite) at c's latent shape, with N = *n, or *n set to N when --n was
+// not given.
+func readLatents(path string, c diffusion.Config, fs *flag.FlagSet, n *int) (*torch.Tensor, error) {
+	z, _, err := readTensorFile(path, "latents")
+	if err != nil {
+		return nil, err
+	}
+	sh := z.Shape()
+	if len(sh) != 4 || sh[1] != c.LatentChannels || sh[2] != c.LatentSize || sh[3] != c.LatentSize || sh[0] < 1 || sh[0] > 1024 {
+		z.Free()
+		return nil, fmt.Errorf("%s: latents are %v; this U-Net needs [N,%d,%d,%d] with 1 ≤ N ≤ 1024", path, sh, c.LatentChannels, c.LatentSize, c.LatentSize)
+	}
+	if !flagSet(fs, "n") {
+		*n = int(sh[0])
+	} else if int64(*n) != sh[0] {
+		z.Free()
+		return nil, fmt.Errorf("%s: %d latents for --n %d", path, sh[0], *n)
+	}
+	return z, nil
+}
+
+// writeLatents saves the final latents of each image, in order, as one
+// tensor latents [N,C,L,L] (atomically), with the PNG's provenance as
+// metadata.
+func writeLatents(path string, zs []*torch.Tensor, prov map[string]string) error {
+	var st safetensors.Tensor
+	var err error
+	if terr := torch.Try(func() { st, err = nn.ToSafetensors(torch.Cat(zs, 0).To(torch.Float32).Contiguous(), false) }); terr != nil {
+		return terr
+	}
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{"format": "ddgi", "note": "final latents z_0 [N,C,L,L] of `ddgi diffuse`, before the autoencoder's decoder"}
+	for k, v := range prov {
+		meta[k] = v
+	}
+	if err := safetensors.Save(path, &safetensors.File{Metadata: meta, Tensors: map[string]safetensors.Tensor{"latents": st}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (latents %v)\n", path, st.Shape)
 	return nil
 }

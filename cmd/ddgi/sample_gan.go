@@ -182,16 +182,28 @@ func (c latentCodes) wPlus(numWS, wdim, zdim int, mapping func(z, cam *torch.Ten
 // readWPlus reads tensor w_plus [N,L,D] (finite, 1 ≤ N ≤ 1024) and the
 // file's metadata (what `ddgi generate` recorded about the code).
 func readWPlus(path string) (*torch.Tensor, map[string]string, error) {
+	w, meta, err := readTensorFile(path, "w_plus")
+	if err != nil {
+		return nil, nil, err
+	}
+	if sh := w.Shape(); len(sh) != 3 || sh[0] < 1 || sh[0] > 1024 {
+		w.Free()
+		return nil, nil, fmt.Errorf("%s: w_plus is %v; want [N,L,D] with 1 ≤ N ≤ 1024", path, sh)
+	}
+	return w, meta, nil
+}
+
+// readTensorFile reads the tensor name of a safetensors file as a
+// persistent fp32 CPU tensor, refusing NaN and Inf, with the file's
+// metadata.
+func readTensorFile(path, name string) (*torch.Tensor, map[string]string, error) {
 	f, err := safetensors.Load(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, ok := f.Tensors["w_plus"]
+	st, ok := f.Tensors[name]
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: no tensor w_plus (has %v)", path, f.Names())
-	}
-	if len(st.Shape) != 3 || st.Shape[0] < 1 || st.Shape[0] > 1024 {
-		return nil, nil, fmt.Errorf("%s: w_plus is %v; want [N,L,D] with 1 ≤ N ≤ 1024", path, st.Shape)
+		return nil, nil, fmt.Errorf("%s: no tensor %s (has %v)", path, name, f.Names())
 	}
 	var w *torch.Tensor
 	terr := torch.Try(func() {
@@ -209,7 +221,7 @@ func readWPlus(path string) (*torch.Tensor, map[string]string, error) {
 		err = terr
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: w_plus: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %s: %w", path, name, err)
 	}
 	return w, f.Metadata, nil
 }
