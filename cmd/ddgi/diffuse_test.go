@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"ddgi/diffusion"
+	"ddgi/diffusion/vae"
 	"ddgi/encoder"
 	"ddgi/face"
-	"ddgi/diffusion/vae"
 	"ddgi/internal/imageio"
 	"ddgi/kinds"
 	"ddgi/nn"
