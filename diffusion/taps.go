@@ -27,7 +27,11 @@ type Model struct {
 
 // New builds a model with random weights and no branches.
 func New(c Config, dev torch.Device, seed uint64) (*Model, error) {
-	s := nn.NewStore(dev, seed)
+	return newIn(nn.NewStore(dev, seed), c)
+}
+
+// newIn builds the model in store s.
+func newIn(s *nn.Store, c Config) (*Model, error) {
 	u, err := NewUNet(s.Root(), c)
 	if err != nil {
 		return nil, err
@@ -106,7 +110,16 @@ func readConfig(path string) (*safetensors.File, Config, error) {
 }
 
 // Load reads a base U-Net saved by Save; the config comes from the file.
-func Load(path string, dev torch.Device) (*Model, error) {
+// The weights are fp32 in memory, as training needs them.
+func Load(path string, dev torch.Device) (*Model, error) { return load(path, dev, false) }
+
+// LoadInference is Load for sampling and taps: an fp16 file of a big
+// U-Net (SD1.5's) stays fp16 in memory and each layer computes in fp32
+// (nn.NewInferenceStore): the same outputs from half the memory. Branches
+// that LoadControl attaches to it follow. The model must not be trained.
+func LoadInference(path string, dev torch.Device) (*Model, error) { return load(path, dev, true) }
+
+func load(path string, dev torch.Device, inference bool) (*Model, error) {
 	f, c, err := readConfig(path)
 	if err != nil {
 		return nil, err
@@ -116,7 +129,9 @@ func Load(path string, dev torch.Device) (*Model, error) {
 	if r := f.Metadata[metaRole]; r != "unet" && r != "" {
 		return nil, fmt.Errorf("load %s: a %q file, want a base U-Net", path, r)
 	}
-	m, err := New(c, dev, 0)
+	s := nn.NewInferenceStore(dev, f) // no random init of what LoadFile overwrites
+	s.Half = s.Half && inference
+	m, err := newIn(s, c)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
@@ -140,7 +155,9 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 	if err := CheckBranchConfig(m.Config, c); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	n, err := NewControlNet(m.Config, kind, m.Store.Device, 0)
+	s := nn.NewInferenceStore(m.Store.Device, f)
+	s.Half = s.Half && m.Store.Half
+	n, err := NewControlNetIn(s, m.Config, kind)
 	if err != nil {
 		return nil, err
 	}

@@ -129,7 +129,7 @@ func CheckPrompt(s string) error {
 // LoadEncoder builds E from the shipped diffusion weights for one condition kind.
 func LoadEncoder(o Options) (*encoder.E, error) {
 	f := o.Files()
-	m, err := diffusion.Load(f["unet"], o.Device)
+	m, err := diffusion.LoadInference(f["unet"], o.Device)
 	if err != nil {
 		return nil, fmt.Errorf("diffusion U-Net: %w", err)
 	}

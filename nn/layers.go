@@ -55,11 +55,13 @@ func NewLinear(p Path, in, out int64, o LinearOpts) *Linear {
 
 // Forward applies the layer to the last dim of x.
 func (l *Linear) Forward(x *torch.Tensor) *torch.Tensor {
-	w := l.Weight
+	w0, b0 := Compute(l.Weight), Compute(l.Bias)
+	defer Done(l.Weight, w0)
+	defer Done(l.Bias, b0)
+	w, b := w0, b0
 	if l.scale != 1 {
 		w = w.MulScalar(l.scale)
 	}
-	b := l.Bias
 	if b != nil && l.lrmul != 1 {
 		b = b.MulScalar(l.lrmul)
 	}
@@ -117,11 +119,14 @@ func NewZeroConv(p Path, in, out int64) *Conv2d {
 
 // Forward convolves NCHW x.
 func (c *Conv2d) Forward(x *torch.Tensor) *torch.Tensor {
-	w := c.Weight
+	w0, b := Compute(c.Weight), Compute(c.Bias)
+	defer Done(c.Weight, w0)
+	defer Done(c.Bias, b)
+	w := w0
 	if c.scale != 1 {
 		w = w.MulScalar(c.scale)
 	}
-	return torch.Conv2d(x, w, c.Bias, c.opts)
+	return torch.Conv2d(x, w, b, c.opts)
 }
 
 // GroupNorm normalises channel groups with a learned affine. Tensors:
@@ -139,7 +144,10 @@ func NewGroupNorm(p Path, g, c int64) *GroupNorm {
 
 // Forward normalises NC… x.
 func (n *GroupNorm) Forward(x *torch.Tensor) *torch.Tensor {
-	return torch.GroupNorm(x, n.Groups, n.Weight, n.Bias, n.Eps)
+	w, b := Compute(n.Weight), Compute(n.Bias)
+	defer Done(n.Weight, w)
+	defer Done(n.Bias, b)
+	return torch.GroupNorm(x, n.Groups, w, b, n.Eps)
 }
 
 // LayerNorm normalises the last dim with a learned affine. Tensors:
@@ -157,7 +165,10 @@ func NewLayerNorm(p Path, d int64) *LayerNorm {
 
 // Forward normalises x over its last dim.
 func (n *LayerNorm) Forward(x *torch.Tensor) *torch.Tensor {
-	return torch.LayerNorm(x, []int64{n.Dim}, n.Weight, n.Bias, n.Eps)
+	w, b := Compute(n.Weight), Compute(n.Bias)
+	defer Done(n.Weight, w)
+	defer Done(n.Bias, b)
+	return torch.LayerNorm(x, []int64{n.Dim}, w, b, n.Eps)
 }
 
 // Embedding maps int64 ids to rows. Tensor: weight [N,D].
@@ -169,4 +180,8 @@ func NewEmbedding(p Path, n, d int64) *Embedding {
 }
 
 // Forward looks up ids.
-func (e *Embedding) Forward(ids *torch.Tensor) *torch.Tensor { return torch.Embedding(e.Weight, ids) }
+func (e *Embedding) Forward(ids *torch.Tensor) *torch.Tensor {
+	w := Compute(e.Weight)
+	defer Done(e.Weight, w)
+	return torch.Embedding(w, ids)
+}

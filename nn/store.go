@@ -24,9 +24,12 @@ type Store struct {
 	// initial values: for stores about to be overwritten by a checkpoint
 	// (drawing SD1.5's 860M random numbers took 84–136 s on 2 cores).
 	SkipInit bool
-	gen      *torch.Generator
-	tensors  map[string]*entry
-	order    []string
+	// Half keeps float tensors in fp16 (see NewInferenceStore); layers
+	// compute in fp32 through Compute.
+	Half    bool
+	gen     *torch.Generator
+	tensors map[string]*entry
+	order   []string
 }
 
 type entry struct {
@@ -112,6 +115,9 @@ func (p Path) add(name string, shape []int64, init Init, trainable bool) *torch.
 				t = torch.Zeros(shape, torch.Float32, p.s.Device)
 			} else {
 				t = init(p.s.gen, shape)
+			}
+			if p.s.Half && t.DType() == torch.Float32 {
+				t = t.To(torch.Float16)
 			}
 			if p.s.Device != torch.CPU {
 				t = t.ToDevice(p.s.Device)

@@ -222,6 +222,7 @@ func LoadEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	s := nn.NewStore(dev, 0)
+	s.SkipInit = true // LoadFile overwrites every tensor; fp32 kept: callers may train it
 	e := NewEncoder(s.Root(), meta.Encoder)
 	if err := s.LoadFile(f); err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)

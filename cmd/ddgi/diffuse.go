@@ -90,7 +90,7 @@ func runDiffuse(args []string) error {
 	if err := makeParents(*out); err != nil {
 		return err
 	}
-	m, err := diffusion.Load(*unet, torch.CPU)
+	m, err := diffusion.LoadInference(*unet, torch.CPU)
 	if err != nil {
 		return err
 	}

@@ -300,7 +300,9 @@ func KL(mean, logvar *torch.Tensor) *torch.Tensor {
 }
 
 // Load reads weights written with the config in their metadata (as
-// `ddgi train vae` writes them) into a fresh store on dev.
+// `ddgi train vae` writes them) into a fresh store on dev, for inference:
+// an fp16 file of a big VAE (SD's) stays fp16 in memory, each layer
+// computing in fp32 (nn.NewInferenceStore).
 func Load(path string, dev torch.Device) (*Autoencoder, *nn.Store, error) {
 	f, err := safetensors.Load(path)
 	if err != nil {
@@ -313,7 +315,7 @@ func Load(path string, dev torch.Device) (*Autoencoder, *nn.Store, error) {
 	if err := c.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	s := nn.NewStore(dev, 0)
+	s := nn.NewInferenceStore(dev, f)
 	a := New(s.Root(), c)
 	if err := s.LoadFile(f); err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)

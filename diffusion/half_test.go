@@ -1,0 +1,84 @@
+package diffusion
+
+import (
+	"path/filepath"
+	"testing"
+
+	"ddgi/kinds"
+	"ddgi/nn"
+	"ddgi/torch"
+)
+
+// TestInferenceKeepsHalfWeights: an fp16 file loaded for inference keeps
+// its weights fp16 in memory (U-Net and branch), and every output equals
+// the fp32-loaded model's exactly, since each layer upcasts the same fp16
+// values the fp32 load would have; Load (for training) stays fp32.
+func TestInferenceKeepsHalfWeights(t *testing.T) {
+	defer func(v int64) { nn.HalfAbove = v }(nn.HalfAbove)
+	nn.HalfAbove = 0 // the tiny model stands for SD1.5's
+	c, err := Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	base, branch := filepath.Join(dir, "unet.safetensors"), filepath.Join(dir, "mask.safetensors")
+	m, err := New(PatchConfig(c), torch.CPU, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(base, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddControl(kinds.Mask, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveControl(kinds.Mask, branch, true); err != nil {
+		t.Fatal(err)
+	}
+	load := func(f func(string, torch.Device) (*Model, error)) (*Model, *ControlNet) {
+		m, err := f(base, torch.CPU)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := m.LoadControl(branch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, n
+	}
+	full, fullBranch := load(Load)
+	half, halfBranch := load(LoadInference)
+	for _, s := range []*nn.Store{full.Store, fullBranch.Store, half.Store, halfBranch.Store} {
+		want := torch.Float32
+		if s.Half {
+			want = torch.Float16
+		}
+		for _, name := range s.Names() {
+			if dt := s.Get(name).DType(); dt != want {
+				t.Fatalf("%s is %s in a store with Half %v", name, dt, s.Half)
+			}
+		}
+	}
+	if full.Store.Half || fullBranch.Store.Half || !half.Store.Half || !halfBranch.Store.Half {
+		t.Fatalf("Half: Load %v/%v, LoadInference %v/%v; want false/false, true/true", full.Store.Half, fullBranch.Store.Half, half.Store.Half, halfBranch.Store.Half)
+	}
+	cc := full.Config
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			zt := torch.Randn(torch.NewGenerator(1), []int64{2, cc.LatentChannels, cc.LatentSize, cc.LatentSize}, torch.Float32, torch.CPU)
+			ctx := torch.Randn(torch.NewGenerator(2), []int64{2, 8, cc.ContextDim}, torch.Float32, torch.CPU)
+			s := cc.ImageSize()
+			cls := torch.Rand(torch.NewGenerator(3), []int64{2, s, s}, torch.Float32, torch.CPU).MulScalar(MaskClasses).To(torch.Int64)
+			mask := torch.OneHot(cls, MaskClasses).Permute(0, 3, 1, 2).To(torch.Float32)
+			tt := torch.FromInt64([]int64{10, 700}, 2)
+			a := full.Predict(zt, tt, ctx, Conditions{Mask: mask})
+			b := half.Predict(zt, tt, ctx, Conditions{Mask: mask})
+			if d := a.Sub(b).Abs().MaxAll().Item(); d != 0 {
+				t.Errorf("controlled ε from fp16-stored weights differs from the fp32 load by %g", d)
+			}
+			if a.Abs().MaxAll().Item() == 0 {
+				t.Error("ε is all zero: the comparison proves nothing")
+			}
+		})
+	})
+}

@@ -1,0 +1,60 @@
+package nn
+
+import (
+	"ddgi/safetensors"
+	"ddgi/torch"
+)
+
+// HalfAbove is the fp32 size from which an inference store keeps an fp16
+// file's weights in fp16 (NewInferenceStore): SD1.5's U-Net (3.4 GB in
+// fp32) and VAE pass it; ddgi's shipped small64 networks (≤ 60 MB) stay
+// fp32 as they always were.
+var HalfAbove int64 = 256 << 20 // a variable so tests can lower it
+
+// NewInferenceStore is the store a loader builds a network in before
+// filling it from f: no random initialisation (every tensor is about to
+// be overwritten), and fp16 storage (Store.Half) when every float tensor
+// of f is F16 and the network would take HalfAbove bytes or more in fp32.
+// Layers upcast each weight to fp32 for their op, so the outputs are
+// exactly those of the network loaded in fp32, from half the memory.
+// Only for networks that are not trained after loading: an optimiser
+// would step fp16 weights.
+func NewInferenceStore(dev torch.Device, f *safetensors.File) *Store {
+	s := NewStore(dev, 0)
+	s.SkipInit = true
+	s.Half = HalfFile(f)
+	return s
+}
+
+// HalfFile tells whether f stores its float tensors in F16 (none in F32,
+// F64 or BF16) and would take HalfAbove bytes or more in fp32.
+func HalfFile(f *safetensors.File) bool {
+	var n int64
+	for _, st := range f.Tensors {
+		switch st.DType {
+		case safetensors.F16:
+			n += int64(st.NumElements()) * 4
+		case safetensors.F32, safetensors.F64, safetensors.BF16:
+			return false
+		}
+	}
+	return n >= HalfAbove
+}
+
+// Compute is t as the fp32 tensor an op reads: t itself, or for an
+// fp16-stored weight a temporary upcast copy, which Done frees.
+func Compute(t *torch.Tensor) *torch.Tensor {
+	if t == nil || t.DType() != torch.Float16 {
+		return t
+	}
+	return t.To(torch.Float32)
+}
+
+// Done frees what Compute made for stored once the op has run (autograd
+// keeps its own reference to what it saved), so a forward holds at most
+// one layer's fp32 weights at a time.
+func Done(stored, computed *torch.Tensor) {
+	if computed != nil && computed != stored {
+		computed.Free()
+	}
+}
