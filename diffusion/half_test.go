@@ -1,6 +1,7 @@
 package diffusion
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -81,4 +82,37 @@ func TestInferenceKeepsHalfWeights(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestTapShapesMatchAPass: the analytic tap shapes are those of a pass.
+func TestTapShapesMatchAPass(t *testing.T) {
+	for _, name := range []string{"tiny", "small64"} {
+		c, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := New(c, torch.CPU, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, f := c.TapShapes()
+		torch.NoGrad(func() {
+			torch.Scoped(func() {
+				zt := torch.Zeros([]int64{1, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, torch.CPU)
+				ctx := torch.Zeros([]int64{1, 4, c.ContextDim}, torch.Float32, torch.CPU)
+				tp := m.Taps(zt, torch.FromInt64([]int64{5}, 1), ctx, Conditions{})
+				if got := fmt.Sprint(tp.H.Shape()[1:]); got != fmt.Sprint(h) {
+					t.Errorf("%s: h_t %s, TapShapes %v", name, got, h)
+				}
+				if len(tp.F) != len(f) {
+					t.Fatalf("%s: %d f taps, TapShapes %d", name, len(tp.F), len(f))
+				}
+				for i := range f {
+					if got := fmt.Sprint(tp.F[i].Shape()[1:]); got != fmt.Sprint(f[i]) {
+						t.Errorf("%s: f_t[%d] %s, TapShapes %v", name, i, got, f[i])
+					}
+				}
+			})
+		})
+	}
 }

@@ -27,11 +27,12 @@ type Model struct {
 
 // New builds a model with random weights and no branches.
 func New(c Config, dev torch.Device, seed uint64) (*Model, error) {
-	return newIn(nn.NewStore(dev, seed), c)
+	return NewIn(nn.NewStore(dev, seed), c)
 }
 
-// newIn builds the model in store s.
-func newIn(s *nn.Store, c Config) (*Model, error) {
+// NewIn builds the model in store s (loaders pass one without random
+// init; writers of random full-size sets one of placeholders).
+func NewIn(s *nn.Store, c Config) (*Model, error) {
 	u, err := NewUNet(s.Root(), c)
 	if err != nil {
 		return nil, err
@@ -131,7 +132,7 @@ func load(path string, dev torch.Device, inference bool) (*Model, error) {
 	}
 	s := nn.NewInferenceStore(dev, f) // no random init of what LoadFile overwrites
 	s.Half = s.Half && inference
-	m, err := newIn(s, c)
+	m, err := NewIn(s, c)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
@@ -315,4 +316,21 @@ func (m *Model) forward(zt, t, ctx *torch.Tensor, cond Conditions, wantTaps bool
 		func() { res = m.residuals(zt, t, ctx, cond) },
 	)
 	return m.UNet.decode(enc, ctx, res, wantTaps)
+}
+
+// TapShapes is one item's tap shapes at the config's latent size, as Taps
+// documents them: h_t [C,s,s] and each f_t^i [C,s,s] — what M and T are
+// sized from, without running the U-Net (full-size sets of random
+// weights are written this way).
+func (c Config) TapShapes() (h []int64, f [][]int64) {
+	n, s := len(c.Channels), c.LatentSize
+	h = []int64{c.Channels[n-1], s >> (n - 1), s >> (n - 1)}
+	for i := range n {
+		if i < n-1 {
+			f = append(f, []int64{c.Channels[n-1-i], s >> (n - 2 - i), s >> (n - 2 - i)})
+		} else {
+			f = append(f, []int64{c.Channels[0], s, s})
+		}
+	}
+	return h, f
 }

@@ -27,10 +27,15 @@ type Model struct {
 
 // NewModel builds M and T.
 func NewModel(c Config, dev torch.Device, seed uint64) (*Model, error) {
+	return NewModelIn(nn.NewStore(dev, seed), c)
+}
+
+// NewModelIn builds M and T in store s.
+func NewModelIn(s *nn.Store, c Config) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Model{Config: c, Store: nn.NewStore(dev, seed)}
+	m := &Model{Config: c, Store: s}
 	err := torch.Try(func() {
 		m.Mapping = NewMappingNetwork(m.Store.Root().Sub("mapping"), c)
 		m.AbSMNet = NewAbSMNet(m.Store.Root().Sub("absmnet"), c)

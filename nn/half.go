@@ -58,3 +58,51 @@ func Done(stored, computed *torch.Tensor) {
 		computed.Free()
 	}
 }
+
+// Placeholders makes s a store of shapes only, for writing full-size
+// networks of random weights without holding them (tests, benchmarks):
+// every tensor registered from now on is a stride-0 view of one zero (no
+// memory, no random draw), and Save writes each float tensor as fp16
+// values drawn once, uniform in ±0.03, into one buffer the tensors share
+// (its first bytes). Such a store computes nothing useful.
+func (s *Store) Placeholders(seed uint64) { s.placeholder = &placeholderData{seed: seed} }
+
+// placeholderData is the shared random fp16 buffer Placeholders' Save
+// writes from, grown to the largest tensor.
+type placeholderData struct {
+	seed uint64
+	buf  []byte
+}
+
+// bytes returns n random fp16 bytes (n even).
+func (p *placeholderData) bytes(n int) []byte {
+	if len(p.buf) < n {
+		err := torch.Try(func() {
+			torch.Scoped(func() {
+				r := torch.Rand(torch.NewGenerator(p.seed), []int64{int64(n / 2)}, torch.Float32, torch.CPU)
+				p.buf = r.MulScalar(0.06).SubScalar(0.03).To(torch.Float16).Bytes()
+			})
+		})
+		if err != nil {
+			panic(err)
+		}
+	}
+	return p.buf[:n]
+}
+
+// placeholderTensor is a tensor of s's file when s holds placeholders:
+// random fp16 for floats, zeros otherwise.
+func placeholderTensor(p *placeholderData, t *torch.Tensor) safetensors.Tensor {
+	shape := t.Shape()
+	n := 1
+	for _, d := range shape {
+		n *= int(d)
+	}
+	switch dt := t.DType(); dt {
+	case torch.Float32, torch.Float16, torch.Float64, torch.BFloat16:
+		return safetensors.Tensor{DType: safetensors.F16, Shape: shape, Data: p.bytes(2 * n)}
+	default:
+		sd := toST[dt]
+		return safetensors.Tensor{DType: sd, Shape: shape, Data: make([]byte, n*sd.Size())}
+	}
+}

@@ -26,10 +26,11 @@ type Store struct {
 	SkipInit bool
 	// Half keeps float tensors in fp16 (see NewInferenceStore); layers
 	// compute in fp32 through Compute.
-	Half    bool
-	gen     *torch.Generator
-	tensors map[string]*entry
-	order   []string
+	Half        bool
+	placeholder *placeholderData // see Placeholders
+	gen         *torch.Generator
+	tensors     map[string]*entry
+	order       []string
 }
 
 type entry struct {
@@ -111,7 +112,12 @@ func (p Path) add(name string, shape []int64, init Init, trainable bool) *torch.
 	var t *torch.Tensor
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
-			if p.s.SkipInit {
+			if p.s.placeholder != nil {
+				t = torch.Zeros(nil, torch.Float32, p.s.Device)
+				if len(shape) > 0 {
+					t = torch.Zeros([]int64{1}, torch.Float32, p.s.Device).Expand(shape...)
+				}
+			} else if p.s.SkipInit {
 				t = torch.Zeros(shape, torch.Float32, p.s.Device)
 			} else {
 				t = init(p.s.gen, shape)
@@ -122,7 +128,10 @@ func (p Path) add(name string, shape []int64, init Init, trainable bool) *torch.
 			if p.s.Device != torch.CPU {
 				t = t.ToDevice(p.s.Device)
 			}
-			t = t.Contiguous().Detach()
+			if p.s.placeholder == nil {
+				t = t.Contiguous()
+			}
+			t = t.Detach()
 			torch.Persist(t)
 		})
 	})
@@ -241,6 +250,10 @@ func (s *Store) File(o SaveOptions) (*safetensors.File, error) {
 		f.Metadata["config"] = string(b)
 	}
 	for _, n := range s.order {
+		if s.placeholder != nil {
+			f.Tensors[n] = placeholderTensor(s.placeholder, s.tensors[n].t)
+			continue
+		}
 		st, err := ToSafetensors(s.tensors[n].t, o.Half)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", n, err)
