@@ -98,13 +98,15 @@ func (n *ControlNet) Save(path string, kind kinds.Cond, half bool) error {
 }
 
 // readConfig loads a file and the Config in its metadata.
-func readConfig(path string) (*safetensors.File, Config, error) {
-	f, err := safetensors.Load(path)
+// The file stays open for reading its tensors one at a time (Close it).
+func readConfig(path string) (*safetensors.Lazy, Config, error) {
+	f, err := safetensors.Open(path)
 	if err != nil {
 		return nil, Config{}, err
 	}
 	var c Config
 	if err := json.Unmarshal([]byte(f.Metadata["config"]), &c); err != nil {
+		f.Close()
 		return nil, Config{}, fmt.Errorf("load %s: config metadata: %w", path, err)
 	}
 	return f, c, nil
@@ -125,6 +127,7 @@ func load(path string, dev torch.Device, inference bool) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
 	// A run's checkpoints carry no role; a branch file among them fails
 	// below, where its tensor names do not match the U-Net's.
 	if r := f.Metadata[metaRole]; r != "unet" && r != "" {
@@ -136,7 +139,7 @@ func load(path string, dev torch.Device, inference bool) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	if err := m.Store.LoadFile(f); err != nil {
+	if err := m.Store.LoadLazy(f); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return m, nil
@@ -149,6 +152,7 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
 	kind := kinds.Cond(f.Metadata[metaKind])
 	if f.Metadata[metaRole] != "controlnet" || kind == "" {
 		return nil, fmt.Errorf("load %s: not a ControlNet branch", path)
@@ -162,7 +166,7 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.Store.LoadFile(f); err != nil {
+	if err := n.Store.LoadLazy(f); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	m.Controls[kind] = n

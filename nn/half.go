@@ -19,7 +19,7 @@ var HalfAbove int64 = 256 << 20 // a variable so tests can lower it
 // exactly those of the network loaded in fp32, from half the memory.
 // Only for networks that are not trained after loading: an optimiser
 // would step fp16 weights.
-func NewInferenceStore(dev torch.Device, f *safetensors.File) *Store {
+func NewInferenceStore(dev torch.Device, f *safetensors.Lazy) *Store {
 	s := NewStore(dev, 0)
 	s.SkipInit = true
 	s.Half = HalfFile(f)
@@ -28,12 +28,13 @@ func NewInferenceStore(dev torch.Device, f *safetensors.File) *Store {
 
 // HalfFile tells whether f stores its float tensors in F16 (none in F32,
 // F64 or BF16) and would take HalfAbove bytes or more in fp32.
-func HalfFile(f *safetensors.File) bool {
+func HalfFile(f *safetensors.Lazy) bool {
 	var n int64
-	for _, st := range f.Tensors {
-		switch st.DType {
+	for _, name := range f.Names() {
+		dt, shape, _ := f.Info(name)
+		switch dt {
 		case safetensors.F16:
-			n += int64(st.NumElements()) * 4
+			n += int64((safetensors.Tensor{DType: dt, Shape: shape}).NumElements()) * 4
 		case safetensors.F32, safetensors.F64, safetensors.BF16:
 			return false
 		}

@@ -208,10 +208,11 @@ func WordMask(ids *torch.Tensor, sp Specials) *torch.Tensor {
 // LoadEncoder reads weights saved with the config in their metadata (as
 // `ddgi train text` writes them) into a fresh store on dev.
 func LoadEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
-	f, err := safetensors.Load(path)
+	f, err := safetensors.Open(path) // tensor by tensor: the file is never held whole
 	if err != nil {
 		return nil, nil, err
 	}
+	defer f.Close()
 	var meta struct {
 		Encoder EncoderConfig `json:"encoder"`
 	}
@@ -224,7 +225,7 @@ func LoadEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
 	s := nn.NewStore(dev, 0)
 	s.SkipInit = true // LoadFile overwrites every tensor; fp32 kept: callers may train it
 	e := NewEncoder(s.Root(), meta.Encoder)
-	if err := s.LoadFile(f); err != nil {
+	if err := s.LoadLazy(f); err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return e, s, nil

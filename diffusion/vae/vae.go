@@ -304,10 +304,11 @@ func KL(mean, logvar *torch.Tensor) *torch.Tensor {
 // an fp16 file of a big VAE (SD's) stays fp16 in memory, each layer
 // computing in fp32 (nn.NewInferenceStore).
 func Load(path string, dev torch.Device) (*Autoencoder, *nn.Store, error) {
-	f, err := safetensors.Load(path)
+	f, err := safetensors.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
+	defer f.Close()
 	var c Config
 	if err := json.Unmarshal([]byte(f.Metadata["config"]), &c); err != nil {
 		return nil, nil, fmt.Errorf("load %s: no vae config in metadata: %v", path, err)
@@ -317,7 +318,7 @@ func Load(path string, dev torch.Device) (*Autoencoder, *nn.Store, error) {
 	}
 	s := nn.NewInferenceStore(dev, f)
 	a := New(s.Root(), c)
-	if err := s.LoadFile(f); err != nil {
+	if err := s.LoadLazy(f); err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return a, s, nil
