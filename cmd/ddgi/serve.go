@@ -78,7 +78,7 @@ func runServe(args []string) error {
 		MaxBody: *maxBody, Queue: *queue, Parsers: *parsers, Log: logger, AllowOrigins: splitList(*allowOrigin),
 		Token: *token, LoopbackHosts: loopback, ImageLimits: limits})
 	defer s.Close()
-	present, _ := s.Available()
+	present, _ := s.Available(false)
 	for _, g := range kinds.GANArchs {
 		for _, c := range kinds.Conds {
 			state := "present"
