@@ -242,4 +242,26 @@ func TestBrowserPage(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("downloaded %v (%d bytes) is not the view at yaw 24°, pitch 3°", img.Bounds().Size(), len(got))
 	}
+	res, err = http.Post(ts.URL+"/api/render", "application/json", strings.NewReader(`{"id":"`+id+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if bytes.Equal(front, want) {
+		t.Error("the frontal view equals the turned one: the download check above proves nothing")
+	}
+
+	// An error clears the stale result: upload chosen, no file given.
+	run("error", chromedp.Click(chromedp.CSS(`input[name=source][value=upload]`)), chromedp.Click(chromedp.ID("generate")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("status").className === "error"`))
+	if v := eval(`[document.getElementById("out").offsetHeight, document.getElementById("download").offsetHeight, document.getElementById("view3d").offsetHeight]`); v[0]+v[1]+v[2] != 0 {
+		t.Errorf("after an error the old result still shows (heights %v)", v)
+	}
+	// A history entry brings the result and its settings back.
+	run("history", chromedp.SetValue(chromedp.ID("seed"), "5"), chromedp.Click(chromedp.CSS(`#history figure`)),
+		chromedp.WaitVisible(chromedp.ID("out")))
+	if seed, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("seed").value`)); err != nil || seed != "1" {
+		t.Errorf("history click: seed %q (%v), want 1 restored", seed, err)
+	}
 }
