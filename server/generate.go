@@ -132,11 +132,11 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	})
 	took := time.Since(start)
 	if err != nil {
-		s.cfg.Log.Printf("generate %s/%s seed=%d: %d %v (%v)", req.GAN, req.Cond, req.Seed, statusOf(err), err, took.Round(time.Millisecond))
+		s.cfg.Log.Printf("generate %s seed=%d: %d %v (%v)", pipeKey{req.GAN, req.Cond, req.Art}, req.Seed, statusOf(err), err, took.Round(time.Millisecond))
 		writeError(w, err)
 		return
 	}
-	s.cfg.Log.Printf("generate %s/%s seed=%d views=%d: 200 in %v", req.GAN, req.Cond, req.Seed, req.Views, took.Round(time.Millisecond))
+	s.cfg.Log.Printf("generate %s seed=%d step=%d views=%d: 200 in %v", pipeKey{req.GAN, req.Cond, req.Art}, req.Seed, res.step, req.Views, took.Round(time.Millisecond))
 	if req.JSON {
 		writeJSON(w, http.StatusOK, genResponse{
 			ID: res.id, Art: req.Art, Step: res.step,
