@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image/color"
 	"image/png"
 	"io"
 	"log"
@@ -125,6 +126,9 @@ func TestBrowserPage(t *testing.T) {
 		dir := os.Getenv("DDGI_SCREENSHOTS")
 		if dir == "" {
 			return
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+			t.Fatal(err)
 		}
 		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
 		if err != nil {
@@ -263,5 +267,39 @@ func TestBrowserPage(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("out")))
 	if seed, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("seed").value`)); err != nil || seed != "1" {
 		t.Errorf("history click: seed %q (%v), want 1 restored", seed, err)
+	}
+
+	// An uploaded label mask (near-black as is) previews in class colours,
+	// and "edit in painter" loads the same labels into the painter.
+	labelsPNG, err := filepath.Abs("../examples/mask_0.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("upload", chromedp.Click(chromedp.CSS(`input[name=source][value=upload]`)),
+		chromedp.SetUploadFiles(chromedp.ID("file"), []string{labelsPNG}),
+		chromedp.Poll[chromedp.Void](`!document.getElementById("toPainter").disabled`))
+	// The label at a point inside one part (512² file, 256² preview).
+	f, err := os.ReadFile(labelsPNG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := png.Decode(bytes.NewReader(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const px, py = 128, 100
+	label := int(color.GrayModel.Convert(m.At(2*px, 2*py)).(color.Gray).Y)
+	for d := -3; d <= 3; d++ {
+		if l := int(color.GrayModel.Convert(m.At(2*px+d, 2*py+d)).(color.Gray).Y); l != label {
+			t.Fatalf("test point (%d,%d) of %s is on a part border", px, py, labelsPNG)
+		}
+	}
+	preview := eval(fmt.Sprintf(`Array.from(document.getElementById("preview").getContext("2d").getImageData(%d,%d,1,1).data)`, px, py))
+	if p := [3]int{int(preview[0]), int(preview[1]), int(preview[2])}; p != rgb(label) || label == 0 {
+		t.Errorf("upload preview at (%d,%d) %v, want %s %v", px, py, p, synthface.Classes[label], rgb(label))
+	}
+	run("edit upload", chromedp.Click(chromedp.ID("toPainter")))
+	if got := pixel(px, py); got != rgb(label) {
+		t.Errorf("painter after edit-in-painter %v, want %s", got, synthface.Classes[label])
 	}
 }
