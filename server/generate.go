@@ -31,7 +31,10 @@ type genRequest struct {
 	GAN        kinds.GANArch
 	Yaw, Pitch float64
 	Views      int
-	JSON       bool // answer JSON instead of a PNG
+	Art        bool     // the style-transfer models
+	Step       *int     // the tapped step t (nil: the server's --step)
+	Guidance   *float64 // text guidance of the sampler before t (nil: face.SampleGuidance)
+	JSON       bool     // answer JSON instead of a PNG
 }
 
 // rawRequest is what a multipart form or a JSON body said, before the
@@ -45,25 +48,34 @@ type rawRequest struct {
 	GAN                    string
 	Yaw, Pitch             float64
 	Views                  int
+	Art                    bool
+	Step                   *int
+	Guidance               *float64
 	Format                 string
 }
 
 // jsonRequest is the JSON body of /api/generate: conditions as base64 PNGs
 // (a data: URL is fine too).
 type jsonRequest struct {
-	Text     string  `json:"text"`
-	Mask     string  `json:"mask"`
-	Scribble string  `json:"scribble"`
-	Seed     *int64  `json:"seed"`
-	GAN      string  `json:"gan"`
-	Yaw      float64 `json:"yaw"`
-	Pitch    float64 `json:"pitch"`
-	Views    int     `json:"views"`
-	Format   string  `json:"format"`
+	Text     string   `json:"text"`
+	Mask     string   `json:"mask"`
+	Scribble string   `json:"scribble"`
+	Seed     *int64   `json:"seed"`
+	GAN      string   `json:"gan"`
+	Yaw      float64  `json:"yaw"`
+	Pitch    float64  `json:"pitch"`
+	Views    int      `json:"views"`
+	Art      bool     `json:"art"`
+	Step     *int     `json:"step"`
+	Guidance *float64 `json:"guidance"`
+	Format   string   `json:"format"`
 }
 
 // genResponse is the JSON answer; PNGs are base64 ([]byte marshals so).
 type genResponse struct {
+	ID          string        `json:"id"`
+	Art         bool          `json:"art"`
+	Step        int           `json:"step"`
 	GAN         kinds.GANArch `json:"gan"`
 	Cond        kinds.Cond    `json:"cond"`
 	Seed        int64         `json:"seed"`
@@ -85,6 +97,8 @@ type genResult struct {
 	views  [][]byte
 	size   int
 	latent []int64
+	id     string // the kept code, for /api/render
+	step   int    // the step t that ran
 }
 
 // defaultSeed matches `ddgi generate --seed`.
@@ -118,13 +132,14 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	})
 	took := time.Since(start)
 	if err != nil {
-		s.cfg.Log.Printf("generate %s/%s seed=%d: %d %v (%v)", req.GAN, req.Cond, req.Seed, statusOf(err), err, took.Round(time.Millisecond))
+		s.cfg.Log.Printf("generate %s seed=%d: %d %v (%v)", pipeKey{req.GAN, req.Cond, req.Art}, req.Seed, statusOf(err), err, took.Round(time.Millisecond))
 		writeError(w, err)
 		return
 	}
-	s.cfg.Log.Printf("generate %s/%s seed=%d views=%d: 200 in %v", req.GAN, req.Cond, req.Seed, req.Views, took.Round(time.Millisecond))
+	s.cfg.Log.Printf("generate %s seed=%d step=%d views=%d: 200 in %v", pipeKey{req.GAN, req.Cond, req.Art}, req.Seed, res.step, req.Views, took.Round(time.Millisecond))
 	if req.JSON {
 		writeJSON(w, http.StatusOK, genResponse{
+			ID: res.id, Art: req.Art, Step: res.step,
 			GAN: req.GAN, Cond: req.Cond, Seed: req.Seed, Yaw: req.Yaw, Pitch: req.Pitch,
 			Size: res.size, LatentShape: res.latent, Image: res.image, Strip: res.strip, Views: res.views,
 			Millis: took.Milliseconds(),
@@ -139,6 +154,8 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "image/png")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Ddgi-Latent-Shape", joinInts(res.latent))
+	h.Set("X-Ddgi-Id", res.id)
+	h.Set("X-Ddgi-Step", strconv.Itoa(res.step))
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
@@ -147,9 +164,14 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 // generate runs one request on the worker: load (cached), read the
 // condition at the model's size, invert, render.
 func (s *Server) generate(req *genRequest) (*genResult, error) {
-	p, err := s.pipeline(req.GAN, req.Cond)
+	key := pipeKey{req.GAN, req.Cond, req.Art}
+	p, err := s.pipeline(key)
 	if err != nil {
 		return nil, err
+	}
+	step, err := s.sampling(p, req)
+	if err != nil {
+		return nil, badInput(err)
 	}
 	size := p.Size()
 	if err := s.cfg.ImageLimits.Check(req.ImageName, req.Image); err != nil {
@@ -169,7 +191,10 @@ func (s *Server) generate(req *genRequest) (*genResult, error) {
 		return nil, fmt.Errorf("invert: %w", err)
 	}
 	defer w.Free() // persistent: free now rather than at some GC
-	res := &genResult{latent: w.Shape()}
+	res := &genResult{latent: w.Shape(), step: step}
+	if res.id, err = s.keep(key, w); err != nil {
+		return nil, err
+	}
 	pic, err := p.View(w, 0, req.Yaw, req.Pitch)
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
@@ -197,6 +222,40 @@ func (s *Server) generate(req *genRequest) (*genResult, error) {
 		res.views = append(res.views, b)
 	}
 	return res, nil
+}
+
+// MaxGuidance bounds the text guidance scale a request may ask for:
+// beyond ~10 classifier-free guidance only saturates.
+const MaxGuidance = 20
+
+// sampling sets p's step t and guidance for req (the worker runs one
+// request at a time, so per-request settings live on the cached
+// pipeline) and returns the t that will run. Guidance only acts when the
+// sampler denoises before t, i.e. for t < T−1.
+func (s *Server) sampling(p *face.Pipeline, req *genRequest) (int, error) {
+	T := p.E.Timesteps()
+	step := s.cfg.Step
+	if req.Step != nil {
+		step = *req.Step
+		if step < -1 || step >= T {
+			return 0, fmt.Errorf("step %d: want -1 (T−1) or 0…%d", step, T-1)
+		}
+	}
+	if step < 0 || step >= T {
+		step = T - 1
+	}
+	g := face.SampleGuidance
+	if req.Guidance != nil {
+		if step == T-1 {
+			return 0, fmt.Errorf("guidance acts only when step < T−1 = %d (the sampler runs before the tap); set step too", T-1)
+		}
+		if v := *req.Guidance; !(v >= 0 && v <= MaxGuidance) {
+			return 0, fmt.Errorf("guidance %g: want 0…%d", v, MaxGuidance)
+		}
+		g.Text = *req.Guidance
+	}
+	p.Opts.Step, p.E.Guidance = step, g
+	return step, nil
 }
 
 func encodePNG(img image.Image) ([]byte, error) {
@@ -260,7 +319,8 @@ func (s *Server) validate(raw *rawRequest, r *http.Request) (*genRequest, error)
 	if err := face.CheckRender(gan, raw.Views, MaxViews, raw.Yaw, raw.Pitch); err != nil {
 		return nil, badInput(err)
 	}
-	req := &genRequest{Text: raw.Text, Cond: cond, Seed: raw.Seed, GAN: gan, Yaw: raw.Yaw, Pitch: raw.Pitch, Views: raw.Views}
+	req := &genRequest{Text: raw.Text, Cond: cond, Seed: raw.Seed, GAN: gan, Yaw: raw.Yaw, Pitch: raw.Pitch, Views: raw.Views,
+		Art: raw.Art, Step: raw.Step, Guidance: raw.Guidance}
 	if cond == kinds.Mask {
 		req.Image, req.ImageName = raw.Mask, raw.MaskName
 	} else {
@@ -283,7 +343,7 @@ func (s *Server) validate(raw *rawRequest, r *http.Request) (*genRequest, error)
 }
 
 // formFields are the multipart fields /api/generate reads.
-var formFields = "text, mask, scribble, seed, gan, yaw, pitch, views, format"
+var formFields = "text, mask, scribble, seed, gan, yaw, pitch, views, art, step, guidance, format"
 
 // readMultipart streams the parts (no temporary files; the body is
 // already capped), refusing unknown and repeated fields.
@@ -354,6 +414,22 @@ func (raw *rawRequest) set(name, filename string, b []byte) error {
 		if raw.Views, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
 			return fmt.Errorf("views %q: want an integer 0–%d", v, MaxViews)
 		}
+	case "art":
+		if raw.Art, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+			return fmt.Errorf("art %q: want true or false", v)
+		}
+	case "step":
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("step %q: want an integer (-1: T−1)", v)
+		}
+		raw.Step = &n
+	case "guidance":
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return fmt.Errorf("guidance %q: want a number", v)
+		}
+		raw.Guidance = &f
 	case "format":
 		raw.Format = strings.TrimSpace(v)
 	default:
@@ -385,7 +461,8 @@ func readJSON(body io.Reader) (*rawRequest, error) {
 	if dec.More() {
 		return nil, badInput(errors.New("JSON body: more than one value"))
 	}
-	raw := &rawRequest{Text: j.Text, Seed: defaultSeed, GAN: j.GAN, Yaw: j.Yaw, Pitch: j.Pitch, Views: j.Views, Format: j.Format}
+	raw := &rawRequest{Text: j.Text, Seed: defaultSeed, GAN: j.GAN, Yaw: j.Yaw, Pitch: j.Pitch, Views: j.Views, Format: j.Format,
+		Art: j.Art, Step: j.Step, Guidance: j.Guidance}
 	if j.Seed != nil {
 		raw.Seed = *j.Seed
 	}

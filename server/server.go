@@ -77,6 +77,9 @@ type Config struct {
 	// ImageLimits bound an uploaded condition image, checked from its
 	// header on the worker before decoding (zero: DefaultImageLimits).
 	ImageLimits data.ImageLimits
+	// Codes bounds the recent W+ codes kept for /api/render (0:
+	// DefaultCodes); older ones are dropped, least recently used first.
+	Codes int
 }
 
 // DefaultImageLimits is the server's upload budget: a 2048² condition is
@@ -95,7 +98,9 @@ type Server struct {
 	once     sync.Once
 
 	// pipes is touched only by the worker goroutine.
-	pipes map[string]*face.Pipeline
+	pipes map[pipeKey]*face.Pipeline
+	// codes are the recent results' W+ codes for /api/render.
+	codes *codeCache
 
 	mu     sync.Mutex // guards loaded, read by /api/health
 	loaded []string
@@ -130,6 +135,9 @@ func New(cfg Config) *Server {
 	if cfg.ImageLimits.MaxSide <= 0 || cfg.ImageLimits.MaxBytes <= 0 {
 		cfg.ImageLimits = DefaultImageLimits
 	}
+	if cfg.Codes <= 0 {
+		cfg.Codes = DefaultCodes
+	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(discard{}, "", 0)
 	}
@@ -139,7 +147,8 @@ func New(cfg Config) *Server {
 		parsing: make(chan struct{}, cfg.Parsers),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
-		pipes:   map[string]*face.Pipeline{},
+		pipes:   map[pipeKey]*face.Pipeline{},
+		codes:   newCodeCache(cfg.Codes),
 	}
 	// Read once here: these cgo calls need no serialising, but there is no
 	// reason to repeat them per health check.
@@ -221,43 +230,59 @@ func (s *Server) do(ctx context.Context, f func() error) error {
 	}
 }
 
-// pipeline returns the cached pipeline for (gan, cond), loading it on first
-// use. Worker only.
-func (s *Server) pipeline(gan kinds.GANArch, cond kinds.Cond) (*face.Pipeline, error) {
-	key := string(gan) + "/" + string(cond)
+// pipeKey names one loadable pipeline: a GAN, a condition, and the art
+// (style-transfer) models or the photo ones.
+type pipeKey struct {
+	gan  kinds.GANArch
+	cond kinds.Cond
+	art  bool
+}
+
+func (k pipeKey) String() string {
+	s := string(k.gan) + "/" + string(k.cond)
+	if k.art {
+		s += "/art"
+	}
+	return s
+}
+
+// pipeline returns the cached pipeline for key, loading it on first use.
+// Worker only.
+func (s *Server) pipeline(key pipeKey) (*face.Pipeline, error) {
 	if p, ok := s.pipes[key]; ok {
 		return p, nil
 	}
 	start := time.Now()
-	p, err := face.Load(s.options(gan, cond))
+	p, err := face.Load(s.options(key))
 	if err != nil {
 		return nil, fmt.Errorf("load %s pipeline: %w", key, err)
 	}
 	s.pipes[key] = p
 	s.mu.Lock()
-	s.loaded = append(s.loaded, key)
+	s.loaded = append(s.loaded, key.String())
 	s.mu.Unlock()
 	s.cfg.Log.Printf("loaded %s pipeline in %v", key, time.Since(start).Round(time.Millisecond))
 	return p, nil
 }
 
-func (s *Server) options(gan kinds.GANArch, cond kinds.Cond) face.Options {
-	return face.Options{Weights: s.cfg.Weights, GAN: gan, Cond: cond, Device: s.cfg.Device, Step: s.cfg.Step}
+func (s *Server) options(k pipeKey) face.Options {
+	return face.Options{Weights: s.cfg.Weights, GAN: k.gan, Cond: k.cond, Art: k.art, Device: s.cfg.Device, Step: s.cfg.Step}
 }
 
 // Available reports, for each "gan/cond" (kinds.GANArchs × kinds.Conds, in
 // health order), whether its weight files exist, and why not where they do
-// not.
-func (s *Server) Available() (present map[kinds.GANArch]map[kinds.Cond]bool, missing map[string]string) {
+// not; with art, the same for the style-transfer models ("gan/cond/art").
+func (s *Server) Available(art bool) (present map[kinds.GANArch]map[kinds.Cond]bool, missing map[string]string) {
 	present = map[kinds.GANArch]map[kinds.Cond]bool{}
 	missing = map[string]string{}
 	for _, g := range kinds.GANArchs {
 		present[g] = map[kinds.Cond]bool{}
 		for _, c := range kinds.Conds {
-			err := s.options(g, c).CheckFiles()
+			k := pipeKey{g, c, art}
+			err := s.options(k).CheckFiles()
 			present[g][c] = err == nil
 			if err != nil {
-				missing[string(g)+"/"+string(c)] = err.Error()
+				missing[k.String()] = err.Error()
 			}
 		}
 	}
@@ -269,9 +294,13 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", s.handleIndex)
 	mux.HandleFunc("/api/generate", s.handleGenerate)
+	mux.HandleFunc("/api/render", s.handleRender)
 	mux.HandleFunc("/api/health", s.handleHealth)
+	mux.HandleFunc("/api/classes", s.handleClasses)
+	mux.HandleFunc("/api/examples", s.handleExamples)
+	mux.HandleFunc("/examples/{name}", s.handleExampleFile)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &httpError{http.StatusNotFound, fmt.Errorf("no API endpoint %s (have /api/generate, /api/health)", r.URL.Path)})
+		writeError(w, &httpError{http.StatusNotFound, fmt.Errorf("no API endpoint %s (have /api/generate, /api/render, /api/health, /api/classes, /api/examples)", r.URL.Path)})
 	})
 	return recoverer(s.cfg.Log, s.sameOrigin(s.authorized(mux)))
 }
@@ -367,7 +396,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET, HEAD")
 		return
 	}
-	present, missing := s.Available()
+	present, missing := s.Available(false)
+	art, artMissing := s.Available(true)
+	for k, v := range artMissing {
+		missing[k] = v
+	}
 	s.mu.Lock()
 	loaded := append([]string{}, s.loaded...)
 	s.mu.Unlock()
@@ -378,7 +411,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		"device":   s.cfg.Device.String(),
 		"step":     s.cfg.Step,
 		"weights":  present,
+		"art":      art,
 		"missing":  missing,
+		"codes":    s.codes.len(),
 		"loaded":   loaded,
 	})
 }

@@ -360,7 +360,7 @@ func TestPageAndHealth(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	for _, want := range []string{`<form id="gen"`, `<canvas id="pad" width="256" height="256"`, `id="seed"`, `id="yaw"`, `api/generate`, `image-rendering: pixelated`} {
+	for _, want := range []string{`<form id="gen"`, `<canvas id="pad" class="pad" width="256" height="256"`, `<canvas id="maskpad"`, `api/render`, `id="seed"`, `id="yaw"`, `api/generate`, `image-rendering: pixelated`} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("page lacks %q", want)
 		}

@@ -71,6 +71,15 @@ var artPhrases = map[Art][]string{
 	ArtSketch:  {"A pencil sketch.", "A pencil drawing.", "A graphite sketch."},
 }
 
+// Phrase is the first way captions name a (empty for a photo): a prompt
+// prefix the art text encoder learned, for front ends offering a style.
+func (a Art) Phrase() string {
+	if ps := artPhrases[a]; len(ps) > 0 {
+		return ps[0]
+	}
+	return ""
+}
+
 // streamArt draws the art style and its caption phrasing.
 const streamArt = 0xa8
 

@@ -37,6 +37,7 @@ func runServe(args []string) error {
 	allowOrigin := fs.String("allow-origin", "", "comma list of other web origins (http://host:port) whose pages may call the API; browser requests from any other origin get 403")
 	uploadMB := fs.Int64("max-upload-mb", server.DefaultImageLimits.MaxBytes>>20, "largest decoded size of an uploaded condition image in MiB (checked from its PNG header on the worker, before decoding)")
 	uploadSide := fs.Int("max-upload-side", server.DefaultImageLimits.MaxSide, "largest width or height of an uploaded condition image")
+	codes := fs.Int("codes", server.DefaultCodes, "recent results whose W+ code is kept for POST /api/render (the page's 3D turn); ~10 KB each for small64")
 	token := fs.String("token", "", "require \"Authorization: Bearer TOKEN\" on /api/ (\"random\": make one and print the page URL with it; default $DDGI_TOKEN, else none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -60,6 +61,9 @@ func runServe(args []string) error {
 		}
 		*token = base64.RawURLEncoding.EncodeToString(b)
 	}
+	if *codes < 1 || *codes > 1<<16 {
+		return fmt.Errorf("--codes %d: want 1…65536", *codes)
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -76,9 +80,9 @@ func runServe(args []string) error {
 	loopback := tcp != nil && tcp.IP.IsLoopback()
 	s := server.New(server.Config{Weights: *weights, Device: dev, Step: *step, Version: Version,
 		MaxBody: *maxBody, Queue: *queue, Parsers: *parsers, Log: logger, AllowOrigins: splitList(*allowOrigin),
-		Token: *token, LoopbackHosts: loopback, ImageLimits: limits})
+		Token: *token, LoopbackHosts: loopback, ImageLimits: limits, Codes: *codes})
 	defer s.Close()
-	present, _ := s.Available()
+	present, _ := s.Available(false)
 	for _, g := range kinds.GANArchs {
 		for _, c := range kinds.Conds {
 			state := "present"

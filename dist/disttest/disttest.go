@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ddgi/dist"
+	"ddgi/internal/imageio"
 	"ddgi/train"
 )
 
@@ -56,7 +57,7 @@ func rank(dir string, fn Train) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(weightsFile(dir, c.Rank), b, 0o644)
+	return imageio.WriteAtomic(weightsFile(dir, c.Rank), b)
 }
 
 func weightsFile(dir string, rank int) string {
