@@ -26,7 +26,7 @@ var helpExamples = map[string][]string{
 	"eval":      {`ddgi eval --method ddgi-2d,controlnet --n 20 --out /tmp/ddgi-out/eval   # ~4 min on 2 busy cores; the docs' tables use --n 2000 (hours)`},
 	"eval-text": {`ddgi eval-text --n 50 --samples 10   # ~2.5 min on 2 busy cores; docs/text.md uses --n 500 --samples 200`},
 	"synth":     {`ddgi synth --n 16 --size 128 --out /tmp/ddgi-out/faces --grid /tmp/ddgi-out/faces.png`},
-	"quantize":  {`ddgi quantize --in weights/stylegan2_small64.safetensors --out /tmp/ddgi-out/stylegan2_int8.safetensors`},
+	"quantize":  {`ddgi quantize --in weights/stylegan2_small64.safetensors --out /tmp/ddgi-out/stylegan2_int8.safetensors --force`},
 	"selfcheck": {`ddgi selfcheck`},
 	"tokenize":  {`ddgi tokenize --tokenizer weights/tokenizer.json "A smiling woman."`},
 	"version":   {`ddgi version`},

@@ -298,12 +298,18 @@ func TestEvalBaselineCache(t *testing.T) {
 
 // TestQuantizeThenGenerate: `ddgi quantize` shrinks an inversion file,
 // generate runs on it, and bad inputs (a truncated file, quantizing twice,
-// missing flags) exit 1.
+// missing flags, an existing --out without --force) exit 1.
 func TestQuantizeThenGenerate(t *testing.T) {
 	dir, w := tinyWeights(t)
 	inv := filepath.Join(w, "inversion_stylegan2_mask.safetensors")
 	before, _ := os.Stat(inv)
-	if code := run([]string{"quantize", "--in", inv, "--out", inv}); code != 0 {
+	if code := run([]string{"quantize", "--in", inv, "--out", inv}); code != 1 {
+		t.Fatalf("quantize over its own input without --force exited %d, want 1", code)
+	}
+	if st, _ := os.Stat(inv); st.Size() != before.Size() {
+		t.Fatal("a refused quantize changed its --out")
+	}
+	if code := run([]string{"quantize", "--in", inv, "--out", inv, "--force"}); code != 0 {
 		t.Fatalf("quantize exited %d", code)
 	}
 	after, _ := os.Stat(inv)
@@ -320,7 +326,7 @@ func TestQuantizeThenGenerate(t *testing.T) {
 	data, _ := os.ReadFile(inv)
 	cut := filepath.Join(dir, "cut.safetensors")
 	os.WriteFile(cut, data[:len(data)/2], 0o644)
-	for _, args := range [][]string{{"--in", inv, "--out", cut}, {"--in", cut, "--out", inv}, {"--in", inv}} {
+	for _, args := range [][]string{{"--in", inv, "--out", cut, "--force"}, {"--in", cut, "--out", inv, "--force"}, {"--in", inv}} {
 		if code := run(append([]string{"quantize"}, args...)); code != 1 {
 			t.Errorf("quantize %v exited %d, want 1", args, code)
 		}

@@ -15,12 +15,16 @@ func init() {
 func runQuantize(args []string) error {
 	fs := newFlags("quantize", "--in weights/inversion_eg3d_mask.safetensors --out small.safetensors")
 	in := fs.String("in", "", "safetensors weights written by ddgi")
-	out := fs.String("out", "", "output file (may equal --in; written atomically)")
+	out := fs.String("out", "", "output file (may equal --in with --force; written atomically)")
+	force := fs.Bool("force", false, "overwrite --out if it exists")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *in == "" || *out == "" {
 		return fmt.Errorf("--in and --out are required")
+	}
+	if st, err := os.Stat(*out); err == nil && !st.IsDir() && !*force {
+		return fmt.Errorf("%s exists; pass --force to overwrite it", *out)
 	}
 	if err := makeParents(*out); err != nil {
 		return err
