@@ -64,6 +64,9 @@ type Pipeline struct {
 	Text    TextEncoder
 	AE      Autoencoder
 	Sampler SamplerOpts // Sampler and Eta; Steps comes from Sample's argument
+	// OnStep, when set, is called after each sampler step with the steps
+	// done and the steps one sample takes (StepsPerSample).
+	OnStep func(done, steps int)
 }
 
 // Sample generates one image per text in [-1,1], [B,3,S,S]. conds holds
@@ -111,6 +114,15 @@ func (p *Pipeline) SampleFrom(texts []string, conds Conditions, steps int, g Gui
 	}
 	z, _, err := p.sample(texts, conds, steps, g, prior, nil, decode)
 	return z, err
+}
+
+// StepsPerSample is the number of U-Net steps a sample asked for with
+// steps takes: steps, except for DDPM, which runs every timestep.
+func (p *Pipeline) StepsPerSample(steps int) int {
+	if p.Sampler.Sampler == "ddpm" {
+		return p.Model.Schedule.T()
+	}
+	return steps
 }
 
 // Decode maps final latents z_0 to images in [-1,1], as Sample ends.
@@ -184,6 +196,9 @@ func (p *Pipeline) sample(texts []string, conds Conditions, steps int, g Guidanc
 					if want {
 						torch.Persist(tp.tensors()...)
 						kept[t] = tp
+					}
+					if p.OnStep != nil {
+						p.OnStep(step, p.StepsPerSample(steps))
 					}
 					return eps
 				}, o, gen)

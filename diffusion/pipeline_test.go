@@ -1,6 +1,7 @@
 package diffusion
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -246,5 +247,31 @@ func TestDenoiseToFreesEachStep(t *testing.T) {
 	few, many := left(2), left(20)
 	if many > few+2*18 {
 		t.Fatalf("DenoiseTo left %d tensors after 2 steps and %d after 20: per-step activations are kept", few, many)
+	}
+}
+
+// TestOnStepCountsEverySamplerStep: the progress hook sees each step once,
+// in order, with the per-sample total (DDIM: the steps asked for; DDPM:
+// every timestep).
+func TestOnStepCountsEverySamplerStep(t *testing.T) {
+	_, p := newPatchModel(t, "tiny")
+	var got []int
+	p.OnStep = func(done, steps int) {
+		if steps != 3 {
+			t.Errorf("OnStep total %d, want 3", steps)
+		}
+		got = append(got, done)
+	}
+	img, err := p.Sample([]string{"a smiling woman"}, Conditions{}, 3, Guidance{Text: 1, Cond: 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.Free()
+	if fmt.Sprint(got) != "[1 2 3]" {
+		t.Errorf("OnStep saw %v, want [1 2 3]", got)
+	}
+	p.Sampler.Sampler = "ddpm"
+	if n, want := p.StepsPerSample(3), p.Model.Schedule.T(); n != want {
+		t.Errorf("DDPM steps per sample %d, want %d", n, want)
 	}
 }

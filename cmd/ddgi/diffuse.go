@@ -140,9 +140,12 @@ func runDiffuse(args []string) error {
 	}
 	p := &diffusion.Pipeline{Model: m, Text: te, AE: ae, Sampler: diffusion.SamplerOpts{Sampler: *sampler, Eta: *eta}}
 	var imgs []*torch.Tensor
-	bar := progress.New("diffuse", 0, int64(*n), "img")
+	// One tick per sampler step: a full-size step takes seconds.
+	per := p.StepsPerSample(*steps)
+	bar := progress.New("diffuse", 0, int64(*n*per), "step")
 	bar.Set(0, nil)
 	for i := 0; i < *n; i++ {
+		p.OnStep = func(done, _ int) { bar.Set(int64(i*per+done), nil) }
 		one := cond.Slice(i)
 		var z0 *torch.Tensor
 		if zT != nil {
@@ -155,7 +158,6 @@ func runDiffuse(args []string) error {
 			return err
 		}
 		imgs = append(imgs, img)
-		bar.Set(int64(i+1), nil)
 	}
 	bar.Finish()
 	// The PNG records how it was made, as generate's do.
