@@ -49,6 +49,9 @@ type Options struct {
 	Stage1From string
 	// TextGuidance is the text guidance scale of the I^d_0 samples.
 	TextGuidance float64
+	// D0Steps is the sampler's step count for I^d_0 (0: the encoder's
+	// default, 20 DDIM steps); part of the I^d_0 cache key.
+	D0Steps int
 	// PreviewEvery (steps) and CheckpointEvery (time) pace the run loop.
 	PreviewEvery    int64
 	CheckpointEvery time.Duration
@@ -79,6 +82,9 @@ func Run(ctx context.Context, o Options) error {
 	e, err := face.LoadEncoder(fo)
 	if err != nil {
 		return err
+	}
+	if o.D0Steps > 0 {
+		e.Steps = o.D0Steps
 	}
 	g, err := face.LoadGAN(fo.GAN, fo.Files()["gan"], fo.Device)
 	if err != nil {
