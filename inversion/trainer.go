@@ -472,7 +472,7 @@ func (tr *Trainer) loadStage1(path string) error {
 	if !stage1Shared(c.Ablation) || c.Ablation == MOnly {
 		return fmt.Errorf("--stage1-from: ablation %q trains no stage 2 after the shared stage 1", c.Ablation)
 	}
-	m, train, err := Load(path, torch.CPU)
+	m, train, err := Load(path, tr.Dev)
 	if err != nil {
 		return fmt.Errorf("--stage1-from: %w", err)
 	}
@@ -505,7 +505,7 @@ func (tr *Trainer) loadStage1(path string) error {
 // loadInit copies M and T of a trained inversion into the model and gives
 // M this run's w̄.
 func (tr *Trainer) loadInit(path string) error {
-	m, _, err := Load(path, torch.CPU)
+	m, _, err := Load(path, tr.Dev)
 	if err != nil {
 		return fmt.Errorf("--init: %w", err)
 	}
