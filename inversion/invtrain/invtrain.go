@@ -68,6 +68,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	abl := o.Train.Ablation
 	fo := o.Face
+	if fo.Device.IsCUDA() {
+		// M, T, G and the U-Net would go to the GPU, but E's text tower and
+		// VAE (encoder.LoadText, encoder.Autoencoder) and F and R
+		// (auxnets.LoadPerceptual, LoadIdentity) load on the CPU only: the
+		// first step would fail on mixed devices after minutes of loading.
+		return fmt.Errorf("--device %s: train inversion runs on the CPU only for now (the text encoder, VAE and aux nets F and R load there)", fo.Device)
+	}
 	if o.TextGuidance > 0 && fo.Guidance == (diffusion.Guidance{}) {
 		fo.Guidance = face.SampleGuidance
 		fo.Guidance.Text = o.TextGuidance
