@@ -84,7 +84,7 @@ func TestFullSizeGenerateMemory(t *testing.T) {
 }
 
 // fullSizeTrainRSSBound bounds the peak RSS of TestFullSizeTrainInversion's
-// run. Measured 5.5–5.8 GB (1 and 2 threads): 2.9 GB of frozen networks
+// run. Measured 5.3–5.6 GB at 1 thread: 2.9 GB of frozen networks
 // (U-Net and ControlNet in fp16, VAE, text tower, StyleGAN2-256 in fp32),
 // M and T at width 512 in fp32 with their gradients and Adam moments
 // (1.2 GB), and one step's activations; 7 GiB leaves room for allocator
@@ -107,7 +107,7 @@ const fullSizeTrainRSSBound = 7 << 30
 func TestFullSizeTrainInversion(t *testing.T) {
 	fullSizeChild(t)
 	if testing.Short() {
-		t.Skip("full suite: writes a 2.9 GB model set and trains on the full-size networks (~4 min at 1 thread)")
+		t.Skip("full suite: writes a 2.9 GB model set and trains on the full-size networks (~3 min at 1 thread)")
 	}
 	dir := t.TempDir()
 	set, folder := filepath.Join(dir, "sd15"), filepath.Join(dir, "celebamask-hq")
