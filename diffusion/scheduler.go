@@ -293,16 +293,35 @@ func (m *Model) Guided(zt, t, ctx, empty *torch.Tensor, cond Conditions, g Guida
 	return eps
 }
 
+// keptPass runs f in a scope of its own and keeps only the tensors it
+// returns (to the caller's scope).
+func keptPass(f func() []*torch.Tensor) {
+	s := torch.NewScope()
+	defer s.Close()
+	s.Keep(f()...)
+}
+
 // guided is Guided that also returns the taps of the conditional pass.
 func (m *Model) guided(zt, t, ctx, empty *torch.Tensor, cond Conditions, g Guidance, wantTaps bool) (*torch.Tensor, Taps) {
 	t = timesteps(t, zt.Size(0))
-	full := m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), wantTaps)
+	// Each pass in a scope of its own that keeps only its output: a
+	// 64²-latent pass holds gigabytes of activations until its scope
+	// closes, and three of them would otherwise pile up.
+	var full Taps
+	keptPass(func() []*torch.Tensor {
+		full = m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), wantTaps)
+		return full.tensors()
+	})
 	var noText, none *torch.Tensor
+	predict := func(ctx *torch.Tensor, cond Conditions) (eps *torch.Tensor) {
+		keptPass(func() []*torch.Tensor { eps = m.Predict(zt, t, ctx, cond); return []*torch.Tensor{eps} })
+		return eps
+	}
 	if g.Text != 1 || g.Cond != 1 {
-		noText = m.Predict(zt, t, empty, cond)
+		noText = predict(empty, cond)
 	}
 	if g.Cond != 1 {
-		none = m.Predict(zt, t, empty, cond.Dropped())
+		none = predict(empty, cond.Dropped())
 	}
 	return guide(full.Eps, noText, none, g), full
 }

@@ -240,7 +240,12 @@ func newTransformerBlock(p nn.Path, dim, ctx, heads int64) *TransformerBlock {
 // for the two halves [x | g] of the projection.
 func geglu(h *torch.Tensor) *torch.Tensor {
 	xg := h.Chunk(2, -1)
-	return xg[0].Mul(xg[1].Gelu())
+	g := xg[1].Gelu()
+	out := xg[0].Mul(g)
+	for _, t := range []*torch.Tensor{g, xg[0], xg[1]} {
+		t.Free() // the halves are views: h's memory goes with its last handle
+	}
+	return out
 }
 
 // CrossTap is one cross-attention layer seen by the taps: its
@@ -252,17 +257,30 @@ type CrossTap struct {
 
 // Forward updates tokens x [B,N,dim] attending to ctx [B,L,ctx]; the
 // cross-attention tap is filled when wantProbs.
+// Intermediates are freed as soon as they are used (autograd keeps what it
+// saved), so a 64²-latent pass does not hold every block's maps to the end.
 func (b *TransformerBlock) Forward(x, ctx *torch.Tensor, wantProbs bool) (*torch.Tensor, CrossTap) {
-	a, _ := b.SelfAttn.Forward(b.Norm1.Forward(x), nil, nil, false)
-	x = x.Add(a)
+	n1 := b.Norm1.Forward(x)
+	a, _ := b.SelfAttn.Forward(n1, nil, nil, false)
+	n1.Free()
+	x1 := x.Add(a)
+	a.Free()
 	var tap CrossTap
-	a, tap.Probs = b.CrossAttn.Forward(b.Norm2.Forward(x), ctx, nil, wantProbs)
+	n2 := b.Norm2.Forward(x1)
+	a, tap.Probs = b.CrossAttn.Forward(n2, ctx, nil, wantProbs)
+	n2.Free()
+	x2 := x1.Add(a)
+	x1.Free()
 	if wantProbs {
 		tap.Out = a
+	} else {
+		a.Free()
 	}
-	x = x.Add(a)
-	x = x.Add(b.FFOut.Forward(geglu(b.FFIn.Forward(b.Norm3.Forward(x)))))
-	return x, tap
+	ff := torch.Chain(x2, b.Norm3.Forward, b.FFIn.Forward, geglu, b.FFOut.Forward)
+	out := x2.Add(ff)
+	x2.Free()
+	ff.Free()
+	return out, tap
 }
 
 // SpatialTransformer is diffusers' Transformer2DModel (SD1.5: conv

@@ -116,7 +116,7 @@ func (e *E) InversionConfig(styles, styleDim, width int64, kind kinds.Cond) (inv
 				cond := inversion.Condition{Kind: kind,
 					Mask:     torch.Zeros([]int64{1, s, s}, torch.Int64, m.Store.Device),
 					Scribble: torch.Zeros([]int64{1, 1, s, s}, torch.Float32, m.Store.Device)}
-				h, f := e.Features(e.Prior(1, torch.NewGenerator(0)), torch.FromInt64([]int64{int64(e.Timesteps() - 1)}, 1), []string{"a face"}, cond)
+				h, f := e.Features(e.Prior(1, torch.NewGenerator(0)), torch.FromInt64([]int64{int64(e.Timesteps() - 1)}, 1).ToDevice(m.Store.Device), []string{"a face"}, cond)
 				c = inversion.Config{Styles: styles, StyleDim: styleDim, HChannels: h.Size(1), HSize: h.Size(2),
 					Width: width, AlphaBuckets: 10, Timesteps: e.Timesteps(), UseAttention: true}
 				for _, fn := range f.F {

@@ -23,6 +23,18 @@ type Features struct {
 	Pooled *torch.Tensor
 }
 
+// tensors lists every tensor of f (nil ones included).
+func (f Features) tensors() []*torch.Tensor {
+	ts := append([]*torch.Tensor{f.Words, f.Pooled}, f.F...)
+	for _, a := range f.AttOut {
+		ts = append(ts, a...)
+	}
+	for _, a := range f.AttP {
+		ts = append(ts, a...)
+	}
+	return ts
+}
+
 // AbSMNet is T (Sec. 3.3, Fig. 4).
 type AbSMNet struct {
 	cfg                      Config

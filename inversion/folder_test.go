@@ -2,78 +2,14 @@ package inversion
 
 import (
 	"context"
-	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
 	"math"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"ddgi/data"
-	"ddgi/synthface"
+	"ddgi/internal/fixture"
 	"ddgi/torch"
 )
-
-// writeCelebAMaskHQ writes n SynthFace samples as CelebAMask-HQ ships its
-// files: CelebA-HQ-img/<i>.jpg, one black-and-white PNG per face part in
-// CelebAMask-HQ-mask-anno/<i/2000>/<i:05d>_<part>.png, and the
-// Multi-Modal CelebA-HQ captions in celeba-caption/<i>.txt.
-func writeCelebAMaskHQ(t *testing.T, dir string, n, size int) {
-	t.Helper()
-	src := data.NewSynthFace(data.Train, size, n)
-	save := func(path string, write func(f *os.File) error) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := write(f); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < n; i++ {
-		s, err := src.Get(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img := image.NewRGBA(image.Rect(0, 0, size, size))
-		for p := 0; p < size*size; p++ {
-			img.Set(p%size, p/size, color.RGBA{s.Image[3*p], s.Image[3*p+1], s.Image[3*p+2], 255})
-		}
-		save(filepath.Join(dir, data.DirImages, fmt.Sprintf("%d.jpg", i)), func(f *os.File) error {
-			return jpeg.Encode(f, img, &jpeg.Options{Quality: 95})
-		})
-		for c := 1; c < synthface.NumClasses; c++ {
-			part := image.NewGray(image.Rect(0, 0, size, size))
-			any := false
-			for p, l := range s.Mask {
-				if int(l) == c {
-					part.Pix[p], any = 255, true
-				}
-			}
-			if !any {
-				continue
-			}
-			name := fmt.Sprintf("%05d_%s.png", i, synthface.Classes[c])
-			save(filepath.Join(dir, data.DirPartMasks, fmt.Sprint(i/2000), name), func(f *os.File) error {
-				return png.Encode(f, part)
-			})
-		}
-		save(filepath.Join(dir, "celeba-caption", fmt.Sprintf("%d.txt", i)), func(f *os.File) error {
-			_, err := f.WriteString(strings.Join(s.Captions, "\n") + "\n")
-			return err
-		})
-	}
-}
 
 // TestTrainOnCelebAMaskHQFolder trains the full method end to end on a
 // folder in CelebAMask-HQ layout opened by data.Open, as `ddgi train
@@ -83,7 +19,9 @@ func writeCelebAMaskHQ(t *testing.T, dir string, n, size int) {
 func TestTrainOnCelebAMaskHQFolder(t *testing.T) {
 	dir := t.TempDir()
 	const n = 6
-	writeCelebAMaskHQ(t, dir, n, 64)
+	if err := fixture.CelebAMaskHQ(dir, n, 64); err != nil {
+		t.Fatal(err)
+	}
 	ds, err := data.Open(dir, data.OpenOptions{Size: 32, Split: data.Train, OnBad: data.StopOnBad})
 	if err != nil {
 		t.Fatal(err)

@@ -34,19 +34,43 @@ func (tr *Trainer) Preview(path string) error {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
 				b := imagebatch.Get(ds, 0, n, tr.Dev)
-				cond := Condition{Kind: tr.Cfg.Cond, Mask: b.Mask, Scribble: b.Scribble}
 				mOnly := stage == 1 || tr.Cfg.Ablation == MOnly
 				g := torch.NewGenerator(tr.Cfg.Seed + 7)
-				render := func(zt *torch.Tensor, t int) *torch.Tensor {
-					steps := torch.Full([]int64{int64(n)}, float64(t), torch.Int64, tr.Dev)
-					h, f := tr.E.Features(zt, steps, b.Captions, cond)
-					return Render(tr.G, tr.Model.Invert(h, f, steps, mOnly).W, b.Camera).Clamp(-1, 1)
-				}
 				T := tr.E.Timesteps()
-				inferred := render(tr.E.Prior(int64(n), g), T-1)
-				half := torch.Full([]int64{int64(n)}, float64(T/2), torch.Int64, tr.Dev)
-				z0 := tr.E.Latents(b.Image)
-				noised := render(tr.E.AddNoise(z0, torch.Randn(g, z0.Shape(), torch.Float32, z0.Device()), half), T/2)
+				zT := tr.E.Prior(int64(n), g)
+				noise := torch.Randn(g, zT.Shape(), torch.Float32, zT.Device())
+				// In chunks of the training batch, each pass in a scope of its
+				// own: a full-size U-Net pass holds its activations until its
+				// scope closes, and the grid must cost no more memory than a
+				// step.
+				var inferredRows, noisedRows []*torch.Tensor
+				chunk := max(tr.Cfg.Batch, 1)
+				for lo := 0; lo < n; lo += chunk {
+					k := min(chunk, n-lo)
+					rows := func(x *torch.Tensor) *torch.Tensor {
+						if x == nil {
+							return nil
+						}
+						return x.Narrow(0, int64(lo), int64(k))
+					}
+					cond := Condition{Kind: tr.Cfg.Cond, Mask: rows(b.Mask), Scribble: rows(b.Scribble)}
+					caps := b.Captions[lo : lo+k]
+					render := func(zt func(steps *torch.Tensor) *torch.Tensor, t int) *torch.Tensor {
+						rs := torch.NewScope()
+						defer rs.Close()
+						steps := torch.Full([]int64{int64(k)}, float64(t), torch.Int64, tr.Dev)
+						h, f := tr.E.Features(zt(steps), steps, caps, cond)
+						img := Render(tr.G, tr.Model.Invert(h, f, steps, mOnly).W, rows(b.Camera)).Clamp(-1, 1)
+						rs.Keep(img)
+						return img
+					}
+					inf := render(func(*torch.Tensor) *torch.Tensor { return rows(zT) }, T-1)
+					noi := render(func(steps *torch.Tensor) *torch.Tensor {
+						return tr.E.AddNoise(tr.E.Latents(rows(b.Image)), rows(noise), steps)
+					}, T/2)
+					inferredRows, noisedRows = append(inferredRows, inf), append(noisedRows, noi)
+				}
+				inferred, noised := torch.Cat(inferredRows, 0), torch.Cat(noisedRows, 0)
 				gt := resizeTo(b.Image, inferred)
 				cols := [][]image.Image{mustImages(gt), nil, mustImages(inferred), mustImages(noised)}
 				for _, s := range b.Samples {

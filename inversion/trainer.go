@@ -241,10 +241,16 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	var f Features
 	var d0 *torch.Tensor
 	torch.NoGrad(func() {
+		// E is frozen: its pass runs without gradients in a scope of its
+		// own, so the VAE's and U-Net's activations are freed before G's
+		// forward and backward; only the taps stay.
+		es := torch.NewScope()
 		z0 := tr.E.Latents(b.Image)
 		eps := torch.Randn(g, append([]int64{int64(tr.Cfg.Batch)}, z0.Shape()[1:]...), torch.Float32, z0.Device()).Narrow(0, int64(lo), int64(n))
 		zt := tr.E.AddNoise(z0, eps, steps)
 		h, f = tr.E.Features(zt, steps, b.Captions, cond)
+		es.Keep(append([]*torch.Tensor{h}, f.tensors()...)...)
+		es.Close()
 		if tr.needsD0(stage) {
 			d0 = tr.D0(b, start+lo, cond, size)
 		}
@@ -261,7 +267,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	codes := tr.Model.Invert(h, f, steps, stage == 1)
 	w := codes.W
 	out := Render(tr.G, w, b.Camera)
-	target, idTarget = resizeTo(target, out), resizeTo(idTarget, out)
+	out, target, idTarget = lossSize(out, target, idTarget)
 	var terms Terms
 	if stage == 1 {
 		terms = MappingLoss(tr.Cfg.Weights, target, out, w, wavg, tr.F, tr.R)
@@ -466,7 +472,7 @@ func (tr *Trainer) loadStage1(path string) error {
 	if !stage1Shared(c.Ablation) || c.Ablation == MOnly {
 		return fmt.Errorf("--stage1-from: ablation %q trains no stage 2 after the shared stage 1", c.Ablation)
 	}
-	m, train, err := Load(path, torch.CPU)
+	m, train, err := Load(path, tr.Dev)
 	if err != nil {
 		return fmt.Errorf("--stage1-from: %w", err)
 	}
@@ -499,7 +505,7 @@ func (tr *Trainer) loadStage1(path string) error {
 // loadInit copies M and T of a trained inversion into the model and gives
 // M this run's w̄.
 func (tr *Trainer) loadInit(path string) error {
-	m, _, err := Load(path, torch.CPU)
+	m, _, err := Load(path, tr.Dev)
 	if err != nil {
 		return fmt.Errorf("--init: %w", err)
 	}
@@ -516,13 +522,25 @@ func (tr *Trainer) loadInit(path string) error {
 	return tr.Model.Mapping.SetMeanLatent(tr.G.MeanLatent())
 }
 
-// resizeTo brings a target image to the generator's resolution (the
-// encoder may read conditions at another size than G renders).
+// resizeTo brings an image to like's size (area filter; for the preview
+// grid's ground truth beside the renders).
 func resizeTo(x, like *torch.Tensor) *torch.Tensor {
 	if x.Size(2) == like.Size(2) && x.Size(3) == like.Size(3) {
 		return x
 	}
 	return torch.Interpolate(x, like.Size(2), like.Size(3), torch.Area, false)
+}
+
+// lossSize brings G's render and the targets (the data, read at the
+// encoder's image size, and I^d_0, sampled at it) to one size for the
+// losses: the smaller of the two, the larger side area-downsampled — a
+// 1024² StyleGAN2 under SD's 512² encoder is compared at 512², as pSp pools
+// its 1024² renders for the losses; nothing is upsampled into blocks.
+func lossSize(out, target, idTarget *torch.Tensor) (o, t, id *torch.Tensor) {
+	if out.Size(2)*out.Size(3) > target.Size(2)*target.Size(3) {
+		return resizeTo(out, target), target, resizeTo(idTarget, target)
+	}
+	return out, resizeTo(target, out), resizeTo(idTarget, out)
 }
 
 // freezeFor freezes T in stage 1 and M in stage 2 (Sec. 3.4).

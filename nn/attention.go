@@ -51,14 +51,25 @@ func (a *MultiHeadAttention) Forward(x, context, mask *torch.Tensor, wantProbs b
 	q := split(a.Q.Forward(x), n)
 	k := split(a.K.Forward(context), m)
 	v := split(a.V.Forward(context), m)
-	scores := q.Matmul(k.Transpose(2, 3)).MulScalar(1 / math.Sqrt(float64(hd)))
+	// The [B,heads,N,M] maps are freed as soon as the next exists (autograd
+	// keeps what it saved): at SD1.5's 64² latent one self-attention map
+	// is 537 MB a sample, and a scope would hold three of them per layer
+	// until it closes.
+	raw := q.Matmul(k.Transpose(2, 3))
+	scores := raw.MulScalar(1 / math.Sqrt(float64(hd)))
+	raw.Free()
 	if mask != nil {
-		scores = scores.MaskedFill(mask, math.Inf(-1))
+		masked := scores.MaskedFill(mask, math.Inf(-1))
+		scores.Free()
+		scores = masked
 	}
 	p := scores.Softmax(-1)
+	scores.Free()
 	o := p.Matmul(v).Permute(0, 2, 1, 3).Reshape(b, n, a.Dim)
 	if wantProbs {
 		probs = p
+	} else {
+		p.Free()
 	}
 	return a.Out.Forward(o), probs
 }

@@ -445,7 +445,8 @@ func setHashes(files map[string]string) (map[string]string, error) {
 
 // filesHash is the SHA-256 of the files' contents, in the order of their
 // sorted keys (hex); files a model set lacks (an optional VAE or text
-// encoder) are skipped.
+// encoder) are skipped. A folder (a CLIP tokenizer: vocab.json and
+// merges.txt) counts as its regular files' contents in name order.
 func filesHash(files map[string]string) (string, error) {
 	keys := make([]string, 0, len(files))
 	for k := range files {
@@ -453,18 +454,39 @@ func filesHash(files map[string]string) (string, error) {
 	}
 	sort.Strings(keys)
 	h := sha256.New()
+	add := func(path string) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(h, f)
+		return err
+	}
 	for _, k := range keys {
-		f, err := os.Open(files[k])
+		st, err := os.Stat(files[k])
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
-		_, err = io.Copy(h, f)
-		f.Close()
+		if !st.IsDir() {
+			if err := add(files[k]); err != nil {
+				return "", err
+			}
+			continue
+		}
+		ents, err := os.ReadDir(files[k]) // sorted by name
 		if err != nil {
 			return "", err
+		}
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				if err := add(filepath.Join(files[k], e.Name())); err != nil {
+					return "", err
+				}
+			}
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

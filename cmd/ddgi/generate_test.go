@@ -449,3 +449,27 @@ func TestWeightsAreFound(t *testing.T) {
 		t.Errorf("a missing --weights folder: exit %d, want 1", code)
 	}
 }
+
+// TestFilesHashReadsTokenizerFolder hashes a model set whose tokenizer is
+// a CLIP folder (vocab.json, merges.txt): its files count in name order,
+// as if concatenated, and a missing file is skipped.
+func TestFilesHashReadsTokenizerFolder(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "tokenizer")
+	if err := os.MkdirAll(filepath.Join(tok, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"tokenizer/vocab.json": "V", "tokenizer/merges.txt": "M", "unet.safetensors": "U", "flat": "MVU"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := filesHash(map[string]string{"tokenizer": tok, "unet": filepath.Join(dir, "unet.safetensors"), "vae": filepath.Join(dir, "missing")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := filesHash(map[string]string{"x": filepath.Join(dir, "flat")})
+	if err != nil || got != want {
+		t.Fatalf("hash %s (%v), want that of the contents in order %s", got, err, want)
+	}
+}

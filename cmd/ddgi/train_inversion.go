@@ -44,6 +44,7 @@ func runTrainInversion(args []string) error {
 	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
 	every := fs.Int("checkpoint-every", 200, "steps between preview grids (preview-NNNNNNNNN.png: six held-out rows, SynthFace-bench or the --val part of a --data folder, else the first training samples; also at each stage's end)")
 	ckptEvery := ckptEveryFlag(fs, 4*time.Minute, nil)
+	d0Steps := fs.Int("d0-steps", 20, "DDIM steps of each I^d_0 sample (each step is one U-Net pass per guidance term: three with the default guidance)")
 	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's latest/stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
@@ -72,6 +73,8 @@ func runTrainInversion(args []string) error {
 		return errors.New("--out is required")
 	case *steps1 < 0 || *steps2 < 0 || *batch < 1 || *n < 1 || *every < 1:
 		return errors.New("--steps1/--steps2 must be ≥ 0 and --batch, --n, --checkpoint-every ≥ 1")
+	case *d0Steps < 1:
+		return fmt.Errorf("--d0-steps %d: want ≥ 1", *d0Steps)
 	case *textGuidance <= 0:
 		return fmt.Errorf("--text-guidance %g: want > 0", *textGuidance)
 	}
@@ -93,7 +96,7 @@ func runTrainInversion(args []string) error {
 		Train: inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
 			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: kinds.Cond(*cond),
 			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, Init: *initFrom},
-		Stage1From: *stage1From, TextGuidance: *textGuidance,
+		Stage1From: *stage1From, TextGuidance: *textGuidance, D0Steps: *d0Steps,
 		PreviewEvery: int64(*every), CheckpointEvery: ckpt, Group: group,
 	})
 }

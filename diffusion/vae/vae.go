@@ -119,14 +119,24 @@ func newResnet(p nn.Path, c Config, in, out int64) *ResnetBlock {
 	return r
 }
 
-// Forward is x + F(x).
+// silu is SiLU as a step of torch.Chain.
+func silu(x *torch.Tensor) *torch.Tensor { return x.Silu() }
+
+// Forward is x + F(x). Intermediate maps are freed as the next exists
+// (torch.Chain; autograd keeps what it saved): at 512² one 128-channel
+// map is 134 MB, and a scope would hold seven a block until it closes.
 func (r *ResnetBlock) Forward(x *torch.Tensor) *torch.Tensor {
-	h := r.conv1.Forward(r.norm1.Forward(x).Silu())
-	h = r.conv2.Forward(r.norm2.Forward(h).Silu())
+	h := torch.Chain(x, r.norm1.Forward, silu, r.conv1.Forward, r.norm2.Forward, silu, r.conv2.Forward)
+	s := x
 	if r.shortcut != nil {
-		x = r.shortcut.Forward(x)
+		s = r.shortcut.Forward(x)
 	}
-	return x.Add(h)
+	out := s.Add(h)
+	h.Free()
+	if s != x {
+		s.Free()
+	}
+	return out
 }
 
 // midBlock is resnet → single-head self-attention over positions → resnet.
@@ -245,20 +255,21 @@ func (a *Autoencoder) Encode(x *torch.Tensor) (mean, logvar *torch.Tensor) {
 	if x.Dim() != 4 || x.Size(1) != 3 || x.Size(2)%f != 0 || x.Size(3)%f != 0 {
 		panic(&torch.Error{Op: "vae encode", Msg: fmt.Sprintf("input %v: want [B,3,H,W] with H, W multiples of %d", x.Shape(), f)})
 	}
-	h := a.encIn.Forward(x)
+	// Each block's input is freed once its output exists (torch.Chain).
+	steps := []func(*torch.Tensor) *torch.Tensor{a.encIn.Forward}
 	for _, l := range a.down {
 		for _, r := range l.resnets {
-			h = r.Forward(h)
+			steps = append(steps, r.Forward)
 		}
 		if l.resize != nil {
 			if a.Config.DownPad == "asym" {
-				h = h.Pad([]int64{0, 1, 0, 1}, torch.PadConstant, 0)
+				steps = append(steps, func(h *torch.Tensor) *torch.Tensor { return h.Pad([]int64{0, 1, 0, 1}, torch.PadConstant, 0) })
 			}
-			h = l.resize.Forward(h)
+			steps = append(steps, l.resize.Forward)
 		}
 	}
-	h = a.encOut.Forward(a.encNorm.Forward(a.encMid.Forward(h)).Silu())
-	ms := a.quant.Forward(h).Chunk(2, 1)
+	steps = append(steps, a.encMid.Forward, a.encNorm.Forward, silu, a.encOut.Forward, a.quant.Forward)
+	ms := torch.Chain(x, steps...).Chunk(2, 1)
 	return ms[0], ms[1].Clamp(-30, 20)
 }
 
@@ -280,16 +291,20 @@ func (a *Autoencoder) Decode(z *torch.Tensor) *torch.Tensor {
 	if z.Dim() != 4 || z.Size(1) != a.Config.ZChannels {
 		panic(&torch.Error{Op: "vae decode", Msg: fmt.Sprintf("latent %v: want [B,%d,h,w]", z.Shape(), a.Config.ZChannels)})
 	}
-	h := a.decMid.Forward(a.decIn.Forward(a.postQuant.Forward(z)))
+	// Each block's input is freed once its output exists (torch.Chain).
+	steps := []func(*torch.Tensor) *torch.Tensor{a.postQuant.Forward, a.decIn.Forward, a.decMid.Forward}
 	for _, l := range a.up {
 		for _, r := range l.resnets {
-			h = r.Forward(h)
+			steps = append(steps, r.Forward)
 		}
 		if l.resize != nil {
-			h = l.resize.Forward(torch.Interpolate(h, 2*h.Size(2), 2*h.Size(3), torch.Nearest, false))
+			steps = append(steps, func(h *torch.Tensor) *torch.Tensor {
+				return torch.Interpolate(h, 2*h.Size(2), 2*h.Size(3), torch.Nearest, false)
+			}, l.resize.Forward)
 		}
 	}
-	return a.out.Forward(a.decNorm.Forward(h).Silu())
+	steps = append(steps, a.decNorm.Forward, silu, a.out.Forward)
+	return torch.Chain(z, steps...)
 }
 
 // KL is the posterior's KL divergence from N(0, I), summed per sample and

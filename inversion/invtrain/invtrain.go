@@ -49,6 +49,9 @@ type Options struct {
 	Stage1From string
 	// TextGuidance is the text guidance scale of the I^d_0 samples.
 	TextGuidance float64
+	// D0Steps is the sampler's step count for I^d_0 (0: the encoder's
+	// default, 20 DDIM steps); part of the I^d_0 cache key.
+	D0Steps int
 	// PreviewEvery (steps) and CheckpointEvery (time) pace the run loop.
 	PreviewEvery    int64
 	CheckpointEvery time.Duration
@@ -65,6 +68,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	abl := o.Train.Ablation
 	fo := o.Face
+	if fo.Device.IsCUDA() {
+		// M, T, G and the U-Net would go to the GPU, but E's text tower and
+		// VAE (encoder.LoadText, encoder.Autoencoder) and F and R
+		// (auxnets.LoadPerceptual, LoadIdentity) load on the CPU only: the
+		// first step would fail on mixed devices after minutes of loading.
+		return fmt.Errorf("--device %s: train inversion runs on the CPU only for now (the text encoder, VAE and aux nets F and R load there)", fo.Device)
+	}
 	if o.TextGuidance > 0 && fo.Guidance == (diffusion.Guidance{}) {
 		fo.Guidance = face.SampleGuidance
 		fo.Guidance.Text = o.TextGuidance
@@ -79,6 +89,9 @@ func Run(ctx context.Context, o Options) error {
 	e, err := face.LoadEncoder(fo)
 	if err != nil {
 		return err
+	}
+	if o.D0Steps > 0 {
+		e.Steps = o.D0Steps
 	}
 	g, err := face.LoadGAN(fo.GAN, fo.Files()["gan"], fo.Device)
 	if err != nil {
