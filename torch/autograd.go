@@ -8,6 +8,8 @@ import "C"
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"unsafe"
 )
 
@@ -69,6 +71,18 @@ func Grad(outputs, inputs []*Tensor, o GradOpts) []*Tensor {
 // LoadPT reads a PyTorch state_dict saved with torch.save (zip format) into
 // a name→tensor map of long-lived CPU tensors.
 func LoadPT(path string) (m map[string]*Tensor, err error) {
+	// libtorch's reader trusts its input: a file that is not a zip archive
+	// (a legacy pickle, a safetensors file) can crash it, so check first.
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	magic := make([]byte, 4)
+	_, err = io.ReadFull(f, magic)
+	f.Close()
+	if err != nil || string(magic) != "PK\x03\x04" {
+		return nil, fmt.Errorf("load %s: not a torch.save zip archive (ddgi convert reads older formats)", path)
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var n C.int
