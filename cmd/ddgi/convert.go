@@ -11,7 +11,9 @@ import (
 	"ddgi/convert"
 	"ddgi/diffusion"
 	"ddgi/face"
+	"ddgi/internal/progress"
 	"ddgi/kinds"
+	"ddgi/safetensors"
 )
 
 func init() {
@@ -116,6 +118,11 @@ func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, text
 		return err
 	}
 	defer cl.Close()
+	if len(src) > 0 {
+		bar := progress.New("convert", 0, int64(len(src)), "tensor")
+		defer bar.Finish()
+		src = counted(src, bar)
+	}
 	if from == "ldm" {
 		roles, err := convert.SD(src, out, half, o, convert.CLIPTextOptions{Heads: textHeads})
 		if err != nil {
@@ -190,6 +197,28 @@ func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, text
 
 // openSDSource opens a checkpoint file's tensors; a folder (a diffusers
 // model folder, read by its own converter) has none to open here.
+// counted wraps every source so that reading it ticks bar: a multi-GB
+// checkpoint takes minutes to convert. Tensors a layout drops are never
+// read, so the bar may end short of its total.
+func counted(src map[string]convert.Source, bar *progress.Bar) map[string]convert.Source {
+	out := make(map[string]convert.Source, len(src))
+	for k, v := range src {
+		out[k] = countedSource{v, bar}
+	}
+	return out
+}
+
+type countedSource struct {
+	convert.Source
+	bar *progress.Bar
+}
+
+func (c countedSource) Read() (safetensors.Tensor, error) {
+	t, err := c.Source.Read()
+	c.bar.Add(1)
+	return t, err
+}
+
 func openSDSource(in string, dir bool) (map[string]convert.Source, io.Closer, error) {
 	if dir {
 		return nil, io.NopCloser(nil), nil
