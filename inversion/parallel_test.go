@@ -37,20 +37,12 @@ func parallelTrain(dir string, group train.Group) ([]float32, error) {
 	if err := tr.Train(context.Background(), run, l); err != nil {
 		return nil, err
 	}
-	var w []float32
-	for _, name := range m.Store.Names() {
-		w = append(w, m.Store.Get(name).Float32s()...)
-	}
-	return w, nil
+	return disttest.Weights(m.Store), nil
 }
 
 // Two ranks of 2 rows each over loopback Gloo train M and T as one process
 // with batches of 4 does: the trainer takes its rows of each batch, with
 // the timesteps, noise and I^d_0 seeds one process gives those rows.
 func TestTwoRanksTrainLikeOneProcess(t *testing.T) {
-	d := disttest.Compare(t, parallelTrain, 2)
-	t.Logf("max |Δw| = %.3g against one process", d)
-	if d > 1e-5 {
-		t.Fatalf("weights differ from one process by %g", d)
-	}
+	disttest.CheckLikeOneProcess(t, parallelTrain, 2, 1e-5)
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"ddgi/dist/disttest"
-	"ddgi/nn"
 	"ddgi/torch"
 	"ddgi/train"
 )
@@ -33,13 +32,7 @@ func parallelTrain(dir string, group train.Group) ([]float32, error) {
 	if err := j.Loop().Run(context.Background(), run, j); err != nil {
 		return nil, err
 	}
-	var w []float32
-	for _, s := range []*nn.Store{j.trained, j.textS} {
-		for _, name := range s.Names() {
-			w = append(w, s.Get(name).Float32s()...)
-		}
-	}
-	return w, nil
+	return disttest.Weights(j.trained, j.textS), nil
 }
 
 // Two ranks of 2 rows each over loopback Gloo train the U-Net and the

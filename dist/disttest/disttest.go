@@ -15,6 +15,7 @@ import (
 
 	"ddgi/dist"
 	"ddgi/internal/imageio"
+	"ddgi/nn"
 	"ddgi/train"
 )
 
@@ -95,4 +96,27 @@ func Compare(t *testing.T, fn Train, n int) float64 {
 		}
 	}
 	return worst
+}
+
+// Weights lists the values of every tensor of the stores, store by store
+// in name order: what a Train returns for Compare.
+func Weights(stores ...*nn.Store) []float32 {
+	var w []float32
+	for _, s := range stores {
+		for _, name := range s.Names() {
+			w = append(w, s.Get(name).Float32s()...)
+		}
+	}
+	return w
+}
+
+// CheckLikeOneProcess fails t unless n ranks of fn end within tol of one
+// process (Compare), and logs the difference either way.
+func CheckLikeOneProcess(t *testing.T, fn Train, n int, tol float64) {
+	t.Helper()
+	d := Compare(t, fn, n)
+	t.Logf("max |Δw| = %.3g against one process", d)
+	if d > tol {
+		t.Fatalf("weights differ from one process by %g", d)
+	}
 }

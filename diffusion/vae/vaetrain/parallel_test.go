@@ -30,20 +30,12 @@ func parallelTrain(dir string, group train.Group) ([]float32, error) {
 	if err := j.Loop().Run(context.Background(), run, j); err != nil {
 		return nil, err
 	}
-	var w []float32
-	for _, name := range j.store.Names() {
-		w = append(w, j.store.Get(name).Float32s()...)
-	}
-	return w, nil
+	return disttest.Weights(j.store), nil
 }
 
 // Two ranks of 2 images each train the autoencoder as one process with
 // batches of 4 does: each takes its rows of the step's images and of the
 // whole batch's posterior noise.
 func TestTwoRanksTrainLikeOneProcess(t *testing.T) {
-	d := disttest.Compare(t, parallelTrain, 2)
-	t.Logf("max |Δw| = %.3g against one process", d)
-	if d > 1e-5 {
-		t.Fatalf("weights differ from one process by %g", d)
-	}
+	disttest.CheckLikeOneProcess(t, parallelTrain, 2, 1e-5)
 }
