@@ -66,12 +66,7 @@ func TestInferenceKeepsHalfWeights(t *testing.T) {
 	cc := full.Config
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
-			zt := torch.Randn(torch.NewGenerator(1), []int64{2, cc.LatentChannels, cc.LatentSize, cc.LatentSize}, torch.Float32, torch.CPU)
-			ctx := torch.Randn(torch.NewGenerator(2), []int64{2, 8, cc.ContextDim}, torch.Float32, torch.CPU)
-			s := cc.ImageSize()
-			cls := torch.Rand(torch.NewGenerator(3), []int64{2, s, s}, torch.Float32, torch.CPU).MulScalar(MaskClasses).To(torch.Int64)
-			mask := torch.OneHot(cls, MaskClasses).Permute(0, 3, 1, 2).To(torch.Float32)
-			tt := torch.FromInt64([]int64{10, 700}, 2)
+			zt, tt, ctx, mask := fixedInputs(cc)
 			a := full.Predict(zt, tt, ctx, Conditions{Mask: mask})
 			b := half.Predict(zt, tt, ctx, Conditions{Mask: mask})
 			if d := a.Sub(b).Abs().MaxAll().Item(); d != 0 {

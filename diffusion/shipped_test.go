@@ -32,12 +32,7 @@ func TestShippedOutputsUnchanged(t *testing.T) {
 	c := m.Config
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
-			zt := torch.Randn(torch.NewGenerator(1), []int64{2, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, torch.CPU)
-			ctx := torch.Randn(torch.NewGenerator(2), []int64{2, 8, c.ContextDim}, torch.Float32, torch.CPU)
-			s := c.ImageSize()
-			cls := torch.Rand(torch.NewGenerator(3), []int64{2, s, s}, torch.Float32, torch.CPU).MulScalar(MaskClasses).To(torch.Int64)
-			mask := torch.OneHot(cls, MaskClasses).Permute(0, 3, 1, 2).To(torch.Float32)
-			tt := torch.FromInt64([]int64{10, 700}, 2)
+			zt, tt, ctx, mask := fixedInputs(c)
 			res := n.Forward(zt, tt, ctx, mask, 1)
 			got := map[string]*torch.Tensor{
 				"eps":          m.Predict(zt, tt, ctx, Conditions{}),
@@ -48,4 +43,17 @@ func TestShippedOutputsUnchanged(t *testing.T) {
 			golden.Check(t, filepath.Join("testdata", "shipped_small64.safetensors"), got, 1e-5)
 		})
 	})
+}
+
+// fixedInputs are seeded inputs for a batch of two controlled U-Net calls:
+// latents z_t, timesteps 10 and 700, a text context of 8 tokens and a
+// random 19-class one-hot mask at the image size.
+func fixedInputs(c Config) (zt, tt, ctx, mask *torch.Tensor) {
+	zt = torch.Randn(torch.NewGenerator(1), []int64{2, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, torch.CPU)
+	ctx = torch.Randn(torch.NewGenerator(2), []int64{2, 8, c.ContextDim}, torch.Float32, torch.CPU)
+	s := c.ImageSize()
+	cls := torch.Rand(torch.NewGenerator(3), []int64{2, s, s}, torch.Float32, torch.CPU).MulScalar(MaskClasses).To(torch.Int64)
+	mask = torch.OneHot(cls, MaskClasses).Permute(0, 3, 1, 2).To(torch.Float32)
+	tt = torch.FromInt64([]int64{10, 700}, 2)
+	return zt, tt, ctx, mask
 }
