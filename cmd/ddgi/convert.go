@@ -56,8 +56,8 @@ func runConvert(args []string) error {
 	if _, err := os.Stat(filepath.Join(*in, "model_index.json")); err == nil && *from == "" {
 		*from = "diffusers"
 	}
-	if st, err := os.Stat(*out); err == nil && !st.IsDir() && !*force {
-		return fmt.Errorf("%s exists; pass --force to overwrite it", *out)
+	if err := refuseOverwrite(*out, *force); err != nil {
+		return err
 	}
 	if sd[*from] {
 		o := convert.LDMOptions{Heads: *heads}

@@ -234,6 +234,15 @@ func makeParents(paths ...string) error {
 	return nil
 }
 
+// refuseOverwrite is the --force check of commands that write one file:
+// an existing regular file at out is kept unless force is set.
+func refuseOverwrite(out string, force bool) error {
+	if st, err := os.Stat(out); err == nil && !st.IsDir() && !force {
+		return fmt.Errorf("%s exists; pass --force to overwrite it", out)
+	}
+	return nil
+}
+
 // flagSet reports whether the named flag was given on the command line.
 func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false

@@ -23,8 +23,8 @@ func runQuantize(args []string) error {
 	if *in == "" || *out == "" {
 		return fmt.Errorf("--in and --out are required")
 	}
-	if st, err := os.Stat(*out); err == nil && !st.IsDir() && !*force {
-		return fmt.Errorf("%s exists; pass --force to overwrite it", *out)
+	if err := refuseOverwrite(*out, *force); err != nil {
+		return err
 	}
 	if err := makeParents(*out); err != nil {
 		return err
