@@ -136,14 +136,14 @@ func TestWeightsRoundTrip(t *testing.T) {
 	if err := p.Store.Save(path, nn.SaveOptions{Config: p.Config, Half: true}); err != nil {
 		t.Fatal(err)
 	}
-	q, err := LoadParser(path)
+	q, err := LoadParser(path, torch.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if q.Config != p.Config {
 		t.Errorf("config %+v, want %+v", q.Config, p.Config)
 	}
-	if _, err := LoadIdentity(path); err == nil {
+	if _, err := LoadIdentity(path, torch.CPU); err == nil {
 		t.Error("parser weights loaded as identity")
 	}
 }

@@ -30,20 +30,22 @@ func (c Config) Outputs() int64 {
 }
 
 // NewClassifier builds a classifier with freshly initialised weights.
-func NewClassifier(c Config, seed uint64) *Classifier {
-	s := newStore(seed)
+func NewClassifier(c Config, seed uint64) *Classifier { return buildClassifier(newStore(seed), c) }
+
+// buildClassifier lays the network out on s.
+func buildClassifier(s *nn.Store, c Config) *Classifier {
 	m := &Classifier{Config: c, Store: s, Enc: NewEncoder(s.Root().Sub("enc"), c.Width)}
 	m.fc = nn.NewLinear(s.Root().Sub("fc"), m.FeatureDim(), c.Outputs(), nn.LinearOpts{})
 	return m
 }
 
-// LoadClassifier reads shipped attribute or FID weights (net names which).
-func LoadClassifier(path, net string) (*Classifier, error) {
+// LoadClassifier reads shipped attribute or FID weights (net names which) onto dev.
+func LoadClassifier(path, net string, dev torch.Device) (*Classifier, error) {
 	f, c, err := openWeights(path, net)
 	if err != nil {
 		return nil, err
 	}
-	m := NewClassifier(c, 0)
+	m := buildClassifier(loadStore(dev), c)
 	return m, loadFrozen(m.Store, f, path)
 }
 

@@ -23,8 +23,10 @@ type Identity struct {
 }
 
 // NewIdentity builds R with freshly initialised weights.
-func NewIdentity(c Config, seed uint64) *Identity {
-	s := newStore(seed)
+func NewIdentity(c Config, seed uint64) *Identity { return buildIdentity(newStore(seed), c) }
+
+// buildIdentity lays the network out on s.
+func buildIdentity(s *nn.Store, c Config) *Identity {
 	r := &Identity{Config: c, Store: s, enc: NewEncoder(s.Root().Sub("enc"), c.Width)}
 	r.fc = nn.NewLinear(s.Root().Sub("fc"), r.enc.Channels[4], c.EmbedDim, nn.LinearOpts{})
 	r.mean = s.Root().Sub("bn").Buffer("running_mean", []int64{c.EmbedDim}, nn.Constant(0))
@@ -32,13 +34,13 @@ func NewIdentity(c Config, seed uint64) *Identity {
 	return r
 }
 
-// LoadIdentity reads shipped identity weights.
-func LoadIdentity(path string) (*Identity, error) {
+// LoadIdentity reads shipped identity weights onto dev.
+func LoadIdentity(path string, dev torch.Device) (*Identity, error) {
 	f, c, err := openWeights(path, NetIdentity)
 	if err != nil {
 		return nil, err
 	}
-	r := NewIdentity(c, 0)
+	r := buildIdentity(loadStore(dev), c)
 	return r, loadFrozen(r.Store, f, path)
 }
 

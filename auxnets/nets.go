@@ -165,6 +165,14 @@ func pool(x *torch.Tensor) *torch.Tensor { return x.Mean([]int64{2, 3}, false) }
 // newStore makes a CPU store seeded for reproducible initialisation.
 func newStore(seed uint64) *nn.Store { return nn.NewStore(torch.CPU, seed) }
 
+// loadStore makes a store on dev whose tensors a file will overwrite, so
+// it skips random initialisation.
+func loadStore(dev torch.Device) *nn.Store {
+	s := nn.NewStore(dev, 0)
+	s.SkipInit = true
+	return s
+}
+
 // openWeights reads a weights file and its config, checking it holds net.
 func openWeights(path, net string) (*safetensors.File, Config, error) {
 	f, err := safetensors.Load(path)

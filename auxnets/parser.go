@@ -17,8 +17,10 @@ type Parser struct {
 }
 
 // NewParser builds a parser with freshly initialised weights.
-func NewParser(c Config, seed uint64) *Parser {
-	s := newStore(seed)
+func NewParser(c Config, seed uint64) *Parser { return buildParser(newStore(seed), c) }
+
+// buildParser lays the network out on s.
+func buildParser(s *nn.Store, c Config) *Parser {
 	root := s.Root()
 	p := &Parser{Config: c, Store: s, enc: NewEncoder(root.Sub("enc"), c.Width)}
 	ch := p.enc.Channels
@@ -31,13 +33,13 @@ func NewParser(c Config, seed uint64) *Parser {
 	return p
 }
 
-// LoadParser reads shipped parser weights.
-func LoadParser(path string) (*Parser, error) {
+// LoadParser reads shipped parser weights onto dev.
+func LoadParser(path string, dev torch.Device) (*Parser, error) {
 	f, c, err := openWeights(path, NetParser)
 	if err != nil {
 		return nil, err
 	}
-	p := NewParser(c, 0)
+	p := buildParser(loadStore(dev), c)
 	return p, loadFrozen(p.Store, f, path)
 }
 

@@ -19,8 +19,10 @@ type Perceptual struct {
 
 // NewPerceptual builds F with an untrained encoder and unit weights; copy a
 // trained backbone in with CopyBackbone and calibrate with Calibrate.
-func NewPerceptual(c Config, seed uint64) *Perceptual {
-	s := newStore(seed)
+func NewPerceptual(c Config, seed uint64) *Perceptual { return buildPerceptual(newStore(seed), c) }
+
+// buildPerceptual lays the network out on s.
+func buildPerceptual(s *nn.Store, c Config) *Perceptual {
 	f := &Perceptual{Config: c, Store: s, enc: NewEncoder(s.Root().Sub("enc"), c.Width)}
 	for l, ch := range f.enc.Channels {
 		f.Lin = append(f.Lin, s.Root().Subf("lin.%d", l).Param("weight", []int64{ch}, nn.Constant(1)))
@@ -29,13 +31,13 @@ func NewPerceptual(c Config, seed uint64) *Perceptual {
 	return f
 }
 
-// LoadPerceptual reads shipped perceptual weights.
-func LoadPerceptual(path string) (*Perceptual, error) {
+// LoadPerceptual reads shipped perceptual weights onto dev.
+func LoadPerceptual(path string, dev torch.Device) (*Perceptual, error) {
 	fl, c, err := openWeights(path, NetPerceptual)
 	if err != nil {
 		return nil, err
 	}
-	f := NewPerceptual(c, 0)
+	f := buildPerceptual(loadStore(dev), c)
 	return f, loadFrozen(f.Store, fl, path)
 }
 

@@ -59,7 +59,7 @@ type TextEncoder struct {
 	Enc *text.Encoder
 }
 
-// IDs tokenizes texts; "" is the empty prompt.
+// IDs tokenizes texts, on the encoder's device; "" is the empty prompt.
 func (t TextEncoder) IDs(texts []string) (*torch.Tensor, error) {
 	ctx := int(t.Enc.Config.ContextLength())
 	rows := make([]*torch.Tensor, len(texts))
@@ -75,7 +75,7 @@ func (t TextEncoder) IDs(texts []string) (*torch.Tensor, error) {
 		rows[i] = r
 	}
 	var out *torch.Tensor
-	err := torch.Try(func() { out = torch.Cat(rows, 0) })
+	err := torch.Try(func() { out = torch.Cat(rows, 0).ToDevice(t.Enc.Device()) })
 	return out, err
 }
 
@@ -90,16 +90,16 @@ func (t TextEncoder) Encode(texts []string) (*torch.Tensor, error) {
 	return out, err
 }
 
-// LoadText loads the tokenizer and the text encoder; when the weights file
-// is missing and allowFresh is set it builds a fresh encoder (trained
-// jointly) and reports fresh = true.
-func LoadText(lw Files, width int64, allowFresh bool) (te TextEncoder, store *nn.Store, err error) {
+// LoadText loads the tokenizer and the text encoder onto dev; when the
+// weights file is missing and allowFresh is set it builds a fresh encoder
+// (trained jointly) and reports fresh = true.
+func LoadText(lw Files, width int64, allowFresh bool, dev torch.Device) (te TextEncoder, store *nn.Store, err error) {
 	te.Tok, err = text.LoadVocab(lw.Tokenizer)
 	if err != nil {
 		return te, nil, fmt.Errorf("tokenizer: %w (run `ddgi train tokenizer`)", err)
 	}
 	if _, serr := os.Stat(lw.Text); serr == nil {
-		te.Enc, store, err = text.LoadEncoder(lw.Text, torch.CPU)
+		te.Enc, store, err = text.LoadEncoder(lw.Text, dev)
 		if err != nil {
 			return te, nil, err
 		}
@@ -111,7 +111,7 @@ func LoadText(lw Files, width int64, allowFresh bool) (te TextEncoder, store *nn
 		if err != nil {
 			return te, nil, err
 		}
-		store = nn.NewStore(torch.CPU, 7)
+		store = nn.NewStore(dev, 7)
 		te.Enc = text.NewEncoder(store.Root(), c)
 		if err := te.Enc.UseVocab(te.Tok); err != nil {
 			return te, nil, fmt.Errorf("%s with preset %s: %w", lw.Tokenizer, lw.TextPreset, err)
@@ -127,12 +127,12 @@ func LoadText(lw Files, width int64, allowFresh bool) (te TextEncoder, store *nn
 	return te, store, nil
 }
 
-// Autoencoder returns the latent space a config was trained in.
-func Autoencoder(c diffusion.Config, lw Files) (diffusion.Autoencoder, error) {
+// Autoencoder returns the latent space a config was trained in, on dev.
+func Autoencoder(c diffusion.Config, lw Files, dev torch.Device) (diffusion.Autoencoder, error) {
 	if c.Latent != "vae" {
 		return diffusion.NewAutoencoder(c)
 	}
-	a, store, err := vae.Load(lw.VAE, torch.CPU)
+	a, store, err := vae.Load(lw.VAE, dev)
 	if err != nil {
 		return nil, fmt.Errorf("latent space \"vae\": %w (train it with `ddgi train vae`)", err)
 	}

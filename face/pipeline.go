@@ -137,11 +137,11 @@ func LoadEncoder(o Options) (*encoder.E, error) {
 		return nil, err
 	}
 	files := encoder.Files{Tokenizer: f["tokenizer"], Text: f["text"], TextPreset: "small64", VAE: f["vae"]}
-	te, _, err := encoder.LoadText(files, m.Config.ContextDim, false)
+	te, _, err := encoder.LoadText(files, m.Config.ContextDim, false, o.Device)
 	if err != nil {
 		return nil, err
 	}
-	ae, err := encoder.Autoencoder(m.Config, files)
+	ae, err := encoder.Autoencoder(m.Config, files, o.Device)
 	if err != nil {
 		return nil, err
 	}

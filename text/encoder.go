@@ -147,6 +147,9 @@ func (e *Encoder) Project(pooled *torch.Tensor) *torch.Tensor {
 	return pooled.Matmul(e.proj)
 }
 
+// Device is where the encoder's weights live.
+func (e *Encoder) Device() torch.Device { return e.positions.Device() }
+
 // Forward maps ids [B,L] (L ≤ ContextLength) to token embeddings [B,L,Width]
 // after the final LayerNorm; position i sees only positions ≤ i.
 func (e *Encoder) Forward(ids *torch.Tensor) *torch.Tensor {

@@ -92,6 +92,10 @@ int dtype_code(at::ScalarType s) {
 }
 
 at::Device device(int d) {
+  if (d == -2) {
+    ts_use_meta_fallback();
+    return at::Device(at::kMeta);
+  }
   if (d < 0) return at::Device(at::kCPU);
   return at::Device(at::kCUDA, (c10::DeviceIndex)d);
 }
@@ -158,6 +162,7 @@ void ts_shape(tt t, int64_t* out) {
 int ts_dtype(tt t) { return dtype_code(T(t).scalar_type()); }
 int ts_device(tt t) {
   auto d = T(t).device();
+  if (d.is_meta()) return -2;
   return d.is_cpu() ? -1 : (int)d.index();
 }
 int64_t ts_numel(tt t) { return T(t).numel(); }
@@ -176,7 +181,7 @@ terr ts_from_data(const void* data, const int64_t* s, int nd, int dt, int dev, t
   TRY({
     auto cpu = at::empty(ints(s, nd), options(dt, -1));
     std::memcpy(cpu.data_ptr(), data, cpu.nbytes());
-    *out = wrap(dev < 0 ? cpu : cpu.to(device(dev)));
+    *out = wrap(dev == -1 ? cpu : cpu.to(device(dev)));
   })
 }
 
@@ -444,7 +449,17 @@ terr ts_pad(tt a, const int64_t* p, int np, int mode, double v, tt* out) {
     *out = wrap(r);
   })
 }
-terr ts_one_hot(tt idx, int64_t c, tt* out) { TRY(*out = wrap(at::one_hot(T(idx), c))) }
+terr ts_one_hot(tt idx, int64_t c, tt* out) {
+  TRY({
+    if (T(idx).is_meta()) {  // libtorch 1.13 refuses meta even with c given
+      auto s = T(idx).sizes().vec();
+      s.push_back(c);
+      *out = wrap(at::empty(s, T(idx).options().dtype(at::kLong)));
+    } else {
+      *out = wrap(at::one_hot(T(idx), c));
+    }
+  })
+}
 terr ts_embedding(tt w, tt idx, tt* out) { TRY(*out = wrap(at::embedding(T(w), T(idx)))) }
 terr ts_searchsorted(tt s, tt v, int right, tt* out) { TRY(*out = wrap(at::searchsorted(T(s), T(v), false, right != 0))) }
 terr ts_tril(tt a, int64_t d, tt* out) { TRY(*out = wrap(at::tril(T(a), d))) }
@@ -454,11 +469,47 @@ terr ts_bmm(tt a, tt b, tt* out) { TRY(*out = wrap(at::bmm(T(a), T(b)))) }
 terr ts_linear(tt x, tt w, tt b, tt* out) { TRY(*out = wrap(at::linear(T(x), T(w), opt(b)))) }
 terr ts_einsum(const char* eq, tt* ts, int n, tt* out) { TRY(*out = wrap(at::einsum(eq, tensors(ts, n)))) }
 
+// Shape-only kernels for the meta device where libtorch 1.13 routes
+// convolutions to a backend hook no fallback can serve (see meta.cpp for
+// the other ops): they check that every operand is on meta
+// (as the CPU and CUDA kernels check devices) and return an empty result of
+// the right shape. Tests run whole pipelines on meta to prove that no
+// tensor is created on the wrong device.
+static bool any_meta(std::initializer_list<const at::Tensor*> ts) {
+  bool meta = false;
+  for (auto t : ts) meta = meta || (t->defined() && t->is_meta());
+  if (!meta) return false;
+  for (auto t : ts)
+    if (t->defined() && !t->is_meta())
+      throw std::invalid_argument(std::string("Expected all tensors to be on the same device, but found at least two devices, meta and ") + t->device().str() + "!");
+  return true;
+}
+static int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
 terr ts_conv2d(tt x, tt w, tt b, const int64_t* st, const int64_t* p, const int64_t* d, int64_t g, tt* out) {
-  TRY(*out = wrap(at::conv2d(T(x), T(w), opt(b), ints(st, 2), ints(p, 2), ints(d, 2), g)))
+  TRY({
+    at::Tensor bias = b ? T(b) : at::Tensor();
+    if (any_meta({&T(x), &T(w), &bias})) {
+      auto xs = T(x).sizes(), ws = T(w).sizes();
+      if (xs.size() != 4 || ws.size() != 4 || xs[1] != ws[1] * g) throw std::invalid_argument("conv2d (meta): input " + c10::str(xs) + " and weight " + c10::str(ws) + " do not match");
+      *out = wrap(at::empty({xs[0], ws[0], conv_out(xs[2], ws[2], st[0], p[0], d[0]), conv_out(xs[3], ws[3], st[1], p[1], d[1])}, T(x).options()));
+    } else {
+      *out = wrap(at::conv2d(T(x), T(w), opt(b), ints(st, 2), ints(p, 2), ints(d, 2), g));
+    }
+  })
 }
 terr ts_conv_transpose2d(tt x, tt w, tt b, const int64_t* st, const int64_t* p, const int64_t* op, int64_t g, const int64_t* d, tt* out) {
-  TRY(*out = wrap(at::conv_transpose2d(T(x), T(w), opt(b), ints(st, 2), ints(p, 2), ints(op, 2), g, ints(d, 2))))
+  TRY({
+    at::Tensor bias = b ? T(b) : at::Tensor();
+    if (any_meta({&T(x), &T(w), &bias})) {
+      auto xs = T(x).sizes(), ws = T(w).sizes();
+      if (xs.size() != 4 || ws.size() != 4 || xs[1] != ws[0]) throw std::invalid_argument("conv_transpose2d (meta): input " + c10::str(xs) + " and weight " + c10::str(ws) + " do not match");
+      auto o = [&](int i) { return (xs[2 + i] - 1) * st[i] - 2 * p[i] + d[i] * (ws[2 + i] - 1) + op[i] + 1; };
+      *out = wrap(at::empty({xs[0], ws[1] * g, o(0), o(1)}, T(x).options()));
+    } else {
+      *out = wrap(at::conv_transpose2d(T(x), T(w), opt(b), ints(st, 2), ints(p, 2), ints(op, 2), g, ints(d, 2)));
+    }
+  })
 }
 terr ts_group_norm(tt x, int64_t g, tt w, tt b, double eps, tt* out) { TRY(*out = wrap(at::group_norm(T(x), g, opt(w), opt(b), eps))) }
 terr ts_layer_norm(tt x, const int64_t* s, int nd, tt w, tt b, double eps, tt* out) { TRY(*out = wrap(at::layer_norm(T(x), ints(s, nd), opt(w), opt(b), eps))) }

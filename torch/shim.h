@@ -31,7 +31,9 @@ void ts_free(tt t);
 int ts_dim(tt t);
 void ts_shape(tt t, int64_t* out);
 int ts_dtype(tt t);
-int ts_device(tt t); // -1 cpu, >=0 cuda index
+// Makes every op without a meta kernel run on zeros on the CPU (meta.cpp).
+void ts_use_meta_fallback(void);
+int ts_device(tt t); // -1 cpu, -2 meta, >=0 cuda index
 int64_t ts_numel(tt t);
 int ts_requires_grad(tt t);
 int ts_defined(tt t);

@@ -47,6 +47,9 @@ func check(op string, e C.terr) {
 	if e != nil {
 		msg := C.GoString(e)
 		C.free(unsafe.Pointer(e))
+		if os.Getenv("DDGI_DEBUG_STACK") != "" {
+			debug.PrintStack()
+		}
 		panic(&Error{Op: op, Msg: firstLine(msg)})
 	}
 }
@@ -335,11 +338,20 @@ type Device int
 // CPU is the host device.
 const CPU Device = -1
 
+// Meta is libtorch's shape-only device: tensors there have shapes and
+// dtypes but no storage, and mixing them with CPU tensors fails as mixing
+// CPU and CUDA does. Tests use it as a stand-in GPU to prove that every
+// tensor of a path is created on the device it was asked for.
+const Meta Device = -2
+
 // CUDA returns the i-th CUDA device.
 func CUDA(i int) Device { return Device(i) }
 
 func (d Device) String() string {
-	if d < 0 {
+	switch {
+	case d == Meta:
+		return "meta"
+	case d < 0:
 		return "cpu"
 	}
 	return "cuda:" + strconv.Itoa(int(d))

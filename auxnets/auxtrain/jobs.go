@@ -36,7 +36,7 @@ func newJob(c auxnets.Config, o Options) (job, error) {
 		if o.Backbone == "" {
 			return nil, fmt.Errorf("perceptual: --backbone (attribute weights) is required")
 		}
-		src, err := auxnets.LoadClassifier(o.Backbone, auxnets.NetAttributes)
+		src, err := auxnets.LoadClassifier(o.Backbone, auxnets.NetAttributes, torch.CPU)
 		if err != nil {
 			return nil, err
 		}

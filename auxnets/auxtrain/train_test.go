@@ -10,6 +10,7 @@ import (
 
 	"ddgi/auxnets"
 	"ddgi/data"
+	"ddgi/torch"
 	"ddgi/train"
 )
 
@@ -38,10 +39,10 @@ func TestTrainEveryNetTiny(t *testing.T) {
 	if _, err := Train(context.Background(), opts(auxnets.NetParser, 4)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := auxnets.LoadParser(opts(auxnets.NetParser, 4).Out); err != nil {
+	if _, err := auxnets.LoadParser(opts(auxnets.NetParser, 4).Out, torch.CPU); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := auxnets.LoadPerceptual(opts(auxnets.NetPerceptual, 2).Out); err != nil {
+	if _, err := auxnets.LoadPerceptual(opts(auxnets.NetPerceptual, 2).Out, torch.CPU); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -60,7 +61,7 @@ func TestArtNetLearnsStyles(t *testing.T) {
 	if res["style_acc"] < 0.35 {
 		t.Errorf("style accuracy %.2f after 120 tiny steps (chance 0.2): %v", res["style_acc"], res)
 	}
-	c, err := auxnets.LoadClassifier(o.Out, auxnets.NetArt)
+	c, err := auxnets.LoadClassifier(o.Out, auxnets.NetArt, torch.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func runStage(set, stage string, steps int) (result, error) {
 	switch stage {
 	case "text":
 		var te encoder.TextEncoder
-		if te, _, err = encoder.LoadText(lw, 768, false); err == nil {
+		if te, _, err = encoder.LoadText(lw, 768, false, torch.CPU); err == nil {
 			work = func() error { _, err := te.Encode([]string{"a smiling woman with blond hair", ""}); return err }
 		}
 	case "unet":
@@ -130,7 +130,7 @@ func runStage(set, stage string, steps int) (result, error) {
 		var m *diffusion.Model
 		var ae diffusion.Autoencoder
 		if m, err = unetConfigOnly(files["unet"]); err == nil {
-			if ae, err = encoder.Autoencoder(m.Config, lw); err == nil {
+			if ae, err = encoder.Autoencoder(m.Config, lw, torch.CPU); err == nil {
 				c := m.Config
 				work = func() error {
 					return torch.Try(func() {
@@ -164,8 +164,8 @@ func runStage(set, stage string, steps int) (result, error) {
 			if err = encoder.LoadBranch(m, files["branch"], kinds.Mask); err == nil {
 				var te encoder.TextEncoder
 				var ae diffusion.Autoencoder
-				if te, _, err = encoder.LoadText(lw, m.Config.ContextDim, false); err == nil {
-					if ae, err = encoder.Autoencoder(m.Config, lw); err == nil {
+				if te, _, err = encoder.LoadText(lw, m.Config.ContextDim, false, torch.CPU); err == nil {
+					if ae, err = encoder.Autoencoder(m.Config, lw, torch.CPU); err == nil {
 						p := &diffusion.Pipeline{Model: m, Text: te, AE: ae, Sampler: diffusion.SamplerOpts{Sampler: "ddim"}}
 						s := int(m.Config.ImageSize())
 						work = func() error {

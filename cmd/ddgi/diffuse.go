@@ -45,6 +45,7 @@ func runDiffuse(args []string) error {
 	maskScale := fs.Float64("mask-scale", 1, "mask branch residual scale")
 	scribbleScale := fs.Float64("scribble-scale", 1, "scribble branch residual scale")
 	lw := addEncoderFlags(fs)
+	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N: where every network of the sampler runs")
 	weights := fs.String("weights", "", "model-set folder (e.g. `ddgi convert --from ldm` output): the files --unet, --mask-net, --scribble-net, --vae, --text-weights and --tokenizer leave unset come from its manifest, else its shipped names")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -87,10 +88,14 @@ func runDiffuse(args []string) error {
 	case *outType != "png" && *outType != "latent":
 		return fmt.Errorf("--output-type %q: png or latent", *outType)
 	}
+	dev, err := torch.ParseDevice(*devName)
+	if err != nil {
+		return err
+	}
 	if err := makeParents(*out); err != nil {
 		return err
 	}
-	m, err := diffusion.LoadInference(*unet, torch.CPU)
+	m, err := diffusion.LoadInference(*unet, dev)
 	if err != nil {
 		return err
 	}
@@ -118,7 +123,7 @@ func runDiffuse(args []string) error {
 		if err := encoder.LoadBranch(m, *maskNet, kinds.Mask); err != nil {
 			return err
 		}
-		cond.Mask, cond.MaskScale = encoder.MaskCondition(lab, size, *n), *maskScale
+		cond.Mask, cond.MaskScale = encoder.MaskCondition(lab, size, *n).ToDevice(dev), *maskScale
 	}
 	if *scribblePath != "" {
 		s, err := data.ReadScribble(*scribblePath, size)
@@ -128,13 +133,13 @@ func runDiffuse(args []string) error {
 		if err := encoder.LoadBranch(m, *scribbleNet, kinds.Scribble); err != nil {
 			return err
 		}
-		cond.Scribble, cond.ScribbleScale = encoder.ScribbleCondition(s, size, *n), *scribbleScale
+		cond.Scribble, cond.ScribbleScale = encoder.ScribbleCondition(s, size, *n).ToDevice(dev), *scribbleScale
 	}
-	te, _, err := encoder.LoadText(*lw, m.Config.ContextDim, false)
+	te, _, err := encoder.LoadText(*lw, m.Config.ContextDim, false, dev)
 	if err != nil {
 		return err
 	}
-	ae, err := encoder.Autoencoder(m.Config, *lw)
+	ae, err := encoder.Autoencoder(m.Config, *lw, dev)
 	if err != nil {
 		return err
 	}
@@ -157,7 +162,7 @@ func runDiffuse(args []string) error {
 		if err != nil {
 			return err
 		}
-		imgs = append(imgs, img)
+		imgs = append(imgs, img.ToDevice(torch.CPU))
 	}
 	bar.Finish()
 	// The PNG records how it was made, as generate's do.

@@ -71,7 +71,7 @@ func TestDiffuseLatentsInAndOut(t *testing.T) {
 	if c.Latent != "vae" {
 		t.Fatalf("the fixture set's latent space is %q; the test needs a VAE", c.Latent)
 	}
-	ae, err := encoder.Autoencoder(c, encoder.Files{VAE: files["vae"]})
+	ae, err := encoder.Autoencoder(c, encoder.Files{VAE: files["vae"]}, torch.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,16 +111,16 @@ func evalText(unet string, lw encoder.Files, n int, ts []int, samples, steps int
 			return rep, fmt.Errorf("--t %d outside [0,%d)", t, m.Schedule.T())
 		}
 	}
-	te, store, err := encoder.LoadText(lw, m.Config.ContextDim, false)
+	te, store, err := encoder.LoadText(lw, m.Config.ContextDim, false, torch.CPU)
 	if err != nil {
 		return rep, err
 	}
 	store.Freeze("")
-	ae, err := encoder.Autoencoder(m.Config, lw)
+	ae, err := encoder.Autoencoder(m.Config, lw, torch.CPU)
 	if err != nil {
 		return rep, err
 	}
-	attr, err := auxnets.LoadClassifier(attrW, auxnets.NetAttributes)
+	attr, err := auxnets.LoadClassifier(attrW, auxnets.NetAttributes, torch.CPU)
 	if err != nil {
 		return rep, err
 	}

@@ -463,7 +463,7 @@ const fidFirstIndex = 1_000_000
 func ganFID(path, arch string, n int, netPath string) error {
 	features, kind := gan.PixelFeatures, "pixel-statistics FID (8×8×3 area-downsampled pixels; not Inception)"
 	if netPath != "" {
-		net, err := auxnets.LoadClassifier(netPath, auxnets.NetFID)
+		net, err := auxnets.LoadClassifier(netPath, auxnets.NetFID, torch.CPU)
 		if err != nil {
 			return err
 		}

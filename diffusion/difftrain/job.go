@@ -109,7 +109,7 @@ func (j *Job) build(resumed bool) error {
 	if err != nil {
 		return err
 	}
-	if j.ae, err = encoder.Autoencoder(c, o.Files); err != nil {
+	if j.ae, err = encoder.Autoencoder(c, o.Files, torch.CPU); err != nil {
 		return err
 	}
 	if st.Stage == StageControl {
@@ -158,7 +158,7 @@ func (j *Job) buildText(resumed bool) error {
 	case !resumed && serr != nil:
 		st.Joint, st.TextPreset = true, files.TextPreset
 	}
-	te, textS, err := encoder.LoadText(files, st.Model.ContextDim, st.Stage == StageBase)
+	te, textS, err := encoder.LoadText(files, st.Model.ContextDim, st.Stage == StageBase, torch.CPU)
 	if err != nil {
 		return err
 	}

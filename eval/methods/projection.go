@@ -38,18 +38,18 @@ func (p *projection) load() error {
 		return nil
 	}
 	if p.cfg.Device != torch.CPU {
-		return fmt.Errorf("%s: runs on the CPU only (the perceptual and identity nets load there)", p.name)
+		return fmt.Errorf("%s: runs on the CPU only (its optimisation loop has not been checked on other devices)", p.name)
 	}
 	o := face.Options{Weights: p.cfg.Weights, GAN: p.gan}
 	g, err := face.LoadGAN(p.gan, o.Files()["gan"], p.cfg.Device)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.name, err)
 	}
-	f, err := auxnets.LoadPerceptual(filepath.Join(p.cfg.Weights, "aux_perceptual.safetensors"))
+	f, err := auxnets.LoadPerceptual(filepath.Join(p.cfg.Weights, "aux_perceptual.safetensors"), torch.CPU)
 	if err != nil {
 		return fmt.Errorf("%s: perceptual net F: %w", p.name, err)
 	}
-	r, err := auxnets.LoadIdentity(filepath.Join(p.cfg.Weights, "aux_identity.safetensors"))
+	r, err := auxnets.LoadIdentity(filepath.Join(p.cfg.Weights, "aux_identity.safetensors"), torch.CPU)
 	if err != nil {
 		return fmt.Errorf("%s: identity net R: %w", p.name, err)
 	}

@@ -66,15 +66,36 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
+	tr, err := Build(o)
+	if err != nil {
+		return err
+	}
+	run, err := train.OpenRank(o.Out, o.Group)
+	if err != nil {
+		return err
+	}
+	loop := train.Loop{PreviewEvery: o.PreviewEvery, CheckpointEvery: o.CheckpointEvery, Out: o.Log, Group: o.Group}
+	if err := tr.Train(ctx, run, loop); err != nil {
+		return err
+	}
+	if o.Export != "" && (o.Group == nil || o.Group.Rank() == 0) {
+		if err := tr.Model.Save(o.Export, tr.Cfg, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.Log, "exported %s\n", o.Export)
+	}
+	return nil
+}
+
+// Build loads everything a run trains with, on o.Face.Device: E (U-Net,
+// branch, text tower, VAE), G, F and R, a fresh M and T, and the data. The
+// I^d_0 cache lives in the run folder o.Out.
+func Build(o Options) (*inversion.Trainer, error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
 	abl := o.Train.Ablation
 	fo := o.Face
-	if fo.Device.IsCUDA() {
-		// M, T, G and the U-Net would go to the GPU, but E's text tower and
-		// VAE (encoder.LoadText, encoder.Autoencoder) and F and R
-		// (auxnets.LoadPerceptual, LoadIdentity) load on the CPU only: the
-		// first step would fail on mixed devices after minutes of loading.
-		return fmt.Errorf("--device %s: train inversion runs on the CPU only for now (the text encoder, VAE and aux nets F and R load there)", fo.Device)
-	}
 	if o.TextGuidance > 0 && fo.Guidance == (diffusion.Guidance{}) {
 		fo.Guidance = face.SampleGuidance
 		fo.Guidance.Text = o.TextGuidance
@@ -82,24 +103,24 @@ func Run(ctx context.Context, o Options) error {
 	if fo.Generator != "" {
 		arch, err := face.GeneratorArch(fo.Generator)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fo.GAN = arch
 	}
 	e, err := face.LoadEncoder(fo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if o.D0Steps > 0 {
 		e.Steps = o.D0Steps
 	}
 	g, err := face.LoadGAN(fo.GAN, fo.Files()["gan"], fo.Device)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := e.InversionConfig(g.Styles(), g.StyleDim(), o.Width, fo.Cond)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.UseAttention = abl != inversion.NoAttn
 	if o.TextPath {
@@ -107,17 +128,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 	m, err := inversion.NewModel(cfg, fo.Device, o.Train.Seed)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := m.Mapping.SetMeanLatent(g.MeanLatent()); err != nil {
-		return err
+		return nil, err
 	}
 	tc := o.Train
 	if tc.TMax < 0 || tc.TMax >= e.Timesteps() {
 		tc.TMax = e.Timesteps() - 1
 	}
 	if tc.TMin < 0 || tc.TMin > tc.TMax {
-		return fmt.Errorf("--tmin %d outside [0, %d]", tc.TMin, tc.TMax)
+		return nil, fmt.Errorf("--tmin %d outside [0, %d]", tc.TMin, tc.TMax)
 	}
 	tc.ArtProb, tc.Arts = 0, nil
 	if o.ArtProb > 0 {
@@ -131,39 +152,25 @@ func Run(ctx context.Context, o Options) error {
 		Stage1From: o.Stage1From,
 	}
 	if tr.Data, tr.PreviewData, err = o.openData(face.SizeOf(e)); err != nil {
-		return err
+		return nil, err
 	}
 	if tc.Weights.LPIPS != 0 {
-		f, err := auxnets.LoadPerceptual(filepath.Join(fo.Weights, "aux_perceptual.safetensors"))
+		f, err := auxnets.LoadPerceptual(filepath.Join(fo.Weights, "aux_perceptual.safetensors"), fo.Device)
 		if err != nil {
-			return fmt.Errorf("perceptual net F: %w (or pass --lpips 0)", err)
+			return nil, fmt.Errorf("perceptual net F: %w (or pass --lpips 0)", err)
 		}
 		f.Store.Freeze("")
 		tr.F = f
 	}
 	if tc.Weights.ID != 0 {
-		r, err := auxnets.LoadIdentity(filepath.Join(fo.Weights, "aux_identity.safetensors"))
+		r, err := auxnets.LoadIdentity(filepath.Join(fo.Weights, "aux_identity.safetensors"), fo.Device)
 		if err != nil {
-			return fmt.Errorf("identity net R: %w (or pass --id 0)", err)
+			return nil, fmt.Errorf("identity net R: %w (or pass --id 0)", err)
 		}
 		r.Store.Freeze("")
 		tr.R = r
 	}
-	run, err := train.OpenRank(o.Out, o.Group)
-	if err != nil {
-		return err
-	}
-	loop := train.Loop{PreviewEvery: o.PreviewEvery, CheckpointEvery: o.CheckpointEvery, Out: o.Log, Group: o.Group}
-	if err := tr.Train(ctx, run, loop); err != nil {
-		return err
-	}
-	if o.Export != "" && (o.Group == nil || o.Group.Rank() == 0) {
-		if err := m.Save(o.Export, tr.Cfg, true); err != nil {
-			return err
-		}
-		fmt.Fprintf(o.Log, "exported %s\n", o.Export)
-	}
-	return nil
+	return tr, nil
 }
 
 // openData opens the training split and the held-out samples of the
