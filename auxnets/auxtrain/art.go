@@ -6,6 +6,7 @@ import (
 	"ddgi/imagebatch"
 	"ddgi/synthface"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 // artShare is the share of artworks in the art net's train and bench data:
@@ -32,12 +33,13 @@ func styleLabels(ss []*data.Sample) *torch.Tensor {
 	return torch.FromInt64(v, int64(len(ss)))
 }
 
-func (j *artJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64) float64 {
+func (j *artJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64, sh train.Shard) float64 {
 	// Photometric augmentation and blur: generated images are softer
 	// than renders, and style must be told from shading, not sharpness.
-	x := auxnets.Augment(imagebatch.SampleImages(ss), g, true)
-	loss := torch.CrossEntropy(j.net.Logits(x), styleLabels(ss), nil, -100, 0, torch.ReduceMean)
+	x, rows := rankRows(auxnets.Augment(imagebatch.SampleImages(ss), g, true), ss, sh)
+	loss := torch.CrossEntropy(j.net.Logits(x), styleLabels(rows), nil, -100, 0, torch.ReduceMean)
 	loss.Backward()
+	sh.SyncGrads(j.net.Store.Trainable())
 	update(j.adam, j.net.Store, j.lr, frac)
 	return loss.Item()
 }

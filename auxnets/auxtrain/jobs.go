@@ -12,6 +12,7 @@ import (
 	"ddgi/optim"
 	"ddgi/synthface"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 func newJob(c auxnets.Config, o Options) (job, error) {
@@ -92,12 +93,20 @@ type parserJob struct {
 	net *auxnets.Parser
 }
 
-func (j *parserJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64) float64 {
-	x := auxnets.Augment(imagebatch.SampleImages(ss), g, true)
-	loss := auxnets.ParserLoss(j.net.Logits(x), imagebatch.SampleMasks(ss))
+func (j *parserJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64, sh train.Shard) float64 {
+	x, rows := rankRows(auxnets.Augment(imagebatch.SampleImages(ss), g, true), ss, sh)
+	loss := auxnets.ParserLoss(j.net.Logits(x), imagebatch.SampleMasks(rows))
 	loss.Backward()
+	sh.SyncGrads(j.net.Store.Trainable())
 	update(j.adam, j.net.Store, j.lr, frac)
 	return loss.Item()
+}
+
+// rankRows narrows a batch's augmented images x and its samples ss to the
+// rows sh owns.
+func rankRows(x *torch.Tensor, ss []*data.Sample, sh train.Shard) (*torch.Tensor, []*data.Sample) {
+	lo, n := sh.Rows(len(ss))
+	return x.Narrow(0, int64(lo), int64(n)), ss[lo : lo+n]
 }
 
 func (j *parserJob) eval(o Options) (Result, error) {
@@ -171,10 +180,11 @@ func ClassifierTargets(ss []*data.Sample, areas bool) *torch.Tensor {
 	return torch.FromFloat32(v, int64(len(ss)), int64(w))
 }
 
-func (j *classifierJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64) float64 {
-	x := auxnets.Augment(imagebatch.SampleImages(ss), g, false)
-	loss := auxnets.ClassifierLoss(j.net.Logits(x), ClassifierTargets(ss, j.net.Config.Areas), j.posWeight)
+func (j *classifierJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64, sh train.Shard) float64 {
+	x, rows := rankRows(auxnets.Augment(imagebatch.SampleImages(ss), g, false), ss, sh)
+	loss := auxnets.ClassifierLoss(j.net.Logits(x), ClassifierTargets(rows, j.net.Config.Areas), j.posWeight)
 	loss.Backward()
+	sh.SyncGrads(j.net.Store.Trainable())
 	update(j.adam, j.net.Store, j.lr, frac)
 	return loss.Item()
 }
@@ -251,7 +261,7 @@ func (j *identityJob) dataset(o Options) data.Dataset {
 // small net converges from scratch.
 func arcMargin(m, frac float64) float64 { return m * math.Min(1, frac/0.4) }
 
-func (j *identityJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64) float64 {
+func (j *identityJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64, _ train.Shard) float64 {
 	lab := make([]int64, len(idx))
 	for i, k := range idx {
 		lab[i] = int64(k / j.per)

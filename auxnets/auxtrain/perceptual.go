@@ -8,6 +8,7 @@ import (
 	"ddgi/imagebatch"
 	"ddgi/synthface"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 // attrPairs renders, for sample k, the face (index 2k) and the same person,
@@ -54,7 +55,7 @@ func levelDistances(f *auxnets.Perceptual, base, changed []*data.Sample, g *torc
 	return diffs.Mul(w).Sum([]int64{1}, false).Reshape(-1, int64(len(base)))
 }
 
-func (j *perceptualJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64) float64 {
+func (j *perceptualJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64, _ train.Shard) float64 {
 	// The loop's flips are ignored: pairs must stay aligned.
 	base, changed := splitPairs(idx, j.cache)
 	d := levelDistances(j.net, base, changed, g, j.net.Weights())

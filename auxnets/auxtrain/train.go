@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"ddgi/auxnets"
@@ -50,6 +51,11 @@ type Options struct {
 	// MaxSteps pauses the run after this many steps in this call
 	// (checkpointed; Train returns a nil Result): tests.
 	MaxSteps int
+	// Group runs the training data-parallel (package dist): each rank
+	// computes its rows of every batch and rank 0 alone writes the run
+	// folder, evaluates and ships. Nets whose loss couples the rows of a
+	// batch (identity's batch norm, perceptual's pair ranking) refuse it.
+	Group train.Group
 }
 
 // Result holds a net's held-out accuracy figures.
@@ -60,7 +66,10 @@ type job interface {
 	stores() map[string]*nn.Store
 	opt() *optim.Adam
 	dataset(o Options) data.Dataset
-	step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64) float64
+	// step trains on the rows sh owns of the batch ss (augmentations are
+	// drawn for the whole batch, so ranks see what one process would),
+	// averaging gradients over the ranks before the update.
+	step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64, sh train.Shard) float64
 	eval(o Options) (Result, error)
 	ship() (*nn.Store, auxnets.Config)
 }
@@ -109,7 +118,8 @@ type runner struct {
 	o     Options
 	cfg   auxnets.Config
 	cache []*data.Sample
-	done  int // steps done (after a Load: the checkpoint's)
+	done  int         // steps done (after a Load: the checkpoint's)
+	shard train.Shard // this rank's rows of every batch (one process: all)
 }
 
 // Step draws the step's seeded batch (indices, flips, augmentation) and
@@ -129,9 +139,49 @@ func (r *runner) Step(_ context.Context, done int64) (train.Result, error) {
 	g := torch.NewGenerator(uint64(o.Seed)<<20 + uint64(step))
 	frac := float64(step) / float64(o.Steps)
 	var loss float64
-	torch.Scoped(func() { loss = r.j.step(ss, idx, g, frac) })
+	torch.Scoped(func() { loss = r.j.step(ss, idx, g, frac, r.shard) })
 	r.done = step + 1
 	return train.Result{Losses: map[string]float64{"loss": loss}, Info: map[string]float64{"lr": lrAt(o.LR, frac)}}, nil
+}
+
+// SplitsBatch says whether net can train data-parallel: not the nets whose
+// loss couples the rows of a batch.
+func SplitsBatch(net string) error {
+	switch net {
+	case auxnets.NetIdentity:
+		return fmt.Errorf("--net identity cannot run on several ranks: its batch norm takes statistics over the whole batch")
+	case auxnets.NetPerceptual:
+		return fmt.Errorf("--net perceptual cannot run on several ranks: its ranking loss compares the rows of a batch")
+	}
+	return nil
+}
+
+// Distribute makes the run one rank of a data-parallel group
+// (train.Distributed).
+func (r *runner) Distribute(s train.Shard) error {
+	if err := SplitsBatch(r.o.Net); err != nil {
+		return err
+	}
+	r.shard = s
+	return s.Check(r.o.Batch)
+}
+
+// Replicated is what every rank must hold alike (train.Distributed): the
+// stores in name order and Adam's moments.
+func (r *runner) Replicated() []*torch.Tensor {
+	stores := r.j.stores()
+	names := make([]string, 0, len(stores))
+	for n := range stores {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var ts []*torch.Tensor
+	for _, n := range names {
+		for _, t := range stores[n].Names() {
+			ts = append(ts, stores[n].Get(t))
+		}
+	}
+	return append(ts, r.j.opt().Moments()...)
 }
 
 // Save writes the net's stores, Adam and state.json into dir.
@@ -185,56 +235,17 @@ func Train(ctx context.Context, o Options) (res Result, err error) {
 }
 
 func trainNet(ctx context.Context, o Options) (Result, error) {
-	cfg, err := auxnets.Preset(o.Net, o.Preset)
+	r, run, err := prepare(o)
 	if err != nil {
 		return nil, err
 	}
-	if o.Data != nil {
-		if err := FolderNet(o.Net); err != nil {
-			return nil, err
-		}
-	}
-	j, err := newJob(cfg, o)
-	if err != nil {
+	if err := r.loop().Run(ctx, run, r); err != nil {
 		return nil, err
 	}
-	run, err := train.Open(o.Dir)
-	if err != nil {
-		return nil, err
+	if r.done < o.Steps || (o.Group != nil && o.Group.Rank() != 0) {
+		return nil, nil // paused by MaxSteps, or a rank that does not evaluate
 	}
-	ds := o.Data
-	if ds == nil {
-		ds = j.dataset(o)
-	}
-	cache, err := render(ds, o)
-	if err != nil {
-		return nil, err
-	}
-	if len(cache) == 0 {
-		return nil, fmt.Errorf("no training samples")
-	}
-	if o.Data != nil {
-		if err := checkLabels(o.Net, cache); err != nil {
-			return nil, fmt.Errorf("--data: %w", err)
-		}
-	}
-	if o.Bench != nil { // a bad held-out set fails now, not after training
-		if _, err := renderBench(o); err != nil {
-			return nil, err
-		}
-	}
-	if c, ok := j.(interface{ setCache([]*data.Sample) }); ok {
-		c.setCache(cache)
-	}
-	r := &runner{j: j, o: o, cfg: cfg, cache: cache}
-	l := &train.Loop{Label: "aux " + o.Net, Total: int64(o.Steps), CheckpointEvery: o.Checkpoint, LogEvery: 10, MaxSteps: int64(o.MaxSteps), Quiet: o.Quiet}
-	if err := l.Run(ctx, run, r); err != nil {
-		return nil, err
-	}
-	if r.done < o.Steps {
-		return nil, nil // paused by MaxSteps
-	}
-	res, err := j.eval(r.o)
+	res, err := r.j.eval(r.o)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +255,7 @@ func trainNet(ctx context.Context, o Options) (Result, error) {
 		return nil, err
 	}
 	if o.Out != "" {
-		s, c := j.ship()
+		s, c := r.j.ship()
 		if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
 			return nil, err
 		}
@@ -254,6 +265,59 @@ func trainNet(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// prepare builds the net, claims the run folder and renders (or reads)
+// the training samples into memory.
+func prepare(o Options) (*runner, *train.Run, error) {
+	cfg, err := auxnets.Preset(o.Net, o.Preset)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.Data != nil {
+		if err := FolderNet(o.Net); err != nil {
+			return nil, nil, err
+		}
+	}
+	j, err := newJob(cfg, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	run, err := train.OpenRank(o.Dir, o.Group)
+	if err != nil {
+		return nil, nil, err
+	}
+	ds := o.Data
+	if ds == nil {
+		ds = j.dataset(o)
+	}
+	cache, err := render(ds, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cache) == 0 {
+		return nil, nil, fmt.Errorf("no training samples")
+	}
+	if o.Data != nil {
+		if err := checkLabels(o.Net, cache); err != nil {
+			return nil, nil, fmt.Errorf("--data: %w", err)
+		}
+	}
+	if o.Bench != nil { // a bad held-out set fails now, not after training
+		if _, err := renderBench(o); err != nil {
+			return nil, nil, err
+		}
+	}
+	if c, ok := j.(interface{ setCache([]*data.Sample) }); ok {
+		c.setCache(cache)
+	}
+	return &runner{j: j, o: o, cfg: cfg, cache: cache}, run, nil
+}
+
+// loop is the run loop of a net's training.
+func (r *runner) loop() *train.Loop {
+	o := r.o
+	return &train.Loop{Label: "aux " + o.Net, Total: int64(o.Steps), CheckpointEvery: o.Checkpoint, LogEvery: 10, MaxSteps: int64(o.MaxSteps), Quiet: o.Quiet, Group: o.Group}
 }
 
 // render draws every sample of ds once into memory.

@@ -2,9 +2,12 @@
 // Python on the same small conv-net training step (4 × conv3×3 64ch +
 // GroupNorm + SiLU, 32², batch 8, Adam), in one run, and prints steps/s of
 // each, their ratio, the fraction of the CPU's peak FLOP rate reached, and
-// the per-op overhead of a cgo call on a tiny tensor.
+// the per-op overhead of a cgo call on a tiny tensor. With -load N it
+// measures both engines again while N busy-loop processes it starts
+// itself share the cores (the shared-workstation case), and prints the
+// loaded ratio and each engine's loaded/quiet throughput.
 //
-//	go run ./bench/engine [-threads 2] [-steps 60] [-rounds 3]
+//	go run ./bench/engine [-threads 2] [-steps 60] [-rounds 3] [-load 2]
 package main
 
 import (
@@ -155,7 +158,66 @@ func peakGFLOPS(threads int) (float64, string) {
 	return float64(threads) * mhz / 1000 * perCycle, model
 }
 
+// spin is a busy-loop process of -load: one thread that never sleeps.
+func spin() {
+	x := 0
+	for {
+		x++
+	}
+}
+
+// startLoad starts n busy-loop copies of this program; stop kills them.
+func startLoad(n int) (stop func(), err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var procs []*exec.Cmd
+	stop = func() {
+		for _, p := range procs {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}
+	for i := 0; i < n; i++ {
+		c := exec.Command(exe, "-spin")
+		if err := c.Start(); err != nil {
+			stop()
+			return nil, err
+		}
+		procs = append(procs, c)
+	}
+	time.Sleep(200 * time.Millisecond) // let them reach their loop
+	return stop, nil
+}
+
+// measurement is the best of rounds of each engine, alternating.
+type measurement struct {
+	goSteps, pySteps float64
+	py               peerResult
+}
+
+func measure(python, script string, threads, steps, rounds int) (measurement, error) {
+	var m measurement
+	for r := 0; r < rounds; r++ {
+		if g := goSteps(steps, 5); g > m.goSteps {
+			m.goSteps = g
+		}
+		p, err := peer(python, script, threads, steps, 5)
+		if err != nil {
+			return m, err
+		}
+		if p.StepsPerS > m.pySteps {
+			m.pySteps, m.py = p.StepsPerS, p
+		}
+	}
+	return m, nil
+}
+
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-spin" {
+		spin()
+	}
 	// One OS thread for every torch call: OpenMP keeps one warm thread team
 	// per calling thread.
 	runtime.LockOSThread()
@@ -164,6 +226,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds, alternating Go and PyTorch; the best of each is kept")
 	python := flag.String("python", "/usr/bin/python3", "Python with torch (Debian python3-torch)")
 	peerMalloc := flag.Bool("peer-malloc", false, "give the PyTorch peer ddgi's glibc malloc settings too (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_)")
+	load := flag.Int("load", 0, "then measure again beside this many busy-loop processes started here (0: quiet only)")
 	flag.Parse()
 	if *peerMalloc {
 		os.Setenv("MALLOC_MMAP_THRESHOLD_", strconv.Itoa(torch.MallocMmapThreshold))
@@ -171,21 +234,12 @@ func main() {
 	}
 	torch.SetThreads(*threads)
 	script := filepath.Join("bench", "engine", "peer.py")
-	var bestGo, bestPy float64
-	var py peerResult
-	for r := 0; r < *rounds; r++ {
-		if g := goSteps(*steps, 5); g > bestGo {
-			bestGo = g
-		}
-		p, err := peer(*python, script, *threads, *steps, 5)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		if p.StepsPerS > bestPy {
-			bestPy, py = p.StepsPerS, p
-		}
+	quiet, err := measure(*python, script, *threads, *steps, *rounds)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
 	}
+	bestGo, bestPy, py := quiet.goSteps, quiet.pySteps, quiet.py
 	peak, model := peakGFLOPS(*threads)
 	gf := flopsPerStep() * bestGo / 1e9
 	fmt.Printf("CPU: %s, %d threads, libtorch %s\n", model, *threads, torch.Version())
@@ -198,6 +252,7 @@ func main() {
 		peerMallocNote = "ddgi's settings (-peer-malloc)"
 	}
 	fmt.Printf("malloc: Go %s, PyTorch %s\n", malloc, peerMallocNote)
+	fmt.Printf("OpenMP: GOMP_SPINCOUNT=%q OMP_WAIT_POLICY=%q (both engines)\n", os.Getenv("GOMP_SPINCOUNT"), os.Getenv("OMP_WAIT_POLICY"))
 	fmt.Printf("conv-net training step (4×conv3×3 64ch+GroupNorm+SiLU, 32², batch 8, Adam):\n")
 	fmt.Printf("  Go (ddgi/torch): %7.2f steps/s  (%.1f GFLOPS", bestGo, gf)
 	if peak > 0 {
@@ -205,4 +260,22 @@ func main() {
 	}
 	fmt.Printf(")\n  PyTorch (Python): %7.2f steps/s\n  ratio Go/PyTorch: %.2f\n", bestPy, bestGo/bestPy)
 	fmt.Printf("per-op overhead, one-element add: Go %.2f µs, PyTorch %.2f µs\n", goOpMicros(), py.OpUs)
+	if *load <= 0 {
+		return
+	}
+	stop, err := startLoad(*load)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: starting the load:", err)
+		os.Exit(1)
+	}
+	loaded, err := measure(*python, script, *threads, *steps, *rounds)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("beside %d busy-loop processes:\n", *load)
+	fmt.Printf("  Go (ddgi/torch): %7.2f steps/s  (%.2f of quiet)\n", loaded.goSteps, loaded.goSteps/bestGo)
+	fmt.Printf("  PyTorch (Python): %7.2f steps/s  (%.2f of quiet)\n", loaded.pySteps, loaded.pySteps/bestPy)
+	fmt.Printf("  ratio Go/PyTorch: %.2f\n", loaded.goSteps/loaded.pySteps)
 }

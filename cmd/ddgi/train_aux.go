@@ -49,6 +49,7 @@ func runTrainAux(args []string) error {
 	workers := fs.Int("workers", min(2, runtime.NumCPU()), "render workers")
 	quiet := &quietFlag // every command has --quiet (newFlags)
 	ckptEvery := ckptEveryFlag(fs, 3*time.Minute, nil)
+	distF := addDistFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -100,6 +101,17 @@ func runTrainAux(args []string) error {
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
+	if distF.ranks() > 1 {
+		if err := auxtrain.SplitsBatch(*net); err != nil {
+			return err
+		}
+	}
+	group, leave, launched, err := distF.start(ctx, append([]string{"train", "aux"}, args...))
+	if launched || err != nil {
+		return err
+	}
+	defer leave()
+	o.Group = group
 	res, err := auxtrain.Train(ctx, o)
 	if err != nil {
 		return err

@@ -67,6 +67,15 @@ func addDistFlags(fs *flag.FlagSet) *distFlags {
 	return &distFlags{nproc: fs.Int("nproc", 1, "train as N data-parallel ranks on this machine over loopback (Gloo): each computes batch/N rows of every batch, gradients averaged, so the run matches one process; DDGI_THREADS defaults to cores/N per rank. Across machines start each rank with torchrun's RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead (docs/distributed.md)")}
 }
 
+// ranks is the world size the command trains in: WORLD_SIZE when the
+// environment names a group, else --nproc.
+func (d *distFlags) ranks() int {
+	if c, ok, err := dist.FromEnv(); err == nil && ok {
+		return c.Size
+	}
+	return *d.nproc
+}
+
 // start joins the group the environment names, or with --nproc N > 1 and
 // none named launches N ranks of ddgi with argv (this command line) and
 // waits for them (launched is then true and err is the ranks' outcome). group is nil
