@@ -11,7 +11,8 @@
 //	sample    -steps DDIM steps of guided sampling (text 3, mask 2: three passes a step), decoded
 //
 // Each line gives the stage's load time, its timed work and the process's
-// peak RSS. Run it on a quiet machine: go run ./bench/sd -set /tmp/sd15 -latent 64.
+// peak RSS. Run it on a quiet machine: go run ./bench/sd -set /tmp/sd15 -latent 64
+// (-device cuda on a GPU; the peak RSS is then host memory only).
 package main
 
 import (
@@ -51,24 +52,29 @@ func main() {
 	steps := flag.Int("steps", 20, "sampler steps of the sample stage")
 	threads := flag.Int("threads", 2, "torch threads of each stage")
 	fp32 := flag.Bool("fp32", false, "load the networks with fp32 weights in memory (as before fp16 storage) to compare")
+	devName := flag.String("device", "cpu", "cpu, cuda or cuda:N: where every stage runs")
 	stage := flag.String("stage", "", "internal: run one stage in this process and print its result")
 	flag.Parse()
-	if err := run(*set, *latent, *ganPreset, *tok, *stages, *stage, *steps, *threads, *fp32); err != nil {
+	if err := run(*set, *latent, *ganPreset, *tok, *stages, *stage, *devName, *steps, *threads, *fp32); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/sd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(set string, latent int64, ganPreset, tok, stages, stage string, steps, threads int, fp32 bool) error {
+func run(set string, latent int64, ganPreset, tok, stages, stage, devName string, steps, threads int, fp32 bool) error {
 	if set == "" {
 		return fmt.Errorf("-set is required")
+	}
+	dev, err := torch.ParseDevice(devName)
+	if err != nil {
+		return err
 	}
 	if fp32 {
 		nn.HalfAbove = math.MaxInt64
 	}
 	if stage != "" {
 		torch.SetThreads(threads)
-		r, err := runStage(set, stage, steps)
+		r, err := runStage(set, stage, dev, steps)
 		if err != nil {
 			return err
 		}
@@ -84,7 +90,7 @@ func run(set string, latent int64, ganPreset, tok, stages, stage string, steps, 
 	}
 	fmt.Printf("%-9s %8s %9s %11s  %s\n", "stage", "load s", "work s", "peak RSS", "note")
 	for _, st := range strings.Split(stages, ",") {
-		args := []string{"-set", set, "-stage", st, "-steps", fmt.Sprint(steps), "-threads", fmt.Sprint(threads)}
+		args := []string{"-set", set, "-stage", st, "-steps", fmt.Sprint(steps), "-threads", fmt.Sprint(threads), "-device", devName}
 		if fp32 {
 			args = append(args, "-fp32")
 		}
@@ -105,9 +111,9 @@ func run(set string, latent int64, ganPreset, tok, stages, stage string, steps, 
 }
 
 // runStage loads what stage needs from the set and times its work.
-func runStage(set, stage string, steps int) (result, error) {
+func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
 	r := result{Stage: stage}
-	o := face.Options{Weights: set, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU}
+	o := face.Options{Weights: set, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: dev}
 	files := o.Files()
 	lw := encoder.Files{Tokenizer: files["tokenizer"], Text: files["text"], VAE: files["vae"]}
 	t0 := time.Now()
@@ -116,27 +122,27 @@ func runStage(set, stage string, steps int) (result, error) {
 	switch stage {
 	case "text":
 		var te encoder.TextEncoder
-		if te, _, err = encoder.LoadText(lw, 768, false, torch.CPU); err == nil {
+		if te, _, err = encoder.LoadText(lw, 768, false, dev); err == nil {
 			work = func() error { _, err := te.Encode([]string{"a smiling woman with blond hair", ""}); return err }
 		}
 	case "unet":
 		var m *diffusion.Model
-		if m, err = diffusion.LoadInference(files["unet"], torch.CPU); err == nil {
+		if m, err = diffusion.LoadInference(files["unet"], dev); err == nil {
 			if err = encoder.LoadBranch(m, files["branch"], kinds.Mask); err == nil {
-				work = func() error { return unetPass(m) }
+				work = func() error { return unetPass(m, dev) }
 			}
 		}
 	case "vae":
 		var m *diffusion.Model
 		var ae diffusion.Autoencoder
 		if m, err = unetConfigOnly(files["unet"]); err == nil {
-			if ae, err = encoder.Autoencoder(m.Config, lw, torch.CPU); err == nil {
+			if ae, err = encoder.Autoencoder(m.Config, lw, dev); err == nil {
 				c := m.Config
 				work = func() error {
 					return torch.Try(func() {
 						torch.NoGrad(func() {
 							torch.Scoped(func() {
-								z := torch.Randn(torch.NewGenerator(1), []int64{1, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, torch.CPU)
+								z := torch.Randn(torch.NewGenerator(1), []int64{1, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, dev)
 								ae.FromLatent(z).SumAll().Item()
 							})
 						})
@@ -160,16 +166,16 @@ func runStage(set, stage string, steps int) (result, error) {
 		}
 	case "sample":
 		var m *diffusion.Model
-		if m, err = diffusion.LoadInference(files["unet"], torch.CPU); err == nil {
+		if m, err = diffusion.LoadInference(files["unet"], dev); err == nil {
 			if err = encoder.LoadBranch(m, files["branch"], kinds.Mask); err == nil {
 				var te encoder.TextEncoder
 				var ae diffusion.Autoencoder
-				if te, _, err = encoder.LoadText(lw, m.Config.ContextDim, false, torch.CPU); err == nil {
-					if ae, err = encoder.Autoencoder(m.Config, lw, torch.CPU); err == nil {
+				if te, _, err = encoder.LoadText(lw, m.Config.ContextDim, false, dev); err == nil {
+					if ae, err = encoder.Autoencoder(m.Config, lw, dev); err == nil {
 						p := &diffusion.Pipeline{Model: m, Text: te, AE: ae, Sampler: diffusion.SamplerOpts{Sampler: "ddim"}}
 						s := int(m.Config.ImageSize())
 						work = func() error {
-							_, err := p.Sample([]string{"a smiling woman with blond hair"}, diffusion.Conditions{Mask: encoder.MaskCondition(make([]uint8, s*s), s, 1), MaskScale: 1}, steps, face.SampleGuidance, 1)
+							_, err := p.Sample([]string{"a smiling woman with blond hair"}, diffusion.Conditions{Mask: encoder.MaskCondition(make([]uint8, s*s), s, 1).ToDevice(dev), MaskScale: 1}, steps, face.SampleGuidance, 1)
 							return err
 						}
 						r.Note = fmt.Sprintf("%d steps, guidance text %g mask %g", steps, face.SampleGuidance.Text, face.SampleGuidance.Cond)
@@ -193,16 +199,16 @@ func runStage(set, stage string, steps int) (result, error) {
 }
 
 // unetPass is one U-Net + ControlNet pass at the config's latent size.
-func unetPass(m *diffusion.Model) error {
+func unetPass(m *diffusion.Model, dev torch.Device) error {
 	c := m.Config
 	return torch.Try(func() {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				zt := torch.Randn(torch.NewGenerator(1), []int64{1, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, torch.CPU)
-				ctx := torch.Randn(torch.NewGenerator(2), []int64{1, 77, c.ContextDim}, torch.Float32, torch.CPU)
+				zt := torch.Randn(torch.NewGenerator(1), []int64{1, c.LatentChannels, c.LatentSize, c.LatentSize}, torch.Float32, dev)
+				ctx := torch.Randn(torch.NewGenerator(2), []int64{1, 77, c.ContextDim}, torch.Float32, dev)
 				s := int(c.ImageSize())
-				mask := encoder.MaskCondition(make([]uint8, s*s), s, 1)
-				m.Predict(zt, torch.FromInt64([]int64{500}, 1), ctx, diffusion.Conditions{Mask: mask, MaskScale: 1}).SumAll().Item()
+				mask := encoder.MaskCondition(make([]uint8, s*s), s, 1).ToDevice(dev)
+				m.Predict(zt, torch.FromInt64([]int64{500}, 1).ToDevice(dev), ctx, diffusion.Conditions{Mask: mask, MaskScale: 1}).SumAll().Item()
 			})
 		})
 	})
