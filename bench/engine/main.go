@@ -203,6 +203,9 @@ func measure(python, script string, threads, steps, rounds int) (measurement, er
 		if g := goSteps(steps, 5); g > m.goSteps {
 			m.goSteps = g
 		}
+		if python == "" {
+			continue // -python "": the Go engine alone
+		}
 		p, err := peer(python, script, threads, steps, 5)
 		if err != nil {
 			return m, err
@@ -224,7 +227,7 @@ func main() {
 	threads := flag.Int("threads", runtime.NumCPU(), "intra-op threads for both engines")
 	steps := flag.Int("steps", 60, "timed steps per round")
 	rounds := flag.Int("rounds", 3, "rounds, alternating Go and PyTorch; the best of each is kept")
-	python := flag.String("python", "/usr/bin/python3", "Python with torch (Debian python3-torch)")
+	python := flag.String("python", "/usr/bin/python3", "Python with torch (Debian python3-torch); \"\" times the Go engine alone")
 	peerMalloc := flag.Bool("peer-malloc", false, "give the PyTorch peer ddgi's glibc malloc settings too (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_)")
 	load := flag.Int("load", 0, "then measure again beside this many busy-loop processes started here (0: quiet only)")
 	flag.Parse()
