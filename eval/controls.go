@@ -162,6 +162,11 @@ func attrIndex(name string) int {
 	panic("eval: unknown attribute " + name)
 }
 
+// controlNoise is the smallest probability rise that counts as following
+// the prompt: one image scored in different batches differs by ~1e-8
+// (batch-size-dependent kernels), which must not count as a response.
+const controlNoise = 1e-4
+
 // ControlScore is one control's result for one method and condition.
 type ControlScore struct {
 	Control string `json:"control"`
@@ -169,7 +174,8 @@ type ControlScore struct {
 	// N is the number of bench conditions the control was allowed on.
 	N int `json:"n"`
 	// Right is the share of them where the attribute probability rose from
-	// the Lo prompt's image to the Hi prompt's (strictly); Shift its mean rise.
+	// the Lo prompt's image to the Hi prompt's by more than controlNoise;
+	// Shift its mean rise.
 	Right float64 `json:"right_way"`
 	Shift float64 `json:"mean_shift"`
 }
@@ -374,7 +380,7 @@ func controlRow(c Config, m Method, cond kinds.Cond, bench []*data.Sample, jobs 
 			if oh.probs != nil {
 				d := float64(oh.probs[a] - ol.probs[a])
 				shift += d
-				if d > 0 {
+				if d > controlNoise {
 					right++
 				}
 			}
