@@ -137,7 +137,14 @@ void ts_set_threads(int n) {
   typedef void (*setter)(int);
   if (auto f = (setter)dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) f(n);
 }
-int ts_get_threads(void) { return at::get_num_threads(); }
+int ts_get_threads(void) {
+  int n = tl_threads > 0 ? tl_threads : g_threads.load();
+  return n > 0 ? n : at::get_num_threads();
+}
+// Only the team size of later calls: each calling thread applies it in
+// prelude(), so this is safe while another thread runs an op (OpenBLAS's
+// OpenMP build follows omp_get_max_threads() of its caller by itself).
+void ts_set_team_threads(int n) { if (n > 0) g_threads.store(n); }
 void ts_set_local_threads(int n) {
   tl_threads = n > 0 ? n : 0;
   int k = tl_threads > 0 ? tl_threads : g_threads.load();

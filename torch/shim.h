@@ -19,6 +19,7 @@ const char* ts_version(void);
 int ts_cuda_available(void);
 int ts_cuda_device_count(void);
 void ts_set_threads(int n);
+void ts_set_team_threads(int n);
 int ts_get_threads(void);
 void ts_set_local_threads(int n);
 int ts_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold);

@@ -401,6 +401,13 @@ func SetThreads(n int) {
 	C.ts_set_threads(C.int(n))
 }
 
+// SetTeamThreads changes the OpenMP team size of the ops that start from
+// now on, on whichever thread calls them; unlike SetThreads it may be called
+// from another goroutine while ops run (cpuload.Adapt does).
+func SetTeamThreads(n int) {
+	C.ts_set_team_threads(C.int(max(1, n)))
+}
+
 // Threads is the current intra-op thread count.
 func Threads() int { return int(C.ts_get_threads()) }
 

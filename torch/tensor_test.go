@@ -217,6 +217,40 @@ func TestThreadsSetting(t *testing.T) {
 	}
 }
 
+// The team size may change from another goroutine while ops run (as
+// cpuload.Adapt does): the ops keep their results and later calls use the
+// new size.
+func TestSetTeamThreadsWhileOpsRun(t *testing.T) {
+	old := Threads()
+	defer SetThreads(old)
+	g := NewGenerator(1)
+	a := Randn(g, []int64{96, 96}, Float32, CPU)
+	Persist(a)
+	want := a.Matmul(a).Float32s()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			SetTeamThreads(1 + i%3)
+		}
+		SetTeamThreads(3)
+	}()
+	for i := 0; i < 50; i++ {
+		Scoped(func() {
+			got := a.Matmul(a).Float32s()
+			for k := range want {
+				if math.Abs(float64(got[k]-want[k])) > 1e-3 {
+					t.Fatalf("step %d: element %d = %g, want %g", i, k, got[k], want[k])
+				}
+			}
+		})
+	}
+	<-done
+	if Threads() != 3 {
+		t.Fatalf("threads = %d after SetTeamThreads(3)", Threads())
+	}
+}
+
 func TestFreeExceptKeepsGraphAndChosenTensors(t *testing.T) {
 	// LiveDelta pauses the GC so finalizers of other tests' tensors
 	// cannot move the counts below.

@@ -7,11 +7,12 @@
 // itself share the cores (the shared-workstation case), and prints the
 // loaded ratio and each engine's loaded/quiet throughput.
 //
-//	go run ./bench/engine [-threads 2] [-steps 60] [-rounds 3] [-load 2]
+//	go run ./bench/engine [-threads 2|0] [-steps 60] [-rounds 3] [-load 2] [-load-nice 0]
 package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,10 +20,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"ddgi/internal/cpuload"
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
@@ -166,8 +171,9 @@ func spin() {
 	}
 }
 
-// startLoad starts n busy-loop copies of this program; stop kills them.
-func startLoad(n int) (stop func(), err error) {
+// startLoad starts n busy-loop copies of this program at the given nice
+// level; stop kills them.
+func startLoad(n, nice int) (stop func(), err error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -180,7 +186,7 @@ func startLoad(n int) (stop func(), err error) {
 		}
 	}
 	for i := 0; i < n; i++ {
-		c := exec.Command(exe, "-spin")
+		c := exec.Command("nice", "-n", strconv.Itoa(nice), exe, "-spin")
 		if err := c.Start(); err != nil {
 			stop()
 			return nil, err
@@ -224,16 +230,43 @@ func main() {
 	// One OS thread for every torch call: OpenMP keeps one warm thread team
 	// per calling thread.
 	runtime.LockOSThread()
-	threads := flag.Int("threads", runtime.NumCPU(), "intra-op threads for both engines")
+	threads := flag.Int("threads", runtime.NumCPU(), "intra-op threads for both engines; 0: Go's team follows the free cores as ddgi's does without DDGI_THREADS (internal/cpuload), PyTorch gets one per core")
 	steps := flag.Int("steps", 60, "timed steps per round")
 	rounds := flag.Int("rounds", 3, "rounds, alternating Go and PyTorch; the best of each is kept")
 	python := flag.String("python", "/usr/bin/python3", "Python with torch (Debian python3-torch); \"\" times the Go engine alone")
 	peerMalloc := flag.Bool("peer-malloc", false, "give the PyTorch peer ddgi's glibc malloc settings too (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_)")
 	load := flag.Int("load", 0, "then measure again beside this many busy-loop processes started here (0: quiet only)")
+	loadNice := flag.Int("load-nice", 0, "nice level of the busy loops (a background training runs at 10)")
 	flag.Parse()
 	if *peerMalloc {
 		os.Setenv("MALLOC_MMAP_THRESHOLD_", strconv.Itoa(torch.MallocMmapThreshold))
 		os.Setenv("MALLOC_TRIM_THRESHOLD_", strconv.Itoa(torch.MallocTrimThreshold))
+	}
+	var team atomic.Int64 // Go's team size of the moment under -threads 0
+	var teams sync.Map    // every team size used, for the report
+	if *threads <= 0 {
+		*threads = runtime.NumCPU()
+		team.Store(int64(*threads))
+		go cpuload.Adapt(context.Background(), *threads, 100*time.Millisecond, func(n int) {
+			torch.SetTeamThreads(n)
+			team.Store(int64(n))
+		})
+		go func() {
+			for {
+				teams.Store(team.Load(), true)
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+	}
+	teamSizes := func() string {
+		var ns []string
+		teams.Range(func(k, _ any) bool { ns = append(ns, strconv.FormatInt(k.(int64), 10)); return true })
+		teams.Clear()
+		if len(ns) == 0 {
+			return ""
+		}
+		sort.Strings(ns)
+		return " (Go's team: " + strings.Join(ns, ", ") + " threads)"
 	}
 	torch.SetThreads(*threads)
 	script := filepath.Join("bench", "engine", "peer.py")
@@ -245,7 +278,7 @@ func main() {
 	bestGo, bestPy, py := quiet.goSteps, quiet.pySteps, quiet.py
 	peak, model := peakGFLOPS(*threads)
 	gf := flopsPerStep() * bestGo / 1e9
-	fmt.Printf("CPU: %s, %d threads, libtorch %s\n", model, *threads, torch.Version())
+	fmt.Printf("CPU: %s, %d threads%s, libtorch %s\n", model, *threads, teamSizes(), torch.Version())
 	malloc := "tuned (torch.TuneMalloc)"
 	if os.Getenv("DDGI_MALLOC") == "default" {
 		malloc = "glibc defaults (DDGI_MALLOC=default)"
@@ -266,7 +299,7 @@ func main() {
 	if *load <= 0 {
 		return
 	}
-	stop, err := startLoad(*load)
+	stop, err := startLoad(*load, *loadNice)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: starting the load:", err)
 		os.Exit(1)
@@ -277,7 +310,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("beside %d busy-loop processes:\n", *load)
+	fmt.Printf("beside %d busy-loop processes at nice %d%s:\n", *load, *loadNice, teamSizes())
 	fmt.Printf("  Go (ddgi/torch): %7.2f steps/s  (%.2f of quiet)\n", loaded.goSteps, loaded.goSteps/bestGo)
 	fmt.Printf("  PyTorch (Python): %7.2f steps/s  (%.2f of quiet)\n", loaded.pySteps, loaded.pySteps/bestPy)
 	fmt.Printf("  ratio Go/PyTorch: %.2f\n", loaded.goSteps/loaded.pySteps)

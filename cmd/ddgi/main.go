@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,9 +17,12 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"ddgi/data"
+	"ddgi/internal/cpuload"
 	"ddgi/internal/progress"
+	"ddgi/torch"
 	"ddgi/train"
 )
 
@@ -142,7 +146,25 @@ func main() {
 	// Keep every torch call on one OS thread: OpenMP keeps a warm thread
 	// team per calling thread, and libtorch's grad mode is per thread.
 	runtime.LockOSThread()
+	adaptThreads()
 	os.Exit(run(os.Args[1:]))
+}
+
+// adaptThreads lets the OpenMP team follow the free cores unless
+// DDGI_THREADS fixes it (fixed counts give the same bits run after run;
+// the team size changes the order of float sums). DDGI_DEBUG_THREADS=1
+// prints each change.
+func adaptThreads() {
+	if os.Getenv("DDGI_THREADS") != "" {
+		return
+	}
+	debug := os.Getenv("DDGI_DEBUG_THREADS") == "1"
+	go cpuload.Adapt(context.Background(), runtime.NumCPU(), 100*time.Millisecond, func(n int) {
+		torch.SetTeamThreads(n)
+		if debug {
+			fmt.Fprintf(os.Stderr, "ddgi: %d torch threads\n", n)
+		}
+	})
 }
 
 func run(args []string) int {
