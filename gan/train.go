@@ -59,6 +59,14 @@ type Penalized interface {
 	GPenalty() (*torch.Tensor, string)
 }
 
+// RowSharded is a Model whose own random draws (noise maps, ray jitter)
+// can follow a data-parallel rank's rows (stylegan2.Pair, eg3d.Pair).
+type RowSharded interface {
+	SetRows(r *stylegan2.Rows)
+	// MbstdGroup is D's minibatch-stddev group size.
+	MbstdGroup() int
+}
+
 // Opts drive Train. Zero values take StyleGAN2's defaults where one exists.
 type Opts struct {
 	Resolution  int
@@ -95,6 +103,8 @@ type Opts struct {
 	// MaxSteps pauses the run after this many steps in this call
 	// (checkpointed; the next Train resumes): tests.
 	MaxSteps int
+	// Group runs the job data-parallel (nil: one process).
+	Group train.Group
 }
 
 // State is the resumable part of a run (state.json in each checkpoint).
@@ -138,6 +148,7 @@ type Trainer struct {
 
 	batches  <-chan data.Batch // started by the first Step, after any Load
 	stopFeed context.CancelFunc
+	shard    train.Shard // this rank's place (zero: one process)
 }
 
 // NewTrainer prepares optimisers (Adam β = (0, 0.99), StyleGAN2).
@@ -199,18 +210,32 @@ func (t *Trainer) conditioningCameras(c *torch.Tensor) *torch.Tensor {
 
 // TrainStep runs one D update (with lazy R1 every R1Interval steps) and
 // one G update on a real batch, then the EMA; it returns the step's metrics.
+// On a data-parallel rank the batch is the global one: every random number
+// is drawn for all of it and the rank computes its rows (rowsOf).
 func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
 	m := Metrics{}
 	g, d, ema := t.M.Stores()
 	b := len(batch)
 	s := torch.NewScope()
 	defer s.Close()
+	rows := t.rowsOf(b)
+	t.setRows(rows)
+	defer t.setRows(nil)
 
 	// D step: fakes without G's graph.
-	reals, c := t.M.Real(batch)
-	cf := t.fakeCameras(c)
+	realsAll, cAll := t.M.Real(batch)
+	reals := make([]*torch.Tensor, len(realsAll))
+	for i, r := range realsAll {
+		reals[i] = pickRows(rows, r)
+		if rows != nil {
+			reals[i] = reals[i].Detach() // a leaf again, for R1's gradient
+		}
+	}
+	c := pickRows(rows, cAll)
+	cfAll := t.fakeCameras(cAll)
+	cf := pickRows(rows, cfAll)
 	var fakes []*torch.Tensor
-	torch.NoGrad(func() { fakes = t.M.Fake(t.mixedWPlus(b, t.conditioningCameras(cf)), cf) })
+	torch.NoGrad(func() { fakes = t.M.Fake(pickRows(rows, t.mixedWPlus(b, t.conditioningCameras(cfAll))), cf) })
 	r1Step := t.State.Step%int64(t.O.R1Interval) == 0 && t.O.R1Gamma > 0
 	if r1Step {
 		for _, r := range reals {
@@ -228,16 +253,19 @@ func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
 		total = total.Add(r1.MulScalar(float64(t.O.R1Interval)))
 	}
 	total.Backward()
+	t.shard.SyncGrads(d.Trainable())
 	t.OptD.Update(d.Trainable())
 	m["loss_d"] = lossD.Item()
 	m["d_real"] = realLogits.MeanAll().Item()
 	m["d_fake"] = fakeLogits.MeanAll().Item()
 
-	// G step: D frozen, w̄ tracked.
+	// G step: D frozen, w̄ tracked (the mapping sees the whole batch, so
+	// every rank moves w̄ as one process would).
 	d.Freeze("")
 	t.M.TrackWAvg(true)
-	cg := t.fakeCameras(c)
-	lossG := stylegan2.GLoss(t.M.Score(t.M.Fake(t.mixedWPlus(b, t.conditioningCameras(cg)), cg), cg))
+	cgAll := t.fakeCameras(cAll)
+	cg := pickRows(rows, cgAll)
+	lossG := stylegan2.GLoss(t.M.Score(t.M.Fake(pickRows(rows, t.mixedWPlus(b, t.conditioningCameras(cgAll))), cg), cg))
 	t.M.TrackWAvg(false)
 	totalG := lossG
 	if pm, ok := t.M.(Penalized); ok {
@@ -248,10 +276,11 @@ func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
 	}
 	totalG.Backward()
 	d.Unfreeze("")
+	t.shard.SyncGrads(g.Trainable())
 	t.OptG.Update(g.Trainable())
 	m["loss_g"] = lossG.Item()
 	if t.O.PLWeight > 0 && t.State.Step%int64(max(t.O.PLInterval, 1)) == 0 {
-		m["pl"] = t.pathLengthStep(max(b/2, 1), cg)
+		m["pl"] = t.pathLengthStep(max(b/2, 1), cgAll)
 	}
 
 	t.State.Step++
@@ -266,23 +295,96 @@ func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
 }
 
 // pathLengthStep is StyleGAN2's lazy path-length regularisation on half a
-// batch, weighted by the interval; it returns the penalty.
+// batch (b rows of the global batch, cameras c of the whole batch),
+// weighted by the interval; it returns the penalty.
 func (t *Trainer) pathLengthStep(b int, c *torch.Tensor) float64 {
 	g, _, _ := t.M.Stores()
 	if c != nil {
 		c = c.Narrow(0, 0, int64(b))
 	}
-	wplus := t.mixedWPlus(b, c)
-	img := t.M.Fake(wplus, c)[0]
-	pen, mean := stylegan2.PathLengthPenalty(img, wplus, t.State.PLMean, t.rng)
+	rows := t.rowsOf(b)
+	t.setRows(rows)
+	wplus := pickRows(rows, t.mixedWPlus(b, c))
+	img := t.M.Fake(wplus, pickRows(rows, c))[0]
+	pen, mean := stylegan2.PathLengthPenaltyRows(img, wplus, t.State.PLMean, t.rng, rows)
+	mean = t.shard.Mean(mean)
 	if t.State.PLMean == 0 {
 		t.State.PLMean = mean
 	} else {
 		t.State.PLMean += 0.01 * (mean - t.State.PLMean)
 	}
 	pen.MulScalar(t.O.PLWeight * float64(max(t.O.PLInterval, 1))).Backward()
+	t.shard.SyncGrads(g.Trainable())
 	t.OptG.Update(g.Trainable())
 	return pen.Item()
+}
+
+// rowsOf is this rank's rows of a global batch of b: every Size-th row
+// from its rank on, so D's minibatch-stddev groups (row i in group
+// i mod groups) stay whole on one rank (Distribute checks they can). Nil
+// in one process.
+func (t *Trainer) rowsOf(b int) *stylegan2.Rows {
+	if t.shard.Size <= 1 {
+		return nil
+	}
+	n := b / t.shard.Size
+	idx := make([]int64, n)
+	for l := range idx {
+		idx[l] = int64(t.shard.Rank + l*t.shard.Size)
+	}
+	return &stylegan2.Rows{Index: torch.FromInt64(idx, int64(n)), N: int64(n), Total: int64(b)}
+}
+
+// setRows hands the model's own random draws the rank's rows.
+func (t *Trainer) setRows(r *stylegan2.Rows) {
+	if rs, ok := t.M.(RowSharded); ok && t.shard.Size > 1 {
+		rs.SetRows(r)
+	}
+}
+
+// pickRows keeps the rank's rows of x (x itself in one process or when nil).
+func pickRows(r *stylegan2.Rows, x *torch.Tensor) *torch.Tensor {
+	if r == nil || x == nil {
+		return x
+	}
+	return x.IndexSelect(0, r.Index.ToDevice(x.Device()))
+}
+
+// Distribute makes the trainer one rank of a data-parallel run
+// (train.Distributed). Beyond an even split of the batch, D's
+// minibatch-stddev groups must fall whole on the ranks, and half a batch
+// (path length) must split too, so N ranks step exactly as one process.
+func (t *Trainer) Distribute(s train.Shard) error {
+	if err := s.Check(t.O.Batch); err != nil {
+		return err
+	}
+	rs, ok := t.M.(RowSharded)
+	if !ok {
+		return fmt.Errorf("this GAN cannot draw its noise for a rank's rows")
+	}
+	b, n := t.O.Batch, t.O.Batch/s.Size
+	gb := stylegan2.MbstdGroupSize(rs.MbstdGroup(), b)
+	if stylegan2.MbstdGroupSize(rs.MbstdGroup(), n) != gb || (b/gb)%s.Size != 0 {
+		return fmt.Errorf("a batch of %d over %d ranks would split D's minibatch-stddev groups of %d; use a multiple of %d", b, s.Size, gb, gb*s.Size)
+	}
+	if t.O.PLWeight > 0 && max(b/2, 1)%s.Size != 0 {
+		return fmt.Errorf("path-length regularisation runs on half the batch (%d), which does not split over %d ranks; use a multiple of %d", max(b/2, 1), s.Size, 2*s.Size)
+	}
+	t.shard = s
+	return nil
+}
+
+// Replicated lists G, D, G_ema and both optimisers' moments (train.Distributed).
+func (t *Trainer) Replicated() []*torch.Tensor {
+	g, d, ema := t.M.Stores()
+	var ts []*torch.Tensor
+	for _, s := range []*nn.Store{g, d, ema} {
+		for _, name := range s.Names() {
+			ts = append(ts, s.Get(name))
+		}
+	}
+	ts = append(ts, t.OptG.Moments()...)
+	return append(ts, t.OptD.Moments()...)
 }
 
 // Save writes a checkpoint into dir (train.Job): G, D, G_ema, both
@@ -559,7 +661,7 @@ func (t *Trainer) Close() {
 // ctx checkpoints and returns *train.Interrupted; MaxSteps pauses
 // (checkpointed) and returns nil.
 func Train(ctx context.Context, dir string, m Model, o Opts) error {
-	run, err := train.Open(dir)
+	run, err := train.OpenRank(dir, o.Group)
 	if err != nil {
 		return err
 	}
@@ -570,6 +672,6 @@ func Train(ctx context.Context, dir string, m Model, o Opts) error {
 		label = "gan"
 	}
 	l := &train.Loop{Label: label, Total: int64(o.Kimg * 1000), Unit: "img", CheckpointEvery: t.O.Checkpoint,
-		PreviewEvery: int64(math.Round(t.O.GridKimg * 1000)), MaxSteps: int64(o.MaxSteps), Quiet: o.Quiet}
+		PreviewEvery: int64(math.Round(t.O.GridKimg * 1000)), MaxSteps: int64(o.MaxSteps), Quiet: o.Quiet, Group: o.Group}
 	return l.Run(ctx, run, t)
 }

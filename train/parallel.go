@@ -82,6 +82,21 @@ func (s Shard) SyncGrads(params []nn.Named) {
 	})
 }
 
+// Mean is v's mean over the ranks (v itself in one process): a statistic
+// every rank must update alike, such as a running mean of the batch. A
+// failed collective panics with *torch.Error, as SyncGrads.
+func (s Shard) Mean(v float64) float64 {
+	if s.group == nil || s.Size <= 1 {
+		return v
+	}
+	t := torch.FromFloat64([]float64{v}, 1)
+	defer t.Free()
+	if err := s.group.AllReduceMean([]*torch.Tensor{t}); err != nil {
+		panic(&torch.Error{Op: "averaging over the ranks", Msg: err.Error()})
+	}
+	return t.Float64s()[0]
+}
+
 // distributed is the Loop's view of its group: nil in one process.
 type distributed struct {
 	g   Group

@@ -36,12 +36,14 @@ func runTrainGAN(args []string) error {
 	yawSpread := fs.Float64("yaw-spread", 0, "synthface: share of training images seen from a yaw uniform in ±50° instead of the FFHQ-like mostly-frontal mix (side views for eg3d); may change on resume")
 	shapePrior := fs.Float64("shape-prior", 0, "eg3d, new runs: raw density of a solid core inside the head that G cannot carve (0 = off; 30 gives an opaque surface that keeps small runs off flat-card and hollow-face geometry); a resumed run keeps its own")
 	opacity := fs.Float64("opacity", 0, "eg3d: weight of the transparency penalty in G's loss (0 = off; 1 stops dark hair being drawn as see-through holes); may change on resume")
+	batch := fs.Int("batch", 0, "global batch (0: the preset's); with --nproc N a multiple of N × D's minibatch-stddev group (small64: 4)")
 	workers := fs.Int("workers", 1, "data render workers")
 	ckpt := fs.Duration("checkpoint", 5*time.Minute, "old name of --ckpt-every")
 	ckptEvery := ckptEveryFlag(fs, 5*time.Minute, func() (time.Duration, bool) { return *ckpt, flagSet(fs, "checkpoint") })
 	grid := fs.Float64("grid-kimg", 5, "write a fixed-seed sample grid preview-<images>.png every … kimg")
 	export := fs.String("export", "", "instead of training, write the run's G_ema (w̄ recomputed from 10k samples) to this safetensors file")
 	half := fs.Bool("half", true, "with --export: store fp16")
+	distF := addDistFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -74,10 +76,27 @@ func runTrainGAN(args []string) error {
 	}
 	o.Kimg, o.Seed, o.DataN, o.Workers, o.Checkpoint, o.GridKimg = *kimg, *seed, *dataN, *workers, every, *grid
 	o.YawSpread, o.PoseSwap = *yawSpread, *poseSwap
+	if *batch < 0 {
+		return fmt.Errorf("--batch %d: want ≥ 1 (0: the preset's)", *batch)
+	}
+	if *batch > 0 {
+		o.Batch = *batch
+	}
 	o.Label = *arch + "/" + *preset
 	if *export != "" {
+		if distF.ranks() > 1 {
+			return fmt.Errorf("--export with --nproc %d: export runs in one process", distF.ranks())
+		}
 		return exportGAN(m, o, *out, *export, *half)
 	}
+	ctx, stop := train.SignalContext(context.Background())
+	defer stop()
+	group, leave, launched, err := distF.start(ctx, append([]string{"train", "gan"}, args...))
+	if launched || err != nil {
+		return err
+	}
+	defer leave()
+	o.Group = group
 	synth := isSynthFace(*df.spec)
 	n := *dataN
 	if !synth {
@@ -95,17 +114,17 @@ func runTrainGAN(args []string) error {
 		return err
 	}
 	o.Data = ds
-	ctx, stop := train.SignalContext(context.Background())
-	defer stop()
-	fmt.Fprintf(os.Stderr, "train gan: %s preset %s on %s (%d images) → %s (%g kimg; %s, %d threads)\n", *arch, *preset, *df.spec, ds.Len(), *out, *kimg, torch.Version(), torch.Threads())
-	if synth && o.YawSpread > 0 {
-		fmt.Fprintf(os.Stderr, "%.0f%% of training images seen from a yaw uniform in ±50°\n", 100*o.YawSpread)
-	}
-	if o.PoseSwap > 0 {
-		fmt.Fprintf(os.Stderr, "%.0f%% of fakes map z under another fake's camera (pose swapping)\n", 100*o.PoseSwap)
-	}
-	if *opacity > 0 {
-		fmt.Fprintf(os.Stderr, "transparency penalty weight %g\n", *opacity)
+	if group == nil || group.Rank() == 0 {
+		fmt.Fprintf(os.Stderr, "train gan: %s preset %s on %s (%d images) → %s (%g kimg; %s, %d threads)\n", *arch, *preset, *df.spec, ds.Len(), *out, *kimg, torch.Version(), torch.Threads())
+		if synth && o.YawSpread > 0 {
+			fmt.Fprintf(os.Stderr, "%.0f%% of training images seen from a yaw uniform in ±50°\n", 100*o.YawSpread)
+		}
+		if o.PoseSwap > 0 {
+			fmt.Fprintf(os.Stderr, "%.0f%% of fakes map z under another fake's camera (pose swapping)\n", 100*o.PoseSwap)
+		}
+		if *opacity > 0 {
+			fmt.Fprintf(os.Stderr, "transparency penalty weight %g\n", *opacity)
+		}
 	}
 	return gan.Train(ctx, *out, m, o)
 }

@@ -357,6 +357,9 @@ type Generator struct {
 	// Rng jitters ray samples when set (training); nil renders
 	// deterministically.
 	Rng *torch.Generator
+	// Rows, in a data-parallel training step, makes the ray jitter the
+	// rank's rows of the whole batch's (nil: one process).
+	Rows *stylegan2.Rows
 	// Orbit is the camera prior of the data the model learnt from, which
 	// the model cannot know: Load and NewPair take it from their caller.
 	// Camera and ComputeMeanLatent use it where Cfg names no orbit.
@@ -453,7 +456,7 @@ func (g *Generator) Synthesis(wplus, cam *torch.Tensor, mode stylegan2.NoiseMode
 	n := int64(g.Cfg.NeuralRes)
 	planes := g.Planes(wplus, mode)
 	o, d := Rays(cam, g.Cfg.NeuralRes)
-	ro := RenderOpts{Start: g.Cfg.RayStart, End: g.Cfg.RayEnd, Samples: g.Cfg.DepthSamples, Importance: g.Cfg.ImportanceSamples, Rng: g.Rng, EG3D: g.Cfg.Sampling == "eg3d"}
+	ro := RenderOpts{Start: g.Cfg.RayStart, End: g.Cfg.RayEnd, Samples: g.Cfg.DepthSamples, Importance: g.Cfg.ImportanceSamples, Rng: g.Rng, Rows: g.Rows, EG3D: g.Cfg.Sampling == "eg3d"}
 	var r Rendered
 	if torch.GradEnabled() {
 		r = Render(g.Field(planes), o, d, ro)

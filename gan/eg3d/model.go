@@ -111,6 +111,14 @@ func (p *Pair) Preview(z *torch.Tensor) *torch.Tensor {
 	return p.GEMA.Forward(z, c, 1, stylegan2.NoiseConst).Image
 }
 
+// SetRows makes G's noise maps and ray jitter one data-parallel rank's
+// rows of the whole batch's (gan.RowSharded; nil: one process).
+func (p *Pair) SetRows(r *stylegan2.Rows) { p.G.Rows, p.G.Backbone.Rows = r, r }
+
+// MbstdGroup is D's minibatch-stddev group size (a data-parallel split
+// must keep its groups whole).
+func (p *Pair) MbstdGroup() int { return p.D.Cfg.MbstdGroup }
+
 // TrackWAvg switches G's running w̄.
 func (p *Pair) TrackWAvg(on bool) { p.G.Backbone.Map.Update = on }
 

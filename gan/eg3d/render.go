@@ -3,6 +3,7 @@ package eg3d
 import (
 	"math"
 
+	"ddgi/gan/stylegan2"
 	"ddgi/torch"
 )
 
@@ -41,6 +42,9 @@ type RenderOpts struct {
 	// Rng jitters the stratified samples (training); nil places them at bin
 	// centres (deterministic rendering).
 	Rng *torch.Generator
+	// Rows draws the jitter for the whole data-parallel batch and keeps
+	// the rank's rows (nil: one process).
+	Rows *stylegan2.Rows
 	// EG3D samples as NVlabs' ImportanceRenderer (Config.Sampling "eg3d").
 	EG3D bool
 }
@@ -68,8 +72,8 @@ func stratified(b, r int64, o RenderOpts, dev torch.Device) *torch.Tensor {
 	}
 	base := torch.Arange(0, float64(n), 1, torch.Float32, dev).Reshape(1, 1, n).Expand(b, r, n)
 	var jit *torch.Tensor
-	if o.Rng != nil {
-		jit = torch.Rand(o.Rng, []int64{b, r, n}, torch.Float32, dev)
+	if j := o.jitter(dev); j != nil {
+		jit = j([]int64{b, r, n})
 	} else {
 		jit = torch.Full([]int64{b, r, n}, 0.5, torch.Float32, dev)
 	}
@@ -117,12 +121,23 @@ func RayMarch(t, sigma, feat *torch.Tensor) (out Rendered, weights *torch.Tensor
 // (NeRF's hierarchical sampling). With rng nil the quantiles are evenly
 // spaced; either way the returned depths are sorted.
 func SamplePDF(bins, weights *torch.Tensor, m int, rng *torch.Generator) *torch.Tensor {
-	return samplePDF(bins, weights, m, rng, 0.01)
+	return samplePDF(bins, weights, m, RenderOpts{Rng: rng}.jitter(bins.Device()), 0.01)
+}
+
+// jitter draws uniform sample jitter of a shape from o.Rng (the rank's
+// rows of the whole batch's under o.Rows); nil without o.Rng.
+func (o RenderOpts) jitter(dev torch.Device) func(shape []int64) *torch.Tensor {
+	if o.Rng == nil {
+		return nil
+	}
+	return func(shape []int64) *torch.Tensor {
+		return o.Rows.Draw(shape, func(s []int64) *torch.Tensor { return torch.Rand(o.Rng, s, torch.Float32, dev) })
+	}
 }
 
 // samplePDF is SamplePDF with the weights' floor eps (NVlabs: 1e-5 after
-// its own smoothing).
-func samplePDF(bins, weights *torch.Tensor, m int, rng *torch.Generator, eps float64) *torch.Tensor {
+// its own smoothing) and the jitter's source (nil: ½).
+func samplePDF(bins, weights *torch.Tensor, m int, jitter func([]int64) *torch.Tensor, eps float64) *torch.Tensor {
 	s := weights.Shape()
 	b, r, k := s[0], s[1], s[2]
 	w := weights.AddScalar(eps)
@@ -131,8 +146,8 @@ func samplePDF(bins, weights *torch.Tensor, m int, rng *torch.Generator, eps flo
 	mm := int64(m)
 	base := torch.Arange(0, float64(m), 1, torch.Float32, w.Device()).Reshape(1, 1, mm).Expand(b, r, mm)
 	var jit *torch.Tensor
-	if rng != nil {
-		jit = torch.Rand(rng, []int64{b, r, mm}, torch.Float32, w.Device())
+	if jitter != nil {
+		jit = jitter([]int64{b, r, mm})
 	} else {
 		jit = torch.Full([]int64{b, r, mm}, 0.5, torch.Float32, w.Device())
 	}
@@ -192,11 +207,11 @@ func Render(f Field, origins, dirs *torch.Tensor, o RenderOpts) Rendered {
 		n := t.Size(2)
 		bins := t.Narrow(2, 0, n-1).Add(t.Narrow(2, 1, n-1)).MulScalar(0.5) // midpoints, K+1 = N-1
 		if o.EG3D {
-			tf = SamplePDFEG3D(bins, w.Detach().Squeeze(3), o.Importance, o.Rng).Detach()
+			tf = samplePDFEG3D(bins, w.Detach().Squeeze(3), o.Importance, o.jitter(bins.Device())).Detach()
 			return
 		}
 		ww := w.Detach().Squeeze(3).Narrow(2, 1, n-2)
-		tf = SamplePDF(bins, ww, o.Importance, o.Rng).Detach()
+		tf = samplePDF(bins, ww, o.Importance, o.jitter(bins.Device()), 0.01).Detach()
 	})
 	sf, ff := query(f, origins, dirs, tf)
 	tAll, xs := mergeSorted(t, tf, []*torch.Tensor{sigma, feat}, []*torch.Tensor{sf, ff})
@@ -241,12 +256,16 @@ func RenderChunks(f Field, origins, dirs *torch.Tensor, o RenderOpts, n int64) R
 // average-pool (2, stride 1), floored at 0.01, and the inner N−3 of them
 // weigh the first N−2 midpoint bins (of bins [B,R,N−1]).
 func SamplePDFEG3D(bins, weights *torch.Tensor, m int, rng *torch.Generator) *torch.Tensor {
+	return samplePDFEG3D(bins, weights, m, RenderOpts{Rng: rng}.jitter(bins.Device()))
+}
+
+func samplePDFEG3D(bins, weights *torch.Tensor, m int, jitter func([]int64) *torch.Tensor) *torch.Tensor {
 	k := weights.Size(2)
 	first, last := weights.Narrow(2, 0, 1), weights.Narrow(2, k-1, 1)
 	inner := weights.Narrow(2, 0, k-1).Maximum(weights.Narrow(2, 1, k-1))
 	mp := torch.Cat([]*torch.Tensor{first, inner, last}, 2)                         // max_pool1d: K+1
 	sm := mp.Narrow(2, 0, k).Add(mp.Narrow(2, 1, k)).MulScalar(0.5).AddScalar(0.01) // avg_pool1d: K
-	return samplePDF(bins.Narrow(2, 0, k-1), sm.Narrow(2, 1, k-2), m, rng, 1e-5)
+	return samplePDF(bins.Narrow(2, 0, k-1), sm.Narrow(2, 1, k-2), m, jitter, 1e-5)
 }
 
 // clampedDepth is NVlabs' depth: Σwᵢzᵢ/Σwᵢ (∞ where nothing was hit),

@@ -84,15 +84,23 @@ func (b *DiscriminatorBlock) Forward(x *torch.Tensor) *torch.Tensor {
 func MinibatchStddev(x *torch.Tensor, g int64) *torch.Tensor {
 	s := x.Shape()
 	b, c, h, w := s[0], s[1], s[2], s[3]
-	g = min(g, b)
-	for b%g != 0 {
-		g--
-	}
+	g = int64(MbstdGroupSize(int(g), int(b)))
 	y := x.Reshape(g, b/g, 1, c, h, w)
 	y = y.Var([]int64{0}, false, false).AddScalar(1e-8).Sqrt() // [b/g,1,c,h,w]
 	y = y.Mean([]int64{2, 3, 4}, false)                        // [b/g,1]
 	y = y.Reshape(b/g, 1, 1, 1).Repeat(g, 1, h, w)
 	return torch.Cat([]*torch.Tensor{x, y}, 1)
+}
+
+// MbstdGroupSize is the group size MinibatchStddev uses for a batch of b
+// with groups of g asked: the largest divisor of b not above g. Sample i
+// falls in group i mod (b/size).
+func MbstdGroupSize(g, b int) int {
+	g = max(1, min(g, b))
+	for b%g != 0 {
+		g--
+	}
+	return g
 }
 
 // DOpts say what the discriminator sees: InChannels (3, or 6 for EG3D's

@@ -41,8 +41,16 @@ func R1Penalty(realLogits *torch.Tensor, reals []*torch.Tensor, gamma float64) *
 // scaled by 1/√(HW) and a the running mean of the lengths. It returns the
 // penalty and the batch's mean path length (to update a with decay 0.01).
 func PathLengthPenalty(img, wplus *torch.Tensor, mean float64, rng *torch.Generator) (*torch.Tensor, float64) {
+	return PathLengthPenaltyRows(img, wplus, mean, rng, nil)
+}
+
+// PathLengthPenaltyRows is PathLengthPenalty on one data-parallel rank's
+// rows: y is drawn for the whole batch and the rank's rows kept. The mean
+// length returned is the rank's; the mean over equal ranks is the batch's.
+func PathLengthPenaltyRows(img, wplus *torch.Tensor, mean float64, rng *torch.Generator, rows *Rows) (*torch.Tensor, float64) {
 	s := img.Shape()
-	y := torch.Randn(rng, s, torch.Float32, img.Device()).MulScalar(1 / math.Sqrt(float64(s[2]*s[3])))
+	y := rows.Draw(s, func(s []int64) *torch.Tensor { return torch.Randn(rng, s, torch.Float32, img.Device()) }).
+		MulScalar(1 / math.Sqrt(float64(s[2]*s[3])))
 	g := torch.Grad([]*torch.Tensor{img.Mul(y).SumAll()}, []*torch.Tensor{wplus}, torch.GradOpts{CreateGraph: true, RetainGraph: true})[0]
 	lengths := g.Square().Sum([]int64{2}, false).Mean([]int64{1}, false).Sqrt() // [B]
 	batchMean := lengths.Detach().MeanAll().Item()

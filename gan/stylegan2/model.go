@@ -94,6 +94,14 @@ func (p *Pair) Preview(z *torch.Tensor) *torch.Tensor {
 	return p.GEMA.Forward(z, nil, 1, NoiseConst)
 }
 
+// SetRows makes G's noise maps one data-parallel rank's rows of the
+// whole batch's (gan.RowSharded; nil: one process).
+func (p *Pair) SetRows(r *Rows) { p.G.Rows = r }
+
+// MbstdGroup is D's minibatch-stddev group size (a data-parallel split
+// must keep its groups whole).
+func (p *Pair) MbstdGroup() int { return p.D.Cfg.MbstdGroup }
+
 // TrackWAvg switches G's running w̄.
 func (p *Pair) TrackWAvg(on bool) { p.G.Map.Update = on }
 

@@ -405,6 +405,9 @@ type Generator struct {
 	NoiseConst []*torch.Tensor
 	Store      *nn.Store
 	rng        *torch.Generator
+	// Rows, in a data-parallel training step, makes NoiseRandom maps the
+	// rank's rows of the whole batch's (nil: one process).
+	Rows *Rows
 }
 
 // NewGenerator builds a generator in store under p (usually the root).
@@ -494,7 +497,9 @@ func (g *Generator) Noises(b int64, mode NoiseMode) []*torch.Tensor {
 		case NoiseConst:
 			out[i] = n
 		case NoiseRandom:
-			out[i] = torch.Randn(g.rng, []int64{b, 1, n.Size(2), n.Size(3)}, torch.Float32, g.Store.Device)
+			out[i] = g.Rows.Draw([]int64{b, 1, n.Size(2), n.Size(3)}, func(s []int64) *torch.Tensor {
+				return torch.Randn(g.rng, s, torch.Float32, g.Store.Device)
+			})
 		}
 	}
 	return out
