@@ -168,6 +168,9 @@ func (g *Group) AllReduceMean(ts []*torch.Tensor) error {
 	})
 }
 
+// AllReduceSum replaces each tensor by its sum over the ranks.
+func (g *Group) AllReduceSum(ts []*torch.Tensor) error { return g.pg.AllReduceSum(ts) }
+
 // Broadcast overwrites each tensor with rank 0's copy.
 func (g *Group) Broadcast(ts []*torch.Tensor) error { return g.pg.Broadcast(ts, 0) }
 

@@ -17,6 +17,8 @@ type Group interface {
 	Size() int
 	// AllReduceMean replaces each tensor by its mean over the ranks.
 	AllReduceMean(ts []*torch.Tensor) error
+	// AllReduceSum replaces each tensor by its sum over the ranks.
+	AllReduceSum(ts []*torch.Tensor) error
 	// Broadcast overwrites each tensor with rank 0's copy.
 	Broadcast(ts []*torch.Tensor) error
 	Barrier() error
@@ -78,6 +80,56 @@ func (s Shard) SyncGrads(params []nn.Named) {
 		}
 		if err := s.group.AllReduceMean(grads); err != nil {
 			panic(&torch.Error{Op: "averaging gradients", Msg: err.Error()})
+		}
+	})
+}
+
+// Gather returns the whole batch of x [n,…]: every rank's rows in rank
+// order (each rank holding n, as Rows splits). Only the rank's own rows
+// carry x's graph, so a loss over the gathered batch (CLIP's contrastive
+// loss couples every row with every other) sends gradients to this rank's
+// rows alone; SumGrads then adds the ranks' parts. x itself in one
+// process. A failed collective panics with *torch.Error, as SyncGrads.
+func (s Shard) Gather(x *torch.Tensor) *torch.Tensor {
+	if s.group == nil || s.Size <= 1 {
+		return x
+	}
+	n, lo := x.Size(0), int64(s.Rank)*x.Size(0)
+	shape := x.Shape()
+	total := n * int64(s.Size)
+	buf := torch.Zeros(append([]int64{total}, shape[1:]...), x.DType(), x.Device())
+	torch.NoGrad(func() { buf.Narrow(0, lo, n).CopyIn(x.Detach()) })
+	if err := s.group.AllReduceSum([]*torch.Tensor{buf}); err != nil {
+		panic(&torch.Error{Op: "gathering the batch", Msg: err.Error()})
+	}
+	var parts []*torch.Tensor
+	if lo > 0 {
+		parts = append(parts, buf.Narrow(0, 0, lo))
+	}
+	parts = append(parts, x)
+	if lo+n < total {
+		parts = append(parts, buf.Narrow(0, lo+n, total-lo-n))
+	}
+	return torch.Cat(parts, 0)
+}
+
+// SumGrads adds the parameters' gradients over the ranks: after a loss
+// over a Gathered batch each rank holds its rows' share of the gradient.
+// (A parameter the loss uses directly, such as a temperature, gets the
+// whole gradient on every rank: SyncGrads averages those.)
+func (s Shard) SumGrads(params []nn.Named) {
+	if s.group == nil || s.Size <= 1 {
+		return
+	}
+	var grads []*torch.Tensor
+	torch.Scoped(func() {
+		for _, p := range params {
+			if g := p.T.Grad(); g != nil {
+				grads = append(grads, g)
+			}
+		}
+		if err := s.group.AllReduceSum(grads); err != nil {
+			panic(&torch.Error{Op: "adding gradients", Msg: err.Error()})
 		}
 	})
 }

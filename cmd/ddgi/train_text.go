@@ -72,6 +72,7 @@ func runTrainText(args []string) error {
 	tune := fs.String("tune", texttrain.TuneAll, "text-tower weights the optimizer moves: all, or new-tokens (only the embeddings of tokens no photo caption uses, e.g. style words: photo captions keep their exact encoding)")
 	artF := addArtFlags(fs, "share of SynthFace training and bench pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4); kept in the run's state")
 	df := addDataFlags(fs)
+	distF := addDistFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -102,5 +103,11 @@ func runTrainText(args []string) error {
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
+	group, leave, launched, err := distF.start(ctx, append([]string{"train", "text"}, args...))
+	if launched || err != nil {
+		return err
+	}
+	defer leave()
+	o.Group = group
 	return texttrain.Train(ctx, *out, o)
 }

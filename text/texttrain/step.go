@@ -28,7 +28,7 @@ const warmup = 200
 // random caption of each, symmetric cross-entropy; every EvalEvery steps
 // and at the last it scores bench retrieval into the eval sub-run.
 func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
-	if !j.evalTrimmed {
+	if !j.evalTrimmed && j.evalRun != nil {
 		if err := j.evalRun.TruncateLog(done); err != nil { // a resumed run repeats them
 			return train.Result{}, err
 		}
@@ -43,6 +43,8 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 		c := j.trainSet.Captions[i]
 		caps[k] = c[rng.IntN(len(c))]
 	}
+	lo, n := j.shard.Rows(len(idx))
+	idx, caps = idx[lo:lo+n], caps[lo:lo+n] // this rank's rows (all in one process)
 	ids, err := j.tok.EncodeBatch(caps, int(j.st.Config.Encoder.Context))
 	if err != nil {
 		return train.Result{}, err
@@ -56,8 +58,9 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 	err = torch.Try(func() {
 		torch.Scoped(func() {
 			txt, img := j.model.Embed(ids, j.trainSet.Images(idx))
-			l := text.ContrastiveLoss(txt, img, j.model.LogitScale)
+			l := text.ContrastiveLoss(j.shard.Gather(txt), j.shard.Gather(img), j.model.LogitScale)
 			l.Backward()
+			j.syncGrads()
 			if j.newRows != nil {
 				g := j.store.Get("text.embeddings.token_embedding.weight").Grad()
 				g.CopyIn(g.Mul(j.newRows))
@@ -71,7 +74,7 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 		return train.Result{}, err
 	}
 	j.st.Step = done + 1
-	if j.st.Step%j.o.EvalEvery == 0 || j.st.Step == j.o.Steps {
+	if j.evalRun != nil && (j.st.Step%j.o.EvalEvery == 0 || j.st.Step == j.o.Steps) {
 		m, err := j.evaluate()
 		if err != nil {
 			return train.Result{}, err
@@ -87,6 +90,26 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 	return train.Result{Losses: map[string]float64{"loss": loss}, Info: map[string]float64{"scale": scale, "lr": lr}}, nil
 }
 
+// syncGrads completes each rank's gradients after a loss over the gathered
+// batch: the towers' are this rank's rows' share (added over the ranks),
+// the temperature's is whole on every rank (averaged). A no-op in one
+// process.
+func (j *Job) syncGrads() {
+	if j.shard.Size <= 1 {
+		return
+	}
+	var towers, scale []nn.Named
+	for _, p := range j.store.Trainable() {
+		if p.T == j.model.LogitScale {
+			scale = append(scale, p)
+		} else {
+			towers = append(towers, p)
+		}
+	}
+	j.shard.SumGrads(towers)
+	j.shard.SyncGrads(scale)
+}
+
 // evaluate scores retrieval between the bench images and their first
 // captions.
 func (j *Job) evaluate() (map[string]float64, error) {
@@ -100,6 +123,8 @@ func (j *Job) evaluate() (map[string]float64, error) {
 				for i := range caps {
 					caps[i], idx[i] = j.bench.Captions[i][0], i
 				}
+				lo, n := j.shard.Rows(len(idx))
+				idx, caps = idx[lo:lo+n], caps[lo:lo+n] // this rank's rows (all in one process)
 				ids, err := j.tok.EncodeBatch(caps, int(j.st.Config.Encoder.Context))
 				if err != nil {
 					encErr = err

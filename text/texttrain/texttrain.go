@@ -66,9 +66,12 @@ type Options struct {
 	// Export, when set, receives the text tower alone (fp16) once the run
 	// is complete, re-scored from the written file.
 	Export   string
-	MaxSteps int64     // pause after this many steps in this process (tests)
-	Quiet    bool      // no progress or messages
-	Out      io.Writer // messages (nil: stderr)
+	MaxSteps int64 // pause after this many steps in this process (tests)
+	// Group, when set, makes this process one rank of a data-parallel run
+	// (rank 0 alone writes the run folder and scores the bench).
+	Group train.Group
+	Quiet bool      // no progress or messages
+	Out   io.Writer // messages (nil: stderr)
 }
 
 // State is a run's state.json, saved in every checkpoint.
@@ -97,7 +100,7 @@ const (
 // when o.Export is set, the exported tower. A cancelled ctx checkpoints
 // and returns *train.Interrupted.
 func Train(ctx context.Context, dir string, o Options) error {
-	run, err := train.Open(dir)
+	run, err := train.OpenRank(dir, o.Group)
 	if err != nil {
 		return err
 	}
@@ -108,8 +111,8 @@ func Train(ctx context.Context, dir string, o Options) error {
 	if err := j.Loop().Run(ctx, run, j); err != nil {
 		return err
 	}
-	if j.st.Step < o.Steps {
-		return nil // paused (MaxSteps)
+	if j.st.Step < o.Steps || !j.root() {
+		return nil // paused (MaxSteps), or a rank that does not write
 	}
 	return j.Finish(run)
 }
@@ -117,7 +120,32 @@ func Train(ctx context.Context, dir string, o Options) error {
 // Loop is the run loop for this job, configured from its options.
 func (j *Job) Loop() *train.Loop {
 	return &train.Loop{Label: "train text", Total: j.o.Steps, CheckpointEvery: j.o.CheckpointEvery,
-		MaxSteps: j.o.MaxSteps, Quiet: j.o.Quiet, Out: j.o.Out}
+		MaxSteps: j.o.MaxSteps, Quiet: j.o.Quiet, Out: j.o.Out, Group: j.o.Group}
+}
+
+// root is whether this process writes: one process, or rank 0.
+func (j *Job) root() bool { return j.o.Group == nil || j.o.Group.Rank() == 0 }
+
+// Distribute makes the job one rank of a data-parallel run
+// (train.Distributed): each rank embeds its rows of every batch, the
+// embeddings are gathered so the contrastive loss sees the whole batch's
+// negatives, and the ranks' gradients are added.
+func (j *Job) Distribute(s train.Shard) error {
+	if err := s.Check(j.o.Batch); err != nil {
+		return err
+	}
+	j.shard = s
+	return nil
+}
+
+// Replicated lists the CLIP's tensors and the optimizer's moments
+// (train.Distributed).
+func (j *Job) Replicated() []*torch.Tensor {
+	var ts []*torch.Tensor
+	for _, name := range j.store.Names() {
+		ts = append(ts, j.store.Get(name))
+	}
+	return append(ts, j.opt.Moments()...)
 }
 
 func (o *Options) check() error {
@@ -174,6 +202,7 @@ type Job struct {
 	trainSet, bench *imagebatch.Held
 	evalRun         *train.Run // <run>/eval: retrieval rows (a run's plot needs uniform rows)
 	evalTrimmed     bool       // eval rows past the resume point dropped
+	shard           train.Shard
 }
 
 // State is the job's state (its Step counts the steps done).
@@ -189,6 +218,9 @@ func New(ctx context.Context, run *train.Run, o Options) (*Job, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
+	if o.Group != nil && o.Group.Rank() != 0 {
+		o.Quiet = true // rank 0 speaks for the run
+	}
 	o.Out = train.Messages(o.Out, o.Quiet)
 	var st State
 	resumed, err := run.ResumeState(&st)
@@ -203,8 +235,10 @@ func New(ctx context.Context, run *train.Run, o Options) (*Job, error) {
 		return nil, fmt.Errorf("%s was started with --init %q --tune %s; resume it with the same flags", run.Dir, st.Init, st.Tune)
 	}
 	j := &Job{o: o, st: st, out: o.Out}
-	if j.evalRun, err = train.Open(run.Path(EvalDir)); err != nil {
-		return nil, err
+	if j.root() {
+		if j.evalRun, err = train.Open(run.Path(EvalDir)); err != nil {
+			return nil, err
+		}
 	}
 	if terr := torch.Try(func() { err = j.build(resumed) }); terr != nil {
 		err = terr
