@@ -24,6 +24,9 @@ const DefaultTimeout = 10 * time.Minute
 // Config places this process in a group.
 type Config struct {
 	Rank, Size int
+	// LocalRank is the rank's index on its machine (torchrun's LOCAL_RANK;
+	// -1 when unset): it picks the rank's GPU (RankDevice).
+	LocalRank int
 	// Addr and Port reach rank 0, which serves the rendezvous store.
 	Addr string
 	Port int
@@ -69,6 +72,12 @@ func FromEnv() (c Config, ok bool, err error) {
 		return Config{}, false, err
 	}
 	c.Interface = os.Getenv("GLOO_SOCKET_IFNAME")
+	c.LocalRank = -1
+	if v := os.Getenv("LOCAL_RANK"); v != "" {
+		if c.LocalRank, err = num("LOCAL_RANK", v); err != nil {
+			return Config{}, false, err
+		}
+	}
 	c.AgentStore = strings.EqualFold(os.Getenv("TORCHELASTIC_USE_AGENT_STORE"), "true")
 	if v := os.Getenv("TORCHELASTIC_RESTART_COUNT"); v != "" {
 		if c.Attempt, err = num("TORCHELASTIC_RESTART_COUNT", v); err != nil {
@@ -139,6 +148,17 @@ func Join(c Config) (*Group, error) {
 		return nil, fmt.Errorf("joining the training group: %w (every rank must start within %v and reach %s:%d)", err, c.Timeout, c.Addr, c.Port)
 	}
 	return &Group{pg: pg}, nil
+}
+
+// RankDevice is the device a rank trains on for a --device spec: a bare
+// "cuda" becomes cuda:LOCAL_RANK, one GPU per rank on each machine, as
+// torchrun jobs place themselves; an explicit index, "cpu", or a config
+// without a local rank keep the spec.
+func RankDevice(spec string, c Config) string {
+	if strings.TrimSpace(spec) == "cuda" && c.LocalRank >= 0 {
+		return "cuda:" + strconv.Itoa(c.LocalRank)
+	}
+	return spec
 }
 
 // Rank is this process's place in the group, 0 for the one that writes.

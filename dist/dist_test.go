@@ -333,7 +333,7 @@ func TestInterruptStopsEveryRankAtACheckpoint(t *testing.T) {
 }
 
 func TestFromEnv(t *testing.T) {
-	for _, k := range []string{"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "GLOO_SOCKET_IFNAME", "DDGI_DIST_TIMEOUT"} {
+	for _, k := range []string{"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GLOO_SOCKET_IFNAME", "DDGI_DIST_TIMEOUT"} {
 		t.Setenv(k, "")
 	}
 	if _, ok, err := FromEnv(); ok || err != nil {
@@ -353,6 +353,25 @@ func TestFromEnv(t *testing.T) {
 	if c.device().Host != "" {
 		t.Fatalf("a remote master binds loopback: %+v", c.device())
 	}
+	// Without LOCAL_RANK every rank keeps the device it is given; with it a
+	// bare "cuda" becomes that rank's GPU.
+	if c.LocalRank != -1 || RankDevice("cuda", c) != "cuda" {
+		t.Fatalf("no LOCAL_RANK: local rank %d, device %q", c.LocalRank, RankDevice("cuda", c))
+	}
+	t.Setenv("LOCAL_RANK", "3")
+	if c, _, err = FromEnv(); err != nil || c.LocalRank != 3 {
+		t.Fatalf("LOCAL_RANK=3: %+v %v", c, err)
+	}
+	for spec, want := range map[string]string{"cuda": "cuda:3", "cuda:1": "cuda:1", "cpu": "cpu"} {
+		if got := RankDevice(spec, c); got != want {
+			t.Errorf("--device %s on local rank 3: %q, want %q", spec, got, want)
+		}
+	}
+	t.Setenv("LOCAL_RANK", "x")
+	if _, _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "LOCAL_RANK") {
+		t.Fatalf("LOCAL_RANK=x: %v", err)
+	}
+	t.Setenv("LOCAL_RANK", "")
 	t.Setenv("RANK", "2")
 	if _, _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "outside a world of 2") {
 		t.Fatalf("rank 2 of 2: %v", err)

@@ -13,15 +13,35 @@
 // Each line gives the stage's load time, its timed work and the process's
 // peak RSS. Run it on a quiet machine: go run ./bench/sd -set /tmp/sd15 -latent 64
 // (-device cuda on a GPU; the peak RSS is then host memory only).
+//
+// With -peer, each stage but generate (the paper's method has no reference)
+// is then run again in PyTorch by peer.py, in a process of its own with the
+// same threads: the user's diffusers (UNet2DConditionModel, ControlNetModel
+// .from_unet with 3 hint channels, AutoencoderKL, DDIMScheduler) and
+// transformers (CLIPTextModel) at SD1.5's public configs with random
+// weights, fp32 on the CPU, doing the same work (batch, timestep, context,
+// three U-Net + ControlNet passes a sampler step, steps). Its load time
+// includes PyTorch's random init; the speed ratio PyTorch/ddgi is on the
+// work time (≥ 1: ddgi is faster). generate is also set against ddgi's
+// own sample stage when both ran (the issue's goal: ≥ 25× the 20-step
+// sampler). The peer needs Debian's python3-torch (/usr/bin/python3) and
+// diffusers and transformers importable by it; -pythonpath prepends
+// folders (such as checkouts' src/) to its PYTHONPATH:
+//
+//	go run ./bench/sd -set /tmp/sd15 -latent 64 -peer -pythonpath $HOME/src/diffusers/src:$HOME/src/transformers/src
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,57 +61,101 @@ type result struct {
 	LoadSec float64 `json:"load_s"`
 	WorkSec float64 `json:"work_s"`
 	Note    string  `json:"note,omitempty"`
+	// RSSMB is the peak RSS in MB (the peer's own getrusage; for ddgi's
+	// stages the parent fills it from the child's rusage).
+	RSSMB float64 `json:"peak_rss_mb,omitempty"`
+}
+
+// python is the interpreter of the PyTorch peer (Debian's python3-torch).
+const python = "/usr/bin/python3"
+
+// peerMissing is peer.py's exit status when a module cannot be imported.
+const peerMissing = 3
+
+// options are the command's flags.
+type options struct {
+	set, ganPreset, tok, stages, stage, devName, pythonPath string
+	latent                                                  int64
+	steps, threads                                          int
+	fp32, peer                                              bool
 }
 
 func main() {
-	set := flag.String("set", "", "model-set folder: written here (2.6 GB) unless it has a manifest already")
-	latent := flag.Int64("latent", 64, "latent side (64: SD1.5's 512² images); used when the set is written")
-	ganPreset := flag.String("gan", "ffhq1024", "StyleGAN2 preset of the set (ffhq256, ffhq512, ffhq1024)")
-	tok := flag.String("tokenizer", "convert/testdata/diffusers/sd/tokenizer", "CLIP tokenizer folder copied into the set")
-	stages := flag.String("stages", "text,unet,vae,generate,sample", "stages to run, in order")
-	steps := flag.Int("steps", 20, "sampler steps of the sample stage")
-	threads := flag.Int("threads", 2, "torch threads of each stage")
-	fp32 := flag.Bool("fp32", false, "load the networks with fp32 weights in memory (as before fp16 storage) to compare")
-	devName := flag.String("device", "cpu", "cpu, cuda or cuda:N: where every stage runs")
-	stage := flag.String("stage", "", "internal: run one stage in this process and print its result")
+	var o options
+	flag.StringVar(&o.set, "set", "", "model-set folder: written here (2.6 GB) unless it has a manifest already")
+	flag.Int64Var(&o.latent, "latent", 64, "latent side (64: SD1.5's 512² images); used when the set is written")
+	flag.StringVar(&o.ganPreset, "gan", "ffhq1024", "StyleGAN2 preset of the set (ffhq256, ffhq512, ffhq1024)")
+	flag.StringVar(&o.tok, "tokenizer", "convert/testdata/diffusers/sd/tokenizer", "CLIP tokenizer folder copied into the set")
+	flag.StringVar(&o.stages, "stages", "text,unet,vae,generate,sample", "stages to run, in order")
+	flag.IntVar(&o.steps, "steps", 20, "sampler steps of the sample stage")
+	flag.IntVar(&o.threads, "threads", 2, "torch threads of each stage (the peer's too)")
+	flag.BoolVar(&o.fp32, "fp32", false, "load the networks with fp32 weights in memory (as before fp16 storage) to compare")
+	flag.StringVar(&o.devName, "device", "cpu", "cpu, cuda or cuda:N: where every stage runs")
+	flag.BoolVar(&o.peer, "peer", false, "after each stage, run it in PyTorch (diffusers + transformers, fp32 CPU) and print the speed ratio")
+	flag.StringVar(&o.pythonPath, "pythonpath", "", "folders prepended to the peer's PYTHONPATH (where diffusers and transformers are, if not installed)")
+	flag.StringVar(&o.stage, "stage", "", "internal: run one stage in this process and print its result")
 	flag.Parse()
-	if err := run(*set, *latent, *ganPreset, *tok, *stages, *stage, *devName, *steps, *threads, *fp32); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/sd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(set string, latent int64, ganPreset, tok, stages, stage, devName string, steps, threads int, fp32 bool) error {
-	if set == "" {
+func run(o options) error {
+	if o.set == "" {
 		return fmt.Errorf("-set is required")
 	}
-	dev, err := torch.ParseDevice(devName)
+	dev, err := torch.ParseDevice(o.devName)
 	if err != nil {
 		return err
 	}
-	if fp32 {
+	if o.fp32 {
 		nn.HalfAbove = math.MaxInt64
 	}
-	if stage != "" {
-		torch.SetThreads(threads)
-		r, err := runStage(set, stage, dev, steps)
+	if o.stage != "" {
+		torch.SetThreads(o.threads)
+		r, err := runStage(o.set, o.stage, dev, o.steps)
 		if err != nil {
 			return err
 		}
 		return json.NewEncoder(os.Stdout).Encode(r)
 	}
-	if m, err := face.ReadManifest(set); err != nil || m == nil {
+	if o.peer && o.devName != "cpu" {
+		return fmt.Errorf("-peer runs PyTorch on the CPU: use it with -device cpu")
+	}
+	if o.peer {
+		if _, err := os.Stat(python); err != nil {
+			return fmt.Errorf("-peer needs %s with Debian's python3-torch (apt-get install python3-torch): %w", python, err)
+		}
+	}
+	if m, err := face.ReadManifest(o.set); err != nil || m == nil {
 		start := time.Now()
-		fmt.Fprintf(os.Stderr, "writing the full-size set into %s …\n", set)
-		if err := testweights.WriteFullSize(set, testweights.FullSize{Latent: latent, GAN: ganPreset, Width: 512, Tokenizer: tok}); err != nil {
+		fmt.Fprintf(os.Stderr, "writing the full-size set into %s …\n", o.set)
+		if err := testweights.WriteFullSize(o.set, testweights.FullSize{Latent: o.latent, GAN: o.ganPreset, Width: 512, Tokenizer: o.tok}); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "written in %.1f s\n", time.Since(start).Seconds())
 	}
-	fmt.Printf("%-9s %8s %9s %11s  %s\n", "stage", "load s", "work s", "peak RSS", "note")
-	for _, st := range strings.Split(stages, ",") {
-		args := []string{"-set", set, "-stage", st, "-steps", fmt.Sprint(steps), "-threads", fmt.Sprint(threads), "-device", devName}
-		if fp32 {
+	var peerArgs []string
+	if o.peer {
+		// The peer follows the set's own latent side (which -latent only
+		// sets when the set is written) and tokenizer.
+		files := face.Options{Weights: o.set, GAN: kinds.StyleGAN2, Cond: kinds.Mask}.Files()
+		m, err := unetConfigOnly(files["unet"])
+		if err != nil {
+			return err
+		}
+		peerArgs = []string{"--latent", fmt.Sprint(m.Config.LatentSize), "--steps", fmt.Sprint(o.steps),
+			"--threads", fmt.Sprint(o.threads), "--tokenizer", files["tokenizer"]}
+		fmt.Printf("%-9s %8s %9s %11s │ %-26s %7s  %s\n", "", "ddgi", "", "", "PyTorch (diffusers, fp32)", "", "")
+		fmt.Printf("%-9s %8s %9s %11s │ %8s %7s %9s %7s  %s\n", "stage", "load s", "work s", "peak RSS", "load s", "work s", "peak RSS", "speed×", "note")
+	} else {
+		fmt.Printf("%-9s %8s %9s %11s  %s\n", "stage", "load s", "work s", "peak RSS", "note")
+	}
+	work := map[string]float64{}
+	for _, st := range strings.Split(o.stages, ",") {
+		args := []string{"-set", o.set, "-stage", st, "-steps", fmt.Sprint(o.steps), "-threads", fmt.Sprint(o.threads), "-device", o.devName}
+		if o.fp32 {
 			args = append(args, "-fp32")
 		}
 		cmd := exec.Command(os.Args[0], args...)
@@ -104,10 +168,73 @@ func run(set string, latent int64, ganPreset, tok, stages, stage, devName string
 		if err := json.Unmarshal(out, &r); err != nil {
 			return fmt.Errorf("stage %s: %w (%q)", st, err, out)
 		}
-		rss := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
-		fmt.Printf("%-9s %8.1f %9.1f %8.0f MB  %s\n", r.Stage, r.LoadSec, r.WorkSec, rss, r.Note)
+		r.RSSMB = float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
+		work[r.Stage] = r.WorkSec
+		if !o.peer {
+			fmt.Printf("%-9s %8.1f %9.1f %8.0f MB  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, r.Note)
+			continue
+		}
+		if st == "generate" {
+			fmt.Printf("%-9s %8.1f %9.1f %8.0f MB │ %-35s  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, "no reference", r.Note)
+			continue
+		}
+		p, err := runPeer(st, peerArgs, o.pythonPath)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-9s %8.1f %9.1f %8.0f MB │ %8.1f %7.1f %6.0f MB %6.2f×  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB,
+			p.LoadSec, p.WorkSec, p.RSSMB, p.WorkSec/r.WorkSec, r.Note)
+	}
+	if g, ok := work["generate"]; ok {
+		if s, ok := work["sample"]; ok {
+			fmt.Printf("generate (one pass) is %.1f× faster than ddgi's %d-step sample (the goal: ≥ 25× the 20-step sampler)\n", s/g, o.steps)
+		}
+	}
+	if o.peer {
+		fmt.Println("speed× = PyTorch work s / ddgi work s (≥ 1: ddgi is faster); load s of PyTorch includes its random init")
 	}
 	return nil
+}
+
+// runPeer runs peer.py for one stage and reads its result line. A module
+// it cannot import ends the run with peer.py's one-line reason.
+func runPeer(stage string, args []string, pythonPath string) (result, error) {
+	var r result
+	_, self, _, _ := runtime.Caller(0)
+	cmd := exec.Command(python, append([]string{filepath.Join(filepath.Dir(self), "peer.py"), "--stage", stage}, args...)...)
+	cmd.Env = os.Environ()
+	if pythonPath != "" {
+		pp := pythonPath
+		if old := os.Getenv("PYTHONPATH"); old != "" {
+			pp += string(os.PathListSeparator) + old
+		}
+		cmd.Env = append(cmd.Env, "PYTHONPATH="+pp)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == peerMissing {
+			msg := lastLine(stderr.String())
+			if pythonPath != "" {
+				msg += fmt.Sprintf(" (-pythonpath was %q)", pythonPath)
+			}
+			return r, fmt.Errorf("peer %s: %s", stage, msg)
+		}
+		os.Stderr.Write(stderr.Bytes())
+		return r, fmt.Errorf("peer %s: %w: %s", stage, err, lastLine(stderr.String()))
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return r, fmt.Errorf("peer %s said %q: %w", stage, out, err)
+	}
+	return r, nil
+}
+
+// lastLine is s's last non-blank line.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // runStage loads what stage needs from the set and times its work.

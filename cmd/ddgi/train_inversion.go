@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"ddgi/dist"
 	"errors"
 	"fmt"
 	"time"
@@ -49,7 +50,7 @@ func runTrainInversion(args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's latest/stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
 	initFrom := fs.String("init", "", "start M and T from this trained inversion (same GAN preset, width and condition), e.g. to follow a GAN trained further; w̄ is taken from the current GAN")
-	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
+	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (with ranks, a bare cuda is cuda:LOCAL_RANK: one GPU per rank)")
 	textGuidance := fs.Float64("text-guidance", face.SampleGuidance.Text, "classifier-free guidance scale on the text of the I^d_0 samples (stage 2 targets); higher draws a prompt's style more strongly")
 	artF := addArtFlags(fs, "share of training pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4: use with --ablation d0-only and a diffusion model trained on artworks)")
 	artModel := fs.Bool("art", false, "use the artwork-trained U-Net (weights/diffusion_small64_art.safetensors) as E, as ddgi generate --art does")
@@ -77,6 +78,9 @@ func runTrainInversion(args []string) error {
 		return fmt.Errorf("--d0-steps %d: want ≥ 1", *d0Steps)
 	case *textGuidance <= 0:
 		return fmt.Errorf("--text-guidance %g: want > 0", *textGuidance)
+	}
+	if c, inGroup, err := dist.FromEnv(); err == nil && inGroup {
+		*devName = dist.RankDevice(*devName, c) // one GPU per rank: cuda → cuda:LOCAL_RANK
 	}
 	dev, err := torch.ParseDevice(*devName)
 	if err != nil {
