@@ -61,9 +61,8 @@ type result struct {
 	LoadSec float64 `json:"load_s"`
 	WorkSec float64 `json:"work_s"`
 	Note    string  `json:"note,omitempty"`
-	// RSSMB is the peak RSS in MB (the peer's own getrusage; for ddgi's
-	// stages the parent fills it from the child's rusage).
-	RSSMB float64 `json:"peak_rss_mb,omitempty"`
+	// RSSMB is the stage process's peak RSS in MB (peakRSSMB).
+	RSSMB float64 `json:"peak_rss_mb"`
 }
 
 // python is the interpreter of the PyTorch peer (Debian's python3-torch).
@@ -118,6 +117,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
+		r.RSSMB = peakRSSMB()
 		return json.NewEncoder(os.Stdout).Encode(r)
 	}
 	if o.peer && o.devName != "cpu" {
@@ -147,6 +147,9 @@ func run(o options) error {
 		}
 		peerArgs = []string{"--latent", fmt.Sprint(m.Config.LatentSize), "--steps", fmt.Sprint(o.steps),
 			"--threads", fmt.Sprint(o.threads), "--tokenizer", files["tokenizer"]}
+		if _, err := runPeer("check", nil, o.pythonPath); err != nil { // a missing module, before any stage runs
+			return err
+		}
 		fmt.Printf("%-9s %8s %9s %11s │ %-26s %7s  %s\n", "", "ddgi", "", "", "PyTorch (diffusers, fp32)", "", "")
 		fmt.Printf("%-9s %8s %9s %11s │ %8s %7s %9s %7s  %s\n", "stage", "load s", "work s", "peak RSS", "load s", "work s", "peak RSS", "speed×", "note")
 	} else {
@@ -168,7 +171,6 @@ func run(o options) error {
 		if err := json.Unmarshal(out, &r); err != nil {
 			return fmt.Errorf("stage %s: %w (%q)", st, err, out)
 		}
-		r.RSSMB = float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
 		work[r.Stage] = r.WorkSec
 		if !o.peer {
 			fmt.Printf("%-9s %8.1f %9.1f %8.0f MB  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, r.Note)
@@ -196,8 +198,9 @@ func run(o options) error {
 	return nil
 }
 
-// runPeer runs peer.py for one stage and reads its result line. A module
-// it cannot import ends the run with peer.py's one-line reason.
+// runPeer runs peer.py for one stage and reads its result line ("check"
+// only imports what the stages need). A module it cannot import ends the
+// run with peer.py's one-line reason.
 func runPeer(stage string, args []string, pythonPath string) (result, error) {
 	var r result
 	_, self, _, _ := runtime.Caller(0)
@@ -225,10 +228,35 @@ func runPeer(stage string, args []string, pythonPath string) (result, error) {
 		os.Stderr.Write(stderr.Bytes())
 		return r, fmt.Errorf("peer %s: %w: %s", stage, err, lastLine(stderr.String()))
 	}
+	if stage == "check" {
+		return r, nil
+	}
 	if err := json.Unmarshal(out, &r); err != nil {
 		return r, fmt.Errorf("peer %s said %q: %w", stage, out, err)
 	}
 	return r, nil
+}
+
+// peakRSSMB is this process's peak RSS in MB: VmHWM of /proc/self/status,
+// the high-water mark of its own address space. getrusage's ru_maxrss is
+// not used where VmHWM can be read: Linux carries the RSS peak of the
+// address space a process execs from into it, so a stage started by this
+// command (after it wrote a 2.6 GB set, say) would report the parent's
+// peak whenever that was the larger.
+func peakRSSMB() float64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" && f[2] == "kB" {
+				var kb float64
+				if _, err := fmt.Sscan(f[1], &kb); err == nil {
+					return kb / 1024
+				}
+			}
+		}
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024
 }
 
 // lastLine is s's last non-blank line.
@@ -240,7 +268,9 @@ func lastLine(s string) string {
 // runStage loads what stage needs from the set and times its work.
 func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
 	r := result{Stage: stage}
-	o := face.Options{Weights: set, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: dev}
+	// Step −1: the tapped pass at T−1 on pure noise, as `ddgi generate` runs by
+	// default (face.Options.Step 0 would first run the guided sampler to t = 0).
+	o := face.Options{Weights: set, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: dev, Step: -1}
 	files := o.Files()
 	lw := encoder.Files{Tokenizer: files["tokenizer"], Text: files["text"], VAE: files["vae"]}
 	t0 := time.Now()
