@@ -276,14 +276,21 @@ func Load(o Options) (*Pipeline, error) {
 }
 
 // smallBatch is the largest batch that runs faster with one intra-op
-// thread per stream: at batch 1 most 64² ops are too small to split, and
-// the ControlNet branch and the U-Net encoder take the two cores side by
-// side instead (BenchmarkGenerate2D, docs/inversion.md).
-const smallBatch = 2
+// thread per stream when the images are at most smallSide²: at batch 1
+// most 64² ops are too small to split, and the ControlNet branch and the
+// U-Net encoder take the two cores side by side instead
+// (BenchmarkGenerate2D, docs/inversion.md). Full-size ops (SD1.5's 512²,
+// a 1024² StyleGAN2) split well: one thread there made a 512² generate
+// take 24.5 s for its codes instead of 21.2 s (bench/sd, 2 threads).
+const (
+	smallBatch = 2
+	smallSide  = 128
+)
 
-// withBatchThreads runs f with one intra-op thread for small batches.
-func withBatchThreads(n int, f func()) {
-	if n > smallBatch {
+// withBatchThreads runs f, a batch of n at side², with one intra-op thread
+// for small batches of small images.
+func withBatchThreads(n, side int, f func()) {
+	if n > smallBatch || side > smallSide {
 		f()
 		return
 	}
@@ -363,7 +370,7 @@ func (p *Pipeline) BatchCodes(b Batch) (*torch.Tensor, error) {
 	err := torch.Try(func() {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				withBatchThreads(len(b.Texts), func() { w = p.codes(b) })
+				withBatchThreads(len(b.Texts), p.Size(), func() { w = p.codes(b) })
 				torch.Persist(w)
 			})
 		})
@@ -413,7 +420,7 @@ func (p *Pipeline) Render(w, cams *torch.Tensor) (*torch.Tensor, error) {
 				if cams != nil {
 					n = max(n, int(cams.Size(0)))
 				}
-				withBatchThreads(n, func() { img = inversion.Render(p.G, w, cams).Clamp(-1, 1) })
+				withBatchThreads(n, int(p.G.Resolution()), func() { img = inversion.Render(p.G, w, cams).Clamp(-1, 1) })
 				torch.Persist(img)
 			})
 		})

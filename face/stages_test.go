@@ -20,7 +20,7 @@ func BenchmarkGenerateStages(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		torch.NoGrad(func() {
 			torch.Scoped(func() {
-				face.WithBatchThreads(1, func() {
+				face.WithBatchThreads(1, p.Size(), func() {
 					cond := inversion.Condition{Kind: "mask", Mask: imagebatch.Labels([][]uint8{req.Mask}, p.Size())}
 					zt := p.E.Prior(1, torch.NewGenerator(1))
 					steps := torch.FromInt64([]int64{999}, 1)

@@ -42,6 +42,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -313,11 +314,20 @@ func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
 		if p, err = face.Load(o); err == nil {
 			work = func() error {
 				s := p.Size()
+				t := time.Now()
 				w, err := p.Codes([]face.Request{{Text: "a smiling woman with blond hair", Mask: make([]uint8, s*s), Seed: 1}})
 				if err != nil {
 					return err
 				}
+				codes := time.Since(t).Seconds()
+				if os.Getenv("DBG_TWICE") != "" {
+					t = time.Now()
+					p.Codes([]face.Request{{Text: "a smiling woman with blond hair", Mask: make([]uint8, s*s), Seed: 1}})
+					fmt.Fprintf(os.Stderr, "second Codes: %.1f s\n", time.Since(t).Seconds())
+				}
+				t = time.Now()
 				_, err = p.View(w, 0, 0, 0)
+				r.Note = fmt.Sprintf("codes (text, E's pass, M and T) %.1f s, render %.1f s", codes, time.Since(t).Seconds())
 				return err
 			}
 		}
@@ -347,6 +357,17 @@ func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
 		return r, err
 	}
 	r.LoadSec = time.Since(t0).Seconds()
+	if path := os.Getenv("DDGI_BENCH_CPUPROFILE"); path != "" { // where the stage's work goes, by Go caller
+		f, err := os.Create(fmt.Sprintf("%s.%s", path, stage))
+		if err != nil {
+			return r, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return r, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	t1 := time.Now()
 	if err := work(); err != nil {
 		return r, err
