@@ -10,9 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 
+	"ddgi/internal/peakrss"
 	"ddgi/safetensors"
 )
 
@@ -81,10 +81,15 @@ func TestSafetensorsReadRSS(t *testing.T) {
 	for _, mode := range []string{"none", "lazy", "whole"} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSafetensorsReadRSS$", "-test.v")
 		cmd.Env = append(os.Environ(), "DDGI_RSS_CHILD="+mode, "DDGI_RSS_FILE="+path)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("%s child: %v\n%s", mode, err, out)
 		}
-		peak[mode] = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss >> 10 // KiB → MiB
+		b, ok := peakrss.Parse(out) // the child's own: ru_maxrss would carry this process's peak
+		if !ok {
+			t.Fatalf("%s child reported no peak RSS:\n%s", mode, out)
+		}
+		peak[mode] = b >> 20
 	}
 	size := int64(total / perMB * perMB)
 	t.Logf("%d MiB file of %d MiB tensors: peak RSS %d MiB read tensor by tensor, %d MiB read whole, %d MiB reading nothing (the test binary with libtorch)",
@@ -128,4 +133,5 @@ func rssChild(t *testing.T, mode, path string) {
 		}
 	}
 	t.Logf("read %d bytes", bytes)
+	peakrss.Report(os.Stdout)
 }

@@ -25,12 +25,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"time"
 
 	"ddgi/convert"
 	"ddgi/gan/eg3d"
 	"ddgi/gan/stylegan2"
+	"ddgi/internal/peakrss"
 	"ddgi/nn"
 	"ddgi/safetensors"
 	"ddgi/synthface"
@@ -245,7 +245,5 @@ func runMeasure(arch, gPath, wsPath, rawPath string, threads int) error {
 	if err := safetensors.Save(rawPath, &safetensors.File{Tensors: map[string]safetensors.Tensor{"image": st}}); err != nil {
 		return err
 	}
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return json.NewEncoder(os.Stdout).Encode(result{SecPerImage: best, PeakRSSMB: float64(ru.Maxrss) / 1024})
+	return json.NewEncoder(os.Stdout).Encode(result{SecPerImage: best, PeakRSSMB: float64(peakrss.Bytes()) / (1 << 20)})
 }

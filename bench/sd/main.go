@@ -44,12 +44,12 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
 	"ddgi/diffusion"
 	"ddgi/encoder"
 	"ddgi/face"
+	"ddgi/internal/peakrss"
 	"ddgi/internal/testweights"
 	"ddgi/kinds"
 	"ddgi/nn"
@@ -238,27 +238,9 @@ func runPeer(stage string, args []string, pythonPath string) (result, error) {
 	return r, nil
 }
 
-// peakRSSMB is this process's peak RSS in MB: VmHWM of /proc/self/status,
-// the high-water mark of its own address space. getrusage's ru_maxrss is
-// not used where VmHWM can be read: Linux carries the RSS peak of the
-// address space a process execs from into it, so a stage started by this
-// command (after it wrote a 2.6 GB set, say) would report the parent's
-// peak whenever that was the larger.
-func peakRSSMB() float64 {
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" && f[2] == "kB" {
-				var kb float64
-				if _, err := fmt.Sscan(f[1], &kb); err == nil {
-					return kb / 1024
-				}
-			}
-		}
-	}
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Maxrss) / 1024
-}
+// peakRSSMB is this process's peak RSS in MB (internal/peakrss: VmHWM,
+// since ru_maxrss would carry this command's own peak into each stage).
+func peakRSSMB() float64 { return float64(peakrss.Bytes()) / (1 << 20) }
 
 // lastLine is s's last non-blank line.
 func lastLine(s string) string {

@@ -7,12 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"ddgi/data"
 	"ddgi/internal/fixture"
+	"ddgi/internal/peakrss"
 	"ddgi/internal/testweights"
 	"ddgi/inversion"
 	"ddgi/torch"
@@ -38,7 +38,11 @@ func runFullSizeChild(t *testing.T, test string, args ...string) (out []byte, rs
 	if err != nil {
 		t.Fatalf("ddgi %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return out, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10, time.Since(start)
+	rss, ok := peakrss.Parse(out) // the child's own: ru_maxrss would carry this process's peak
+	if !ok {
+		t.Fatalf("ddgi %s reported no peak RSS:\n%s", strings.Join(args, " "), out)
+	}
+	return out, rss, time.Since(start)
 }
 
 // fullSizeChild runs ddgi and exits when this process is a full-size
@@ -49,7 +53,9 @@ func fullSizeChild(t *testing.T) {
 		if err := json.Unmarshal([]byte(args), &a); err != nil {
 			t.Fatal(err)
 		}
-		os.Exit(run(a))
+		code := run(a)
+		peakrss.Report(os.Stdout)
+		os.Exit(code)
 	}
 }
 

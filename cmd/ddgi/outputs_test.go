@@ -6,10 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"ddgi/data"
+	"ddgi/internal/peakrss"
 )
 
 // TestNoImageWithoutItsLatent: when the latent cannot be written (here a
@@ -60,10 +60,15 @@ func TestLongBatchesRunInBoundedMemory(t *testing.T) {
 		// glibc's default thresholds: TuneMalloc keeps up to 512 MiB of
 		// freed heap by design, which would hide (or fake) growth per job.
 		cmd.Env = append(os.Environ(), "DDGI_MALLOC=default", "DDGI_CHILD_ARGS=generate\x1f--weights\x1f"+w+"\x1f--batch\x1f"+jobs)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("%d jobs: %v\n%s", n, err, out)
 		}
-		return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+		b, ok := peakrss.Parse(out) // the child's own: ru_maxrss would carry this process's peak
+		if !ok {
+			t.Fatalf("%d jobs: the child reported no peak RSS", n)
+		}
+		return b
 	}
 	small, long := peak(200), peak(500)
 	t.Logf("max RSS: 200 jobs %d MB, 500 jobs %d MB", small>>20, long>>20)
@@ -86,4 +91,5 @@ func TestChildRun(t *testing.T) {
 	if code := run(strings.Split(args, "\x1f")); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+	peakrss.Report(os.Stdout)
 }
