@@ -49,6 +49,7 @@ import (
 	"ddgi/diffusion"
 	"ddgi/encoder"
 	"ddgi/face"
+	"ddgi/internal/imageio"
 	"ddgi/internal/peakrss"
 	"ddgi/internal/testweights"
 	"ddgi/kinds"
@@ -340,15 +341,16 @@ func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
 	}
 	r.LoadSec = time.Since(t0).Seconds()
 	if path := os.Getenv("DDGI_BENCH_CPUPROFILE"); path != "" { // where the stage's work goes, by Go caller
-		f, err := os.Create(fmt.Sprintf("%s.%s", path, stage))
-		if err != nil {
+		var prof bytes.Buffer
+		if err := pprof.StartCPUProfile(&prof); err != nil {
 			return r, err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return r, err
-		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := imageio.WriteAtomic(fmt.Sprintf("%s.%s", path, stage), prof.Bytes()); err != nil {
+				fmt.Fprintln(os.Stderr, "bench/sd: cpu profile:", err)
+			}
+		}()
 	}
 	t1 := time.Now()
 	if err := work(); err != nil {
