@@ -42,25 +42,39 @@ func (j *perceptualJob) dataset(o Options) data.Dataset {
 	return attrPairs{split: data.Train, n: o.Samples / 2}
 }
 
-// levelDistances returns F's distances [kinds·levels, N] of every
-// distortion of the pairs' faces.
-func levelDistances(f *auxnets.Perceptual, base, changed []*data.Sample, g *torch.Generator, w *torch.Tensor) *torch.Tensor {
+// levelDistances returns F's distances [kinds·levels, n] of every
+// distortion of the pairs' faces: of the rank's rows of the batch (all of
+// them in one process). The distortions are drawn for the whole batch, so
+// each row gets the noise one process gives it.
+func levelDistances(f *auxnets.Perceptual, base, changed []*data.Sample, g *torch.Generator, w *torch.Tensor, sh train.Shard) *torch.Tensor {
 	x, xa := imagebatch.SampleImages(base), imagebatch.SampleImages(changed)
+	all := x.Size(0)
+	lo, n := sh.Rows(len(base))
 	var diffs *torch.Tensor
 	torch.NoGrad(func() {
-		d := auxnets.Distort(x, xa, g)
-		k := d.Size(0) / x.Size(0)
+		d := auxnets.Distort(x, xa, g) // [K·all,…], level-major
+		k := d.Size(0) / all
+		if int64(n) != all {
+			s := d.Shape()
+			d = d.Reshape(append([]int64{k, all}, s[1:]...)...).Narrow(1, int64(lo), int64(n)).
+				Reshape(append([]int64{k * int64(n)}, s[1:]...)...)
+			x = x.Narrow(0, int64(lo), int64(n))
+		}
 		diffs = f.ChannelDiffs(x.Repeat(k, 1, 1, 1), d)
 	})
-	return diffs.Mul(w).Sum([]int64{1}, false).Reshape(-1, int64(len(base)))
+	return diffs.Mul(w).Sum([]int64{1}, false).Reshape(-1, int64(n))
 }
 
-func (j *perceptualJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64, _ train.Shard) float64 {
+// step calibrates F's channel weights on the rank's rows; the ranking loss
+// is a mean over the pairs (each compares the distortions of one face), so
+// the ranks' mean gradient is the batch's.
+func (j *perceptualJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64, sh train.Shard) float64 {
 	// The loop's flips are ignored: pairs must stay aligned.
 	base, changed := splitPairs(idx, j.cache)
-	d := levelDistances(j.net, base, changed, g, j.net.Weights())
+	d := levelDistances(j.net, base, changed, g, j.net.Weights(), sh)
 	loss := rankingLoss(d)
 	loss.Backward()
+	sh.SyncGrads(j.net.Store.Trainable())
 	update(j.adam, j.net.Store, j.lr, frac)
 	j.net.ProjectWeights()
 	return loss.Item()
@@ -132,9 +146,9 @@ func (j *perceptualJob) eval(o Options) (Result, error) {
 		torch.Scoped(func() {
 			g := torch.NewGenerator(uint64(lo) + 1)
 			w := j.net.Weights().Detach()
-			d := levelDistances(j.net, base, changed, g, w)
+			d := levelDistances(j.net, base, changed, g, w, train.Shard{})
 			g = torch.NewGenerator(uint64(lo) + 1)
-			u := levelDistances(j.net, base, changed, g, torch.Ones(w.Shape(), torch.Float32, torch.CPU))
+			u := levelDistances(j.net, base, changed, g, torch.Ones(w.Shape(), torch.Float32, torch.CPU), train.Shard{})
 			all = append(all, d.Float64s())
 			allUniform = append(allUniform, u.Float64s())
 		})

@@ -54,7 +54,7 @@ type Options struct {
 	// Group runs the training data-parallel (package dist): each rank
 	// computes its rows of every batch and rank 0 alone writes the run
 	// folder, evaluates and ships. Nets whose loss couples the rows of a
-	// batch (identity's batch norm, perceptual's pair ranking) refuse it.
+	// batch (identity's batch norm) refuse it.
 	Group train.Group
 }
 
@@ -144,14 +144,11 @@ func (r *runner) Step(_ context.Context, done int64) (train.Result, error) {
 	return train.Result{Losses: map[string]float64{"loss": loss}, Info: map[string]float64{"lr": lrAt(o.LR, frac)}}, nil
 }
 
-// SplitsBatch says whether net can train data-parallel: not the nets whose
-// loss couples the rows of a batch.
+// SplitsBatch says whether net can train data-parallel: not the identity
+// net, whose batch norm couples the rows of a batch.
 func SplitsBatch(net string) error {
-	switch net {
-	case auxnets.NetIdentity:
+	if net == auxnets.NetIdentity {
 		return fmt.Errorf("--net identity cannot run on several ranks: its batch norm takes statistics over the whole batch")
-	case auxnets.NetPerceptual:
-		return fmt.Errorf("--net perceptual cannot run on several ranks: its ranking loss compares the rows of a batch")
 	}
 	return nil
 }
