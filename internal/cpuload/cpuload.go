@@ -98,15 +98,26 @@ func niceWeight(nice int) float64 { return math.Pow(1.25, float64(-nice)) }
 type Sampler struct {
 	Proc string // "/proc" unless a test says otherwise
 	Self int    // this process's pid
+	// ScanEvery is how often every task of the system is read while the
+	// count of others stays the same (a scan costs 3.9 ms here, beside
+	// ~150 tasks; Others without one 0.23 ms); between scans the running
+	// count of /proc/loadavg is weighted by the last scan's mean nice
+	// weight. A changed count rescans after a tenth of it.
+	ScanEvery time.Duration
+
+	lastScan  time.Time
+	lastPlain int
+	weight    float64 // weighted / plain count of the last scan's others
 }
 
 // NewSampler reads the running system.
-func NewSampler() *Sampler { return &Sampler{Proc: "/proc", Self: os.Getpid()} }
+func NewSampler() *Sampler { return &Sampler{Proc: "/proc", Self: os.Getpid(), ScanEvery: time.Second} }
 
 // Others is the weighted count of runnable tasks (threads in state R) that
 // belong to other processes, each weighted by niceWeight relative to this
-// process's own nice level. /proc/loadavg's running count gates the scan of
-// every task, so a quiet machine costs one small read.
+// process's own nice level. /proc/loadavg's running count minus this
+// process's runnable threads says how many there are; a scan of every
+// task (at most once per ScanEvery) says how much they weigh.
 func (s *Sampler) Others() (float64, error) {
 	la, err := os.ReadFile(filepath.Join(s.Proc, "loadavg"))
 	if err != nil {
@@ -117,14 +128,34 @@ func (s *Sampler) Others() (float64, error) {
 		return 0, err
 	}
 	own, ownNice := s.ownRunnable()
-	if running <= own {
+	plain := running - own
+	if plain <= 0 {
 		return 0, nil
 	}
+	since := time.Since(s.lastScan)
+	if s.lastScan.IsZero() || since >= s.ScanEvery || (plain != s.lastPlain && since >= s.ScanEvery/10) {
+		weighted, n, err := s.scan(ownNice)
+		if err != nil {
+			return 0, err
+		}
+		s.lastScan, s.lastPlain = time.Now(), plain
+		if n > 0 {
+			s.weight = weighted / float64(n)
+		} else {
+			s.weight = 1
+		}
+		return weighted, nil
+	}
+	return float64(plain) * s.weight, nil
+}
+
+// scan reads every other process's tasks: the nice-weighted count of the
+// runnable ones, and their plain count.
+func (s *Sampler) scan(ownNice int) (weighted float64, n int, err error) {
 	procs, err := os.ReadDir(s.Proc)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var others float64
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
 		if err != nil || pid == s.Self {
@@ -140,11 +171,12 @@ func (s *Sampler) Others() (float64, error) {
 				continue
 			}
 			if state, nice, ok := taskState(st); ok && state == 'R' {
-				others += niceWeight(nice - ownNice)
+				weighted += niceWeight(nice - ownNice)
+				n++
 			}
 		}
 	}
-	return others, nil
+	return weighted, n, nil
 }
 
 // ownRunnable counts this process's runnable threads and reads its nice level.

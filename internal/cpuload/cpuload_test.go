@@ -140,3 +140,19 @@ func TestSamplerSeesBusyProcesses(t *testing.T) {
 		t.Fatalf("others %.2f before, %.2f beside two busy loops; want a rise of about 2", before, after)
 	}
 }
+
+// BenchmarkOthersBusy is one sample's cost while another process runs (the
+// full /proc scan); Adapt takes ten a second.
+func BenchmarkOthersBusy(b *testing.B) {
+	c := exec.Command("/bin/sh", "-c", "while :; do :; done")
+	if err := c.Start(); err != nil {
+		b.Skip(err)
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	s := NewSampler()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Others(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
