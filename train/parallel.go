@@ -68,6 +68,12 @@ func (s Shard) Check(batch int) error {
 // update. A failed collective panics with *torch.Error, which the Loop
 // turns into the step's error (steps run inside torch.Try).
 func (s Shard) SyncGrads(params []nn.Named) {
+	s.reduceGrads(params, false, "averaging gradients")
+}
+
+// reduceGrads sums or averages the parameters' gradients over the ranks
+// (a no-op in one process); a failure panics with *torch.Error named op.
+func (s Shard) reduceGrads(params []nn.Named, sum bool, op string) {
 	if s.group == nil || s.Size <= 1 {
 		return
 	}
@@ -78,8 +84,12 @@ func (s Shard) SyncGrads(params []nn.Named) {
 				grads = append(grads, g)
 			}
 		}
-		if err := s.group.AllReduceMean(grads); err != nil {
-			panic(&torch.Error{Op: "averaging gradients", Msg: err.Error()})
+		reduce := s.group.AllReduceMean
+		if sum {
+			reduce = s.group.AllReduceSum
+		}
+		if err := reduce(grads); err != nil {
+			panic(&torch.Error{Op: op, Msg: err.Error()})
 		}
 	})
 }
@@ -118,20 +128,7 @@ func (s Shard) Gather(x *torch.Tensor) *torch.Tensor {
 // (A parameter the loss uses directly, such as a temperature, gets the
 // whole gradient on every rank: SyncGrads averages those.)
 func (s Shard) SumGrads(params []nn.Named) {
-	if s.group == nil || s.Size <= 1 {
-		return
-	}
-	var grads []*torch.Tensor
-	torch.Scoped(func() {
-		for _, p := range params {
-			if g := p.T.Grad(); g != nil {
-				grads = append(grads, g)
-			}
-		}
-		if err := s.group.AllReduceSum(grads); err != nil {
-			panic(&torch.Error{Op: "adding gradients", Msg: err.Error()})
-		}
-	})
+	s.reduceGrads(params, true, "adding gradients")
 }
 
 // Mean is v's mean over the ranks (v itself in one process): a statistic

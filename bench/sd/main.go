@@ -303,11 +303,6 @@ func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
 					return err
 				}
 				codes := time.Since(t).Seconds()
-				if os.Getenv("DBG_TWICE") != "" {
-					t = time.Now()
-					p.Codes([]face.Request{{Text: "a smiling woman with blond hair", Mask: make([]uint8, s*s), Seed: 1}})
-					fmt.Fprintf(os.Stderr, "second Codes: %.1f s\n", time.Since(t).Seconds())
-				}
 				t = time.Now()
 				_, err = p.View(w, 0, 0, 0)
 				r.Note = fmt.Sprintf("codes (text, E's pass, M and T) %.1f s, render %.1f s", codes, time.Since(t).Seconds())

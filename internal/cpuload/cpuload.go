@@ -12,6 +12,7 @@ package cpuload
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -215,11 +216,7 @@ func loadavgRunning(b []byte) (int, error) {
 	return n, nil
 }
 
-type loadavgError struct{}
-
-func (loadavgError) Error() string { return "cpuload: /proc/loadavg has no running/total field" }
-
-var errBadLoadavg = loadavgError{}
+var errBadLoadavg = errors.New("cpuload: /proc/loadavg has no running/total field")
 
 // taskState reads the state letter and the nice level of a
 // /proc/PID/task/TID/stat line; the command name may hold spaces and
