@@ -47,8 +47,20 @@ func LoadIdentity(path string, dev torch.Device) (*Identity, error) {
 // Embed returns unit-norm embeddings [N,EmbedDim]; differentiable, so the
 // inversion's identity loss can use it.
 func (r *Identity) Embed(x *torch.Tensor) *torch.Tensor {
+	return r.Normalize(r.Features(x))
+}
+
+// Features is the embedding before the batch norm, [N,EmbedDim]: the part
+// that treats each row alone, which data-parallel training splits over the
+// ranks before normalising the gathered batch (Normalize).
+func (r *Identity) Features(x *torch.Tensor) *torch.Tensor {
 	f := r.enc.Forward(x)
-	return l2normalize(r.batchNorm(r.fc.Forward(pool(f[len(f)-1]))))
+	return r.fc.Forward(pool(f[len(f)-1]))
+}
+
+// Normalize is Embed's batch norm and unit norm on Features' output.
+func (r *Identity) Normalize(e *torch.Tensor) *torch.Tensor {
+	return l2normalize(r.batchNorm(e))
 }
 
 // batchNorm standardises each embedding feature (no affine), with batch

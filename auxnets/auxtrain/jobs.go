@@ -30,9 +30,14 @@ func newJob(c auxnets.Config, o Options) (job, error) {
 		return &artJob{base: base{m.Store, c, adam, o.LR}, net: m}, nil
 	case auxnets.NetIdentity:
 		r := auxnets.NewIdentity(c, seed)
-		classes := int64(o.Samples / max(o.PerIdentity, 1))
+		per := max(o.PerIdentity, 1)
+		// The last person may have fewer renders than per.
+		classes := int64((o.Samples + per - 1) / per)
+		if classes < 2 {
+			return nil, fmt.Errorf("identity: %d samples at %d per person make %d person; ArcFace needs at least 2 (raise --samples or lower --per-identity)", o.Samples, per, classes)
+		}
 		head := nn.NewStore(torch.CPU, seed+1)
-		return &identityJob{net: r, headStore: head, head: auxnets.NewArcFace(head.Root().Sub("arcface"), classes, c.EmbedDim), adam: adam, lr: o.LR, per: max(o.PerIdentity, 1), margin: o.Margin}, nil
+		return &identityJob{net: r, headStore: head, head: auxnets.NewArcFace(head.Root().Sub("arcface"), classes, c.EmbedDim), adam: adam, lr: o.LR, per: per, margin: o.Margin}, nil
 	case auxnets.NetPerceptual:
 		if o.Backbone == "" {
 			return nil, fmt.Errorf("perceptual: --backbone (attribute weights) is required")
@@ -261,16 +266,24 @@ func (j *identityJob) dataset(o Options) data.Dataset {
 // small net converges from scratch.
 func arcMargin(m, frac float64) float64 { return m * math.Min(1, frac/0.4) }
 
-func (j *identityJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64, _ train.Shard) float64 {
+// step embeds the rank's rows, then normalises and scores the gathered
+// whole batch on every rank: the batch norm's statistics and the ArcFace
+// loss are those of one process. Each rank's backward reaches the net only
+// through its own rows, so the net's gradients are summed over the ranks;
+// the head sees every row on every rank, so its gradients are averaged.
+func (j *identityJob) step(ss []*data.Sample, idx []int, g *torch.Generator, frac float64, sh train.Shard) float64 {
 	lab := make([]int64, len(idx))
 	for i, k := range idx {
 		lab[i] = int64(k / j.per)
 	}
-	x := auxnets.Augment(imagebatch.SampleImages(ss), g, true)
+	x, _ := rankRows(auxnets.Augment(imagebatch.SampleImages(ss), g, true), ss, sh)
 	j.net.Training = true
 	defer func() { j.net.Training = false }()
-	loss := j.head.Loss(j.net.Embed(x), torch.FromInt64(lab, int64(len(lab))), arcMargin(j.margin, frac))
+	emb := j.net.Normalize(sh.Gather(j.net.Features(x)))
+	loss := j.head.Loss(emb, torch.FromInt64(lab, int64(len(lab))), arcMargin(j.margin, frac))
 	loss.Backward()
+	sh.SumGrads(j.net.Store.Trainable())
+	sh.SyncGrads(j.headStore.Trainable())
 	j.adam.SetLR(lrAt(j.lr, frac))
 	torch.NoGrad(func() { j.adam.Update(append(j.net.Store.Trainable(), j.headStore.Trainable()...)) })
 	return loss.Item()

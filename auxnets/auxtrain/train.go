@@ -53,8 +53,7 @@ type Options struct {
 	MaxSteps int
 	// Group runs the training data-parallel (package dist): each rank
 	// computes its rows of every batch and rank 0 alone writes the run
-	// folder, evaluates and ships. Nets whose loss couples the rows of a
-	// batch (identity's batch norm) refuse it.
+	// folder, evaluates and ships.
 	Group train.Group
 }
 
@@ -144,21 +143,9 @@ func (r *runner) Step(_ context.Context, done int64) (train.Result, error) {
 	return train.Result{Losses: map[string]float64{"loss": loss}, Info: map[string]float64{"lr": lrAt(o.LR, frac)}}, nil
 }
 
-// SplitsBatch says whether net can train data-parallel: not the identity
-// net, whose batch norm couples the rows of a batch.
-func SplitsBatch(net string) error {
-	if net == auxnets.NetIdentity {
-		return fmt.Errorf("--net identity cannot run on several ranks: its batch norm takes statistics over the whole batch")
-	}
-	return nil
-}
-
 // Distribute makes the run one rank of a data-parallel group
 // (train.Distributed).
 func (r *runner) Distribute(s train.Shard) error {
-	if err := SplitsBatch(r.o.Net); err != nil {
-		return err
-	}
 	r.shard = s
 	return s.Check(r.o.Batch)
 }

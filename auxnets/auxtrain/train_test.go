@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +134,25 @@ func TestFolderNeedsLabels(t *testing.T) {
 	}
 	if err := checkLabels(auxnets.NetAttributes, plain); err == nil {
 		t.Error("attributes accepted samples without attribute labels")
+	}
+}
+
+// TestIdentityPeopleCount: the last person may have fewer renders than
+// --per-identity (its label must still name a class), and fewer than two
+// people is refused before training.
+func TestIdentityPeopleCount(t *testing.T) {
+	c, err := auxnets.Preset(auxnets.NetIdentity, "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := newJob(c, Options{Net: auxnets.NetIdentity, Samples: 30, PerIdentity: 20, LR: 1e-3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := j.(*identityJob).head.Weight.Size(0); n != 2 {
+		t.Errorf("30 samples at 20 a person: %d classes, want 2", n)
+	}
+	if _, err := newJob(c, Options{Net: auxnets.NetIdentity, Samples: 20, PerIdentity: 20, LR: 1e-3}); err == nil || !strings.Contains(err.Error(), "at least 2") {
+		t.Errorf("one person: %v", err)
 	}
 }

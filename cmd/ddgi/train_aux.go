@@ -101,11 +101,6 @@ func runTrainAux(args []string) error {
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
-	if distF.ranks() > 1 {
-		if err := auxtrain.SplitsBatch(*net); err != nil {
-			return err
-		}
-	}
 	group, leave, launched, err := distF.start(ctx, append([]string{"train", "aux"}, args...))
 	if launched || err != nil {
 		return err
