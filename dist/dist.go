@@ -42,7 +42,15 @@ type Config struct {
 	// Attempt numbers a restarted group (TORCHELASTIC_RESTART_COUNT), so a
 	// relaunch in the same store does not meet the last attempt's keys.
 	Attempt int
+	// BucketMB sizes the gradient buckets whose all-reduce overlaps
+	// backward (DDGI_BUCKET_MB; 0: DefaultBucketMB; negative: no overlap,
+	// one all-reduce after backward).
+	BucketMB float64
 }
+
+// DefaultBucketMB is the gradient bucket size: ddgi's nets hold 4–30 MB of
+// gradients, so DDP's 25 MB buckets would leave nothing to overlap.
+const DefaultBucketMB = 1.0
 
 // FromEnv reads torchrun's variables. ok is false when WORLD_SIZE is unset
 // (a plain single-process run); a partial or malformed set is an error.
@@ -82,6 +90,11 @@ func FromEnv() (c Config, ok bool, err error) {
 	if v := os.Getenv("TORCHELASTIC_RESTART_COUNT"); v != "" {
 		if c.Attempt, err = num("TORCHELASTIC_RESTART_COUNT", v); err != nil {
 			return Config{}, false, err
+		}
+	}
+	if v := os.Getenv("DDGI_BUCKET_MB"); v != "" {
+		if c.BucketMB, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil || c.BucketMB == 0 {
+			return Config{}, false, fmt.Errorf("DDGI_BUCKET_MB=%q: want a size in MB such as 1, or -1 for no overlap", v)
 		}
 	}
 	if v := os.Getenv("DDGI_DIST_TIMEOUT"); v != "" {
@@ -130,7 +143,9 @@ func isLoopback(addr string) bool {
 
 // Group is a joined c10d Gloo group (train.Group).
 type Group struct {
-	pg *torch.ProcessGroup
+	pg       *torch.ProcessGroup
+	bucket   int64 // bytes; < 0: no overlap
+	overlaps []*torch.Overlap
 }
 
 // Join connects to the group and waits until every rank has joined (at
@@ -147,7 +162,11 @@ func Join(c Config) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("joining the training group: %w (every rank must start within %v and reach %s:%d)", err, c.Timeout, c.Addr, c.Port)
 	}
-	return &Group{pg: pg}, nil
+	mb := c.BucketMB
+	if mb == 0 {
+		mb = DefaultBucketMB
+	}
+	return &Group{pg: pg, bucket: int64(mb * (1 << 20))}, nil
 }
 
 // RankDevice is the device a rank trains on for a --device spec: a bare
@@ -197,5 +216,60 @@ func (g *Group) Broadcast(ts []*torch.Tensor) error { return g.pg.Broadcast(ts, 
 // Barrier returns once every rank has reached it.
 func (g *Group) Barrier() error { return g.pg.Barrier() }
 
+// Backward backpropagates the scalar loss and leaves the params' gradients
+// summed over the ranks, or averaged when mean, with the all-reduce of each
+// gradient bucket overlapping the rest of backward (torch.Overlap, kept
+// per parameter list for the run). With overlap off (BucketMB < 0) it runs
+// backward, then one all-reduce.
+func (g *Group) Backward(loss *torch.Tensor, params []*torch.Tensor, mean bool) error {
+	if g.bucket < 0 {
+		loss.Backward()
+		var grads []*torch.Tensor
+		for _, p := range params {
+			if gr := p.Grad(); gr != nil {
+				grads = append(grads, gr)
+			}
+		}
+		if mean {
+			return g.AllReduceMean(grads)
+		}
+		return g.AllReduceSum(grads)
+	}
+	ov, err := g.overlap(params)
+	if err != nil {
+		return err
+	}
+	return ov.Backward(loss, mean)
+}
+
+// overlap is the Overlap made for exactly this parameter list.
+func (g *Group) overlap(params []*torch.Tensor) (*torch.Overlap, error) {
+next:
+	for _, ov := range g.overlaps {
+		have := ov.Params()
+		if len(have) != len(params) {
+			continue
+		}
+		for i := range have {
+			if have[i] != params[i] {
+				continue next
+			}
+		}
+		return ov, nil
+	}
+	ov, err := g.pg.NewOverlap(params, g.bucket)
+	if err != nil {
+		return nil, err
+	}
+	g.overlaps = append(g.overlaps, ov)
+	return ov, nil
+}
+
 // Close leaves the group.
-func (g *Group) Close() { g.pg.Close() }
+func (g *Group) Close() {
+	for _, ov := range g.overlaps {
+		ov.Close()
+	}
+	g.overlaps = nil
+	g.pg.Close()
+}

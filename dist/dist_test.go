@@ -82,9 +82,8 @@ func (j *tinyJob) Step(ctx context.Context, done int64) (train.Result, error) {
 		s := j.store
 		h := torch.Linear(x, s.Get("w1"), s.Get("b1")).Tanh()
 		l := torch.MSELoss(torch.Linear(h, s.Get("w2"), s.Get("b2")), y, torch.ReduceMean)
-		l.Backward()
 		loss = l.Item()
-		j.shard.SyncGrads(s.Trainable())
+		j.shard.Backward(l, s.Trainable())
 		j.opt.Update(s.Trainable())
 	})
 	j.st.Step = done + 1
@@ -167,6 +166,7 @@ func trainRanks(t *testing.T, n int, dir string, steps, maxSteps int64, die stri
 	t.Setenv("DDGI_DIST_MAX", strconv.FormatInt(maxSteps, 10))
 	t.Setenv("DDGI_DIST_DIE", die)
 	t.Setenv("DDGI_THREADS", "1")
+	t.Setenv("DDGI_BUCKET_MB", "0.0005") // a bucket per tensor or two: all-reduces overlap backward
 	if n == 1 {
 		t.Setenv("WORLD_SIZE", "")
 		return "", worker()
@@ -333,7 +333,7 @@ func TestInterruptStopsEveryRankAtACheckpoint(t *testing.T) {
 }
 
 func TestFromEnv(t *testing.T) {
-	for _, k := range []string{"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GLOO_SOCKET_IFNAME", "DDGI_DIST_TIMEOUT"} {
+	for _, k := range []string{"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GLOO_SOCKET_IFNAME", "DDGI_DIST_TIMEOUT", "DDGI_BUCKET_MB"} {
 		t.Setenv(k, "")
 	}
 	if _, ok, err := FromEnv(); ok || err != nil {
@@ -380,5 +380,18 @@ func TestFromEnv(t *testing.T) {
 	t.Setenv("DDGI_DIST_TIMEOUT", "soon")
 	if _, _, err := FromEnv(); err == nil {
 		t.Fatal("bad DDGI_DIST_TIMEOUT accepted")
+	}
+	t.Setenv("DDGI_DIST_TIMEOUT", "")
+	for v, want := range map[string]float64{"0.5": 0.5, "-1": -1} {
+		t.Setenv("DDGI_BUCKET_MB", v)
+		if c, _, err := FromEnv(); err != nil || c.BucketMB != want {
+			t.Errorf("DDGI_BUCKET_MB=%s: %v %v", v, c.BucketMB, err)
+		}
+	}
+	for _, v := range []string{"0", "big"} {
+		t.Setenv("DDGI_BUCKET_MB", v)
+		if _, _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "DDGI_BUCKET_MB") {
+			t.Errorf("DDGI_BUCKET_MB=%s: %v", v, err)
+		}
 	}
 }

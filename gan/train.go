@@ -252,8 +252,7 @@ func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
 		m["r1"] = r1.Item()
 		total = total.Add(r1.MulScalar(float64(t.O.R1Interval)))
 	}
-	total.Backward()
-	t.shard.SyncGrads(d.Trainable())
+	t.shard.Backward(total, d.Trainable())
 	t.OptD.Update(d.Trainable())
 	m["loss_d"] = lossD.Item()
 	m["d_real"] = realLogits.MeanAll().Item()
@@ -274,9 +273,8 @@ func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
 			totalG = totalG.Add(pen)
 		}
 	}
-	totalG.Backward()
+	t.shard.Backward(totalG, g.Trainable())
 	d.Unfreeze("")
-	t.shard.SyncGrads(g.Trainable())
 	t.OptG.Update(g.Trainable())
 	m["loss_g"] = lossG.Item()
 	if t.O.PLWeight > 0 && t.State.Step%int64(max(t.O.PLInterval, 1)) == 0 {
@@ -313,8 +311,7 @@ func (t *Trainer) pathLengthStep(b int, c *torch.Tensor) float64 {
 	} else {
 		t.State.PLMean += 0.01 * (mean - t.State.PLMean)
 	}
-	pen.MulScalar(t.O.PLWeight * float64(max(t.O.PLInterval, 1))).Backward()
-	t.shard.SyncGrads(g.Trainable())
+	t.shard.Backward(pen.MulScalar(t.O.PLWeight * float64(max(t.O.PLInterval, 1))), g.Trainable())
 	t.OptG.Update(g.Trainable())
 	return pen.Item()
 }

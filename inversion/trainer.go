@@ -279,8 +279,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	}
 	vals = terms.Values()
 	sc.FreeExcept(terms.Total)
-	terms.Total.Backward()
-	tr.shard.SyncGrads(tr.Model.Store.Trainable())
+	tr.shard.Backward(terms.Total, tr.Model.Store.Trainable())
 	tr.opt.Update(tr.Model.Store.Trainable())
 	return vals
 }

@@ -148,3 +148,81 @@ func distErr(e C.terr) error {
 	}
 	return errors.New(msg)
 }
+
+// Overlap is data-parallel backward for one fixed list of parameters with
+// the gradient all-reduce overlapped, as PyTorch's DDP does it: the
+// parameters are cut into buckets of about BucketBytes, and a bucket's
+// all-reduce starts on Gloo's thread as soon as backward has accumulated
+// its last gradient, while backward works on earlier layers. Buckets start
+// in one fixed order on every rank; after the first step they are regrouped
+// by the order in which gradients arrived (rank 0's, broadcast).
+type Overlap struct {
+	g      *ProcessGroup
+	h      C.tov
+	params []*Tensor
+	// Early is how many of the last Backward's Buckets started their
+	// all-reduce before backward returned: the overlap achieved.
+	Early, Buckets int
+}
+
+// NewOverlap prepares overlapped backward for params (leaf tensors that
+// require gradients). bucketBytes ≤ 0 means 1 MiB.
+func (g *ProcessGroup) NewOverlap(params []*Tensor, bucketBytes int64) (*Overlap, error) {
+	if len(params) == 0 {
+		return nil, errors.New("overlapped backward: no parameters")
+	}
+	if bucketBytes <= 0 {
+		bucketBytes = 1 << 20
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.h == nil {
+		return nil, errClosedGroup
+	}
+	var arr *C.tt
+	var free func()
+	if err := Try(func() { arr, free = handleArray(handles("overlap", params)) }); err != nil {
+		return nil, err
+	}
+	defer free()
+	var h C.tov
+	if err := distErr(C.ts_ov_new(g.h, arr, C.int(len(params)), C.int64_t(bucketBytes), &h)); err != nil {
+		return nil, fmt.Errorf("overlapped backward: %w", err)
+	}
+	return &Overlap{g: g, h: h, params: append([]*Tensor(nil), params...)}, nil
+}
+
+// Params is the parameter list o was made for.
+func (o *Overlap) Params() []*Tensor { return o.params }
+
+// Backward backpropagates the scalar loss and leaves each parameter's
+// gradient summed over the ranks, or averaged when mean. Every rank must
+// call it with the same graph shape. Parameters without a gradient this
+// step are left alone.
+func (o *Overlap) Backward(loss *Tensor, mean bool) error {
+	o.g.mu.Lock()
+	defer o.g.mu.Unlock()
+	if o.g.h == nil || o.h == nil {
+		return errClosedGroup
+	}
+	var early, total C.int
+	var err error
+	if terr := Try(func() { err = distErr(C.ts_ov_backward(o.h, loss.ptr("backward"), cbool(mean), &early, &total)) }); terr != nil {
+		return terr
+	}
+	if err != nil {
+		return fmt.Errorf("backward with all-reduce: %w", err)
+	}
+	o.Early, o.Buckets = int(early), int(total)
+	return nil
+}
+
+// Close frees o (the hooks it left on the parameters do nothing after).
+func (o *Overlap) Close() {
+	o.g.mu.Lock()
+	defer o.g.mu.Unlock()
+	if o.h != nil {
+		C.ts_ov_free(o.h)
+		o.h = nil
+	}
+}

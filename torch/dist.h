@@ -27,6 +27,23 @@ terr ts_pg_allreduce_sum(tpg pg, tt* ts, int n);
 terr ts_pg_broadcast(tpg pg, tt* ts, int n, int root);
 terr ts_pg_barrier(tpg pg);
 
+// Data-parallel backward with the gradient all-reduce overlapped (c10d's
+// DDP scheme on the shim's own hooks): the parameters are split into
+// buckets of about bucket_bytes, and each bucket's all-reduce starts as
+// soon as backward has accumulated its last gradient, while backward goes
+// on with earlier layers. The first backward records the order in which
+// gradients arrive; rank 0's order then regroups the buckets for later
+// steps. The group must outlive it.
+typedef void* tov;
+terr ts_ov_new(tpg pg, tt* params, int n, int64_t bucket_bytes, tov* out);
+void ts_ov_free(tov ov);
+// Backpropagates loss (a scalar) and leaves every parameter's gradient
+// summed over the ranks, or averaged when mean. Parameters without a
+// gradient are left alone (their bucket mates are still reduced). early
+// returns how many buckets had started their all-reduce before backward
+// returned, of total.
+terr ts_ov_backward(tov ov, tt loss, int mean, int* early, int* total);
+
 #ifdef __cplusplus
 }
 #endif

@@ -130,6 +130,8 @@ const char* ts_version(void) { return TORCH_VERSION; }
 int ts_cuda_available(void) { return torch::cuda::is_available() ? 1 : 0; }
 int ts_cuda_device_count(void) { return (int)torch::cuda::device_count(); }
 
+void ts_apply_threads(void) { prelude(); }
+
 void ts_set_threads(int n) {
   g_threads.store(n);
   at::set_num_threads(n);

@@ -22,6 +22,9 @@ void ts_set_threads(int n);
 void ts_set_team_threads(int n);
 int ts_get_threads(void);
 void ts_set_local_threads(int n);
+// Applies the thread count to the calling thread, as every shim call does
+// first (for the shim's other translation units).
+void ts_apply_threads(void);
 int ts_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold);
 void ts_manual_seed(uint64_t seed);
 void ts_set_grad_enabled(int on);

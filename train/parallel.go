@@ -71,6 +71,37 @@ func (s Shard) SyncGrads(params []nn.Named) {
 	s.reduceGrads(params, false, "averaging gradients")
 }
 
+// overlapper is a Group that can all-reduce gradients while backward runs
+// (dist.Group).
+type overlapper interface {
+	Backward(loss *torch.Tensor, params []*torch.Tensor, mean bool) error
+}
+
+// Backward backpropagates the scalar loss and averages the parameters'
+// gradients over the ranks: loss.Backward then SyncGrads, except that a
+// group that can overlaps each bucket's all-reduce with the rest of
+// backward, as PyTorch's DDP does. Plain backward in one process. A failed
+// collective panics with *torch.Error, as SyncGrads.
+func (s Shard) Backward(loss *torch.Tensor, params []nn.Named) {
+	if s.group == nil || s.Size <= 1 {
+		loss.Backward()
+		return
+	}
+	ob, ok := s.group.(overlapper)
+	if !ok {
+		loss.Backward()
+		s.SyncGrads(params)
+		return
+	}
+	ts := make([]*torch.Tensor, len(params))
+	for i, p := range params {
+		ts[i] = p.T
+	}
+	if err := ob.Backward(loss, ts, true); err != nil {
+		panic(&torch.Error{Op: "averaging gradients", Msg: err.Error()})
+	}
+}
+
 // reduceGrads sums or averages the parameters' gradients over the ranks
 // (a no-op in one process); a failure panics with *torch.Error named op.
 func (s Shard) reduceGrads(params []nn.Named, sum bool, op string) {

@@ -38,8 +38,7 @@ func (j *artJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float
 	// than renders, and style must be told from shading, not sharpness.
 	x, rows := rankRows(auxnets.Augment(imagebatch.SampleImages(ss), g, true), ss, sh)
 	loss := torch.CrossEntropy(j.net.Logits(x), styleLabels(rows), nil, -100, 0, torch.ReduceMean)
-	loss.Backward()
-	sh.SyncGrads(j.net.Store.Trainable())
+	sh.Backward(loss, j.net.Store.Trainable())
 	update(j.adam, j.net.Store, j.lr, frac)
 	return loss.Item()
 }

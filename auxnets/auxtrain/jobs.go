@@ -101,8 +101,7 @@ type parserJob struct {
 func (j *parserJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64, sh train.Shard) float64 {
 	x, rows := rankRows(auxnets.Augment(imagebatch.SampleImages(ss), g, true), ss, sh)
 	loss := auxnets.ParserLoss(j.net.Logits(x), imagebatch.SampleMasks(rows))
-	loss.Backward()
-	sh.SyncGrads(j.net.Store.Trainable())
+	sh.Backward(loss, j.net.Store.Trainable())
 	update(j.adam, j.net.Store, j.lr, frac)
 	return loss.Item()
 }
@@ -188,8 +187,7 @@ func ClassifierTargets(ss []*data.Sample, areas bool) *torch.Tensor {
 func (j *classifierJob) step(ss []*data.Sample, _ []int, g *torch.Generator, frac float64, sh train.Shard) float64 {
 	x, rows := rankRows(auxnets.Augment(imagebatch.SampleImages(ss), g, false), ss, sh)
 	loss := auxnets.ClassifierLoss(j.net.Logits(x), ClassifierTargets(rows, j.net.Config.Areas), j.posWeight)
-	loss.Backward()
-	sh.SyncGrads(j.net.Store.Trainable())
+	sh.Backward(loss, j.net.Store.Trainable())
 	update(j.adam, j.net.Store, j.lr, frac)
 	return loss.Item()
 }

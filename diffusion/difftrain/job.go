@@ -272,13 +272,12 @@ func (j *Job) step(ss []*data.Sample) (loss float64, err error) {
 		if l, err = j.objective(imagebatch.FromSamples(ss, torch.CPU), g); err != nil {
 			return
 		}
-		l.Backward()
 		loss = l.Item()
 		synced := j.trained.Trainable()
 		if j.textS != nil {
 			synced = append(synced, j.textS.Trainable()...)
 		}
-		j.shard.SyncGrads(synced)
+		j.shard.Backward(l, synced)
 		optim.ClipGradNorm(j.trained.Trainable(), 1)
 		j.opt.Update(j.trained.Trainable())
 		if j.textS != nil {

@@ -78,6 +78,9 @@ func Compare(t *testing.T, fn Train, n int) float64 {
 	dir := filepath.Join(tmp, "ranks")
 	t.Setenv(runEnv, dir)
 	t.Setenv("DDGI_THREADS", "1")
+	// Buckets of 10 KB: even tiny nets' gradients all-reduce in several
+	// buckets that start while backward runs (torch.Overlap).
+	t.Setenv("DDGI_BUCKET_MB", "0.01")
 	if err := dist.Launch(context.Background(), n, []string{"-test.run=^$"}, dist.LaunchOptions{Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}

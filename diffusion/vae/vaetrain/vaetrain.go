@@ -195,8 +195,7 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 			r, l1, perc := vae.ReconLoss(y, x)
 			kl := vae.KL(mean, logvar)
 			loss := r.Add(kl.MulScalar(j.o.KL))
-			loss.Backward()
-			j.shard.SyncGrads(j.store.Trainable())
+			j.shard.Backward(loss, j.store.Trainable())
 			j.opt.Update(j.store.Trainable())
 			// the weighted KL term: raw KL (thousands of nats) would flatten the plot
 			rec = map[string]float64{"loss": loss.Item(), "l1": l1.Item(), "perceptual": perc.Item(), "kl_term": kl.Item() * j.o.KL}
