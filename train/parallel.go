@@ -83,6 +83,16 @@ type overlapper interface {
 // backward, as PyTorch's DDP does. Plain backward in one process. A failed
 // collective panics with *torch.Error, as SyncGrads.
 func (s Shard) Backward(loss *torch.Tensor, params []nn.Named) {
+	s.backward(loss, params, true)
+}
+
+// BackwardSum is Backward with the gradients added over the ranks
+// (SumGrads' case: a loss over a Gathered batch).
+func (s Shard) BackwardSum(loss *torch.Tensor, params []nn.Named) {
+	s.backward(loss, params, false)
+}
+
+func (s Shard) backward(loss *torch.Tensor, params []nn.Named, mean bool) {
 	if s.group == nil || s.Size <= 1 {
 		loss.Backward()
 		return
@@ -90,15 +100,15 @@ func (s Shard) Backward(loss *torch.Tensor, params []nn.Named) {
 	ob, ok := s.group.(overlapper)
 	if !ok {
 		loss.Backward()
-		s.SyncGrads(params)
+		s.reduceGrads(params, !mean, "reducing gradients")
 		return
 	}
 	ts := make([]*torch.Tensor, len(params))
 	for i, p := range params {
 		ts[i] = p.T
 	}
-	if err := ob.Backward(loss, ts, true); err != nil {
-		panic(&torch.Error{Op: "averaging gradients", Msg: err.Error()})
+	if err := ob.Backward(loss, ts, mean); err != nil {
+		panic(&torch.Error{Op: "reducing gradients", Msg: err.Error()})
 	}
 }
 

@@ -59,8 +59,7 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 		torch.Scoped(func() {
 			txt, img := j.model.Embed(ids, j.trainSet.Images(idx))
 			l := text.ContrastiveLoss(j.shard.Gather(txt), j.shard.Gather(img), j.model.LogitScale)
-			l.Backward()
-			j.syncGrads()
+			j.backward(l)
 			if j.newRows != nil {
 				g := j.store.Get("text.embeddings.token_embedding.weight").Grad()
 				g.CopyIn(g.Mul(j.newRows))
@@ -90,12 +89,13 @@ func (j *Job) Step(ctx context.Context, done int64) (train.Result, error) {
 	return train.Result{Losses: map[string]float64{"loss": loss}, Info: map[string]float64{"scale": scale, "lr": lr}}, nil
 }
 
-// syncGrads completes each rank's gradients after a loss over the gathered
-// batch: the towers' are this rank's rows' share (added over the ranks),
-// the temperature's is whole on every rank (averaged). A no-op in one
-// process.
-func (j *Job) syncGrads() {
+// backward backpropagates the loss over the gathered batch and completes
+// each rank's gradients: the towers' are this rank's rows' share (added
+// over the ranks, while backward runs), the temperature's is whole on
+// every rank (averaged after).
+func (j *Job) backward(l *torch.Tensor) {
 	if j.shard.Size <= 1 {
+		l.Backward()
 		return
 	}
 	var towers, scale []nn.Named
@@ -106,7 +106,7 @@ func (j *Job) syncGrads() {
 			towers = append(towers, p)
 		}
 	}
-	j.shard.SumGrads(towers)
+	j.shard.BackwardSum(l, towers)
 	j.shard.SyncGrads(scale)
 }
 
