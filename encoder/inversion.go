@@ -74,8 +74,7 @@ func (e *E) Features(zt, t *torch.Tensor, texts []string, cond inversion.Conditi
 	if err != nil {
 		panic(&torch.Error{Op: "encode text", Msg: err.Error()})
 	}
-	ids = ids.ToDevice(zt.Device())
-	ctx := e.Text.Enc.Forward(ids)
+	ctx := e.Text.Enc.Forward(ids) // ids are on the text encoder's device (IDs)
 	tp := e.model().Taps(zt, t, ctx, conditions(cond))
 	return tp.H, inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids, e.Text.Tok.Specials()), Pooled: e.Text.Enc.Pooled(ids, ctx)}
 }

@@ -23,7 +23,23 @@ func NewInferenceStore(dev torch.Device, f *safetensors.Lazy) *Store {
 	s := NewStore(dev, 0)
 	s.SkipInit = true
 	s.Half = HalfFile(f)
+	if fp32Bytes(f) > largeStore {
+		torch.MallocForLargeTensors() // before the store's tensors are made
+	}
 	return s
+}
+
+// fp32Bytes is f's float tensors' size in fp32.
+func fp32Bytes(f *safetensors.Lazy) int64 {
+	var n int64
+	for _, name := range f.Names() {
+		dt, shape, _ := f.Info(name)
+		switch dt {
+		case safetensors.F16, safetensors.F32, safetensors.F64, safetensors.BF16:
+			n += int64((safetensors.Tensor{DType: dt, Shape: shape}).NumElements()) * 4
+		}
+	}
+	return n
 }
 
 // HalfFile tells whether f stores its float tensors in F16 (none in F32,

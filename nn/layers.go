@@ -179,9 +179,12 @@ func NewEmbedding(p Path, n, d int64) *Embedding {
 	return &Embedding{Weight: p.Param("weight", []int64{n, d}, Normal(0.02))}
 }
 
-// Forward looks up ids.
+// Forward looks up ids. An fp16-stored table (inference only) is looked up
+// as is and only the rows taken are upcast: the same values as upcasting
+// the whole table first, without a temporary copy of it.
 func (e *Embedding) Forward(ids *torch.Tensor) *torch.Tensor {
-	w := Compute(e.Weight)
-	defer Done(e.Weight, w)
-	return torch.Embedding(w, ids)
+	if e.Weight.DType() == torch.Float16 {
+		return torch.Embedding(e.Weight, ids).To(torch.Float32)
+	}
+	return torch.Embedding(e.Weight, ids)
 }

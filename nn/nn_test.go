@@ -195,3 +195,64 @@ func TestLoadRefusesNonFiniteWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyLoadStreamsLargeTensors: a file read tensor by tensor straight
+// into the store (pieces of streamChunk) gives the weights written, and a
+// NaN or Inf anywhere — here in the second piece — is refused, in fp32
+// and in fp16 storage.
+func TestLazyLoadStreamsLargeTensors(t *testing.T) {
+	defer func(v int64) { HalfAbove = v }(HalfAbove)
+	for _, half := range []bool{false, true} {
+		HalfAbove = 1 << 40
+		if half {
+			HalfAbove = 0
+		}
+		s := NewStore(torch.CPU, 1)
+		NewLinear(s.Root().Sub("fc"), 1100, 1000, LinearOpts{}) // 4.4 MB in fp32: two pieces
+		f, err := s.File(SaveOptions{Half: half})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		good := filepath.Join(dir, "good.safetensors")
+		if err := safetensors.Save(good, f); err != nil {
+			t.Fatal(err)
+		}
+		load := func(path string) (*Store, error) {
+			l, err := safetensors.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			fresh := NewInferenceStore(torch.CPU, l)
+			NewLinear(fresh.Root().Sub("fc"), 1100, 1000, LinearOpts{})
+			return fresh, fresh.LoadLazy(l)
+		}
+		back, err := load(good)
+		if err != nil {
+			t.Fatalf("half %v: %v", half, err)
+		}
+		want, got := s.Get("fc.weight"), back.Get("fc.weight")
+		if half {
+			want = want.To(torch.Float16)
+		}
+		if got.DType() != want.DType() || got.Sub(want).Abs().MaxAll().Item() != 0 {
+			t.Fatalf("half %v: streamed weights differ (%v)", half, got.DType())
+		}
+		// A NaN past the first piece.
+		st := f.Tensors["fc.weight"]
+		bad := append([]byte(nil), st.Data...)
+		at := len(bad) - 64
+		for i := at; i < at+4; i++ {
+			bad[i] = 0xFF // all exponent bits set, fraction non-zero: NaN in fp16 and fp32
+		}
+		f.Tensors["fc.weight"] = safetensors.Tensor{DType: st.DType, Shape: st.Shape, Data: bad}
+		path := filepath.Join(dir, "bad.safetensors")
+		if err := safetensors.Save(path, f); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := load(path); err == nil || !strings.Contains(err.Error(), "fc.weight") || !strings.Contains(err.Error(), "NaN or Inf") {
+			t.Errorf("half %v: a NaN in the second piece: %v", half, err)
+		}
+	}
+}

@@ -4,7 +4,9 @@
 package nn
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"runtime/debug"
@@ -118,7 +120,14 @@ func (p Path) add(name string, shape []int64, init Init, trainable bool) *torch.
 					t = torch.Zeros([]int64{1}, torch.Float32, p.s.Device).Expand(shape...)
 				}
 			} else if p.s.SkipInit {
-				t = torch.Zeros(shape, torch.Float32, p.s.Device)
+				// Zeros straight in the stored dtype: an fp32 zero copy per
+				// tensor, cast and freed, left a full-size fp16 store's
+				// fp32 size in glibc's heap.
+				dt := torch.Float32
+				if p.s.Half {
+					dt = torch.Float16
+				}
+				t = torch.Zeros(shape, dt, p.s.Device)
 			} else {
 				t = init(p.s.gen, shape)
 			}
@@ -332,11 +341,29 @@ func (s *Store) LoadFile(f *safetensors.File) error {
 	return s.loadFrom(wholeFile{f})
 }
 
+// largeStore is the fp32 size (bytes) from which a network counts as
+// full size for glibc's settings (torch.MallocForLargeTensors).
+const largeStore = 64 << 20
+
 // LoadLazy is LoadFile reading one tensor at a time from an open file, so
 // loading holds the store and one tensor rather than the store and the
 // whole file (SD1.5's U-Net: 1.7 GB less at its peak).
+// A store of full size (over 64 MB in fp32) switches glibc to mapping
+// large buffers (torch.MallocForLargeTensors), as loading one always did
+// through LoadNetwork: with the training-sized heap kept by TuneMalloc, the
+// freed copies of the largest tensors stayed resident (CLIP's text tower:
+// 765 MB peak, 513 MB after loading 246 MB of weights).
 func (s *Store) LoadLazy(l *safetensors.Lazy) error {
-	return s.loadFrom(lazyFile{l})
+	if s.NumParams()*4 > largeStore {
+		torch.MallocForLargeTensors()
+	}
+	z := &lazyFile{l: l}
+	err := s.loadFrom(z)
+	if cap(z.buf) > 64<<20 {
+		z.buf = nil
+		debug.FreeOSMemory()
+	}
+	return err
 }
 
 // tensorSource is a safetensors file read whole or tensor by tensor.
@@ -357,20 +384,67 @@ func (w wholeFile) Info(name string) (safetensors.DType, []int64, bool) {
 func (w wholeFile) read(name string) (*torch.Tensor, error) {
 	src, err := dequantized(w.f, name)
 	if err == nil && src == nil {
-		src, err = FromSafetensors(w.f.Tensors[name], torch.CPU)
+		st := w.f.Tensors[name]
+		if !finiteData(st) {
+			return nil, errNotFinite
+		}
+		src, err = FromSafetensors(st, torch.CPU)
 	}
 	return src, err
 }
 
-type lazyFile struct{ l *safetensors.Lazy }
+// errNotFinite: a NaN or Inf weight poisons every output silently, so such
+// a file is refused.
+var errNotFinite = errors.New("holds NaN or Inf values: the file is corrupt")
 
-func (z lazyFile) Names() []string                                     { return z.l.Names() }
-func (z lazyFile) Info(name string) (safetensors.DType, []int64, bool) { return z.l.Info(name) }
-func (z lazyFile) read(name string) (*torch.Tensor, error) {
-	st, err := z.l.Tensor(name)
+// finiteData reports whether a float tensor's stored values are all finite
+// (other dtypes: true), read off the exponent bits of the raw bytes: a
+// check in libtorch made a tensor's size several times over in
+// temporaries (CLIP's 76 MB fp16 token table: +336 MB at the load's peak).
+func finiteData(st safetensors.Tensor) bool {
+	b := st.Data
+	switch st.DType {
+	case safetensors.F16, safetensors.BF16:
+		mask := uint16(0x7C00) // exponent all ones: Inf or NaN
+		if st.DType == safetensors.BF16 {
+			mask = 0x7F80
+		}
+		for i := 0; i+1 < len(b); i += 2 {
+			if binary.LittleEndian.Uint16(b[i:])&mask == mask {
+				return false
+			}
+		}
+	case safetensors.F32:
+		for i := 0; i+3 < len(b); i += 4 {
+			if binary.LittleEndian.Uint32(b[i:])&0x7F800000 == 0x7F800000 {
+				return false
+			}
+		}
+	case safetensors.F64:
+		for i := 0; i+7 < len(b); i += 8 {
+			if binary.LittleEndian.Uint64(b[i:])&0x7FF0000000000000 == 0x7FF0000000000000 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lazyFile reads tensor after tensor through one reused buffer (each is
+// copied into libtorch before the next read).
+type lazyFile struct {
+	l   *safetensors.Lazy
+	buf []byte
+}
+
+func (z *lazyFile) Names() []string                                     { return z.l.Names() }
+func (z *lazyFile) Info(name string) (safetensors.DType, []int64, bool) { return z.l.Info(name) }
+func (z *lazyFile) read(name string) (*torch.Tensor, error) {
+	st, err := z.l.TensorInto(name, z.buf)
 	if err != nil {
 		return nil, err
 	}
+	z.buf = st.Data[:0]
 	one := &safetensors.File{Tensors: map[string]safetensors.Tensor{name: st}}
 	if _, _, ok := z.l.Info(name + QuantScaleSuffix); ok && st.DType == safetensors.I8 {
 		if one.Tensors[name+QuantScaleSuffix], err = z.l.Tensor(name + QuantScaleSuffix); err != nil {
@@ -378,6 +452,39 @@ func (z lazyFile) read(name string) (*torch.Tensor, error) {
 		}
 	}
 	return wholeFile{one}.read(name)
+}
+
+// streamChunk is how much of a tensor lazyFile.stream holds at once.
+const streamChunk = 4 << 20
+
+// stream copies name's bytes from the file straight into dst in pieces of
+// streamChunk, checking each for NaN and Inf, when the file stores dst's
+// own dtype and dst is a CPU tensor: no copy of the whole tensor is ever
+// held beside the store (CLIP's tower loaded at 568 MB instead of 1177).
+// done is false when it does not apply (another dtype, int8 with scales,
+// another device), for read to handle.
+func (z *lazyFile) stream(name string, dst *torch.Tensor) (done bool, err error) {
+	dt, _, _ := z.l.Info(name)
+	if toST[dst.DType()] != dt || dst.Device() != torch.CPU || dt == safetensors.I8 {
+		return false, nil
+	}
+	n := dst.Numel() * int64(dst.DType().Size())
+	if cap(z.buf) < streamChunk {
+		z.buf = make([]byte, streamChunk)
+	}
+	for off := int64(0); off < n; off += streamChunk {
+		p := z.buf[:min(streamChunk, n-off)]
+		if err := z.l.ReadAt(name, p, off); err != nil {
+			return false, err
+		}
+		if !finiteData(safetensors.Tensor{DType: dt, Data: p}) {
+			return false, errNotFinite
+		}
+		if err := torch.Try(func() { dst.WriteBytes(off, p) }); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 func (s *Store) loadFrom(f tensorSource) error {
@@ -407,18 +514,35 @@ func (s *Store) loadFrom(f tensorSource) error {
 		if want := dst.Shape(); !slices.Equal(want, shape) {
 			return fmt.Errorf("tensor %s: shape %v in file, network wants %v", n, shape, want)
 		}
+		if z, ok := f.(*lazyFile); ok && s.placeholder == nil {
+			done, err := z.stream(n, dst)
+			if err != nil {
+				if errors.Is(err, errNotFinite) {
+					return fmt.Errorf("tensor %s %w", n, err)
+				}
+				return fmt.Errorf("tensor %s: %w", n, err)
+			}
+			if done {
+				continue
+			}
+		}
 		src, err := f.read(n)
+		if errors.Is(err, errNotFinite) {
+			return fmt.Errorf("tensor %s %w", n, err)
+		}
 		if err != nil {
 			return fmt.Errorf("tensor %s: %w", n, err)
 		}
+		// Float tensors were checked on their bytes (finiteData); an int8
+		// one's dequantized values are checked here.
+		fileDType, _, _ := f.Info(n)
 		finite := true
 		err = torch.Try(func() {
 			torch.NoGrad(func() {
 				torch.Scoped(func() {
 					v := src.To(dst.DType())
-					// A NaN or Inf weight poisons every output silently: refuse the file.
-					if dt := v.DType(); (dt == torch.Float32 || dt == torch.Float64 || dt == torch.Float16 || dt == torch.BFloat16) &&
-						v.Numel() > 0 && v.IsFinite().To(torch.Float32).MinAll().Item() == 0 {
+					if dt := v.DType(); fileDType == safetensors.I8 && (dt == torch.Float32 || dt == torch.Float64 || dt == torch.Float16 || dt == torch.BFloat16) &&
+						v.Numel() > 0 && v.IsFinite().MinAll().Item() == 0 {
 						finite = false
 						return
 					}
@@ -431,7 +555,7 @@ func (s *Store) loadFrom(f tensorSource) error {
 			return fmt.Errorf("tensor %s: %w", n, err)
 		}
 		if !finite {
-			return fmt.Errorf("tensor %s holds NaN or Inf values: the file is corrupt", n)
+			return fmt.Errorf("tensor %s %w", n, errNotFinite)
 		}
 	}
 	return nil
@@ -507,7 +631,7 @@ func LoadConfigured[C any, M any](path string, dev torch.Device, build func(Path
 		return zero, fmt.Errorf("load %s: %w", path, err)
 	}
 	st.Freeze("")
-	if n := len(f.Tensors); n > 0 && st.NumParams()*4 > 64<<20 {
+	if n := len(f.Tensors); n > 0 && st.NumParams()*4 > largeStore {
 		// The file's bytes are as big as the network: hand them back to
 		// the OS now, not after the first forward has peaked beside them.
 		f = nil

@@ -61,5 +61,41 @@ func (l *Lazy) Tensor(name string) (Tensor, error) {
 	return Tensor{DType: e.dtype, Shape: e.shape, Data: buf}, nil
 }
 
+// TensorInto is Tensor reading into buf when it is large enough (else a
+// new buffer): a loader that copies each tensor out before the next read
+// reuses one buffer instead of leaving the file's size in garbage. The
+// returned Data aliases buf until the next call.
+func (l *Lazy) TensorInto(name string, buf []byte) (Tensor, error) {
+	e, ok := l.entries[name]
+	if !ok {
+		return Tensor{}, &Error{File: l.path, Tensor: name, Msg: "no such tensor"}
+	}
+	n := e.end - e.begin
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if err := readFullAt(l.f, buf, l.start+e.begin); err != nil {
+		return Tensor{}, &Error{File: l.path, Tensor: name, Msg: "read data", Err: err}
+	}
+	return Tensor{DType: e.dtype, Shape: e.shape, Data: buf}, nil
+}
+
+// ReadAt reads len(p) bytes of a tensor's data starting off bytes into
+// it: a tensor streamed in pieces.
+func (l *Lazy) ReadAt(name string, p []byte, off int64) error {
+	e, ok := l.entries[name]
+	if !ok {
+		return &Error{File: l.path, Tensor: name, Msg: "no such tensor"}
+	}
+	if off < 0 || off+int64(len(p)) > e.end-e.begin {
+		return &Error{File: l.path, Tensor: name, Msg: "read outside the tensor's data"}
+	}
+	if err := readFullAt(l.f, p, l.start+e.begin+off); err != nil {
+		return &Error{File: l.path, Tensor: name, Msg: "read data", Err: err}
+	}
+	return nil
+}
+
 // Close closes the file.
 func (l *Lazy) Close() error { return l.f.Close() }

@@ -144,7 +144,9 @@ func (e *Encoder) Project(pooled *torch.Tensor) *torch.Tensor {
 	if e.proj == nil {
 		return pooled
 	}
-	return pooled.Matmul(e.proj)
+	p := nn.Compute(e.proj)
+	defer nn.Done(e.proj, p)
+	return pooled.Matmul(p)
 }
 
 // Device is where the encoder's weights live.
@@ -157,7 +159,9 @@ func (e *Encoder) Forward(ids *torch.Tensor) *torch.Tensor {
 	if l > e.Config.Context {
 		panic(&torch.Error{Op: "text encoder", Msg: fmt.Sprintf("%d tokens exceed the context length %d", l, e.Config.Context)})
 	}
-	x := e.tokens.Forward(ids).Add(e.positions.Narrow(0, 0, l))
+	pos := nn.Compute(e.positions)
+	x := e.tokens.Forward(ids).Add(pos.Narrow(0, 0, l))
+	nn.Done(e.positions, pos)
 	mask := nn.CausalMask(l, ids.Device())
 	for _, b := range e.blocks {
 		a, _ := b.attn.Forward(b.ln1.Forward(x), nil, mask, false)
@@ -209,8 +213,22 @@ func WordMask(ids *torch.Tensor, sp Specials) *torch.Tensor {
 }
 
 // LoadEncoder reads weights saved with the config in their metadata (as
-// `ddgi train text` writes them) into a fresh store on dev.
+// `ddgi train text` writes them) into a fresh store on dev, in fp32: the
+// caller may train them.
 func LoadEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
+	return loadEncoder(path, dev, false)
+}
+
+// LoadFrozenEncoder is LoadEncoder for an encoder that only encodes: a
+// full-size fp16 file (CLIP ViT-L/14's tower) stays fp16 in memory and
+// each layer upcasts its weights for its op (nn.NewInferenceStore), so
+// the outputs are those of the fp32 tower from half the memory. Files
+// below nn.HalfAbove load in fp32 as LoadEncoder's do.
+func LoadFrozenEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
+	return loadEncoder(path, dev, true)
+}
+
+func loadEncoder(path string, dev torch.Device, frozen bool) (*Encoder, *nn.Store, error) {
 	f, err := safetensors.Open(path) // tensor by tensor: the file is never held whole
 	if err != nil {
 		return nil, nil, err
@@ -226,7 +244,10 @@ func LoadEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	s := nn.NewStore(dev, 0)
-	s.SkipInit = true // LoadFile overwrites every tensor; fp32 kept: callers may train it
+	s.SkipInit = true // LoadLazy overwrites every tensor
+	if frozen {
+		s = nn.NewInferenceStore(dev, f)
+	}
 	e := NewEncoder(s.Root(), meta.Encoder)
 	if err := s.LoadLazy(f); err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)

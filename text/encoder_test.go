@@ -172,3 +172,45 @@ func TestCLIPPresetParameterCounts(t *testing.T) {
 		t.Error("unknown activation accepted")
 	}
 }
+
+// TestFrozenEncoderKeepsHalfWeights: an fp16 file passing nn.HalfAbove
+// loads fp16 for encoding only, and its hidden states, pooled and
+// projected outputs equal the same file loaded in fp32.
+func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
+	defer func(v int64) { nn.HalfAbove = v }(nn.HalfAbove)
+	nn.HalfAbove = 0 // the tiny tower stands for CLIP ViT-L/14's
+	c, _ := EncoderPreset("tiny")
+	c.Projection = 16
+	s := nn.NewStore(torch.CPU, 7)
+	NewEncoder(s.Root(), c)
+	path := filepath.Join(t.TempDir(), "text.safetensors")
+	if err := s.Save(path, nn.SaveOptions{Config: map[string]any{"encoder": c}, Half: true}); err != nil {
+		t.Fatal(err)
+	}
+	full, _, err := LoadEncoder(path, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half, hs, err := LoadFrozenEncoder(path, torch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range hs.Names() {
+		if hs.Get(n).DType() != torch.Float16 {
+			t.Fatalf("%s loaded as %v", n, hs.Get(n).DType())
+		}
+	}
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			ids := torch.RandInt(torch.NewGenerator(1), 0, c.Vocab, []int64{2, c.Context}, torch.CPU)
+			hf, hh := full.Forward(ids), half.Forward(ids)
+			pf, ph := full.Project(full.Pooled(ids, hf)), half.Project(half.Pooled(ids, hh))
+			if hh.DType() != torch.Float32 {
+				t.Fatalf("hidden states in %v", hh.DType())
+			}
+			if d := hf.Sub(hh).Abs().MaxAll().Item() + pf.Sub(ph).Abs().MaxAll().Item(); d != 0 {
+				t.Errorf("fp16-stored tower differs from the fp32 load by %g", d)
+			}
+		})
+	})
+}

@@ -131,6 +131,16 @@ func (t *Tensor) Bytes() []byte {
 	return buf
 }
 
+// WriteBytes copies p into the raw storage of a contiguous CPU tensor at
+// byte offset off, without a temporary tensor (loaders stream weights in
+// this way); its bytes must be the tensor's dtype in native order.
+func (t *Tensor) WriteBytes(off int64, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	check("write_bytes", C.ts_write_bytes(t.ptr("write_bytes"), C.int64_t(off), unsafe.Pointer(&p[0]), C.int64_t(len(p))))
+}
+
 func copyOut[T any](t *Tensor, dt DType, op string) []T {
 	if t.DType() != dt {
 		t = t.To(dt)

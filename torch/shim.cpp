@@ -203,6 +203,18 @@ terr ts_copy_to(tt t, void* dst, int64_t nbytes) {
   })
 }
 
+terr ts_write_bytes(tt t, int64_t offset, const void* src, int64_t nbytes) {
+  TRY({
+    auto& x = T(t);
+    if (!x.device().is_cpu() || !x.is_contiguous())
+      throw std::invalid_argument("write_bytes: tensor is not a contiguous CPU tensor");
+    if (offset < 0 || nbytes < 0 || offset + nbytes > (int64_t)x.nbytes())
+      throw std::invalid_argument("write_bytes: bytes [" + std::to_string(offset) + ", " + std::to_string(offset + nbytes) +
+                                  ") outside the tensor's " + std::to_string(x.nbytes()));
+    std::memcpy(static_cast<char*>(x.data_ptr()) + offset, src, nbytes);
+  })
+}
+
 terr ts_generator_new(uint64_t seed, tgen* out) {
   TRY({
     auto g = new at::Generator(at::detail::createCPUGenerator(seed));

@@ -52,6 +52,8 @@ terr ts_linspace(double start, double end, int64_t n, int dtype, int dev, tt* ou
 terr ts_eye(int64_t n, int dtype, int dev, tt* out);
 terr ts_from_data(const void* data, const int64_t* shape, int nd, int dtype, int dev, tt* out);
 terr ts_copy_to(tt t, void* dst, int64_t nbytes);
+// Copies nbytes from src into a contiguous CPU tensor's storage at offset.
+terr ts_write_bytes(tt t, int64_t offset, const void* src, int64_t nbytes);
 terr ts_generator_new(uint64_t seed, tgen* out);
 void ts_generator_free(tgen g);
 terr ts_generator_get_state(tgen g, tt* out);
