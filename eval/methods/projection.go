@@ -37,19 +37,16 @@ func (p *projection) load() error {
 	if p.g != nil {
 		return nil
 	}
-	if p.cfg.Device != torch.CPU {
-		return fmt.Errorf("%s: runs on the CPU only (its optimisation loop has not been checked on other devices)", p.name)
-	}
 	o := face.Options{Weights: p.cfg.Weights, GAN: p.gan}
 	g, err := face.LoadGAN(p.gan, o.Files()["gan"], p.cfg.Device)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.name, err)
 	}
-	f, err := auxnets.LoadPerceptual(filepath.Join(p.cfg.Weights, "aux_perceptual.safetensors"), torch.CPU)
+	f, err := auxnets.LoadPerceptual(filepath.Join(p.cfg.Weights, "aux_perceptual.safetensors"), p.cfg.Device)
 	if err != nil {
 		return fmt.Errorf("%s: perceptual net F: %w", p.name, err)
 	}
-	r, err := auxnets.LoadIdentity(filepath.Join(p.cfg.Weights, "aux_identity.safetensors"), torch.CPU)
+	r, err := auxnets.LoadIdentity(filepath.Join(p.cfg.Weights, "aux_identity.safetensors"), p.cfg.Device)
 	if err != nil {
 		return fmt.Errorf("%s: identity net R: %w", p.name, err)
 	}
@@ -73,7 +70,7 @@ func (p *projection) Generate(b *eval.Batch) (*torch.Tensor, error) {
 		defer cams.Free()
 	}
 	var out *torch.Tensor
-	err := torch.Try(func() { out = p.project(imagebatch.SampleImages(b.Samples), cams) })
+	err := torch.Try(func() { out = p.project(imagebatch.SampleImages(b.Samples).ToDevice(p.cfg.Device), cams) })
 	return out, err
 }
 
