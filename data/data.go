@@ -39,6 +39,9 @@ type Split int
 const (
 	Train Split = iota
 	Bench
+	// Val is held out from both: no trainer draws it and no table scores
+	// it, so settings can be chosen on it without touching the bench.
+	Val
 )
 
 // BenchSize is the number of samples in SynthFace-bench.
@@ -49,9 +52,15 @@ const BenchSize = 2000
 // identity id is derived from the same range, never share a person.
 const benchBase = int64(1) << 40
 
+// valBase offsets Val's seeds the same way, below the bench's.
+const valBase = int64(1) << 39
+
 func (s Split) String() string {
-	if s == Bench {
+	switch s {
+	case Bench:
 		return "bench"
+	case Val:
+		return "val"
 	}
 	return "train"
 }
@@ -63,22 +72,30 @@ func ParseSplit(name string) (Split, error) {
 		return Train, nil
 	case "bench":
 		return Bench, nil
+	case "val":
+		return Val, nil
 	}
-	return 0, fmt.Errorf("unknown split %q (want train or bench)", name)
+	return 0, fmt.Errorf("unknown split %q (want train, val or bench)", name)
 }
 
 // Seed is the renderer seed of index i in the split.
 func (s Split) Seed(i int) int64 {
-	if s == Bench {
+	switch s {
+	case Bench:
 		return benchBase + int64(i)
+	case Val:
+		return valBase + int64(i)
 	}
 	return int64(i)
 }
 
 // SplitOf reports which split a seed (or identity id) belongs to.
 func SplitOf(seed int64) Split {
-	if seed >= benchBase {
+	switch {
+	case seed >= benchBase:
 		return Bench
+	case seed >= valBase:
+		return Val
 	}
 	return Train
 }

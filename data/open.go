@@ -111,12 +111,12 @@ func openLayout(dir string, o OpenOptions) (Dataset, error) {
 	return d, nil
 }
 
-// splitFolder picks the split's samples: Bench is the last Val, Train the
+// splitFolder picks the split's samples: Bench (and Val) is the last Val, Train the
 // rest; then the first N of them.
 func splitFolder(dir string, all Dataset, o OpenOptions) (Dataset, error) {
 	total := all.Len()
 	lo, n := 0, total-o.Val
-	if o.Split == Bench {
+	if o.Split != Train {
 		if o.Val == 0 {
 			return nil, fmt.Errorf("open %s: no validation samples: a folder holds them out with --val N (Val is 0)", dir)
 		}

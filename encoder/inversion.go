@@ -22,6 +22,9 @@ type E struct {
 	Guidance diffusion.Guidance
 	// WeightsID fingerprints the weight files (see inversion.FileID).
 	WeightsID string
+	// EmptyPooled makes Features also return the empty prompt's pooled
+	// embedding (a prompt strength other than 1 needs it).
+	EmptyPooled bool
 }
 
 var _ inversion.Encoder = (*E)(nil)
@@ -76,7 +79,15 @@ func (e *E) Features(zt, t *torch.Tensor, texts []string, cond inversion.Conditi
 	}
 	ctx := e.Text.Enc.Forward(ids) // ids are on the text encoder's device (IDs)
 	tp := e.model().Taps(zt, t, ctx, conditions(cond))
-	return tp.H, inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids, e.Text.Tok.Specials()), Pooled: e.Text.Enc.Pooled(ids, ctx)}
+	f := inversion.Features{F: tp.F, AttOut: tp.AOut, AttP: tp.A, Words: WordMask(ids, e.Text.Tok.Specials()), Pooled: e.Text.Enc.Pooled(ids, ctx)}
+	if e.EmptyPooled {
+		empty, err := e.Text.IDs([]string{""})
+		if err != nil {
+			panic(&torch.Error{Op: "encode text", Msg: err.Error()})
+		}
+		f.PooledEmpty = e.Text.Enc.Pooled(empty, e.Text.Enc.Forward(empty))
+	}
+	return tp.H, f
 }
 
 // DenoiseTo runs E's sampler (its steps and guidance, η = 0) from z_T to

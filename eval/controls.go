@@ -201,6 +201,8 @@ type ControlRow struct {
 // ControlReport is `ddgi eval --controls`'s result.
 type ControlReport struct {
 	N int `json:"n"`
+	// Bench names the conditions' source: synthface-bench or synthface-val.
+	Bench string `json:"bench"`
 	// HairLabGT is the distance in L*a*b* between the mean hair colours of
 	// blond- and black-haired ground-truth people (the unit of HairLab).
 	HairLabGT float64      `json:"hair_lab_gt"`
@@ -241,7 +243,7 @@ func runControls(c Config) (*ControlReport, error) {
 	}
 	dir := [3]float64{gtBlond[0] - gtBlack[0], gtBlond[1] - gtBlack[1], gtBlond[2] - gtBlack[2]}
 	gtDist := math.Sqrt(dir[0]*dir[0] + dir[1]*dir[1] + dir[2]*dir[2])
-	rep := &ControlReport{N: c.N, HairLabGT: gtDist}
+	rep := &ControlReport{N: c.N, Bench: c.benchName(), HairLabGT: gtDist}
 
 	// Every distinct (pair, prompt) once: "add one thing" controls share the base.
 	var jobs []job
@@ -482,7 +484,7 @@ func diversity(nets *Nets, bench []*data.Sample, outs []controlOutput, index map
 // each cell "right-way share (mean probability shift)".
 func (r *ControlReport) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Controllability on %d SynthFace-bench conditions (same condition and seed for both prompts of a pair).\n", r.N)
+	fmt.Fprintf(&b, "Controllability on %d %s conditions (same condition and seed for both prompts of a pair).\n", r.N, r.Bench)
 	fmt.Fprintf(&b, "Cells: share of conditions where the attribute net's probability moved the stated way (mean shift of the probability).\n")
 	fmt.Fprintf(&b, "Hair colour in L*a*b*: the blond − black difference of the mask's hair region as a fraction of the ground truth's (%.1f ΔE between blond- and black-haired people).\n", r.HairLabGT)
 	conds := []kinds.Cond{}

@@ -73,6 +73,9 @@ type Config struct {
 	// the style-transfer benchmark. Style accuracy counts outputs the art
 	// net classifies as this style (photo by default).
 	Art synthface.Art
+	// Val scores SynthFace's held-out val split (data.Val) instead of the
+	// bench: for choosing a setting without tuning it on the bench.
+	Val bool
 }
 
 // Row is one (condition, method) line of the table. NaN = not applicable.
@@ -139,7 +142,7 @@ func run(c Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Bench: "synthface-bench", Art: c.Art.String(), N: c.N, Size: c.Size, grids: map[kinds.Cond]*gridData{}}
+	rep := &Report{Bench: c.benchName(), Art: c.Art.String(), N: c.N, Size: c.Size, grids: map[kinds.Cond]*gridData{}}
 	nets := c.Nets
 	if nets == nil {
 		nets = &Nets{}
@@ -287,10 +290,22 @@ func newBatch(cond kinds.Cond, ss []*data.Sample, lo int) *Batch {
 	return b
 }
 
+// benchName is what the reports call the pairs scored.
+func (c Config) benchName() string {
+	if c.Val {
+		return "synthface-val"
+	}
+	return "synthface-bench"
+}
+
 func renderBench(c Config) ([]*data.Sample, error) {
-	ds := data.NewSynthFace(data.Bench, c.Size, c.N)
+	split := data.Bench
+	if c.Val {
+		split = data.Val
+	}
+	ds := data.NewSynthFace(split, c.Size, c.N)
 	if c.Art != synthface.ArtPhoto {
-		ds = data.NewSynthFaceArt(data.Bench, c.Size, c.N, 1, []synthface.Art{c.Art})
+		ds = data.NewSynthFaceArt(split, c.Size, c.N, 1, []synthface.Art{c.Art})
 	}
 	return auxnets.Cache(ds, c.Workers, c.Quiet, "render bench")
 }

@@ -10,6 +10,7 @@ import (
 	"ddgi/face"
 	"ddgi/gan/eg3d"
 	"ddgi/internal/testweights"
+	"ddgi/kinds"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -144,5 +145,43 @@ func TestParseCamera(t *testing.T) {
 		if _, err := face.ParseCamera(bad); err == nil {
 			t.Errorf("%.40q accepted", bad)
 		}
+	}
+}
+
+// TestPromptStrength: on the shipped mask inversion (it has a text path),
+// a strength above 1 moves a prompt's code (that the empty prompt stays
+// put is inversion's test; requests refuse empty prompts); weights without
+// a text path and a negative strength are refused at load.
+func TestPromptStrength(t *testing.T) {
+	load := func(s float64) *face.Pipeline {
+		p, err := face.Load(face.Options{Weights: "../weights", GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU, Step: -1, PromptStrength: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	one, three := load(1), load(3)
+	mask := make([]uint8, one.Size()*one.Size())
+	for _, text := range []string{"The woman has wavy blond hair."} {
+		req := []face.Request{{Text: text, Mask: mask, Seed: 4}}
+		w1, err := one.Codes(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w3, err := three.Codes(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := w3.Sub(w1).Abs().MaxAll().Item()
+		if d < 1e-2 {
+			t.Errorf("strength 3 moved %q's code by only %g", text, d)
+		}
+	}
+	dir := testweights.Tiny(t, "../weights/tokenizer.json")
+	if _, err := face.Load(face.Options{Weights: dir, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU, PromptStrength: 2}); err == nil || !strings.Contains(err.Error(), "text path") {
+		t.Errorf("no text path: %v", err)
+	}
+	if _, err := face.Load(face.Options{Weights: "../weights", GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU, PromptStrength: -1}); err == nil {
+		t.Error("strength -1 accepted")
 	}
 }

@@ -55,6 +55,11 @@ type Options struct {
 	// Guidance is E's classifier-free guidance for full samples and for
 	// the denoising before Step < T−1; zero means SampleGuidance.
 	Guidance diffusion.Guidance
+	// PromptStrength scales how far the prompt moves the code through M's
+	// text path (inversion.MappingNetwork.GuidedCode: guidance on the text
+	// offset); 0 or 1 is the trained model, > 1 follows the prompt more.
+	// It needs inversion weights with a text path.
+	PromptStrength float64
 }
 
 // Files lists the weight files Options select, in load order: by the
@@ -270,6 +275,15 @@ func Load(o Options) (*Pipeline, error) {
 	}
 	if m.Config.Styles != g.Styles() || m.Config.StyleDim != g.StyleDim() {
 		return nil, fmt.Errorf("inversion weights expect W+ %d×%d, %s has %d×%d", m.Config.Styles, m.Config.StyleDim, o.GAN, g.Styles(), g.StyleDim())
+	}
+	if s := o.PromptStrength; s != 0 && s != 1 {
+		if s < 0 || math.IsNaN(s) || math.IsInf(s, 0) {
+			return nil, fmt.Errorf("prompt strength %g: want ≥ 0 (1: as trained)", s)
+		}
+		if m.Mapping.Text == nil {
+			return nil, fmt.Errorf("prompt strength %g: %s has no text path to scale (retrain it with --text-path)", s, o.Files()["inversion"])
+		}
+		m.PromptStrength, e.EmptyPooled = s, true
 	}
 	e.Pipeline.Model.Concurrent, m.AbSMNet.Concurrent = true, true
 	return &Pipeline{Opts: o, E: e, G: g, Model: m}, nil

@@ -21,11 +21,14 @@ type Features struct {
 	// Pooled is the prompt's pooled text embedding [B,TextDim], read by M's
 	// text path when the config has one.
 	Pooled *torch.Tensor
+	// PooledEmpty is the empty prompt's [1,TextDim], for a prompt strength
+	// other than 1 (Model.PromptStrength); nil otherwise.
+	PooledEmpty *torch.Tensor
 }
 
 // tensors lists every tensor of f (nil ones included).
 func (f Features) tensors() []*torch.Tensor {
-	ts := append([]*torch.Tensor{f.Words, f.Pooled}, f.F...)
+	ts := append([]*torch.Tensor{f.Words, f.Pooled, f.PooledEmpty}, f.F...)
 	for _, a := range f.AttOut {
 		ts = append(ts, a...)
 	}

@@ -102,6 +102,15 @@ func (m *MappingNetwork) MappedCode(h *torch.Tensor) *torch.Tensor {
 
 // Code is w^m_t: Eq. 2, plus the text path's offset when M has one.
 func (m *MappingNetwork) Code(h *torch.Tensor, f Features) *torch.Tensor {
+	return m.GuidedCode(h, f, 1)
+}
+
+// GuidedCode is Code with the text path's offset pushed further along the
+// prompt's direction: Δw = P(e) + (s−1)·(P(e) − P(e_∅)), e the prompt's
+// pooled embedding and e_∅ the empty prompt's — classifier-free guidance
+// (Ho & Salimans 2022) applied to ddgi's text offset instead of to the
+// noise prediction. s = 1 is Code; s > 1 needs f.PooledEmpty.
+func (m *MappingNetwork) GuidedCode(h *torch.Tensor, f Features, s float64) *torch.Tensor {
 	wm := m.MappedCode(h)
 	if m.Text == nil {
 		return wm
@@ -109,7 +118,14 @@ func (m *MappingNetwork) Code(h *torch.Tensor, f Features) *torch.Tensor {
 	if f.Pooled == nil {
 		panic(&torch.Error{Op: "mapping", Msg: "M has a text path but the encoder gave no pooled text embedding"})
 	}
-	return wm.Add(m.Text.TextOffset(f.Pooled))
+	dw := m.Text.TextOffset(f.Pooled)
+	if s != 1 {
+		if f.PooledEmpty == nil {
+			panic(&torch.Error{Op: "mapping", Msg: "a prompt strength other than 1 needs the empty prompt's pooled embedding"})
+		}
+		dw = dw.Add(dw.Sub(m.Text.TextOffset(f.PooledEmpty)).MulScalar(s - 1))
+	}
+	return wm.Add(dw)
 }
 
 // SetMeanLatent copies the GAN's w̄ into M.

@@ -23,6 +23,9 @@ type Model struct {
 	Store   *nn.Store
 	Mapping *MappingNetwork
 	AbSMNet *AbSMNet
+	// PromptStrength scales M's text path at inference
+	// (MappingNetwork.GuidedCode); 0 or 1: as trained.
+	PromptStrength float64
 }
 
 // NewModel builds M and T.
@@ -51,7 +54,11 @@ type Codes struct {
 // Invert maps encoder outputs at steps t to the final code (Eqs. 2–4).
 // With mOnly (the "M only" ablation) T is skipped and W = WM.
 func (m *Model) Invert(h *torch.Tensor, f Features, steps *torch.Tensor, mOnly bool) Codes {
-	wm := m.Mapping.Code(h, f)
+	s := m.PromptStrength
+	if s == 0 {
+		s = 1
+	}
+	wm := m.Mapping.GuidedCode(h, f, s)
 	if mOnly {
 		return Codes{WM: wm, W: wm}
 	}

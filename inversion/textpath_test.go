@@ -55,3 +55,45 @@ func TestTextPathStartsAtZeroAndSeparatesPrompts(t *testing.T) {
 		}
 	})
 }
+
+// The prompt strength s is guidance on the text offset: s = 1 is Code,
+// s = 3 adds 2·(P(e) − P(e_∅)) to it, and a prompt that is the empty one
+// is unmoved by s.
+func TestPromptStrengthGuidesTheTextOffset(t *testing.T) {
+	c := Tiny()
+	c.TextDim = 6
+	m, err := NewModel(c, torch.CPU, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torch.Scoped(func() {
+		torch.NoGrad(func() { // a trained-looking output layer (it starts at zero)
+			w := m.Mapping.Text.Out.Weight
+			w.CopyIn(torch.Randn(torch.NewGenerator(3), w.Shape(), torch.Float32, torch.CPU).MulScalar(0.1))
+		})
+		h, f := features(c, 2, 3)
+		f.Pooled = torch.Randn(torch.NewGenerator(9), []int64{2, 6}, torch.Float32, torch.CPU)
+		f.PooledEmpty = torch.Randn(torch.NewGenerator(10), []int64{1, 6}, torch.Float32, torch.CPU)
+		p := m.Mapping.Text.TextOffset
+		base := m.Mapping.MappedCode(h)
+		if d := m.Mapping.GuidedCode(h, f, 1).Sub(m.Mapping.Code(h, f)).Abs().MaxAll().Item(); d != 0 {
+			t.Errorf("s = 1 differs from Code by %g", d)
+		}
+		want := base.Add(p(f.Pooled)).Add(p(f.Pooled).Sub(p(f.PooledEmpty)).MulScalar(2))
+		if d := m.Mapping.GuidedCode(h, f, 3).Sub(want).Abs().MaxAll().Item(); d > 1e-6 {
+			t.Errorf("s = 3: %g from M(h) + P(e) + 2(P(e) − P(∅))", d)
+		}
+		if d := m.Mapping.GuidedCode(h, f, 3).Sub(m.Mapping.Code(h, f)).Abs().MaxAll().Item(); d < 1e-3 {
+			t.Errorf("s = 3 moved the code by only %g", d)
+		}
+		e := f
+		e.Pooled = f.PooledEmpty.Expand(2, 6)
+		if d := m.Mapping.GuidedCode(h, e, 3).Sub(m.Mapping.Code(h, e)).Abs().MaxAll().Item(); d > 1e-6 {
+			t.Errorf("the empty prompt moved by %g under s = 3", d)
+		}
+		f.PooledEmpty = nil
+		if err := torch.Try(func() { m.Mapping.GuidedCode(h, f, 2) }); err == nil {
+			t.Error("s = 2 without the empty prompt's embedding: no error")
+		}
+	})
+}

@@ -22,7 +22,7 @@ func runEval(args []string) error {
 	mc := methods.DefaultConfig()
 	names := evalMethods(mc).Names()
 	methodList := fs.String("method", "gt,blur,paint", "comma-separated methods (registered: "+strings.Join(names, ", ")+"; gt/blur/paint are sanity checks)")
-	bench := fs.String("bench", "synthface", "benchmark (only synthface: SynthFace-bench)")
+	bench := fs.String("bench", "synthface", "benchmark: synthface (SynthFace-bench, the tables' pairs) or synthface-val (SynthFace's held-out val split, which no trainer draws and no table scores: choose settings there, report on the bench)")
 	n := fs.Int("n", 2000, "bench pairs (0 with --controls: the controllability report only)")
 	controls := fs.Int("controls", 0, "also run the controllability report on the first N bench conditions: prompt pairs that differ in one attribute (hair colour, gender, age, smiling, makeup, lipstick, and eyeglasses/hat/beard where the truth has room), same condition and seed; writes controls.md/controls.json")
 	size := fs.Int("size", 64, "image side the methods generate at")
@@ -37,6 +37,7 @@ func runEval(args []string) error {
 	condGuidance := fs.Float64("cond-guidance", mc.Guidance.Cond, "guidance scale on the mask/scribble of full diffusion samples (the controlnet method) and of ddgi's denoising before --step < T−1 (1 = off)")
 	textGuidance := fs.Float64("text-guidance", mc.Guidance.Text, "classifier-free guidance scale on the text of full diffusion samples (the controlnet method); higher draws a prompt's style more strongly")
 	step := fs.Int("step", mc.Step, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
+	strength := fs.Float64("prompt-strength", 1, "ddgi methods: how far the prompt moves the face through the inversion's text path: 1 as trained, above 1 follows the prompt more (guidance on the text offset, w = M(h) + P(e) + (s−1)(P(e) − P(∅)); docs/inversion.md)")
 	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
 	cache := fs.String("cache", "", "folder where the ControlNet baseline keeps its samples (content-addressed by weights, settings, prompt, condition and seed): a rerun samples only new pairs")
 	if err := parseFlags(fs, args); err != nil {
@@ -53,11 +54,11 @@ func runEval(args []string) error {
 	if *textGuidance <= 0 || *condGuidance <= 0 {
 		return fmt.Errorf("--text-guidance %g, --cond-guidance %g: want > 0", *textGuidance, *condGuidance)
 	}
-	mc.Weights, mc.Device, mc.Step, mc.Cache = *weights, dev, *step, *cache
+	mc.Weights, mc.Device, mc.Step, mc.Cache, mc.PromptStrength = *weights, dev, *step, *cache, *strength
 	mc.Guidance.Text, mc.Guidance.Cond = *textGuidance, *condGuidance
 	reg := evalMethods(mc)
-	if *bench != "synthface" {
-		return fmt.Errorf("unknown bench %q (only synthface)", *bench)
+	if *bench != "synthface" && *bench != "synthface-val" {
+		return fmt.Errorf("unknown bench %q (synthface or synthface-val)", *bench)
 	}
 	a, err := synthface.ParseArt(*art)
 	if err != nil {
@@ -69,7 +70,7 @@ func runEval(args []string) error {
 	if *n > 0 && *n < 500 {
 		fmt.Fprintf(os.Stderr, "ddgi eval: warning: FID and KID on %d pairs are noisy (KID can come out negative); the tables use 2,000\n", *n)
 	}
-	cfg := eval.Config{N: *n, Size: *size, Batch: *batch, Workers: *workers, GridRows: *gridRows, Quiet: *quiet, Art: a}
+	cfg := eval.Config{N: *n, Size: *size, Batch: *batch, Workers: *workers, GridRows: *gridRows, Quiet: *quiet, Art: a, Val: *bench == "synthface-val"}
 	for _, c := range strings.Split(*conds, ",") {
 		cd, err := kinds.ParseCond(strings.TrimSpace(c))
 		if err != nil {

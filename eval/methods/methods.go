@@ -35,6 +35,9 @@ type Config struct {
 	Guidance diffusion.Guidance
 	// ProjectSteps is the number of Adam steps of the projection reference.
 	ProjectSteps int
+	// PromptStrength is the ddgi methods' face.Options.PromptStrength
+	// (0 or 1: as trained).
+	PromptStrength float64
 }
 
 // DefaultConfig is the shipped model set on the CPU at the paper's
