@@ -45,7 +45,10 @@ func LoadNets(dir string) (*Nets, []string, error) {
 		load(auxnets.NetIdentity, func(p string) error { n.Identity, err = auxnets.LoadIdentity(p, torch.CPU); return err }),
 		load(auxnets.NetPerceptual, func(p string) error { n.Perceptual, err = auxnets.LoadPerceptual(p, torch.CPU); return err }),
 		load(auxnets.NetParser, func(p string) error { n.Parser, err = auxnets.LoadParser(p, torch.CPU); return err }),
-		load(auxnets.NetAttributes, func(p string) error { n.Attributes, err = auxnets.LoadClassifier(p, auxnets.NetAttributes, torch.CPU); return err }),
+		load(auxnets.NetAttributes, func(p string) error {
+			n.Attributes, err = auxnets.LoadClassifier(p, auxnets.NetAttributes, torch.CPU)
+			return err
+		}),
 		load(auxnets.NetFID, func(p string) error { n.FID, err = auxnets.LoadClassifier(p, auxnets.NetFID, torch.CPU); return err }),
 		load(auxnets.NetArt, func(p string) error { n.Style, err = auxnets.LoadClassifier(p, auxnets.NetArt, torch.CPU); return err }),
 	}

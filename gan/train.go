@@ -311,7 +311,7 @@ func (t *Trainer) pathLengthStep(b int, c *torch.Tensor) float64 {
 	} else {
 		t.State.PLMean += 0.01 * (mean - t.State.PLMean)
 	}
-	t.shard.Backward(pen.MulScalar(t.O.PLWeight * float64(max(t.O.PLInterval, 1))), g.Trainable())
+	t.shard.Backward(pen.MulScalar(t.O.PLWeight*float64(max(t.O.PLInterval, 1))), g.Trainable())
 	t.OptG.Update(g.Trainable())
 	return pen.Item()
 }
