@@ -24,10 +24,16 @@ func TestSplitsDisjoint(t *testing.T) {
 	if Train.Seed(train.Len()-1) >= Bench.Seed(0) {
 		t.Fatal("train seeds reach the bench range")
 	}
+	if Train.Seed(train.Len()-1) >= Val.Seed(0) || Val.Seed(1<<30) >= Bench.Seed(0) {
+		t.Fatal("the val seeds overlap train's or the bench's")
+	}
 	for i := 0; i < BenchSize; i += 97 {
-		if SplitOf(Bench.Seed(i)) != Bench || SplitOf(Train.Seed(i)) != Train {
+		if SplitOf(Bench.Seed(i)) != Bench || SplitOf(Train.Seed(i)) != Train || SplitOf(Val.Seed(i)) != Val {
 			t.Fatalf("SplitOf wrong at %d", i)
 		}
+	}
+	if v, _ := NewSynthFace(Val, 32, 4).Get(3); v == nil || SplitOf(v.Seed) != Val || SplitOf(v.Identity) != Val {
+		t.Fatal("a val sample's seed or identity is outside the val range")
 	}
 	b, err := bench.Get(3)
 	if err != nil {

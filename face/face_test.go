@@ -181,6 +181,9 @@ func TestPromptStrength(t *testing.T) {
 	if _, err := face.Load(face.Options{Weights: dir, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU, PromptStrength: 2}); err == nil || !strings.Contains(err.Error(), "text path") {
 		t.Errorf("no text path: %v", err)
 	}
+	if _, err := face.Load(face.Options{Weights: dir, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU}); err != nil {
+		t.Errorf("no text path, default strength: %v", err)
+	}
 	if _, err := face.Load(face.Options{Weights: "../weights", GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU, PromptStrength: -1}); err == nil {
 		t.Error("strength -1 accepted")
 	}

@@ -57,10 +57,16 @@ type Options struct {
 	Guidance diffusion.Guidance
 	// PromptStrength scales how far the prompt moves the code through M's
 	// text path (inversion.MappingNetwork.GuidedCode: guidance on the text
-	// offset); 0 or 1 is the trained model, > 1 follows the prompt more.
-	// It needs inversion weights with a text path.
+	// offset): 1 is the model as trained, > 1 follows the prompt more. 0
+	// means DefaultPromptStrength where the inversion has a text path and 1
+	// where it has none; any other value needs a text path.
 	PromptStrength float64
 }
+
+// DefaultPromptStrength is the prompt strength of inversions with a text
+// path when Options leave it 0, chosen on SynthFace's val split
+// (docs/inversion.md, "Prompt strength").
+const DefaultPromptStrength = 1.0
 
 // Files lists the weight files Options select, in load order: by the
 // model set's manifest where it names them (ManifestName), else by the
@@ -276,10 +282,17 @@ func Load(o Options) (*Pipeline, error) {
 	if m.Config.Styles != g.Styles() || m.Config.StyleDim != g.StyleDim() {
 		return nil, fmt.Errorf("inversion weights expect W+ %d×%d, %s has %d×%d", m.Config.Styles, m.Config.StyleDim, o.GAN, g.Styles(), g.StyleDim())
 	}
-	if s := o.PromptStrength; s != 0 && s != 1 {
-		if s < 0 || math.IsNaN(s) || math.IsInf(s, 0) {
-			return nil, fmt.Errorf("prompt strength %g: want ≥ 0 (1: as trained)", s)
+	s := o.PromptStrength
+	if s < 0 || math.IsNaN(s) || math.IsInf(s, 0) {
+		return nil, fmt.Errorf("prompt strength %g: want ≥ 0 (1: as trained, 0: the default)", s)
+	}
+	if s == 0 {
+		s = 1
+		if m.Mapping.Text != nil {
+			s = DefaultPromptStrength
 		}
+	}
+	if s != 1 {
 		if m.Mapping.Text == nil {
 			return nil, fmt.Errorf("prompt strength %g: %s has no text path to scale (retrain it with --text-path)", s, o.Files()["inversion"])
 		}
