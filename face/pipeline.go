@@ -66,7 +66,7 @@ type Options struct {
 // DefaultPromptStrength is the prompt strength of inversions with a text
 // path when Options leave it 0, chosen on SynthFace's val split
 // (docs/inversion.md, "Prompt strength").
-const DefaultPromptStrength = 1.0
+const DefaultPromptStrength = 1.5
 
 // Files lists the weight files Options select, in load order: by the
 // model set's manifest where it names them (ManifestName), else by the
