@@ -538,3 +538,44 @@ func TestEpochFromSkipsWithoutLoading(t *testing.T) {
 		t.Errorf("EpochFrom(3) loaded %d samples, want the 8 of batches 3 and 4", n)
 	}
 }
+
+// TestLoaderRowsSplitBatches: two ranks' Rows load each batch's samples
+// once between them, at the positions one process has them, with the same
+// flips.
+func TestLoaderRowsSplitBatches(t *testing.T) {
+	ds := &counting{Dataset: NewSynthFace(Train, 16, 20)}
+	opts := LoaderOptions{BatchSize: 4, Workers: 2, Seed: 3, Shuffle: true, Flip: true, DropLast: true}
+	epoch := func(rows func(int) []int) []Batch {
+		o := opts
+		o.Rows = rows
+		l, _ := NewLoader(ds, o)
+		var out []Batch
+		for b := range l.Epoch(context.Background(), 1) {
+			if b.Err != nil {
+				t.Fatal(b.Err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	whole := epoch(nil)
+	ds.calls.Store(0)
+	odd := epoch(func(size int) []int { return []int{1, 3} })
+	if n := ds.calls.Load(); n != 10 {
+		t.Errorf("rows 1 and 3 of 5 batches loaded %d samples, want 10", n)
+	}
+	for i, b := range odd {
+		if b.Size != 4 || fmt.Sprint(b.Rows) != "[1 3]" || len(b.Samples) != 2 {
+			t.Fatalf("batch %d: size %d rows %v, %d samples", i, b.Size, b.Rows, len(b.Samples))
+		}
+		for k, p := range b.Rows {
+			w, g := whole[i].Samples[p], b.Samples[k]
+			if w.Seed != g.Seed || fmt.Sprintf("%x", w.Image) != fmt.Sprintf("%x", g.Image) {
+				t.Fatalf("batch %d row %d: seed %d, one process has %d there (or another flip)", i, p, g.Seed, w.Seed)
+			}
+		}
+	}
+	if whole[0].Rows != nil || whole[0].Size != 4 || len(whole[0].Samples) != 4 {
+		t.Fatalf("a whole batch: rows %v size %d", whole[0].Rows, whole[0].Size)
+	}
+}

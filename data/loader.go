@@ -17,12 +17,22 @@ type LoaderOptions struct {
 	Flip      bool // mirror each sample with probability ½ (see Flip)
 	DropLast  bool
 	Prefetch  int
+	// Rows, when set, picks the rows of each batch this process loads (a
+	// data-parallel rank's share): given the batch's size it returns
+	// positions in it, ascending. Order, flips and batch boundaries stay
+	// those of the whole batch, so the ranks together load each batch
+	// once and a rank's rows are what one process has at those positions.
+	Rows func(size int) []int
 }
 
-// Batch is one batch in epoch order; Err is the first error met.
+// Batch is one batch in epoch order; Err is the first error met. With
+// LoaderOptions.Rows, Samples holds the rows at positions Rows of a batch
+// of Size; otherwise all Size of them (Rows nil).
 type Batch struct {
 	Index   int
 	Samples []*Sample
+	Size    int
+	Rows    []int
 	Err     error
 }
 
@@ -126,15 +136,32 @@ func (l *Loader) EpochFrom(ctx context.Context, epoch, from int) <-chan Batch {
 		defer close(jobs)
 		for b := max(from, 0); b < l.Batches(); b++ {
 			lo, hi := b*l.opt.BatchSize, min((b+1)*l.opt.BatchSize, n)
-			st := &batchState{b: Batch{Index: b, Samples: make([]*Sample, hi-lo)}, left: hi - lo, done: make(chan struct{})}
+			var rows []int
+			if l.opt.Rows != nil {
+				rows = l.opt.Rows(hi - lo)
+			}
+			pos := rows
+			if pos == nil {
+				pos = make([]int, hi-lo)
+				for i := range pos {
+					pos[i] = i
+				}
+			}
+			st := &batchState{b: Batch{Index: b, Samples: make([]*Sample, len(pos)), Size: hi - lo, Rows: rows}, left: len(pos), done: make(chan struct{})}
+			if len(pos) == 0 {
+				close(st.done)
+			}
 			select {
 			case ordered <- st:
 			case <-ctx.Done():
 				return
 			}
-			for k := lo; k < hi; k++ {
+			for i, p := range pos {
+				if p < 0 || p >= hi-lo {
+					panic(fmt.Sprintf("loader: row %d of a batch of %d", p, hi-lo))
+				}
 				select {
-				case jobs <- job{st: st, pos: k - lo, idx: order[k], flip: flips[k]}:
+				case jobs <- job{st: st, pos: i, idx: order[lo+p], flip: flips[lo+p]}:
 				case <-ctx.Done():
 					return
 				}

@@ -16,6 +16,10 @@ type TextEncoder interface {
 // denoises and back (Stable Diffusion's scaled VAE latents).
 type Autoencoder interface {
 	ToLatent(x *torch.Tensor, g *torch.Generator) *torch.Tensor
+	// ToLatentRows is ToLatent for rows lo… of a batch of total images
+	// (a data-parallel rank's share): any noise is drawn for the whole
+	// batch and the rows kept, as one process draws it.
+	ToLatentRows(x *torch.Tensor, g *torch.Generator, total, lo int64) *torch.Tensor
 	FromLatent(z *torch.Tensor) *torch.Tensor
 }
 
@@ -29,6 +33,11 @@ type Patch struct{ Factor int64 }
 func (p Patch) ToLatent(x *torch.Tensor, _ *torch.Generator) *torch.Tensor {
 	b, c, h, w, f := x.Size(0), x.Size(1), x.Size(2), x.Size(3), p.Factor
 	return x.Reshape(b, c, h/f, f, w/f, f).Permute(0, 1, 3, 5, 2, 4).Reshape(b, c*f*f, h/f, w/f)
+}
+
+// ToLatentRows folds pixel blocks; the fold draws nothing.
+func (p Patch) ToLatentRows(x *torch.Tensor, g *torch.Generator, _, _ int64) *torch.Tensor {
+	return p.ToLatent(x, g)
 }
 
 // FromLatent unfolds channels back into pixel blocks.

@@ -170,6 +170,17 @@ func (v VAELatent) ToLatent(x *torch.Tensor, g *torch.Generator) *torch.Tensor {
 	return v.A.Sample(mean, logvar, g).MulScalar(v.Scale)
 }
 
+// ToLatentRows encodes rows lo… of a batch of total images and samples
+// their posterior with the rows' share of noise drawn for the whole batch.
+func (v VAELatent) ToLatentRows(x *torch.Tensor, g *torch.Generator, total, lo int64) *torch.Tensor {
+	mean, logvar := v.A.Encode(x)
+	if g == nil {
+		return mean.MulScalar(v.Scale)
+	}
+	eps := torch.Randn(g, append([]int64{total}, mean.Shape()[1:]...), torch.Float32, mean.Device()).Narrow(0, lo, mean.Size(0))
+	return vae.SampleWith(mean, logvar, eps).MulScalar(v.Scale)
+}
+
 // FromLatent decodes unscaled latents (I^d_0).
 func (v VAELatent) FromLatent(z *torch.Tensor) *torch.Tensor {
 	return v.A.Decode(z.DivScalar(v.Scale))

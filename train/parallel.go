@@ -55,6 +55,20 @@ func (s Shard) Rows(batch int) (lo, n int) {
 	return s.Rank * n, n
 }
 
+// Positions are the batch positions of Rows, for data.LoaderOptions.Rows
+// (nil in one process: every row).
+func (s Shard) Positions(batch int) []int {
+	if s.Size <= 1 {
+		return nil
+	}
+	lo, n := s.Rows(batch)
+	pos := make([]int, n)
+	for i := range pos {
+		pos[i] = lo + i
+	}
+	return pos
+}
+
 // Check fails when a global batch does not split evenly over the ranks.
 func (s Shard) Check(batch int) error {
 	if s.Size > 1 && batch%s.Size != 0 {

@@ -88,7 +88,7 @@ func heldOutLoss(t *testing.T, j *Job) float64 {
 		torch.Scoped(func() {
 			torch.NoGrad(func() {
 				for k := range draws {
-					l, err := j.objective(imagebatch.Batch{Image: j.fixed.Image, Mask: j.fixed.Mask, Scribble: j.fixed.Scribble, Captions: j.fixed.Captions}, torch.NewGenerator(uint64(100+k)))
+					l, err := j.objective(imagebatch.Batch{Image: j.fixed.Image, Mask: j.fixed.Mask, Scribble: j.fixed.Scribble, Captions: j.fixed.Captions}, len(j.fixed.Captions), torch.NewGenerator(uint64(100+k)))
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -204,7 +204,10 @@ func (j *Job) openData() ([]synthface.Art, error) {
 		return nil, fmt.Errorf("%d training samples, fewer than one batch of %d", ds.Len(), o.Batch)
 	}
 	j.trainN = ds.Len()
-	if j.loader, err = data.NewLoader(ds, data.LoaderOptions{BatchSize: o.Batch, Workers: o.Workers, Seed: int64(st.Seed), Shuffle: true, Flip: true, DropLast: true}); err != nil {
+	if j.loader, err = data.NewLoader(ds, data.LoaderOptions{BatchSize: o.Batch, Workers: o.Workers, Seed: int64(st.Seed), Shuffle: true, Flip: true, DropLast: true,
+		// A rank reads and encodes its own rows only (Distribute sets the
+		// shard before the first batch is drawn).
+		Rows: func(size int) []int { return j.shard.Positions(size) }}); err != nil {
 		return nil, err
 	}
 	bench, err := open(data.Bench, size, PreviewSamples, nil)
@@ -269,7 +272,7 @@ func (j *Job) step(ss []*data.Sample) (loss float64, err error) {
 	torch.Scoped(func() {
 		g := torch.NewGenerator(j.st.Seed*1_000_003 + uint64(j.st.Step))
 		var l *torch.Tensor
-		if l, err = j.objective(imagebatch.FromSamples(ss, torch.CPU), g); err != nil {
+		if l, err = j.objective(imagebatch.FromSamples(ss, torch.CPU), j.o.Batch, g); err != nil {
 			return
 		}
 		loss = l.Item()
@@ -290,23 +293,27 @@ func (j *Job) step(ss []*data.Sample) (loss float64, err error) {
 }
 
 // objective is the denoising loss of a batch (Schedule.Loss) with the
-// prompt and condition dropped at random for classifier-free guidance;
-// g draws the latent sample, the drops, the timesteps and the noise, in
-// that order, for the whole batch: a data-parallel rank then keeps its
-// rows, so it trains on what one process gives those rows.
-func (j *Job) objective(b imagebatch.Batch, g *torch.Generator) (*torch.Tensor, error) {
-	n := int64(len(b.Captions))
+// prompt and condition dropped at random for classifier-free guidance.
+// b holds this rank's rows of a batch of size rows (all of them in one
+// process); g draws the latent sample's noise, the drops, the timesteps
+// and the noise, in that order, for the whole batch, and the rank keeps
+// its rows, so it trains on what one process gives those rows.
+func (j *Job) objective(b imagebatch.Batch, size int, g *torch.Generator) (*torch.Tensor, error) {
+	n := int64(size)
+	lo, rows := j.shard.Rows(size)
+	if len(b.Captions) != rows {
+		return nil, fmt.Errorf("a rank's batch has %d rows, want %d of %d", len(b.Captions), rows, size)
+	}
 	var z0 *torch.Tensor
-	torch.NoGrad(func() { z0 = j.ae.ToLatent(b.Image, g).Detach() })
-	captions := make([]string, n)
+	torch.NoGrad(func() { z0 = j.ae.ToLatentRows(b.Image, g, n, int64(lo)).Detach() })
+	captions := make([]string, rows)
 	drop := torch.Rand(g, []int64{n}, torch.Float32, torch.CPU).Float32s()
 	for i, s := range b.Captions {
-		if float64(drop[i]) >= j.o.DropText {
+		if float64(drop[lo+i]) >= j.o.DropText {
 			captions[i] = s
 		}
 	}
-	lo, rows := j.shard.Rows(int(n))
-	ids, err := j.te.IDs(captions[lo : lo+rows])
+	ids, err := j.te.IDs(captions)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +328,7 @@ func (j *Job) objective(b imagebatch.Batch, g *torch.Generator) (*torch.Tensor, 
 			img = imagebatch.OneHot(b.Mask)
 		}
 		keep := torch.Rand(g, []int64{n, 1, 1, 1}, torch.Float32, torch.CPU).GeScalar(j.o.DropCond).To(torch.Float32)
-		img = img.Mul(keep).Narrow(0, int64(lo), int64(rows))
+		img = img.Mul(keep.Narrow(0, int64(lo), int64(rows)))
 		if j.st.Cond == kinds.Mask {
 			cond.Mask = img
 		} else {
@@ -330,9 +337,9 @@ func (j *Job) objective(b imagebatch.Batch, g *torch.Generator) (*torch.Tensor, 
 	}
 	sch := j.m.Schedule
 	ts := torch.RandInt(g, 0, int64(sch.T()), []int64{n}, torch.CPU)
-	eps := torch.Randn(g, z0.Shape(), torch.Float32, torch.CPU)
+	eps := torch.Randn(g, append([]int64{n}, z0.Shape()[1:]...), torch.Float32, torch.CPU)
 	mine := func(t *torch.Tensor) *torch.Tensor { return t.Narrow(0, int64(lo), int64(rows)) }
-	z0, eps, ts = mine(z0), mine(eps), mine(ts)
+	eps, ts = mine(eps), mine(ts)
 	zt := sch.AddNoise(z0, eps, ts)
 	return sch.Loss(j.m.Predict(zt, ts, ctx, cond), z0, eps, ts), nil
 }
@@ -378,8 +385,9 @@ func (j *Job) Preview(path string) error {
 func (j *Job) textConfig() map[string]any { return map[string]any{"encoder": j.te.Enc.Config} }
 
 // Distribute makes the job one rank of a data-parallel run
-// (train.Distributed): every rank reads the whole batch (the latent
-// sample and the drops are drawn for all of it) and trains on its rows.
+// (train.Distributed): a rank reads and encodes its rows of each batch and
+// draws the latent sample's noise, the drops, steps and noise for the
+// whole batch, keeping its rows.
 func (j *Job) Distribute(s train.Shard) error {
 	j.shard = s
 	return s.Check(j.o.Batch)
