@@ -1,6 +1,9 @@
 package inversion
 
-import "ddgi/torch"
+import (
+	"ddgi/synthface"
+	"ddgi/torch"
+)
 
 // Perceptual is F, an LPIPS-style distance: [B] distances of [B,3,H,W] pairs.
 type Perceptual interface {
@@ -12,10 +15,20 @@ type Identity interface {
 	Embed(x *torch.Tensor) *torch.Tensor
 }
 
+// AttributeCritic is a frozen attribute classifier: [B,K] logits over
+// synthface.AttributeNames (and possibly more outputs after them) for
+// images [B,3,H,W] in [-1,1].
+type AttributeCritic interface {
+	Logits(x *torch.Tensor) *torch.Tensor
+}
+
 // Weights are the λ of Eqs. 6 and 7. The defaults are pSp's for faces
 // (L2 1, LPIPS 0.8, ID 0.1, latent norm 0.005); the paper does not list its own.
+// Attr weighs ddgi's prompt-attribute term (PromptAttributeLoss, not in
+// the paper); 0 leaves the paper's losses alone.
 type Weights struct {
 	L2, LPIPS, ID, Reg float64
+	Attr               float64 `json:",omitempty"`
 }
 
 // DefaultWeights returns pSp's face-inversion weights.
@@ -23,13 +36,13 @@ func DefaultWeights() Weights { return Weights{L2: 1, LPIPS: 0.8, ID: 0.1, Reg: 
 
 // Terms are the parts of a loss, for logging.
 type Terms struct {
-	Total, L2, LPIPS, ID, Reg *torch.Tensor
+	Total, L2, LPIPS, ID, Reg, Attr *torch.Tensor
 }
 
 // Values copies the terms out as numbers.
 func (t Terms) Values() map[string]float64 {
 	out := map[string]float64{}
-	for k, v := range map[string]*torch.Tensor{"loss": t.Total, "l2": t.L2, "lpips": t.LPIPS, "id": t.ID, "reg": t.Reg} {
+	for k, v := range map[string]*torch.Tensor{"loss": t.Total, "l2": t.L2, "lpips": t.LPIPS, "id": t.ID, "reg": t.Reg, "attr": t.Attr} {
 		if v != nil {
 			out[k] = v.Item()
 		}
@@ -78,4 +91,48 @@ func MappingLoss(lam Weights, gt, out, wm, wavg *torch.Tensor, f Perceptual, r I
 // pull of w_t toward w̄.
 func ModulationLoss(lam Weights, d0, gt, out, w, wavg *torch.Tensor, f Perceptual, r Identity) Terms {
 	return weighted(lam, d0, gt, out, w, wavg, f, r)
+}
+
+// CriticSize is the side the attribute critic sees: the aux nets are
+// trained on 64² renders, so larger renders are area-pooled to it.
+const CriticSize = 64
+
+// StatedAttributes turns prompts into the targets of PromptAttributeLoss:
+// targets [B,k] holds each attribute a prompt states (synthface.
+// CaptionAttributes) as 0/1 and stated [B,k] marks which are stated.
+func StatedAttributes(prompts []string, k int64, dev torch.Device) (targets, stated *torch.Tensor) {
+	b := int64(len(prompts))
+	y := make([]float32, b*k)
+	m := make([]float32, b*k)
+	for i, p := range prompts {
+		for _, a := range synthface.CaptionAttributes(p) {
+			if int64(a.Index) >= k {
+				continue
+			}
+			m[int64(i)*k+int64(a.Index)] = 1
+			if a.Value {
+				y[int64(i)*k+int64(a.Index)] = 1
+			}
+		}
+	}
+	return torch.FromFloat32(y, b, k).ToDevice(dev), torch.FromFloat32(m, b, k).ToDevice(dev)
+}
+
+// PromptAttributeLoss is ddgi's addition to Eqs. 6 and 7 (not in the
+// paper): binary cross-entropy between a frozen attribute critic's logits
+// on the render and the attributes the prompt states, averaged over each
+// image's stated attributes and then over the batch (an image whose prompt
+// states none adds 0). Reconstruction alone lets M ignore the words that
+// the mask does not also show — smiles, age, makeup — because they move
+// few pixels; this term rewards the text path for showing them.
+func PromptAttributeLoss(c AttributeCritic, out, targets, stated *torch.Tensor) *torch.Tensor {
+	if out.Size(2) > CriticSize || out.Size(3) > CriticSize {
+		out = torch.Interpolate(out, CriticSize, CriticSize, torch.Area, false)
+	}
+	k := targets.Size(1)
+	logits := c.Logits(out).Narrow(1, 0, k)
+	// BCE with logits, elementwise: softplus(x) − y·x.
+	bce := logits.Softplus(1, 20).Sub(targets.Mul(logits))
+	perImage := bce.Mul(stated).Sum([]int64{1}, false).Div(stated.Sum([]int64{1}, false).ClampMin(1))
+	return perImage.MeanAll()
 }

@@ -15,6 +15,7 @@ import (
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/safetensors"
+	"ddgi/synthface"
 	"ddgi/torch"
 	"ddgi/train"
 )
@@ -119,7 +120,10 @@ type Trainer struct {
 	E     Encoder
 	F     Perceptual
 	R     Identity
-	Data  data.Dataset
+	// A, when set with Cfg.Weights.Attr ≠ 0, scores the prompt's stated
+	// attributes on every render (PromptAttributeLoss, both stages).
+	A    AttributeCritic
+	Data data.Dataset
 	// PreviewData holds the fixed samples of the preview grids (nil: the
 	// first training samples); SynthFace-bench keeps them held out.
 	PreviewData data.Dataset
@@ -277,6 +281,11 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	} else {
 		terms = ModulationLoss(tr.Cfg.Weights, target, idTarget, out, w, wavg, tr.F, tr.R)
 	}
+	if lam := tr.Cfg.Weights.Attr; lam != 0 && tr.A != nil {
+		y, stated := StatedAttributes(b.Captions, int64(len(synthface.AttributeNames)), tr.Dev)
+		terms.Attr = PromptAttributeLoss(tr.A, out, y, stated)
+		terms.Total = terms.Total.Add(terms.Attr.MulScalar(lam))
+	}
 	vals = terms.Values()
 	sc.FreeExcept(terms.Total)
 	tr.shard.Backward(terms.Total, tr.Model.Store.Trainable())
@@ -293,6 +302,9 @@ func (tr *Trainer) Train(ctx context.Context, run *train.Run, loop train.Loop) e
 		loop.Label = "train inversion (" + string(tr.Cfg.Cond) + ")"
 	}
 	loop.Total = int64(tr.Cfg.Total())
+	if tr.Cfg.Weights.Attr != 0 && tr.A == nil {
+		return fmt.Errorf("attribute weight %g needs an attribute critic", tr.Cfg.Weights.Attr)
+	}
 	tr.run, tr.previewEvery = run, loop.PreviewEvery
 	cks, err := run.Checkpoints()
 	if err != nil {

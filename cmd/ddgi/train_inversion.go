@@ -43,6 +43,8 @@ func runTrainInversion(args []string) error {
 	lamLPIPS := fs.Float64("lpips", 0.8, "λ1: perceptual (F) weight; 0 skips F")
 	lamID := fs.Float64("id", 0.1, "λ2: identity (R) weight; 0 skips R")
 	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
+	lamAttr := fs.Float64("attr", 0, "weight of ddgi's prompt-attribute term (not in the paper): BCE of an attribute critic's logits on each render against the attributes the prompt states; 0 skips it")
+	attrNet := fs.String("attr-net", "", "attribute critic for --attr (default: the model set's aux_attributes.safetensors, which ddgi eval also scores with; a separately trained net keeps the eval's attribute accuracy an independent check)")
 	every := fs.Int("checkpoint-every", 200, "steps between preview grids (preview-NNNNNNNNN.png: six held-out rows, SynthFace-bench or the --val part of a --data folder, else the first training samples; also at each stage's end)")
 	ckptEvery := ckptEveryFlag(fs, 4*time.Minute, nil)
 	d0Steps := fs.Int("d0-steps", 20, "DDIM steps of each I^d_0 sample (each step is one U-Net pass per guidance term: three with the default guidance)")
@@ -74,6 +76,10 @@ func runTrainInversion(args []string) error {
 		return errors.New("--out is required")
 	case *steps1 < 0 || *steps2 < 0 || *batch < 1 || *n < 1 || *every < 1:
 		return errors.New("--steps1/--steps2 must be ≥ 0 and --batch, --n, --checkpoint-every ≥ 1")
+	case *lamAttr < 0:
+		return fmt.Errorf("--attr %g: want ≥ 0", *lamAttr)
+	case *attrNet != "" && *lamAttr == 0:
+		return errors.New("--attr-net needs --attr > 0")
 	case *d0Steps < 1:
 		return fmt.Errorf("--d0-steps %d: want ≥ 1", *d0Steps)
 	case *textGuidance <= 0:
@@ -98,9 +104,9 @@ func runTrainInversion(args []string) error {
 		Face:  face.Options{Weights: *weights, GAN: kinds.GANArch(*gan), Cond: kinds.Cond(*cond), Device: dev, Art: *artModel, Generator: *generator},
 		Width: *width, TextPath: *textPath, Open: df.open, N: *n, ArtProb: artProb, Arts: arts,
 		Train: inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
-			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg}, Ablation: abl, Cond: kinds.Cond(*cond),
+			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg, Attr: *lamAttr}, Ablation: abl, Cond: kinds.Cond(*cond),
 			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, Init: *initFrom},
-		Stage1From: *stage1From, TextGuidance: *textGuidance, D0Steps: *d0Steps,
+		Stage1From: *stage1From, AttrNet: *attrNet, TextGuidance: *textGuidance, D0Steps: *d0Steps,
 		PreviewEvery: int64(*every), CheckpointEvery: ckpt, Group: group,
 	})
 }

@@ -56,6 +56,10 @@ type Options struct {
 	PreviewEvery    int64
 	CheckpointEvery time.Duration
 	Log             io.Writer // notes and progress; nil: os.Stderr
+	// AttrNet is the attribute critic of the prompt-attribute term (used
+	// when Train.Weights.Attr ≠ 0; empty: the model set's
+	// aux_attributes.safetensors, the same net ddgi eval scores with).
+	AttrNet string
 	// Group, when set, makes this process one rank of a data-parallel run
 	// (package dist): rank 0 writes the run folder and the export.
 	Group train.Group
@@ -169,6 +173,18 @@ func Build(o Options) (*inversion.Trainer, error) {
 		}
 		r.Store.Freeze("")
 		tr.R = r
+	}
+	if tc.Weights.Attr != 0 {
+		path := o.AttrNet
+		if path == "" {
+			path = filepath.Join(fo.Weights, "aux_attributes.safetensors")
+		}
+		a, err := auxnets.LoadClassifier(path, auxnets.NetAttributes, fo.Device)
+		if err != nil {
+			return nil, fmt.Errorf("attribute critic: %w (or pass --attr 0)", err)
+		}
+		a.Store.Freeze("")
+		tr.A = a
 	}
 	return tr, nil
 }
