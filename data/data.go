@@ -33,6 +33,13 @@ type Dataset interface {
 	Get(i int) (*Sample, error)
 }
 
+// CameraSource is a Dataset that can tell a sample's camera without
+// loading it: a data-parallel rank of a 3-D GAN needs every row's camera
+// (fakes borrow the batch's poses) but only its own rows' images.
+type CameraSource interface {
+	Camera(i int) ([25]float32, error)
+}
+
 // Split names a SynthFace partition.
 type Split int
 
@@ -150,17 +157,34 @@ func NewSynthFaceSpreadYaw(split Split, size, n int, share float64) Dataset {
 func (d *synthSet) Len() int { return d.n }
 
 func (d *synthSet) Get(i int) (*Sample, error) {
+	p, err := d.params(i)
+	if err != nil {
+		return nil, err
+	}
+	return FromFace(synthface.Render(p, d.size)), nil
+}
+
+// Camera is sample i's camera without rendering it (CameraSource).
+func (d *synthSet) Camera(i int) ([25]float32, error) {
+	p, err := d.params(i)
+	if err != nil {
+		return [25]float32{}, err
+	}
+	return p.Camera.EG3D(), nil
+}
+
+// params draws sample i's face parameters.
+func (d *synthSet) params(i int) (synthface.Params, error) {
 	if i < 0 || i >= d.n {
-		return nil, fmt.Errorf("synthface %s: index %d out of range [0,%d)", d.split, i, d.n)
+		return synthface.Params{}, fmt.Errorf("synthface %s: index %d out of range [0,%d)", d.split, i, d.n)
 	}
 	if d.size < 8 {
-		return nil, fmt.Errorf("synthface: size %d too small (want ≥ 8)", d.size)
+		return synthface.Params{}, fmt.Errorf("synthface: size %d too small (want ≥ 8)", d.size)
 	}
 	seed := d.split.Seed(i)
 	id := d.split.Seed(i - i%d.perIdentity)
 	p := synthface.WithArt(synthface.SampleParamsForIdentity(id, seed), d.artProb, d.arts)
-	p = synthface.WithSpreadYaw(p, d.yawSpread)
-	return FromFace(synthface.Render(p, d.size)), nil
+	return synthface.WithSpreadYaw(p, d.yawSpread), nil
 }
 
 // Flip mirrors a sample horizontally: pixels mirrored, left/right labels

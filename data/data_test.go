@@ -579,3 +579,64 @@ func TestLoaderRowsSplitBatches(t *testing.T) {
 		t.Fatalf("a whole batch: rows %v size %d", whole[0].Rows, whole[0].Size)
 	}
 }
+
+// countingCams is counting that can also give cameras (CameraSource).
+type countingCams struct {
+	*counting
+	src CameraSource
+}
+
+func (c countingCams) Camera(i int) ([25]float32, error) { return c.src.Camera(i) }
+
+// TestLoaderCamerasOfOtherRows: a rank loading rows 1 and 3 still gets all
+// four rows' cameras, flipped as one process has them, without loading
+// the other rows; a dataset that cannot give cameras alone is refused.
+func TestLoaderCamerasOfOtherRows(t *testing.T) {
+	synth := NewSynthFaceSpreadYaw(Train, 16, 20, 1)
+	for i := range 5 {
+		s, _ := synth.Get(i)
+		c, err := synth.(CameraSource).Camera(i)
+		if err != nil || c != s.Camera {
+			t.Fatalf("sample %d: Camera %v (%v), its render has %v", i, c, err, s.Camera)
+		}
+	}
+	ds := countingCams{&counting{Dataset: synth}, synth.(CameraSource)}
+	opts := LoaderOptions{BatchSize: 4, Workers: 2, Seed: 5, Shuffle: true, Flip: true, DropLast: true, Cameras: true}
+	epoch := func(rows func(int) []int) []Batch {
+		o := opts
+		o.Rows = rows
+		l, err := NewLoader(ds, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []Batch
+		for b := range l.Epoch(context.Background(), 2) {
+			if b.Err != nil {
+				t.Fatal(b.Err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	whole := epoch(nil)
+	for i, b := range whole {
+		for p, s := range b.Samples {
+			if b.Cameras[p] != s.Camera {
+				t.Fatalf("batch %d row %d: camera %v, its sample has %v", i, p, b.Cameras[p], s.Camera)
+			}
+		}
+	}
+	ds.calls.Store(0)
+	odd := epoch(func(int) []int { return []int{1, 3} })
+	if n := ds.calls.Load(); n != 10 {
+		t.Errorf("rows 1 and 3 of 5 batches loaded %d samples, want 10", n)
+	}
+	for i, b := range odd {
+		if fmt.Sprint(b.Cameras) != fmt.Sprint(whole[i].Cameras) {
+			t.Fatalf("batch %d: a rank's cameras\n%v\none process's\n%v", i, b.Cameras, whole[i].Cameras)
+		}
+	}
+	if _, err := NewLoader(&counting{Dataset: synth}, LoaderOptions{BatchSize: 4, Cameras: true, Rows: func(int) []int { return []int{0} }}); err == nil {
+		t.Fatal("a dataset without CameraSource was accepted for other rows' cameras")
+	}
+}

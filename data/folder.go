@@ -276,17 +276,36 @@ type attrFile struct {
 	Attributes map[string]float32 `json:"attributes"`
 }
 
-func (d *folderSet) meta(i int, s *Sample) error {
+// Camera is sample k's camera (its camera file, or the frontal default)
+// without reading its image (CameraSource).
+func (d *folderSet) Camera(k int) ([25]float32, error) {
+	if k < 0 || k >= len(d.ids) {
+		return [25]float32{}, fmt.Errorf("folder %s: index %d out of range [0,%d)", d.dir, k, len(d.ids))
+	}
+	return d.camera(d.ids[k])
+}
+
+// camera reads file i's camera record; the default camera without one.
+func (d *folderSet) camera(i int) ([25]float32, error) {
+	cam := d.defaultCam
 	cp := filepath.Join(d.dir, DirCameras, strconv.Itoa(i)+".json")
 	if b, err := os.ReadFile(cp); err == nil {
 		var c cameraFile
 		if err := json.Unmarshal(b, &c); err != nil {
-			return badFile(cp, err)
+			return cam, badFile(cp, err)
 		}
 		if len(c.Camera) != 25 {
-			return badFile(cp, fmt.Errorf("%d camera floats, want 25", len(c.Camera)))
+			return cam, badFile(cp, fmt.Errorf("%d camera floats, want 25", len(c.Camera)))
 		}
-		copy(s.Camera[:], c.Camera)
+		copy(cam[:], c.Camera)
+	}
+	return cam, nil
+}
+
+func (d *folderSet) meta(i int, s *Sample) error {
+	var err error
+	if s.Camera, err = d.camera(i); err != nil {
+		return err
 	}
 	ap := filepath.Join(d.dir, DirAttrs, strconv.Itoa(i)+".json")
 	if b, err := os.ReadFile(ap); err == nil {

@@ -23,16 +23,22 @@ type LoaderOptions struct {
 	// those of the whole batch, so the ranks together load each batch
 	// once and a rank's rows are what one process has at those positions.
 	Rows func(size int) []int
+	// Cameras fills Batch.Cameras with every row's camera, flipped with
+	// its row; rows not loaded (outside Rows) read theirs from the
+	// dataset, which must then be a CameraSource.
+	Cameras bool
 }
 
 // Batch is one batch in epoch order; Err is the first error met. With
 // LoaderOptions.Rows, Samples holds the rows at positions Rows of a batch
-// of Size; otherwise all Size of them (Rows nil).
+// of Size; otherwise all Size of them (Rows nil). Cameras (with
+// LoaderOptions.Cameras) holds all Size rows' cameras.
 type Batch struct {
 	Index   int
 	Samples []*Sample
 	Size    int
 	Rows    []int
+	Cameras [][25]float32
 	Err     error
 }
 
@@ -52,6 +58,9 @@ func NewLoader(ds Dataset, opt LoaderOptions) (*Loader, error) {
 	if opt.Prefetch < 1 {
 		opt.Prefetch = 2
 	}
+	if _, ok := ds.(CameraSource); opt.Cameras && opt.Rows != nil && !ok {
+		return nil, fmt.Errorf("loader: every row's camera was asked for, but this dataset can only give a camera by loading its sample")
+	}
 	return &Loader{ds: ds, opt: opt}, nil
 }
 
@@ -66,6 +75,7 @@ func (l *Loader) Batches() int {
 
 type batchState struct {
 	b    Batch
+	pos  []int // batch positions of b.Samples
 	mu   sync.Mutex
 	left int
 	done chan struct{}
@@ -147,7 +157,10 @@ func (l *Loader) EpochFrom(ctx context.Context, epoch, from int) <-chan Batch {
 					pos[i] = i
 				}
 			}
-			st := &batchState{b: Batch{Index: b, Samples: make([]*Sample, len(pos)), Size: hi - lo, Rows: rows}, left: len(pos), done: make(chan struct{})}
+			st := &batchState{b: Batch{Index: b, Samples: make([]*Sample, len(pos)), Size: hi - lo, Rows: rows}, pos: pos, left: len(pos), done: make(chan struct{})}
+			if l.opt.Cameras {
+				st.b.Cameras, st.b.Err = l.otherCameras(order[lo:hi], flips[lo:hi], pos)
+			}
 			if len(pos) == 0 {
 				close(st.done)
 			}
@@ -178,6 +191,13 @@ func (l *Loader) EpochFrom(ctx context.Context, epoch, from int) <-chan Batch {
 				wg.Wait()
 				return
 			}
+			if st.b.Cameras != nil {
+				for i, p := range st.pos {
+					if s := st.b.Samples[i]; s != nil {
+						st.b.Cameras[p] = s.Camera
+					}
+				}
+			}
 			select {
 			case out <- st.b:
 			case <-ctx.Done():
@@ -188,4 +208,35 @@ func (l *Loader) EpochFrom(ctx context.Context, epoch, from int) <-chan Batch {
 		wg.Wait()
 	}()
 	return out
+}
+
+// otherCameras are a batch's cameras (dataset indexes idx, flips) where
+// the rows outside loaded are filled from the dataset's CameraSource; the
+// loaded rows' are set from their samples once they arrive.
+func (l *Loader) otherCameras(idx []int, flips []bool, loaded []int) ([][25]float32, error) {
+	cams := make([][25]float32, len(idx))
+	if len(loaded) == len(idx) {
+		return cams, nil
+	}
+	src := l.ds.(CameraSource)
+	mine := make([]bool, len(idx))
+	for _, p := range loaded {
+		if p >= 0 && p < len(mine) { // a bad position panics when dispatched
+			mine[p] = true
+		}
+	}
+	for p, i := range idx {
+		if mine[p] {
+			continue
+		}
+		c, err := src.Camera(i)
+		if err != nil {
+			return nil, err
+		}
+		if flips[p] {
+			c = FlipCamera(c)
+		}
+		cams[p] = c
+	}
+	return cams, nil
 }

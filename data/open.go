@@ -131,7 +131,24 @@ func splitFolder(dir string, all Dataset, o OpenOptions) (Dataset, error) {
 	if lo == 0 && n == total {
 		return all, nil
 	}
-	return &subset{ds: all, lo: lo, n: n}, nil
+	sub := &subset{ds: all, lo: lo, n: n}
+	if cams, ok := all.(CameraSource); ok {
+		return &cameraSubset{sub, cams}, nil
+	}
+	return sub, nil
+}
+
+// cameraSubset is a subset of a CameraSource, itself one.
+type cameraSubset struct {
+	*subset
+	cams CameraSource
+}
+
+func (s *cameraSubset) Camera(i int) ([25]float32, error) {
+	if i < 0 || i >= s.n {
+		return [25]float32{}, fmt.Errorf("index %d out of range [0,%d)", i, s.n)
+	}
+	return s.cams.Camera(s.lo + i)
 }
 
 // subset is samples [lo, lo+n) of ds.

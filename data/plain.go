@@ -125,6 +125,14 @@ func openPlain(dir string, ents []os.DirEntry, o OpenOptions, warn io.Writer) (*
 
 func (d *plainSet) Len() int { return len(d.items) }
 
+// Camera is sample k's camera (CameraSource): plain folders have one.
+func (d *plainSet) Camera(k int) ([25]float32, error) {
+	if k < 0 || k >= len(d.items) {
+		return [25]float32{}, fmt.Errorf("folder %s: index %d out of range [0,%d)", d.dir, k, len(d.items))
+	}
+	return d.cam, nil
+}
+
 // Get reads sample k; a file that cannot be used fails it with a
 // *BadFileError naming that file.
 func (d *plainSet) Get(k int) (*Sample, error) {

@@ -213,9 +213,28 @@ func (t *Trainer) conditioningCameras(c *torch.Tensor) *torch.Tensor {
 // On a data-parallel rank the batch is the global one: every random number
 // is drawn for all of it and the rank computes its rows (rowsOf).
 func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
+	pos := t.positions(len(batch))
+	if pos == nil {
+		return t.trainRows(batch, nil, len(batch))
+	}
+	own := make([]*data.Sample, len(pos))
+	for i, p := range pos {
+		own[i] = batch[p]
+	}
+	cams := make([][25]float32, len(batch))
+	for i, s := range batch {
+		cams[i] = s.Camera
+	}
+	return t.trainRows(own, cams, len(batch))
+}
+
+// trainRows is TrainStep from this rank's own rows of a global batch of b
+// (positions t.positions(b); all of it in one process) and every row's
+// camera (cams; unused in one process or by a 2-D GAN): fakes borrow the
+// whole batch's poses, so a rank needs them all but loads only its images.
+func (t *Trainer) trainRows(own []*data.Sample, cams [][25]float32, b int) Metrics {
 	m := Metrics{}
 	g, d, ema := t.M.Stores()
-	b := len(batch)
 	s := torch.NewScope()
 	defer s.Close()
 	rows := t.rowsOf(b)
@@ -223,15 +242,11 @@ func (t *Trainer) TrainStep(batch []*data.Sample) Metrics {
 	defer t.setRows(nil)
 
 	// D step: fakes without G's graph.
-	realsAll, cAll := t.M.Real(batch)
-	reals := make([]*torch.Tensor, len(realsAll))
-	for i, r := range realsAll {
-		reals[i] = pickRows(rows, r)
-		if rows != nil {
-			reals[i] = reals[i].Detach() // a leaf again, for R1's gradient
-		}
+	reals, c := t.M.Real(own)
+	cAll := c
+	if rows != nil && c != nil {
+		cAll = camerasTensor(cams)
 	}
-	c := pickRows(rows, cAll)
 	cfAll := t.fakeCameras(cAll)
 	cf := pickRows(rows, cfAll)
 	var fakes []*torch.Tensor
@@ -316,20 +331,42 @@ func (t *Trainer) pathLengthStep(b int, c *torch.Tensor) float64 {
 	return pen.Item()
 }
 
+// camerasTensor stacks EG3D cameras into [B,25].
+func camerasTensor(cams [][25]float32) *torch.Tensor {
+	v := make([]float32, 0, 25*len(cams))
+	for _, c := range cams {
+		v = append(v, c[:]...)
+	}
+	return torch.FromFloat32(v, int64(len(cams)), 25)
+}
+
+// positions are this rank's rows of a global batch of b as batch
+// positions (rowsOf's; nil in one process).
+func (t *Trainer) positions(b int) []int {
+	if t.shard.Size <= 1 {
+		return nil
+	}
+	pos := make([]int, b/t.shard.Size)
+	for l := range pos {
+		pos[l] = t.shard.Rank + l*t.shard.Size
+	}
+	return pos
+}
+
 // rowsOf is this rank's rows of a global batch of b: every Size-th row
 // from its rank on, so D's minibatch-stddev groups (row i in group
 // i mod groups) stay whole on one rank (Distribute checks they can). Nil
 // in one process.
 func (t *Trainer) rowsOf(b int) *stylegan2.Rows {
-	if t.shard.Size <= 1 {
+	pos := t.positions(b)
+	if pos == nil {
 		return nil
 	}
-	n := b / t.shard.Size
-	idx := make([]int64, n)
-	for l := range idx {
-		idx[l] = int64(t.shard.Rank + l*t.shard.Size)
+	idx := make([]int64, len(pos))
+	for l, p := range pos {
+		idx[l] = int64(p)
 	}
-	return &stylegan2.Rows{Index: torch.FromInt64(idx, int64(n)), N: int64(n), Total: int64(b)}
+	return &stylegan2.Rows{Index: torch.FromInt64(idx, int64(len(idx))), N: int64(len(idx)), Total: int64(b)}
 }
 
 // setRows hands the model's own random draws the rank's rows.
@@ -534,6 +571,12 @@ type cachedSet struct {
 
 func (c *cachedSet) Len() int { return c.ds.Len() }
 
+// Camera asks the wrapped set (feed uses it only when that is a
+// data.CameraSource).
+func (c *cachedSet) Camera(i int) ([25]float32, error) {
+	return c.ds.(data.CameraSource).Camera(i)
+}
+
 func (c *cachedSet) Get(i int) (*data.Sample, error) {
 	c.mu.Lock()
 	s, ok := c.cache[i]
@@ -562,10 +605,17 @@ func (o Opts) dataset() data.Dataset {
 
 // feed streams real batches forever (shuffled per epoch, mirrored) from
 // batch number from on: a resumed run continues the stream mid-epoch where
-// it stopped.
-func feed(ctx context.Context, o Opts, from int64) (<-chan data.Batch, error) {
-	ds := &cachedSet{ds: o.dataset(), cache: map[int]*data.Sample{}}
-	ld, err := data.NewLoader(ds, data.LoaderOptions{BatchSize: o.Batch, Workers: max(o.Workers, 1), Seed: int64(o.Seed), Shuffle: true, Flip: true, DropLast: true})
+// it stopped. A data-parallel rank passes its rows: where the data can
+// give cameras alone, it loads only those rows (and every row's camera);
+// otherwise whole batches.
+func feed(ctx context.Context, o Opts, from int64, rows func(int) []int) (<-chan data.Batch, error) {
+	src := o.dataset()
+	if _, ok := src.(data.CameraSource); !ok {
+		rows = nil
+	}
+	ds := &cachedSet{ds: src, cache: map[int]*data.Sample{}}
+	ld, err := data.NewLoader(ds, data.LoaderOptions{BatchSize: o.Batch, Workers: max(o.Workers, 1), Seed: int64(o.Seed), Shuffle: true, Flip: true, DropLast: true,
+		Rows: rows, Cameras: rows != nil})
 	if err != nil {
 		return nil, err
 	}
@@ -612,7 +662,11 @@ var infoKeys = map[string]bool{"d_real": true, "d_fake": true}
 func (t *Trainer) Step(ctx context.Context, done int64) (train.Result, error) {
 	if t.batches == nil {
 		fctx, cancel := context.WithCancel(context.Background())
-		b, err := feed(fctx, t.O, t.State.Step)
+		var rows func(int) []int
+		if t.shard.Size > 1 {
+			rows = t.positions
+		}
+		b, err := feed(fctx, t.O, t.State.Step, rows)
 		if err != nil {
 			cancel()
 			return train.Result{}, err
@@ -629,8 +683,13 @@ func (t *Trainer) Step(ctx context.Context, done int64) (train.Result, error) {
 	if b.Err != nil {
 		return train.Result{}, fmt.Errorf("data: %w", b.Err)
 	}
-	m := t.TrainStep(b.Samples)
-	res := train.Result{Units: int64(len(b.Samples)), Losses: map[string]float64{}, Info: map[string]float64{"kimg": float64(t.State.Nimg) / 1000}}
+	var m Metrics
+	if b.Rows != nil {
+		m = t.trainRows(b.Samples, b.Cameras, b.Size)
+	} else {
+		m = t.TrainStep(b.Samples)
+	}
+	res := train.Result{Units: int64(b.Size), Losses: map[string]float64{}, Info: map[string]float64{"kimg": float64(t.State.Nimg) / 1000}}
 	for k, v := range m {
 		if infoKeys[k] {
 			res.Info[k] = v

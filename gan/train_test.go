@@ -329,3 +329,32 @@ func TestOpacityPenaltyEntersGLoss(t *testing.T) {
 		t.Fatalf("transparency penalty %.4f → %.4f, want a clear fall", first, last)
 	}
 }
+
+// imagesOnly hides a dataset's CameraSource.
+type imagesOnly struct{ data.Dataset }
+
+// A rank's feed loads only its rows but carries every row's camera (the
+// fakes borrow the batch's poses); data that cannot give a camera without
+// its image falls back to whole batches.
+func TestFeedLoadsARanksRows(t *testing.T) {
+	o := Opts{Resolution: 16, Batch: 4, DataN: 8, Seed: 1, YawSpread: 1}
+	rows := func(int) []int { return []int{1, 3} }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := feed(ctx, o, 0, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok := nextBatch(ctx, ch)
+	if !ok || b.Err != nil || len(b.Samples) != 2 || b.Size != 4 || len(b.Cameras) != 4 || b.Samples[1].Camera != b.Cameras[3] {
+		t.Fatalf("rank batch: ok %v err %v, %d samples of %d, %d cameras", ok, b.Err, len(b.Samples), b.Size, len(b.Cameras))
+	}
+	o.Data = imagesOnly{data.NewSynthFace(data.Train, 16, 8)}
+	ch, err = feed(ctx, o, 0, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok = nextBatch(ctx, ch); !ok || b.Err != nil || len(b.Samples) != 4 || b.Rows != nil {
+		t.Fatalf("whole batch: ok %v err %v, %d samples, rows %v", ok, b.Err, len(b.Samples), b.Rows)
+	}
+}
