@@ -2,6 +2,7 @@ package face_test
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,5 +187,10 @@ func TestPromptStrength(t *testing.T) {
 	}
 	if _, err := face.Load(face.Options{Weights: "../weights", GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU, PromptStrength: -1}); err == nil {
 		t.Error("strength -1 accepted")
+	}
+	for _, psi := range []float64{-1, math.NaN(), math.Inf(1), 5} {
+		if _, err := face.Load(face.Options{Weights: dir, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU, Spread: psi}); err == nil || !strings.Contains(err.Error(), "spread") {
+			t.Errorf("spread %g: %v", psi, err)
+		}
 	}
 }

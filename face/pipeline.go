@@ -61,6 +61,10 @@ type Options struct {
 	// means DefaultPromptStrength where the inversion has a text path and 1
 	// where it has none; any other value needs a text path.
 	PromptStrength float64
+	// Spread is ψ of the truncation trick on M's code
+	// (inversion.SpreadCode): above 1 pushes faces away from the GAN's
+	// average face. 0 means 1 (as trained).
+	Spread float64
 }
 
 // DefaultPromptStrength is the prompt strength of inversions with a text
@@ -298,6 +302,10 @@ func Load(o Options) (*Pipeline, error) {
 		}
 		m.PromptStrength, e.EmptyPooled = s, true
 	}
+	if psi := o.Spread; psi < 0 || math.IsNaN(psi) || math.IsInf(psi, 0) || psi > 4 {
+		return nil, fmt.Errorf("spread %g: want a ψ in (0, 4] (1: as trained, 0: the default 1)", psi)
+	}
+	m.Spread = o.Spread
 	e.Pipeline.Model.Concurrent, m.AbSMNet.Concurrent = true, true
 	return &Pipeline{Opts: o, E: e, G: g, Model: m}, nil
 }

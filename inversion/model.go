@@ -3,6 +3,7 @@ package inversion
 import (
 	"fmt"
 
+	"ddgi/gan/stylegan2"
 	"ddgi/nn"
 	"ddgi/safetensors"
 	"ddgi/torch"
@@ -26,6 +27,9 @@ type Model struct {
 	// PromptStrength scales M's text path at inference
 	// (MappingNetwork.GuidedCode); 0 or 1: as trained.
 	PromptStrength float64
+	// Spread is ψ of the truncation trick applied to w^m at inference
+	// (SpreadCode); 0 or 1: as trained.
+	Spread float64
 }
 
 // NewModel builds M and T.
@@ -59,11 +63,22 @@ func (m *Model) Invert(h *torch.Tensor, f Features, steps *torch.Tensor, mOnly b
 		s = 1
 	}
 	wm := m.Mapping.GuidedCode(h, f, s)
+	if m.Spread != 0 {
+		wm = SpreadCode(wm, m.Mapping.WAvg, m.Spread)
+	}
 	if mOnly {
 		return Codes{WM: wm, W: wm}
 	}
 	g, b := m.AbSMNet.ModulationCodes(f, steps)
 	return Codes{WM: wm, WGamma: g, WBeta: b, W: ModulateCode(wm, g, b)}
+}
+
+// SpreadCode is ddgi's inference-time spread (not in the paper): the
+// truncation trick w̄ + ψ(w^m − w̄) with ψ > 1 pushes M's code away from
+// the GAN's mean latent, undoing part of the pull toward the average face
+// that an encoder trained with reconstruction losses has.
+func SpreadCode(wm, wAvg *torch.Tensor, psi float64) *torch.Tensor {
+	return stylegan2.Truncate(wm, wAvg, psi)
 }
 
 // Render is Eq. 5: I'_t = G(w_t) (from camera for a 3D-aware G).

@@ -97,3 +97,33 @@ func TestPromptStrengthGuidesTheTextOffset(t *testing.T) {
 		}
 	})
 }
+
+// Spread ψ scales M's code's distance from w̄ and nothing else: W^m − w̄
+// doubles at ψ = 2, and T's codes are unchanged.
+func TestSpreadScalesTheCodeFromTheMean(t *testing.T) {
+	c := Tiny()
+	m, err := NewModel(c, torch.CPU, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torch.Scoped(func() {
+		torch.NoGrad(func() {
+			m.Mapping.WAvg.CopyIn(torch.Randn(torch.NewGenerator(4), m.Mapping.WAvg.Shape(), torch.Float32, torch.CPU))
+		})
+		h, f := features(c, 2, 3)
+		steps := torch.FromInt64([]int64{999, 999}, 2)
+		one := m.Invert(h, f, steps, false)
+		m.Spread = 2
+		two := m.Invert(h, f, steps, false)
+		want := one.WM.Sub(m.Mapping.WAvg).MulScalar(2).Add(m.Mapping.WAvg)
+		if d := two.WM.Sub(want).Abs().MaxAll().Item(); d > 1e-5 {
+			t.Errorf("ψ = 2: W^m is %g from w̄ + 2(W^m − w̄)", d)
+		}
+		if d := two.WM.Sub(one.WM).Abs().MaxAll().Item(); d < 1e-3 {
+			t.Errorf("ψ = 2 moved W^m by only %g", d)
+		}
+		if d := two.WGamma.Sub(one.WGamma).Abs().MaxAll().Item(); d != 0 {
+			t.Errorf("ψ changed T's γ by %g", d)
+		}
+	})
+}

@@ -61,6 +61,7 @@ func runGenerate(args []string) error {
 	weights := fs.String("weights", "weights", "model-set folder (default: $DDGI_WEIGHTS, else weights/ beside the binary, else ./weights)")
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1, one pass on noise; smaller t first runs the guided DDIM sampler down to t)")
 	strength := fs.Float64("prompt-strength", 0, "how far the prompt moves the face through the inversion's text path: 1 as trained, above 1 follows the prompt more (guidance on the text offset, w = M(h) + P(e) + (s−1)(P(e) − P(∅)); docs/inversion.md); 0: "+fmt.Sprint(face.DefaultPromptStrength)+" where the inversion has a text path, else 1")
+	spread := fs.Float64("spread", 0, spreadHelp)
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	art := fs.Bool("art", false, "style transfer (paper Sec. 4.4): the artwork-trained U-Net and inversion (weights/diffusion_small64_art, inversion_<gan>_<cond>_art); name the style in --text: \"A marble statue. …\", bronze statue, cartoon drawing, pencil sketch")
 	applyLimits := imageLimitFlags(fs)
@@ -136,7 +137,7 @@ func runGenerate(args []string) error {
 			return err
 		}
 	}
-	p, err := face.Load(face.Options{Weights: *weights, GAN: arch, Cond: cond, Device: dev, Step: *step, Art: *art, Generator: *generator, Inversion: *inversionFile, PromptStrength: *strength})
+	p, err := face.Load(face.Options{Weights: *weights, GAN: arch, Cond: cond, Device: dev, Step: *step, Art: *art, Generator: *generator, Inversion: *inversionFile, PromptStrength: *strength, Spread: *spread})
 	if err != nil {
 		return err
 	}
@@ -492,3 +493,6 @@ func filesHash(files map[string]string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// spreadHelp describes --spread for generate and eval.
+const spreadHelp = "ψ of the truncation trick on the inversion's code, w̄ + ψ(w − w̄): above 1 spreads faces away from the GAN's average face (the encoder pulls toward it), below 1 pulls them in; 0 or 1: as trained (docs/inversion.md)"

@@ -27,7 +27,7 @@ func (m *ddgi) pipeline(c kinds.Cond) (*face.Pipeline, error) {
 		return p, nil
 	}
 	p, err := face.Load(face.Options{Weights: m.cfg.Weights, GAN: m.gan, Cond: c, Device: m.cfg.Device, Step: m.cfg.Step,
-		Variant: string(m.variant), Art: m.art, Guidance: m.cfg.Guidance, PromptStrength: m.cfg.PromptStrength})
+		Variant: string(m.variant), Art: m.art, Guidance: m.cfg.Guidance, PromptStrength: m.cfg.PromptStrength, Spread: m.cfg.Spread})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}

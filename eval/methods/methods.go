@@ -38,6 +38,8 @@ type Config struct {
 	// PromptStrength is the ddgi methods' face.Options.PromptStrength
 	// (0 or 1: as trained).
 	PromptStrength float64
+	// Spread is the ddgi methods' face.Options.Spread (0 or 1: as trained).
+	Spread float64
 }
 
 // DefaultConfig is the shipped model set on the CPU at the paper's
