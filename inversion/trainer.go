@@ -84,6 +84,12 @@ type TrainConfig struct {
 	// D0Pool bounds the training pairs of the stages that need I^d_0
 	// (0: all): each pair costs one full diffusion sample, once.
 	D0Pool int
+	// PairNoise makes the stages that learn from I^d_0 feed E, for the
+	// samples at t = T−1, the very z_T their I^d_0 was sampled from (what
+	// one-pass inference with that seed sees) instead of the ground truth
+	// noised with fresh noise, so T can learn what of I^d_0 the noise
+	// decides (ddgi's reading of "I^d_0 produced by E"; docs/inversion.md).
+	PairNoise bool `json:",omitempty"`
 	// ArtProb and Arts record the share and styles of artwork pairs in the
 	// training data (style transfer, Sec. 4.4; synthface.WithArt).
 	ArtProb float64  `json:",omitempty"`
@@ -178,16 +184,11 @@ func (tr *Trainer) needsD0(stage int) bool {
 // *torch.Error: Step runs inside torch.Try.
 func (tr *Trainer) D0(b imagebatch.Batch, start int, cond Condition, size int) *torch.Tensor {
 	keys := make([]string, len(b.Samples))
-	seeds := make([]int64, len(b.Samples))
+	seeds := tr.d0Seeds(b, start)
 	for i, s := range b.Samples {
 		condBytes := s.Mask
 		if cond.Kind == kinds.Scribble {
 			condBytes = s.Scribble
-		}
-		// A folder sample has no renderer seed: its index gives it its own z_T.
-		seeds[i] = s.Seed
-		if seeds[i] < 0 {
-			seeds[i] = int64((start + i) % tr.Data.Len())
 		}
 		keys[i] = Key(tr.E.ID(), cond.Kind, b.Captions[i], condBytes, 0, 0, seeds[i], size)
 	}
@@ -216,6 +217,45 @@ func (tr *Trainer) D0(b imagebatch.Batch, start int, cond Condition, size int) *
 		panic(&torch.Error{Op: "d0", Msg: err.Error()})
 	}
 	return torch.Cat(imgs, 0)
+}
+
+// d0Seeds are the seeds of the batch's I^d_0 samples (dataset indexes
+// start…): the renderer's seed, or for a folder sample (which has none)
+// its index.
+func (tr *Trainer) d0Seeds(b imagebatch.Batch, start int) []int64 {
+	seeds := make([]int64, len(b.Samples))
+	for i, s := range b.Samples {
+		seeds[i] = s.Seed
+		if seeds[i] < 0 {
+			seeds[i] = int64((start + i) % tr.Data.Len())
+		}
+	}
+	return seeds
+}
+
+// PairedLatent is E's input for the I^d_0 stages under PairNoise: z_T
+// (the latent I^d_0 was sampled from) where t = T−1, z_t elsewhere.
+func PairedLatent(zt, zT, steps *torch.Tensor, T int) *torch.Tensor {
+	last := steps.EqScalar(float64(T - 1)).Reshape(append([]int64{-1}, ones(zt.Dim()-1)...)...)
+	return torch.Where(last.Expand(zt.Shape()...), zT, zt)
+}
+
+// ones is n 1s, for broadcasting shapes.
+func ones(n int) []int64 {
+	s := make([]int64, n)
+	for i := range s {
+		s[i] = 1
+	}
+	return s
+}
+
+// priors are the z_T of seeds, each drawn as inference draws it.
+func (tr *Trainer) priors(seeds []int64) *torch.Tensor {
+	zs := make([]*torch.Tensor, len(seeds))
+	for i, s := range seeds {
+		zs[i] = tr.E.Prior(1, torch.NewGenerator(uint64(s)))
+	}
+	return torch.Cat(zs, 0)
 }
 
 // SampleSteps draws t for every sample uniformly in [TMin, TMax]: the
@@ -252,6 +292,9 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 		z0 := tr.E.Latents(b.Image)
 		eps := torch.Randn(g, append([]int64{int64(tr.Cfg.Batch)}, z0.Shape()[1:]...), torch.Float32, z0.Device()).Narrow(0, int64(lo), int64(n))
 		zt := tr.E.AddNoise(z0, eps, steps)
+		if tr.Cfg.PairNoise && tr.needsD0(stage) {
+			zt = PairedLatent(zt, tr.priors(tr.d0Seeds(b, start+lo)), steps, tr.E.Timesteps())
+		}
 		h, f = tr.E.Features(zt, steps, b.Captions, cond)
 		es.Keep(append([]*torch.Tensor{h}, f.tensors()...)...)
 		es.Close()

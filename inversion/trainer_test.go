@@ -15,10 +15,12 @@ import (
 // fakeEncoder stands in for the diffusion encoder: fixed random projections
 // of z_t give h_t and f_t, so M and T have something learnable to read.
 type fakeEncoder struct {
-	c     Config
-	projH *torch.Tensor
-	calls int
-	seeds []int64 // of every Sample call
+	c      Config
+	projH  *torch.Tensor
+	calls  int
+	seeds  []int64         // of every Sample call
+	zts    []*torch.Tensor // with keepZt: every Features call's z_t
+	keepZt bool
 }
 
 func newFakeEncoder(c Config) *fakeEncoder {
@@ -41,6 +43,11 @@ func (e *fakeEncoder) Prior(b int64, g *torch.Generator) *torch.Tensor {
 }
 func (e *fakeEncoder) Features(zt, t *torch.Tensor, texts []string, cond Condition) (*torch.Tensor, Features) {
 	b := zt.Size(0)
+	if e.keepZt {
+		k := zt.Clone()
+		torch.Persist(k)
+		e.zts = append(e.zts, k)
+	}
 	h := torch.Einsum("oc,bchw->bohw", e.projH, torch.AdaptiveAvgPool2d(zt, e.c.HSize, e.c.HSize))
 	f := Features{Words: torch.Ones([]int64{b, 4}, torch.Float32, torch.CPU)}
 	for n, ch := range e.c.FChannels {
@@ -300,4 +307,45 @@ func trainOn(t *testing.T, ds data.Dataset, c Config, tc TrainConfig, g Generato
 	tr := &Trainer{Cfg: tc, Model: m, G: g, E: enc, Data: ds, Cache: &D0Cache{Dir: dir + "/d0"},
 		Dev: torch.CPU, Stage1From: stage1From}
 	return tr, run, tr.Train(context.Background(), run, l)
+}
+
+// Under PairNoise the I^d_0 stage feeds E, at t = T−1, the z_T each
+// pair's I^d_0 was sampled from (Prior of its seed, as inference draws
+// it); stage 1 keeps the noised ground truth, and without PairNoise so does
+// stage 2.
+func TestPairNoiseFeedsTheSamplesPrior(t *testing.T) {
+	c := Tiny()
+	g := newLinearG(c, 32)
+	for _, pair := range []bool{false, true} {
+		enc := newFakeEncoder(c)
+		enc.keepZt = true
+		tc := tinyTrain(1, 1)
+		tc.TMin, tc.TMax, tc.PairNoise = 999, 999, pair
+		if _, _, err := trainTiny(t, c, tc, g, enc, "", 1, quietLoop()); err != nil {
+			t.Fatal(err)
+		}
+		if len(enc.seeds) != 2 {
+			t.Fatalf("I^d_0 sampled for %d seeds, want the batch's 2", len(enc.seeds))
+		}
+		want := torch.Cat([]*torch.Tensor{enc.Prior(1, torch.NewGenerator(uint64(enc.seeds[0]))), enc.Prior(1, torch.NewGenerator(uint64(enc.seeds[1])))}, 0)
+		matches := 0
+		for _, z := range enc.zts {
+			if z.Size(0) == 2 && z.Sub(want).Abs().MaxAll().Item() == 0 {
+				matches++
+			}
+		}
+		if pair && matches != 1 || !pair && matches != 0 {
+			t.Errorf("PairNoise %v: %d of %d E passes saw the I^d_0 pairs' z_T, want %d", pair, matches, len(enc.zts), map[bool]int{true: 1, false: 0}[pair])
+		}
+	}
+}
+
+// PairedLatent takes z_T only for the samples at t = T−1.
+func TestPairedLatentOnlyAtTheLastStep(t *testing.T) {
+	zt := torch.Zeros([]int64{2, 3, 4, 4}, torch.Float32, torch.CPU)
+	zT := torch.Ones([]int64{2, 3, 4, 4}, torch.Float32, torch.CPU)
+	got := PairedLatent(zt, zT, torch.FromInt64([]int64{999, 500}, 2), 1000)
+	if a, b := got.Narrow(0, 0, 1).MinAll().Item(), got.Narrow(0, 1, 1).MaxAll().Item(); a != 1 || b != 0 {
+		t.Fatalf("row at t = 999 has min %g (want 1 from z_T), row at t = 500 max %g (want 0 from z_t)", a, b)
+	}
 }
