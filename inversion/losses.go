@@ -29,6 +29,9 @@ type AttributeCritic interface {
 type Weights struct {
 	L2, LPIPS, ID, Reg float64
 	Attr               float64 `json:",omitempty"`
+	// Anchor is ddgi's fidelity anchor for the stages that learn from
+	// I^d_0 (AnchoredModulationLoss, not in the paper); 0: Eq. 7 alone.
+	Anchor float64 `json:",omitempty"`
 }
 
 // DefaultWeights returns pSp's face-inversion weights.
@@ -91,6 +94,27 @@ func MappingLoss(lam Weights, gt, out, wm, wavg *torch.Tensor, f Perceptual, r I
 // pull of w_t toward w̄.
 func ModulationLoss(lam Weights, d0, gt, out, w, wavg *torch.Tensor, f Perceptual, r Identity) Terms {
 	return weighted(lam, d0, gt, out, w, wavg, f, r)
+}
+
+// AnchoredModulationLoss is ddgi's fidelity anchor on Eq. 7 (not in the
+// paper): its L2 and LPIPS terms taken against I^d_0 with weight 1 − a and
+// against I^gt with weight a. I^d_0 shows what the prompt asks; I^gt keeps
+// the details the table's fidelity columns compare against. The logged
+// terms stay Eq. 7's.
+func AnchoredModulationLoss(lam Weights, a float64, d0, gt, out, w, wavg *torch.Tensor, f Perceptual, r Identity) Terms {
+	t := ModulationLoss(lam, d0, gt, out, w, wavg, f, r)
+	if a == 0 {
+		return t
+	}
+	recon := func(target *torch.Tensor) *torch.Tensor {
+		x := PixelL2(out, target).MulScalar(lam.L2)
+		if f != nil && lam.LPIPS != 0 {
+			x = x.Add(f.Distance(target, out).MeanAll().MulScalar(lam.LPIPS))
+		}
+		return x
+	}
+	t.Total = t.Total.Add(recon(gt).Sub(recon(d0)).MulScalar(a))
+	return t
 }
 
 // CriticSize is the side the attribute critic sees: the aux nets are

@@ -322,7 +322,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 			terms = weighted(tr.Cfg.Weights, target, idTarget, out, w, wavg, tr.F, tr.R)
 		}
 	} else {
-		terms = ModulationLoss(tr.Cfg.Weights, target, idTarget, out, w, wavg, tr.F, tr.R)
+		terms = AnchoredModulationLoss(tr.Cfg.Weights, tr.Cfg.Weights.Anchor, target, idTarget, out, w, wavg, tr.F, tr.R)
 	}
 	if lam := tr.Cfg.Weights.Attr; lam != 0 && tr.A != nil {
 		y, stated := StatedAttributes(b.Captions, int64(len(synthface.AttributeNames)), tr.Dev)
@@ -521,6 +521,12 @@ func stage1Shared(a Ablation) bool { return a == Full || a == NoAttn || a == GTO
 // loadStage1 copies M from a stage-1 model saved by a run whose stage 1
 // this run's would repeat step for step (same ablation family, same
 // stage-1 length, same M shape); T keeps its initialisation.
+// stage1Weights are the weights stage 1 uses (the anchor is stage 2's).
+func stage1Weights(w Weights) Weights {
+	w.Anchor = 0
+	return w
+}
+
 func (tr *Trainer) loadStage1(path string) error {
 	c := tr.Cfg
 	if !stage1Shared(c.Ablation) || c.Ablation == MOnly {
@@ -538,7 +544,7 @@ func (tr *Trainer) loadStage1(path string) error {
 	case !stage1Shared(tc.Ablation):
 		return fmt.Errorf("--stage1-from %s: its stage 1 trained as %q, not against I^gt", path, tc.Ablation)
 	case tc.Stage1Steps != c.Stage1Steps || tc.Batch != c.Batch || tc.LR != c.LR || tc.Seed != c.Seed ||
-		tc.Weights != c.Weights || tc.Cond != c.Cond || tc.TMin != c.TMin || tc.TMax != c.TMax:
+		stage1Weights(tc.Weights) != stage1Weights(c.Weights) || tc.Cond != c.Cond || tc.TMin != c.TMin || tc.TMax != c.TMax:
 		return fmt.Errorf("--stage1-from %s: its stage 1 (%d steps, batch %d, lr %g, seed %d, %s, t∈[%d,%d], λ %+v) differs from this run's (%d, %d, %g, %d, %s, [%d,%d], %+v)",
 			path, tc.Stage1Steps, tc.Batch, tc.LR, tc.Seed, tc.Cond, tc.TMin, tc.TMax, tc.Weights,
 			c.Stage1Steps, c.Batch, c.LR, c.Seed, c.Cond, c.TMin, c.TMax, c.Weights)

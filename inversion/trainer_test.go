@@ -2,6 +2,7 @@ package inversion
 
 import (
 	"context"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -347,5 +348,28 @@ func TestPairedLatentOnlyAtTheLastStep(t *testing.T) {
 	got := PairedLatent(zt, zT, torch.FromInt64([]int64{999, 500}, 2), 1000)
 	if a, b := got.Narrow(0, 0, 1).MinAll().Item(), got.Narrow(0, 1, 1).MaxAll().Item(); a != 1 || b != 0 {
 		t.Fatalf("row at t = 999 has min %g (want 1 from z_T), row at t = 500 max %g (want 0 from z_t)", a, b)
+	}
+}
+
+// The anchor moves Eq. 7's reconstruction from I^d_0 toward I^gt: a = 0
+// is Eq. 7, a = 1 is the same loss taken against the truth.
+func TestAnchoredModulationLoss(t *testing.T) {
+	g := torch.NewGenerator(2)
+	d0 := torch.Randn(g, []int64{2, 3, 8, 8}, torch.Float32, torch.CPU)
+	gt := torch.Randn(g, []int64{2, 3, 8, 8}, torch.Float32, torch.CPU)
+	out := torch.Randn(g, []int64{2, 3, 8, 8}, torch.Float32, torch.CPU)
+	w := torch.Randn(g, []int64{2, 4, 5}, torch.Float32, torch.CPU)
+	wavg := torch.Zeros([]int64{5}, torch.Float32, torch.CPU)
+	lam := Weights{L2: 1, Reg: 0.1}
+	eq7 := ModulationLoss(lam, d0, gt, out, w, wavg, nil, nil).Total.Item()
+	if got := AnchoredModulationLoss(lam, 0, d0, gt, out, w, wavg, nil, nil).Total.Item(); got != eq7 {
+		t.Errorf("a = 0: %g, Eq. 7 gives %g", got, eq7)
+	}
+	truth := ModulationLoss(lam, gt, gt, out, w, wavg, nil, nil).Total.Item()
+	if got := AnchoredModulationLoss(lam, 1, d0, gt, out, w, wavg, nil, nil).Total.Item(); math.Abs(got-truth) > 1e-5 {
+		t.Errorf("a = 1: %g, against the truth %g", got, truth)
+	}
+	if got := AnchoredModulationLoss(lam, 0.5, d0, gt, out, w, wavg, nil, nil).Total.Item(); math.Abs(got-(eq7+truth)/2) > 1e-5 {
+		t.Errorf("a = 0.5: %g, want the mean %g", got, (eq7+truth)/2)
 	}
 }

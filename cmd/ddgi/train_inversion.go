@@ -42,6 +42,7 @@ func runTrainInversion(args []string) error {
 	lamL2 := fs.Float64("l2", 1, "λ0: pixel L2 weight")
 	lamLPIPS := fs.Float64("lpips", 0.8, "λ1: perceptual (F) weight; 0 skips F")
 	lamID := fs.Float64("id", 0.1, "λ2: identity (R) weight; 0 skips R")
+	anchor := fs.Float64("anchor", 0, "ddgi's fidelity anchor for stage 2: the share of Eq. 7's L2 and LPIPS taken against the ground truth instead of I^d_0, in [0, 1] (docs/inversion.md)")
 	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
 	lamAttr := fs.Float64("attr", 0, "weight of ddgi's prompt-attribute term (not in the paper): BCE of an attribute critic's logits on each render against the attributes the prompt states; 0 skips it")
 	attrNet := fs.String("attr-net", "", "attribute critic for --attr (default: the model set's aux_attributes.safetensors, which ddgi eval also scores with; a separately trained net keeps the eval's attribute accuracy an independent check)")
@@ -105,7 +106,7 @@ func runTrainInversion(args []string) error {
 		Face:  face.Options{Weights: *weights, GAN: kinds.GANArch(*gan), Cond: kinds.Cond(*cond), Device: dev, Art: *artModel, Generator: *generator},
 		Width: *width, TextPath: *textPath, Open: df.open, N: *n, ArtProb: artProb, Arts: arts,
 		Train: inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
-			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg, Attr: *lamAttr}, Ablation: abl, Cond: kinds.Cond(*cond),
+			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg, Attr: *lamAttr, Anchor: *anchor}, Ablation: abl, Cond: kinds.Cond(*cond),
 			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, PairNoise: *pairNoise, Init: *initFrom},
 		Stage1From: *stage1From, AttrNet: *attrNet, TextGuidance: *textGuidance, D0Steps: *d0Steps,
 		PreviewEvery: int64(*every), CheckpointEvery: ckpt, Group: group,

@@ -144,6 +144,11 @@ func Build(o Options) (*inversion.Trainer, error) {
 	if tc.TMin < 0 || tc.TMin > tc.TMax {
 		return nil, fmt.Errorf("--tmin %d outside [0, %d]", tc.TMin, tc.TMax)
 	}
+	if a := tc.Weights.Anchor; !(a >= 0 && a <= 1) {
+		return nil, fmt.Errorf("--anchor %g: want a share in [0, 1]", a)
+	} else if a != 0 && (tc.Ablation == inversion.GTOnly || tc.Ablation == inversion.D0Only || tc.Ablation == inversion.MOnly) {
+		return nil, fmt.Errorf("--anchor needs a stage 2 that learns from I^d_0 with I^gt beside it, which --ablation %s has not", tc.Ablation)
+	}
 	tc.ArtProb, tc.Arts = 0, nil
 	if o.ArtProb > 0 {
 		tc.ArtProb = o.ArtProb
