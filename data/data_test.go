@@ -548,15 +548,7 @@ func TestLoaderRowsSplitBatches(t *testing.T) {
 	epoch := func(rows func(int) []int) []Batch {
 		o := opts
 		o.Rows = rows
-		l, _ := NewLoader(ds, o)
-		var out []Batch
-		for b := range l.Epoch(context.Background(), 1) {
-			if b.Err != nil {
-				t.Fatal(b.Err)
-			}
-			out = append(out, b)
-		}
-		return out
+		return loadEpoch(t, ds, o, 1)
 	}
 	whole := epoch(nil)
 	ds.calls.Store(0)
@@ -605,18 +597,7 @@ func TestLoaderCamerasOfOtherRows(t *testing.T) {
 	epoch := func(rows func(int) []int) []Batch {
 		o := opts
 		o.Rows = rows
-		l, err := NewLoader(ds, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []Batch
-		for b := range l.Epoch(context.Background(), 2) {
-			if b.Err != nil {
-				t.Fatal(b.Err)
-			}
-			out = append(out, b)
-		}
-		return out
+		return loadEpoch(t, ds, o, 2)
 	}
 	whole := epoch(nil)
 	for i, b := range whole {
@@ -639,4 +620,21 @@ func TestLoaderCamerasOfOtherRows(t *testing.T) {
 	if _, err := NewLoader(&counting{Dataset: synth}, LoaderOptions{BatchSize: 4, Cameras: true, Rows: func(int) []int { return []int{0} }}); err == nil {
 		t.Fatal("a dataset without CameraSource was accepted for other rows' cameras")
 	}
+}
+
+// loadEpoch collects one epoch of a loader over ds, failing on any error.
+func loadEpoch(t *testing.T, ds Dataset, o LoaderOptions, epoch int) []Batch {
+	t.Helper()
+	l, err := NewLoader(ds, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Batch
+	for b := range l.Epoch(context.Background(), epoch) {
+		if b.Err != nil {
+			t.Fatal(b.Err)
+		}
+		out = append(out, b)
+	}
+	return out
 }

@@ -428,10 +428,6 @@ func (p *Pipeline) codes(b Batch) *torch.Tensor {
 	} else {
 		cond.Scribble = in.ToDevice(dev)
 	}
-	zs := make([]*torch.Tensor, n)
-	for i, seed := range b.Seeds {
-		zs[i] = p.E.Prior(1, torch.NewGenerator(uint64(seed)))
-	}
 	t := p.Opts.Step
 	if t < 0 || t >= p.E.Timesteps() {
 		t = p.E.Timesteps() - 1
@@ -439,7 +435,7 @@ func (p *Pipeline) codes(b Batch) *torch.Tensor {
 	steps := torch.Full([]int64{n}, float64(t), torch.Int64, dev)
 	// At t < T−1 the sampler first denoises z_T to z_t (a few guided DDIM
 	// steps), so the tap sees what training's q(z_t|z_0) looked like.
-	zt := p.E.DenoiseTo(torch.Cat(zs, 0), b.Texts, cond, t)
+	zt := p.E.DenoiseTo(inversion.SeedPriors(p.E, b.Seeds), b.Texts, cond, t)
 	h, f := p.E.Features(zt, steps, b.Texts, cond)
 	return p.Model.Invert(h, f, steps, p.Opts.Variant == string(inversion.MOnly)).W
 }

@@ -245,7 +245,7 @@ func (t *Trainer) trainRows(own []*data.Sample, cams [][25]float32, b int) Metri
 	reals, c := t.M.Real(own)
 	cAll := c
 	if rows != nil && c != nil {
-		cAll = camerasTensor(cams)
+		cAll = stylegan2.Cameras(cams)
 	}
 	cfAll := t.fakeCameras(cAll)
 	cf := pickRows(rows, cfAll)
@@ -329,15 +329,6 @@ func (t *Trainer) pathLengthStep(b int, c *torch.Tensor) float64 {
 	t.shard.Backward(pen.MulScalar(t.O.PLWeight*float64(max(t.O.PLInterval, 1))), g.Trainable())
 	t.OptG.Update(g.Trainable())
 	return pen.Item()
-}
-
-// camerasTensor stacks EG3D cameras into [B,25].
-func camerasTensor(cams [][25]float32) *torch.Tensor {
-	v := make([]float32, 0, 25*len(cams))
-	for _, c := range cams {
-		v = append(v, c[:]...)
-	}
-	return torch.FromFloat32(v, int64(len(cams)), 25)
 }
 
 // positions are this rank's rows of a global batch of b as batch

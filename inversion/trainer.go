@@ -236,24 +236,17 @@ func (tr *Trainer) d0Seeds(b imagebatch.Batch, start int) []int64 {
 // PairedLatent is E's input for the I^d_0 stages under PairNoise: z_T
 // (the latent I^d_0 was sampled from) where t = T−1, z_t elsewhere.
 func PairedLatent(zt, zT, steps *torch.Tensor, T int) *torch.Tensor {
-	last := steps.EqScalar(float64(T - 1)).Reshape(append([]int64{-1}, ones(zt.Dim()-1)...)...)
+	last := steps.EqScalar(float64(T-1)).Reshape(-1, 1, 1, 1)
 	return torch.Where(last.Expand(zt.Shape()...), zT, zt)
 }
 
-// ones is n 1s, for broadcasting shapes.
-func ones(n int) []int64 {
-	s := make([]int64, n)
-	for i := range s {
-		s[i] = 1
-	}
-	return s
-}
-
-// priors are the z_T of seeds, each drawn as inference draws it.
-func (tr *Trainer) priors(seeds []int64) *torch.Tensor {
+// SeedPriors are the z_T of seeds [B,C,H,W], each drawn from its own seed
+// alone: one-pass inference and PairNoise training draw them here, so a
+// seed gives both the same latent.
+func SeedPriors(e Encoder, seeds []int64) *torch.Tensor {
 	zs := make([]*torch.Tensor, len(seeds))
 	for i, s := range seeds {
-		zs[i] = tr.E.Prior(1, torch.NewGenerator(uint64(s)))
+		zs[i] = e.Prior(1, torch.NewGenerator(uint64(s)))
 	}
 	return torch.Cat(zs, 0)
 }
@@ -293,7 +286,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 		eps := torch.Randn(g, append([]int64{int64(tr.Cfg.Batch)}, z0.Shape()[1:]...), torch.Float32, z0.Device()).Narrow(0, int64(lo), int64(n))
 		zt := tr.E.AddNoise(z0, eps, steps)
 		if tr.Cfg.PairNoise && tr.needsD0(stage) {
-			zt = PairedLatent(zt, tr.priors(tr.d0Seeds(b, start+lo)), steps, tr.E.Timesteps())
+			zt = PairedLatent(zt, SeedPriors(tr.E, tr.d0Seeds(b, start+lo)), steps, tr.E.Timesteps())
 		}
 		h, f = tr.E.Features(zt, steps, b.Captions, cond)
 		es.Keep(append([]*torch.Tensor{h}, f.tensors()...)...)
@@ -518,15 +511,15 @@ func (tr *Trainer) Load(dir string) error {
 // M trained by Eq. 6 against I^gt with T not run.
 func stage1Shared(a Ablation) bool { return a == Full || a == NoAttn || a == GTOnly || a == MOnly }
 
-// loadStage1 copies M from a stage-1 model saved by a run whose stage 1
-// this run's would repeat step for step (same ablation family, same
-// stage-1 length, same M shape); T keeps its initialisation.
 // stage1Weights are the weights stage 1 uses (the anchor is stage 2's).
 func stage1Weights(w Weights) Weights {
 	w.Anchor = 0
 	return w
 }
 
+// loadStage1 copies M from a stage-1 model saved by a run whose stage 1
+// this run's would repeat step for step (same ablation family, same
+// stage-1 length, same M shape); T keeps its initialisation.
 func (tr *Trainer) loadStage1(path string) error {
 	c := tr.Cfg
 	if !stage1Shared(c.Ablation) || c.Ablation == MOnly {

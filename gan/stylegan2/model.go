@@ -82,11 +82,20 @@ func RealImages(batch []*data.Sample) *torch.Tensor {
 
 // RealCameras stacks the samples' EG3D cameras into [B,25].
 func RealCameras(batch []*data.Sample) *torch.Tensor {
-	v := make([]float32, 0, 25*len(batch))
-	for _, s := range batch {
-		v = append(v, s.Camera[:]...)
+	cams := make([][25]float32, len(batch))
+	for i, s := range batch {
+		cams[i] = s.Camera
 	}
-	return torch.FromFloat32(v, int64(len(batch)), 25)
+	return Cameras(cams)
+}
+
+// Cameras stacks EG3D cameras into [B,25].
+func Cameras(cams [][25]float32) *torch.Tensor {
+	v := make([]float32, 0, 25*len(cams))
+	for _, c := range cams {
+		v = append(v, c[:]...)
+	}
+	return torch.FromFloat32(v, int64(len(cams)), 25)
 }
 
 // Preview is G_ema with constant noise, no truncation.
