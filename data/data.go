@@ -40,6 +40,13 @@ type CameraSource interface {
 	Camera(i int) ([25]float32, error)
 }
 
+// Viewer is a Dataset that can draw sample i again from another camera
+// (EG3D's 25-float label): the same person, attributes and light, turned.
+// SynthFace is one; a folder of photos is not.
+type Viewer interface {
+	View(i int, camera [25]float32) (*Sample, error)
+}
+
 // Split names a SynthFace partition.
 type Split int
 
@@ -171,6 +178,19 @@ func (d *synthSet) Camera(i int) ([25]float32, error) {
 		return [25]float32{}, err
 	}
 	return p.Camera.EG3D(), nil
+}
+
+// View renders sample i from camera (Viewer).
+func (d *synthSet) View(i int, camera [25]float32) (*Sample, error) {
+	p, err := d.params(i)
+	if err != nil {
+		return nil, err
+	}
+	p.Camera = synthface.CameraFromEG3D(camera)
+	if err := p.Camera.Validate(); err != nil {
+		return nil, err
+	}
+	return FromFace(synthface.Render(p, d.size)), nil
 }
 
 // params draws sample i's face parameters.

@@ -500,6 +500,47 @@ func TestSynthFaceSpreadYaw(t *testing.T) {
 	}
 }
 
+// View from a sample's own camera must give back exactly that sample, and
+// another camera the same person turned (captions may differ: they name
+// what the view shows); a broken camera is refused.
+func TestSynthFaceView(t *testing.T) {
+	ds := NewSynthFace(Bench, 24, 4)
+	v, ok := ds.(Viewer)
+	if !ok {
+		t.Fatal("SynthFace is not a Viewer")
+	}
+	for i := 0; i < 4; i++ {
+		s, err := ds.Get(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same, err := v.View(i, s.Camera)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(same.Image) != string(s.Image) || string(same.Mask) != string(s.Mask) {
+			t.Fatalf("sample %d: View from its own camera differs from Get", i)
+		}
+		cam := synthface.OrbitCamera(0.5, 0, synthface.DefaultRadius, synthface.DefaultFocal).EG3D()
+		turned, err := v.View(i, cam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if turned.Camera != cam || string(turned.Image) == string(s.Image) {
+			t.Fatalf("sample %d: View at yaw 0.5 rad did not turn the head", i)
+		}
+		if turned.Seed != s.Seed || turned.Identity != s.Identity {
+			t.Fatalf("sample %d: View changed the person (seed %d→%d, identity %d→%d)", i, s.Seed, turned.Seed, s.Identity, turned.Identity)
+		}
+	}
+	if _, err := v.View(0, [25]float32{}); err == nil {
+		t.Error("View accepted an all-zero camera")
+	}
+	if _, err := v.View(4, synthface.OrbitCamera(0, 0, synthface.DefaultRadius, synthface.DefaultFocal).EG3D()); err == nil {
+		t.Error("View accepted an index past the end")
+	}
+}
+
 // counting counts Get calls.
 type counting struct {
 	Dataset

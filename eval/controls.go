@@ -1,16 +1,12 @@
 package eval
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"ddgi/data"
 	"ddgi/imagebatch"
-	"ddgi/internal/imageio"
 	"ddgi/internal/progress"
 	"ddgi/kinds"
 	"ddgi/metrics"
@@ -538,36 +534,20 @@ func (r *ControlReport) Markdown() string {
 
 // WriteFiles writes controls.md and controls.json into dir.
 func (r *ControlReport) WriteFiles(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := imageio.WriteAtomic(filepath.Join(dir, "controls.md"), []byte(r.Markdown())); err != nil {
-		return err
-	}
-	js, err := json.MarshalIndent(r.jsonSafe(), "", "  ")
-	if err != nil {
-		return err
-	}
-	return imageio.WriteAtomic(filepath.Join(dir, "controls.json"), js)
+	return writeReport(dir, "controls.md", r.Markdown(), "controls.json", r.jsonSafe())
 }
 
 // jsonSafe maps NaN (not measured) to null.
 func (r *ControlReport) jsonSafe() map[string]any {
-	num := func(v float64) any {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil
-		}
-		return v
-	}
 	rows := make([]map[string]any, len(r.Rows))
 	for i, row := range r.Rows {
 		scores := make([]map[string]any, len(row.Scores))
 		for k, s := range row.Scores {
 			scores[k] = map[string]any{"control": s.Control, "attribute": s.Attr, "n": s.N,
-				"right_way": num(s.Right), "mean_shift": num(s.Shift)}
+				"right_way": jsonNum(s.Right), "mean_shift": jsonNum(s.Shift)}
 		}
 		rows[i] = map[string]any{"method": row.Method, "cond": row.Cond, "controls": scores,
-			"hair_lab_fraction": num(row.HairLab), "hair_lab_right_way": num(row.HairLabRight), "diversity": num(row.Diversity)}
+			"hair_lab_fraction": jsonNum(row.HairLab), "hair_lab_right_way": jsonNum(row.HairLabRight), "diversity": jsonNum(row.Diversity)}
 	}
-	return map[string]any{"n": r.N, "hair_lab_gt": num(r.HairLabGT), "rows": rows}
+	return map[string]any{"n": r.N, "hair_lab_gt": jsonNum(r.HairLabGT), "rows": rows}
 }

@@ -90,15 +90,7 @@ func (g *gridData) image() *image.RGBA {
 	var tiles []image.Image
 	var caps []string
 	for i, s := range g.samples {
-		cond := imageio.RGB(data.ColorizeMask(s.Mask), s.Size, s.Size)
-		if g.cond == kinds.Scribble {
-			inv := make([]uint8, len(s.Scribble))
-			for p, v := range s.Scribble {
-				inv[p] = 255 - v
-			}
-			cond = imageio.RGB(grayToRGB(inv), s.Size, s.Size)
-		}
-		row := []image.Image{upscale(cond), textTile(Prompt(s, i)), upscale(imageio.RGB(s.Image, s.Size, s.Size))}
+		row := []image.Image{upscale(conditionTile(g.cond, s)), textTile(Prompt(s, i)), upscale(imageio.RGB(s.Image, s.Size, s.Size))}
 		names := []string{string(g.cond), "text", "ground truth"}
 		for _, m := range g.methods {
 			if i < len(g.outs[m]) {
@@ -107,15 +99,34 @@ func (g *gridData) image() *image.RGBA {
 			}
 		}
 		tiles = append(tiles, row...)
-		for _, n := range names {
-			if i == 0 {
-				caps = append(caps, n)
-			} else {
-				caps = append(caps, "")
-			}
-		}
+		caps = headerCaptions(caps, names, i == 0)
 	}
 	return imageio.Grid(tiles, caps, 3+len(g.methods), 2)
+}
+
+// headerCaptions adds a grid row's tile names as captions on the first
+// row and blanks below it.
+func headerCaptions(caps, names []string, first bool) []string {
+	for _, n := range names {
+		if !first {
+			n = ""
+		}
+		caps = append(caps, n)
+	}
+	return caps
+}
+
+// conditionTile draws a sample's mask in class colours or its scribble
+// as dark strokes on white.
+func conditionTile(cond kinds.Cond, s *data.Sample) image.Image {
+	if cond == kinds.Scribble {
+		inv := make([]uint8, len(s.Scribble))
+		for p, v := range s.Scribble {
+			inv[p] = 255 - v
+		}
+		return imageio.RGB(grayToRGB(inv), s.Size, s.Size)
+	}
+	return imageio.RGB(data.ColorizeMask(s.Mask), s.Size, s.Size)
 }
 
 func grayToRGB(g []uint8) []uint8 {
@@ -177,17 +188,7 @@ func (r *Report) Markdown() string {
 
 // WriteFiles writes table.md, results.json and grid_<cond>.png into dir.
 func (r *Report) WriteFiles(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := imageio.WriteAtomic(filepath.Join(dir, "table.md"), []byte(r.Markdown())); err != nil {
-		return err
-	}
-	js, err := json.MarshalIndent(r.jsonSafe(), "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := imageio.WriteAtomic(filepath.Join(dir, "results.json"), js); err != nil {
+	if err := writeReport(dir, "table.md", r.Markdown(), "results.json", r.jsonSafe()); err != nil {
 		return err
 	}
 	for cond, g := range r.grids {
@@ -201,6 +202,31 @@ func (r *Report) WriteFiles(dir string) error {
 	return nil
 }
 
+// writeReport writes a report's markdown and JSON into dir, each file
+// atomically.
+func writeReport(dir, mdName, md, jsonName string, v any) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := imageio.WriteAtomic(filepath.Join(dir, mdName), []byte(md)); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return imageio.WriteAtomic(filepath.Join(dir, jsonName), js)
+}
+
+// jsonNum is a metric for JSON: NaN and ±Inf (not measured or not
+// applicable) become null, which encoding/json cannot write otherwise.
+func jsonNum(v float64) any {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return v
+}
+
 // jsonSafe maps NaN (not applicable) to null.
 func (r *Report) jsonSafe() map[string]any {
 	rows := make([]map[string]any, len(r.Rows))
@@ -209,19 +235,12 @@ func (r *Report) jsonSafe() map[string]any {
 		m["sanity_check"], m["n"], m["generate_seconds"] = row.Sanity, row.N, row.Seconds
 		for k, v := range map[string]float64{"fid": row.FID, "kid": row.KID, "lpips": row.LPIPS, "ms_ssim": row.MSSSIM,
 			"id": row.ID, "acc": row.ACC, "miou": row.MIoU, "attr_acc": row.AttrAcc, "style_acc": row.StyleAcc} {
-			if math.IsNaN(v) {
-				m[k] = nil
-			} else {
-				m[k] = v
-			}
+			m[k] = jsonNum(v)
 		}
 		if row.ClassIoU != nil {
 			iou := map[string]any{}
 			for k, v := range row.ClassIoU {
-				iou[synthface.Classes[k]] = nil
-				if !math.IsNaN(v) {
-					iou[synthface.Classes[k]] = v
-				}
+				iou[synthface.Classes[k]] = jsonNum(v)
 			}
 			m["class_iou"] = iou
 		}

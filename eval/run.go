@@ -301,16 +301,21 @@ func (c Config) benchName() string {
 	return "synthface-bench"
 }
 
-func renderBench(c Config) ([]*data.Sample, error) {
+// benchSet is the dataset of the pairs scored: SynthFace-bench or -val,
+// drawn as artworks under Config.Art.
+func benchSet(c Config) data.Dataset {
 	split := data.Bench
 	if c.Val {
 		split = data.Val
 	}
-	ds := data.NewSynthFace(split, c.Size, c.N)
 	if c.Art != synthface.ArtPhoto {
-		ds = data.NewSynthFaceArt(split, c.Size, c.N, 1, []synthface.Art{c.Art})
+		return data.NewSynthFaceArt(split, c.Size, c.N, 1, []synthface.Art{c.Art})
 	}
-	return auxnets.Cache(ds, c.Workers, c.Quiet, "render bench")
+	return data.NewSynthFace(split, c.Size, c.N)
+}
+
+func renderBench(c Config) ([]*data.Sample, error) {
+	return auxnets.Cache(benchSet(c), c.Workers, c.Quiet, "render bench")
 }
 
 // inChunks is auxnets.InChunks.

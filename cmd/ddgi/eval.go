@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"ddgi/eval"
@@ -26,6 +28,8 @@ func runEval(args []string) error {
 	bench := fs.String("bench", "synthface", "benchmark: synthface (SynthFace-bench, the tables' pairs) or synthface-val (SynthFace's held-out val split, which no trainer draws and no table scores: choose settings there, report on the bench)")
 	n := fs.Int("n", 2000, "bench pairs (0 with --controls: the controllability report only)")
 	controls := fs.Int("controls", 0, "also run the controllability report on the first N bench conditions: prompt pairs that differ in one attribute (hair colour, gender, age, smiling, makeup, lipstick, and eyeglasses/hat/beard where the truth has room), same condition and seed; writes controls.md/controls.json")
+	views := fs.Int("views", 0, "also run the view-consistency report on the first N bench heads (3-D methods): each head drawn from every --view-yaws camera, by SynthFace and by each 3-D method from its one code; the identity net's similarity between views of one head against neighbouring heads (ROC-AUC), and how far the views turn; writes views.md/views.json/grid_views_<cond>.png")
+	viewYaws := fs.String("view-yaws", "-30,0,30", "yaws in degrees (pitch 0) of --views' cameras, at least two")
 	size := fs.Int("size", 64, "image side the methods generate at")
 	conds := fs.String("cond", "mask,scribble", "conditions: mask, scribble or both")
 	out := fs.String("out", "", "output folder for table.md, results.json, grid_<cond>.png (empty: print the table only)")
@@ -66,8 +70,12 @@ func runEval(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--art: %w", err)
 	}
-	if *n < 0 || *controls < 0 || (*n == 0 && *controls == 0) {
-		return fmt.Errorf("--n %d, --controls %d: want n ≥ 1, or n = 0 with controls ≥ 2", *n, *controls)
+	if *n < 0 || *controls < 0 || *views < 0 || (*n == 0 && *controls == 0 && *views == 0) {
+		return fmt.Errorf("--n %d, --controls %d, --views %d: want n ≥ 1, or n = 0 with controls or views ≥ 2", *n, *controls, *views)
+	}
+	yaws, err := parseYaws(*viewYaws)
+	if err != nil {
+		return fmt.Errorf("--view-yaws: %w", err)
 	}
 	if *n > 0 && *n < 500 {
 		fmt.Fprintf(os.Stderr, "ddgi eval: warning: FID and KID on %d pairs are noisy (KID can come out negative); the tables use 2,000\n", *n)
@@ -111,17 +119,48 @@ func runEval(args []string) error {
 		}
 	}
 	if *controls > 0 {
-		cfg.N = *controls
-		crep, err := eval.RunControls(cfg)
+		c := cfg
+		c.N = *controls
+		crep, err := eval.RunControls(c)
 		if err != nil {
 			return err
 		}
 		fmt.Fprint(os.Stdout, "\n"+crep.Markdown())
 		if *out != "" {
-			return crep.WriteFiles(*out)
+			if err := crep.WriteFiles(*out); err != nil {
+				return err
+			}
+		}
+	}
+	if *views > 0 {
+		c := cfg
+		c.N = *views
+		vrep, err := eval.RunViews(c, yaws)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(os.Stdout, "\n"+vrep.Markdown())
+		if *out != "" {
+			return vrep.WriteFiles(*out)
 		}
 	}
 	return nil
+}
+
+// parseYaws reads "-30,0,30": at least two finite yaws within ±90°.
+func parseYaws(s string) ([]float64, error) {
+	var ys []float64
+	for _, f := range strings.Split(s, ",") {
+		y, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || math.IsNaN(y) || math.Abs(y) > 90 {
+			return nil, fmt.Errorf("%q: want comma-separated degrees within ±90", f)
+		}
+		ys = append(ys, y)
+	}
+	if len(ys) < 2 {
+		return nil, fmt.Errorf("%q: want at least two yaws", s)
+	}
+	return ys, nil
 }
 
 // evalMethods is every method `ddgi eval` knows, the trained ones set up

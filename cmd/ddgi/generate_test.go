@@ -170,6 +170,27 @@ func TestEvalRunsDdgiAndBaselineOnTinyWeights(t *testing.T) {
 	if code := run([]string{"eval", "--method", "ddgi-2d:m-only", "--n", "2", "--size", "32", "--weights", w, "--quiet"}); code != 1 {
 		t.Errorf("eval of an ablation without weights exited %d, want 1", code)
 	}
+	// The view report needs the identity and perceptual nets.
+	views := []string{"eval", "--method", "ddgi-3d", "--n", "0", "--views", "3", "--size", "32", "--weights", w, "--out", out, "--quiet"}
+	if code := run(views); code != 1 {
+		t.Errorf("--views without aux nets exited %d, want 1", code)
+	}
+	for _, f := range []string{"aux_perceptual.safetensors", "aux_identity.safetensors"} {
+		copyFile(t, filepath.Join("..", "..", "weights", f), filepath.Join(w, f))
+	}
+	if code := run(append(views, "--view-yaws", "-20,20")); code != 0 {
+		t.Fatalf("eval --views exited %d", code)
+	}
+	for _, f := range []string{"views.md", "views.json", "grid_views_mask.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, yaws := range []string{"30", "-30,x", "0,100"} {
+		if code := run(append(views, "--view-yaws", yaws)); code != 1 {
+			t.Errorf("--view-yaws %s exited %d, want 1", yaws, code)
+		}
+	}
 }
 
 // TestEvalTextOnTinyWeights runs eval-text end to end on a random tiny

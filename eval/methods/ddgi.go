@@ -35,22 +35,28 @@ func (m *ddgi) pipeline(c kinds.Cond) (*face.Pipeline, error) {
 	return p, nil
 }
 
-// Generate inverts each sample's prompt and condition (seed: the bench
-// index); a 3D GAN renders from the ground-truth sample's camera (the pose
-// is an input there).
-func (m *ddgi) Generate(b *eval.Batch) (*torch.Tensor, error) {
+// codes inverts each sample's prompt and condition (seed: the bench
+// index) with the condition's pipeline.
+func (m *ddgi) codes(b *eval.Batch) (*face.Pipeline, *torch.Tensor, error) {
 	p, err := m.pipeline(b.Cond)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if b.Size != p.Size() {
-		return nil, fmt.Errorf("%s reads %d² conditions, the bench batch is %d²", m.name, p.Size(), b.Size)
+		return nil, nil, fmt.Errorf("%s reads %d² conditions, the bench batch is %d²", m.name, p.Size(), b.Size)
 	}
 	in := face.Batch{Texts: b.Prompts, Seeds: make([]int64, len(b.Index)), Mask: b.Mask, Scribble: b.Scribble}
 	for i, ix := range b.Index {
 		in.Seeds[i] = int64(ix)
 	}
 	w, err := p.BatchCodes(in)
+	return p, w, err
+}
+
+// Generate renders each pair's code; a 3D GAN renders from the
+// ground-truth sample's camera (the pose is an input there).
+func (m *ddgi) Generate(b *eval.Batch) (*torch.Tensor, error) {
+	p, w, err := m.codes(b)
 	if err != nil {
 		return nil, err
 	}
@@ -63,4 +69,42 @@ func (m *ddgi) Generate(b *eval.Batch) (*torch.Tensor, error) {
 		defer cams.Free()
 	}
 	return p.Render(w, cams)
+}
+
+// Turns: ddgi-3d's faces can be drawn from other cameras (eval.Turner).
+func (m *ddgi) Turns() bool { return m.gan == kinds.EG3D }
+
+// Turn renders each pair's one code from every camera (eval.Turner).
+func (m *ddgi) Turn(b *eval.Batch, cams [][25]float32) ([]*torch.Tensor, error) {
+	if !m.Turns() {
+		return nil, fmt.Errorf("%s draws 2-D faces", m.name)
+	}
+	p, w, err := m.codes(b)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Free()
+	outs := make([]*torch.Tensor, 0, len(cams))
+	for _, cam := range cams {
+		flat := make([]float32, 0, len(cam)*len(b.Index))
+		for range b.Index {
+			flat = append(flat, cam[:]...)
+		}
+		var img *torch.Tensor
+		var rerr error
+		torch.Scoped(func() {
+			c := torch.FromFloat32(flat, int64(len(b.Index)), int64(len(cam))).ToDevice(m.cfg.Device)
+			if img, rerr = p.Render(w, c); rerr == nil {
+				torch.Persist(img)
+			}
+		})
+		if rerr != nil {
+			for _, o := range outs {
+				o.Free()
+			}
+			return nil, rerr
+		}
+		outs = append(outs, img)
+	}
+	return outs, nil
 }

@@ -27,15 +27,7 @@ func TestDDGIMatchesProductAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	const size = 32 // the tiny diffusion model reads 32² conditions
-	ds := data.NewSynthFace(data.Bench, size, 3)
-	var ss []*data.Sample
-	for i := 0; i < 3; i++ {
-		s, err := ds.Get(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ss = append(ss, s)
-	}
+	ss := benchSamples(t, size, 3)
 	for _, cond := range []kinds.Cond{kinds.Mask, kinds.Scribble} {
 		torch.Scoped(func() {
 			b := &eval.Batch{Cond: cond, Size: size, Samples: ss, Index: []int{0, 1, 2},
@@ -78,4 +70,66 @@ func TestDDGIMatchesProductAPI(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), c.Weights) {
 		t.Errorf("empty weights folder: got %v, want an error naming it", err)
 	}
+}
+
+// TestDDGI3DTurns: ddgi-3d turns (eval.Turner) and ddgi-2d does not; a
+// view from a pair's own camera is exactly what Generate draws for it, and
+// other cameras give other images of the same code.
+func TestDDGI3DTurns(t *testing.T) {
+	dir := testweights.Tiny(t, "../../weights/tokenizer.json")
+	c := DefaultConfig()
+	c.Weights = dir
+	r := eval.NewRegistry()
+	Register(r, c)
+	m2, _ := r.New("ddgi-2d")
+	if m2.(eval.Turner).Turns() {
+		t.Error("ddgi-2d says it turns")
+	}
+	m, err := r.New("ddgi-3d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := m.(eval.Turner)
+	if !tm.Turns() {
+		t.Fatal("ddgi-3d does not turn")
+	}
+	const size = 32
+	ss := benchSamples(t, size, 2)
+	b := &eval.Batch{Cond: kinds.Mask, Size: size, Samples: ss, Index: []int{0, 1}, Prompts: []string{eval.Prompt(ss[0], 0), eval.Prompt(ss[1], 1)},
+		Mask: imagebatch.SampleMasks(ss), Scribble: imagebatch.SampleScribbles(ss)}
+	want, err := m.Generate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ss[0].Camera
+	other[3] += 0.3 // the camera moved sideways
+	views, err := tm.Turn(b, [][25]float32{ss[0].Camera, ss[1].Camera, other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(views) != 3 {
+		t.Fatalf("%d views for 3 cameras", len(views))
+	}
+	for i := 0; i < 2; i++ {
+		if d := views[i].Narrow(0, int64(i), 1).Sub(want.Narrow(0, int64(i), 1)).Abs().MaxAll().Item(); d > 1e-5 {
+			t.Errorf("pair %d from its own camera differs from Generate by %g", i, d)
+		}
+	}
+	if d := views[2].Narrow(0, 0, 1).Sub(want.Narrow(0, 0, 1)).Abs().MaxAll().Item(); d < 1e-3 {
+		t.Errorf("a moved camera changed pair 0's image by only %g", d)
+	}
+}
+
+// benchSamples renders the first n SynthFace-bench samples at size².
+func benchSamples(t *testing.T, size, n int) []*data.Sample {
+	t.Helper()
+	ds := data.NewSynthFace(data.Bench, size, n)
+	ss := make([]*data.Sample, n)
+	for i := range ss {
+		var err error
+		if ss[i], err = ds.Get(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ss
 }
