@@ -1,6 +1,8 @@
 package methods
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,51 +74,63 @@ func TestDDGIMatchesProductAPI(t *testing.T) {
 	}
 }
 
-// TestDDGI3DTurns: ddgi-3d turns (eval.Turner) and ddgi-2d does not; a
-// view from a pair's own camera is exactly what Generate draws for it, and
-// other cameras give other images of the same code.
+// TestDDGI3DTurns: ddgi-3d and project-3d turn (eval.Turner), their 2D
+// twins do not; a view from a pair's own camera is exactly what Generate
+// draws for it, and another camera gives another image of the same code.
 func TestDDGI3DTurns(t *testing.T) {
 	dir := testweights.Tiny(t, "../../weights/tokenizer.json")
-	c := DefaultConfig()
-	c.Weights = dir
-	r := eval.NewRegistry()
-	Register(r, c)
-	m2, _ := r.New("ddgi-2d")
-	if m2.(eval.Turner).Turns() {
-		t.Error("ddgi-2d says it turns")
-	}
-	m, err := r.New("ddgi-3d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm := m.(eval.Turner)
-	if !tm.Turns() {
-		t.Fatal("ddgi-3d does not turn")
-	}
-	const size = 32
-	ss := benchSamples(t, size, 2)
-	b := &eval.Batch{Cond: kinds.Mask, Size: size, Samples: ss, Index: []int{0, 1}, Prompts: []string{eval.Prompt(ss[0], 0), eval.Prompt(ss[1], 1)},
-		Mask: imagebatch.SampleMasks(ss), Scribble: imagebatch.SampleScribbles(ss)}
-	want, err := m.Generate(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := ss[0].Camera
-	other[3] += 0.3 // the camera moved sideways
-	views, err := tm.Turn(b, [][25]float32{ss[0].Camera, ss[1].Camera, other})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(views) != 3 {
-		t.Fatalf("%d views for 3 cameras", len(views))
-	}
-	for i := 0; i < 2; i++ {
-		if d := views[i].Narrow(0, int64(i), 1).Sub(want.Narrow(0, int64(i), 1)).Abs().MaxAll().Item(); d > 1e-5 {
-			t.Errorf("pair %d from its own camera differs from Generate by %g", i, d)
+	for _, f := range []string{"aux_perceptual.safetensors", "aux_identity.safetensors"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "weights", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if d := views[2].Narrow(0, 0, 1).Sub(want.Narrow(0, 0, 1)).Abs().MaxAll().Item(); d < 1e-3 {
-		t.Errorf("a moved camera changed pair 0's image by only %g", d)
+	c := DefaultConfig()
+	c.Weights, c.ProjectSteps = dir, 3
+	r := eval.NewRegistry()
+	Register(r, c)
+	// ddgi reads the tiny U-Net's 32² conditions; the projection fits
+	// the tiny GAN's 16² renders.
+	for name, size := range map[string]int{"ddgi": 32, "project": 16} {
+		ss := benchSamples(t, size, 2)
+		b := &eval.Batch{Cond: kinds.Mask, Size: size, Samples: ss, Index: []int{0, 1}, Prompts: []string{eval.Prompt(ss[0], 0), eval.Prompt(ss[1], 1)},
+			Mask: imagebatch.SampleMasks(ss), Scribble: imagebatch.SampleScribbles(ss)}
+		other := ss[0].Camera
+		other[3] += 0.3 // the camera moved sideways
+		m2, _ := r.New(name + "-2d")
+		if m2.(eval.Turner).Turns() {
+			t.Errorf("%s-2d says it turns", name)
+		}
+		m, err := r.New(name + "-3d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tm := m.(eval.Turner)
+		if !tm.Turns() {
+			t.Fatalf("%s-3d does not turn", name)
+		}
+		want, err := m.Generate(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		views, err := tm.Turn(b, [][25]float32{ss[0].Camera, ss[1].Camera, other})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(views) != 3 {
+			t.Fatalf("%s-3d: %d views for 3 cameras", name, len(views))
+		}
+		for i := 0; i < 2; i++ {
+			if d := views[i].Narrow(0, int64(i), 1).Sub(want.Narrow(0, int64(i), 1)).Abs().MaxAll().Item(); d > 1e-5 {
+				t.Errorf("%s-3d: pair %d from its own camera differs from Generate by %g", name, i, d)
+			}
+		}
+		if d := views[2].Narrow(0, 0, 1).Sub(want.Narrow(0, 0, 1)).Abs().MaxAll().Item(); d < 1e-3 {
+			t.Errorf("%s-3d: a moved camera changed pair 0's image by only %g", name, d)
+		}
 	}
 }
 

@@ -55,26 +55,65 @@ func (p *projection) load() error {
 }
 
 func (p *projection) Generate(b *eval.Batch) (*torch.Tensor, error) {
+	var out *torch.Tensor
+	err := p.fitted(b, func(w, cams *torch.Tensor) {
+		torch.NoGrad(func() { out = p.g.Synthesize(w, cams) })
+		torch.Persist(out)
+	})
+	return out, err
+}
+
+// Turns: project-3d's codes can be drawn from other cameras (eval.Turner):
+// the views a perfectly inverted code of this GAN shows, a ceiling for
+// ddgi-3d's view consistency.
+func (p *projection) Turns() bool { return p.gan == kinds.EG3D }
+
+// Turn renders each pair's fitted code from every camera (eval.Turner).
+func (p *projection) Turn(b *eval.Batch, cams [][25]float32) ([]*torch.Tensor, error) {
+	if !p.Turns() {
+		return nil, fmt.Errorf("%s draws 2-D faces", p.name)
+	}
+	var outs []*torch.Tensor
+	err := p.fitted(b, func(w, _ *torch.Tensor) {
+		for _, cam := range cams {
+			flat := make([]float32, 0, len(cam)*len(b.Index))
+			for range b.Index {
+				flat = append(flat, cam[:]...)
+			}
+			var out *torch.Tensor
+			torch.NoGrad(func() {
+				out = p.g.Synthesize(w, torch.FromFloat32(flat, int64(len(b.Index)), int64(len(cam))).ToDevice(p.cfg.Device))
+			})
+			torch.Persist(out)
+			outs = append(outs, out)
+		}
+	})
+	return outs, err
+}
+
+// fitted fits each pair's code to its ground truth (3D: at the ground
+// truth's camera) and hands it, with those cameras, to use.
+func (p *projection) fitted(b *eval.Batch, use func(w, cams *torch.Tensor)) error {
 	if err := p.load(); err != nil {
-		return nil, err
+		return err
 	}
 	if int64(b.Size) != p.g.Resolution() {
-		return nil, fmt.Errorf("%s renders %d², the bench batch is %d²", p.name, p.g.Resolution(), b.Size)
+		return fmt.Errorf("%s renders %d², the bench batch is %d²", p.name, p.g.Resolution(), b.Size)
 	}
 	var cams *torch.Tensor
 	if p.g.Is3D() {
 		var err error
 		if cams, err = benchCameras(b, p.cfg.Device); err != nil {
-			return nil, err
+			return err
 		}
 		defer cams.Free()
 	}
-	var out *torch.Tensor
-	err := torch.Try(func() { out = p.project(imagebatch.SampleImages(b.Samples).ToDevice(p.cfg.Device), cams) })
-	return out, err
+	return torch.Try(func() {
+		torch.Scoped(func() { use(p.project(imagebatch.SampleImages(b.Samples).ToDevice(p.cfg.Device), cams), cams) })
+	})
 }
 
-// project fits w+ [N,L,D] to target [N,3,S,S] and renders it.
+// project fits w+ [N,L,D] to target [N,3,S,S] at cams (nil: 2D).
 func (p *projection) project(target, cams *torch.Tensor) *torch.Tensor {
 	n, l, d := target.Size(0), p.g.Styles(), p.g.StyleDim()
 	wavg := p.g.MeanLatent().Reshape(1, 1, d)
@@ -88,7 +127,5 @@ func (p *projection) project(target, cams *torch.Tensor) *torch.Tensor {
 			opt.Update([]nn.Named{{Name: "w", T: w}})
 		})
 	}
-	var out *torch.Tensor
-	torch.NoGrad(func() { out = p.g.Synthesize(w, cams) })
-	return out
+	return w.Detach()
 }
