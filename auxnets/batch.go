@@ -38,7 +38,7 @@ func Cache(ds data.Dataset, workers int, quiet bool, label string) ([]*data.Samp
 		return nil, err
 	}
 	out := make([]*data.Sample, 0, ds.Len())
-	bar := progress.New(label, 0, int64(ds.Len()), "samples")
+	bar := progress.NewLogged(label, 0, int64(ds.Len()), "samples")
 	for b := range l.Epoch(context.Background(), 0) {
 		if b.Err != nil {
 			return nil, b.Err

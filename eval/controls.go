@@ -347,7 +347,7 @@ func controlRow(c Config, m Method, cond kinds.Cond, bench []*data.Sample, jobs 
 	for i, s := range bench {
 		isBase[job{i, PersonOf(s).base()}] = true
 	}
-	bar := progress.New(fmt.Sprintf("controls %s/%s", m.Name(), cond), 0, int64(len(jobs)), "img")
+	bar := progress.NewLogged(fmt.Sprintf("controls %s/%s", m.Name(), cond), 0, int64(len(jobs)), "img")
 	for lo := 0; lo < len(jobs); lo += c.Batch {
 		js := jobs[lo:min(lo+c.Batch, len(jobs))]
 		var gerr error

@@ -162,7 +162,7 @@ func run(c Config) (*Report, error) {
 		rep.grids[cond] = g
 		for _, m := range c.Methods {
 			a := &accum{conf: metrics.NewConfusion(synthface.NumClasses)}
-			bar := progress.New(fmt.Sprintf("eval %s/%s", m.Name(), cond), 0, int64(len(bench)), "pairs")
+			bar := progress.NewLogged(fmt.Sprintf("eval %s/%s", m.Name(), cond), 0, int64(len(bench)), "pairs")
 			var ferr error
 			for lo := 0; lo < len(bench) && ferr == nil; lo += c.Batch {
 				b := bench[lo:min(lo+c.Batch, len(bench))]

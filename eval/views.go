@@ -113,7 +113,7 @@ func runViews(c Config, yaws []float64) (*ViewReport, error) {
 	// The ground truth: each head redrawn from every camera.
 	truth := make([]*torch.Tensor, len(yaws))
 	var gtTiles [][]image.Image
-	bar := progress.New("views ground truth", 0, int64(len(yaws)*c.N), "img")
+	bar := progress.NewLogged("views ground truth", 0, int64(len(yaws)*c.N), "img")
 	for k := range yaws {
 		views := make([]*data.Sample, c.N)
 		for i := range views {
@@ -188,7 +188,7 @@ func appendOnce(notes []string, s string) []string {
 // head's view [N,3,S,S] at the bench's size.
 func turnAll(c Config, m Turner, cond kinds.Cond, bench []*data.Sample, cams [][25]float32) ([]*torch.Tensor, error) {
 	parts := make([][]*torch.Tensor, len(cams))
-	bar := progress.New(fmt.Sprintf("views %s/%s", m.Name(), cond), 0, int64(len(bench)), "heads")
+	bar := progress.NewLogged(fmt.Sprintf("views %s/%s", m.Name(), cond), 0, int64(len(bench)), "heads")
 	for lo := 0; lo < len(bench); lo += c.Batch {
 		ss := bench[lo:min(lo+c.Batch, len(bench))]
 		var err error

@@ -119,7 +119,7 @@ func convertSD(from, in, out, cond string, half bool, o convert.LDMOptions, text
 	}
 	defer cl.Close()
 	if len(src) > 0 {
-		bar := progress.New("convert", 0, int64(len(src)), "tensor")
+		bar := progress.NewLogged("convert", 0, int64(len(src)), "tensor")
 		defer bar.Finish()
 		src = counted(src, bar)
 	}

@@ -147,7 +147,7 @@ func runDiffuse(args []string) error {
 	var imgs []*torch.Tensor
 	// One tick per sampler step: a full-size step takes seconds.
 	per := p.StepsPerSample(*steps)
-	bar := progress.New("diffuse", 0, int64(*n*per), "step")
+	bar := progress.NewLogged("diffuse", 0, int64(*n*per), "step")
 	bar.Set(0, nil)
 	for i := 0; i < *n; i++ {
 		p.OnStep = func(done, _ int) { bar.Set(int64(i*per+done), nil) }

@@ -95,7 +95,7 @@ func runSynth(args []string) error {
 	var firstErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	bar := progress.New("synth", 0, int64(*n), "samples")
+	bar := progress.NewLogged("synth", 0, int64(*n), "samples")
 	for k := 0; k < *workers; k++ {
 		wg.Add(1)
 		go func() {

@@ -44,8 +44,9 @@ func New(label string, start, total int64, unit string) *Bar {
 	return newBar(label, start, total, unit, false)
 }
 
-// NewLogged is New for jobs that run for hours with stderr in a log file
-// (training): there it prints a plain line every 10 s instead of nothing.
+// NewLogged is New for jobs that can run for many minutes with stderr in a
+// log file (training, evaluation, sampling, conversion): there it prints a
+// plain line every 10 s instead of nothing.
 func NewLogged(label string, start, total int64, unit string) *Bar {
 	return newBar(label, start, total, unit, true)
 }
