@@ -108,7 +108,7 @@ func runViews(c Config, yaws []float64) (*ViewReport, error) {
 		cams[k] = synthface.OrbitCamera(y*math.Pi/180, 0, synthface.DefaultRadius, synthface.DefaultFocal).EG3D()
 	}
 	rep := &ViewReport{N: c.N, Bench: c.benchName(), Yaws: yaws, grids: map[kinds.Cond]*viewGrid{}}
-	rows := min(c.GridRows, c.N)
+	rows := max(min(c.GridRows, c.N), 0)
 
 	// The ground truth: each head redrawn from every camera.
 	truth := make([]*torch.Tensor, len(yaws))
@@ -162,7 +162,7 @@ func runViews(c Config, yaws []float64) (*ViewReport, error) {
 				o.Free()
 			}
 		}
-		if len(g.methods) > 0 {
+		if len(g.methods) > 0 && rows > 0 {
 			rep.grids[cond] = g
 		}
 	}
@@ -326,6 +326,9 @@ func viewDistance(n *Nets, views, truth []*torch.Tensor) float64 {
 
 // tilesOf keeps the first n images of a batch for the grid.
 func tilesOf(t *torch.Tensor, n int) []image.Image {
+	if n <= 0 {
+		return nil
+	}
 	imgs, err := imageio.FromTensor(t.Narrow(0, 0, int64(min(n, int(t.Size(0))))))
 	if err != nil {
 		return nil

@@ -107,6 +107,20 @@ func TestViewsSeparateConsistentHeads(t *testing.T) {
 		t.Errorf("markdown lacks the swap row:\n%s", md)
 	}
 
+	// No grid rows: the tables, and no grid image.
+	c.GridRows, c.Methods = 0, ms[:1]
+	rep, err = RunViews(c, []float64{-20, 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	if err := rep.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "grid_views_mask.png")); err == nil {
+		t.Error("a grid was written with --grid-rows 0")
+	}
+
 	for _, bad := range []struct {
 		c    Config
 		yaws []float64
