@@ -135,8 +135,8 @@ func runViews(c Config, yaws []float64) (*ViewReport, error) {
 			t.Free()
 		}
 	}()
-	gtEmb := embedViews(nets, truth)
-	gtTurn := turnDistance(nets, truth)
+	gtEmb := embedViews(nets, truth, c.Batch)
+	gtTurn := turnDistance(nets, truth, c.Batch)
 	same, other, auc := viewScores(gtEmb)
 	rep.Rows = append(rep.Rows, ViewRow{Method: "ground truth", Same: same, Other: other, AUC: auc, Turn: 1})
 
@@ -152,9 +152,9 @@ func runViews(c Config, yaws []float64) (*ViewReport, error) {
 			if err != nil {
 				return nil, err
 			}
-			same, other, auc := viewScores(embedViews(nets, outs))
+			same, other, auc := viewScores(embedViews(nets, outs, c.Batch))
 			row := ViewRow{Method: m.Name(), Cond: cond, Same: same, Other: other, AUC: auc,
-				Turn: turnDistance(nets, outs) / gtTurn, LPIPS: viewDistance(nets, outs, truth)}
+				Turn: turnDistance(nets, outs, c.Batch) / gtTurn, LPIPS: viewDistance(nets, outs, truth, c.Batch)}
 			rep.Rows = append(rep.Rows, row)
 			g.methods = append(g.methods, m.Name())
 			for _, o := range outs {
@@ -245,22 +245,30 @@ func turnAll(c Config, m Turner, cond kinds.Cond, bench []*data.Sample, cams [][
 }
 
 // embedViews is the identity net's unit embeddings per view and head,
-// [view][head][dim].
-func embedViews(n *Nets, views []*torch.Tensor) [][][]float32 {
+// [view][head][dim], computed batch rows at a time.
+func embedViews(n *Nets, views []*torch.Tensor, batch int) [][][]float32 {
 	out := make([][][]float32, len(views))
 	for k, v := range views {
-		torch.Scoped(func() {
-			torch.NoGrad(func() {
-				e := n.Identity.Embed(v).Contiguous()
-				d := int(e.Size(1))
-				flat := e.Float32s()
-				for i := 0; i < int(e.Size(0)); i++ {
-					out[k] = append(out[k], flat[i*d:(i+1)*d])
-				}
-			})
+		inRows(v, batch, func(x *torch.Tensor) {
+			e := n.Identity.Embed(x).Contiguous()
+			d := int(e.Size(1))
+			flat := e.Float32s()
+			for i := 0; i < int(e.Size(0)); i++ {
+				out[k] = append(out[k], flat[i*d:(i+1)*d])
+			}
 		})
 	}
 	return out
+}
+
+// inRows calls f on x's rows batch at a time, without gradients, each
+// call in a scope of its own (the nets' activations for thousands of
+// heads at once would not fit).
+func inRows(x *torch.Tensor, batch int, f func(rows *torch.Tensor)) {
+	n := x.Size(0)
+	for lo := int64(0); lo < n; lo += int64(batch) {
+		torch.Scoped(func() { torch.NoGrad(func() { f(x.Narrow(0, lo, min(int64(batch), n-lo))) }) })
+	}
 }
 
 // viewScores compares every pair of views (k < l) of each head i with the
@@ -300,13 +308,11 @@ func cosine(a, b []float32) float64 {
 
 // turnDistance is the mean perceptual distance between two views of one
 // head, over every pair of views.
-func turnDistance(n *Nets, views []*torch.Tensor) float64 {
+func turnDistance(n *Nets, views []*torch.Tensor, batch int) float64 {
 	var d []float64
 	for k := range views {
 		for l := k + 1; l < len(views); l++ {
-			torch.Scoped(func() {
-				torch.NoGrad(func() { d = append(d, n.Perceptual.Distance(views[k], views[l]).To(torch.Float64).Float64s()...) })
-			})
+			d = append(d, pairDistances(n, views[k], views[l], batch)...)
 		}
 	}
 	return metrics.Mean(d)
@@ -314,14 +320,24 @@ func turnDistance(n *Nets, views []*torch.Tensor) float64 {
 
 // viewDistance is the mean perceptual distance of each view to the
 // truth's view from the same camera.
-func viewDistance(n *Nets, views, truth []*torch.Tensor) float64 {
+func viewDistance(n *Nets, views, truth []*torch.Tensor, batch int) float64 {
 	var d []float64
 	for k := range views {
-		torch.Scoped(func() {
-			torch.NoGrad(func() { d = append(d, n.Perceptual.Distance(views[k], truth[k]).To(torch.Float64).Float64s()...) })
-		})
+		d = append(d, pairDistances(n, views[k], truth[k], batch)...)
 	}
 	return metrics.Mean(d)
+}
+
+// pairDistances is F's distance between rows i of a and b, batch rows at
+// a time.
+func pairDistances(n *Nets, a, b *torch.Tensor, batch int) []float64 {
+	var d []float64
+	ab := torch.Cat([]*torch.Tensor{a, b}, 1) // [N,6,S,S]: one tensor to walk in rows
+	defer ab.Free()
+	inRows(ab, batch, func(x *torch.Tensor) {
+		d = append(d, n.Perceptual.Distance(x.Narrow(1, 0, 3), x.Narrow(1, 3, 3)).To(torch.Float64).Float64s()...)
+	})
+	return d
 }
 
 // tilesOf keeps the first n images of a batch for the grid.
