@@ -44,8 +44,20 @@ type CameraSource interface {
 // (EG3D's 25-float label): the same person, attributes and light, turned.
 // SynthFace is one; a folder of photos is not.
 type Viewer interface {
+	Dataset
 	View(i int, camera [25]float32) (*Sample, error)
 }
+
+// Turned is v with every sample drawn from camera.
+func Turned(v Viewer, camera [25]float32) Dataset { return turned{v, camera} }
+
+type turned struct {
+	v      Viewer
+	camera [25]float32
+}
+
+func (t turned) Len() int                   { return t.v.Len() }
+func (t turned) Get(i int) (*Sample, error) { return t.v.View(i, t.camera) }
 
 // Split names a SynthFace partition.
 type Split int

@@ -522,7 +522,7 @@ func TestSynthFaceView(t *testing.T) {
 			t.Fatalf("sample %d: View from its own camera differs from Get", i)
 		}
 		cam := synthface.OrbitCamera(0.5, 0, synthface.DefaultRadius, synthface.DefaultFocal).EG3D()
-		turned, err := v.View(i, cam)
+		turned, err := Turned(v, cam).Get(i)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"ddgi/auxnets"
 	"ddgi/data"
 	"ddgi/imagebatch"
 	"ddgi/internal/imageio"
@@ -66,6 +67,20 @@ type ViewReport struct {
 // view and two turned ones well inside the ±50° SynthFace trains on.
 var ViewYaws = []float64{-30, 0, 30}
 
+// CheckYaws accepts the report's cameras: at least two yaws, each within
+// ±90°.
+func CheckYaws(yaws []float64) error {
+	if len(yaws) < 2 {
+		return fmt.Errorf("%d yaws, want at least 2", len(yaws))
+	}
+	for _, y := range yaws {
+		if math.IsNaN(y) || math.Abs(y) > 90 {
+			return fmt.Errorf("yaw %g°, want within ±90°", y)
+		}
+	}
+	return nil
+}
+
 // RunViews renders the first c.N bench heads from each yaw (degrees, pitch
 // 0, SynthFace's default orbit): the ground truth redrawn by SynthFace, each
 // 3-D method from its code for the pair's prompt and condition; and scores
@@ -81,13 +96,8 @@ func runViews(c Config, yaws []float64) (*ViewReport, error) {
 	if c.N < 2 || c.N > data.BenchSize {
 		return nil, fmt.Errorf("eval --views: n = %d, want 2…%d", c.N, data.BenchSize)
 	}
-	if len(yaws) < 2 {
-		return nil, fmt.Errorf("eval --views: %d yaws, want at least 2", len(yaws))
-	}
-	for _, y := range yaws {
-		if math.IsNaN(y) || math.Abs(y) > 90 {
-			return nil, fmt.Errorf("eval --views: yaw %g°, want within ±90°", y)
-		}
+	if err := CheckYaws(yaws); err != nil {
+		return nil, fmt.Errorf("eval --views: %w", err)
 	}
 	nets := c.Nets
 	if nets == nil || nets.Identity == nil || nets.Perceptual == nil {
@@ -112,29 +122,22 @@ func runViews(c Config, yaws []float64) (*ViewReport, error) {
 
 	// The ground truth: each head redrawn from every camera.
 	truth := make([]*torch.Tensor, len(yaws))
+	defer func() {
+		for _, t := range truth {
+			if t != nil {
+				t.Free()
+			}
+		}
+	}()
 	var gtTiles [][]image.Image
-	bar := progress.NewLogged("views ground truth", 0, int64(len(yaws)*c.N), "img")
-	for k := range yaws {
-		views := make([]*data.Sample, c.N)
-		for i := range views {
-			if views[i], err = viewer.View(i, cams[k]); err != nil {
-				return nil, err
-			}
-			if !c.Quiet {
-				bar.Set(int64(k*c.N+i+1), nil)
-			}
+	for k, y := range yaws {
+		views, err := auxnets.Cache(data.Turned(viewer, cams[k]), c.Workers, c.Quiet, fmt.Sprintf("views ground truth %+g°", y))
+		if err != nil {
+			return nil, err
 		}
 		truth[k] = persist(imagebatch.SampleImages(views))
 		gtTiles = append(gtTiles, tilesOf(truth[k], rows))
 	}
-	if !c.Quiet {
-		bar.Finish()
-	}
-	defer func() {
-		for _, t := range truth {
-			t.Free()
-		}
-	}()
 	gtEmb := embedViews(nets, truth, c.Batch)
 	gtTurn := turnDistance(nets, truth, c.Batch)
 	same, other, auc := viewScores(gtEmb)

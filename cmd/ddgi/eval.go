@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -147,18 +146,19 @@ func runEval(args []string) error {
 	return nil
 }
 
-// parseYaws reads "-30,0,30": at least two finite yaws within ±90°.
+// parseYaws reads "-30,0,30" and checks it as the report will
+// (eval.CheckYaws), before any pair is scored.
 func parseYaws(s string) ([]float64, error) {
 	var ys []float64
 	for _, f := range strings.Split(s, ",") {
 		y, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || math.IsNaN(y) || math.Abs(y) > 90 {
-			return nil, fmt.Errorf("%q: want comma-separated degrees within ±90", f)
+		if err != nil {
+			return nil, fmt.Errorf("%q: want comma-separated degrees", f)
 		}
 		ys = append(ys, y)
 	}
-	if len(ys) < 2 {
-		return nil, fmt.Errorf("%q: want at least two yaws", s)
+	if err := eval.CheckYaws(ys); err != nil {
+		return nil, err
 	}
 	return ys, nil
 }

@@ -86,18 +86,12 @@ func (m *ddgi) Turn(b *eval.Batch, cams [][25]float32) ([]*torch.Tensor, error) 
 	defer w.Free()
 	outs := make([]*torch.Tensor, 0, len(cams))
 	for _, cam := range cams {
-		flat := make([]float32, 0, len(cam)*len(b.Index))
-		for range b.Index {
-			flat = append(flat, cam[:]...)
-		}
+		c, rerr := sameCamera(cam, len(b.Index), m.cfg.Device)
 		var img *torch.Tensor
-		var rerr error
-		torch.Scoped(func() {
-			c := torch.FromFloat32(flat, int64(len(b.Index)), int64(len(cam))).ToDevice(m.cfg.Device)
-			if img, rerr = p.Render(w, c); rerr == nil {
-				torch.Persist(img)
-			}
-		})
+		if rerr == nil {
+			img, rerr = p.Render(w, c)
+			c.Free()
+		}
 		if rerr != nil {
 			for _, o := range outs {
 				o.Free()

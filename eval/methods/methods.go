@@ -10,7 +10,7 @@ import (
 	"ddgi/encoder"
 	"ddgi/eval"
 	"ddgi/face"
-	"ddgi/gan/eg3d"
+	"ddgi/gan/stylegan2"
 	"ddgi/inversion"
 	"ddgi/kinds"
 	"ddgi/torch"
@@ -85,14 +85,31 @@ func Register(r *eval.Registry, c Config) {
 
 // benchCameras are the ground-truth cameras of a bench batch [N,25] on
 // dev, outside any scope (the caller frees them).
-func benchCameras(b *eval.Batch, dev torch.Device) (cams *torch.Tensor, err error) {
-	flat := make([]float32, 0, eg3d.CameraDim*len(b.Samples))
-	for _, s := range b.Samples {
-		flat = append(flat, s.Camera[:]...)
+func benchCameras(b *eval.Batch, dev torch.Device) (*torch.Tensor, error) {
+	cams := make([][25]float32, len(b.Samples))
+	for i, s := range b.Samples {
+		cams[i] = s.Camera
 	}
+	return camerasOn(cams, dev)
+}
+
+// sameCamera is cam for each of n pairs, [n,25] on dev, outside any scope
+// (the caller frees it): one view of every face of a batch.
+func sameCamera(cam [25]float32, n int, dev torch.Device) (*torch.Tensor, error) {
+	cams := make([][25]float32, n)
+	for i := range cams {
+		cams[i] = cam
+	}
+	return camerasOn(cams, dev)
+}
+
+// camerasOn stacks EG3D cameras into [N,25] on dev, outside any scope.
+func camerasOn(cams [][25]float32, dev torch.Device) (t *torch.Tensor, err error) {
 	err = torch.Try(func() {
-		cams = torch.FromFloat32(flat, int64(len(b.Samples)), eg3d.CameraDim).ToDevice(dev)
-		torch.Persist(cams)
+		torch.Scoped(func() {
+			t = stylegan2.Cameras(cams).ToDevice(dev)
+			torch.Persist(t)
+		})
 	})
-	return cams, err
+	return t, err
 }

@@ -76,15 +76,14 @@ func (p *projection) Turn(b *eval.Batch, cams [][25]float32) ([]*torch.Tensor, e
 	var outs []*torch.Tensor
 	err := p.fitted(b, func(w, _ *torch.Tensor) {
 		for _, cam := range cams {
-			flat := make([]float32, 0, len(cam)*len(b.Index))
-			for range b.Index {
-				flat = append(flat, cam[:]...)
+			c, err := sameCamera(cam, len(b.Index), p.cfg.Device)
+			if err != nil {
+				panic(err) // a *torch.Error: fitted's Try returns it
 			}
 			var out *torch.Tensor
-			torch.NoGrad(func() {
-				out = p.g.Synthesize(w, torch.FromFloat32(flat, int64(len(b.Index)), int64(len(cam))).ToDevice(p.cfg.Device))
-			})
+			torch.NoGrad(func() { out = p.g.Synthesize(w, c) })
 			torch.Persist(out)
+			c.Free()
 			outs = append(outs, out)
 		}
 	})
