@@ -20,6 +20,7 @@ import (
 	"ddgi/internal/testweights"
 	"ddgi/inversion"
 	"ddgi/nn"
+	"ddgi/safetensors"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -492,5 +493,73 @@ func TestFilesHashReadsTokenizerFolder(t *testing.T) {
 	want, err := filesHash(map[string]string{"x": filepath.Join(dir, "flat")})
 	if err != nil || got != want {
 		t.Fatalf("hash %s (%v), want that of the contents in order %s", got, err, want)
+	}
+}
+
+// TestBlendThenGenerate: `ddgi blend` of an inversion with its int8 copy
+// gives a file generate runs on; bad inputs (a truncated file, another
+// network, one trained on another condition, t outside [0, 1], missing flags, an existing --out without
+// --force) exit 1 and leave --out alone.
+func TestBlendThenGenerate(t *testing.T) {
+	dir, w := tinyWeights(t)
+	inv := filepath.Join(w, "inversion_stylegan2_mask.safetensors")
+	q := filepath.Join(dir, "q.safetensors")
+	if code := run([]string{"quantize", "--in", inv, "--out", q}); code != 0 {
+		t.Fatalf("quantize exited %d", code)
+	}
+	out := filepath.Join(dir, "blend", "b.safetensors")
+	if code := run([]string{"blend", "--from", q, "--to", inv, "--t", "0.25", "--out", out, "--quantize"}); code != 0 {
+		t.Fatalf("blend exited %d", code)
+	}
+	os.Rename(out, inv)
+	mask := filepath.Join(dir, "mask.png")
+	if err := data.WriteMaskPNG(mask, make([]uint8, 32*32), 32); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"generate", "--weights", w, "--text", "A smiling woman.", "--mask", mask, "--out", filepath.Join(dir, "out.png")}); code != 0 {
+		t.Fatalf("generate on the blended inversion exited %d", code)
+	}
+	raw, _ := os.ReadFile(inv)
+	cut := filepath.Join(dir, "cut.safetensors")
+	os.WriteFile(cut, raw[:len(raw)/2], 0o644)
+	exists := filepath.Join(dir, "exists.safetensors")
+	os.WriteFile(exists, []byte("keep"), 0o644)
+	other := filepath.Join(w, "stylegan2_small64.safetensors")
+	// The same network trained on another condition.
+	withCond := func(cond string) string {
+		f, err := safetensors.Load(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Metadata["config"] = `{"model":{},"train":{"Cond":"` + cond + `"}}`
+		p := filepath.Join(dir, cond+".safetensors")
+		if err := safetensors.Save(p, f); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	maskInv, scribbleInv := withCond("mask"), withCond("scribble")
+	if code := run([]string{"blend", "--from", maskInv, "--to", maskInv, "--out", filepath.Join(dir, "same.safetensors")}); code != 0 {
+		t.Fatalf("blend of one condition exited %d", code)
+	}
+	for _, args := range [][]string{
+		{"--from", cut, "--to", inv, "--out", filepath.Join(dir, "x1")},
+		{"--from", other, "--to", inv, "--out", filepath.Join(dir, "x2")},
+		{"--from", scribbleInv, "--to", maskInv, "--out", filepath.Join(dir, "x4")},
+		{"--from", q, "--to", inv, "--t", "1.5", "--out", filepath.Join(dir, "x3")},
+		{"--from", q, "--to", inv},
+		{"--from", q, "--to", inv, "--out", exists},
+	} {
+		if code := run(append([]string{"blend"}, args...)); code != 1 {
+			t.Errorf("blend %v exited %d, want 1", args, code)
+		}
+	}
+	if b, _ := os.ReadFile(exists); string(b) != "keep" {
+		t.Error("a refused blend changed its --out")
+	}
+	for _, x := range []string{"x1", "x2", "x3", "x4"} {
+		if _, err := os.Stat(filepath.Join(dir, x)); err == nil {
+			t.Errorf("a failed blend left %s", x)
+		}
 	}
 }

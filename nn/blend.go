@@ -1,0 +1,129 @@
+package nn
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"ddgi/safetensors"
+	"ddgi/torch"
+)
+
+// Interpolate returns the weights (1 − t)·from + t·to of two files of one
+// model: WiSE-FT (Wortsman et al. 2022, "Robust fine-tuning of zero-shot
+// models"), where interpolating a fine-tuned model with the weights it
+// started from keeps much of what the fine-tune gave up at little of what
+// it gained. Both files must hold the same tensors with the same shapes
+// (int8 ones are dequantized first) and, where both carry one, the same
+// "config" metadata. Float tensors come out F16 unless both inputs store
+// them wider; other tensors must be equal and are copied. The metadata is
+// to's, without its quantization note and with the blend recorded.
+func Interpolate(from, to *safetensors.File, t float64) (*safetensors.File, error) {
+	if math.IsNaN(t) || t < 0 || t > 1 {
+		return nil, fmt.Errorf("interpolation weight %g: want 0 ≤ t ≤ 1", t)
+	}
+	if a, b := modelConfig(from), modelConfig(to); a != "" && b != "" && a != b {
+		return nil, fmt.Errorf("the files configure different models:\n  %s\n  %s", a, b)
+	}
+	names := weightNames(to)
+	if fn := weightNames(from); strings.Join(fn, "\n") != strings.Join(names, "\n") {
+		return nil, fmt.Errorf("the files hold different tensors (%d vs %d names; first difference %q)", len(fn), len(names), firstDifference(fn, names))
+	}
+	out := &safetensors.File{Metadata: map[string]string{}, Tensors: map[string]safetensors.Tensor{}}
+	for k, v := range to.Metadata {
+		if k != "quantized" {
+			out.Metadata[k] = v
+		}
+	}
+	out.Metadata["interpolated"] = fmt.Sprintf("WiSE-FT: %.4g·from + %.4g·to", 1-t, t)
+	for _, name := range names {
+		a, b := from.Tensors[name], to.Tensors[name]
+		if fmt.Sprint(a.Shape) != fmt.Sprint(b.Shape) {
+			return nil, fmt.Errorf("tensor %s: shape %v vs %v", name, a.Shape, b.Shape)
+		}
+		if !isFloat(a.DType) && a.DType != safetensors.I8 || !isFloat(b.DType) && b.DType != safetensors.I8 {
+			if a.DType != b.DType || string(a.Data) != string(b.Data) {
+				return nil, fmt.Errorf("tensor %s: non-float values differ between the files", name)
+			}
+			out.Tensors[name] = b
+			continue
+		}
+		st, err := interpolated(from, to, name, t, wide(a.DType) && wide(b.DType))
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		out.Tensors[name] = st
+	}
+	return out, nil
+}
+
+// interpolated is one tensor of Interpolate.
+func interpolated(from, to *safetensors.File, name string, t float64, keepWide bool) (safetensors.Tensor, error) {
+	read := func(f *safetensors.File) (*torch.Tensor, error) {
+		w := wholeFile{f}
+		return w.read(name)
+	}
+	a, err := read(from)
+	if err != nil {
+		return safetensors.Tensor{}, err
+	}
+	defer a.Free()
+	b, err := read(to)
+	if err != nil {
+		return safetensors.Tensor{}, err
+	}
+	defer b.Free()
+	var st safetensors.Tensor
+	err = torch.Try(func() {
+		torch.Scoped(func() {
+			mix := a.To(torch.Float32).MulScalar(1 - t).Add(b.To(torch.Float32).MulScalar(t))
+			st, err = ToSafetensors(mix, !keepWide)
+		})
+	})
+	return st, err
+}
+
+// modelConfig is the part of a file's "config" metadata that shapes the
+// network: its "model" entry where it has one (ddgi's inversions also
+// record how they were trained), else the whole config.
+func modelConfig(f *safetensors.File) string {
+	c := f.Metadata["config"]
+	var parts map[string]json.RawMessage
+	if json.Unmarshal([]byte(c), &parts) == nil && parts["model"] != nil {
+		return string(parts["model"])
+	}
+	return c
+}
+
+// weightNames lists a file's tensors without the int8 scales.
+func weightNames(f *safetensors.File) []string {
+	var out []string
+	for _, n := range f.Names() {
+		if !strings.HasSuffix(n, QuantScaleSuffix) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func firstDifference(a, b []string) string {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return a[i] + " / " + b[i]
+		}
+	}
+	if len(a) > len(b) {
+		return a[len(b)]
+	}
+	if len(b) > len(a) {
+		return b[len(a)]
+	}
+	return ""
+}
+
+func isFloat(d safetensors.DType) bool {
+	return d == safetensors.F16 || d == safetensors.BF16 || d == safetensors.F32 || d == safetensors.F64
+}
+
+func wide(d safetensors.DType) bool { return d == safetensors.F32 || d == safetensors.F64 }
