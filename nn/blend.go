@@ -18,8 +18,10 @@ import (
 // (int8 ones are dequantized first) and, where both carry one, the same
 // "config" metadata. Float tensors come out F16 unless both inputs store
 // them wider; other tensors must be equal and are copied. The metadata is
-// to's, without its quantization note and with the blend recorded.
-func Interpolate(from, to *safetensors.File, t float64) (*safetensors.File, error) {
+// to's, without its quantization note and with the blend recorded. With
+// prefixes, only tensors whose names start with one of them are blended;
+// the others are to's (e.g. "mapping." blends an inversion's M alone).
+func Interpolate(from, to *safetensors.File, t float64, prefixes ...string) (*safetensors.File, error) {
 	if math.IsNaN(t) || t < 0 || t > 1 {
 		return nil, fmt.Errorf("interpolation weight %g: want 0 ≤ t ≤ 1", t)
 	}
@@ -37,6 +39,10 @@ func Interpolate(from, to *safetensors.File, t float64) (*safetensors.File, erro
 		}
 	}
 	out.Metadata["interpolated"] = fmt.Sprintf("WiSE-FT: %.4g·from + %.4g·to", 1-t, t)
+	if len(prefixes) > 0 {
+		out.Metadata["interpolated"] += " on " + strings.Join(prefixes, ", ") + "*"
+	}
+	blended := 0
 	for _, name := range names {
 		a, b := from.Tensors[name], to.Tensors[name]
 		if fmt.Sprint(a.Shape) != fmt.Sprint(b.Shape) {
@@ -49,13 +55,30 @@ func Interpolate(from, to *safetensors.File, t float64) (*safetensors.File, erro
 			out.Tensors[name] = b
 			continue
 		}
-		st, err := interpolated(from, to, name, t, wide(a.DType) && wide(b.DType))
+		share := 1.0 // outside prefixes: to's values, stored as the blended ones
+		if hasAnyPrefix(name, prefixes) {
+			share = t
+			blended++
+		}
+		st, err := interpolated(from, to, name, share, wide(a.DType) && wide(b.DType))
 		if err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
 		out.Tensors[name] = st
 	}
+	if blended == 0 {
+		return nil, fmt.Errorf("no tensor name starts with %s", strings.Join(prefixes, " or "))
+	}
 	return out, nil
+}
+
+func hasAnyPrefix(name string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return len(prefixes) == 0
 }
 
 // interpolated is one tensor of Interpolate.

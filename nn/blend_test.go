@@ -28,7 +28,8 @@ func blendFile(t *testing.T, s *Store, half bool, config string) *safetensors.Fi
 
 // TestInterpolateIsWiSEFT: t = 0 and 1 give the two files back, t = 0.3 the
 // weighted mean of every tensor (an int8 input dequantized first), and the
-// result loads into the network; files of other models are refused.
+// result loads into the network; name prefixes restrict the blend; files
+// of other models are refused.
 func TestInterpolateIsWiSEFT(t *testing.T) {
 	a, b := blendStore(1), blendStore(2)
 	cfg := `{"model":{"Width":8},"train":{"Steps":1}}`
@@ -78,6 +79,30 @@ func TestInterpolateIsWiSEFT(t *testing.T) {
 			t.Errorf("int8 blend off the mean by %g (half step %g)", d, step/2)
 		}
 	})
+
+	// Prefixes blend those tensors only; the rest is to's.
+	f, err = Interpolate(fa, fb, 0.5, "conv.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = blendStore(9)
+	if err := r.LoadFile(f); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range r.Names() {
+		torch.Scoped(func() {
+			want := b.Get(name).Detach()
+			if strings.HasPrefix(name, "conv.") {
+				want = want.Add(a.Get(name).Detach()).MulScalar(0.5)
+			}
+			if d := r.Get(name).Sub(want).Abs().MaxAll().Item(); d > 1e-6 {
+				t.Errorf("blend of conv. only: %s off by %g", name, d)
+			}
+		})
+	}
+	if _, err := Interpolate(fa, fb, 0.5, "nothing."); err == nil {
+		t.Error("a prefix no tensor has: no error")
+	}
 
 	other := NewStore(torch.CPU, 3)
 	NewConv2d(other.Root().Sub("conv"), 64, 32, 3, Conv2dOpts{Padding: 1})

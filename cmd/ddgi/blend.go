@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"ddgi/nn"
 	"ddgi/safetensors"
@@ -19,6 +20,7 @@ func runBlend(args []string) error {
 	to := fs.String("to", "", "the fine-tuned weights of the same model")
 	t := fs.Float64("t", 0.5, "share of --to in [0, 1]: 0 gives --from, 1 gives --to")
 	out := fs.String("out", "", "output file (written atomically)")
+	only := fs.String("only", "", "comma-separated tensor name prefixes to blend (e.g. mapping. for an inversion's M); the rest is --to's")
 	quantize := fs.Bool("quantize", false, "store the result's large tensors as int8, as ddgi quantize does")
 	force := fs.Bool("force", false, "overwrite --out if it exists")
 	if err := parseFlags(fs, args); err != nil {
@@ -44,7 +46,13 @@ func runBlend(args []string) error {
 	if ca, cb := trainedCondition(a), trainedCondition(b); ca != cb {
 		return fmt.Errorf("blend %s and %s: trained for different conditions (%q vs %q)", *from, *to, ca, cb)
 	}
-	f, err := nn.Interpolate(a, b, *t)
+	var prefixes []string
+	for _, p := range strings.Split(*only, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			prefixes = append(prefixes, p)
+		}
+	}
+	f, err := nn.Interpolate(a, b, *t, prefixes...)
 	if err != nil {
 		return fmt.Errorf("blend %s and %s: %w", *from, *to, err)
 	}
