@@ -27,6 +27,7 @@ var helpExamples = map[string][]string{
 	"eval-text": {`ddgi eval-text --n 50 --samples 10   # ~2.5 min on 2 busy cores; docs/text.md uses --n 500 --samples 200`},
 	"synth":     {`ddgi synth --n 16 --size 128 --out /tmp/ddgi-out/faces --grid /tmp/ddgi-out/faces.png`},
 	"quantize":  {`ddgi quantize --in weights/stylegan2_small64.safetensors --out /tmp/ddgi-out/stylegan2_int8.safetensors --force`},
+	"blend":     {"mkdir -p /tmp/ddgi-out && git show 90ed879:weights/inversion_stylegan2_scribble.safetensors > /tmp/ddgi-out/scribble_s15.safetensors && ddgi blend --from /tmp/ddgi-out/scribble_s15.safetensors --to weights/inversion_stylegan2_scribble.safetensors --t 0.9 --quantize --out /tmp/ddgi-out/scribble_blend.safetensors  # the 2D scribble model pulled back toward the session-15 file it was fine-tuned from: more fidelity, less diversity (docs/eval.md, session 21)"},
 	"selfcheck": {`ddgi selfcheck`},
 	"tokenize":  {`ddgi tokenize --tokenizer weights/tokenizer.json "A smiling woman."`},
 	"version":   {`ddgi version`},
