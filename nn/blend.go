@@ -98,12 +98,16 @@ func interpolated(from, to *safetensors.File, name string, t float64, keepWide b
 	}
 	defer b.Free()
 	var st safetensors.Tensor
+	var saveErr error
 	err = torch.Try(func() {
 		torch.Scoped(func() {
 			mix := a.To(torch.Float32).MulScalar(1 - t).Add(b.To(torch.Float32).MulScalar(t))
-			st, err = ToSafetensors(mix, !keepWide)
+			st, saveErr = ToSafetensors(mix, !keepWide)
 		})
 	})
+	if err == nil {
+		err = saveErr
+	}
 	return st, err
 }
 
