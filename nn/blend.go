@@ -48,7 +48,7 @@ func Interpolate(from, to *safetensors.File, t float64, prefixes ...string) (*sa
 		if fmt.Sprint(a.Shape) != fmt.Sprint(b.Shape) {
 			return nil, fmt.Errorf("tensor %s: shape %v vs %v", name, a.Shape, b.Shape)
 		}
-		if !isFloat(a.DType) && a.DType != safetensors.I8 || !isFloat(b.DType) && b.DType != safetensors.I8 {
+		if !blendable(from, name) || !blendable(to, name) {
 			if a.DType != b.DType || string(a.Data) != string(b.Data) {
 				return nil, fmt.Errorf("tensor %s: non-float values differ between the files", name)
 			}
@@ -147,6 +147,14 @@ func firstDifference(a, b []string) string {
 		return b[len(a)]
 	}
 	return ""
+}
+
+// blendable: a float tensor, or an int8 one that Quantize wrote (it has a
+// scale); other integer tensors (indices, counters) are copied, not mixed.
+func blendable(f *safetensors.File, name string) bool {
+	d := f.Tensors[name].DType
+	_, scaled := f.Tensors[name+QuantScaleSuffix]
+	return isFloat(d) || d == safetensors.I8 && scaled
 }
 
 func isFloat(d safetensors.DType) bool {

@@ -125,3 +125,24 @@ func TestInterpolateIsWiSEFT(t *testing.T) {
 		}
 	}
 }
+
+// TestInterpolateCopiesIntegerTensors: an integer tensor (here a plain
+// int8 table with no scale) is copied when the files agree and refused
+// when they differ, never turned into a float mix.
+func TestInterpolateCopiesIntegerTensors(t *testing.T) {
+	file := func(v int8) *safetensors.File {
+		f := blendFile(t, blendStore(1), false, `{}`)
+		f.Tensors["table"] = safetensors.Tensor{DType: safetensors.I8, Shape: []int64{2}, Data: []byte{byte(v), 3}}
+		return f
+	}
+	f, err := Interpolate(file(1), file(1), 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Tensors["table"]; got.DType != safetensors.I8 || string(got.Data) != string([]byte{1, 3}) {
+		t.Errorf("integer table came out %s %v", got.DType, got.Data)
+	}
+	if _, err := Interpolate(file(1), file(2), 0.5); err == nil {
+		t.Error("differing integer tables: no error")
+	}
+}
