@@ -16,16 +16,18 @@ import (
 // started from keeps much of what the fine-tune gave up at little of what
 // it gained. Both files must hold the same tensors with the same shapes
 // (int8 ones are dequantized first) and, where both carry one, the same
-// "config" metadata. Float tensors come out F16 unless both inputs store
-// them wider; other tensors must be equal and are copied. The metadata is
+// model config. Float tensors come out F16 unless both inputs store them
+// wider; other tensors must be equal and are copied. The metadata is
 // to's, without its quantization note and with the blend recorded. With
 // prefixes, only tensors whose names start with one of them are blended;
 // the others are to's (e.g. "mapping." blends an inversion's M alone).
-func Interpolate(from, to *safetensors.File, t float64, prefixes ...string) (*safetensors.File, error) {
+// The inputs are read tensor by tensor, so a blend holds its output and
+// two tensors, not both files.
+func Interpolate(from, to *safetensors.Lazy, t float64, prefixes ...string) (*safetensors.File, error) {
 	if math.IsNaN(t) || t < 0 || t > 1 {
 		return nil, fmt.Errorf("interpolation weight %g: want 0 ≤ t ≤ 1", t)
 	}
-	if a, b := modelConfig(from), modelConfig(to); a != "" && b != "" && a != b {
+	if a, b := modelConfig(from.Metadata), modelConfig(to.Metadata); a != "" && b != "" && a != b {
 		return nil, fmt.Errorf("the files configure different models:\n  %s\n  %s", a, b)
 	}
 	names := weightNames(to)
@@ -42,13 +44,23 @@ func Interpolate(from, to *safetensors.File, t float64, prefixes ...string) (*sa
 	if len(prefixes) > 0 {
 		out.Metadata["interpolated"] += " on " + strings.Join(prefixes, ", ") + "*"
 	}
+	fa, fb := &lazyFile{l: from}, &lazyFile{l: to}
 	blended := 0
 	for _, name := range names {
-		a, b := from.Tensors[name], to.Tensors[name]
-		if fmt.Sprint(a.Shape) != fmt.Sprint(b.Shape) {
-			return nil, fmt.Errorf("tensor %s: shape %v vs %v", name, a.Shape, b.Shape)
+		da, sa, _ := from.Info(name)
+		db, sb, _ := to.Info(name)
+		if fmt.Sprint(sa) != fmt.Sprint(sb) {
+			return nil, fmt.Errorf("tensor %s: shape %v vs %v", name, sa, sb)
 		}
 		if !blendable(from, name) || !blendable(to, name) {
+			a, err := from.Tensor(name)
+			if err != nil {
+				return nil, err
+			}
+			b, err := to.Tensor(name)
+			if err != nil {
+				return nil, err
+			}
 			if a.DType != b.DType || string(a.Data) != string(b.Data) {
 				return nil, fmt.Errorf("tensor %s: non-float values differ between the files", name)
 			}
@@ -60,7 +72,7 @@ func Interpolate(from, to *safetensors.File, t float64, prefixes ...string) (*sa
 			share = t
 			blended++
 		}
-		st, err := interpolated(from, to, name, share, wide(a.DType) && wide(b.DType))
+		st, err := interpolated(fa, fb, name, share, wide(da) && wide(db))
 		if err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
@@ -82,17 +94,13 @@ func hasAnyPrefix(name string, prefixes []string) bool {
 }
 
 // interpolated is one tensor of Interpolate.
-func interpolated(from, to *safetensors.File, name string, t float64, keepWide bool) (safetensors.Tensor, error) {
-	read := func(f *safetensors.File) (*torch.Tensor, error) {
-		w := wholeFile{f}
-		return w.read(name)
-	}
-	a, err := read(from)
+func interpolated(from, to *lazyFile, name string, t float64, keepWide bool) (safetensors.Tensor, error) {
+	a, err := from.read(name)
 	if err != nil {
 		return safetensors.Tensor{}, err
 	}
 	defer a.Free()
-	b, err := read(to)
+	b, err := to.read(name)
 	if err != nil {
 		return safetensors.Tensor{}, err
 	}
@@ -114,8 +122,8 @@ func interpolated(from, to *safetensors.File, name string, t float64, keepWide b
 // modelConfig is the part of a file's "config" metadata that shapes the
 // network: its "model" entry where it has one (ddgi's inversions also
 // record how they were trained), else the whole config.
-func modelConfig(f *safetensors.File) string {
-	c := f.Metadata["config"]
+func modelConfig(meta map[string]string) string {
+	c := meta["config"]
 	var parts map[string]json.RawMessage
 	if json.Unmarshal([]byte(c), &parts) == nil && parts["model"] != nil {
 		return string(parts["model"])
@@ -124,7 +132,7 @@ func modelConfig(f *safetensors.File) string {
 }
 
 // weightNames lists a file's tensors without the int8 scales.
-func weightNames(f *safetensors.File) []string {
+func weightNames(f *safetensors.Lazy) []string {
 	var out []string
 	for _, n := range f.Names() {
 		if !strings.HasSuffix(n, QuantScaleSuffix) {
@@ -151,9 +159,9 @@ func firstDifference(a, b []string) string {
 
 // blendable: a float tensor, or an int8 one that Quantize wrote (it has a
 // scale); other integer tensors (indices, counters) are copied, not mixed.
-func blendable(f *safetensors.File, name string) bool {
-	d := f.Tensors[name].DType
-	_, scaled := f.Tensors[name+QuantScaleSuffix]
+func blendable(f *safetensors.Lazy, name string) bool {
+	d, _, _ := f.Info(name)
+	_, _, scaled := f.Info(name + QuantScaleSuffix)
 	return isFloat(d) || d == safetensors.I8 && scaled
 }
 

@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,6 +28,21 @@ func blendFile(t *testing.T, s *Store, half bool, config string) *safetensors.Fi
 	return f
 }
 
+// lazy writes f to a temporary file and opens it as Interpolate reads it.
+func lazy(t *testing.T, f *safetensors.File) *safetensors.Lazy {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("w%d.safetensors", len(f.Tensors)))
+	if err := safetensors.Save(path, f); err != nil {
+		t.Fatal(err)
+	}
+	l, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
 // TestInterpolateIsWiSEFT: t = 0 and 1 give the two files back, t = 0.3 the
 // weighted mean of every tensor (an int8 input dequantized first), and the
 // result loads into the network; name prefixes restrict the blend; files
@@ -33,7 +50,7 @@ func blendFile(t *testing.T, s *Store, half bool, config string) *safetensors.Fi
 func TestInterpolateIsWiSEFT(t *testing.T) {
 	a, b := blendStore(1), blendStore(2)
 	cfg := `{"model":{"Width":8},"train":{"Steps":1}}`
-	fa, fb := blendFile(t, a, false, cfg), blendFile(t, b, false, `{"model":{"Width":8},"train":{"Steps":2}}`)
+	fa, fb := lazy(t, blendFile(t, a, false, cfg)), lazy(t, blendFile(t, b, false, `{"model":{"Width":8},"train":{"Steps":2}}`))
 	for _, tt := range []float64{0, 0.3, 1} {
 		f, err := Interpolate(fa, fb, tt)
 		if err != nil {
@@ -60,7 +77,7 @@ func TestInterpolateIsWiSEFT(t *testing.T) {
 	if _, err := Quantize(q); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Interpolate(q, fb, 0.5)
+	f, err := Interpolate(lazy(t, q), fb, 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,10 +127,10 @@ func TestInterpolateIsWiSEFT(t *testing.T) {
 	renamed := NewStore(torch.CPU, 3)
 	NewConv2d(renamed.Root().Sub("conv"), 64, 32, 3, Conv2dOpts{Padding: 1})
 	NewLinear(renamed.Root().Sub("head"), 8, 4, LinearOpts{})
-	for name, bad := range map[string]*safetensors.File{
-		"other shape":  blendFile(t, other, false, cfg),
-		"other names":  blendFile(t, renamed, false, cfg),
-		"other config": blendFile(t, b, false, `{"model":{"Width":16}}`),
+	for name, bad := range map[string]*safetensors.Lazy{
+		"other shape":  lazy(t, blendFile(t, other, false, cfg)),
+		"other names":  lazy(t, blendFile(t, renamed, false, cfg)),
+		"other config": lazy(t, blendFile(t, b, false, `{"model":{"Width":16}}`)),
 	} {
 		if _, err := Interpolate(fa, bad, 0.5); err == nil {
 			t.Errorf("%s: no error", name)
@@ -130,10 +147,10 @@ func TestInterpolateIsWiSEFT(t *testing.T) {
 // int8 table with no scale) is copied when the files agree and refused
 // when they differ, never turned into a float mix.
 func TestInterpolateCopiesIntegerTensors(t *testing.T) {
-	file := func(v int8) *safetensors.File {
+	file := func(v int8) *safetensors.Lazy {
 		f := blendFile(t, blendStore(1), false, `{}`)
 		f.Tensors["table"] = safetensors.Tensor{DType: safetensors.I8, Shape: []int64{2}, Data: []byte{byte(v), 3}}
-		return f
+		return lazy(t, f)
 	}
 	f, err := Interpolate(file(1), file(1), 0.5)
 	if err != nil {
@@ -144,5 +161,19 @@ func TestInterpolateCopiesIntegerTensors(t *testing.T) {
 	}
 	if _, err := Interpolate(file(1), file(2), 0.5); err == nil {
 		t.Error("differing integer tables: no error")
+	}
+}
+
+// TestInterpolateRefusesNonFinite: a NaN weight in either file is an
+// error, not a NaN blend.
+func TestInterpolateRefusesNonFinite(t *testing.T) {
+	good := blendFile(t, blendStore(1), false, `{}`)
+	bad := blendFile(t, blendStore(2), false, `{}`)
+	st := bad.Tensors["fc.bias"]
+	st.Data = append([]byte(nil), st.Data...)
+	copy(st.Data, []byte{0, 0, 0xc0, 0x7f}) // float32 NaN
+	bad.Tensors["fc.bias"] = st
+	if _, err := Interpolate(lazy(t, good), lazy(t, bad), 0.5); err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("NaN weight: %v", err)
 	}
 }

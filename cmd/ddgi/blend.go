@@ -35,15 +35,17 @@ func runBlend(args []string) error {
 	if err := makeParents(*out); err != nil {
 		return err
 	}
-	a, err := safetensors.Load(*from)
+	a, err := safetensors.Open(*from)
 	if err != nil {
 		return err
 	}
-	b, err := safetensors.Load(*to)
+	defer a.Close()
+	b, err := safetensors.Open(*to)
 	if err != nil {
 		return err
 	}
-	if ca, cb := trainedCondition(a), trainedCondition(b); ca != cb {
+	defer b.Close()
+	if ca, cb := trainedCondition(a.Metadata), trainedCondition(b.Metadata); ca != cb {
 		return fmt.Errorf("blend %s and %s: trained for different conditions (%q vs %q)", *from, *to, ca, cb)
 	}
 	var prefixes []string
@@ -71,9 +73,9 @@ func runBlend(args []string) error {
 // trainedCondition is the visual condition an inversion file was trained
 // on ("" for other files): a mask and a scribble inversion share one shape
 // but read different ControlNet features, so blending them is refused.
-func trainedCondition(f *safetensors.File) string {
+func trainedCondition(meta map[string]string) string {
 	var c struct{ Train struct{ Cond string } }
-	if json.Unmarshal([]byte(f.Metadata["config"]), &c) != nil {
+	if json.Unmarshal([]byte(meta["config"]), &c) != nil {
 		return ""
 	}
 	return c.Train.Cond
