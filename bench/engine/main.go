@@ -7,7 +7,10 @@
 // itself share the cores (the shared-workstation case), and prints the
 // loaded ratio and each engine's loaded/quiet throughput.
 //
-//	go run ./bench/engine [-threads 2|0] [-steps 60] [-rounds 3] [-load 2] [-load-nice 0]
+// With -ranks N it also times the Go step as N data-parallel ranks of one
+// thread each (ddgi train --nproc N).
+//
+//	go run ./bench/engine [-threads 2|0] [-steps 60] [-rounds 3] [-load 2] [-load-nice 0] [-ranks 2]
 package main
 
 import (
@@ -199,15 +202,22 @@ func startLoad(n, nice int) (stop func(), err error) {
 
 // measurement is the best of rounds of each engine, alternating.
 type measurement struct {
-	goSteps, pySteps float64
-	py               peerResult
+	goSteps, pySteps, rankSteps float64
+	py                          peerResult
 }
 
-func measure(python, script string, threads, steps, rounds int) (measurement, error) {
+func measure(python, script string, threads, steps, rounds, ranks int) (measurement, error) {
 	var m measurement
 	for r := 0; r < rounds; r++ {
 		if g := goSteps(steps, 5); g > m.goSteps {
 			m.goSteps = g
+		}
+		if ranks > 1 {
+			g, err := rankSteps(ranks, steps, 5)
+			if err != nil {
+				return m, err
+			}
+			m.rankSteps = max(m.rankSteps, g)
 		}
 		if python == "" {
 			continue // -python "": the Go engine alone
@@ -227,6 +237,15 @@ func main() {
 	if len(os.Args) == 2 && os.Args[1] == "-spin" {
 		spin()
 	}
+	if len(os.Args) == 4 && os.Args[1] == "-rank-worker" {
+		steps, _ := strconv.Atoi(os.Args[2])
+		warm, _ := strconv.Atoi(os.Args[3])
+		if err := rankWorker(steps, warm); err != nil {
+			fmt.Fprintln(os.Stderr, "bench rank:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	// One OS thread for every torch call: OpenMP keeps one warm thread team
 	// per calling thread.
 	runtime.LockOSThread()
@@ -237,6 +256,7 @@ func main() {
 	peerMalloc := flag.Bool("peer-malloc", false, "give the PyTorch peer ddgi's glibc malloc settings too (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_)")
 	load := flag.Int("load", 0, "then measure again beside this many busy-loop processes started here (0: quiet only)")
 	loadNice := flag.Int("load-nice", 0, "nice level of the busy loops (a background training runs at 10)")
+	ranks := flag.Int("ranks", 1, "also time the Go step as this many data-parallel ranks of one thread each (ddgi train --nproc: c10d/Gloo on loopback, batch split), quiet and under -load")
 	flag.Parse()
 	if *peerMalloc {
 		os.Setenv("MALLOC_MMAP_THRESHOLD_", strconv.Itoa(torch.MallocMmapThreshold))
@@ -270,7 +290,7 @@ func main() {
 	}
 	torch.SetThreads(*threads)
 	script := filepath.Join("bench", "engine", "peer.py")
-	quiet, err := measure(*python, script, *threads, *steps, *rounds)
+	quiet, err := measure(*python, script, *threads, *steps, *rounds, *ranks)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -296,6 +316,9 @@ func main() {
 	}
 	fmt.Printf(")\n  PyTorch (Python): %7.2f steps/s\n  ratio Go/PyTorch: %.2f\n", bestPy, bestGo/bestPy)
 	fmt.Printf("per-op overhead, one-element add: Go %.2f µs, PyTorch %.2f µs\n", goOpMicros(), py.OpUs)
+	if *ranks > 1 {
+		fmt.Printf("  Go, %d ranks × 1 thread: %7.2f steps/s  (%.2f of Go in one process; ratio to PyTorch %.2f)\n", *ranks, quiet.rankSteps, quiet.rankSteps/bestGo, quiet.rankSteps/bestPy)
+	}
 	if *load <= 0 {
 		return
 	}
@@ -304,7 +327,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: starting the load:", err)
 		os.Exit(1)
 	}
-	loaded, err := measure(*python, script, *threads, *steps, *rounds)
+	loaded, err := measure(*python, script, *threads, *steps, *rounds, *ranks)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -314,4 +337,8 @@ func main() {
 	fmt.Printf("  Go (ddgi/torch): %7.2f steps/s  (%.2f of quiet)\n", loaded.goSteps, loaded.goSteps/bestGo)
 	fmt.Printf("  PyTorch (Python): %7.2f steps/s  (%.2f of quiet)\n", loaded.pySteps, loaded.pySteps/bestPy)
 	fmt.Printf("  ratio Go/PyTorch: %.2f\n", loaded.goSteps/loaded.pySteps)
+	if *ranks > 1 {
+		fmt.Printf("  Go, %d ranks × 1 thread: %7.2f steps/s  (%.2f of its quiet rate, %.2f of one process's quiet rate; ratio to PyTorch %.2f)\n",
+			*ranks, loaded.rankSteps, loaded.rankSteps/quiet.rankSteps, loaded.rankSteps/bestGo, loaded.rankSteps/loaded.pySteps)
+	}
 }
