@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -61,4 +62,19 @@ func TestNonFiniteFloatFlagsAreRefused(t *testing.T) {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// TestSharedCoresHint: the --nproc advice appears only when others keep at
+// least a core busy on a machine with two or more.
+func TestSharedCoresHint(t *testing.T) {
+	for _, c := range []struct {
+		others float64
+		cores  int
+		want   bool
+	}{{0, 2, false}, {0.9, 2, false}, {1, 2, true}, {3.5, 4, true}, {2, 1, false}} {
+		h := sharedCoresHint(c.others, c.cores)
+		if (h != "") != c.want || c.want && !strings.Contains(h, fmt.Sprintf("--nproc %d", c.cores)) {
+			t.Errorf("others %g, %d cores: %q", c.others, c.cores, h)
+		}
+	}
 }

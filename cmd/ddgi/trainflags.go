@@ -4,10 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
+	"os"
+	"runtime"
 	"time"
 
 	"ddgi/data"
 	"ddgi/dist"
+	"ddgi/internal/cpuload"
 	"ddgi/train"
 )
 
@@ -92,6 +96,7 @@ func (d *distFlags) start(ctx context.Context, argv []string) (group train.Group
 	case !inGroup && *d.nproc > 1:
 		return nil, leave, true, dist.Launch(ctx, *d.nproc, argv, dist.LaunchOptions{})
 	case !inGroup:
+		go hintSharedCores(runtime.NumCPU())
 		return nil, leave, false, nil
 	case *d.nproc > 1 && c.Size != *d.nproc:
 		return nil, leave, false, fmt.Errorf("--nproc %d inside a group of WORLD_SIZE=%d", *d.nproc, c.Size)
@@ -101,4 +106,35 @@ func (d *distFlags) start(ctx context.Context, argv []string) (group train.Group
 		return nil, leave, false, err
 	}
 	return g, g.Close, false, nil
+}
+
+// hintSharedCores watches the first half second of a single-process
+// training and, when other processes kept at least one core busy at its
+// priority throughout, prints sharedCoresHint once.
+func hintSharedCores(cores int) {
+	s := cpuload.NewSampler()
+	least := math.Inf(1)
+	for range 5 {
+		o, err := s.Others()
+		if err != nil {
+			return
+		}
+		least = min(least, o)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if h := sharedCoresHint(least, cores); h != "" {
+		fmt.Fprintln(os.Stderr, h)
+	}
+}
+
+// sharedCoresHint is the advice for a single-process training beside
+// others busy processes (others: their runnable threads weighted by
+// priority): ranks of one thread each wait for each other once a step,
+// a thread team at every op, so ranks keep more of the speed there
+// (docs/engine.md, "Ranks instead of a team"). Empty when nothing competes.
+func sharedCoresHint(others float64, cores int) string {
+	if cores < 2 || others < 1 {
+		return ""
+	}
+	return fmt.Sprintf("ddgi: other busy processes share the %d cores; --nproc %d (one thread per rank) keeps more of the speed beside them (docs/engine.md, \"Ranks instead of a team\")", cores, cores)
 }
