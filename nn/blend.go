@@ -28,7 +28,7 @@ func Interpolate(from, to *safetensors.Lazy, t float64, prefixes ...string) (*sa
 		return nil, fmt.Errorf("interpolation weight %g: want 0 ≤ t ≤ 1", t)
 	}
 	if a, b := modelConfig(from.Metadata), modelConfig(to.Metadata); a != "" && b != "" && a != b {
-		return nil, fmt.Errorf("the files configure different models:\n  %s\n  %s", a, b)
+		return nil, fmt.Errorf("the files configure different models (their config metadata differs)")
 	}
 	names := weightNames(to)
 	if fn := weightNames(from); strings.Join(fn, "\n") != strings.Join(names, "\n") {

@@ -45,7 +45,7 @@ func runBlend(args []string) error {
 		return err
 	}
 	defer b.Close()
-	if ca, cb := trainedCondition(a.Metadata), trainedCondition(b.Metadata); ca != cb {
+	if ca, cb := trainedCondition(a.Metadata), trainedCondition(b.Metadata); ca != "" && cb != "" && ca != cb {
 		return fmt.Errorf("blend %s and %s: trained for different conditions (%q vs %q)", *from, *to, ca, cb)
 	}
 	var prefixes []string
