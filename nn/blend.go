@@ -94,22 +94,28 @@ func hasAnyPrefix(name string, prefixes []string) bool {
 }
 
 // interpolated is one tensor of Interpolate.
+// At t = 1 (to's tensor alone) from's copy is not read.
 func interpolated(from, to *lazyFile, name string, t float64, keepWide bool) (safetensors.Tensor, error) {
-	a, err := from.read(name)
-	if err != nil {
-		return safetensors.Tensor{}, err
-	}
-	defer a.Free()
 	b, err := to.read(name)
 	if err != nil {
 		return safetensors.Tensor{}, err
 	}
 	defer b.Free()
+	var a *torch.Tensor
+	if t != 1 {
+		if a, err = from.read(name); err != nil {
+			return safetensors.Tensor{}, err
+		}
+		defer a.Free()
+	}
 	var st safetensors.Tensor
 	var saveErr error
 	err = torch.Try(func() {
 		torch.Scoped(func() {
-			mix := a.To(torch.Float32).MulScalar(1 - t).Add(b.To(torch.Float32).MulScalar(t))
+			mix := b.To(torch.Float32)
+			if a != nil {
+				mix = a.To(torch.Float32).MulScalar(1 - t).Add(mix.MulScalar(t))
+			}
 			st, saveErr = ToSafetensors(mix, !keepWide)
 		})
 	})

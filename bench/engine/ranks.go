@@ -13,6 +13,7 @@ import (
 	"ddgi/nn"
 	"ddgi/optim"
 	"ddgi/torch"
+	"ddgi/train"
 )
 
 // rankSteps times the same training step as goSteps run as n data-parallel
@@ -23,8 +24,6 @@ import (
 // one OpenMP team do. It returns rank 0's steps/s.
 func rankSteps(n, steps, warm int) (float64, error) {
 	var out bytes.Buffer
-	os.Setenv("DDGI_THREADS", "1")
-	defer os.Unsetenv("DDGI_THREADS")
 	err := dist.Launch(context.Background(), n, []string{"-rank-worker", strconv.Itoa(steps), strconv.Itoa(warm)},
 		dist.LaunchOptions{Timeout: 2 * time.Minute, Stdout: &out})
 	if err != nil {
@@ -37,7 +36,8 @@ func rankSteps(n, steps, warm int) (float64, error) {
 	return r.StepsPerS, nil
 }
 
-// rankWorker is one rank of rankSteps (the -rank-worker mode).
+// rankWorker is one rank of rankSteps (the -rank-worker mode); it runs
+// with one thread whatever DDGI_THREADS the launcher passed on.
 func rankWorker(steps, warm int) error {
 	c, ok, err := dist.FromEnv()
 	if err != nil || !ok {
@@ -60,8 +60,8 @@ func rankWorker(steps, warm int) error {
 	}
 	opt := optim.NewAdam(optim.DefaultAdam(1e-3))
 	const batch = 8
-	per := int64(batch / g.Size())
-	x := torch.Randn(torch.NewGenerator(0), []int64{batch, 3, 32, 32}, torch.Float32, torch.CPU).Narrow(0, int64(g.Rank())*per, per)
+	lo, n := train.Shard{Rank: g.Rank(), Size: g.Size()}.Rows(batch)
+	x := torch.Randn(torch.NewGenerator(0), []int64{batch, 3, 32, 32}, torch.Float32, torch.CPU).Narrow(0, int64(lo), int64(n))
 	torch.Persist(x)
 	var stepErr error
 	step := func() {
