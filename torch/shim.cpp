@@ -12,10 +12,15 @@
 #include <torch/version.h>
 #include <torch/cuda.h>
 
+#include <c10/core/CPUAllocator.h>
+
 #include <dlfcn.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <omp.h>
 #include <atomic>
+#include <mutex>
+#include <unordered_map>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -158,6 +163,79 @@ int ts_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold) {
   return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 &&
          mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1;
 }
+namespace {
+// Large CPU buffers on transparent huge pages. A fresh buffer is faulted in
+// page by page, and on a VM a 4 KiB fault can cost microseconds: a
+// full-size U-Net pass faulted in ~14 million pages and spent as much CPU
+// time in the kernel as in its ops. Buffers from g_huge_min bytes up are
+// mapped 2 MiB-aligned and advised MADV_HUGEPAGE, so one fault brings in
+// 2 MiB; smaller ones go to the allocator libtorch had (glibc's heap).
+// Where the kernel has no huge pages the advice is ignored: plain pages.
+std::atomic<int64_t> g_huge_min{INT64_MAX};
+constexpr size_t kHuge = 2u << 20, kPage = 4096;
+std::mutex g_huge_mu;
+std::unordered_map<void*, size_t> g_huge_len;  // live mapped block → its length
+at::Allocator* g_fallback = nullptr;
+
+// huge_delete frees a buffer of either kind; the context is the data
+// pointer, as libtorch's raw_allocate requires.
+void huge_delete(void* p) {
+  if (!p) return;
+  size_t len = 0;
+  {
+    std::lock_guard<std::mutex> lk(g_huge_mu);
+    auto it = g_huge_len.find(p);
+    if (it != g_huge_len.end()) {
+      len = it->second;
+      g_huge_len.erase(it);
+    }
+  }
+  if (len) {
+    munmap(p, len);
+    return;
+  }
+  g_fallback->raw_deleter()(p);
+}
+
+// map_huge maps len bytes (a multiple of 4 KiB) at a 2 MiB boundary: the
+// whole 2 MiB spans in it get huge pages, a last partial span plain ones.
+void* map_huge(size_t len) {
+  void* raw = mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  uintptr_t start = ((uintptr_t)raw + kHuge - 1) & ~(uintptr_t)(kHuge - 1);
+  size_t head = start - (uintptr_t)raw, tail = kHuge - head;
+  if (head) munmap(raw, head);
+  if (tail) munmap((void*)(start + len), tail);
+  madvise((void*)start, len, MADV_HUGEPAGE);
+  std::lock_guard<std::mutex> lk(g_huge_mu);
+  g_huge_len[(void*)start] = len;
+  return (void*)start;
+}
+
+struct HugePageAllocator final : at::Allocator {
+  at::DataPtr allocate(size_t n) const override {
+    if (n == 0 || n < (size_t)g_huge_min.load(std::memory_order_relaxed)) return g_fallback->allocate(n);
+    void* p = map_huge((n + kPage - 1) / kPage * kPage);
+    if (!p) return g_fallback->allocate(n);
+    return {p, p, &huge_delete, at::Device(at::DeviceType::CPU)};
+  }
+  at::DeleterFnPtr raw_deleter() const override {
+    return g_fallback->raw_deleter() ? &huge_delete : nullptr;
+  }
+};
+}  // namespace
+
+int ts_huge_pages(int64_t min_bytes) {
+  static HugePageAllocator* a = [] {
+    g_fallback = c10::GetCPUAllocator();
+    auto* h = new HugePageAllocator();
+    c10::SetCPUAllocator(h, /*priority=*/1);
+    return h;
+  }();
+  g_huge_min.store(min_bytes > 0 ? min_bytes : INT64_MAX);
+  return c10::GetCPUAllocator() == a ? 1 : 0;
+}
+
 void ts_manual_seed(uint64_t seed) { at::manual_seed(seed); }
 void ts_set_grad_enabled(int on) { at::GradMode::set_enabled(on != 0); }
 int ts_is_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }

@@ -286,6 +286,55 @@ func TestTuneMallocAccepted(t *testing.T) {
 	}
 }
 
+// TestHugePages: with the huge-page allocator in place for buffers from
+// 1 MiB, tensors on either side of the line compute what they did, are
+// freed (a resize reallocates through it too), and the threshold can be
+// lifted again.
+func TestHugePages(t *testing.T) {
+	defer HugePages(MallocMmapThreshold)
+	if !HugePages(1 << 20) {
+		t.Fatal("the huge-page allocator is not libtorch's CPU allocator")
+	}
+	g := NewGenerator(7)
+	for _, n := range []int64{1000, 1 << 18, 3<<20 + 5} { // 4 KB, 1 MiB, just over 12 MiB
+		Scoped(func() {
+			x := Randn(g, []int64{n}, Float32, CPU)
+			vals := x.Float32s()
+			var want float64
+			for _, v := range vals {
+				want += float64(v) * 2
+			}
+			got := x.MulScalar(2).SumAll().Item()
+			if math.Abs(got-want) > 1e-3*math.Max(1, math.Abs(want)) {
+				t.Errorf("%d floats: sum %g, want %g", n, got, want)
+			}
+			y := Cat([]*Tensor{x, x}, 0) // a fresh buffer of twice the size
+			if d := y.Narrow(0, n, n).Sub(x).Abs().MaxAll().Item(); d != 0 {
+				t.Errorf("%d floats: copy differs by %g", n, d)
+			}
+		})
+	}
+	// Freed huge-page buffers go back to the kernel: 30 buffers of 64 MiB
+	// one after another leave resident memory where one left it.
+	big := func() { Scoped(func() { Ones([]int64{16 << 20}, Float32, CPU).SumAll().Item() }) }
+	big()
+	rss0 := rssKB(t)
+	for i := 0; i < 30; i++ {
+		big()
+	}
+	if grow := rssKB(t) - rss0; grow > 32*1024 {
+		t.Errorf("RSS grew by %d KiB over 30 freed 64 MiB buffers", grow)
+	}
+	if !HugePages(0) {
+		t.Fatal("HugePages(0) dropped the allocator")
+	}
+	Scoped(func() {
+		if s := Ones([]int64{1 << 22}, Float32, CPU).SumAll().Item(); s != 1<<22 {
+			t.Errorf("sum of ones after HugePages(0): %g", s)
+		}
+	})
+}
+
 // TestConcurrentlyMatchesSequential: work run side by side gives the same
 // tensors as run in turn, inherits the caller's grad mode, records
 // autograd graphs that backpropagate, and re-raises a piece's panic.
