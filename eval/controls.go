@@ -192,6 +192,11 @@ type ControlRow struct {
 	// outputs of neighbouring bench pairs over the same for their ground
 	// truths (1 = as varied as the truth).
 	Diversity float64 `json:"diversity"`
+	// SeedVariation is the mean perceptual distance between the
+	// base-prompt outputs of one condition under two seeds, over the same
+	// ground-truth neighbour distance as Diversity: how different a face
+	// "another seed" gives for the same mask or scribble and prompt.
+	SeedVariation float64 `json:"seed_variation"`
 }
 
 // ControlReport is `ddgi eval --controls`'s result.
@@ -205,11 +210,17 @@ type ControlReport struct {
 	Rows      []ControlRow `json:"rows"`
 }
 
-// job is one image a control needs: bench pair i under one prompt.
+// job is one image a control needs: bench pair i under one prompt, with
+// the pair's own seed or (reseed) its second seed.
 type job struct {
 	sample int
 	prompt string
+	reseed bool
 }
+
+// reseedShift gives a bench pair's second seed for SeedVariation: beyond
+// every bench and val index, so it is no other pair's seed.
+const reseedShift = 1 << 20
 
 // RunControls renders, for the first c.N bench conditions, every control's
 // prompt pair with each method (same condition and seed for both prompts)
@@ -245,7 +256,7 @@ func runControls(c Config) (*ControlReport, error) {
 	var jobs []job
 	index := map[job]int{}
 	need := func(i int, p string) {
-		j := job{i, p}
+		j := job{sample: i, prompt: p}
 		if _, ok := index[j]; !ok {
 			index[j] = len(jobs)
 			jobs = append(jobs, j)
@@ -254,6 +265,9 @@ func runControls(c Config) (*ControlReport, error) {
 	for i, s := range bench {
 		p := PersonOf(s)
 		need(i, p.base())
+		j := job{sample: i, prompt: p.base(), reseed: true}
+		index[j] = len(jobs)
+		jobs = append(jobs, j)
 		for _, ctl := range Controls {
 			if ctl.Allowed(s) {
 				hi, lo := ctl.Prompts(p)
@@ -345,7 +359,8 @@ func controlRow(c Config, m Method, cond kinds.Cond, bench []*data.Sample, jobs 
 	outs := make([]controlOutput, len(jobs))
 	isBase := map[job]bool{}
 	for i, s := range bench {
-		isBase[job{i, PersonOf(s).base()}] = true
+		isBase[job{sample: i, prompt: PersonOf(s).base()}] = true
+		isBase[job{sample: i, prompt: PersonOf(s).base(), reseed: true}] = true
 	}
 	bar := progress.NewLogged(fmt.Sprintf("controls %s/%s", m.Name(), cond), 0, int64(len(jobs)), "img")
 	for lo := 0; lo < len(jobs); lo += c.Batch {
@@ -362,7 +377,7 @@ func controlRow(c Config, m Method, cond kinds.Cond, bench []*data.Sample, jobs 
 	if !c.Quiet {
 		bar.Finish()
 	}
-	row := ControlRow{Method: m.Name(), Cond: cond, HairLab: math.NaN(), HairLabRight: math.NaN(), Diversity: math.NaN()}
+	row := ControlRow{Method: m.Name(), Cond: cond, HairLab: math.NaN(), HairLabRight: math.NaN(), Diversity: math.NaN(), SeedVariation: math.NaN()}
 	for _, ctl := range Controls {
 		sc := ControlScore{Control: ctl.Name, Attr: ctl.Attr, Right: math.NaN(), Shift: math.NaN()}
 		a := attrIndex(ctl.Attr)
@@ -373,7 +388,7 @@ func controlRow(c Config, m Method, cond kinds.Cond, bench []*data.Sample, jobs 
 				continue
 			}
 			hi, lo := ctl.Prompts(PersonOf(s))
-			oh, ol := outs[index[job{i, hi}]], outs[index[job{i, lo}]]
+			oh, ol := outs[index[job{sample: i, prompt: hi}]], outs[index[job{sample: i, prompt: lo}]]
 			sc.N++
 			if oh.probs != nil {
 				d := float64(oh.probs[a] - ol.probs[a])
@@ -400,7 +415,7 @@ func controlRow(c Config, m Method, cond kinds.Cond, bench []*data.Sample, jobs 
 		row.Scores = append(row.Scores, sc)
 	}
 	if nets.Perceptual != nil {
-		row.Diversity = diversity(nets, bench, outs, index)
+		row.Diversity, row.SeedVariation = diversity(nets, bench, outs, index)
 	}
 	return row, nil
 }
@@ -423,6 +438,11 @@ func generateControls(m Method, cond kinds.Cond, bench []*data.Sample, js []job,
 	for _, j := range js {
 		b.Prompts = append(b.Prompts, j.prompt)
 		b.Index = append(b.Index, j.sample) // same seed for every prompt of a pair
+		seed := int64(j.sample)
+		if j.reseed {
+			seed += reseedShift
+		}
+		b.Seeds = append(b.Seeds, seed)
 	}
 	out, err := m.Generate(b)
 	if err != nil {
@@ -460,20 +480,26 @@ func generateControls(m Method, cond kinds.Cond, bench []*data.Sample, js []job,
 }
 
 // diversity compares the base-prompt outputs of neighbouring bench pairs
-// (i, i+1) with their ground truths under the perceptual net.
-func diversity(nets *Nets, bench []*data.Sample, outs []controlOutput, index map[job]int) float64 {
-	var gen, gt []float64
+// (i, i+1), and of one pair under its two seeds, with the ground truths
+// of neighbouring pairs under the perceptual net.
+func diversity(nets *Nets, bench []*data.Sample, outs []controlOutput, index map[job]int) (neighbours, seeds float64) {
+	var gen, reseeded, gt []float64
 	for i := range bench {
 		j := (i + 1) % len(bench)
-		a, b := outs[index[job{i, PersonOf(bench[i]).base()}]], outs[index[job{j, PersonOf(bench[j]).base()}]]
+		base := job{sample: i, prompt: PersonOf(bench[i]).base()}
+		a, b := outs[index[base]], outs[index[job{sample: j, prompt: PersonOf(bench[j]).base()}]]
+		base.reseed = true
+		c := outs[index[base]]
 		s := int64(bench[i].Size)
 		torch.Scoped(func() {
-			x, y := torch.FromFloat32(a.pixels, 1, 3, s, s), torch.FromFloat32(b.pixels, 1, 3, s, s)
+			x, y, z := torch.FromFloat32(a.pixels, 1, 3, s, s), torch.FromFloat32(b.pixels, 1, 3, s, s), torch.FromFloat32(c.pixels, 1, 3, s, s)
 			gen = append(gen, nets.Perceptual.Distance(x, y).To(torch.Float64).Float64s()...)
+			reseeded = append(reseeded, nets.Perceptual.Distance(x, z).To(torch.Float64).Float64s()...)
 			gt = append(gt, nets.Perceptual.Distance(imagebatch.SampleImages(bench[i:i+1]), imagebatch.SampleImages(bench[j:j+1])).To(torch.Float64).Float64s()...)
 		})
 	}
-	return metrics.Mean(gen) / metrics.Mean(gt)
+	truth := metrics.Mean(gt)
+	return metrics.Mean(gen) / truth, metrics.Mean(reseeded) / truth
 }
 
 // Markdown renders one table per condition: controls down, methods across,
@@ -527,6 +553,10 @@ func (r *ControlReport) Markdown() string {
 		for _, row := range rows {
 			fmt.Fprintf(&b, " %s |", fmtNum(row.Diversity, 2))
 		}
+		b.WriteString("\n| seed variation (perceptual distance of one condition and prompt under two seeds / truth's neighbours') | |")
+		for _, row := range rows {
+			fmt.Fprintf(&b, " %s |", fmtNum(row.SeedVariation, 2))
+		}
 		b.WriteString("\n")
 	}
 	return b.String()
@@ -547,7 +577,7 @@ func (r *ControlReport) jsonSafe() map[string]any {
 				"right_way": jsonNum(s.Right), "mean_shift": jsonNum(s.Shift)}
 		}
 		rows[i] = map[string]any{"method": row.Method, "cond": row.Cond, "controls": scores,
-			"hair_lab_fraction": jsonNum(row.HairLab), "hair_lab_right_way": jsonNum(row.HairLabRight), "diversity": jsonNum(row.Diversity)}
+			"hair_lab_fraction": jsonNum(row.HairLab), "hair_lab_right_way": jsonNum(row.HairLabRight), "diversity": jsonNum(row.Diversity), "seed_variation": jsonNum(row.SeedVariation)}
 	}
 	return map[string]any{"n": r.N, "hair_lab_gt": jsonNum(r.HairLabGT), "rows": rows}
 }

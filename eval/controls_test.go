@@ -15,7 +15,8 @@ import (
 )
 
 // hairPainter paints the mask's hair region in the colour the prompt
-// names and everything else grey: it follows hair colour and nothing else.
+// names and everything else grey, a lighter grey for a pair's second seed:
+// it follows hair colour and its seed, nothing else.
 type hairPainter struct{}
 
 func (hairPainter) Name() string { return "hair-painter" }
@@ -35,6 +36,9 @@ func (hairPainter) Generate(b *Batch) (*torch.Tensor, error) {
 		for k := 0; k < hw; k++ {
 			for c := 0; c < 3; c++ {
 				v := float32(0)
+				if b.Seed(i) >= reseedShift {
+					v = 0.5
+				}
 				if masks[i*hw+k] == int64(synthface.Hair) {
 					v = col[c]
 				}
@@ -87,6 +91,12 @@ func TestControlsSeparatePromptFollowingFromIgnoring(t *testing.T) {
 	if truth.Diversity < 0 || math.IsNaN(truth.Diversity) || math.Abs(truth.Diversity-1) > 1e-6 {
 		t.Errorf("gt diversity %.4f, want 1 (its outputs are the truth)", truth.Diversity)
 	}
+	if truth.SeedVariation != 0 {
+		t.Errorf("gt ignores the seed but varies with it by %.4f", truth.SeedVariation)
+	}
+	if !(painter.SeedVariation > 0.05) {
+		t.Errorf("the painter's second seed shades its background, seed variation %.4f", painter.SeedVariation)
+	}
 	dir := t.TempDir()
 	if err := rep.WriteFiles(dir); err != nil {
 		t.Fatal(err)
@@ -97,7 +107,7 @@ func TestControlsSeparatePromptFollowingFromIgnoring(t *testing.T) {
 		t.Fatalf("controls.json unreadable: %v", err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "controls.md"))
-	if !strings.Contains(string(md), "hair-painter") || !strings.Contains(string(md), "hair colour") {
+	if !strings.Contains(string(md), "hair-painter") || !strings.Contains(string(md), "hair colour") || !strings.Contains(string(md), "seed variation") {
 		t.Errorf("controls.md lacks the method or the hair row:\n%s", md)
 	}
 }

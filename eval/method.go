@@ -27,10 +27,20 @@ type Batch struct {
 	// the one Cond names.
 	Mask, Scribble *torch.Tensor
 	Prompts        []string
-	// Index is the bench index of each sample (seeds for methods).
+	// Index is the bench index of each sample.
 	Index []int
+	// Seeds are the samples' noise seeds; nil means their Index (Seed).
+	Seeds []int64
 	// Samples are the ground truth; real methods must not read Image.
 	Samples []*data.Sample
+}
+
+// Seed is sample i's noise seed: Seeds[i], or its bench index.
+func (b *Batch) Seed(i int) int64 {
+	if b.Seeds != nil {
+		return b.Seeds[i]
+	}
+	return int64(b.Index[i])
 }
 
 // Method generates one image per pair: [N,3,S,S] float32 in [-1, 1]. It

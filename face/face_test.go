@@ -194,3 +194,57 @@ func TestPromptStrength(t *testing.T) {
 		}
 	}
 }
+
+// TestVariation: --variation moves only the style layers from
+// VariationFrom on, by β times the seed's own GAN code less w̄, so a code
+// without variation plus that offset is the code with it; the structure's
+// layers stay put, and bad β or layers are refused at load.
+func TestVariation(t *testing.T) {
+	dir := testweights.Tiny(t, "../weights/tokenizer.json")
+	load := func(beta float64, from int) *face.Pipeline {
+		p, err := face.Load(face.Options{Weights: dir, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: torch.CPU, Step: -1, Variation: beta, VariationFrom: from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain, varied := load(0, 0), load(0.5, 0)
+	mask := make([]uint8, plain.Size()*plain.Size())
+	reqs := []face.Request{{Text: "A smiling man.", Mask: mask, Seed: 3}, {Text: "A smiling man.", Mask: mask, Seed: 8}}
+	w0, err := plain.Codes(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1, err := varied.Codes(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, l := face.DefaultVariationFrom(varied.G), varied.G.Styles()
+	if from < 1 || int64(from) >= l {
+		t.Fatalf("default layers from %d of %d", from, l)
+	}
+	torch.Scoped(func() {
+		if d := w1.Narrow(1, 0, int64(from)).Sub(w0.Narrow(1, 0, int64(from))).Abs().MaxAll().Item(); d > 1e-6 {
+			t.Errorf("coarse layers moved by %g", d)
+		}
+		wz := varied.G.SeedCodes([]int64{3, 8}, torch.CPU)
+		want := w0.Add(wz.Sub(varied.G.MeanLatent()).MulScalar(0.5)).Narrow(1, int64(from), l-int64(from))
+		got := w1.Narrow(1, int64(from), l-int64(from))
+		if d := got.Sub(want).Abs().MaxAll().Item(); d > 1e-5 {
+			t.Errorf("fine layers off the seed's offset by %g", d)
+		}
+		if d := got.Sub(w0.Narrow(1, int64(from), l-int64(from))).Abs().MaxAll().Item(); d < 1e-3 {
+			t.Errorf("fine layers moved by only %g", d)
+		}
+		// Two seeds give two offsets.
+		if d := wz.Select(0, 0).Sub(wz.Select(0, 1)).Abs().MaxAll().Item(); d < 1e-3 {
+			t.Errorf("seeds 3 and 8 map to one code (%g)", d)
+		}
+	})
+	for _, bad := range []face.Options{{Variation: -0.1}, {Variation: math.NaN()}, {Variation: 5}, {Variation: 1, VariationFrom: -1}, {Variation: 1, VariationFrom: int(l)}} {
+		bad.Weights, bad.GAN, bad.Cond, bad.Device = dir, kinds.StyleGAN2, kinds.Mask, torch.CPU
+		if _, err := face.Load(bad); err == nil || !strings.Contains(err.Error(), "variation") {
+			t.Errorf("variation %g from %d: %v", bad.Variation, bad.VariationFrom, err)
+		}
+	}
+}

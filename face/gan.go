@@ -27,6 +27,19 @@ type GAN interface {
 	// Camera is the [1,25] label of the model's orbit camera at (yaw,
 	// pitch) degrees (a 2D GAN ignores cameras; it returns the frontal one).
 	Camera(yaw, pitch float64) *torch.Tensor
+	// SeedCodes maps seeds to w+ [B,L,dim] on dev without truncation: the
+	// codes of the faces `ddgi sample gan --seeds … --trunc 1` draws.
+	SeedCodes(seeds []int64, dev torch.Device) *torch.Tensor
+}
+
+// seedNoise is z [B,zdim] on dev, one generator per seed as `ddgi sample
+// gan` draws it.
+func seedNoise(seeds []int64, zdim int, dev torch.Device) *torch.Tensor {
+	zs := make([]*torch.Tensor, len(seeds))
+	for i, s := range seeds {
+		zs[i] = torch.Randn(torch.NewGenerator(uint64(s)), []int64{1, int64(zdim)}, torch.Float32, torch.CPU)
+	}
+	return torch.Cat(zs, 0).ToDevice(dev)
 }
 
 // StyleGAN2 adapts the 2D generator.
@@ -43,6 +56,9 @@ func (s StyleGAN2) Styles() int64             { return int64(s.G.NumWS()) }
 func (s StyleGAN2) StyleDim() int64           { return int64(s.G.Cfg.WDim) }
 func (s StyleGAN2) Is3D() bool                { return false }
 func (s StyleGAN2) Resolution() int64         { return int64(s.G.Cfg.Resolution) }
+func (s StyleGAN2) SeedCodes(seeds []int64, dev torch.Device) *torch.Tensor {
+	return s.G.Mapping(seedNoise(seeds, s.G.Cfg.ZDim, dev), nil, 1)
+}
 func (s StyleGAN2) Camera(_, _ float64) *torch.Tensor {
 	return eg3d.Camera(synthface.DefaultOrbit, 0, 0)
 }
@@ -63,6 +79,12 @@ func (e EG3D) StyleDim() int64                         { return int64(e.G.Cfg.Ba
 func (e EG3D) Is3D() bool                              { return true }
 func (e EG3D) Resolution() int64                       { return int64(e.G.Cfg.ImgRes) }
 func (e EG3D) Camera(yaw, pitch float64) *torch.Tensor { return e.G.Camera(yaw, pitch) }
+
+// SeedCodes maps the seeds conditioned on the frontal camera, as w̄ is.
+func (e EG3D) SeedCodes(seeds []int64, dev torch.Device) *torch.Tensor {
+	cam := e.G.Camera(0, 0).ToDevice(dev).Expand(int64(len(seeds)), eg3d.CameraDim)
+	return e.G.Mapping(seedNoise(seeds, e.G.Cfg.Backbone.ZDim, dev), cam, 1)
+}
 
 // GeneratorArch reads a generator file's architecture from its "arch"
 // metadata (a run's checkpoints lack it and are

@@ -65,6 +65,14 @@ type Options struct {
 	// (inversion.SpreadCode): above 1 pushes faces away from the GAN's
 	// average face. 0 means 1 (as trained).
 	Spread float64
+	// Variation is β of inversion.VaryStyles: the style layers from
+	// VariationFrom on move by β times the request seed's own GAN code
+	// (less w̄), so colour, light and background vary with the seed. 0:
+	// none (as trained).
+	Variation float64
+	// VariationFrom is the first style layer Variation moves; 0 means
+	// DefaultVariationFrom of the GAN.
+	VariationFrom int
 }
 
 // DefaultPromptStrength is the prompt strength of inversions with a text
@@ -306,6 +314,12 @@ func Load(o Options) (*Pipeline, error) {
 		return nil, fmt.Errorf("spread %g: want a ψ in (0, 4] (1: as trained, 0: the default 1)", psi)
 	}
 	m.Spread = o.Spread
+	if b := o.Variation; b < 0 || math.IsNaN(b) || b > 4 {
+		return nil, fmt.Errorf("variation %g: want a β in [0, 4] (0: none)", b)
+	}
+	if l := int(g.Styles()); o.VariationFrom < 0 || o.VariationFrom >= l {
+		return nil, fmt.Errorf("variation layers from %d: %s has style layers 0…%d", o.VariationFrom, o.GAN, l-1)
+	}
 	e.Pipeline.Model.Concurrent, m.AbSMNet.Concurrent = true, true
 	return &Pipeline{Opts: o, E: e, G: g, Model: m}, nil
 }
@@ -437,7 +451,22 @@ func (p *Pipeline) codes(b Batch) *torch.Tensor {
 	// steps), so the tap sees what training's q(z_t|z_0) looked like.
 	zt := p.E.DenoiseTo(inversion.SeedPriors(p.E, b.Seeds), b.Texts, cond, t)
 	h, f := p.E.Features(zt, steps, b.Texts, cond)
-	return p.Model.Invert(h, f, steps, p.Opts.Variant == string(inversion.MOnly)).W
+	w := p.Model.Invert(h, f, steps, p.Opts.Variant == string(inversion.MOnly)).W
+	if p.Opts.Variation != 0 {
+		from := p.Opts.VariationFrom
+		if from == 0 {
+			from = DefaultVariationFrom(p.G)
+		}
+		w = inversion.VaryStyles(w, p.G.SeedCodes(b.Seeds, dev), p.G.MeanLatent(), p.Opts.Variation, from)
+	}
+	return w
+}
+
+// DefaultVariationFrom is the first style layer Options.Variation moves
+// when VariationFrom is 0: the styles of the synthesis's two finest
+// resolutions (for a 64² StyleGAN2, layers 6–9 of 10: 32² and 64²).
+func DefaultVariationFrom(g GAN) int {
+	return max(int(g.Styles())-4, 1)
 }
 
 // Render draws codes w [B,L,dim] from cameras [B,25] (nil: frontal; a 2D

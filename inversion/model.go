@@ -81,6 +81,28 @@ func SpreadCode(wm, wAvg *torch.Tensor, psi float64) *torch.Tensor {
 	return stylegan2.Truncate(wm, wAvg, psi)
 }
 
+// VaryStyles is ddgi's inference-time variation (not in the paper): the
+// style layers l ≥ from of w [B,L,dim] move by β(w^z_l − w̄), where w^z
+// [B,L,dim] is G's own code for the request's seed. What neither the
+// condition nor the prompt states (colour, light, background) then varies
+// with the seed as it does between real faces, which an encoder trained
+// with reconstruction losses averages away; the coarse layers, which place
+// the condition's structure, stay M's and T's, and so does what the prompt
+// put into the fine ones (the seed's offset is added, not swapped in).
+func VaryStyles(w, wz, wAvg *torch.Tensor, beta float64, from int) *torch.Tensor {
+	l := w.Size(1)
+	if beta == 0 || int64(from) >= l {
+		return w
+	}
+	from = max(from, 0)
+	sel := make([]float32, l)
+	for i := from; i < int(l); i++ {
+		sel[i] = float32(beta)
+	}
+	scale := torch.FromFloat32(sel, 1, l, 1).ToDevice(w.Device())
+	return w.Add(wz.Sub(wAvg).Mul(scale))
+}
+
 // Render is Eq. 5: I'_t = G(w_t) (from camera for a 3D-aware G).
 func Render(g Generator, w, camera *torch.Tensor) *torch.Tensor {
 	return g.Synthesize(w, camera)

@@ -43,6 +43,8 @@ func runEval(args []string) error {
 	step := fs.Int("step", mc.Step, "ddgi methods: inference step t (-1: T−1; see ddgi generate --step)")
 	strength := fs.Float64("prompt-strength", 0, "ddgi methods: how far the prompt moves the face through the inversion's text path: 1 as trained, above 1 follows the prompt more (guidance on the text offset, w = M(h) + P(e) + (s−1)(P(e) − P(∅)); docs/inversion.md); 0: "+fmt.Sprint(face.DefaultPromptStrength)+" where the inversion has a text path, else 1")
 	spread := fs.Float64("spread", 0, spreadHelp)
+	variation := fs.Float64("variation", 0, variationHelp)
+	variationFrom := fs.Int("variation-from", 0, variationFromHelp)
 	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
 	cache := fs.String("cache", "", "folder where the ControlNet baseline keeps its samples (content-addressed by weights, settings, prompt, condition and seed): a rerun samples only new pairs")
 	if err := parseFlags(fs, args); err != nil {
@@ -60,6 +62,7 @@ func runEval(args []string) error {
 		return fmt.Errorf("--text-guidance %g, --cond-guidance %g: want > 0", *textGuidance, *condGuidance)
 	}
 	mc.Weights, mc.Device, mc.Step, mc.Cache, mc.PromptStrength, mc.Spread = *weights, dev, *step, *cache, *strength, *spread
+	mc.Variation, mc.VariationFrom = *variation, *variationFrom
 	mc.Guidance.Text, mc.Guidance.Cond = *textGuidance, *condGuidance
 	reg := evalMethods(mc)
 	if *bench != "synthface" && *bench != "synthface-val" {

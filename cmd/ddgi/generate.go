@@ -62,6 +62,8 @@ func runGenerate(args []string) error {
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1, one pass on noise; smaller t first runs the guided DDIM sampler down to t)")
 	strength := fs.Float64("prompt-strength", 0, "how far the prompt moves the face through the inversion's text path: 1 as trained, above 1 follows the prompt more (guidance on the text offset, w = M(h) + P(e) + (s−1)(P(e) − P(∅)); docs/inversion.md); 0: "+fmt.Sprint(face.DefaultPromptStrength)+" where the inversion has a text path, else 1")
 	spread := fs.Float64("spread", 0, spreadHelp)
+	variation := fs.Float64("variation", 0, variationHelp)
+	variationFrom := fs.Int("variation-from", 0, variationFromHelp)
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	art := fs.Bool("art", false, "style transfer (paper Sec. 4.4): the artwork-trained U-Net and inversion (weights/diffusion_small64_art, inversion_<gan>_<cond>_art); name the style in --text: \"A marble statue. …\", bronze statue, cartoon drawing, pencil sketch")
 	applyLimits := imageLimitFlags(fs)
@@ -137,7 +139,8 @@ func runGenerate(args []string) error {
 			return err
 		}
 	}
-	p, err := face.Load(face.Options{Weights: *weights, GAN: arch, Cond: cond, Device: dev, Step: *step, Art: *art, Generator: *generator, Inversion: *inversionFile, PromptStrength: *strength, Spread: *spread})
+	p, err := face.Load(face.Options{Weights: *weights, GAN: arch, Cond: cond, Device: dev, Step: *step, Art: *art, Generator: *generator, Inversion: *inversionFile, PromptStrength: *strength, Spread: *spread,
+		Variation: *variation, VariationFrom: *variationFrom})
 	if err != nil {
 		return err
 	}
@@ -402,6 +405,20 @@ func provenance(p *face.Pipeline, j job, hashes map[string]string, step int, yaw
 	if p.Opts.Art {
 		m["ddgi:art"] = "true"
 	}
+	// The inference-time knobs, where set, so the image can be remade.
+	if s := p.Opts.PromptStrength; s != 0 {
+		m["ddgi:prompt-strength"] = fmt.Sprint(s)
+	}
+	if s := p.Opts.Spread; s != 0 && s != 1 {
+		m["ddgi:spread"] = fmt.Sprint(s)
+	}
+	if b := p.Opts.Variation; b != 0 {
+		from := p.Opts.VariationFrom
+		if from == 0 {
+			from = face.DefaultVariationFrom(p.G)
+		}
+		m["ddgi:variation"], m["ddgi:variation-from"] = fmt.Sprint(b), fmt.Sprint(from)
+	}
 	return m
 }
 
@@ -493,6 +510,13 @@ func filesHash(files map[string]string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// variationHelp and variationFromHelp describe --variation and
+// --variation-from for generate and eval.
+const (
+	variationHelp     = "β of the seed's variation in the GAN's fine styles: those layers of the inversion's code move by β(w_seed − w̄), w_seed the GAN's own code for --seed, so colour, light and background change with the seed while the structure and the prompt's attributes stay (docs/inversion.md); 0: none"
+	variationFromHelp = "first style layer --variation moves (0: the GAN's two finest resolutions, layers L−4…L−1)"
+)
 
 // spreadHelp describes --spread for generate and eval.
 const spreadHelp = "ψ of the truncation trick on the inversion's code, w̄ + ψ(w − w̄): above 1 spreads faces away from the GAN's average face (the encoder pulls toward it), below 1 pulls them in; 0 or 1: as trained (docs/inversion.md)"

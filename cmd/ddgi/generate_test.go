@@ -80,6 +80,19 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 	if txt := pngText(t, out); txt["Description"] != "The woman is smiling." || txt["ddgi:seed"] == "" || len(txt["ddgi:weights-sha256"]) != 64 || len(txt["ddgi:condition-sha256"]) != 64 {
 		t.Errorf("PNG text chunks %v", txt)
 	}
+	// --variation: another seed moves the fine styles; the PNG records β and the layers.
+	v1, v2 := filepath.Join(dir, "out", "v1.png"), filepath.Join(dir, "out", "v2.png")
+	for i, o := range []string{v1, v2} {
+		if code := run([]string{"generate", "--weights", w, "--variation", "1", "--seed", fmt.Sprint(i + 5), "--text", "The woman is smiling.", "--mask", mpath, "--out", o}); code != 0 {
+			t.Fatalf("generate --variation exited %d", code)
+		}
+	}
+	if bytes.Equal(pngPixels(t, v1), pngPixels(t, v2)) {
+		t.Error("--variation 1: seeds 5 and 6 drew the same face")
+	}
+	if txt := pngText(t, v1); txt["ddgi:variation"] != "1" || txt["ddgi:variation-from"] == "" {
+		t.Errorf("--variation not recorded: %v", txt)
+	}
 	spath := filepath.Join(dir, "scribble.png")
 	scr := make([]uint8, 40*40)
 	for i := 0; i < 40; i++ {
@@ -129,6 +142,8 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 		{"generate", "--weights", w, "--gan", "eg3d", "--camera", "1,2,3", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
 		{"generate", "--weights", w, "--camera", strings.Join(nums, ","), "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
 		{"generate", "--weights", w, "--gan", "eg3d", "--camera", strings.Join(nums, ","), "--yaw", "5", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--variation", "-1", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--variation", "1", "--variation-from", "99", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
 	} {
 		if code := run(args); code != 1 {
 			t.Errorf("%v exited %d, want 1", args, code)

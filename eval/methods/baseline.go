@@ -39,13 +39,13 @@ func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 	var cache *inversion.D0Cache
 	if b.cfg.Cache != "" {
 		cache = &inversion.D0Cache{Dir: b.cfg.Cache}
-		for i, ix := range batch.Index {
+		for i := range batch.Index {
 			s := batch.Samples[i]
 			condBytes := s.Mask
 			if batch.Cond == kinds.Scribble {
 				condBytes = s.Scribble
 			}
-			keys[i] = inversion.Key(fmt.Sprintf("%s|baseline%d", e.ID(), b.steps), batch.Cond, batch.Prompts[i], condBytes, b.steps, b.cfg.Guidance.Text, int64(ix), batch.Size)
+			keys[i] = inversion.Key(fmt.Sprintf("%s|baseline%d", e.ID(), b.steps), batch.Cond, batch.Prompts[i], condBytes, b.steps, b.cfg.Guidance.Text, batch.Seed(i), batch.Size)
 		}
 	}
 	imgs, err := cache.Fill(keys, batch.Size, baselineBatch, b.cfg.Device, func(idx []int) (*torch.Tensor, error) {
@@ -66,7 +66,7 @@ func (b *baseline) sample(e *diffusion.Pipeline, batch *eval.Batch, idx []int) (
 	seeds := make([]uint64, len(idx))
 	sel := make([]int64, len(idx))
 	for j, i := range idx {
-		prompts[j], seeds[j], sel[j] = batch.Prompts[i], uint64(batch.Index[i]), int64(i)
+		prompts[j], seeds[j], sel[j] = batch.Prompts[i], uint64(batch.Seed(i)), int64(i)
 	}
 	var cond diffusion.Conditions
 	err := torch.Try(func() {

@@ -27,7 +27,8 @@ func (m *ddgi) pipeline(c kinds.Cond) (*face.Pipeline, error) {
 		return p, nil
 	}
 	p, err := face.Load(face.Options{Weights: m.cfg.Weights, GAN: m.gan, Cond: c, Device: m.cfg.Device, Step: m.cfg.Step,
-		Variant: string(m.variant), Art: m.art, Guidance: m.cfg.Guidance, PromptStrength: m.cfg.PromptStrength, Spread: m.cfg.Spread})
+		Variant: string(m.variant), Art: m.art, Guidance: m.cfg.Guidance, PromptStrength: m.cfg.PromptStrength, Spread: m.cfg.Spread,
+		Variation: m.cfg.Variation, VariationFrom: m.cfg.VariationFrom})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}
@@ -46,8 +47,8 @@ func (m *ddgi) codes(b *eval.Batch) (*face.Pipeline, *torch.Tensor, error) {
 		return nil, nil, fmt.Errorf("%s reads %d² conditions, the bench batch is %d²", m.name, p.Size(), b.Size)
 	}
 	in := face.Batch{Texts: b.Prompts, Seeds: make([]int64, len(b.Index)), Mask: b.Mask, Scribble: b.Scribble}
-	for i, ix := range b.Index {
-		in.Seeds[i] = int64(ix)
+	for i := range b.Index {
+		in.Seeds[i] = b.Seed(i)
 	}
 	w, err := p.BatchCodes(in)
 	return p, w, err

@@ -40,6 +40,10 @@ type Config struct {
 	PromptStrength float64
 	// Spread is the ddgi methods' face.Options.Spread (0 or 1: as trained).
 	Spread float64
+	// Variation and VariationFrom are the ddgi methods'
+	// face.Options.Variation and VariationFrom (0: none, the default layers).
+	Variation     float64
+	VariationFrom int
 }
 
 // DefaultConfig is the shipped model set on the CPU at the paper's
