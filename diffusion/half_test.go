@@ -48,7 +48,7 @@ func TestInferenceKeepsHalfWeights(t *testing.T) {
 		return m, n
 	}
 	full, fullBranch := load(Load)
-	half, halfBranch := load(LoadInference)
+	half, halfBranch := load(func(p string, d torch.Device) (*Model, error) { return LoadInference(p, d, nn.FP32) })
 	for _, s := range []*nn.Store{full.Store, fullBranch.Store, half.Store, halfBranch.Store} {
 		want := torch.Float32
 		if s.Half {
@@ -74,6 +74,82 @@ func TestInferenceKeepsHalfWeights(t *testing.T) {
 			}
 			if a.Abs().MaxAll().Item() == 0 {
 				t.Error("ε is all zero: the comparison proves nothing")
+			}
+		})
+	})
+}
+
+// TestBF16Taps: with nn.BF16 the U-Net and its branch are kept in bf16
+// and compute in it, while the taps come back in fp32 with the fp32
+// model's shapes and within bf16's rounding of its values (8 bits of
+// mantissa: about 0.4% a product, compounded over the blocks).
+func TestBF16Taps(t *testing.T) {
+	c, err := Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	base, branch := filepath.Join(dir, "unet.safetensors"), filepath.Join(dir, "mask.safetensors")
+	m, err := New(c, torch.CPU, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddControl(kinds.Mask, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(base, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveControl(kinds.Mask, branch, false); err != nil {
+		t.Fatal(err)
+	}
+	load := func(p nn.Precision) *Model {
+		m, err := LoadInference(base, torch.CPU, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.LoadControl(branch); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	full, bf := load(nn.FP32), load(nn.BF16)
+	for _, s := range []*nn.Store{bf.Store, bf.Controls[kinds.Mask].Store} {
+		for _, name := range s.Names() {
+			if dt := s.Get(name).DType(); dt != torch.BFloat16 {
+				t.Fatalf("%s is %s in a BF16 store", name, dt)
+			}
+		}
+	}
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			zt, tt, ctx, mask := fixedInputs(c)
+			a := full.Taps(zt, tt, ctx, Conditions{Mask: mask})
+			b := bf.Taps(zt, tt, ctx, Conditions{Mask: mask})
+			pairs := [][2]*torch.Tensor{{a.H, b.H}, {a.Eps, b.Eps}}
+			for i := range a.F {
+				pairs = append(pairs, [2]*torch.Tensor{a.F[i], b.F[i]})
+			}
+			for i := range a.A {
+				for k := range a.A[i] {
+					pairs = append(pairs, [2]*torch.Tensor{a.A[i][k], b.A[i][k]}, [2]*torch.Tensor{a.AOut[i][k], b.AOut[i][k]})
+				}
+			}
+			if len(a.A) == 0 || len(b.A) != len(a.A) {
+				t.Fatalf("%d attention levels in bf16, %d in fp32", len(b.A), len(a.A))
+			}
+			worst := 0.0
+			defer func() { t.Logf("worst max |fp32 − bf16| / max |fp32| over the taps: %.3g", worst) }()
+			for i, p := range pairs {
+				if p[1].DType() != torch.Float32 || fmt.Sprint(p[0].Shape()) != fmt.Sprint(p[1].Shape()) {
+					t.Fatalf("tap %d: %s %v from bf16, want float32 %v", i, p[1].DType(), p[1].Shape(), p[0].Shape())
+				}
+				scale := p[0].Abs().MaxAll().Item()
+				d := p[0].Sub(p[1]).Abs().MaxAll().Item()
+				worst = max(worst, d/scale)
+				if scale == 0 || d == 0 || d > 0.03*scale {
+					t.Errorf("tap %d: max |fp32 − bf16| %g against max |fp32| %g; want nonzero (bf16 ran) and ≤ 3%%", i, d, scale)
+				}
 			}
 		})
 	})

@@ -309,7 +309,7 @@ func (m *Model) guided(zt, t, ctx, empty *torch.Tensor, cond Conditions, g Guida
 	// closes, and three of them would otherwise pile up.
 	var full Taps
 	keptPass(func() []*torch.Tensor {
-		full = m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), wantTaps)
+		full = m.forward(zt, t, ctx, cond, wantTaps)
 		return full.tensors()
 	})
 	var noText, none *torch.Tensor

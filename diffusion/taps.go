@@ -114,15 +114,19 @@ func readConfig(path string) (*safetensors.Lazy, Config, error) {
 
 // Load reads a base U-Net saved by Save; the config comes from the file.
 // The weights are fp32 in memory, as training needs them.
-func Load(path string, dev torch.Device) (*Model, error) { return load(path, dev, false) }
+func Load(path string, dev torch.Device) (*Model, error) { return load(path, dev, false, nn.FP32) }
 
 // LoadInference is Load for sampling and taps: an fp16 file of a big
 // U-Net (SD1.5's) stays fp16 in memory and each layer computes in fp32
 // (nn.NewInferenceStore): the same outputs from half the memory. Branches
 // that LoadControl attaches to it follow. The model must not be trained.
-func LoadInference(path string, dev torch.Device) (*Model, error) { return load(path, dev, true) }
+// With nn.BF16 the U-Net and its branches are kept and run in bfloat16
+// (Taps casts the inputs in and the taps back to fp32).
+func LoadInference(path string, dev torch.Device, p nn.Precision) (*Model, error) {
+	return load(path, dev, true, p)
+}
 
-func load(path string, dev torch.Device, inference bool) (*Model, error) {
+func load(path string, dev torch.Device, inference bool, p nn.Precision) (*Model, error) {
 	f, c, err := readConfig(path)
 	if err != nil {
 		return nil, err
@@ -133,7 +137,7 @@ func load(path string, dev torch.Device, inference bool) (*Model, error) {
 	if r := f.Metadata[metaRole]; r != "unet" && r != "" {
 		return nil, fmt.Errorf("load %s: a %q file, want a base U-Net", path, r)
 	}
-	s := nn.NewInferenceStore(dev, f) // no random init of what LoadFile overwrites
+	s := nn.NewInferenceStore(dev, f, p) // no random init of what LoadFile overwrites
 	s.Half = s.Half && inference
 	m, err := NewIn(s, c)
 	if err != nil {
@@ -160,7 +164,11 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 	if err := CheckBranchConfig(m.Config, c); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	s := nn.NewInferenceStore(m.Store.Device, f)
+	p := nn.FP32
+	if m.Store.BF16 {
+		p = nn.BF16
+	}
+	s := nn.NewInferenceStore(m.Store.Device, f, p)
 	s.Half = s.Half && m.Store.Half
 	n, err := NewControlNetIn(s, m.Config, kind)
 	if err != nil {
@@ -307,6 +315,14 @@ func (m *Model) Predict(zt, t, ctx *torch.Tensor, cond Conditions) *torch.Tensor
 }
 
 func (m *Model) forward(zt, t, ctx *torch.Tensor, cond Conditions, wantTaps bool) Taps {
+	if dt := m.Store.ComputeDType(); dt != torch.Float32 {
+		return m.forwardIn(dt, zt, t, ctx, cond, wantTaps)
+	}
+	return m.forwardNative(zt, t, ctx, cond, wantTaps)
+}
+
+// forwardNative is forward on inputs already in the model's compute dtype.
+func (m *Model) forwardNative(zt, t, ctx *torch.Tensor, cond Conditions, wantTaps bool) Taps {
 	t = timesteps(t, zt.Size(0))
 	if !m.Concurrent || (cond.Mask == nil && cond.Scribble == nil) {
 		return m.UNet.forward(zt, t, ctx, m.residuals(zt, t, ctx, cond), wantTaps)
@@ -320,6 +336,47 @@ func (m *Model) forward(zt, t, ctx *torch.Tensor, cond Conditions, wantTaps bool
 		func() { res = m.residuals(zt, t, ctx, cond) },
 	)
 	return m.UNet.decode(enc, ctx, res, wantTaps)
+}
+
+// forwardIn is forward for a model that computes in dt (a BF16 store):
+// the float inputs are cast to dt and every tap back to fp32, so callers
+// see the same dtypes as from an fp32 model.
+func (m *Model) forwardIn(dt torch.DType, zt, t, ctx *torch.Tensor, cond Conditions, wantTaps bool) Taps {
+	in := func(x *torch.Tensor) *torch.Tensor {
+		if x == nil || x.DType() == dt {
+			return x
+		}
+		return x.To(dt)
+	}
+	cond.Mask, cond.Scribble = in(cond.Mask), in(cond.Scribble)
+	// The bf16 taps are temporaries of this scope; their fp32 copies go
+	// to the caller's.
+	sc := torch.NewScope()
+	defer sc.Close()
+	tp := m.forwardNative(in(zt), t, in(ctx), cond, wantTaps)
+	out32 := func(x *torch.Tensor) *torch.Tensor {
+		if x == nil {
+			return nil
+		}
+		y := x.To(torch.Float32)
+		sc.Keep(y)
+		return y
+	}
+	out := Taps{H: out32(tp.H), Eps: out32(tp.Eps)}
+	for _, f := range tp.F {
+		out.F = append(out.F, out32(f))
+	}
+	for i := range tp.A {
+		var a, ao []*torch.Tensor
+		for _, x := range tp.A[i] {
+			a = append(a, out32(x))
+		}
+		for _, x := range tp.AOut[i] {
+			ao = append(ao, out32(x))
+		}
+		out.A, out.AOut = append(out.A, a), append(out.AOut, ao)
+	}
+	return out
 }
 
 // TapShapes is one item's tap shapes at the config's latent size, as Taps

@@ -176,7 +176,11 @@ func newTimestepMLP(p nn.Path, in, dim int64) *TimestepMLP {
 
 // Forward embeds integer timesteps t [B].
 func (m *TimestepMLP) Forward(t *torch.Tensor) *torch.Tensor {
-	return m.L2.Forward(m.L1.Forward(timestepEmbedding(t, m.In)).Silu())
+	emb := timestepEmbedding(t, m.In)
+	if dt := m.L1.Weight.DType(); dt == torch.BFloat16 { // a bf16 model (nn.BF16)
+		emb = emb.To(dt)
+	}
+	return m.L2.Forward(m.L1.Forward(emb).Silu())
 }
 
 // ResBlock is diffusers' ResnetBlock2D: GroupNorm, SiLU, conv, + projected

@@ -34,9 +34,15 @@ func (e *E) model() *diffusion.Model { return e.Pipeline.Model }
 // Timesteps is the schedule length.
 func (e *E) Timesteps() int { return e.model().Schedule.T() }
 
-// ID names the weights and sampler settings for the I^d_0 cache.
+// ID names the weights and sampler settings for the I^d_0 cache: a bf16
+// U-Net's samples are not the fp32 one's (fp32 IDs are as they were
+// before the choice existed).
 func (e *E) ID() string {
-	return fmt.Sprintf("%s|%d|%g|%g|%s", e.WeightsID, e.Steps, e.Guidance.Text, e.Guidance.Cond, e.Pipeline.Sampler.Sampler)
+	id := fmt.Sprintf("%s|%d|%g|%g|%s", e.WeightsID, e.Steps, e.Guidance.Text, e.Guidance.Cond, e.Pipeline.Sampler.Sampler)
+	if e.model().Store.BF16 {
+		id += "|bf16"
+	}
+	return id
 }
 
 // Latents encodes images to clean latents (the posterior mean).

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"bytes"
 	"ddgi/safetensors"
 	"math"
 	"os"
@@ -224,7 +225,7 @@ func TestLazyLoadStreamsLargeTensors(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			fresh := NewInferenceStore(torch.CPU, l)
+			fresh := NewInferenceStore(torch.CPU, l, FP32)
 			NewLinear(fresh.Root().Sub("fc"), 1100, 1000, LinearOpts{})
 			return fresh, fresh.LoadLazy(l)
 		}
@@ -254,5 +255,41 @@ func TestLazyLoadStreamsLargeTensors(t *testing.T) {
 		if _, err := load(path); err == nil || !strings.Contains(err.Error(), "fc.weight") || !strings.Contains(err.Error(), "NaN or Inf") {
 			t.Errorf("half %v: a NaN in the second piece: %v", half, err)
 		}
+	}
+}
+
+// TestLoadFP16IntoBF16: a bf16 inference store (Precision BF16) loads an
+// fp16 file converting each value as libtorch's own cast does (round to
+// nearest even), for every finite fp16 bit pattern, streamed in pieces.
+func TestLoadFP16IntoBF16(t *testing.T) {
+	var bits []byte
+	for h := 0; h < 1<<16; h++ {
+		if h&0x7C00 == 0x7C00 {
+			continue // Inf and NaN: refused on load
+		}
+		bits = append(bits, byte(h), byte(h>>8))
+	}
+	n := int64(len(bits) / 2)
+	// Repeat the patterns past one stream piece (4 MB).
+	all := bytes.Repeat(bits, 40)
+	path := filepath.Join(t.TempDir(), "f16.safetensors")
+	f := &safetensors.File{Tensors: map[string]safetensors.Tensor{"w": {DType: safetensors.F16, Shape: []int64{40, n}, Data: all}}}
+	if err := safetensors.Save(path, f); err != nil {
+		t.Fatal(err)
+	}
+	l, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := NewInferenceStore(torch.CPU, l, BF16)
+	s.Root().Param("w", []int64{40, n}, nil)
+	if err := s.LoadLazy(l); err != nil {
+		t.Fatal(err)
+	}
+	got := s.Get("w")
+	want := torch.FromBytes(all, []int64{40, n}, torch.Float16, torch.CPU).To(torch.BFloat16)
+	if got.DType() != torch.BFloat16 || !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("fp16 → bf16 on load differs from libtorch's cast (dtype %v)", got.DType())
 	}
 }

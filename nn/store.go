@@ -28,7 +28,11 @@ type Store struct {
 	SkipInit bool
 	// Half keeps float tensors in fp16 (see NewInferenceStore); layers
 	// compute in fp32 through Compute.
-	Half        bool
+	Half bool
+	// BF16 keeps float tensors in bfloat16 and layers compute in it
+	// (Precision BF16): the network's inputs must be cast to bf16 where
+	// they enter it (ComputeDType).
+	BF16        bool
 	placeholder *placeholderData // see Placeholders
 	gen         *torch.Generator
 	tensors     map[string]*entry
@@ -123,16 +127,12 @@ func (p Path) add(name string, shape []int64, init Init, trainable bool) *torch.
 				// Zeros straight in the stored dtype: an fp32 zero copy per
 				// tensor, cast and freed, left a full-size fp16 store's
 				// fp32 size in glibc's heap.
-				dt := torch.Float32
-				if p.s.Half {
-					dt = torch.Float16
-				}
-				t = torch.Zeros(shape, dt, p.s.Device)
+				t = torch.Zeros(shape, p.s.floatDType(), p.s.Device)
 			} else {
 				t = init(p.s.gen, shape)
 			}
-			if p.s.Half && t.DType() == torch.Float32 {
-				t = t.To(torch.Float16)
+			if dt := p.s.floatDType(); dt != torch.Float32 && t.DType() == torch.Float32 {
+				t = t.To(dt)
 			}
 			if p.s.Device != torch.CPU {
 				t = t.ToDevice(p.s.Device)
@@ -459,13 +459,16 @@ const streamChunk = 4 << 20
 
 // stream copies name's bytes from the file straight into dst in pieces of
 // streamChunk, checking each for NaN and Inf, when the file stores dst's
-// own dtype and dst is a CPU tensor: no copy of the whole tensor is ever
+// own dtype (or fp16 for a bf16 dst, converted on the way) and dst is a
+// CPU tensor: no copy of the whole tensor is ever
 // held beside the store (CLIP's tower loaded at 568 MB instead of 1177).
 // done is false when it does not apply (another dtype, int8 with scales,
 // another device), for read to handle.
 func (z *lazyFile) stream(name string, dst *torch.Tensor) (done bool, err error) {
 	dt, _, _ := z.l.Info(name)
-	if toST[dst.DType()] != dt || dst.Device() != torch.CPU || dt == safetensors.I8 {
+	// An fp16 file into a bf16 store converts piece by piece (same size).
+	toBF16 := dt == safetensors.F16 && dst.DType() == torch.BFloat16
+	if (toST[dst.DType()] != dt && !toBF16) || dst.Device() != torch.CPU || dt == safetensors.I8 {
 		return false, nil
 	}
 	n := dst.Numel() * int64(dst.DType().Size())
@@ -479,6 +482,9 @@ func (z *lazyFile) stream(name string, dst *torch.Tensor) (done bool, err error)
 		}
 		if !finiteData(safetensors.Tensor{DType: dt, Data: p}) {
 			return false, errNotFinite
+		}
+		if toBF16 {
+			safetensors.F16ToBF16(p)
 		}
 		if err := torch.Try(func() { dst.WriteBytes(off, p) }); err != nil {
 			return false, err

@@ -1,6 +1,10 @@
 package safetensors
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+	"sync"
+)
 
 // Float16bits returns the IEEE 754 binary16 encoding of f, rounded to nearest
 // even. Values beyond the half range become ±Inf, tiny values become
@@ -80,4 +84,25 @@ func roundShift(v uint64, s uint) uint64 {
 		q++
 	}
 	return q
+}
+
+// f16ToBF16 maps every binary16 encoding to the bfloat16 nearest its value
+// (built once by Float16frombits and BFloat16bits: exact, ties to even).
+var f16ToBF16 = sync.OnceValue(func() *[1 << 16]uint16 {
+	var t [1 << 16]uint16
+	for h := range t {
+		t[h] = BFloat16bits(Float16frombits(uint16(h)))
+	}
+	return &t
+})
+
+// F16ToBF16 rewrites little-endian binary16 values in b as bfloat16, in
+// place (both take two bytes): how an fp16 checkpoint is loaded into a
+// bf16 network without a float32 copy.
+func F16ToBF16(b []byte) {
+	t := f16ToBF16()
+	for i := 0; i+1 < len(b); i += 2 {
+		v := t[binary.LittleEndian.Uint16(b[i:])]
+		binary.LittleEndian.PutUint16(b[i:], v)
+	}
 }

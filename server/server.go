@@ -30,6 +30,7 @@ import (
 	"ddgi/data"
 	"ddgi/face"
 	"ddgi/kinds"
+	"ddgi/nn"
 	"ddgi/torch"
 )
 
@@ -46,6 +47,8 @@ type Config struct {
 	// Weights is the folder of shipped weights (weights/).
 	Weights string
 	Device  torch.Device
+	// Precision is face.Options.Precision ("": fp32).
+	Precision nn.Precision
 	// Step is face.Options.Step (-1: one pass at T−1).
 	Step int
 	// Version is the ddgi release reported by /api/health.
@@ -266,7 +269,7 @@ func (s *Server) pipeline(key pipeKey) (*face.Pipeline, error) {
 }
 
 func (s *Server) options(k pipeKey) face.Options {
-	return face.Options{Weights: s.cfg.Weights, GAN: k.gan, Cond: k.cond, Art: k.art, Device: s.cfg.Device, Step: s.cfg.Step}
+	return face.Options{Weights: s.cfg.Weights, GAN: k.gan, Cond: k.cond, Art: k.art, Device: s.cfg.Device, Step: s.cfg.Step, Precision: s.cfg.Precision}
 }
 
 // Available reports, for each "gan/cond" (kinds.GANArchs × kinds.Conds, in

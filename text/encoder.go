@@ -246,7 +246,7 @@ func loadEncoder(path string, dev torch.Device, frozen bool) (*Encoder, *nn.Stor
 	s := nn.NewStore(dev, 0)
 	s.SkipInit = true // LoadLazy overwrites every tensor
 	if frozen {
-		s = nn.NewInferenceStore(dev, f)
+		s = nn.NewInferenceStore(dev, f, nn.FP32)
 	}
 	e := NewEncoder(s.Root(), meta.Encoder)
 	if err := s.LoadLazy(f); err != nil {

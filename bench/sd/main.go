@@ -75,10 +75,10 @@ const peerMissing = 3
 
 // options are the command's flags.
 type options struct {
-	set, ganPreset, tok, stages, stage, devName, pythonPath string
-	latent                                                  int64
-	steps, threads                                          int
-	fp32, peer                                              bool
+	set, ganPreset, tok, stages, stage, devName, pythonPath, precision string
+	latent                                                             int64
+	steps, threads                                                     int
+	fp32, peer                                                         bool
 }
 
 func main() {
@@ -91,6 +91,7 @@ func main() {
 	flag.IntVar(&o.steps, "steps", 20, "sampler steps of the sample stage")
 	flag.IntVar(&o.threads, "threads", 2, "torch threads of each stage (the peer's too)")
 	flag.BoolVar(&o.fp32, "fp32", false, "load the networks with fp32 weights in memory (as before fp16 storage) to compare")
+	flag.StringVar(&o.precision, "precision", "fp32", "what the U-Net and ControlNet compute in (unet, generate, sample): fp32 or bf16")
 	flag.StringVar(&o.devName, "device", "cpu", "cpu, cuda or cuda:N: where every stage runs")
 	flag.BoolVar(&o.peer, "peer", false, "after each stage, run it in PyTorch (diffusers + transformers, fp32 CPU) and print the speed ratio")
 	flag.StringVar(&o.pythonPath, "pythonpath", "", "folders prepended to the peer's PYTHONPATH (where diffusers and transformers are, if not installed)")
@@ -113,9 +114,13 @@ func run(o options) error {
 	if o.fp32 {
 		nn.HalfAbove = math.MaxInt64
 	}
+	prec, err := nn.ParsePrecision(o.precision)
+	if err != nil {
+		return err
+	}
 	if o.stage != "" {
 		torch.SetThreads(o.threads)
-		r, err := runStage(o.set, o.stage, dev, o.steps)
+		r, err := runStage(o.set, o.stage, dev, o.steps, prec)
 		if err != nil {
 			return err
 		}
@@ -159,7 +164,7 @@ func run(o options) error {
 	}
 	work := map[string]float64{}
 	for _, st := range strings.Split(o.stages, ",") {
-		args := []string{"-set", o.set, "-stage", st, "-steps", fmt.Sprint(o.steps), "-threads", fmt.Sprint(o.threads), "-device", o.devName}
+		args := []string{"-set", o.set, "-stage", st, "-steps", fmt.Sprint(o.steps), "-threads", fmt.Sprint(o.threads), "-device", o.devName, "-precision", string(prec)}
 		if o.fp32 {
 			args = append(args, "-fp32")
 		}
@@ -250,11 +255,11 @@ func lastLine(s string) string {
 }
 
 // runStage loads what stage needs from the set and times its work.
-func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
+func runStage(set, stage string, dev torch.Device, steps int, prec nn.Precision) (result, error) {
 	r := result{Stage: stage}
 	// Step −1: the tapped pass at T−1 on pure noise, as `ddgi generate` runs by
 	// default (face.Options.Step 0 would first run the guided sampler to t = 0).
-	o := face.Options{Weights: set, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: dev, Step: -1}
+	o := face.Options{Weights: set, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: dev, Step: -1, Precision: prec}
 	files := o.Files()
 	lw := encoder.Files{Tokenizer: files["tokenizer"], Text: files["text"], VAE: files["vae"]}
 	t0 := time.Now()
@@ -268,7 +273,7 @@ func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
 		}
 	case "unet":
 		var m *diffusion.Model
-		if m, err = diffusion.LoadInference(files["unet"], dev); err == nil {
+		if m, err = diffusion.LoadInference(files["unet"], dev, prec); err == nil {
 			if err = encoder.LoadBranch(m, files["branch"], kinds.Mask); err == nil {
 				work = func() error { return unetPass(m, dev) }
 			}
@@ -311,7 +316,7 @@ func runStage(set, stage string, dev torch.Device, steps int) (result, error) {
 		}
 	case "sample":
 		var m *diffusion.Model
-		if m, err = diffusion.LoadInference(files["unet"], dev); err == nil {
+		if m, err = diffusion.LoadInference(files["unet"], dev, prec); err == nil {
 			if err = encoder.LoadBranch(m, files["branch"], kinds.Mask); err == nil {
 				var te encoder.TextEncoder
 				var ae diffusion.Autoencoder

@@ -46,6 +46,7 @@ func runDiffuse(args []string) error {
 	scribbleScale := fs.Float64("scribble-scale", 1, "scribble branch residual scale")
 	lw := addEncoderFlags(fs)
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N: where every network of the sampler runs")
+	precision := fs.String("precision", "fp32", precisionHelp)
 	weights := fs.String("weights", "", "model-set folder (e.g. `ddgi convert --from ldm` output): the files --unet, --mask-net, --scribble-net, --vae, --text-weights and --tokenizer leave unset come from its manifest, else its shipped names")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -95,7 +96,11 @@ func runDiffuse(args []string) error {
 	if err := makeParents(*out); err != nil {
 		return err
 	}
-	m, err := diffusion.LoadInference(*unet, dev)
+	prec, err := nn.ParsePrecision(*precision)
+	if err != nil {
+		return fmt.Errorf("--precision: %w", err)
+	}
+	m, err := diffusion.LoadInference(*unet, dev, prec)
 	if err != nil {
 		return err
 	}
@@ -179,6 +184,7 @@ func runDiffuse(args []string) error {
 	prov, err := diffuseProvenance(files, map[string]string{"mask": *maskPath, "scribble": *scribblePath}, *prompt, map[string]string{
 		"seed": fmt.Sprint(*seed), "steps": fmt.Sprint(*steps), "sampler": *sampler, "guidance": fmt.Sprint(*gText),
 		"cond-guidance": fmt.Sprint(*gCond), "eta": fmt.Sprint(*eta), "mask-scale": fmt.Sprint(*maskScale), "scribble-scale": fmt.Sprint(*scribbleScale),
+		"precision": string(prec),
 	})
 	if err != nil {
 		return err

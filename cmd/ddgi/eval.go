@@ -11,6 +11,7 @@ import (
 	"ddgi/eval/methods"
 	"ddgi/face"
 	"ddgi/kinds"
+	"ddgi/nn"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -45,6 +46,7 @@ func runEval(args []string) error {
 	spread := fs.Float64("spread", 0, spreadHelp)
 	variation := fs.Float64("variation", 0, variationHelp)
 	variationFrom := fs.Int("variation-from", 0, variationFromHelp)
+	precision := fs.String("precision", "fp32", precisionHelp+"; for the ddgi and controlnet methods")
 	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
 	cache := fs.String("cache", "", "folder where the ControlNet baseline keeps its samples (content-addressed by weights, settings, prompt, condition and seed): a rerun samples only new pairs")
 	if err := parseFlags(fs, args); err != nil {
@@ -63,6 +65,9 @@ func runEval(args []string) error {
 	}
 	mc.Weights, mc.Device, mc.Step, mc.Cache, mc.PromptStrength, mc.Spread = *weights, dev, *step, *cache, *strength, *spread
 	mc.Variation, mc.VariationFrom = *variation, *variationFrom
+	if mc.Precision, err = nn.ParsePrecision(*precision); err != nil {
+		return fmt.Errorf("--precision: %w", err)
+	}
 	mc.Guidance.Text, mc.Guidance.Cond = *textGuidance, *condGuidance
 	reg := evalMethods(mc)
 	if *bench != "synthface" && *bench != "synthface-val" {

@@ -87,6 +87,18 @@ func TestFullSizeGenerateMemory(t *testing.T) {
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("generate wrote no image: %v", err)
 	}
+	// The U-Net and ControlNet in bf16: the same 2 bytes a weight as fp16
+	// storage (at this 16² latent the weights dominate: 4.46 GB against
+	// 4.45; at 64², bench/sd: 5.2 GB against 6.7).
+	bf := filepath.Join(dir, "face_bf16.png")
+	_, rssBF, tookBF := runFullSizeChild(t, "TestFullSizeGenerateMemory", "generate", "--weights", set, "--precision", "bf16", "--text", "A smiling woman.", "--mask", mpath, "--out", bf)
+	t.Logf("generate --precision bf16: %.1f s, peak RSS %.0f MB", tookBF.Seconds(), float64(rssBF)/(1<<20))
+	if rssBF >= fullSizeRSSGoal {
+		t.Errorf("bf16: peak RSS %d MB, over the %d MB goal", rssBF>>20, fullSizeRSSGoal>>20)
+	}
+	if _, err := os.Stat(bf); err != nil {
+		t.Errorf("generate --precision bf16 wrote no image: %v", err)
+	}
 }
 
 // fullSizeTrainRSSBound bounds the peak RSS of TestFullSizeTrainInversion's

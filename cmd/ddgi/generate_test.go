@@ -59,6 +59,11 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "run", "loss.png")); err != nil {
 		t.Fatal("no loss plot:", err)
 	}
+	// The frozen encoder in bf16 (its taps and the stage-2 I^d_0 samples).
+	if code := run([]string{"train", "inversion", "--weights", w, "--out", filepath.Join(dir, "run_bf16"), "--steps1", "1", "--steps2", "1",
+		"--batch", "2", "--n", "4", "--lpips", "0", "--id", "0", "--width", "16", "--precision", "bf16"}); code != 0 {
+		t.Fatalf("train inversion --precision bf16 exited %d", code)
+	}
 	mask := make([]uint8, 50*50)
 	for i := range mask {
 		mask[i] = uint8((i / 50) % 19)
@@ -92,6 +97,31 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 	}
 	if txt := pngText(t, v1); txt["ddgi:variation"] != "1" || txt["ddgi:variation-from"] == "" {
 		t.Errorf("--variation not recorded: %v", txt)
+	}
+	// --precision bf16: the U-Net's taps in bfloat16 give nearly the same
+	// face (here max |Δ| 1, mean 0.02 of 255), and the PNG says so.
+	bf := filepath.Join(dir, "out", "bf16.png")
+	if code := run([]string{"generate", "--weights", w, "--precision", "bf16", "--text", "The woman is smiling.", "--mask", mpath, "--out", bf}); code != 0 {
+		t.Fatalf("generate --precision bf16 exited %d", code)
+	}
+	if txt := pngText(t, bf); txt["ddgi:precision"] != "bf16" {
+		t.Errorf("--precision bf16 not recorded: %v", txt)
+	}
+	if _, ok := pngText(t, out)["ddgi:precision"]; ok {
+		t.Error("an fp32 PNG records a precision")
+	}
+	pa, pb := pngPixels(t, out), pngPixels(t, bf)
+	if len(pa) != len(pb) || len(pa) == 0 {
+		t.Fatalf("bf16 image has %d bytes, fp32 %d", len(pb), len(pa))
+	}
+	var worst, sum float64
+	for i := range pa {
+		d := math.Abs(float64(pa[i]) - float64(pb[i]))
+		worst, sum = max(worst, d), sum+d
+	}
+	t.Logf("bf16 against fp32: max |Δ| %.0f, mean |Δ| %.3f of 255", worst, sum/float64(len(pa)))
+	if worst > 16 || sum/float64(len(pa)) > 0.5 {
+		t.Errorf("bf16 image differs from fp32 by max %.0f, mean %.3f", worst, sum/float64(len(pa)))
 	}
 	spath := filepath.Join(dir, "scribble.png")
 	scr := make([]uint8, 40*40)
@@ -144,6 +174,7 @@ func TestTrainInversionThenGenerate(t *testing.T) {
 		{"generate", "--weights", w, "--gan", "eg3d", "--camera", strings.Join(nums, ","), "--yaw", "5", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
 		{"generate", "--weights", w, "--variation", "-1", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
 		{"generate", "--weights", w, "--variation", "1", "--variation-from", "99", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
+		{"generate", "--weights", w, "--precision", "fp64", "--text", "hi", "--mask", mpath, "--out", filepath.Join(dir, "x.png")},
 	} {
 		if code := run(args); code != 1 {
 			t.Errorf("%v exited %d, want 1", args, code)

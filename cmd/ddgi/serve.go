@@ -17,6 +17,7 @@ import (
 
 	"ddgi/data"
 	"ddgi/kinds"
+	"ddgi/nn"
 	"ddgi/server"
 	"ddgi/torch"
 )
@@ -31,6 +32,7 @@ func runServe(args []string) error {
 	weights := fs.String("weights", "weights", "model-set folder (default: $DDGI_WEIGHTS, else weights/ beside the binary, else ./weights)")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1), as ddgi generate --step")
+	precision := fs.String("precision", "fp32", precisionHelp)
 	maxBody := fs.Int64("max-body", server.DefaultMaxBody, "largest request body in bytes")
 	queue := fs.Int("queue", 8, "generations that may wait for the one worker before more get 503")
 	parsers := fs.Int("parsers", 4, "request bodies read at once; more get 503 with Retry-After before their body is read")
@@ -71,6 +73,10 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	prec, err := nn.ParsePrecision(*precision)
+	if err != nil {
+		return fmt.Errorf("--precision: %w", err)
+	}
 	logger := log.New(os.Stderr, "ddgi serve: ", log.LstdFlags)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -78,7 +84,7 @@ func runServe(args []string) error {
 	}
 	tcp, _ := ln.Addr().(*net.TCPAddr)
 	loopback := tcp != nil && tcp.IP.IsLoopback()
-	s := server.New(server.Config{Weights: *weights, Device: dev, Step: *step, Version: Version,
+	s := server.New(server.Config{Weights: *weights, Device: dev, Precision: prec, Step: *step, Version: Version,
 		MaxBody: *maxBody, Queue: *queue, Parsers: *parsers, Log: logger, AllowOrigins: splitList(*allowOrigin),
 		Token: *token, LoopbackHosts: loopback, ImageLimits: limits, Codes: *codes})
 	defer s.Close()

@@ -331,7 +331,7 @@ func Load(path string, dev torch.Device) (*Autoencoder, *nn.Store, error) {
 	if err := c.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	s := nn.NewInferenceStore(dev, f)
+	s := nn.NewInferenceStore(dev, f, nn.FP32)
 	a := New(s.Root(), c)
 	if err := s.LoadLazy(f); err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", path, err)

@@ -28,7 +28,7 @@ func (b *baseline) Name() string { return b.name }
 func (b *baseline) Generate(batch *eval.Batch) (*torch.Tensor, error) {
 	e, ok := b.encoders[batch.Cond]
 	if !ok {
-		enc, err := face.LoadEncoder(face.Options{Weights: b.cfg.Weights, Cond: batch.Cond, Device: b.cfg.Device, Art: b.art, Guidance: b.cfg.Guidance})
+		enc, err := face.LoadEncoder(face.Options{Weights: b.cfg.Weights, Cond: batch.Cond, Device: b.cfg.Device, Art: b.art, Guidance: b.cfg.Guidance, Precision: b.cfg.Precision})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", b.name, err)
 		}

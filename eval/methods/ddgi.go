@@ -28,7 +28,7 @@ func (m *ddgi) pipeline(c kinds.Cond) (*face.Pipeline, error) {
 	}
 	p, err := face.Load(face.Options{Weights: m.cfg.Weights, GAN: m.gan, Cond: c, Device: m.cfg.Device, Step: m.cfg.Step,
 		Variant: string(m.variant), Art: m.art, Guidance: m.cfg.Guidance, PromptStrength: m.cfg.PromptStrength, Spread: m.cfg.Spread,
-		Variation: m.cfg.Variation, VariationFrom: m.cfg.VariationFrom})
+		Variation: m.cfg.Variation, VariationFrom: m.cfg.VariationFrom, Precision: m.cfg.Precision})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"ddgi/gan/stylegan2"
 	"ddgi/inversion"
 	"ddgi/kinds"
+	"ddgi/nn"
 	"ddgi/torch"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	// face.Options.Variation and VariationFrom (0: none, the default layers).
 	Variation     float64
 	VariationFrom int
+	// Precision is what the diffusion U-Net computes in for the ddgi and
+	// controlnet methods (face.Options.Precision; "": fp32).
+	Precision nn.Precision
 }
 
 // DefaultConfig is the shipped model set on the CPU at the paper's
