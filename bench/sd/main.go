@@ -153,11 +153,11 @@ func run(o options) error {
 			return err
 		}
 		peerArgs = []string{"--latent", fmt.Sprint(m.Config.LatentSize), "--steps", fmt.Sprint(o.steps),
-			"--threads", fmt.Sprint(o.threads), "--tokenizer", files["tokenizer"]}
+			"--threads", fmt.Sprint(o.threads), "--tokenizer", files["tokenizer"], "--precision", string(prec)}
 		if _, err := runPeer("check", nil, o.pythonPath); err != nil { // a missing module, before any stage runs
 			return err
 		}
-		fmt.Printf("%-9s %8s %9s %11s │ %-26s %7s  %s\n", "", "ddgi", "", "", "PyTorch (diffusers, fp32)", "", "")
+		fmt.Printf("%-9s %8s %9s %11s │ %-26s %7s  %s\n", "", "ddgi", "", "", "PyTorch (diffusers, "+string(prec)+")", "", "")
 		fmt.Printf("%-9s %8s %9s %11s │ %8s %7s %9s %7s  %s\n", "stage", "load s", "work s", "peak RSS", "load s", "work s", "peak RSS", "speed×", "note")
 	} else {
 		fmt.Printf("%-9s %8s %9s %11s  %s\n", "stage", "load s", "work s", "peak RSS", "note")

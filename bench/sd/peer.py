@@ -4,7 +4,10 @@ reference classes from the user's diffusers and transformers at Stable
 Diffusion 1.5's public configuration with random weights (PyTorch's own
 init, counted in load_s), times the same work as the Go stage of that name
 under torch.no_grad() in fp32, and prints one JSON line: stage, load_s,
-work_s, peak_rss_mb.
+work_s, peak_rss_mb. With --precision bf16 the U-Net and ControlNet are
+cast to bfloat16 (.to(torch.bfloat16), as a pipeline's torch_dtype does)
+and their inputs with them, their output back to fp32, as ddgi's
+--precision bf16; the text tower, VAE and scheduler stay fp32.
 
     text    CLIPTextModel (ViT-L/14 text config) encodes the prompt and the
             empty prompt, one batch of 2
@@ -100,6 +103,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokenizer", default="", help="CLIP tokenizer folder (vocab.json, merges.txt)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="what the U-Net and ControlNet compute in")
     a = ap.parse_args()
     torch = need("torch")
     if a.stage == "check":
@@ -123,6 +127,8 @@ def main():
         UNet2DConditionModel, ControlNetModel = need("diffusers", "UNet2DConditionModel", "ControlNetModel")
         unet = UNet2DConditionModel(sample_size=L, **UNET)
         control = ControlNetModel.from_unet(unet, conditioning_channels=3)
+        if a.precision == "bf16":
+            unet, control = unet.to(torch.bfloat16), control.to(torch.bfloat16)
         nets.extend([unet, control])
         return unet, control
 
@@ -132,9 +138,11 @@ def main():
         return vae
 
     def controlled(unet, control, z, t, ctx, hint):
+        dt = unet.dtype
+        z, ctx, hint = z.to(dt), ctx.to(dt), hint.to(dt)
         down, mid = control(z, t, encoder_hidden_states=ctx, controlnet_cond=hint, conditioning_scale=1.0, return_dict=False)
         return unet(z, t, encoder_hidden_states=ctx, down_block_additional_residuals=down,
-                    mid_block_additional_residual=mid, return_dict=False)[0]
+                    mid_block_additional_residual=mid, return_dict=False)[0].float()
 
     def mask_hint():
         # encoder.MaskCondition of an all-background mask: one-hot class 0.
