@@ -10,16 +10,21 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"unsafe"
 )
 
 // Backward accumulates d(t)/d(leaf) into every leaf's Grad. t must be a
 // scalar unless grad (same shape as t) is given.
-func (t *Tensor) Backward() { check("backward", C.ts_backward(t.ptr("backward"), nil, 0)) }
+func (t *Tensor) Backward() {
+	defer func() { runtime.KeepAlive(t) }()
+	check("backward", C.ts_backward(t.ptr("backward"), nil, 0))
+}
 
 // BackwardWith backpropagates an explicit output gradient; retain keeps the
 // graph for another backward pass.
 func (t *Tensor) BackwardWith(grad *Tensor, retain bool) {
+	defer func() { runtime.KeepAlive(grad); runtime.KeepAlive(t) }()
 	check("backward", C.ts_backward(t.ptr("backward"), optPtr("backward", grad), cbool(retain)))
 }
 
@@ -40,6 +45,7 @@ type GradOpts struct {
 
 // Grad returns d(sum of outputs)/d(inputs) without touching .Grad fields.
 func Grad(outputs, inputs []*Tensor, o GradOpts) []*Tensor {
+	defer func() { runtime.KeepAlive(outputs); runtime.KeepAlive(inputs); runtime.KeepAlive(o.GradOutputs) }()
 	outs, freeOuts := handleArray(handles("grad", outputs))
 	defer freeOuts()
 	ins, freeIns := handleArray(handles("grad", inputs))

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 )
 
@@ -121,6 +122,7 @@ func FromUint8(v []uint8, shape ...int64) *Tensor {
 
 // Bytes copies the tensor's elements (moved to CPU, contiguous) out.
 func (t *Tensor) Bytes() []byte {
+	defer func() { runtime.KeepAlive(t) }()
 	h := t.ptr("bytes")
 	buf := make([]byte, t.Numel()*int64(t.DType().Size()))
 	var dst unsafe.Pointer
@@ -135,6 +137,7 @@ func (t *Tensor) Bytes() []byte {
 // byte offset off, without a temporary tensor (loaders stream weights in
 // this way); its bytes must be the tensor's dtype in native order.
 func (t *Tensor) WriteBytes(off int64, p []byte) {
+	defer func() { runtime.KeepAlive(t) }()
 	if len(p) == 0 {
 		return
 	}
@@ -142,6 +145,7 @@ func (t *Tensor) WriteBytes(off int64, p []byte) {
 }
 
 func copyOut[T any](t *Tensor, dt DType, op string) []T {
+	defer func() { runtime.KeepAlive(t) }()
 	if t.DType() != dt {
 		t = t.To(dt)
 	}
@@ -165,6 +169,7 @@ func (t *Tensor) Int64s() []int64 { return copyOut[int64](t, Int64, "int64s") }
 
 // Randn draws standard normal values from g.
 func Randn(g *Generator, shape []int64, dt DType, dev Device) *Tensor {
+	defer runtime.KeepAlive(g) // its finalizer must not free it while C draws from it
 	var h C.tt
 	p, n := shapeArg(shape)
 	check("randn", C.ts_randn(p, n, g.h, C.int(dt), &h))
@@ -173,6 +178,7 @@ func Randn(g *Generator, shape []int64, dt DType, dev Device) *Tensor {
 
 // Rand draws uniform [0,1) values from g.
 func Rand(g *Generator, shape []int64, dt DType, dev Device) *Tensor {
+	defer runtime.KeepAlive(g) // its finalizer must not free it while C draws from it
 	var h C.tt
 	p, n := shapeArg(shape)
 	check("rand", C.ts_rand(p, n, g.h, C.int(dt), &h))
@@ -181,6 +187,7 @@ func Rand(g *Generator, shape []int64, dt DType, dev Device) *Tensor {
 
 // RandInt draws int64 values in [low, high) from g.
 func RandInt(g *Generator, low, high int64, shape []int64, dev Device) *Tensor {
+	defer runtime.KeepAlive(g) // its finalizer must not free it while C draws from it
 	var h C.tt
 	p, n := shapeArg(shape)
 	check("randint", C.ts_randint(C.int64_t(low), C.int64_t(high), p, n, g.h, &h))
@@ -189,6 +196,7 @@ func RandInt(g *Generator, low, high int64, shape []int64, dev Device) *Tensor {
 
 // RandPerm returns a random permutation of 0..n-1.
 func RandPerm(g *Generator, n int64, dev Device) *Tensor {
+	defer runtime.KeepAlive(g) // its finalizer must not free it while C draws from it
 	var h C.tt
 	check("randperm", C.ts_randperm(C.int64_t(n), g.h, &h))
 	return onDevice(wrap(h), dev)
@@ -198,7 +206,10 @@ func RandPerm(g *Generator, n int64, dev Device) *Tensor {
 func Bernoulli(g *Generator, p *Tensor) *Tensor {
 	dev := p.Device()
 	var h C.tt
-	check("bernoulli", C.ts_bernoulli(p.ToDevice(CPU).ptr("bernoulli"), g.h, &h))
+	cpu := p.ToDevice(CPU)
+	check("bernoulli", C.ts_bernoulli(cpu.ptr("bernoulli"), g.h, &h))
+	runtime.KeepAlive(g)
+	runtime.KeepAlive(cpu)
 	return onDevice(wrap(h), dev)
 }
 
@@ -211,6 +222,7 @@ func onDevice(t *Tensor, dev Device) *Tensor {
 
 // To converts the element type, keeping the device.
 func (t *Tensor) To(dt DType) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("to", C.ts_to(t.ptr("to"), C.int(dt), C.int(t.Device()), &h))
 	return wrap(h)
@@ -218,6 +230,7 @@ func (t *Tensor) To(dt DType) *Tensor {
 
 // ToDevice moves the tensor, keeping the element type.
 func (t *Tensor) ToDevice(dev Device) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("to_device", C.ts_to(t.ptr("to_device"), C.int(t.DType()), C.int(dev), &h))
 	return wrap(h)
@@ -225,6 +238,7 @@ func (t *Tensor) ToDevice(dev Device) *Tensor {
 
 // Contiguous returns a tensor with row-major memory layout.
 func (t *Tensor) Contiguous() *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("contiguous", C.ts_contiguous(t.ptr("contiguous"), &h))
 	return wrap(h)
@@ -232,6 +246,7 @@ func (t *Tensor) Contiguous() *Tensor {
 
 // Clone copies the data (and keeps the autograd graph).
 func (t *Tensor) Clone() *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("clone", C.ts_clone(t.ptr("clone"), &h))
 	return wrap(h)
@@ -239,6 +254,7 @@ func (t *Tensor) Clone() *Tensor {
 
 // Detach shares the data but leaves the autograd graph.
 func (t *Tensor) Detach() *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("detach", C.ts_detach(t.ptr("detach"), &h))
 	return wrap(h)

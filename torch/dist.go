@@ -10,6 +10,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -113,6 +114,7 @@ func (g *ProcessGroup) Close() {
 var errClosedGroup = errors.New("process group is closed")
 
 func (g *ProcessGroup) collective(op string, ts []*Tensor, f func(*C.tt, C.int) C.terr) error {
+	defer func() { runtime.KeepAlive(ts) }()
 	if len(ts) == 0 {
 		return nil
 	}
@@ -168,6 +170,7 @@ type Overlap struct {
 // NewOverlap prepares overlapped backward for params (leaf tensors that
 // require gradients). bucketBytes ≤ 0 means 1 MiB.
 func (g *ProcessGroup) NewOverlap(params []*Tensor, bucketBytes int64) (*Overlap, error) {
+	defer func() { runtime.KeepAlive(params) }()
 	if len(params) == 0 {
 		return nil, errors.New("overlapped backward: no parameters")
 	}
@@ -200,6 +203,7 @@ func (o *Overlap) Params() []*Tensor { return o.params }
 // call it with the same graph shape. Parameters without a gradient this
 // step are left alone.
 func (o *Overlap) Backward(loss *Tensor, mean bool) error {
+	defer func() { runtime.KeepAlive(loss) }()
 	o.g.mu.Lock()
 	defer o.g.mu.Unlock()
 	if o.g.h == nil || o.h == nil {

@@ -6,7 +6,10 @@ package torch
 */
 import "C"
 
-import "unsafe"
+import (
+	"runtime"
+	"unsafe"
+)
 
 func pair(v [2]int64) *C.int64_t { return (*C.int64_t)(unsafe.Pointer(&v[0])) }
 
@@ -39,6 +42,7 @@ func Same(s, p int64) ConvOpts {
 
 // Conv2d convolves NCHW x with weight [out, in/groups, kh, kw]; b may be nil.
 func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
+	defer func() { runtime.KeepAlive(b); runtime.KeepAlive(w); runtime.KeepAlive(x) }()
 	o = o.norm()
 	var h C.tt
 	check("conv2d", C.ts_conv2d(x.ptr("conv2d"), w.ptr("conv2d"), optPtr("conv2d", b),
@@ -48,6 +52,7 @@ func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
 
 // ConvTranspose2d is the adjoint of Conv2d; weight [in, out/groups, kh, kw].
 func ConvTranspose2d(x, w, b *Tensor, o ConvOpts) *Tensor {
+	defer func() { runtime.KeepAlive(b); runtime.KeepAlive(w); runtime.KeepAlive(x) }()
 	o = o.norm()
 	var h C.tt
 	check("conv_transpose2d", C.ts_conv_transpose2d(x.ptr("conv_transpose2d"), w.ptr("conv_transpose2d"), optPtr("conv_transpose2d", b),
@@ -57,6 +62,7 @@ func ConvTranspose2d(x, w, b *Tensor, o ConvOpts) *Tensor {
 
 // GroupNorm normalises channel groups of NC… x; w, b may be nil.
 func GroupNorm(x *Tensor, groups int64, w, b *Tensor, eps float64) *Tensor {
+	defer func() { runtime.KeepAlive(b); runtime.KeepAlive(w); runtime.KeepAlive(x) }()
 	var h C.tt
 	check("group_norm", C.ts_group_norm(x.ptr("group_norm"), C.int64_t(groups), optPtr("group_norm", w), optPtr("group_norm", b), C.double(eps), &h))
 	return wrap(h)
@@ -64,6 +70,7 @@ func GroupNorm(x *Tensor, groups int64, w, b *Tensor, eps float64) *Tensor {
 
 // LayerNorm normalises over the trailing dims given by shape.
 func LayerNorm(x *Tensor, shape []int64, w, b *Tensor, eps float64) *Tensor {
+	defer func() { runtime.KeepAlive(b); runtime.KeepAlive(w); runtime.KeepAlive(x) }()
 	var h C.tt
 	p, n := shapeArg(shape)
 	check("layer_norm", C.ts_layer_norm(x.ptr("layer_norm"), p, n, optPtr("layer_norm", w), optPtr("layer_norm", b), C.double(eps), &h))
@@ -82,6 +89,7 @@ const (
 
 // Interpolate resizes NCHW x to oh×ow.
 func Interpolate(x *Tensor, oh, ow int64, mode InterpMode, alignCorners bool) *Tensor {
+	defer func() { runtime.KeepAlive(x) }()
 	var h C.tt
 	check("interpolate", C.ts_interpolate(x.ptr("interpolate"), C.int64_t(oh), C.int64_t(ow), C.int(mode), cbool(alignCorners), &h))
 	return wrap(h)
@@ -89,6 +97,7 @@ func Interpolate(x *Tensor, oh, ow int64, mode InterpMode, alignCorners bool) *T
 
 // AvgPool2d averages k×k windows with stride s and padding p.
 func AvgPool2d(x *Tensor, k, s, p int64) *Tensor {
+	defer func() { runtime.KeepAlive(x) }()
 	var h C.tt
 	check("avg_pool2d", C.ts_avg_pool2d(x.ptr("avg_pool2d"), pair([2]int64{k, k}), pair([2]int64{s, s}), pair([2]int64{p, p}), &h))
 	return wrap(h)
@@ -96,6 +105,7 @@ func AvgPool2d(x *Tensor, k, s, p int64) *Tensor {
 
 // MaxPool2d takes the maximum of k×k windows.
 func MaxPool2d(x *Tensor, k, s, p int64) *Tensor {
+	defer func() { runtime.KeepAlive(x) }()
 	var h C.tt
 	check("max_pool2d", C.ts_max_pool2d(x.ptr("max_pool2d"), pair([2]int64{k, k}), pair([2]int64{s, s}), pair([2]int64{p, p}), &h))
 	return wrap(h)
@@ -103,6 +113,7 @@ func MaxPool2d(x *Tensor, k, s, p int64) *Tensor {
 
 // AdaptiveAvgPool2d averages to an oh×ow output.
 func AdaptiveAvgPool2d(x *Tensor, oh, ow int64) *Tensor {
+	defer func() { runtime.KeepAlive(x) }()
 	var h C.tt
 	check("adaptive_avg_pool2d", C.ts_adaptive_avg_pool2d(x.ptr("adaptive_avg_pool2d"), C.int64_t(oh), C.int64_t(ow), &h))
 	return wrap(h)
@@ -120,6 +131,7 @@ const (
 // GridSample samples NCHW x at grid [N,Ho,Wo,2] (x,y in [-1,1]); the
 // tri-plane lookup of EG3D.
 func GridSample(x, grid *Tensor, mode InterpMode, padding GridPadding, alignCorners bool) *Tensor {
+	defer func() { runtime.KeepAlive(grid); runtime.KeepAlive(x) }()
 	m := 0 // bilinear
 	if mode == Nearest {
 		m = 1
@@ -134,6 +146,7 @@ func GridSample(x, grid *Tensor, mode InterpMode, padding GridPadding, alignCorn
 // Dropout zeroes elements with probability p when train is set (global RNG;
 // seed it with ManualSeed).
 func Dropout(x *Tensor, p float64, train bool) *Tensor {
+	defer func() { runtime.KeepAlive(x) }()
 	var h C.tt
 	check("dropout", C.ts_dropout(x.ptr("dropout"), C.double(p), cbool(train), &h))
 	return wrap(h)
@@ -150,6 +163,7 @@ const (
 
 // MSELoss is the squared error.
 func MSELoss(a, b *Tensor, r Reduction) *Tensor {
+	defer func() { runtime.KeepAlive(a); runtime.KeepAlive(b) }()
 	var h C.tt
 	check("mse_loss", C.ts_mse_loss(a.ptr("mse_loss"), b.ptr("mse_loss"), C.int(r), &h))
 	return wrap(h)
@@ -157,6 +171,7 @@ func MSELoss(a, b *Tensor, r Reduction) *Tensor {
 
 // L1Loss is the absolute error.
 func L1Loss(a, b *Tensor, r Reduction) *Tensor {
+	defer func() { runtime.KeepAlive(a); runtime.KeepAlive(b) }()
 	var h C.tt
 	check("l1_loss", C.ts_l1_loss(a.ptr("l1_loss"), b.ptr("l1_loss"), C.int(r), &h))
 	return wrap(h)
@@ -165,6 +180,7 @@ func L1Loss(a, b *Tensor, r Reduction) *Tensor {
 // CrossEntropy of logits [N,C,…] against int64 targets [N,…]; weight may be
 // nil; targets equal to ignore are skipped.
 func CrossEntropy(logits, target, weight *Tensor, ignore int64, smoothing float64, r Reduction) *Tensor {
+	defer func() { runtime.KeepAlive(logits); runtime.KeepAlive(target); runtime.KeepAlive(weight) }()
 	var h C.tt
 	check("cross_entropy", C.ts_cross_entropy(logits.ptr("cross_entropy"), target.ptr("cross_entropy"), optPtr("cross_entropy", weight),
 		C.int64_t(ignore), C.double(smoothing), C.int(r), &h))
@@ -173,6 +189,7 @@ func CrossEntropy(logits, target, weight *Tensor, ignore int64, smoothing float6
 
 // BCEWithLogits is binary cross-entropy on logits x against targets y.
 func BCEWithLogits(x, y *Tensor, r Reduction) *Tensor {
+	defer func() { runtime.KeepAlive(x); runtime.KeepAlive(y) }()
 	var h C.tt
 	check("bce_with_logits", C.ts_bce_logits(x.ptr("bce_with_logits"), y.ptr("bce_with_logits"), C.int(r), &h))
 	return wrap(h)

@@ -6,7 +6,10 @@ package torch
 */
 import "C"
 
-import "unsafe"
+import (
+	"runtime"
+	"unsafe"
+)
 
 // Op codes shared with shim.cpp's switch statements.
 const (
@@ -77,18 +80,21 @@ const (
 )
 
 func binary(name string, code int, a, b *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(a); runtime.KeepAlive(b) }()
 	var h C.tt
 	check(name, C.ts_binary(C.int(code), a.ptr(name), b.ptr(name), &h))
 	return wrap(h)
 }
 
 func scalarOp(name string, code int, a *Tensor, s float64) *Tensor {
+	defer func() { runtime.KeepAlive(a) }()
 	var h C.tt
 	check(name, C.ts_binary_scalar(C.int(code), a.ptr(name), C.double(s), &h))
 	return wrap(h)
 }
 
 func unary(name string, code int, a *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(a) }()
 	var h C.tt
 	check(name, C.ts_unary(C.int(code), a.ptr(name), &h))
 	return wrap(h)
@@ -161,6 +167,7 @@ func (t *Tensor) LogicalNot() *Tensor { return unary("logical_not", uNot, t) }
 
 // LeakyRelu is max(x, slope·x).
 func (t *Tensor) LeakyRelu(slope float64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("leaky_relu", C.ts_leaky_relu(t.ptr("leaky_relu"), C.double(slope), &h))
 	return wrap(h)
@@ -168,6 +175,7 @@ func (t *Tensor) LeakyRelu(slope float64) *Tensor {
 
 // Softplus is log(1+exp(beta·x))/beta, linear above threshold.
 func (t *Tensor) Softplus(beta, threshold float64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("softplus", C.ts_softplus(t.ptr("softplus"), C.double(beta), C.double(threshold), &h))
 	return wrap(h)
@@ -175,6 +183,7 @@ func (t *Tensor) Softplus(beta, threshold float64) *Tensor {
 
 // Clamp limits values to [lo, hi].
 func (t *Tensor) Clamp(lo, hi float64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("clamp", C.ts_clamp(t.ptr("clamp"), C.double(lo), C.double(hi), 1, 1, &h))
 	return wrap(h)
@@ -182,6 +191,7 @@ func (t *Tensor) Clamp(lo, hi float64) *Tensor {
 
 // Where picks a where cond is true, else b.
 func Where(cond, a, b *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(a); runtime.KeepAlive(b); runtime.KeepAlive(cond) }()
 	var h C.tt
 	check("where", C.ts_where(cond.ptr("where"), a.ptr("where"), b.ptr("where"), &h))
 	return wrap(h)
@@ -189,6 +199,7 @@ func Where(cond, a, b *Tensor) *Tensor {
 
 // MaskedFill sets v where mask is true.
 func (t *Tensor) MaskedFill(mask *Tensor, v float64) *Tensor {
+	defer func() { runtime.KeepAlive(mask); runtime.KeepAlive(t) }()
 	var h C.tt
 	check("masked_fill", C.ts_masked_fill(t.ptr("masked_fill"), mask.ptr("masked_fill"), C.double(v), &h))
 	return wrap(h)
@@ -196,6 +207,7 @@ func (t *Tensor) MaskedFill(mask *Tensor, v float64) *Tensor {
 
 // Lerp is a + w·(b − a).
 func Lerp(a, b, w *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(a); runtime.KeepAlive(b); runtime.KeepAlive(w) }()
 	var h C.tt
 	check("lerp", C.ts_lerp(a.ptr("lerp"), b.ptr("lerp"), w.ptr("lerp"), &h))
 	return wrap(h)
@@ -205,53 +217,68 @@ func Lerp(a, b, w *Tensor) *Tensor {
 
 // AddIn sets t += alpha·o.
 func (t *Tensor) AddIn(o *Tensor, alpha float64) {
+	defer func() { runtime.KeepAlive(o); runtime.KeepAlive(t) }()
 	check("add_", C.ts_inplace_binary(0, t.ptr("add_"), o.ptr("add_"), C.double(alpha)))
 }
 
 // MulIn sets t *= o.
 func (t *Tensor) MulIn(o *Tensor) {
+	defer func() { runtime.KeepAlive(o); runtime.KeepAlive(t) }()
 	check("mul_", C.ts_inplace_binary(1, t.ptr("mul_"), o.ptr("mul_"), 0))
 }
 
 // LerpIn sets t += w·(o − t).
 func (t *Tensor) LerpIn(o *Tensor, w float64) {
+	defer func() { runtime.KeepAlive(o); runtime.KeepAlive(t) }()
 	check("lerp_", C.ts_inplace_binary(3, t.ptr("lerp_"), o.ptr("lerp_"), C.double(w)))
 }
 
 // AddScalarIn sets t += s.
 func (t *Tensor) AddScalarIn(s float64) {
+	defer func() { runtime.KeepAlive(t) }()
 	check("add_", C.ts_inplace_scalar(0, t.ptr("add_"), C.double(s)))
 }
 
 // MulScalarIn sets t *= s.
 func (t *Tensor) MulScalarIn(s float64) {
+	defer func() { runtime.KeepAlive(t) }()
 	check("mul_", C.ts_inplace_scalar(1, t.ptr("mul_"), C.double(s)))
 }
 
 // FillIn sets every element to s.
 func (t *Tensor) FillIn(s float64) {
+	defer func() { runtime.KeepAlive(t) }()
 	check("fill_", C.ts_inplace_scalar(2, t.ptr("fill_"), C.double(s)))
 }
 
 // ZeroIn sets every element to zero.
-func (t *Tensor) ZeroIn() { check("zero_", C.ts_inplace_scalar(3, t.ptr("zero_"), 0)) }
+func (t *Tensor) ZeroIn() {
+	defer func() { runtime.KeepAlive(t) }()
+	check("zero_", C.ts_inplace_scalar(3, t.ptr("zero_"), 0))
+}
 
 // AddcmulIn sets t += v·a·b.
 func (t *Tensor) AddcmulIn(a, b *Tensor, v float64) {
+	defer func() { runtime.KeepAlive(a); runtime.KeepAlive(b); runtime.KeepAlive(t) }()
 	check("addcmul_", C.ts_addcmul_(t.ptr("addcmul_"), a.ptr("addcmul_"), b.ptr("addcmul_"), C.double(v)))
 }
 
 // AddcdivIn sets t += v·a/b.
 func (t *Tensor) AddcdivIn(a, b *Tensor, v float64) {
+	defer func() { runtime.KeepAlive(a); runtime.KeepAlive(b); runtime.KeepAlive(t) }()
 	check("addcdiv_", C.ts_addcdiv_(t.ptr("addcdiv_"), a.ptr("addcdiv_"), b.ptr("addcdiv_"), C.double(v)))
 }
 
 // CopyIn copies src's values into t (shapes broadcast).
-func (t *Tensor) CopyIn(src *Tensor) { check("copy_", C.ts_copy_(t.ptr("copy_"), src.ptr("copy_"))) }
+func (t *Tensor) CopyIn(src *Tensor) {
+	defer func() { runtime.KeepAlive(src); runtime.KeepAlive(t) }()
+	check("copy_", C.ts_copy_(t.ptr("copy_"), src.ptr("copy_")))
+}
 
 // Reductions.
 
 func reduce(name string, code int, t *Tensor, dims []int64, keep bool) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	p, n := shapeArg(dims)
 	check(name, C.ts_reduce(C.int(code), t.ptr(name), p, n, cbool(keep), &h))
@@ -259,6 +286,7 @@ func reduce(name string, code int, t *Tensor, dims []int64, keep bool) *Tensor {
 }
 
 func reduceAll(name string, code int, t *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check(name, C.ts_reduce_all(C.int(code), t.ptr(name), &h))
 	return wrap(h)
@@ -283,6 +311,7 @@ func (t *Tensor) Prod(dim int64, keep bool) *Tensor {
 
 // Var is the variance over dims.
 func (t *Tensor) Var(dims []int64, unbiased, keep bool) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	p, n := shapeArg(dims)
 	check("var", C.ts_var(t.ptr("var"), p, n, cbool(unbiased), cbool(keep), &h))
@@ -291,6 +320,7 @@ func (t *Tensor) Var(dims []int64, unbiased, keep bool) *Tensor {
 
 // MaxDim returns the maxima along dim and their indices.
 func (t *Tensor) MaxDim(dim int64, keep bool) (values, indices *Tensor) {
+	defer func() { runtime.KeepAlive(t) }()
 	var v, i C.tt
 	check("max_dim", C.ts_max_dim(t.ptr("max_dim"), C.int64_t(dim), cbool(keep), &v, &i))
 	return wrap(v), wrap(i)
@@ -298,6 +328,7 @@ func (t *Tensor) MaxDim(dim int64, keep bool) (values, indices *Tensor) {
 
 // Argmax returns the index of the maximum along dim.
 func (t *Tensor) Argmax(dim int64, keep bool) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("argmax", C.ts_argmax(t.ptr("argmax"), C.int64_t(dim), cbool(keep), &h))
 	return wrap(h)
@@ -305,6 +336,7 @@ func (t *Tensor) Argmax(dim int64, keep bool) *Tensor {
 
 // Softmax normalises exp(x) along dim.
 func (t *Tensor) Softmax(dim int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("softmax", C.ts_softmax(t.ptr("softmax"), C.int64_t(dim), &h))
 	return wrap(h)
@@ -312,6 +344,7 @@ func (t *Tensor) Softmax(dim int64) *Tensor {
 
 // LogSoftmax is log(softmax(x)) computed stably.
 func (t *Tensor) LogSoftmax(dim int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("log_softmax", C.ts_log_softmax(t.ptr("log_softmax"), C.int64_t(dim), &h))
 	return wrap(h)
@@ -319,6 +352,7 @@ func (t *Tensor) LogSoftmax(dim int64) *Tensor {
 
 // LogSumExp reduces dim stably.
 func (t *Tensor) LogSumExp(dim int64, keep bool) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("logsumexp", C.ts_logsumexp(t.ptr("logsumexp"), C.int64_t(dim), cbool(keep), &h))
 	return wrap(h)
@@ -326,6 +360,7 @@ func (t *Tensor) LogSumExp(dim int64, keep bool) *Tensor {
 
 // Cumsum is the running sum along dim.
 func (t *Tensor) Cumsum(dim int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("cumsum", C.ts_cumsum(t.ptr("cumsum"), C.int64_t(dim), &h))
 	return wrap(h)
@@ -333,6 +368,7 @@ func (t *Tensor) Cumsum(dim int64) *Tensor {
 
 // Cumprod is the running product along dim.
 func (t *Tensor) Cumprod(dim int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("cumprod", C.ts_cumprod(t.ptr("cumprod"), C.int64_t(dim), &h))
 	return wrap(h)
@@ -340,6 +376,7 @@ func (t *Tensor) Cumprod(dim int64) *Tensor {
 
 // Norm is the p-norm over dims.
 func (t *Tensor) Norm(p float64, dims []int64, keep bool) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	dp, n := shapeArg(dims)
 	check("norm", C.ts_norm(t.ptr("norm"), C.double(p), dp, n, cbool(keep), &h))
@@ -350,6 +387,7 @@ func (t *Tensor) Norm(p float64, dims []int64, keep bool) *Tensor {
 
 // Reshape returns a tensor with the same data and a new shape (-1 infers).
 func (t *Tensor) Reshape(shape ...int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	p, n := shapeArg(shape)
 	check("reshape", C.ts_reshape(t.ptr("reshape"), p, n, &h))
@@ -358,6 +396,7 @@ func (t *Tensor) Reshape(shape ...int64) *Tensor {
 
 // Permute reorders dimensions.
 func (t *Tensor) Permute(dims ...int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	p, n := shapeArg(dims)
 	check("permute", C.ts_permute(t.ptr("permute"), p, n, &h))
@@ -366,6 +405,7 @@ func (t *Tensor) Permute(dims ...int64) *Tensor {
 
 // Transpose swaps two dimensions.
 func (t *Tensor) Transpose(d0, d1 int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("transpose", C.ts_transpose(t.ptr("transpose"), C.int64_t(d0), C.int64_t(d1), &h))
 	return wrap(h)
@@ -373,6 +413,7 @@ func (t *Tensor) Transpose(d0, d1 int64) *Tensor {
 
 // Expand broadcasts size-1 dims to shape without copying (-1 keeps).
 func (t *Tensor) Expand(shape ...int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	p, n := shapeArg(shape)
 	check("expand", C.ts_expand(t.ptr("expand"), p, n, &h))
@@ -381,6 +422,7 @@ func (t *Tensor) Expand(shape ...int64) *Tensor {
 
 // Repeat tiles the tensor.
 func (t *Tensor) Repeat(reps ...int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	p, n := shapeArg(reps)
 	check("repeat", C.ts_repeat(t.ptr("repeat"), p, n, &h))
@@ -389,6 +431,7 @@ func (t *Tensor) Repeat(reps ...int64) *Tensor {
 
 // Squeeze removes dim if it has size 1.
 func (t *Tensor) Squeeze(dim int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("squeeze", C.ts_squeeze(t.ptr("squeeze"), C.int64_t(dim), &h))
 	return wrap(h)
@@ -396,6 +439,7 @@ func (t *Tensor) Squeeze(dim int64) *Tensor {
 
 // Unsqueeze inserts a size-1 dim.
 func (t *Tensor) Unsqueeze(dim int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("unsqueeze", C.ts_unsqueeze(t.ptr("unsqueeze"), C.int64_t(dim), &h))
 	return wrap(h)
@@ -403,6 +447,7 @@ func (t *Tensor) Unsqueeze(dim int64) *Tensor {
 
 // Flatten merges dims start..end.
 func (t *Tensor) Flatten(start, end int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("flatten", C.ts_flatten(t.ptr("flatten"), C.int64_t(start), C.int64_t(end), &h))
 	return wrap(h)
@@ -429,6 +474,7 @@ func handleArray(hs []C.tt) (*C.tt, func()) {
 
 // Cat joins tensors along dim.
 func Cat(ts []*Tensor, dim int64) *Tensor {
+	defer func() { runtime.KeepAlive(ts) }()
 	arr, free := handleArray(handles("cat", ts))
 	defer free()
 	var h C.tt
@@ -438,6 +484,7 @@ func Cat(ts []*Tensor, dim int64) *Tensor {
 
 // Stack joins tensors along a new dim.
 func Stack(ts []*Tensor, dim int64) *Tensor {
+	defer func() { runtime.KeepAlive(ts) }()
 	arr, free := handleArray(handles("stack", ts))
 	defer free()
 	var h C.tt
@@ -447,6 +494,7 @@ func Stack(ts []*Tensor, dim int64) *Tensor {
 
 // Split cuts t along dim into pieces of the given sizes.
 func (t *Tensor) Split(sizes []int64, dim int64) []*Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	if len(sizes) == 0 {
 		panic(&Error{Op: "split", Msg: "no sizes"})
 	}
@@ -476,6 +524,7 @@ func (t *Tensor) Chunk(n int, dim int64) []*Tensor {
 
 // Slice takes start:end:step along dim (negative indices count from the end).
 func (t *Tensor) Slice(dim, start, end, step int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("slice", C.ts_slice(t.ptr("slice"), C.int64_t(dim), C.int64_t(start), C.int64_t(end), C.int64_t(step), &h))
 	return wrap(h)
@@ -496,6 +545,7 @@ func (t *Tensor) Select(dim, i int64) *Tensor {
 
 // IndexSelect picks entries idx (int64) along dim.
 func (t *Tensor) IndexSelect(dim int64, idx *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(idx); runtime.KeepAlive(t) }()
 	var h C.tt
 	check("index_select", C.ts_index_select(t.ptr("index_select"), C.int64_t(dim), idx.ptr("index_select"), &h))
 	return wrap(h)
@@ -503,6 +553,7 @@ func (t *Tensor) IndexSelect(dim int64, idx *Tensor) *Tensor {
 
 // Gather takes values at idx along dim.
 func (t *Tensor) Gather(dim int64, idx *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(idx); runtime.KeepAlive(t) }()
 	var h C.tt
 	check("gather", C.ts_gather(t.ptr("gather"), C.int64_t(dim), idx.ptr("gather"), &h))
 	return wrap(h)
@@ -510,6 +561,7 @@ func (t *Tensor) Gather(dim int64, idx *Tensor) *Tensor {
 
 // ScatterAdd adds src into t at idx along dim (out of place).
 func (t *Tensor) ScatterAdd(dim int64, idx, src *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(idx); runtime.KeepAlive(src); runtime.KeepAlive(t) }()
 	var h C.tt
 	check("scatter_add", C.ts_scatter_add(t.ptr("scatter_add"), C.int64_t(dim), idx.ptr("scatter_add"), src.ptr("scatter_add"), &h))
 	return wrap(h)
@@ -517,6 +569,7 @@ func (t *Tensor) ScatterAdd(dim int64, idx, src *Tensor) *Tensor {
 
 // Flip reverses the given dims.
 func (t *Tensor) Flip(dims ...int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	p, n := shapeArg(dims)
 	check("flip", C.ts_flip(t.ptr("flip"), p, n, &h))
@@ -534,6 +587,7 @@ const (
 
 // Pad pads the last dims: pads = (left, right, top, bottom, …) as in torch.
 func (t *Tensor) Pad(pads []int64, mode PadMode, value float64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	p, n := shapeArg(pads)
 	check("pad", C.ts_pad(t.ptr("pad"), p, n, C.int(mode), C.double(value), &h))
@@ -542,6 +596,7 @@ func (t *Tensor) Pad(pads []int64, mode PadMode, value float64) *Tensor {
 
 // OneHot turns int64 class indices into a trailing one-hot dim.
 func OneHot(idx *Tensor, classes int64) *Tensor {
+	defer func() { runtime.KeepAlive(idx) }()
 	var h C.tt
 	check("one_hot", C.ts_one_hot(idx.ptr("one_hot"), C.int64_t(classes), &h))
 	return wrap(h)
@@ -549,6 +604,7 @@ func OneHot(idx *Tensor, classes int64) *Tensor {
 
 // Embedding looks up rows of weight.
 func Embedding(weight, idx *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(idx); runtime.KeepAlive(weight) }()
 	var h C.tt
 	check("embedding", C.ts_embedding(weight.ptr("embedding"), idx.ptr("embedding"), &h))
 	return wrap(h)
@@ -557,6 +613,7 @@ func Embedding(weight, idx *Tensor) *Tensor {
 // SearchSorted finds insertion indices of values in sorted rows (for
 // inverse-CDF importance sampling).
 func SearchSorted(sorted, values *Tensor, right bool) *Tensor {
+	defer func() { runtime.KeepAlive(sorted); runtime.KeepAlive(values) }()
 	var h C.tt
 	check("searchsorted", C.ts_searchsorted(sorted.ptr("searchsorted"), values.ptr("searchsorted"), cbool(right), &h))
 	return wrap(h)
@@ -564,6 +621,7 @@ func SearchSorted(sorted, values *Tensor, right bool) *Tensor {
 
 // Tril keeps the lower triangle (below diagonal + diag).
 func (t *Tensor) Tril(diag int64) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("tril", C.ts_tril(t.ptr("tril"), C.int64_t(diag), &h))
 	return wrap(h)
@@ -573,6 +631,7 @@ func (t *Tensor) Tril(diag int64) *Tensor {
 
 // Matmul is numpy-style matrix product with batch broadcasting.
 func (t *Tensor) Matmul(o *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(o); runtime.KeepAlive(t) }()
 	var h C.tt
 	check("matmul", C.ts_matmul(t.ptr("matmul"), o.ptr("matmul"), &h))
 	return wrap(h)
@@ -580,6 +639,7 @@ func (t *Tensor) Matmul(o *Tensor) *Tensor {
 
 // Bmm is a batched matrix product of [B,n,m]×[B,m,p].
 func Bmm(a, b *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(a); runtime.KeepAlive(b) }()
 	var h C.tt
 	check("bmm", C.ts_bmm(a.ptr("bmm"), b.ptr("bmm"), &h))
 	return wrap(h)
@@ -587,6 +647,7 @@ func Bmm(a, b *Tensor) *Tensor {
 
 // Linear is x·wᵀ + b (b may be nil).
 func Linear(x, w, b *Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(b); runtime.KeepAlive(w); runtime.KeepAlive(x) }()
 	var h C.tt
 	check("linear", C.ts_linear(x.ptr("linear"), w.ptr("linear"), optPtr("linear", b), &h))
 	return wrap(h)
@@ -594,6 +655,7 @@ func Linear(x, w, b *Tensor) *Tensor {
 
 // Einsum contracts tensors by an Einstein-summation equation.
 func Einsum(eq string, ts ...*Tensor) *Tensor {
+	defer func() { runtime.KeepAlive(ts) }()
 	arr, free := handleArray(handles("einsum", ts))
 	defer free()
 	ceq := C.CString(eq)

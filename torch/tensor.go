@@ -518,6 +518,7 @@ func NewGenerator(seed uint64) *Generator {
 func (g *Generator) State() []byte {
 	var h C.tt
 	check("generator state", C.ts_generator_get_state(g.h, &h))
+	runtime.KeepAlive(g)
 	t := wrap(h)
 	defer t.Free()
 	return t.Bytes()
@@ -530,6 +531,7 @@ func (g *Generator) SetState(state []byte) (err error) {
 		t := FromBytes(state, []int64{int64(len(state))}, Uint8, CPU)
 		defer t.Free()
 		check("generator set state", C.ts_generator_set_state(g.h, t.ptr("generator set state")))
+		runtime.KeepAlive(g)
 	})
 }
 
@@ -541,10 +543,14 @@ func shapeArg(shape []int64) (*C.int64_t, C.int) {
 }
 
 // Dim is the number of dimensions.
-func (t *Tensor) Dim() int { return int(C.ts_dim(t.ptr("dim"))) }
+func (t *Tensor) Dim() int {
+	defer func() { runtime.KeepAlive(t) }()
+	return int(C.ts_dim(t.ptr("dim")))
+}
 
 // Shape returns the sizes of every dimension.
 func (t *Tensor) Shape() []int64 {
+	defer func() { runtime.KeepAlive(t) }()
 	h := t.ptr("shape")
 	s := make([]int64, int(C.ts_dim(h)))
 	if len(s) > 0 {
@@ -566,35 +572,53 @@ func (t *Tensor) Size(d int) int64 {
 }
 
 // DType is the element type.
-func (t *Tensor) DType() DType { return DType(C.ts_dtype(t.ptr("dtype"))) }
+func (t *Tensor) DType() DType {
+	defer func() { runtime.KeepAlive(t) }()
+	return DType(C.ts_dtype(t.ptr("dtype")))
+}
 
 // Device is where the tensor lives.
-func (t *Tensor) Device() Device { return Device(C.ts_device(t.ptr("device"))) }
+func (t *Tensor) Device() Device {
+	defer func() { runtime.KeepAlive(t) }()
+	return Device(C.ts_device(t.ptr("device")))
+}
 
 // Numel is the number of elements.
-func (t *Tensor) Numel() int64 { return int64(C.ts_numel(t.ptr("numel"))) }
+func (t *Tensor) Numel() int64 {
+	defer func() { runtime.KeepAlive(t) }()
+	return int64(C.ts_numel(t.ptr("numel")))
+}
 
 // RequiresGrad reports whether autograd tracks t.
-func (t *Tensor) RequiresGrad() bool { return C.ts_requires_grad(t.ptr("requires_grad")) != 0 }
+func (t *Tensor) RequiresGrad() bool {
+	defer func() { runtime.KeepAlive(t) }()
+	return C.ts_requires_grad(t.ptr("requires_grad")) != 0
+}
 
 // SetRequiresGrad marks a leaf tensor for gradient tracking and returns it.
 func (t *Tensor) SetRequiresGrad(on bool) *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	check("set_requires_grad", C.ts_set_requires_grad(t.ptr("set_requires_grad"), cbool(on)))
 	return t
 }
 
 // Grad is the accumulated gradient, or nil when none was computed.
 func (t *Tensor) Grad() *Tensor {
+	defer func() { runtime.KeepAlive(t) }()
 	var h C.tt
 	check("grad", C.ts_grad(t.ptr("grad"), &h))
 	return wrap(h)
 }
 
 // ZeroGrad drops the accumulated gradient.
-func (t *Tensor) ZeroGrad() { check("zero_grad", C.ts_zero_grad(t.ptr("zero_grad"))) }
+func (t *Tensor) ZeroGrad() {
+	defer func() { runtime.KeepAlive(t) }()
+	check("zero_grad", C.ts_zero_grad(t.ptr("zero_grad")))
+}
 
 // Item returns the single value of a one-element tensor.
 func (t *Tensor) Item() float64 {
+	defer func() { runtime.KeepAlive(t) }()
 	var v C.double
 	check("item", C.ts_item(t.ptr("item"), &v))
 	return float64(v)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -393,4 +394,37 @@ func TestGeneratorStateResumes(t *testing.T) {
 			t.Fatal("a truncated state was accepted")
 		}
 	})
+}
+
+// TestUnscopedTemporariesSurviveGC: a tensor outside any scope is freed by
+// its finalizer, and Go may run it as soon as the tensor's last use has
+// handed its handle to C — while the C call still reads it. Chains of
+// unscoped temporaries under a collector running all the time must neither
+// crash nor compute garbage (every C call keeps its operands alive).
+func TestUnscopedTemporariesSurviveGC(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	want := Randn(NewGenerator(7), []int64{64, 1024}, Float32, CPU).MulScalar(2).AddScalar(1).SumAll().Item()
+	for i := 0; i < 100; i++ {
+		got := Randn(NewGenerator(7), []int64{64, 1024}, Float32, CPU).MulScalar(2).AddScalar(1).SumAll().Item()
+		if got != want {
+			t.Fatalf("round %d: %g, want %g", i, got, want)
+		}
+		b := FromBytes(make([]byte, 4<<20), []int64{1 << 20}, Float32, CPU).AddScalar(float64(i)).Bytes()
+		if len(b) != 4<<20 {
+			t.Fatalf("round %d: %d bytes", i, len(b))
+		}
+	}
 }
