@@ -348,11 +348,11 @@ func (m *Model) forwardIn(dt torch.DType, zt, t, ctx *torch.Tensor, cond Conditi
 		}
 		return x.To(dt)
 	}
-	cond.Mask, cond.Scribble = in(cond.Mask), in(cond.Scribble)
-	// The bf16 taps are temporaries of this scope; their fp32 copies go
-	// to the caller's.
+	// The cast inputs and the bf16 taps are temporaries of this scope;
+	// the taps' fp32 copies go to the caller's.
 	sc := torch.NewScope()
 	defer sc.Close()
+	cond.Mask, cond.Scribble = in(cond.Mask), in(cond.Scribble)
 	tp := m.forwardNative(in(zt), t, in(ctx), cond, wantTaps)
 	out32 := func(x *torch.Tensor) *torch.Tensor {
 		if x == nil {
