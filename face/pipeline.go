@@ -35,7 +35,7 @@ type Options struct {
 	Device torch.Device
 	// Precision is what the diffusion U-Net and its ControlNets compute
 	// in: "" or nn.FP32 as the reference, nn.BF16 for CPUs with bf16
-	// matrix units (full-size sets: about 3× faster taps at bf16's
+	// matrix units (full-size sets: taps 1.5–2× faster at bf16's
 	// rounding). Text encoder, M, T and the GAN stay fp32.
 	Precision nn.Precision
 	// Step is the denoising step t of the tapped U-Net pass at inference;
