@@ -50,6 +50,9 @@ type Files struct {
 	Text       string // text encoder weights
 	TextPreset string // text encoder preset of a fresh encoder (no weights yet)
 	VAE        string // KL autoencoder weights (latent space "vae")
+	// Precision is what a loaded (frozen) text tower computes in: the
+	// U-Net's, face.Options.Precision ("": fp32).
+	Precision nn.Precision
 }
 
 // TextEncoder adapts ddgi/text to diffusion.TextEncoder. Enc pools at
@@ -109,7 +112,7 @@ func LoadText(lw Files, width int64, allowFresh bool, dev torch.Device) (te Text
 	if _, serr := os.Stat(lw.Text); serr == nil {
 		// A loaded encoder is only ever frozen (a jointly trained one
 		// starts fresh, below), so a full-size fp16 file stays fp16.
-		te.Enc, store, err = text.LoadFrozenEncoder(lw.Text, dev)
+		te.Enc, store, err = text.LoadFrozenEncoder(lw.Text, dev, lw.Precision)
 		if err != nil {
 			return te, nil, err
 		}

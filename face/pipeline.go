@@ -33,10 +33,10 @@ type Options struct {
 	// Cond is the visual input: a mask or a scribble.
 	Cond   kinds.Cond
 	Device torch.Device
-	// Precision is what the diffusion U-Net and its ControlNets compute
-	// in: "" or nn.FP32 as the reference, nn.BF16 for CPUs with bf16
-	// matrix units (full-size sets: taps 1.5–2× faster at bf16's
-	// rounding). Text encoder, M, T and the GAN stay fp32.
+	// Precision is what the diffusion U-Net, its ControlNets and the text
+	// tower compute in: "" or nn.FP32 as the reference, nn.BF16 for CPUs
+	// with bf16 matrix units (full-size sets: taps 1.5–2× faster at
+	// bf16's rounding). The VAE, M, T and the GAN stay fp32.
 	Precision nn.Precision
 	// Step is the denoising step t of the tapped U-Net pass at inference;
 	// negative means T−1 (one pass on pure noise: the prompt and condition
@@ -165,7 +165,7 @@ func LoadEncoder(o Options) (*encoder.E, error) {
 	if err := encoder.LoadBranch(m, f["branch"], o.Cond); err != nil {
 		return nil, err
 	}
-	files := encoder.Files{Tokenizer: f["tokenizer"], Text: f["text"], TextPreset: "small64", VAE: f["vae"]}
+	files := encoder.Files{Tokenizer: f["tokenizer"], Text: f["text"], TextPreset: "small64", VAE: f["vae"], Precision: o.Precision}
 	te, _, err := encoder.LoadText(files, m.Config.ContextDim, false, o.Device)
 	if err != nil {
 		return nil, err

@@ -146,7 +146,7 @@ func (e *Encoder) Project(pooled *torch.Tensor) *torch.Tensor {
 	}
 	p := nn.Compute(e.proj)
 	defer nn.Done(e.proj, p)
-	return pooled.Matmul(p)
+	return pooled.To(p.DType()).Matmul(p).To(torch.Float32)
 }
 
 // Device is where the encoder's weights live.
@@ -168,7 +168,7 @@ func (e *Encoder) Forward(ids *torch.Tensor) *torch.Tensor {
 		x = x.Add(a)
 		x = x.Add(b.fc2.Forward(e.act(b.fc1.Forward(b.ln2.Forward(x)))))
 	}
-	return e.final.Forward(x)
+	return e.final.Forward(x).To(torch.Float32) // a bf16 tower's too
 }
 
 // UseVocab pairs the encoder with its tokenizer: Pooled then looks for the
@@ -216,19 +216,21 @@ func WordMask(ids *torch.Tensor, sp Specials) *torch.Tensor {
 // `ddgi train text` writes them) into a fresh store on dev, in fp32: the
 // caller may train them.
 func LoadEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
-	return loadEncoder(path, dev, false)
+	return loadEncoder(path, dev, false, nn.FP32)
 }
 
 // LoadFrozenEncoder is LoadEncoder for an encoder that only encodes: a
 // full-size fp16 file (CLIP ViT-L/14's tower) stays fp16 in memory and
 // each layer upcasts its weights for its op (nn.NewInferenceStore), so
 // the outputs are those of the fp32 tower from half the memory. Files
-// below nn.HalfAbove load in fp32 as LoadEncoder's do.
-func LoadFrozenEncoder(path string, dev torch.Device) (*Encoder, *nn.Store, error) {
-	return loadEncoder(path, dev, true)
+// below nn.HalfAbove load in fp32 as LoadEncoder's do. With nn.BF16 the
+// tower is kept and run in bfloat16 (Forward and Project still return
+// fp32).
+func LoadFrozenEncoder(path string, dev torch.Device, p nn.Precision) (*Encoder, *nn.Store, error) {
+	return loadEncoder(path, dev, true, p)
 }
 
-func loadEncoder(path string, dev torch.Device, frozen bool) (*Encoder, *nn.Store, error) {
+func loadEncoder(path string, dev torch.Device, frozen bool, p nn.Precision) (*Encoder, *nn.Store, error) {
 	f, err := safetensors.Open(path) // tensor by tensor: the file is never held whole
 	if err != nil {
 		return nil, nil, err
@@ -246,7 +248,7 @@ func loadEncoder(path string, dev torch.Device, frozen bool) (*Encoder, *nn.Stor
 	s := nn.NewStore(dev, 0)
 	s.SkipInit = true // LoadLazy overwrites every tensor
 	if frozen {
-		s = nn.NewInferenceStore(dev, f, nn.FP32)
+		s = nn.NewInferenceStore(dev, f, p)
 	}
 	e := NewEncoder(s.Root(), meta.Encoder)
 	if err := s.LoadLazy(f); err != nil {

@@ -191,7 +191,7 @@ func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	half, hs, err := LoadFrozenEncoder(path, torch.CPU)
+	half, hs, err := LoadFrozenEncoder(path, torch.CPU, nn.FP32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +210,50 @@ func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
 			}
 			if d := hf.Sub(hh).Abs().MaxAll().Item() + pf.Sub(ph).Abs().MaxAll().Item(); d != 0 {
 				t.Errorf("fp16-stored tower differs from the fp32 load by %g", d)
+			}
+		})
+	})
+}
+
+// TestFrozenEncoderInBF16: with nn.BF16 the tower is kept in bfloat16 and
+// still returns fp32 hidden states and projections, within bf16's rounding
+// of the fp32 tower's.
+func TestFrozenEncoderInBF16(t *testing.T) {
+	c, _ := EncoderPreset("tiny")
+	c.Projection = 16
+	s := nn.NewStore(torch.CPU, 7)
+	NewEncoder(s.Root(), c)
+	path := filepath.Join(t.TempDir(), "text.safetensors")
+	if err := s.Save(path, nn.SaveOptions{Config: map[string]any{"encoder": c}}); err != nil {
+		t.Fatal(err)
+	}
+	full, _, err := LoadFrozenEncoder(path, torch.CPU, nn.FP32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf, bs, err := LoadFrozenEncoder(path, torch.CPU, nn.BF16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range bs.Names() {
+		if bs.Get(n).DType() != torch.BFloat16 {
+			t.Fatalf("%s loaded as %v", n, bs.Get(n).DType())
+		}
+	}
+	torch.NoGrad(func() {
+		torch.Scoped(func() {
+			ids := torch.RandInt(torch.NewGenerator(1), 0, c.Vocab, []int64{2, c.Context}, torch.CPU)
+			hf, hb := full.Forward(ids), bf.Forward(ids)
+			pf, pb := full.Project(full.Pooled(ids, hf)), bf.Project(bf.Pooled(ids, hb))
+			for _, p := range [][2]*torch.Tensor{{hf, hb}, {pf, pb}} {
+				if p[1].DType() != torch.Float32 {
+					t.Fatalf("bf16 tower returns %v", p[1].DType())
+				}
+				d, scale := p[0].Sub(p[1]).Abs().MaxAll().Item(), p[0].Abs().MaxAll().Item()
+				t.Logf("max |fp32 − bf16| %.3g of max %.3g", d, scale)
+				if d == 0 || d > 0.05*scale {
+					t.Errorf("bf16 tower off the fp32 one by %g (max |fp32| %g): want nonzero and ≤ 5%%", d, scale)
+				}
 			}
 		})
 	})

@@ -91,7 +91,7 @@ func main() {
 	flag.IntVar(&o.steps, "steps", 20, "sampler steps of the sample stage")
 	flag.IntVar(&o.threads, "threads", 2, "torch threads of each stage (the peer's too)")
 	flag.BoolVar(&o.fp32, "fp32", false, "load the networks with fp32 weights in memory (as before fp16 storage) to compare")
-	flag.StringVar(&o.precision, "precision", "fp32", "what the U-Net and ControlNet compute in (unet, generate, sample): fp32 or bf16")
+	flag.StringVar(&o.precision, "precision", "fp32", "what the text tower, U-Net and ControlNet compute in (text, unet, generate, sample): fp32 or bf16")
 	flag.StringVar(&o.devName, "device", "cpu", "cpu, cuda or cuda:N: where every stage runs")
 	flag.BoolVar(&o.peer, "peer", false, "after each stage, run it in PyTorch (diffusers + transformers, fp32 CPU) and print the speed ratio")
 	flag.StringVar(&o.pythonPath, "pythonpath", "", "folders prepended to the peer's PYTHONPATH (where diffusers and transformers are, if not installed)")
@@ -261,7 +261,7 @@ func runStage(set, stage string, dev torch.Device, steps int, prec nn.Precision)
 	// default (face.Options.Step 0 would first run the guided sampler to t = 0).
 	o := face.Options{Weights: set, GAN: kinds.StyleGAN2, Cond: kinds.Mask, Device: dev, Step: -1, Precision: prec}
 	files := o.Files()
-	lw := encoder.Files{Tokenizer: files["tokenizer"], Text: files["text"], VAE: files["vae"]}
+	lw := encoder.Files{Tokenizer: files["tokenizer"], Text: files["text"], VAE: files["vae"], Precision: prec}
 	t0 := time.Now()
 	var err error
 	var work func() error

@@ -4,10 +4,10 @@ reference classes from the user's diffusers and transformers at Stable
 Diffusion 1.5's public configuration with random weights (PyTorch's own
 init, counted in load_s), times the same work as the Go stage of that name
 under torch.no_grad() in fp32, and prints one JSON line: stage, load_s,
-work_s, peak_rss_mb. With --precision bf16 the U-Net and ControlNet are
-cast to bfloat16 (.to(torch.bfloat16), as a pipeline's torch_dtype does)
-and their inputs with them, their output back to fp32, as ddgi's
---precision bf16; the text tower, VAE and scheduler stay fp32.
+work_s, peak_rss_mb. With --precision bf16 the text tower, U-Net and
+ControlNet are cast to bfloat16 (.to(torch.bfloat16), as a pipeline's
+torch_dtype does), the U-Net's inputs with them, the outputs back to fp32,
+as ddgi's --precision bf16; the VAE and scheduler stay fp32.
 
     text    CLIPTextModel (ViT-L/14 text config) encodes the prompt and the
             empty prompt, one batch of 2
@@ -120,6 +120,8 @@ def main():
     def text_model():
         CLIPTextModel, CLIPTextConfig = need("transformers", "CLIPTextModel", "CLIPTextConfig")
         m = CLIPTextModel(CLIPTextConfig(**CLIP_TEXT))
+        if a.precision == "bf16":
+            m = m.to(torch.bfloat16)
         nets.append(m)
         return m, Tokens(torch, a.tokenizer)
 
@@ -154,7 +156,7 @@ def main():
         te, tok = text_model()
 
         def work():
-            te(tok([PROMPT, ""]))[0].sum().item()
+            te(tok([PROMPT, ""]))[0].float().sum().item()
     elif a.stage == "unet":
         unet, control = unet_and_control()
 
@@ -176,8 +178,8 @@ def main():
         sched = need("diffusers", "DDIMScheduler")(**SCHEDULER)
 
         def work():
-            ctx = te(tok([PROMPT]))[0]
-            empty = te(tok([""]))[0]
+            ctx = te(tok([PROMPT]))[0].float()
+            empty = te(tok([""]))[0].float()
             hint = mask_hint()
             dropped = torch.zeros_like(hint)
             z = torch.randn(1, 4, L, L, generator=torch.Generator().manual_seed(1)) * sched.init_noise_sigma

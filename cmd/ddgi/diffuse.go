@@ -140,6 +140,7 @@ func runDiffuse(args []string) error {
 		}
 		cond.Scribble, cond.ScribbleScale = encoder.ScribbleCondition(s, size, *n).ToDevice(dev), *scribbleScale
 	}
+	lw.Precision = prec
 	te, _, err := encoder.LoadText(*lw, m.Config.ContextDim, false, dev)
 	if err != nil {
 		return err

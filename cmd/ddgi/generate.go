@@ -524,7 +524,7 @@ func filesHash(files map[string]string) (string, error) {
 const (
 	variationHelp     = "β of the seed's variation in the GAN's fine styles: those layers of the inversion's code move by β(w_seed − w̄), w_seed the GAN's own code for --seed, so colour, light and background change with the seed while the structure and the prompt's attributes stay (docs/inversion.md); 0: none"
 	variationFromHelp = "first style layer --variation moves (0: the GAN's two finest resolutions, layers L−4…L−1)"
-	precisionHelp     = "what the diffusion U-Net and its ControlNets compute in: fp32 (the reference's numbers) or bf16 (bfloat16: a full-size U-Net pass 1.5–2× faster on CPUs with AVX-512 BF16 or AMX, such as Zen 4/5 and Sapphire Rapids, at 8 bits of mantissa; slower than fp32 on others; docs/checkpoints.md)"
+	precisionHelp     = "what the diffusion U-Net, its ControlNets and the text tower compute in: fp32 (the reference's numbers) or bf16 (bfloat16: a full-size U-Net pass 1.5–2× faster on CPUs with AVX-512 BF16 or AMX, such as Zen 4/5 and Sapphire Rapids, at 8 bits of mantissa; slower than fp32 on others; docs/checkpoints.md)"
 )
 
 // spreadHelp describes --spread for generate and eval.
