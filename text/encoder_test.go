@@ -179,14 +179,7 @@ func TestCLIPPresetParameterCounts(t *testing.T) {
 func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
 	defer func(v int64) { nn.HalfAbove = v }(nn.HalfAbove)
 	nn.HalfAbove = 0 // the tiny tower stands for CLIP ViT-L/14's
-	c, _ := EncoderPreset("tiny")
-	c.Projection = 16
-	s := nn.NewStore(torch.CPU, 7)
-	NewEncoder(s.Root(), c)
-	path := filepath.Join(t.TempDir(), "text.safetensors")
-	if err := s.Save(path, nn.SaveOptions{Config: map[string]any{"encoder": c}, Half: true}); err != nil {
-		t.Fatal(err)
-	}
+	c, path := tinyTowerFile(t, true)
 	full, _, err := LoadEncoder(path, torch.CPU)
 	if err != nil {
 		t.Fatal(err)
@@ -219,14 +212,7 @@ func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
 // still returns fp32 hidden states and projections, within bf16's rounding
 // of the fp32 tower's.
 func TestFrozenEncoderInBF16(t *testing.T) {
-	c, _ := EncoderPreset("tiny")
-	c.Projection = 16
-	s := nn.NewStore(torch.CPU, 7)
-	NewEncoder(s.Root(), c)
-	path := filepath.Join(t.TempDir(), "text.safetensors")
-	if err := s.Save(path, nn.SaveOptions{Config: map[string]any{"encoder": c}}); err != nil {
-		t.Fatal(err)
-	}
+	c, path := tinyTowerFile(t, false)
 	full, _, err := LoadFrozenEncoder(path, torch.CPU, nn.FP32)
 	if err != nil {
 		t.Fatal(err)
@@ -257,4 +243,18 @@ func TestFrozenEncoderInBF16(t *testing.T) {
 			}
 		})
 	})
+}
+
+// tinyTowerFile writes a tiny tower with a projection (fp16 when half) and
+// returns its config and path.
+func tinyTowerFile(t *testing.T, half bool) (EncoderConfig, string) {
+	c, _ := EncoderPreset("tiny")
+	c.Projection = 16
+	s := nn.NewStore(torch.CPU, 7)
+	NewEncoder(s.Root(), c)
+	path := filepath.Join(t.TempDir(), "text.safetensors")
+	if err := s.Save(path, nn.SaveOptions{Config: map[string]any{"encoder": c}, Half: half}); err != nil {
+		t.Fatal(err)
+	}
+	return c, path
 }
