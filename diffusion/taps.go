@@ -164,11 +164,7 @@ func (m *Model) LoadControl(path string) (*ControlNet, error) {
 	if err := CheckBranchConfig(m.Config, c); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	p := nn.FP32
-	if m.Store.BF16 {
-		p = nn.BF16
-	}
-	s := nn.NewInferenceStore(m.Store.Device, f, p)
+	s := nn.NewInferenceStore(m.Store.Device, f, m.Store.Precision())
 	s.Half = s.Half && m.Store.Half
 	n, err := NewControlNetIn(s, m.Config, kind)
 	if err != nil {

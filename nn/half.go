@@ -99,6 +99,14 @@ func (s *Store) floatDType() torch.DType {
 	return torch.Float32
 }
 
+// Precision is what a network in s computes in.
+func (s *Store) Precision() Precision {
+	if s.BF16 {
+		return BF16
+	}
+	return FP32
+}
+
 // ComputeDType is the dtype a network in s computes in, which its inputs
 // must be cast to: bf16 for a BF16 store, else fp32.
 func (s *Store) ComputeDType() torch.DType {

@@ -184,15 +184,7 @@ func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	half, hs, err := LoadFrozenEncoder(path, torch.CPU, nn.FP32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range hs.Names() {
-		if hs.Get(n).DType() != torch.Float16 {
-			t.Fatalf("%s loaded as %v", n, hs.Get(n).DType())
-		}
-	}
+	half := loadFrozen(t, path, nn.FP32, torch.Float16)
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
 			ids := torch.RandInt(torch.NewGenerator(1), 0, c.Vocab, []int64{2, c.Context}, torch.CPU)
@@ -213,19 +205,7 @@ func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
 // of the fp32 tower's.
 func TestFrozenEncoderInBF16(t *testing.T) {
 	c, path := tinyTowerFile(t, false)
-	full, _, err := LoadFrozenEncoder(path, torch.CPU, nn.FP32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bf, bs, err := LoadFrozenEncoder(path, torch.CPU, nn.BF16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range bs.Names() {
-		if bs.Get(n).DType() != torch.BFloat16 {
-			t.Fatalf("%s loaded as %v", n, bs.Get(n).DType())
-		}
-	}
+	full, bf := loadFrozen(t, path, nn.FP32, torch.Float32), loadFrozen(t, path, nn.BF16, torch.BFloat16)
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
 			ids := torch.RandInt(torch.NewGenerator(1), 0, c.Vocab, []int64{2, c.Context}, torch.CPU)
@@ -257,4 +237,20 @@ func tinyTowerFile(t *testing.T, half bool) (EncoderConfig, string) {
 		t.Fatal(err)
 	}
 	return c, path
+}
+
+// loadFrozen loads path with LoadFrozenEncoder at p and fails t unless
+// every tensor of the store is kept in want.
+func loadFrozen(t *testing.T, path string, p nn.Precision, want torch.DType) *Encoder {
+	t.Helper()
+	e, s, err := LoadFrozenEncoder(path, torch.CPU, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range s.Names() {
+		if dt := s.Get(n).DType(); dt != want {
+			t.Fatalf("%s loaded as %v, want %v", n, dt, want)
+		}
+	}
+	return e
 }
