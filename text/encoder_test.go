@@ -173,10 +173,11 @@ func TestCLIPPresetParameterCounts(t *testing.T) {
 	}
 }
 
-// TestFrozenEncoderKeepsHalfWeights: an fp16 file passing nn.HalfAbove
-// loads fp16 for encoding only, and its hidden states, pooled and
-// projected outputs equal the same file loaded in fp32.
-func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
+// TestFrozenEncoderUpcastsHalfFile: an fp16 file of full size (nn.HalfAbove
+// passed, where a U-Net would stay fp16) loads into an fp32 tower for
+// encoding, whose hidden states, pooled and projected outputs equal the
+// same file loaded by LoadEncoder.
+func TestFrozenEncoderUpcastsHalfFile(t *testing.T) {
 	defer func(v int64) { nn.HalfAbove = v }(nn.HalfAbove)
 	nn.HalfAbove = 0 // the tiny tower stands for CLIP ViT-L/14's
 	c, path := tinyTowerFile(t, true)
@@ -184,17 +185,14 @@ func TestFrozenEncoderKeepsHalfWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	half := loadFrozen(t, path, nn.FP32, torch.Float16)
+	frozen := loadFrozen(t, path, nn.FP32, torch.Float32)
 	torch.NoGrad(func() {
 		torch.Scoped(func() {
 			ids := torch.RandInt(torch.NewGenerator(1), 0, c.Vocab, []int64{2, c.Context}, torch.CPU)
-			hf, hh := full.Forward(ids), half.Forward(ids)
-			pf, ph := full.Project(full.Pooled(ids, hf)), half.Project(half.Pooled(ids, hh))
-			if hh.DType() != torch.Float32 {
-				t.Fatalf("hidden states in %v", hh.DType())
-			}
-			if d := hf.Sub(hh).Abs().MaxAll().Item() + pf.Sub(ph).Abs().MaxAll().Item(); d != 0 {
-				t.Errorf("fp16-stored tower differs from the fp32 load by %g", d)
+			hf, hz := full.Forward(ids), frozen.Forward(ids)
+			pf, pz := full.Project(full.Pooled(ids, hf)), frozen.Project(frozen.Pooled(ids, hz))
+			if d := hf.Sub(hz).Abs().MaxAll().Item() + pf.Sub(pz).Abs().MaxAll().Item(); d != 0 {
+				t.Errorf("frozen tower differs from the fp32 load by %g", d)
 			}
 		})
 	})
@@ -253,4 +251,27 @@ func loadFrozen(t *testing.T, path string, p nn.Precision, want torch.DType) *En
 		}
 	}
 	return e
+}
+
+// TestForwardHoldsOneBlockAtATime: each block's temporaries are freed
+// before the next block runs, so what a call leaves alive in its caller's
+// scope does not grow with the depth of the tower.
+func TestForwardHoldsOneBlockAtATime(t *testing.T) {
+	left := func(layers int) int64 {
+		c, _ := EncoderPreset("tiny")
+		c.Layers = layers
+		s := nn.NewStore(torch.CPU, 3)
+		e := NewEncoder(s.Root(), c)
+		var n int64
+		torch.NoGrad(func() {
+			torch.Scoped(func() {
+				ids := torch.RandInt(torch.NewGenerator(1), 0, c.Vocab, []int64{2, c.Context}, torch.CPU)
+				n = torch.LiveDelta(func() { e.Forward(ids) })
+			})
+		})
+		return n
+	}
+	if a, b := left(1), left(4); a != b || a > 8 {
+		t.Errorf("Forward left %d tensors alive with 1 block, %d with 4: want the same few", a, b)
+	}
 }

@@ -144,6 +144,12 @@ void ts_set_threads(int n) {
   typedef void (*setter)(int);
   if (auto f = (setter)dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) f(n);
 }
+// ts_blas_core is OpenBLAS's kernel set ("" when libtorch uses another BLAS).
+const char* ts_blas_core(void) {
+  typedef char* (*name_fn)(void);
+  auto corename = (name_fn)dlsym(RTLD_DEFAULT, "openblas_get_corename");
+  return corename ? corename() : "";
+}
 int ts_get_threads(void) {
   int n = tl_threads > 0 ? tl_threads : g_threads.load();
   return n > 0 ? n : at::get_num_threads();

@@ -26,6 +26,7 @@ void ts_set_local_threads(int n);
 // first (for the shim's other translation units).
 void ts_apply_threads(void);
 int ts_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold);
+const char* ts_blas_core(void);
 int ts_huge_pages(int64_t min_bytes);
 void ts_manual_seed(uint64_t seed);
 void ts_set_grad_enabled(int on);

@@ -415,6 +415,13 @@ func Threads() int { return int(C.ts_get_threads()) }
 // an explicit Generator).
 func ManualSeed(seed uint64) { C.ts_manual_seed(C.uint64_t(seed)) }
 
+// BLASCore names the CPU kernels OpenBLAS runs, which decide libtorch's
+// fp32 matrix products ("" when libtorch was built with another BLAS).
+// OPENBLAS_CORETYPE overrides OpenBLAS's own choice: on this project's Zen
+// 5 machines the environment sets Haswell (AVX2), where OpenBLAS would pick
+// Cooperlake (AVX-512) and SD1.5's U-Net pass runs 10% faster.
+func BLASCore() string { return C.GoString(C.ts_blas_core()) }
+
 func init() {
 	// DDGI_THREADS overrides; the default uses every core once.
 	n := runtime.NumCPU()
@@ -450,14 +457,18 @@ func SetMalloc(mmapThreshold, trimThreshold int) bool {
 }
 
 // MallocForLargeTensors undoes TuneMalloc for full-size networks, whose
-// activations are 32–128 MB each: every buffer above 128 KiB is mapped and
-// unmapped again, as glibc starts out. Measured on EG3D-512 (one view, 2
-// threads): backbone 3.8 → 1.3 s, rendering 6.2 → 3.6 s, peak RSS 2.05 →
-// 1.59 GB; the retained 512 MiB heap only pays off for small, repeated
-// training steps. DDGI_MALLOC=default leaves glibc alone throughout.
+// activations are 32–128 MB each: buffers from 2 MiB go to huge pages
+// (HugePages) and are unmapped when freed, smaller ones stay in glibc's
+// heap, which returns free memory beyond 64 MiB. Measured on EG3D-512 (one
+// view, 2 threads; then with every buffer from 128 KiB mapped) against
+// TuneMalloc's heap: backbone 3.8 → 1.3 s, rendering 6.2 → 3.6 s, peak RSS
+// 2.05 → 1.59 GB. Mapping the buffers under 2 MiB too cost CLIP-L's text
+// tower half its call (0.2–1.9 MB activations mapped and unmapped per op:
+// 1.0 against 0.5 s); StyleGAN2-1024 and SD1.5's U-Net pass lose nothing
+// by keeping them. DDGI_MALLOC=default leaves glibc alone throughout.
 func MallocForLargeTensors() {
 	if os.Getenv("DDGI_MALLOC") != "default" {
-		SetMalloc(128<<10, 128<<10)
+		SetMalloc(hugeForLargeTensors, 64<<20)
 		hugePages(hugeForLargeTensors)
 	}
 }

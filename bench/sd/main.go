@@ -144,6 +144,10 @@ func run(o options) error {
 		fmt.Fprintf(os.Stderr, "written in %.1f s\n", time.Since(start).Seconds())
 	}
 	var peerArgs []string
+	if c := torch.BLASCore(); c != "" {
+		// fp32 matrix products of both engines run on these kernels.
+		fmt.Printf("(OpenBLAS kernels: %s%s)\n", c, map[bool]string{true: ", set by OPENBLAS_CORETYPE"}[os.Getenv("OPENBLAS_CORETYPE") != ""])
+	}
 	if o.peer {
 		// The peer follows the set's own latent side (which -latent only
 		// sets when the set is written) and tokenizer.

@@ -20,6 +20,10 @@ func runVersion(args []string) error {
 	if torch.CUDAAvailable() {
 		cuda = "yes"
 	}
-	fmt.Printf("ddgi %s\ngo %s %s/%s\nlibtorch %s (CUDA: %s, threads: %d)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, torch.Version(), cuda, torch.Threads())
+	blas := ""
+	if c := torch.BLASCore(); c != "" {
+		blas = ", OpenBLAS kernels: " + c
+	}
+	fmt.Printf("ddgi %s\ngo %s %s/%s\nlibtorch %s (CUDA: %s, threads: %d%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, torch.Version(), cuda, torch.Threads(), blas)
 	return nil
 }
