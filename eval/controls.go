@@ -141,19 +141,13 @@ func classShare(s *data.Sample, class uint8) float64 {
 }
 
 func attr(s *data.Sample, name string) bool {
-	for i, n := range synthface.AttributeNames {
-		if n == name {
-			return i < len(s.Attrs) && s.Attrs[i] > 0.5
-		}
-	}
-	panic("eval: unknown attribute " + name)
+	i := attrIndex(name)
+	return i < len(s.Attrs) && s.Attrs[i] > 0.5
 }
 
 func attrIndex(name string) int {
-	for i, n := range synthface.AttributeNames {
-		if n == name {
-			return i
-		}
+	if i := synthface.AttributeIndex(name); i >= 0 {
+		return i
 	}
 	panic("eval: unknown attribute " + name)
 }

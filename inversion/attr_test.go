@@ -130,3 +130,53 @@ func TestAttributeTermTrainsAndNeedsACritic(t *testing.T) {
 		t.Fatalf("attribute term did not fall in stage 1: %v", a[:12])
 	}
 }
+
+// TestAttrFocusWeighsStatedAttributes: a focus weight w on one stated
+// attribute gives it w shares of the image's average, the others 1.
+func TestAttrFocusWeighsStatedAttributes(t *testing.T) {
+	focus, err := ParseAttrFocus(" smiling=3 ,Young=0.5")
+	if err != nil || focus["Smiling"] != 3 || focus["Young"] != 0.5 || len(focus) != 2 {
+		t.Fatalf("ParseAttrFocus: %v, %v", focus, err)
+	}
+	for _, bad := range []string{"Smiling", "Smiling=x", "Dimples=2", "Smiling=0", "Young=-1", "Young=inf", "Young=NaN"} {
+		if _, err := ParseAttrFocus(bad); err == nil {
+			t.Errorf("ParseAttrFocus(%q) accepted", bad)
+		}
+	}
+	k := int64(len(synthface.AttributeNames))
+	c := newMeanCritic(k)
+	x := torch.Randn(torch.NewGenerator(2), []int64{1, 3, 8, 8}, torch.Float32, torch.CPU)
+	prompt := "A smiling young woman with blond hair."
+	y, m := StatedAttributes([]string{prompt}, k, torch.CPU)
+	fm, err := FocusStated(m, focus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := PromptAttributeLoss(c, x, y, fm).Item()
+	logits := c.Logits(x).Float32s()
+	var sum, n float64
+	ms := synthface.CaptionAttributes(prompt)
+	seen := map[string]bool{}
+	for _, a := range ms {
+		w := 1.0
+		if f, ok := focus[synthface.AttributeNames[a.Index]]; ok {
+			w = f
+			seen[synthface.AttributeNames[a.Index]] = true
+		}
+		l, yv := float64(logits[a.Index]), 0.0
+		if a.Value {
+			yv = 1
+		}
+		sum += w * (math.Log1p(math.Exp(l)) - yv*l)
+		n += w
+	}
+	if !seen["Smiling"] || !seen["Young"] {
+		t.Fatalf("prompt %q states %v: the test needs Smiling and Young", prompt, ms)
+	}
+	if want := sum / n; math.Abs(got-want) > 1e-5 {
+		t.Fatalf("focused loss %v, by hand %v", got, want)
+	}
+	if plain := PromptAttributeLoss(c, x, y, m).Item(); math.Abs(plain-got) < 1e-6 {
+		t.Fatalf("focus changed nothing (%v)", plain)
+	}
+}

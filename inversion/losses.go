@@ -1,6 +1,11 @@
 package inversion
 
 import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -29,6 +34,9 @@ type AttributeCritic interface {
 type Weights struct {
 	L2, LPIPS, ID, Reg float64
 	Attr               float64 `json:",omitempty"`
+	// AttrFocus weighs attributes (AttributeNames) inside the
+	// prompt-attribute term; an attribute not named counts 1.
+	AttrFocus map[string]float64 `json:",omitempty"`
 	// Anchor is ddgi's fidelity anchor for the stages that learn from
 	// I^d_0 (AnchoredModulationLoss, not in the paper); 0: Eq. 7 alone.
 	Anchor float64 `json:",omitempty"`
@@ -115,6 +123,57 @@ func AnchoredModulationLoss(lam Weights, a float64, d0, gt, out, w, wavg *torch.
 	}
 	t.Total = t.Total.Add(recon(gt).Sub(recon(d0)).MulScalar(a))
 	return t
+}
+
+// ParseAttrFocus reads "Smiling=3,Young=2" (names of
+// synthface.AttributeNames in any case, weights > 0) into AttrFocus form,
+// names spelt as AttributeNames spells them; "" is none.
+func ParseAttrFocus(s string) (map[string]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]float64{}
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		i := synthface.AttributeIndex(strings.TrimSpace(name))
+		w, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		switch {
+		case !ok || err != nil:
+			return nil, fmt.Errorf("attribute focus %q: want NAME=WEIGHT", part)
+		case i < 0:
+			return nil, fmt.Errorf("attribute focus: unknown attribute %q (one of CelebA's 40, e.g. Smiling, Young, Eyeglasses)", name)
+		case !(w > 0) || math.IsInf(w, 0):
+			return nil, fmt.Errorf("attribute focus %q: want a finite weight > 0", part)
+		}
+		out[synthface.AttributeNames[i]] = w
+	}
+	return out, nil
+}
+
+// FocusStated weighs each stated attribute of stated [B,k] by focus (names
+// of synthface.AttributeNames, case-insensitive; the rest count 1), so
+// PromptAttributeLoss, which averages over what an image states, gives the
+// named attributes that share of each image's term.
+func FocusStated(stated *torch.Tensor, focus map[string]float64) (*torch.Tensor, error) {
+	if len(focus) == 0 {
+		return stated, nil
+	}
+	k := stated.Size(1)
+	row := make([]float32, k)
+	for i := range row {
+		row[i] = 1
+	}
+	for name, w := range focus {
+		i := synthface.AttributeIndex(name)
+		if i < 0 || int64(i) >= k {
+			return nil, fmt.Errorf("attribute focus: unknown attribute %q", name)
+		}
+		if !(w > 0) || math.IsInf(w, 0) {
+			return nil, fmt.Errorf("attribute focus %s=%g: want a finite weight > 0", name, w)
+		}
+		row[i] = float32(w)
+	}
+	return stated.Mul(torch.FromFloat32(row, 1, k).ToDevice(stated.Device())), nil
 }
 
 // CriticSize is the side the attribute critic sees: the aux nets are

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"ddgi/data"
@@ -319,6 +320,10 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	}
 	if lam := tr.Cfg.Weights.Attr; lam != 0 && tr.A != nil {
 		y, stated := StatedAttributes(b.Captions, int64(len(synthface.AttributeNames)), tr.Dev)
+		stated, err := FocusStated(stated, tr.Cfg.Weights.AttrFocus)
+		if err != nil {
+			panic(&torch.Error{Op: "prompt-attribute term", Msg: err.Error()})
+		}
 		terms.Attr = PromptAttributeLoss(tr.A, out, y, stated)
 		terms.Total = terms.Total.Add(terms.Attr.MulScalar(lam))
 	}
@@ -537,7 +542,7 @@ func (tr *Trainer) loadStage1(path string) error {
 	case !stage1Shared(tc.Ablation):
 		return fmt.Errorf("--stage1-from %s: its stage 1 trained as %q, not against I^gt", path, tc.Ablation)
 	case tc.Stage1Steps != c.Stage1Steps || tc.Batch != c.Batch || tc.LR != c.LR || tc.Seed != c.Seed ||
-		stage1Weights(tc.Weights) != stage1Weights(c.Weights) || tc.Cond != c.Cond || tc.TMin != c.TMin || tc.TMax != c.TMax:
+		!reflect.DeepEqual(stage1Weights(tc.Weights), stage1Weights(c.Weights)) || tc.Cond != c.Cond || tc.TMin != c.TMin || tc.TMax != c.TMax:
 		return fmt.Errorf("--stage1-from %s: its stage 1 (%d steps, batch %d, lr %g, seed %d, %s, t∈[%d,%d], λ %+v) differs from this run's (%d, %d, %g, %d, %s, [%d,%d], %+v)",
 			path, tc.Stage1Steps, tc.Batch, tc.LR, tc.Seed, tc.Cond, tc.TMin, tc.TMax, tc.Weights,
 			c.Stage1Steps, c.Batch, c.LR, c.Seed, c.Cond, c.TMin, c.TMax, c.Weights)

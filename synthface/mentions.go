@@ -80,6 +80,17 @@ var captionRules = []captionRule{
 	rule(`attractive`, on("Attractive")),
 }
 
+// AttributeIndex is name's place in AttributeNames, matched without
+// regard to case ("smiling" finds "Smiling"), or −1.
+func AttributeIndex(name string) int {
+	for i, n := range AttributeNames {
+		if strings.EqualFold(n, name) {
+			return i
+		}
+	}
+	return -1
+}
+
 var attrIndex = func() map[string]int {
 	m := map[string]int{}
 	for i, n := range AttributeNames {

@@ -46,6 +46,7 @@ func runTrainInversion(args []string) error {
 	anchor := fs.Float64("anchor", 0, "ddgi's fidelity anchor for stage 2: the share of Eq. 7's L2 and LPIPS taken against the ground truth instead of I^d_0, in [0, 1] (docs/inversion.md)")
 	lamReg := fs.Float64("reg", 0.005, "λ3: ‖w − w̄‖ weight")
 	lamAttr := fs.Float64("attr", 0, "weight of ddgi's prompt-attribute term (not in the paper): BCE of an attribute critic's logits on each render against the attributes the prompt states; 0 skips it")
+	attrFocus := fs.String("attr-focus", "", "weights of single attributes inside --attr, e.g. Smiling=3,Young=3,Eyeglasses=3 (CelebA names; the rest weigh 1): more of each image's term for attributes the model follows least")
 	attrNet := fs.String("attr-net", "", "attribute critic for --attr (default: the model set's aux_attributes.safetensors, which ddgi eval also scores with; a separately trained net keeps the eval's attribute accuracy an independent check)")
 	every := fs.Int("checkpoint-every", 200, "steps between preview grids (preview-NNNNNNNNN.png: six held-out rows, SynthFace-bench or the --val part of a --data folder, else the first training samples; also at each stage's end)")
 	ckptEvery := ckptEveryFlag(fs, 4*time.Minute, nil)
@@ -84,6 +85,8 @@ func runTrainInversion(args []string) error {
 		return fmt.Errorf("--attr %g: want ≥ 0", *lamAttr)
 	case *attrNet != "" && *lamAttr == 0:
 		return errors.New("--attr-net needs --attr > 0")
+	case *attrFocus != "" && *lamAttr == 0:
+		return errors.New("--attr-focus needs --attr > 0")
 	case *d0Steps < 1:
 		return fmt.Errorf("--d0-steps %d: want ≥ 1", *d0Steps)
 	case *textGuidance <= 0:
@@ -91,6 +94,10 @@ func runTrainInversion(args []string) error {
 	}
 	if c, inGroup, err := dist.FromEnv(); err == nil && inGroup {
 		*devName = dist.RankDevice(*devName, c) // one GPU per rank: cuda → cuda:LOCAL_RANK
+	}
+	focus, err := inversion.ParseAttrFocus(*attrFocus)
+	if err != nil {
+		return fmt.Errorf("--attr-focus: %w", err)
 	}
 	dev, err := torch.ParseDevice(*devName)
 	if err != nil {
@@ -112,7 +119,7 @@ func runTrainInversion(args []string) error {
 		Face:  face.Options{Weights: *weights, GAN: kinds.GANArch(*gan), Cond: kinds.Cond(*cond), Device: dev, Art: *artModel, Generator: *generator, Precision: prec},
 		Width: *width, TextPath: *textPath, Open: df.open, N: *n, ArtProb: artProb, Arts: arts,
 		Train: inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
-			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg, Attr: *lamAttr, Anchor: *anchor}, Ablation: abl, Cond: kinds.Cond(*cond),
+			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg, Attr: *lamAttr, AttrFocus: focus, Anchor: *anchor}, Ablation: abl, Cond: kinds.Cond(*cond),
 			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, PairNoise: *pairNoise, Init: *initFrom},
 		Stage1From: *stage1From, AttrNet: *attrNet, TextGuidance: *textGuidance, D0Steps: *d0Steps,
 		PreviewEvery: int64(*every), CheckpointEvery: ckpt, Group: group,
