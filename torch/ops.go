@@ -245,6 +245,14 @@ func (t *Tensor) MulScalarIn(s float64) {
 	check("mul_", C.ts_inplace_scalar(1, t.ptr("mul_"), C.double(s)))
 }
 
+// SoftmaxIn replaces t by its softmax along dim, without a second buffer
+// of t's size (an attention map at SD1.5's 64² latent is 537 MB). Not
+// for tensors that autograd records: it fails on those.
+func (t *Tensor) SoftmaxIn(dim int64) {
+	defer func() { runtime.KeepAlive(t) }()
+	check("softmax_", C.ts_softmax_(t.ptr("softmax_"), C.int64_t(dim)))
+}
+
 // FillIn sets every element to s.
 func (t *Tensor) FillIn(s float64) {
 	defer func() { runtime.KeepAlive(t) }()

@@ -514,6 +514,9 @@ terr ts_max_dim(tt a, int64_t dim, int keep, tt* v, tt* i) {
 }
 terr ts_argmax(tt a, int64_t dim, int keep, tt* out) { TRY(*out = wrap(at::argmax(T(a), dim, keep != 0))) }
 terr ts_softmax(tt a, int64_t dim, tt* out) { TRY(*out = wrap(at::softmax(T(a), dim))) }
+// In place: libtorch's row kernel reads a row whole (its max) before it
+// writes it, so the output may alias the input.
+terr ts_softmax_(tt a, int64_t dim) { TRY(at::_softmax_out(T(a), T(a), dim, false)) }
 terr ts_log_softmax(tt a, int64_t dim, tt* out) { TRY(*out = wrap(at::log_softmax(T(a), dim))) }
 terr ts_logsumexp(tt a, int64_t dim, int keep, tt* out) { TRY(*out = wrap(at::logsumexp(T(a), dim, keep != 0))) }
 terr ts_cumsum(tt a, int64_t dim, tt* out) { TRY(*out = wrap(at::cumsum(T(a), dim))) }

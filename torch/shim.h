@@ -100,6 +100,7 @@ terr ts_var(tt a, const int64_t* dims, int nd, int unbiased, int keepdim, tt* ou
 terr ts_max_dim(tt a, int64_t dim, int keepdim, tt* vals, tt* idx);
 terr ts_argmax(tt a, int64_t dim, int keepdim, tt* out);
 terr ts_softmax(tt a, int64_t dim, tt* out);
+terr ts_softmax_(tt a, int64_t dim);
 terr ts_log_softmax(tt a, int64_t dim, tt* out);
 terr ts_logsumexp(tt a, int64_t dim, int keepdim, tt* out);
 terr ts_cumsum(tt a, int64_t dim, tt* out);

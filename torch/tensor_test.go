@@ -428,3 +428,23 @@ func TestUnscopedTemporariesSurviveGC(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxInPlace: SoftmaxIn leaves in t what Softmax returns, in fp32
+// and bf16, and refuses a tensor autograd records with an error.
+func TestSoftmaxInPlace(t *testing.T) {
+	Scoped(func() {
+		for _, dt := range []DType{Float32, BFloat16} {
+			x := Randn(NewGenerator(3), []int64{2, 3, 5, 7}, Float32, CPU).MulScalar(4).To(dt)
+			want := x.Softmax(-1)
+			x.SoftmaxIn(-1)
+			if d := x.Sub(want).Abs().MaxAll().Item(); d != 0 {
+				t.Errorf("%v: in place differs from Softmax by %g", dt, d)
+			}
+		}
+		x := Randn(NewGenerator(4), []int64{3, 4}, Float32, CPU)
+		x.SetRequiresGrad(true)
+		if err := Try(func() { x.MulScalar(2).SoftmaxIn(-1) }); err == nil {
+			t.Error("SoftmaxIn on a recorded tensor: no error")
+		}
+	})
+}

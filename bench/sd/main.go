@@ -184,18 +184,18 @@ func run(o options) error {
 		}
 		work[r.Stage] = r.WorkSec
 		if !o.peer {
-			fmt.Printf("%-9s %8.1f %9.1f %8.0f MB  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, r.Note)
+			fmt.Printf("%-9s %8.1f %9.2f %8.0f MB  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, r.Note)
 			continue
 		}
 		if st == "generate" {
-			fmt.Printf("%-9s %8.1f %9.1f %8.0f MB │ %-35s  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, "no reference", r.Note)
+			fmt.Printf("%-9s %8.1f %9.2f %8.0f MB │ %-35s  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, "no reference", r.Note)
 			continue
 		}
 		p, err := runPeer(st, peerArgs, o.pythonPath)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-9s %8.1f %9.1f %8.0f MB │ %8.1f %7.1f %6.0f MB %6.2f×  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB,
+		fmt.Printf("%-9s %8.1f %9.2f %8.0f MB │ %8.1f %7.2f %6.0f MB %6.2f×  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB,
 			p.LoadSec, p.WorkSec, p.RSSMB, p.WorkSec/r.WorkSec, r.Note)
 	}
 	if g, ok := work["generate"]; ok {
