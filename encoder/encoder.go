@@ -111,7 +111,7 @@ func LoadText(lw Files, width int64, allowFresh bool, dev torch.Device) (te Text
 	}
 	if _, serr := os.Stat(lw.Text); serr == nil {
 		// A loaded encoder is only ever frozen (a jointly trained one
-		// starts fresh, below), so a full-size fp16 file stays fp16.
+		// starts fresh, below): no random init, no optimizer state.
 		te.Enc, store, err = text.LoadFrozenEncoder(lw.Text, dev, lw.Precision)
 		if err != nil {
 			return te, nil, err

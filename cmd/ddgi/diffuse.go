@@ -46,7 +46,7 @@ func runDiffuse(args []string) error {
 	scribbleScale := fs.Float64("scribble-scale", 1, "scribble branch residual scale")
 	lw := addEncoderFlags(fs)
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N: where every network of the sampler runs")
-	precision := fs.String("precision", "fp32", precisionHelp)
+	precision := precisionFlag(fs, "")
 	weights := fs.String("weights", "", "model-set folder (e.g. `ddgi convert --from ldm` output): the files --unet, --mask-net, --scribble-net, --vae, --text-weights and --tokenizer leave unset come from its manifest, else its shipped names")
 	applyLimits := imageLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -96,9 +96,9 @@ func runDiffuse(args []string) error {
 	if err := makeParents(*out); err != nil {
 		return err
 	}
-	prec, err := nn.ParsePrecision(*precision)
+	prec, err := precision()
 	if err != nil {
-		return fmt.Errorf("--precision: %w", err)
+		return err
 	}
 	m, err := diffusion.LoadInference(*unet, dev, prec)
 	if err != nil {

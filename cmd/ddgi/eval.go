@@ -11,7 +11,6 @@ import (
 	"ddgi/eval/methods"
 	"ddgi/face"
 	"ddgi/kinds"
-	"ddgi/nn"
 	"ddgi/synthface"
 	"ddgi/torch"
 )
@@ -46,7 +45,7 @@ func runEval(args []string) error {
 	spread := fs.Float64("spread", 0, spreadHelp)
 	variation := fs.Float64("variation", 0, variationHelp)
 	variationFrom := fs.Int("variation-from", 0, variationFromHelp)
-	precision := fs.String("precision", "fp32", precisionHelp+"; for the ddgi and controlnet methods")
+	precision := precisionFlag(fs, "for the ddgi and controlnet methods")
 	art := fs.String("art", "photo", "draw the bench as artworks of this style, captions naming it (style transfer; methods ddgi-2d:art, ddgi-3d:art, controlnet:art): statue, bronze, cartoon or sketch")
 	cache := fs.String("cache", "", "folder where the ControlNet baseline keeps its samples (content-addressed by weights, settings, prompt, condition and seed): a rerun samples only new pairs")
 	if err := parseFlags(fs, args); err != nil {
@@ -65,8 +64,8 @@ func runEval(args []string) error {
 	}
 	mc.Weights, mc.Device, mc.Step, mc.Cache, mc.PromptStrength, mc.Spread = *weights, dev, *step, *cache, *strength, *spread
 	mc.Variation, mc.VariationFrom = *variation, *variationFrom
-	if mc.Precision, err = nn.ParsePrecision(*precision); err != nil {
-		return fmt.Errorf("--precision: %w", err)
+	if mc.Precision, err = precision(); err != nil {
+		return err
 	}
 	mc.Guidance.Text, mc.Guidance.Cond = *textGuidance, *condGuidance
 	reg := evalMethods(mc)

@@ -64,7 +64,7 @@ func runGenerate(args []string) error {
 	spread := fs.Float64("spread", 0, spreadHelp)
 	variation := fs.Float64("variation", 0, variationHelp)
 	variationFrom := fs.Int("variation-from", 0, variationFromHelp)
-	precision := fs.String("precision", "fp32", precisionHelp)
+	precision := precisionFlag(fs, "")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	art := fs.Bool("art", false, "style transfer (paper Sec. 4.4): the artwork-trained U-Net and inversion (weights/diffusion_small64_art, inversion_<gan>_<cond>_art); name the style in --text: \"A marble statue. …\", bronze statue, cartoon drawing, pencil sketch")
 	applyLimits := imageLimitFlags(fs)
@@ -140,9 +140,9 @@ func runGenerate(args []string) error {
 			return err
 		}
 	}
-	prec, err := nn.ParsePrecision(*precision)
+	prec, err := precision()
 	if err != nil {
-		return fmt.Errorf("--precision: %w", err)
+		return err
 	}
 	p, err := face.Load(face.Options{Weights: *weights, GAN: arch, Cond: cond, Device: dev, Step: *step, Art: *art, Generator: *generator, Inversion: *inversionFile, PromptStrength: *strength, Spread: *spread,
 		Variation: *variation, VariationFrom: *variationFrom, Precision: prec})
@@ -524,7 +524,6 @@ func filesHash(files map[string]string) (string, error) {
 const (
 	variationHelp     = "β of the seed's variation in the GAN's fine styles: those layers of the inversion's code move by β(w_seed − w̄), w_seed the GAN's own code for --seed, so colour, light and background change with the seed while the structure and the prompt's attributes stay (docs/inversion.md); 0: none"
 	variationFromHelp = "first style layer --variation moves (0: the GAN's two finest resolutions, layers L−4…L−1)"
-	precisionHelp     = "what the diffusion U-Net, its ControlNets and the text tower compute in: fp32 (the reference's numbers) or bf16 (bfloat16: a full-size U-Net pass 1.5–2× faster on CPUs with AVX-512 BF16 or AMX, such as Zen 4/5 and Sapphire Rapids, at 8 bits of mantissa; slower than fp32 on others; docs/checkpoints.md)"
 )
 
 // spreadHelp describes --spread for generate and eval.

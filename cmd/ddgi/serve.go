@@ -17,7 +17,6 @@ import (
 
 	"ddgi/data"
 	"ddgi/kinds"
-	"ddgi/nn"
 	"ddgi/server"
 	"ddgi/torch"
 )
@@ -32,7 +31,7 @@ func runServe(args []string) error {
 	weights := fs.String("weights", "weights", "model-set folder (default: $DDGI_WEIGHTS, else weights/ beside the binary, else ./weights)")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	step := fs.Int("step", -1, "denoising step t of the tapped U-Net pass (-1: T−1), as ddgi generate --step")
-	precision := fs.String("precision", "fp32", precisionHelp)
+	precision := precisionFlag(fs, "")
 	maxBody := fs.Int64("max-body", server.DefaultMaxBody, "largest request body in bytes")
 	queue := fs.Int("queue", 8, "generations that may wait for the one worker before more get 503")
 	parsers := fs.Int("parsers", 4, "request bodies read at once; more get 503 with Retry-After before their body is read")
@@ -73,9 +72,9 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	prec, err := nn.ParsePrecision(*precision)
+	prec, err := precision()
 	if err != nil {
-		return fmt.Errorf("--precision: %w", err)
+		return err
 	}
 	logger := log.New(os.Stderr, "ddgi serve: ", log.LstdFlags)
 	ln, err := net.Listen("tcp", *addr)

@@ -11,7 +11,6 @@ import (
 	"ddgi/inversion"
 	"ddgi/inversion/invtrain"
 	"ddgi/kinds"
-	"ddgi/nn"
 	"ddgi/torch"
 	"ddgi/train"
 )
@@ -57,7 +56,7 @@ func runTrainInversion(args []string) error {
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's latest/stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
 	initFrom := fs.String("init", "", "start M and T from this trained inversion (same GAN preset, width and condition), e.g. to follow a GAN trained further; w̄ is taken from the current GAN")
 	devName := fs.String("device", "cpu", "cpu, cuda or cuda:N (with ranks, a bare cuda is cuda:LOCAL_RANK: one GPU per rank)")
-	precision := fs.String("precision", "fp32", precisionHelp+"; here the frozen encoder E's taps and I^d_0 samples (M and T train in fp32)")
+	precision := precisionFlag(fs, "here the frozen encoder E's taps and I^d_0 samples (M and T train in fp32)")
 	textGuidance := fs.Float64("text-guidance", face.SampleGuidance.Text, "classifier-free guidance scale on the text of the I^d_0 samples (stage 2 targets); higher draws a prompt's style more strongly")
 	artF := addArtFlags(fs, "share of training pairs drawn as artworks with style-naming captions (style transfer, paper Sec. 4.4: use with --ablation d0-only and a diffusion model trained on artworks)")
 	artModel := fs.Bool("art", false, "use the artwork-trained U-Net (weights/diffusion_small64_art.safetensors) as E, as ddgi generate --art does")
@@ -103,9 +102,9 @@ func runTrainInversion(args []string) error {
 	if err != nil {
 		return err
 	}
-	prec, err := nn.ParsePrecision(*precision)
+	prec, err := precision()
 	if err != nil {
-		return fmt.Errorf("--precision: %w", err)
+		return err
 	}
 	ctx, stop := train.SignalContext(context.Background())
 	defer stop()
