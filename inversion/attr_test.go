@@ -143,16 +143,19 @@ func TestAttrFocusWeighsStatedAttributes(t *testing.T) {
 			t.Errorf("ParseAttrFocus(%q) accepted", bad)
 		}
 	}
+	if _, err := AttrFocusRow(map[string]float64{"Smiling": math.Inf(1)}, 40); err == nil {
+		t.Error("AttrFocusRow accepted an infinite weight")
+	}
 	k := int64(len(synthface.AttributeNames))
 	c := newMeanCritic(k)
 	x := torch.Randn(torch.NewGenerator(2), []int64{1, 3, 8, 8}, torch.Float32, torch.CPU)
 	prompt := "A smiling young woman with blond hair."
 	y, m := StatedAttributes([]string{prompt}, k, torch.CPU)
-	fm, err := FocusStated(m, focus)
+	row, err := AttrFocusRow(focus, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := PromptAttributeLoss(c, x, y, fm).Item()
+	got := PromptAttributeLoss(c, x, y, FocusStated(m, row)).Item()
 	logits := c.Logits(x).Float32s()
 	var sum, n float64
 	ms := synthface.CaptionAttributes(prompt)

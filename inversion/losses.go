@@ -135,30 +135,30 @@ func ParseAttrFocus(s string) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, part := range strings.Split(s, ",") {
 		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-		i := synthface.AttributeIndex(strings.TrimSpace(name))
+		name = strings.TrimSpace(name)
 		w, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		switch {
-		case !ok || err != nil:
+		if !ok || err != nil {
 			return nil, fmt.Errorf("attribute focus %q: want NAME=WEIGHT", part)
-		case i < 0:
-			return nil, fmt.Errorf("attribute focus: unknown attribute %q (one of CelebA's 40, e.g. Smiling, Young, Eyeglasses)", name)
-		case !(w > 0) || math.IsInf(w, 0):
-			return nil, fmt.Errorf("attribute focus %q: want a finite weight > 0", part)
 		}
-		out[synthface.AttributeNames[i]] = w
+		if i := synthface.AttributeIndex(name); i >= 0 {
+			name = synthface.AttributeNames[i]
+		}
+		out[name] = w
+	}
+	if _, err := AttrFocusRow(out, int64(len(synthface.AttributeNames))); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// FocusStated weighs each stated attribute of stated [B,k] by focus (names
-// of synthface.AttributeNames, case-insensitive; the rest count 1), so
-// PromptAttributeLoss, which averages over what an image states, gives the
-// named attributes that share of each image's term.
-func FocusStated(stated *torch.Tensor, focus map[string]float64) (*torch.Tensor, error) {
+// AttrFocusRow is focus as one weight per attribute of k (names of
+// synthface.AttributeNames, case-insensitive; the rest weigh 1), nil for
+// no focus; it refuses unknown names and weights that are not finite and
+// positive.
+func AttrFocusRow(focus map[string]float64, k int64) ([]float32, error) {
 	if len(focus) == 0 {
-		return stated, nil
+		return nil, nil
 	}
-	k := stated.Size(1)
 	row := make([]float32, k)
 	for i := range row {
 		row[i] = 1
@@ -166,14 +166,25 @@ func FocusStated(stated *torch.Tensor, focus map[string]float64) (*torch.Tensor,
 	for name, w := range focus {
 		i := synthface.AttributeIndex(name)
 		if i < 0 || int64(i) >= k {
-			return nil, fmt.Errorf("attribute focus: unknown attribute %q", name)
+			return nil, fmt.Errorf("attribute focus: unknown attribute %q (one of CelebA's 40, e.g. Smiling, Young, Eyeglasses)", name)
 		}
 		if !(w > 0) || math.IsInf(w, 0) {
 			return nil, fmt.Errorf("attribute focus %s=%g: want a finite weight > 0", name, w)
 		}
 		row[i] = float32(w)
 	}
-	return stated.Mul(torch.FromFloat32(row, 1, k).ToDevice(stated.Device())), nil
+	return row, nil
+}
+
+// FocusStated weighs each stated attribute of stated [B,k] by row
+// (AttrFocusRow; nil: unchanged), so PromptAttributeLoss, which averages
+// over what an image states, gives the focused attributes that share of
+// each image's term.
+func FocusStated(stated *torch.Tensor, row []float32) *torch.Tensor {
+	if row == nil {
+		return stated
+	}
+	return stated.Mul(torch.FromFloat32(row, 1, int64(len(row))).ToDevice(stated.Device()))
 }
 
 // CriticSize is the side the attribute critic sees: the aux nets are

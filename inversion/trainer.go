@@ -149,6 +149,7 @@ type Trainer struct {
 	frozen       int         // the stage the store is frozen for; 0: not yet
 	done         int64       // steps done, for Preview's stage
 	shard        train.Shard // this rank's rows of every batch (one process: all)
+	attrFocus    []float32   // Cfg.Weights.AttrFocus per attribute (AttrFocusRow)
 	// stage1 is the full method's model at the end of stage 1, kept in
 	// every later checkpoint (Stage1File).
 	stage1 *safetensors.File
@@ -320,11 +321,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	}
 	if lam := tr.Cfg.Weights.Attr; lam != 0 && tr.A != nil {
 		y, stated := StatedAttributes(b.Captions, int64(len(synthface.AttributeNames)), tr.Dev)
-		stated, err := FocusStated(stated, tr.Cfg.Weights.AttrFocus)
-		if err != nil {
-			panic(&torch.Error{Op: "prompt-attribute term", Msg: err.Error()})
-		}
-		terms.Attr = PromptAttributeLoss(tr.A, out, y, stated)
+		terms.Attr = PromptAttributeLoss(tr.A, out, y, FocusStated(stated, tr.attrFocus))
 		terms.Total = terms.Total.Add(terms.Attr.MulScalar(lam))
 	}
 	vals = terms.Values()
@@ -346,6 +343,11 @@ func (tr *Trainer) Train(ctx context.Context, run *train.Run, loop train.Loop) e
 	if tr.Cfg.Weights.Attr != 0 && tr.A == nil {
 		return fmt.Errorf("attribute weight %g needs an attribute critic", tr.Cfg.Weights.Attr)
 	}
+	focus, err := AttrFocusRow(tr.Cfg.Weights.AttrFocus, int64(len(synthface.AttributeNames)))
+	if err != nil {
+		return err
+	}
+	tr.attrFocus = focus
 	tr.run, tr.previewEvery = run, loop.PreviewEvery
 	cks, err := run.Checkpoints()
 	if err != nil {

@@ -83,18 +83,17 @@ var captionRules = []captionRule{
 // AttributeIndex is name's place in AttributeNames, matched without
 // regard to case ("smiling" finds "Smiling"), or −1.
 func AttributeIndex(name string) int {
-	for i, n := range AttributeNames {
-		if strings.EqualFold(n, name) {
-			return i
-		}
+	if i, ok := attrIndex[strings.ToLower(name)]; ok {
+		return i
 	}
 	return -1
 }
 
+// attrIndex maps each lower-cased attribute name to its place.
 var attrIndex = func() map[string]int {
 	m := map[string]int{}
 	for i, n := range AttributeNames {
-		m[n] = i
+		m[strings.ToLower(n)] = i
 	}
 	return m
 }()
@@ -110,7 +109,7 @@ func CaptionAttributes(caption string) []Mention {
 			continue
 		}
 		for name, v := range r.attrs {
-			got[attrIndex[name]] = v
+			got[AttributeIndex(name)] = v
 		}
 	}
 	out := make([]Mention, 0, len(got))
