@@ -53,9 +53,24 @@ func (a *MultiHeadAttention) Forward(x, context, mask *torch.Tensor, wantProbs b
 	// sample, and scaling it was a fresh map and a pass over it per layer
 	// (5.7 of the 45 CPU-seconds of a full-size generate). Equal up to
 	// rounding (LDM scales the scores).
-	q := split(a.Q.Forward(x), n).MulScalar(1 / math.Sqrt(float64(hd)))
-	k := split(a.K.Forward(context), m)
-	v := split(a.V.Forward(context), m)
+	scale := 1 / math.Sqrt(float64(hd))
+	q, k, v := a.Q.Forward(x), a.K.Forward(context), a.V.Forward(context)
+	if mask == nil && torch.FusedAttention(q, k, v) {
+		// Inference: the map is made a tile at a time (whole only when the
+		// caller keeps it), the same result either way.
+		q.MulScalarIn(scale)
+		o, p := torch.Attention(q, k, v, a.Heads, wantProbs)
+		q.Free()
+		k.Free()
+		v.Free()
+		return a.Out.Forward(o), p
+	}
+	return a.attend(split(q, n).MulScalar(scale), split(k, m), split(v, m), mask, b, n, wantProbs)
+}
+
+// attend is Forward's product on split heads q [B,H,N,hd], k, v [B,H,M,hd],
+// with the map made whole.
+func (a *MultiHeadAttention) attend(q, k, v, mask *torch.Tensor, b, n int64, wantProbs bool) (out, probs *torch.Tensor) {
 	// The maps are freed as soon as the next exists (autograd keeps what
 	// it saved); a scope would hold each until it closes.
 	scores := q.Matmul(k.Transpose(2, 3))

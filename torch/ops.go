@@ -661,6 +661,44 @@ func Linear(x, w, b *Tensor) *Tensor {
 	return wrap(h)
 }
 
+// Attention is softmax(q·kᵀ)·v for each of heads heads, with q [B,N,H·d]
+// already scaled by 1/√d and k, v [B,M,H·d]; it returns [B,N,H·d] and,
+// with wantProbs, the probabilities [B,H,N,M] (the same result either
+// way). Without them the map is never made whole: tiles of rows are
+// scored, softmaxed and multiplied while they sit in cache, side by side
+// on the intra-op threads. For inference only: fp32 CPU tensors that
+// autograd does not record (FusedAttention says whether a call would
+// take it).
+func Attention(q, k, v *Tensor, heads int64, wantProbs bool) (out, probs *Tensor) {
+	defer func() { runtime.KeepAlive(q); runtime.KeepAlive(k); runtime.KeepAlive(v) }()
+	var h, hp C.tt
+	pp := (*C.tt)(nil)
+	if wantProbs {
+		pp = &hp
+	}
+	check("attention", C.ts_attention(q.ptr("attention"), k.ptr("attention"), v.ptr("attention"), C.int64_t(heads), &h, pp))
+	out = wrap(h)
+	if wantProbs {
+		probs = wrap(hp)
+	}
+	return out, probs
+}
+
+// FusedAttention reports whether Attention serves these operands: fp32 on
+// the CPU, nothing recorded by autograd, an sgemm found (oneDNN's or
+// OpenBLAS's) and DDGI_GEMM not set to "blas".
+func FusedAttention(q, k, v *Tensor) bool {
+	if !attentionReady() {
+		return false
+	}
+	for _, t := range []*Tensor{q, k, v} {
+		if t.DType() != Float32 || t.Device() != CPU || t.RequiresGrad() {
+			return false
+		}
+	}
+	return true
+}
+
 // Einsum contracts tensors by an Einstein-summation equation.
 func Einsum(eq string, ts ...*Tensor) *Tensor {
 	defer func() { runtime.KeepAlive(ts) }()

@@ -15,6 +15,8 @@
 #include <c10/core/CPUAllocator.h>
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
 #include <malloc.h>
 #include <sys/mman.h>
 #include <omp.h>
@@ -572,9 +574,185 @@ terr ts_embedding(tt w, tt idx, tt* out) { TRY(*out = wrap(at::embedding(T(w), T
 terr ts_searchsorted(tt s, tt v, int right, tt* out) { TRY(*out = wrap(at::searchsorted(T(s), T(v), false, right != 0))) }
 terr ts_tril(tt a, int64_t d, tt* out) { TRY(*out = wrap(at::tril(T(a), d))) }
 
+namespace {
+// Row-major single-precision GEMM, C = A·op(B) + beta·C, from the libraries
+// libtorch itself links, found at run time: oneDNN's dnnl_sgemm (JIT
+// kernels for the CPU it runs on: AVX-512 on machines where OpenBLAS is
+// held to AVX2 by OPENBLAS_CORETYPE, 1.6–2× faster on SD1.5's linear
+// shapes) or else OpenBLAS's cblas_sgemm. DDGI_GEMM=blas keeps libtorch's
+// own path everywhere (at::linear, at::matmul).
+typedef int (*dnnl_sgemm_fn)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+struct Gemm {
+  dnnl_sgemm_fn dnnl = nullptr;
+  cblas_sgemm_fn cblas = nullptr;
+  bool off = false;
+};
+const Gemm& gemm_impl() {
+  static const Gemm g = [] {
+    Gemm g;
+    const char* e = getenv("DDGI_GEMM");
+    g.off = e && std::string(e) == "blas";
+    if (!g.off) {
+      g.dnnl = (dnnl_sgemm_fn)dlsym(RTLD_DEFAULT, "dnnl_sgemm");
+      g.cblas = (cblas_sgemm_fn)dlsym(RTLD_DEFAULT, "cblas_sgemm");
+    }
+    return g;
+  }();
+  return g;
+}
+const char* gemm_library() {
+  const Gemm& g = gemm_impl();
+  if (g.off) return "libtorch (DDGI_GEMM=blas)";
+  if (g.dnnl) return "oneDNN sgemm";
+  if (g.cblas) return "libtorch; attention tiles on cblas_sgemm";
+  return "libtorch";
+}
+// sgemm is C[m,n] = A[m,k]·B (B [k,n], or [n,k] read transposed) + beta·C,
+// each matrix row-major with its own row stride. Inside a parallel region
+// both libraries run it on the calling thread alone.
+// Asynchronous signals wait while oneDNN's sgemm runs: one arriving on a
+// thread of its OpenMP team (Go's SIGPROF, a child's SIGCHLD) corrupted
+// glibc's heap (Debian's oneDNN 2.6.3 at 2 threads; reproduced from Python
+// through ctypes with an interval timer; not at 1 thread, nor with the
+// signals held as here).
+thread_local sigset_t tl_saved_mask;
+void hold_signals(bool hold) {
+  if (hold) {
+    sigset_t all;
+    sigfillset(&all);
+    for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT}) sigdelset(&all, s);
+    pthread_sigmask(SIG_BLOCK, &all, &tl_saved_mask);
+  } else {
+    pthread_sigmask(SIG_SETMASK, &tl_saved_mask, nullptr);
+  }
+}
+void sgemm(bool transb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+           float beta, float* c, int64_t ldc) {
+  const Gemm& g = gemm_impl();
+  if (g.dnnl) {
+    // The team's threads hold them too: a signal on the caller alone was
+    // harmless, on the others not.
+    bool team = !omp_in_parallel() && omp_get_max_threads() > 1;
+    if (team) {
+#pragma omp parallel
+      hold_signals(true);
+    } else {
+      hold_signals(true);
+    }
+    int st = g.dnnl('N', transb ? 'T' : 'N', m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
+    if (team) {
+#pragma omp parallel
+      hold_signals(false);
+    } else {
+      hold_signals(false);
+    }
+    if (st != 0) throw std::runtime_error("dnnl_sgemm failed");
+    return;
+  }
+  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX)
+    throw std::invalid_argument("sgemm: a dimension over 2^31");
+  g.cblas(101 /* row-major */, 111 /* A as is */, transb ? 112 : 111, (int)m, (int)n, (int)k, 1.f, a, (int)lda, b, (int)ldb, beta, c,
+          (int)ldc);
+}
+// Whether an op on these tensors may bypass autograd and libtorch's
+// kernels: fp32, CPU, contiguous, and nothing recorded.
+bool plain_fp32(std::initializer_list<const at::Tensor*> ts) {
+  bool grad = at::GradMode::is_enabled();
+  for (auto t : ts) {
+    if (!t->defined()) continue;
+    if (t->scalar_type() != at::kFloat || !t->device().is_cpu() || !t->is_contiguous() || (grad && t->requires_grad()) ||
+        t->is_mkldnn() || t->is_sparse())
+      return false;
+  }
+  return true;
+}
+// fast_linear sets y = x·wᵀ + b through oneDNN's sgemm when that is present
+// and the operands are plain fp32 without autograd (inference); false
+// leaves the op to at::linear.
+bool fast_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, at::Tensor& y) {
+  const Gemm& g = gemm_impl();
+  if (!g.dnnl || !plain_fp32({&x, &w, &b}) || x.dim() < 1 || w.dim() != 2 || x.size(-1) != w.size(1) || x.numel() == 0 ||
+      (b.defined() && (b.dim() != 1 || b.size(0) != w.size(0))))
+    return false;
+  int64_t k = w.size(1), n = w.size(0), m = x.numel() / k;
+  auto shape = x.sizes().vec();
+  shape.back() = n;
+  y = at::empty(shape, x.options());
+  float beta = 0.f;
+  if (b.defined()) {
+    y.view({m, n}).copy_(b.unsqueeze(0).expand({m, n}));
+    beta = 1.f;
+  }
+  sgemm(true, m, n, k, x.data_ptr<float>(), k, w.data_ptr<float>(), k, beta, y.data_ptr<float>(), n);
+  return true;
+}
+// fused_attention is softmax(q·kᵀ)·v for every head of q [B,N,H·d] (the
+// 1/√d scale already applied), k and v [B,M,H·d], returned as [B,N,H·d]:
+// the heads are read in place (row stride H·d) and the map is made a tile
+// of rows at a time, each tile softmaxed and multiplied while it is in
+// cache, so the [B,H,N,M] map is never made whole (537 MB a sample for a
+// 64² SD1.5 layer); the tiles run side by side on the intra-op threads.
+// With probs set, the tiles are the rows of *probs [B,H,N,M] instead, and
+// the result is the same bit for bit.
+at::Tensor fused_attention(const at::Tensor& q0, const at::Tensor& k0, const at::Tensor& v0, int64_t heads, at::Tensor* probs) {
+  TORCH_CHECK(q0.dim() == 3 && k0.dim() == 3 && v0.dim() == 3, "attention: q, k, v must be [B,L,H·d]");
+  TORCH_CHECK(heads > 0 && q0.size(2) % heads == 0, "attention: width ", q0.size(2), " not divisible by ", heads, " heads");
+  TORCH_CHECK(k0.sizes() == v0.sizes() && k0.size(0) == q0.size(0) && k0.size(2) == q0.size(2),
+              "attention: q ", q0.sizes(), ", k ", k0.sizes(), ", v ", v0.sizes(), " do not fit");
+  auto q = q0.contiguous(), k = k0.contiguous(), v = v0.contiguous();
+  TORCH_CHECK(plain_fp32({&q, &k, &v}), "attention: fp32 CPU tensors without autograd only");
+  const Gemm& g = gemm_impl();
+  TORCH_CHECK(g.dnnl || g.cblas, "attention: no sgemm library found");
+  int64_t B = q.size(0), N = q.size(1), M = k.size(1), W = q.size(2), d = W / heads;
+  TORCH_CHECK(M > 0 || N == 0, "attention: no keys");
+  auto out = at::empty({B, N, W}, q.options());
+  float* pp = nullptr;
+  if (probs) {
+    *probs = at::empty({B, heads, N, M}, q.options());
+    pp = probs->data_ptr<float>();
+  }
+  if (B == 0 || N == 0) return out;
+  // A tile of rows×M scores of about 512 KB stays in a core's L2.
+  int64_t rows = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 17) / M));
+  int64_t tiles = (N + rows - 1) / rows, items = B * heads * tiles;
+  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, items, 1, [&](int64_t lo, int64_t hi) {
+    at::Tensor s;
+    if (!pp) s = at::empty({rows, M}, q.options());
+    for (int64_t it = lo; it < hi; ++it) {
+      int64_t bh = it / tiles, r0 = (it % tiles) * rows, b = bh / heads, h = bh % heads;
+      int64_t nr = std::min(rows, N - r0);
+      float* sp = pp ? pp + (bh * N + r0) * M : s.data_ptr<float>();
+      at::Tensor st = at::from_blob(sp, {nr, M}, q.options());
+      sgemm(true, nr, M, d, qp + (b * N + r0) * W + h * d, W, kp + b * M * W + h * d, W, 0.f, sp, M);
+      at::_softmax_out(st, st, 1, false);
+      sgemm(false, nr, d, M, sp, M, vp + b * M * W + h * d, W, 0.f, op + (b * N + r0) * W + h * d, W);
+    }
+  });
+  return out;
+}
+}  // namespace
+
 terr ts_matmul(tt a, tt b, tt* out) { TRY(*out = wrap(at::matmul(T(a), T(b)))) }
 terr ts_bmm(tt a, tt b, tt* out) { TRY(*out = wrap(at::bmm(T(a), T(b)))) }
-terr ts_linear(tt x, tt w, tt b, tt* out) { TRY(*out = wrap(at::linear(T(x), T(w), opt(b)))) }
+terr ts_linear(tt x, tt w, tt b, tt* out) {
+  TRY({
+    at::Tensor y;
+    *out = wrap(fast_linear(T(x), T(w), b ? T(b) : at::Tensor(), y) ? y : at::linear(T(x), T(w), opt(b)));
+  })
+}
+terr ts_attention(tt q, tt k, tt v, int64_t heads, tt* out, tt* probs) {
+  TRY({
+    at::Tensor p;
+    at::Tensor o = fused_attention(T(q), T(k), T(v), heads, probs ? &p : nullptr);
+    *out = wrap(o);
+    if (probs) *probs = wrap(p);
+  })
+}
+const char* ts_gemm_library(void) { return gemm_library(); }
+int ts_attention_ready(void) { return gemm_impl().dnnl || gemm_impl().cblas; }
 terr ts_einsum(const char* eq, tt* ts, int n, tt* out) { TRY(*out = wrap(at::einsum(eq, tensors(ts, n)))) }
 
 // Shape-only kernels for the meta device where libtorch 1.13 routes
