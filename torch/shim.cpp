@@ -185,24 +185,79 @@ std::mutex g_huge_mu;
 std::unordered_map<void*, size_t> g_huge_len;  // live mapped block → its length
 at::Allocator* g_fallback = nullptr;
 
+// Freed mapped blocks are kept for reuse up to g_cache_max bytes: the
+// tensors of a pass recur with the same sizes, and every fresh mapping is
+// faulted in and zeroed by the kernel (clear_page was a quarter of the CPU
+// samples of a full-size generate). The longest-kept go back first.
+std::atomic<int64_t> g_cache_max{0};
+struct Cached {
+  void* p;
+  size_t len;
+  uint64_t seq;
+};
+std::vector<Cached> g_cache;  // under g_huge_mu
+size_t g_cached = 0;          // bytes in g_cache
+uint64_t g_seq = 0;
+
+// evict_to unmaps the longest-kept blocks until at most max bytes stay
+// (g_huge_mu held); it returns them for unmapping outside the lock.
+std::vector<Cached> evict_to(size_t max) {
+  std::vector<Cached> out;
+  while (g_cached > max && !g_cache.empty()) {
+    size_t oldest = 0;
+    for (size_t i = 1; i < g_cache.size(); ++i)
+      if (g_cache[i].seq < g_cache[oldest].seq) oldest = i;
+    out.push_back(g_cache[oldest]);
+    g_cached -= g_cache[oldest].len;
+    g_cache[oldest] = g_cache.back();
+    g_cache.pop_back();
+  }
+  return out;
+}
+
 // huge_delete frees a buffer of either kind; the context is the data
 // pointer, as libtorch's raw_allocate requires.
 void huge_delete(void* p) {
   if (!p) return;
   size_t len = 0;
+  std::vector<Cached> drop;
   {
     std::lock_guard<std::mutex> lk(g_huge_mu);
     auto it = g_huge_len.find(p);
     if (it != g_huge_len.end()) {
       len = it->second;
       g_huge_len.erase(it);
+      size_t max = (size_t)g_cache_max.load(std::memory_order_relaxed);
+      if (len <= max) {
+        g_cache.push_back({p, len, ++g_seq});
+        g_cached += len;
+        drop = evict_to(max);
+        p = nullptr;
+      }
     }
   }
+  for (auto& c : drop) munmap(c.p, c.len);
   if (len) {
-    munmap(p, len);
+    if (p) munmap(p, len);
     return;
   }
   g_fallback->raw_deleter()(p);
+}
+
+// reuse takes a kept block of len bytes up to twice that (its whole length
+// stays with it), or returns nullptr.
+void* reuse(size_t len) {
+  std::lock_guard<std::mutex> lk(g_huge_mu);
+  size_t best = SIZE_MAX;
+  for (size_t i = 0; i < g_cache.size(); ++i)
+    if (g_cache[i].len >= len && g_cache[i].len <= 2 * len && (best == SIZE_MAX || g_cache[i].len < g_cache[best].len)) best = i;
+  if (best == SIZE_MAX) return nullptr;
+  Cached c = g_cache[best];
+  g_cached -= c.len;
+  g_cache[best] = g_cache.back();
+  g_cache.pop_back();
+  g_huge_len[c.p] = c.len;
+  return c.p;
 }
 
 // map_huge maps len bytes (a multiple of 4 KiB) at a 2 MiB boundary: the
@@ -223,7 +278,9 @@ void* map_huge(size_t len) {
 struct HugePageAllocator final : at::Allocator {
   at::DataPtr allocate(size_t n) const override {
     if (n == 0 || n < (size_t)g_huge_min.load(std::memory_order_relaxed)) return g_fallback->allocate(n);
-    void* p = map_huge((n + kPage - 1) / kPage * kPage);
+    size_t len = (n + kPage - 1) / kPage * kPage;
+    void* p = reuse(len);
+    if (!p) p = map_huge(len);
     if (!p) return g_fallback->allocate(n);
     return {p, p, &huge_delete, at::Device(at::DeviceType::CPU)};
   }
@@ -242,6 +299,20 @@ int ts_huge_pages(int64_t min_bytes) {
   }();
   g_huge_min.store(min_bytes > 0 ? min_bytes : INT64_MAX);
   return c10::GetCPUAllocator() == a ? 1 : 0;
+}
+
+int64_t ts_huge_cached(void) {
+  std::lock_guard<std::mutex> lk(g_huge_mu);
+  return (int64_t)g_cached;
+}
+void ts_huge_cache(int64_t max_bytes) {
+  g_cache_max.store(max_bytes > 0 ? max_bytes : 0);
+  std::vector<Cached> drop;
+  {
+    std::lock_guard<std::mutex> lk(g_huge_mu);
+    drop = evict_to(max_bytes > 0 ? (size_t)max_bytes : 0);
+  }
+  for (auto& c : drop) munmap(c.p, c.len);
 }
 
 void ts_manual_seed(uint64_t seed) { at::manual_seed(seed); }

@@ -28,6 +28,8 @@ void ts_apply_threads(void);
 int ts_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold);
 const char* ts_blas_core(void);
 int ts_huge_pages(int64_t min_bytes);
+void ts_huge_cache(int64_t max_bytes);
+int64_t ts_huge_cached(void);
 void ts_manual_seed(uint64_t seed);
 void ts_set_grad_enabled(int on);
 int ts_is_grad_enabled(void);

@@ -336,6 +336,53 @@ func TestHugePages(t *testing.T) {
 	})
 }
 
+// TestHugeCache: a freed huge-page buffer is kept for the next tensor of
+// its size, the cache keeps no more than its bound (the longest-kept
+// buffer goes first), a kept buffer serves up to twice its size and no
+// more, and reused memory computes like fresh.
+func TestHugeCache(t *testing.T) {
+	defer HugeCache(DefaultHugeCache)
+	defer HugePages(MallocMmapThreshold)
+	if !HugePages(1 << 20) {
+		t.Fatal("the huge-page allocator is not libtorch's CPU allocator")
+	}
+	runtime.GC() // earlier tests' tensors freed now, not inside the counts
+	const mb = 1 << 20
+	alloc := func(floats int64) *Tensor { return Ones([]int64{floats}, Float32, CPU) }
+	HugeCache(0)
+	HugeCache(20 * mb)
+	x := alloc(2 * mb) // 8 MiB
+	x.Free()
+	if c := HugeCached(); c != 8*mb {
+		t.Fatalf("after freeing 8 MiB: %d bytes kept", c)
+	}
+	y := alloc(2 * mb)
+	if c := HugeCached(); c != 0 {
+		t.Errorf("an 8 MiB tensor did not take the kept 8 MiB buffer: %d kept", c)
+	}
+	if s := y.SumAll().Item(); s != 2*mb {
+		t.Errorf("sum of ones in a reused buffer: %g", s)
+	}
+	y.Free()
+	z := alloc(5 * mb) // 20 MiB: over twice the kept 8 MiB, a new mapping
+	if c := HugeCached(); c != 8*mb {
+		t.Errorf("a 20 MiB tensor changed the kept bytes to %d", c)
+	}
+	z.Free() // 28 MiB would exceed 20: the older 8 MiB goes
+	if c := HugeCached(); c != 20*mb {
+		t.Errorf("over the bound: %d bytes kept, want the newest 20 MiB", c)
+	}
+	w := alloc(3 * mb) // 12 MiB fits in the kept 20 MiB (at most twice)
+	if c := HugeCached(); c != 0 {
+		t.Errorf("a 12 MiB tensor did not take the kept 20 MiB buffer: %d kept", c)
+	}
+	w.Free()
+	HugeCache(0)
+	if c := HugeCached(); c != 0 {
+		t.Errorf("HugeCache(0) kept %d bytes", c)
+	}
+}
+
 // TestConcurrentlyMatchesSequential: work run side by side gives the same
 // tensors as run in turn, inherits the caller's grad mode, records
 // autograd graphs that backpropagate, and re-raises a piece's panic.
