@@ -43,6 +43,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,8 @@ type result struct {
 	Stage   string  `json:"stage"`
 	LoadSec float64 `json:"load_s"`
 	WorkSec float64 `json:"work_s"`
+	// WarmSec is the median of the repeats after the first (-reps > 1).
+	WarmSec float64 `json:"warm_s,omitempty"`
 	Note    string  `json:"note,omitempty"`
 	// RSSMB is the stage process's peak RSS in MB (peakRSSMB).
 	RSSMB float64 `json:"peak_rss_mb"`
@@ -77,7 +80,7 @@ const peerMissing = 3
 type options struct {
 	set, ganPreset, tok, stages, stage, devName, pythonPath, precision string
 	latent                                                             int64
-	steps, threads                                                     int
+	steps, threads, reps                                               int
 	fp32, peer                                                         bool
 }
 
@@ -90,6 +93,7 @@ func main() {
 	flag.StringVar(&o.stages, "stages", "text,unet,vae,generate,sample", "stages to run, in order")
 	flag.IntVar(&o.steps, "steps", 20, "sampler steps of the sample stage")
 	flag.IntVar(&o.threads, "threads", 2, "torch threads of each stage (the peer's too)")
+	flag.IntVar(&o.reps, "reps", 1, "times each stage's work runs in its process (both engines): work s is the first, a second row the median of the rest")
 	flag.BoolVar(&o.fp32, "fp32", false, "load the networks with fp32 weights in memory (as before fp16 storage) to compare")
 	flag.StringVar(&o.precision, "precision", "fp32", "what the text tower, U-Net and ControlNet compute in (text, unet, generate, sample): fp32 or bf16")
 	flag.StringVar(&o.devName, "device", "cpu", "cpu, cuda or cuda:N: where every stage runs")
@@ -120,12 +124,15 @@ func run(o options) error {
 	}
 	if o.stage != "" {
 		torch.SetThreads(o.threads)
-		r, err := runStage(o.set, o.stage, dev, o.steps, prec)
+		r, err := runStage(o.set, o.stage, dev, o.steps, o.reps, prec)
 		if err != nil {
 			return err
 		}
 		r.RSSMB = peakRSSMB()
 		return json.NewEncoder(os.Stdout).Encode(r)
+	}
+	if o.reps < 1 {
+		return fmt.Errorf("-reps %d: at least 1", o.reps)
 	}
 	if o.peer && o.devName != "cpu" {
 		return fmt.Errorf("-peer runs PyTorch on the CPU: use it with -device cpu")
@@ -159,7 +166,7 @@ func run(o options) error {
 			return err
 		}
 		peerArgs = []string{"--latent", fmt.Sprint(m.Config.LatentSize), "--steps", fmt.Sprint(o.steps),
-			"--threads", fmt.Sprint(o.threads), "--tokenizer", files["tokenizer"], "--precision", string(prec)}
+			"--threads", fmt.Sprint(o.threads), "--reps", fmt.Sprint(o.reps), "--tokenizer", files["tokenizer"], "--precision", string(prec)}
 		if _, err := runPeer("check", nil, o.pythonPath); err != nil { // a missing module, before any stage runs
 			return err
 		}
@@ -170,7 +177,7 @@ func run(o options) error {
 	}
 	work := map[string]float64{}
 	for _, st := range strings.Split(o.stages, ",") {
-		args := []string{"-set", o.set, "-stage", st, "-steps", fmt.Sprint(o.steps), "-threads", fmt.Sprint(o.threads), "-device", o.devName, "-precision", string(prec)}
+		args := []string{"-set", o.set, "-stage", st, "-steps", fmt.Sprint(o.steps), "-threads", fmt.Sprint(o.threads), "-reps", fmt.Sprint(o.reps), "-device", o.devName, "-precision", string(prec)}
 		if o.fp32 {
 			args = append(args, "-fp32")
 		}
@@ -185,12 +192,19 @@ func run(o options) error {
 			return fmt.Errorf("stage %s: %w (%q)", st, err, out)
 		}
 		work[r.Stage] = r.WorkSec
+		warm := fmt.Sprintf("  warm (median of %d more)", o.reps-1)
 		if !o.peer {
 			fmt.Printf("%-9s %8.1f %9.2f %8.0f MB  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, r.Note)
+			if o.reps > 1 {
+				fmt.Printf("%-9s %8s %9.2f %11s %s\n", "", "", r.WarmSec, "", warm)
+			}
 			continue
 		}
 		if st == "generate" {
 			fmt.Printf("%-9s %8.1f %9.2f %8.0f MB │ %-35s  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB, "no reference", r.Note)
+			if o.reps > 1 {
+				fmt.Printf("%-9s %8s %9.2f %11s │ %-35s %s\n", "", "", r.WarmSec, "", "", warm)
+			}
 			continue
 		}
 		p, err := runPeer(st, peerArgs, o.pythonPath)
@@ -199,6 +213,9 @@ func run(o options) error {
 		}
 		fmt.Printf("%-9s %8.1f %9.2f %8.0f MB │ %8.1f %7.2f %6.0f MB %6.2f×  %s\n", r.Stage, r.LoadSec, r.WorkSec, r.RSSMB,
 			p.LoadSec, p.WorkSec, p.RSSMB, p.WorkSec/r.WorkSec, r.Note)
+		if o.reps > 1 {
+			fmt.Printf("%-9s %8s %9.2f %11s │ %8s %7.2f %9s %6.2f× %s\n", "", "", r.WarmSec, "", "", p.WarmSec, "", p.WarmSec/r.WarmSec, warm)
+		}
 	}
 	if g, ok := work["generate"]; ok {
 		if s, ok := work["sample"]; ok {
@@ -261,7 +278,7 @@ func lastLine(s string) string {
 }
 
 // runStage loads what stage needs from the set and times its work.
-func runStage(set, stage string, dev torch.Device, steps int, prec nn.Precision) (result, error) {
+func runStage(set, stage string, dev torch.Device, steps, reps int, prec nn.Precision) (result, error) {
 	r := result{Stage: stage}
 	// Step −1: the tapped pass at T−1 on pure noise, as `ddgi generate` runs by
 	// default (face.Options.Step 0 would first run the guided sampler to t = 0).
@@ -363,7 +380,32 @@ func runStage(set, stage string, dev torch.Device, steps int, prec nn.Precision)
 		return r, err
 	}
 	r.WorkSec = time.Since(t1).Seconds()
+	note := r.Note
+	var warm []float64
+	for range reps - 1 {
+		t := time.Now()
+		if err := work(); err != nil {
+			return r, err
+		}
+		warm = append(warm, time.Since(t).Seconds())
+	}
+	r.Note = note // the first run's
+	r.WarmSec = median(warm)
 	return r, nil
+}
+
+// median is the middle of xs (the mean of the two middle ones), 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
 }
 
 // unetPass is one U-Net + ControlNet pass at the config's latent size.

@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -102,6 +103,7 @@ def main():
     ap.add_argument("--latent", type=int, default=64, help="latent side (sample_size); the hint is 8× it")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=1, help="times the work runs: work_s is the first, warm_s the median of the rest")
     ap.add_argument("--tokenizer", default="", help="CLIP tokenizer folder (vocab.json, merges.txt)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="what the U-Net and ControlNet compute in")
     a = ap.parse_args()
@@ -196,11 +198,16 @@ def main():
         m.eval().requires_grad_(False)
     load = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
+    times = []
     with torch.no_grad():
-        work()
-    sec = time.perf_counter() - t1
-    print(json.dumps({"stage": a.stage, "load_s": load, "work_s": sec, "peak_rss_mb": peak_rss_mb()}))
+        for _ in range(a.reps):
+            t1 = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - t1)
+    out = {"stage": a.stage, "load_s": load, "work_s": times[0], "peak_rss_mb": peak_rss_mb()}
+    if len(times) > 1:
+        out["warm_s"] = statistics.median(times[1:])
+    print(json.dumps(out))
 
 
 def peak_rss_mb():
