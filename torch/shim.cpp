@@ -824,6 +824,15 @@ terr ts_attention(tt q, tt k, tt v, int64_t heads, tt* out, tt* probs) {
 }
 const char* ts_gemm_library(void) { return gemm_library(); }
 int ts_attention_ready(void) { return gemm_impl().dnnl || gemm_impl().cblas; }
+void ts_warm_gemm(void) {
+  try {
+    prelude();
+    if (!gemm_impl().dnnl) return;
+    std::vector<float> a(64 * 256, 1.f), c(64 * 256);
+    sgemm(true, 64, 256, 256, a.data(), 256, a.data(), 256, 0.f, c.data(), 256);
+  } catch (...) {
+  }
+}
 terr ts_einsum(const char* eq, tt* ts, int n, tt* out) { TRY(*out = wrap(at::einsum(eq, tensors(ts, n)))) }
 
 // Shape-only kernels for the meta device where libtorch 1.13 routes

@@ -429,6 +429,13 @@ func BLASCore() string { return C.GoString(C.ts_blas_core()) }
 // (without oneDNN, Attention's tiles use OpenBLAS's cblas_sgemm).
 func GEMMLibrary() string { return C.GoString(C.ts_gemm_library()) }
 
+// WarmGEMM sets up oneDNN's sgemm once in the background (its first call
+// spends ~55 ms detecting the CPU and generating kernels), so that a
+// loader can overlap that with reading its weights.
+func WarmGEMM() { warmGEMM() }
+
+var warmGEMM = sync.OnceFunc(func() { go C.ts_warm_gemm() })
+
 // attentionReady says whether Attention has an sgemm to call.
 var attentionReady = sync.OnceValue(func() bool { return C.ts_attention_ready() != 0 })
 
