@@ -28,9 +28,6 @@ func NewInferenceStore(dev torch.Device, f *safetensors.Lazy, p Precision) *Stor
 	s := NewStore(dev, 0)
 	s.SkipInit = true
 	s.BF16 = p == BF16
-	if dev == torch.CPU {
-		torch.WarmGEMM() // while the weights load
-	}
 	s.Half = !s.BF16 && HalfFile(f)
 	if fp32Bytes(f) > largeStore {
 		torch.MallocForLargeTensors() // before the store's tensors are made

@@ -685,8 +685,8 @@ func Attention(q, k, v *Tensor, heads int64, wantProbs bool) (out, probs *Tensor
 }
 
 // FusedAttention reports whether Attention serves these operands: fp32 on
-// the CPU, nothing recorded by autograd, an sgemm found (oneDNN's or
-// OpenBLAS's) and DDGI_GEMM not set to "blas".
+// the CPU, nothing recorded by autograd, OpenBLAS's cblas_sgemm found and
+// DDGI_GEMM not set to "blas".
 func FusedAttention(q, k, v *Tensor) bool {
 	if !attentionReady() {
 		return false

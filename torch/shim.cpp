@@ -15,8 +15,6 @@
 #include <c10/core/CPUAllocator.h>
 
 #include <dlfcn.h>
-#include <pthread.h>
-#include <signal.h>
 #include <malloc.h>
 #include <sys/mman.h>
 #include <omp.h>
@@ -646,85 +644,26 @@ terr ts_searchsorted(tt s, tt v, int right, tt* out) { TRY(*out = wrap(at::searc
 terr ts_tril(tt a, int64_t d, tt* out) { TRY(*out = wrap(at::tril(T(a), d))) }
 
 namespace {
-// Row-major single-precision GEMM, C = A·op(B) + beta·C, from the libraries
-// libtorch itself links, found at run time: oneDNN's dnnl_sgemm (JIT
-// kernels for the CPU it runs on: AVX-512 on machines where OpenBLAS is
-// held to AVX2 by OPENBLAS_CORETYPE, 1.6–2× faster on SD1.5's linear
-// shapes) or else OpenBLAS's cblas_sgemm. DDGI_GEMM=blas keeps libtorch's
-// own path everywhere (at::linear, at::matmul).
-typedef int (*dnnl_sgemm_fn)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
-typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-struct Gemm {
-  dnnl_sgemm_fn dnnl = nullptr;
-  cblas_sgemm_fn cblas = nullptr;
-  bool off = false;
-};
-const Gemm& gemm_impl() {
-  static const Gemm g = [] {
-    Gemm g;
-    const char* e = getenv("DDGI_GEMM");
-    g.off = e && std::string(e) == "blas";
-    if (!g.off) {
-      g.dnnl = (dnnl_sgemm_fn)dlsym(RTLD_DEFAULT, "dnnl_sgemm");
-      g.cblas = (cblas_sgemm_fn)dlsym(RTLD_DEFAULT, "cblas_sgemm");
-    }
-    return g;
-  }();
-  return g;
-}
-const char* gemm_library() {
-  const Gemm& g = gemm_impl();
-  if (g.off) return "libtorch (DDGI_GEMM=blas)";
-  if (g.dnnl) return "oneDNN sgemm";
-  if (g.cblas) return "libtorch; attention tiles on cblas_sgemm";
-  return "libtorch";
-}
 // sgemm is C[m,n] = A[m,k]·B (B [k,n], or [n,k] read transposed) + beta·C,
-// each matrix row-major with its own row stride. Inside a parallel region
-// both libraries run it on the calling thread alone.
-// Asynchronous signals wait while oneDNN's sgemm runs: one arriving on a
-// thread of its OpenMP team (Go's SIGPROF, a child's SIGCHLD) corrupted
-// glibc's heap (Debian's oneDNN 2.6.3 at 2 threads; reproduced from Python
-// through ctypes with an interval timer; not at 1 thread, nor with the
-// signals held as here).
-thread_local sigset_t tl_saved_mask;
-void hold_signals(bool hold) {
-  if (hold) {
-    sigset_t all;
-    sigfillset(&all);
-    for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT}) sigdelset(&all, s);
-    pthread_sigmask(SIG_BLOCK, &all, &tl_saved_mask);
-  } else {
-    pthread_sigmask(SIG_SETMASK, &tl_saved_mask, nullptr);
-  }
+// each matrix row-major with its own row stride, on OpenBLAS's cblas_sgemm
+// (found at run time in the BLAS libtorch links; inside a parallel region
+// OpenBLAS runs it on the calling thread alone). oneDNN's dnnl_sgemm, 1.6–2×
+// faster here, crashed under concurrent load (session 25): not used.
+typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+cblas_sgemm_fn cblas_sgemm_ptr() {
+  static const cblas_sgemm_fn f = [] {
+    const char* e = getenv("DDGI_GEMM");
+    if (e && std::string(e) == "blas") return (cblas_sgemm_fn) nullptr;
+    return (cblas_sgemm_fn)dlsym(RTLD_DEFAULT, "cblas_sgemm");
+  }();
+  return f;
 }
 void sgemm(bool transb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
            float beta, float* c, int64_t ldc) {
-  const Gemm& g = gemm_impl();
-  if (g.dnnl) {
-    // The team's threads hold them too: a signal on the caller alone was
-    // harmless, on the others not.
-    bool team = !omp_in_parallel() && omp_get_max_threads() > 1;
-    if (team) {
-#pragma omp parallel
-      hold_signals(true);
-    } else {
-      hold_signals(true);
-    }
-    int st = g.dnnl('N', transb ? 'T' : 'N', m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
-    if (team) {
-#pragma omp parallel
-      hold_signals(false);
-    } else {
-      hold_signals(false);
-    }
-    if (st != 0) throw std::runtime_error("dnnl_sgemm failed");
-    return;
-  }
   if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX)
     throw std::invalid_argument("sgemm: a dimension over 2^31");
-  g.cblas(101 /* row-major */, 111 /* A as is */, transb ? 112 : 111, (int)m, (int)n, (int)k, 1.f, a, (int)lda, b, (int)ldb, beta, c,
-          (int)ldc);
+  cblas_sgemm_ptr()(101 /* row-major */, 111 /* A as is */, transb ? 112 : 111, (int)m, (int)n, (int)k, 1.f, a, (int)lda, b,
+                    (int)ldb, beta, c, (int)ldc);
 }
 // Whether an op on these tensors may bypass autograd and libtorch's
 // kernels: fp32, CPU, contiguous, and nothing recorded.
@@ -736,26 +675,6 @@ bool plain_fp32(std::initializer_list<const at::Tensor*> ts) {
         t->is_mkldnn() || t->is_sparse())
       return false;
   }
-  return true;
-}
-// fast_linear sets y = x·wᵀ + b through oneDNN's sgemm when that is present
-// and the operands are plain fp32 without autograd (inference); false
-// leaves the op to at::linear.
-bool fast_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, at::Tensor& y) {
-  const Gemm& g = gemm_impl();
-  if (!g.dnnl || !plain_fp32({&x, &w, &b}) || x.dim() < 1 || w.dim() != 2 || x.size(-1) != w.size(1) || x.numel() == 0 ||
-      (b.defined() && (b.dim() != 1 || b.size(0) != w.size(0))))
-    return false;
-  int64_t k = w.size(1), n = w.size(0), m = x.numel() / k;
-  auto shape = x.sizes().vec();
-  shape.back() = n;
-  y = at::empty(shape, x.options());
-  float beta = 0.f;
-  if (b.defined()) {
-    y.view({m, n}).copy_(b.unsqueeze(0).expand({m, n}));
-    beta = 1.f;
-  }
-  sgemm(true, m, n, k, x.data_ptr<float>(), k, w.data_ptr<float>(), k, beta, y.data_ptr<float>(), n);
   return true;
 }
 // fused_attention is softmax(q·kᵀ)·v for every head of q [B,N,H·d] (the
@@ -773,8 +692,7 @@ at::Tensor fused_attention(const at::Tensor& q0, const at::Tensor& k0, const at:
               "attention: q ", q0.sizes(), ", k ", k0.sizes(), ", v ", v0.sizes(), " do not fit");
   auto q = q0.contiguous(), k = k0.contiguous(), v = v0.contiguous();
   TORCH_CHECK(plain_fp32({&q, &k, &v}), "attention: fp32 CPU tensors without autograd only");
-  const Gemm& g = gemm_impl();
-  TORCH_CHECK(g.dnnl || g.cblas, "attention: no sgemm library found");
+  TORCH_CHECK(cblas_sgemm_ptr(), "attention: no cblas_sgemm found");
   int64_t B = q.size(0), N = q.size(1), M = k.size(1), W = q.size(2), d = W / heads;
   TORCH_CHECK(M > 0 || N == 0, "attention: no keys");
   auto out = at::empty({B, N, W}, q.options());
@@ -808,12 +726,8 @@ at::Tensor fused_attention(const at::Tensor& q0, const at::Tensor& k0, const at:
 
 terr ts_matmul(tt a, tt b, tt* out) { TRY(*out = wrap(at::matmul(T(a), T(b)))) }
 terr ts_bmm(tt a, tt b, tt* out) { TRY(*out = wrap(at::bmm(T(a), T(b)))) }
-terr ts_linear(tt x, tt w, tt b, tt* out) {
-  TRY({
-    at::Tensor y;
-    *out = wrap(fast_linear(T(x), T(w), b ? T(b) : at::Tensor(), y) ? y : at::linear(T(x), T(w), opt(b)));
-  })
-}
+terr ts_linear(tt x, tt w, tt b, tt* out) { TRY(*out = wrap(at::linear(T(x), T(w), opt(b)))) }
+terr ts_einsum(const char* eq, tt* ts, int n, tt* out) { TRY(*out = wrap(at::einsum(eq, tensors(ts, n)))) }
 terr ts_attention(tt q, tt k, tt v, int64_t heads, tt* out, tt* probs) {
   TRY({
     at::Tensor p;
@@ -822,18 +736,7 @@ terr ts_attention(tt q, tt k, tt v, int64_t heads, tt* out, tt* probs) {
     if (probs) *probs = wrap(p);
   })
 }
-const char* ts_gemm_library(void) { return gemm_library(); }
-int ts_attention_ready(void) { return gemm_impl().dnnl || gemm_impl().cblas; }
-void ts_warm_gemm(void) {
-  try {
-    prelude();
-    if (!gemm_impl().dnnl) return;
-    std::vector<float> a(64 * 256, 1.f), c(64 * 256);
-    sgemm(true, 64, 256, 256, a.data(), 256, a.data(), 256, 0.f, c.data(), 256);
-  } catch (...) {
-  }
-}
-terr ts_einsum(const char* eq, tt* ts, int n, tt* out) { TRY(*out = wrap(at::einsum(eq, tensors(ts, n)))) }
+int ts_attention_ready(void) { return cblas_sgemm_ptr() != nullptr; }
 
 // Shape-only kernels for the meta device where libtorch 1.13 routes
 // convolutions to a backend hook no fallback can serve (see meta.cpp for

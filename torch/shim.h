@@ -137,9 +137,7 @@ terr ts_matmul(tt a, tt b, tt* out);
 terr ts_bmm(tt a, tt b, tt* out);
 terr ts_linear(tt x, tt w, tt b, tt* out);
 terr ts_attention(tt q, tt k, tt v, int64_t heads, tt* out, tt* probs);
-const char* ts_gemm_library(void);
 int ts_attention_ready(void);
-void ts_warm_gemm(void);
 terr ts_einsum(const char* eq, tt* ts, int n, tt* out);
 
 // Convolution, normalisation, resampling, pooling.

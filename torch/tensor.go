@@ -422,20 +422,6 @@ func ManualSeed(seed uint64) { C.ts_manual_seed(C.uint64_t(seed)) }
 // Cooperlake (AVX-512) and SD1.5's U-Net pass runs 10% faster.
 func BLASCore() string { return C.GoString(C.ts_blas_core()) }
 
-// GEMMLibrary names what runs ddgi's fp32 inference products on the CPU
-// (linear layers without autograd, Attention): "oneDNN sgemm" where the
-// oneDNN that libtorch links exports its sgemm, "libtorch" otherwise, and
-// "libtorch (DDGI_GEMM=blas)" when the user keeps libtorch's own kernels
-// (without oneDNN, Attention's tiles use OpenBLAS's cblas_sgemm).
-func GEMMLibrary() string { return C.GoString(C.ts_gemm_library()) }
-
-// WarmGEMM sets up oneDNN's sgemm once in the background (its first call
-// spends ~55 ms detecting the CPU and generating kernels), so that a
-// loader can overlap that with reading its weights.
-func WarmGEMM() { warmGEMM() }
-
-var warmGEMM = sync.OnceFunc(func() { go C.ts_warm_gemm() })
-
 // attentionReady says whether Attention has an sgemm to call.
 var attentionReady = sync.OnceValue(func() bool { return C.ts_attention_ready() != 0 })
 

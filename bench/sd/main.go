@@ -152,11 +152,9 @@ func run(o options) error {
 	}
 	var peerArgs []string
 	if c := torch.BLASCore(); c != "" {
-		// PyTorch's fp32 matrix products run on these kernels, and ddgi's
-		// where it has no oneDNN sgemm (or DDGI_GEMM=blas).
+		// fp32 matrix products of both engines run on these kernels.
 		fmt.Printf("(OpenBLAS kernels: %s%s)\n", c, map[bool]string{true: ", set by OPENBLAS_CORETYPE"}[os.Getenv("OPENBLAS_CORETYPE") != ""])
 	}
-	fmt.Printf("(ddgi's inference GEMM: %s)\n", torch.GEMMLibrary())
 	if o.peer {
 		// The peer follows the set's own latent side (which -latent only
 		// sets when the set is written) and tokenizer.

@@ -24,7 +24,6 @@ func runVersion(args []string) error {
 	if c := torch.BLASCore(); c != "" {
 		blas = ", OpenBLAS kernels: " + c
 	}
-	blas += ", inference GEMM: " + torch.GEMMLibrary()
 	fmt.Printf("ddgi %s\ngo %s %s/%s\nlibtorch %s (CUDA: %s, threads: %d%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, torch.Version(), cuda, torch.Threads(), blas)
 	return nil
 }
