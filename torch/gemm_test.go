@@ -48,3 +48,68 @@ func TestAttentionTiles(t *testing.T) {
 		}
 	})
 }
+
+// TestLinearKernels: Linear on ddgi's own kernels — dot tiles (where the
+// CPU has AVX-512) and the few-row split over OpenBLAS calls — equals
+// x·wᵀ + b as libtorch computes it, with and without bias, for shapes that
+// do and do not fill the tiles and blocks evenly (k not a multiple of 16,
+// n not of 6); and leaves what they do not serve to libtorch.
+func TestLinearKernels(t *testing.T) {
+	if !attentionReady() {
+		t.Skip("no cblas_sgemm")
+	}
+	defer SetThreads(Threads())
+	defer setLinearKernel(setLinearKernel(-1))
+	SetThreads(2)
+	g := NewGenerator(3)
+	cases := []struct {
+		rows []int64
+		k, n int64
+		bias bool
+	}{{[]int64{77}, 768, 768, true}, {[]int64{2, 77}, 64, 100, false}, {[]int64{3}, 5, 1000, true},
+		{[]int64{1, 1}, 33, 64, true}, {[]int64{1100}, 40, 70, true}, {[]int64{8}, 17, 5, true}, {[]int64{130}, 3072, 13, false}}
+	for _, kernel := range []int{linearDot, linearCBLAS} {
+		if setLinearKernel(kernel); setLinearKernel(-1) != kernel {
+			t.Logf("kernel %d not available here", kernel)
+			continue
+		}
+		for _, c := range cases {
+			Scoped(func() {
+				x := Randn(g, append(append([]int64{}, c.rows...), c.k), Float32, CPU)
+				w := Randn(g, []int64{c.n, c.k}, Float32, CPU)
+				var b *Tensor
+				want := x.Matmul(w.Transpose(0, 1))
+				if c.bias {
+					b = Randn(g, []int64{c.n}, Float32, CPU)
+					want = want.Add(b)
+				}
+				before := linearCalls(kernel)
+				got := Linear(x, w, b)
+				rows := int64(1)
+				for _, r := range c.rows {
+					rows *= r
+				}
+				served := kernel == linearDot || (rows <= 1024 && c.n >= 64)
+				if took := linearCalls(kernel) > before; took != served {
+					t.Errorf("kernel %d %+v: taken %v", kernel, c, took)
+				}
+				if d := got.Sub(want).Abs().MaxAll().Item(); d > 1e-4*float64(c.k)/64+1e-5 {
+					t.Errorf("kernel %d %+v: max diff %g", kernel, c, d)
+				}
+			})
+		}
+		Scoped(func() {
+			x := Randn(g, []int64{4, 16}, Float32, CPU)
+			w := Randn(g, []int64{64, 16}, Float32, CPU).SetRequiresGrad(true)
+			before := linearCalls(kernel)
+			y := Linear(x, w, nil)
+			if linearCalls(kernel) != before {
+				t.Errorf("kernel %d taken for a recorded weight", kernel)
+			}
+			y.SumAll().Backward()
+			if w.Grad() == nil {
+				t.Error("no gradient through Linear")
+			}
+		})
+	}
+}

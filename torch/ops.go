@@ -653,7 +653,13 @@ func Bmm(a, b *Tensor) *Tensor {
 	return wrap(h)
 }
 
-// Linear is x·wᵀ + b (b may be nil).
+// Linear is x·wᵀ + b (b may be nil). For inference (fp32 CPU operands,
+// nothing recorded) the product runs on ddgi's own kernel where the CPU has
+// AVX-512 (dot products of rows of x and w, 1.3–2× OpenBLAS's Haswell
+// kernels on CLIP's and SD1.5's shapes), else for few rows split over the
+// threads by blocks of w's rows (OpenBLAS's own split of such shapes is
+// 1.2–1.4× slower on 2 cores). DDGI_GEMM=cblas keeps OpenBLAS, =blas
+// leaves everything to libtorch.
 func Linear(x, w, b *Tensor) *Tensor {
 	defer func() { runtime.KeepAlive(b); runtime.KeepAlive(w); runtime.KeepAlive(x) }()
 	var h C.tt
@@ -683,6 +689,21 @@ func Attention(q, k, v *Tensor, heads int64, wantProbs bool) (out, probs *Tensor
 	}
 	return out, probs
 }
+
+// Linear's kernels, as counted by linearCalls (for tests).
+const (
+	linearLibtorch = iota
+	linearCBLAS
+	linearDot
+)
+
+// linearCalls counts Linear's calls that took a kernel of ddgi's own.
+func linearCalls(kernel int) int64 { return int64(C.ts_linear_calls(C.int(kernel))) }
+
+// setLinearKernel makes Linear use kernel (linearDot falls back to
+// linearCBLAS without AVX-512; -1 changes nothing) and returns the kernel
+// chosen before.
+func setLinearKernel(kernel int) int { return int(C.ts_linear_kernel(C.int(kernel))) }
 
 // FusedAttention reports whether Attention serves these operands: fp32 on
 // the CPU, nothing recorded by autograd, OpenBLAS's cblas_sgemm found and

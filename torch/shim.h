@@ -138,6 +138,8 @@ terr ts_bmm(tt a, tt b, tt* out);
 terr ts_linear(tt x, tt w, tt b, tt* out);
 terr ts_attention(tt q, tt k, tt v, int64_t heads, tt* out, tt* probs);
 int ts_attention_ready(void);
+int64_t ts_linear_calls(int kernel);
+int ts_linear_kernel(int kernel);
 terr ts_einsum(const char* eq, tt* ts, int n, tt* out);
 
 // Convolution, normalisation, resampling, pooling.
