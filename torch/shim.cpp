@@ -835,8 +835,11 @@ at::Tensor fast_linear(const at::Tensor& x, const at::Tensor& w, const at::Tenso
   cparts = (N + width - 1) / width;
   int64_t rparts = std::max<int64_t>(1, std::min<int64_t>((want + cparts - 1) / cparts, M / 64));
   if (!dot) rparts = 1;
-  int64_t height = (M + rparts - 1) / rparts;
-  at::parallel_for(0, cparts * rparts, 1, [&](int64_t lo, int64_t hi) {
+  int64_t height = (M + rparts - 1) / rparts, items = cparts * rparts;
+  // Products under ~128K multiply-adds run on the calling thread: waking
+  // the team costs more than they take.
+  int64_t grain = M * N * K < (int64_t(1) << 17) ? items : 1;
+  at::parallel_for(0, items, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p) {
       int64_t n0 = (p % cparts) * width, n1 = std::min(N, n0 + width);
       int64_t m0 = (p / cparts) * height, m1 = std::min(M, m0 + height);
