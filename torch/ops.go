@@ -700,6 +700,21 @@ const (
 // linearCalls counts Linear's calls that took a kernel of ddgi's own.
 func linearCalls(kernel int) int64 { return int64(C.ts_linear_calls(C.int(kernel))) }
 
+// LinearKernel names what runs Linear's inference products here: "dot
+// (AVX-512)" (ddgi's own), "cblas (split by columns)" or "libtorch", as the
+// CPU and DDGI_GEMM decide.
+func LinearKernel() string {
+	switch setLinearKernel(-1) {
+	case linearDot:
+		return "dot (AVX-512)"
+	case linearCBLAS:
+		if attentionReady() {
+			return "cblas (split by columns)"
+		}
+	}
+	return "libtorch"
+}
+
 // setLinearKernel makes Linear use kernel (linearDot falls back to
 // linearCBLAS without AVX-512; -1 changes nothing) and returns the kernel
 // chosen before.

@@ -155,6 +155,7 @@ func run(o options) error {
 		// fp32 matrix products of both engines run on these kernels.
 		fmt.Printf("(OpenBLAS kernels: %s%s)\n", c, map[bool]string{true: ", set by OPENBLAS_CORETYPE"}[os.Getenv("OPENBLAS_CORETYPE") != ""])
 	}
+	fmt.Printf("(ddgi's linear layers: %s)\n", torch.LinearKernel())
 	if o.peer {
 		// The peer follows the set's own latent side (which -latent only
 		// sets when the set is written) and tokenizer.

@@ -24,6 +24,6 @@ func runVersion(args []string) error {
 	if c := torch.BLASCore(); c != "" {
 		blas = ", OpenBLAS kernels: " + c
 	}
-	fmt.Printf("ddgi %s\ngo %s %s/%s\nlibtorch %s (CUDA: %s, threads: %d%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, torch.Version(), cuda, torch.Threads(), blas)
+	fmt.Printf("ddgi %s\ngo %s %s/%s\nlibtorch %s (CUDA: %s, threads: %d%s, linear layers in inference: %s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, torch.Version(), cuda, torch.Threads(), blas, torch.LinearKernel())
 	return nil
 }
