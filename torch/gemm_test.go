@@ -1,6 +1,9 @@
 package torch
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // TestAttentionTiles: Attention equals softmax(q·kᵀ)·v made whole, per
 // head, for maps smaller and larger than one tile, and refuses what it
@@ -108,5 +111,35 @@ func TestLinearKernels(t *testing.T) {
 				t.Error("no gradient through Linear")
 			}
 		})
+	}
+}
+
+// BenchmarkLinearKernels times Linear's inference products on CLIP-L's and
+// SD1.5's shapes (rows × in → out) with each kernel:
+// go test -run '^$' -bench LinearKernels ./torch (docs/engine.md, "Inference kernels").
+func BenchmarkLinearKernels(b *testing.B) {
+	defer setLinearKernel(setLinearKernel(-1))
+	g := NewGenerator(1)
+	for _, s := range []struct{ m, k, n int64 }{{77, 768, 768}, {154, 768, 3072}, {154, 3072, 768}, {1024, 640, 5120}, {4096, 320, 320}} {
+		for _, kernel := range []struct {
+			name string
+			id   int
+		}{{"dot", linearDot}, {"cblas", linearCBLAS}, {"libtorch", linearLibtorch}} {
+			if setLinearKernel(kernel.id); setLinearKernel(-1) != kernel.id {
+				continue
+			}
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", s.m, s.k, s.n, kernel.name), func(b *testing.B) {
+				Scoped(func() {
+					x := Randn(g, []int64{s.m, s.k}, Float32, CPU)
+					w := Randn(g, []int64{s.n, s.k}, Float32, CPU)
+					bias := Randn(g, []int64{s.n}, Float32, CPU)
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						Scoped(func() { Linear(x, w, bias) })
+					}
+					b.ReportMetric(float64(2*s.m*s.k*s.n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			})
+		}
 	}
 }
