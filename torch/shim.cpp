@@ -833,8 +833,7 @@ at::Tensor fast_linear(const at::Tensor& x, const at::Tensor& w, const at::Tenso
   int64_t cparts = std::max<int64_t>(1, std::min<int64_t>(want, N / step));
   int64_t width = (N / cparts + step - 1) / step * step;
   cparts = (N + width - 1) / width;
-  int64_t rparts = std::max<int64_t>(1, std::min<int64_t>((want + cparts - 1) / cparts, M / 64));
-  if (!dot) rparts = 1;
+  int64_t rparts = dot ? std::max<int64_t>(1, std::min<int64_t>((want + cparts - 1) / cparts, M / 64)) : 1;
   int64_t height = (M + rparts - 1) / rparts, items = cparts * rparts;
   // Products under ~128K multiply-adds run on the calling thread: waking
   // the team costs more than they take.
@@ -860,9 +859,7 @@ terr ts_matmul(tt a, tt b, tt* out) { TRY(*out = wrap(at::matmul(T(a), T(b)))) }
 terr ts_bmm(tt a, tt b, tt* out) { TRY(*out = wrap(at::bmm(T(a), T(b)))) }
 terr ts_linear(tt x, tt w, tt b, tt* out) {
   TRY({
-    at::Tensor bias = b ? T(b) : at::Tensor();
-    at::Tensor xc = T(x).is_contiguous() ? T(x) : at::Tensor();
-    at::Tensor o = xc.defined() ? fast_linear(xc, T(w), bias) : at::Tensor();
+    at::Tensor o = fast_linear(T(x), T(w), b ? T(b) : at::Tensor());
     *out = wrap(o.defined() ? o : at::linear(T(x), T(w), opt(b)));
   })
 }
