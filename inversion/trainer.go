@@ -91,6 +91,10 @@ type TrainConfig struct {
 	// noised with fresh noise, so T can learn what of I^d_0 the noise
 	// decides (ddgi's reading of "I^d_0 produced by E"; docs/inversion.md).
 	PairNoise bool `json:",omitempty"`
+	// TextPathOnly trains only M's text path in stage 1 (Map2Style kept as
+	// it is): the prompt's offset learns while the code M reads from h_t,
+	// which T was trained with, stays put (docs/inversion.md, session 27).
+	TextPathOnly bool `json:",omitempty"`
 	// ArtProb and Arts record the share and styles of artwork pairs in the
 	// training data (style transfer, Sec. 4.4; synthface.WithArt).
 	ArtProb float64  `json:",omitempty"`
@@ -603,12 +607,16 @@ func lossSize(out, target, idTarget *torch.Tensor) (o, t, id *torch.Tensor) {
 	return out, resizeTo(target, out), resizeTo(idTarget, out)
 }
 
-// freezeFor freezes T in stage 1 and M in stage 2 (Sec. 3.4).
+// freezeFor freezes T in stage 1 and M in stage 2 (Sec. 3.4); with
+// TextPathOnly stage 1 trains M's text path alone.
 func (tr *Trainer) freezeFor(stage int) {
 	s := tr.Model.Store
 	s.Unfreeze("")
 	if stage == 1 {
 		s.Freeze("absmnet")
+		if tr.Cfg.TextPathOnly {
+			s.Freeze("mapping.map2style")
+		}
 	} else {
 		s.Freeze("mapping")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,9 @@ type fakeEncoder struct {
 	seeds  []int64         // of every Sample call
 	zts    []*torch.Tensor // with keepZt: every Features call's z_t
 	keepZt bool
+	// pooled, when > 0, gives Features a pooled text embedding of this
+	// width that depends on each prompt (for models with a text path).
+	pooled int
 }
 
 func newFakeEncoder(c Config) *fakeEncoder {
@@ -51,6 +55,15 @@ func (e *fakeEncoder) Features(zt, t *torch.Tensor, texts []string, cond Conditi
 	}
 	h := torch.Einsum("oc,bchw->bohw", e.projH, torch.AdaptiveAvgPool2d(zt, e.c.HSize, e.c.HSize))
 	f := Features{Words: torch.Ones([]int64{b, 4}, torch.Float32, torch.CPU)}
+	if e.pooled > 0 {
+		v := make([]float32, 0, len(texts)*e.pooled)
+		for _, s := range texts {
+			for i := 0; i < e.pooled; i++ {
+				v = append(v, float32(len(s)%(i+3))/float32(i+3)+float32(s[i%len(s)])/256)
+			}
+		}
+		f.Pooled = torch.FromFloat32(v, int64(len(texts)), int64(e.pooled))
+	}
 	for n, ch := range e.c.FChannels {
 		s := int64(4 << n)
 		fn := torch.AdaptiveAvgPool2d(zt, s, s).Repeat(1, (ch+2)/3, 1, 1).Narrow(1, 0, ch)
@@ -287,6 +300,38 @@ func TestInitStartsFromTrainedInversion(t *testing.T) {
 	wide.Width *= 2
 	if _, _, err := trainInit(wide, none, path); err == nil {
 		t.Fatal("an inversion of another width was accepted as --init")
+	}
+}
+
+// With TextPathOnly stage 1 moves M's text path alone: Map2Style (the
+// code from h_t) and T stay bit-identical to the model it started from.
+func TestTextPathOnlyTrainsNothingElse(t *testing.T) {
+	c := Tiny()
+	c.TextDim = 6
+	g := newLinearG(c, 32)
+	enc := newFakeEncoder(c)
+	enc.pooled = int(c.TextDim)
+	tc := tinyTrain(3, 0)
+	tc.TextPathOnly = true
+	tr, _, err := trainTiny(t, c, tc, g, enc, "", 7, quietLoop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, _ := NewModel(c, torch.CPU, 7) // the seeded init the run began from
+	start.Mapping.SetMeanLatent(g.MeanLatent())
+	moved := 0
+	for _, name := range tr.Model.Store.Names() {
+		d := tr.Model.Store.Get(name).Sub(start.Store.Get(name)).Abs().MaxAll().Item()
+		if strings.HasPrefix(name, "mapping.text.") {
+			if d > 0 {
+				moved++
+			}
+		} else if d != 0 {
+			t.Errorf("%s moved by %g with only the text path training", name, d)
+		}
+	}
+	if moved == 0 {
+		t.Fatal("the text path did not train")
 	}
 }
 

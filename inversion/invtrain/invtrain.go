@@ -8,6 +8,7 @@ package invtrain
 import (
 	"context"
 	"ddgi/diffusion"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -129,6 +130,8 @@ func Build(o Options) (*inversion.Trainer, error) {
 	cfg.UseAttention = abl != inversion.NoAttn
 	if o.TextPath {
 		cfg.TextDim = e.Text.Enc.Config.Width()
+	} else if o.Train.TextPathOnly {
+		return nil, errors.New("--text-path-only needs --text-path")
 	}
 	m, err := inversion.NewModel(cfg, fo.Device, o.Train.Seed)
 	if err != nil {
