@@ -91,9 +91,10 @@ type TrainConfig struct {
 	// noised with fresh noise, so T can learn what of I^d_0 the noise
 	// decides (ddgi's reading of "I^d_0 produced by E"; docs/inversion.md).
 	PairNoise bool `json:",omitempty"`
-	// TextPathOnly trains only M's text path in stage 1 (Map2Style kept as
-	// it is): the prompt's offset learns while the code M reads from h_t,
-	// which T was trained with, stays put (docs/inversion.md, session 27).
+	// TextPathOnly trains only M's text path in stage 1 (Map2Style and T
+	// kept as --init gave them), rendering through T as inference does: the
+	// prompt's offset learns while the code M reads from h_t, which T was
+	// trained with, stays put (docs/inversion.md, session 27).
 	TextPathOnly bool `json:",omitempty"`
 	// ArtProb and Arts record the share and styles of artwork pairs in the
 	// training data (style transfer, Sec. 4.4; synthface.WithArt).
@@ -310,7 +311,10 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 		idTarget = d0
 	}
 	wavg := tr.G.MeanLatent()
-	codes := tr.Model.Invert(h, f, steps, stage == 1)
+	// Stage 1 renders M's code alone (Eq. 6), except when only the text
+	// path trains: its offset is then learnt through the trained, frozen T,
+	// whose modulation (Eq. 4) scales it at inference too.
+	codes := tr.Model.Invert(h, f, steps, stage == 1 && !tr.Cfg.TextPathOnly)
 	w := codes.W
 	out := Render(tr.G, w, b.Camera)
 	out, target, idTarget = lossSize(out, target, idTarget)

@@ -133,6 +133,9 @@ func Build(o Options) (*inversion.Trainer, error) {
 	} else if o.Train.TextPathOnly {
 		return nil, errors.New("--text-path-only needs --text-path")
 	}
+	if o.Train.TextPathOnly && o.Train.Init == "" {
+		return nil, errors.New("--text-path-only fine-tunes a trained inversion's text path through its T: give it with --init")
+	}
 	m, err := inversion.NewModel(cfg, fo.Device, o.Train.Seed)
 	if err != nil {
 		return nil, err
