@@ -28,67 +28,16 @@ type Control struct {
 	Prompts func(p Person) (hi, lo string)
 }
 
-// Person is the part of a ground-truth face the prompts keep fixed: the
-// controls change one attribute and describe the rest as the truth has it.
-type Person struct {
-	Noun string // "man" or "woman"
-	Age  string // "young" or "older"
-	Hair string // "blond hair", … or "" (bald or no colour)
-}
+// Person is the part of a ground-truth face the prompts keep fixed.
+type Person = synthface.Person
 
 // PersonOf reads a bench sample's attributes.
-func PersonOf(s *data.Sample) Person {
-	p := Person{Noun: "woman", Age: "older"}
-	if attr(s, "Male") {
-		p.Noun = "man"
-	}
-	if attr(s, "Young") {
-		p.Age = "young"
-	}
-	if !attr(s, "Bald") {
-		for _, c := range []struct{ attr, word string }{{"Black_Hair", "black"}, {"Blond_Hair", "blond"},
-			{"Brown_Hair", "brown"}, {"Gray_Hair", "gray"}, {"Red_Hair", "red"}} {
-			if attr(s, c.attr) {
-				p.Hair = c.word + " hair"
-				break
-			}
-		}
-	}
-	return p
-}
-
-// describe writes a prompt in SynthFace's noun-phrase caption form:
-// "A smiling young woman with blond hair and eyeglasses."
-func describe(adjs []string, noun string, with []string) string {
-	words := strings.Join(append(append([]string{}, adjs...), noun), " ")
-	art := "A"
-	if strings.ContainsRune("aeiou", rune(words[0])) {
-		art = "An"
-	}
-	s := art + " " + words
-	var w []string
-	for _, x := range with {
-		if x != "" {
-			w = append(w, x)
-		}
-	}
-	switch len(w) {
-	case 0:
-	case 1:
-		s += " with " + w[0]
-	default:
-		s += " with " + strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
-	}
-	return s + "."
-}
-
-// base is the prompt every "add one thing" control compares against.
-func (p Person) base() string { return describe([]string{p.Age}, p.Noun, []string{p.Hair}) }
+func PersonOf(s *data.Sample) Person { return synthface.PersonOf(s.Attrs) }
 
 // adding is the control that adds one phrase to the base prompt.
 func adding(name, attrName, phrase string, allowed func(*data.Sample) bool) Control {
 	return Control{Name: name, Attr: attrName, Allowed: allowed, Prompts: func(p Person) (string, string) {
-		return describe([]string{p.Age}, p.Noun, []string{p.Hair, phrase}), p.base()
+		return synthface.Describe([]string{p.Age}, p.Noun, []string{p.Hair, phrase}), p.Base()
 	}}
 }
 
@@ -97,16 +46,16 @@ func adding(name, attrName, phrase string, allowed func(*data.Sample) bool) Cont
 // where the condition has room for them).
 var Controls = []Control{
 	{Name: "hair colour (blond vs black)", Attr: "Blond_Hair", Allowed: hasHair, Prompts: func(p Person) (string, string) {
-		return describe([]string{p.Age}, p.Noun, []string{"blond hair"}), describe([]string{p.Age}, p.Noun, []string{"black hair"})
+		return synthface.Describe([]string{p.Age}, p.Noun, []string{"blond hair"}), synthface.Describe([]string{p.Age}, p.Noun, []string{"black hair"})
 	}},
 	{Name: "gender (man vs woman)", Attr: "Male", Allowed: always, Prompts: func(p Person) (string, string) {
-		return describe([]string{p.Age}, "man", []string{p.Hair}), describe([]string{p.Age}, "woman", []string{p.Hair})
+		return synthface.Describe([]string{p.Age}, "man", []string{p.Hair}), synthface.Describe([]string{p.Age}, "woman", []string{p.Hair})
 	}},
 	{Name: "age (young vs older)", Attr: "Young", Allowed: always, Prompts: func(p Person) (string, string) {
-		return describe([]string{"young"}, p.Noun, []string{p.Hair}), describe([]string{"older"}, p.Noun, []string{p.Hair})
+		return synthface.Describe([]string{"young"}, p.Noun, []string{p.Hair}), synthface.Describe([]string{"older"}, p.Noun, []string{p.Hair})
 	}},
 	{Name: "smiling", Attr: "Smiling", Allowed: always, Prompts: func(p Person) (string, string) {
-		return describe([]string{"smiling", p.Age}, p.Noun, []string{p.Hair}), p.base()
+		return synthface.Describe([]string{"smiling", p.Age}, p.Noun, []string{p.Hair}), p.Base()
 	}},
 	adding("heavy makeup", "Heavy_Makeup", "heavy makeup", always),
 	adding("lipstick", "Wearing_Lipstick", "lipstick", always),
@@ -258,8 +207,8 @@ func runControls(c Config) (*ControlReport, error) {
 	}
 	for i, s := range bench {
 		p := PersonOf(s)
-		need(i, p.base())
-		j := job{sample: i, prompt: p.base(), reseed: true}
+		need(i, p.Base())
+		j := job{sample: i, prompt: p.Base(), reseed: true}
 		index[j] = len(jobs)
 		jobs = append(jobs, j)
 		for _, ctl := range Controls {
@@ -353,8 +302,8 @@ func controlRow(c Config, m Method, cond kinds.Cond, bench []*data.Sample, jobs 
 	outs := make([]controlOutput, len(jobs))
 	isBase := map[job]bool{}
 	for i, s := range bench {
-		isBase[job{sample: i, prompt: PersonOf(s).base()}] = true
-		isBase[job{sample: i, prompt: PersonOf(s).base(), reseed: true}] = true
+		isBase[job{sample: i, prompt: PersonOf(s).Base()}] = true
+		isBase[job{sample: i, prompt: PersonOf(s).Base(), reseed: true}] = true
 	}
 	bar := progress.NewLogged(fmt.Sprintf("controls %s/%s", m.Name(), cond), 0, int64(len(jobs)), "img")
 	for lo := 0; lo < len(jobs); lo += c.Batch {
@@ -480,8 +429,8 @@ func diversity(nets *Nets, bench []*data.Sample, outs []controlOutput, index map
 	var gen, reseeded, gt []float64
 	for i := range bench {
 		j := (i + 1) % len(bench)
-		base := job{sample: i, prompt: PersonOf(bench[i]).base()}
-		a, b := outs[index[base]], outs[index[job{sample: j, prompt: PersonOf(bench[j]).base()}]]
+		base := job{sample: i, prompt: PersonOf(bench[i]).Base()}
+		a, b := outs[index[base]], outs[index[job{sample: j, prompt: PersonOf(bench[j]).Base()}]]
 		base.reseed = true
 		c := outs[index[base]]
 		s := int64(bench[i].Size)

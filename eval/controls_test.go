@@ -115,9 +115,9 @@ func TestControlsSeparatePromptFollowingFromIgnoring(t *testing.T) {
 func TestDescribeWritesCaptionVocabulary(t *testing.T) {
 	p := Person{Noun: "woman", Age: "older", Hair: "brown hair"}
 	for _, c := range []struct{ got, want string }{
-		{p.base(), "An older woman with brown hair."},
-		{describe([]string{"smiling", "young"}, "man", []string{"blond hair", "eyeglasses"}), "A smiling young man with blond hair and eyeglasses."},
-		{describe([]string{"young"}, "man", []string{"", "a hat"}), "A young man with a hat."},
+		{p.Base(), "An older woman with brown hair."},
+		{synthface.Describe([]string{"smiling", "young"}, "man", []string{"blond hair", "eyeglasses"}), "A smiling young man with blond hair and eyeglasses."},
+		{synthface.Describe([]string{"young"}, "man", []string{"", "a hat"}), "A young man with a hat."},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)

@@ -96,6 +96,10 @@ type TrainConfig struct {
 	// prompt's offset learns while the code M reads from h_t, which T was
 	// trained with, stays put (docs/inversion.md, session 27).
 	TextPathOnly bool `json:",omitempty"`
+	// SwapPrompts is the share of stage-1 rows whose caption is replaced by
+	// a counterfactual prompt (CounterfactualPrompt): one attribute the
+	// condition does not show, for the attribute term to ask for.
+	SwapPrompts float64 `json:",omitempty"`
 	// ArtProb and Arts record the share and styles of artwork pairs in the
 	// training data (style transfer, Sec. 4.4; synthface.WithArt).
 	ArtProb float64  `json:",omitempty"`
@@ -280,6 +284,13 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	b := imagebatch.Get(tr.Data, start+lo, n, tr.Dev)
 	size := int(b.Image.Size(3))
 	cond := Condition{Kind: tr.Cfg.Cond, Mask: b.Mask, Scribble: b.Scribble}
+	if stage == 1 && tr.Cfg.SwapPrompts > 0 {
+		attrs := make([][]float32, len(b.Samples))
+		for i, s := range b.Samples {
+			attrs[i] = s.Attrs
+		}
+		b.Captions = swapPrompts(b.Captions, attrs, tr.Cfg.SwapPrompts, tr.Cfg.Seed, step, tr.Cfg.Batch, lo)
+	}
 	steps := SampleSteps(g, tr.Cfg.Batch, tr.Cfg.TMin, tr.Cfg.TMax, tr.Dev).Narrow(0, int64(lo), int64(n))
 	var h *torch.Tensor
 	var f Features

@@ -52,6 +52,7 @@ func runTrainInversion(args []string) error {
 	d0Steps := fs.Int("d0-steps", 20, "DDIM steps of each I^d_0 sample (each step is one U-Net pass per guidance term: three with the default guidance)")
 	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	textPathOnly := fs.Bool("text-path-only", false, "stage 1 trains only M's text path, rendering through T as inference does (with --text-path and --init; M's code from h_t and T stay as --init gave them): teach the prompt's offset, e.g. with --attr, without moving the code T was trained with")
+	swapPrompts := fs.Float64("swap-prompts", 0, "share of stage-1 rows whose caption is replaced by a counterfactual one (one of smiling, age, heavy makeup, lipstick set against the truth), for --attr to ask for what the condition does not show; 0: the data's captions")
 	pairNoise := fs.Bool("pair-noise", false, "the I^d_0 stages feed E, at t = T−1, the z_T each pair's I^d_0 was sampled from (what inference with that seed sees) instead of the noised ground truth (ddgi's; docs/inversion.md)")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's latest/stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
@@ -81,6 +82,10 @@ func runTrainInversion(args []string) error {
 		return errors.New("--out is required")
 	case *steps1 < 0 || *steps2 < 0 || *batch < 1 || *n < 1 || *every < 1:
 		return errors.New("--steps1/--steps2 must be ≥ 0 and --batch, --n, --checkpoint-every ≥ 1")
+	case !(*swapPrompts >= 0 && *swapPrompts <= 1):
+		return fmt.Errorf("--swap-prompts %g: want a share in [0, 1]", *swapPrompts)
+	case *swapPrompts > 0 && *lamAttr == 0:
+		return errors.New("--swap-prompts needs --attr > 0: only the attribute term asks for what a swapped prompt says")
 	case *lamAttr < 0:
 		return fmt.Errorf("--attr %g: want ≥ 0", *lamAttr)
 	case *attrNet != "" && *lamAttr == 0:
@@ -120,7 +125,7 @@ func runTrainInversion(args []string) error {
 		Width: *width, TextPath: *textPath, Open: df.open, N: *n, ArtProb: artProb, Arts: arts,
 		Train: inversion.TrainConfig{Stage1Steps: *steps1, Stage2Steps: *steps2, Batch: *batch, LR: *lr,
 			Weights: inversion.Weights{L2: *lamL2, LPIPS: *lamLPIPS, ID: *lamID, Reg: *lamReg, Attr: *lamAttr, AttrFocus: focus, Anchor: *anchor}, Ablation: abl, Cond: kinds.Cond(*cond),
-			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, PairNoise: *pairNoise, TextPathOnly: *textPathOnly, Init: *initFrom},
+			Seed: *seed, TMin: *tmin, TMax: *tmax, D0Pool: *pool, PairNoise: *pairNoise, TextPathOnly: *textPathOnly, SwapPrompts: *swapPrompts, Init: *initFrom},
 		Stage1From: *stage1From, AttrNet: *attrNet, TextGuidance: *textGuidance, D0Steps: *d0Steps,
 		PreviewEvery: int64(*every), CheckpointEvery: ckpt, Group: group,
 	})
