@@ -96,9 +96,11 @@ type TrainConfig struct {
 	// prompt's offset learns while the code M reads from h_t, which T was
 	// trained with, stays put (docs/inversion.md, session 27).
 	TextPathOnly bool `json:",omitempty"`
-	// SwapPrompts is the share of stage-1 rows whose caption is replaced by
-	// a counterfactual prompt (CounterfactualPrompt): one attribute the
-	// condition does not show, for the attribute term to ask for.
+	// SwapPrompts is the share of rows whose caption is replaced by a
+	// counterfactual prompt (CounterfactualPrompt): one attribute the
+	// condition does not show, for the attribute term to ask for. Only in
+	// stages trained against I^gt: an I^d_0 target is sampled for the
+	// pair's own caption.
 	SwapPrompts float64 `json:",omitempty"`
 	// ArtProb and Arts record the share and styles of artwork pairs in the
 	// training data (style transfer, Sec. 4.4; synthface.WithArt).
@@ -284,7 +286,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	b := imagebatch.Get(tr.Data, start+lo, n, tr.Dev)
 	size := int(b.Image.Size(3))
 	cond := Condition{Kind: tr.Cfg.Cond, Mask: b.Mask, Scribble: b.Scribble}
-	if stage == 1 && tr.Cfg.SwapPrompts > 0 {
+	if tr.Cfg.SwapPrompts > 0 && !tr.needsD0(stage) {
 		attrs := make([][]float32, len(b.Samples))
 		for i, s := range b.Samples {
 			attrs[i] = s.Attrs

@@ -26,6 +26,7 @@ type fakeEncoder struct {
 	// pooled, when > 0, gives Features a pooled text embedding of this
 	// width that depends on each prompt (for models with a text path).
 	pooled int
+	texts  [][]string // every Features call's prompts
 }
 
 func newFakeEncoder(c Config) *fakeEncoder {
@@ -53,6 +54,7 @@ func (e *fakeEncoder) Features(zt, t *torch.Tensor, texts []string, cond Conditi
 		torch.Persist(k)
 		e.zts = append(e.zts, k)
 	}
+	e.texts = append(e.texts, append([]string(nil), texts...))
 	h := torch.Einsum("oc,bchw->bohw", e.projH, torch.AdaptiveAvgPool2d(zt, e.c.HSize, e.c.HSize))
 	f := Features{Words: torch.Ones([]int64{b, 4}, torch.Float32, torch.CPU)}
 	if e.pooled > 0 {
@@ -332,6 +334,37 @@ func TestTextPathOnlyTrainsNothingElse(t *testing.T) {
 	}
 	if moved == 0 {
 		t.Fatal("the text path did not train")
+	}
+}
+
+// SwapPrompts replaces captions only where the target is the ground
+// truth: every row of stage 1 at share 1, none of the I^d_0 stage 2.
+func TestSwapPromptsOnlyAgainstTheTruth(t *testing.T) {
+	c := Tiny()
+	g := newLinearG(c, 32)
+	enc := newFakeEncoder(c)
+	tc := tinyTrain(2, 2)
+	tc.SwapPrompts = 1
+	ds := data.NewSynthFace(data.Train, 32, 4)
+	if _, _, err := trainOn(t, ds, c, tc, g, enc, "", 7, quietLoop()); err != nil {
+		t.Fatal(err)
+	}
+	own := map[string]bool{}
+	for i := 0; i < ds.Len(); i++ {
+		s, err := ds.Get(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own[s.Captions[0]] = true
+	}
+	// The first two calls are stage 1's steps; the rest (previews, stage 2)
+	// must see the data's captions.
+	for call, texts := range enc.texts {
+		for _, p := range texts {
+			if swapped := call < 2; swapped == own[p] {
+				t.Errorf("call %d of %d: prompt %q, the data's caption: %v", call, len(enc.texts), p, own[p])
+			}
+		}
 	}
 }
 

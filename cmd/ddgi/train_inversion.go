@@ -52,7 +52,7 @@ func runTrainInversion(args []string) error {
 	d0Steps := fs.Int("d0-steps", 20, "DDIM steps of each I^d_0 sample (each step is one U-Net pass per guidance term: three with the default guidance)")
 	pool := fs.Int("d0-pool", 2000, "training pairs of the I^d_0 stages (each costs one full diffusion sample, cached); 0: all")
 	textPathOnly := fs.Bool("text-path-only", false, "stage 1 trains only M's text path, rendering through T as inference does (with --text-path and --init; M's code from h_t and T stay as --init gave them): teach the prompt's offset, e.g. with --attr, without moving the code T was trained with")
-	swapPrompts := fs.Float64("swap-prompts", 0, "share of stage-1 rows whose caption is replaced by a counterfactual one (one of smiling, age, heavy makeup, lipstick set against the truth), for --attr to ask for what the condition does not show; 0: the data's captions")
+	swapPrompts := fs.Float64("swap-prompts", 0, "share of rows whose caption is replaced by a counterfactual one (one of smiling, age, heavy makeup, lipstick set against the truth), for --attr to ask for what the condition does not show; in the stages trained against the ground truth (stage 1, and stage 2 of --ablation gt-only); 0: the data's captions")
 	pairNoise := fs.Bool("pair-noise", false, "the I^d_0 stages feed E, at t = T−1, the z_T each pair's I^d_0 was sampled from (what inference with that seed sees) instead of the noised ground truth (ddgi's; docs/inversion.md)")
 	seed := fs.Uint64("seed", 1, "seed of the step and noise draws")
 	stage1From := fs.String("stage1-from", "", "take M from this stage-1 model (a full run's latest/stage1_m-only.safetensors, same stage-1 flags) and train stage 2 only: no-attn and gt-only share the full method's stage 1")
