@@ -89,10 +89,7 @@ func classShare(s *data.Sample, class uint8) float64 {
 	return float64(n) / float64(len(s.Mask))
 }
 
-func attr(s *data.Sample, name string) bool {
-	i := attrIndex(name)
-	return i < len(s.Attrs) && s.Attrs[i] > 0.5
-}
+func attr(s *data.Sample, name string) bool { return synthface.HasAttribute(s.Attrs, name) }
 
 func attrIndex(name string) int {
 	if i := synthface.AttributeIndex(name); i >= 0 {

@@ -43,8 +43,7 @@ func CounterfactualPrompt(attrs []float32, pick uint64) string {
 	p := synthface.PersonOf(attrs)
 	var fit []func(synthface.Person) string
 	for _, c := range counterfactuals {
-		i := synthface.AttributeIndex(c.attr)
-		if on := i < len(attrs) && attrs[i] > 0.5; on == c.truth {
+		if synthface.HasAttribute(attrs, c.attr) == c.truth {
 			fit = append(fit, c.prompt)
 		}
 	}

@@ -12,12 +12,19 @@ type Person struct {
 	Hair string // "blond hair", … or "" (bald or no colour)
 }
 
+// HasAttribute says whether a face's attributes (AttributeNames order)
+// have the named one on (> 0.5). An unknown name is a programming error.
+func HasAttribute(attrs []float32, name string) bool {
+	i := AttributeIndex(name)
+	if i < 0 {
+		panic("synthface: unknown attribute " + name)
+	}
+	return i < len(attrs) && attrs[i] > 0.5
+}
+
 // PersonOf reads a face's attributes (AttributeNames order, > 0.5 = on).
 func PersonOf(attrs []float32) Person {
-	on := func(name string) bool {
-		i := AttributeIndex(name)
-		return i >= 0 && i < len(attrs) && attrs[i] > 0.5
-	}
+	on := func(name string) bool { return HasAttribute(attrs, name) }
 	p := Person{Noun: "woman", Age: "older"}
 	if on("Male") {
 		p.Noun = "man"
