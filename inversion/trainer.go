@@ -182,14 +182,27 @@ type trainState struct {
 }
 
 // needsD0 says whether a stage trains against the diffusion output.
-func (tr *Trainer) needsD0(stage int) bool {
-	switch tr.Cfg.Ablation {
+func (tr *Trainer) needsD0(stage int) bool { return tr.Cfg.targetsD0(stage) }
+
+// targetsD0 says whether a stage's target is I^d_0 rather than I^gt.
+func (c TrainConfig) targetsD0(stage int) bool {
+	switch c.Ablation {
 	case GTOnly, MOnly:
 		return false
 	case D0Only:
 		return true
 	}
 	return stage == 2
+}
+
+// TrainsAgainstTruth says whether any stage that runs (steps > 0) trains
+// against I^gt: the only stages where SwapPrompts acts, since I^d_0 was
+// drawn from the data's own caption.
+func (c TrainConfig) TrainsAgainstTruth() bool {
+	if c.Stage1Steps > 0 && !c.targetsD0(1) {
+		return true
+	}
+	return c.Ablation != MOnly && c.Stage2Steps > 0 && !c.targetsD0(2)
 }
 
 // D0 returns I^d_0 for the batch's samples (dataset indexes start…), from

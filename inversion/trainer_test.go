@@ -368,6 +368,24 @@ func TestSwapPromptsOnlyAgainstTheTruth(t *testing.T) {
 	}
 }
 
+// TrainsAgainstTruth: which step counts and ablations leave a stage whose
+// target is I^gt, where swapped prompts can act.
+func TestTrainsAgainstTruth(t *testing.T) {
+	for _, c := range []struct {
+		s1, s2 int
+		abl    Ablation
+		want   bool
+	}{
+		{1, 0, Full, true}, {0, 1, Full, false}, {0, 1, GTOnly, true}, {1, 1, D0Only, false},
+		{0, 1, MOnly, false}, {1, 0, MOnly, true}, {0, 1, NoAttn, false}, {2, 2, NoAttn, true},
+	} {
+		tc := TrainConfig{Stage1Steps: c.s1, Stage2Steps: c.s2, Ablation: c.abl}
+		if got := tc.TrainsAgainstTruth(); got != c.want {
+			t.Errorf("steps %d+%d, ablation %q: %v, want %v", c.s1, c.s2, c.abl, got, c.want)
+		}
+	}
+}
+
 // trainTiny trains a fresh model (seeded init) in a temporary run folder
 // on four SynthFace samples, taking stage 1 from stage1From when set.
 func trainTiny(t *testing.T, c Config, tc TrainConfig, g Generator, enc Encoder, stage1From string, seed uint64, l train.Loop) (*Trainer, *train.Run, error) {

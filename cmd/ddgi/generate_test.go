@@ -295,6 +295,26 @@ func TestTrainInversionOnArtworks(t *testing.T) {
 	}
 }
 
+// TestSwapPromptsNeedsAStageAgainstTheTruth: --swap-prompts where every
+// stage that runs trains against I^d_0 is an error, not a silent no-op
+// (inversion.TestTrainsAgainstTruth has the other step/ablation cases).
+func TestSwapPromptsNeedsAStageAgainstTheTruth(t *testing.T) {
+	dir, w := tinyWeights(t)
+	critic := filepath.Join(dir, "critic.safetensors")
+	if code := run([]string{"train", "aux", "--net", "attributes", "--preset", "tiny", "--steps", "1", "--batch", "4", "--samples", "8", "--eval", "8",
+		"--run", filepath.Join(dir, "critic"), "--out", critic}); code != 0 {
+		t.Fatalf("train aux exited %d", code)
+	}
+	args := []string{"train", "inversion", "--weights", w, "--batch", "2", "--n", "4", "--lpips", "0", "--id", "0", "--width", "16",
+		"--text-path", "--attr", "1", "--attr-net", critic, "--swap-prompts", "0.5"}
+	if code := run(append(args, "--steps1", "1", "--steps2", "1", "--ablation", "d0-only", "--out", filepath.Join(dir, "d0"))); code != 1 {
+		t.Errorf("--ablation d0-only: exited %d, want 1", code)
+	}
+	if code := run(append(args, "--steps1", "1", "--steps2", "0", "--out", filepath.Join(dir, "ok"))); code != 0 {
+		t.Errorf("stage 1 against the truth: exited %d", code)
+	}
+}
+
 // TestGenerateArtNeedsArtWeights: --art looks for the style-transfer files
 // and, where they are missing, says which with exit 1.
 func TestGenerateArtNeedsArtWeights(t *testing.T) {

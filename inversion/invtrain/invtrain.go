@@ -133,6 +133,9 @@ func Build(o Options) (*inversion.Trainer, error) {
 	} else if o.Train.TextPathOnly {
 		return nil, errors.New("--text-path-only needs --text-path")
 	}
+	if o.Train.SwapPrompts > 0 && !o.Train.TrainsAgainstTruth() {
+		return nil, errors.New("--swap-prompts acts only in stages trained against the ground truth, and none runs here: give --steps1 > 0 (not with --ablation d0-only) or --steps2 > 0 with --ablation gt-only")
+	}
 	if o.Train.TextPathOnly && o.Train.Init == "" {
 		return nil, errors.New("--text-path-only fine-tunes a trained inversion's text path through its T: give it with --init")
 	}
