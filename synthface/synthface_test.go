@@ -311,3 +311,42 @@ func TestWithSpreadYaw(t *testing.T) {
 		t.Errorf("views beyond ±35°: %d of %d spread, %d default", side, n, sideDefault)
 	}
 }
+
+// A smile is drawn into the mask, not only the shading: the lip line
+// curves up and widens (scene.lipCurves), so a mask-conditioned model that
+// keeps its mask's mouth cannot smile on a prompt's word alone (docs/eval.md,
+// the smiling control). Same faces with and without a smile, 64², faces
+// within ±30° of frontal: a smile must redraw a sizeable share of the
+// mouth and lips.
+func TestSmileShowsInTheMask(t *testing.T) {
+	n, changed, mouth, area := 0, 0, 0, 0
+	isMouth := func(l uint8) bool { return l == Mouth || l == ULip || l == LLip }
+	for seed := int64(0); seed < 120; seed++ {
+		p := SampleParams(seed)
+		if y := p.Camera.Yaw(); y*y > 0.27 {
+			continue
+		}
+		plain, smiling := p, p
+		plain.Attrs.Smiling, plain.Style.Smile = false, 0
+		smiling.Attrs.Smiling, smiling.Style.Smile = true, 0.75
+		a, b := Render(plain, 64), Render(smiling, 64)
+		for i := range a.Mask {
+			if isMouth(a.Mask[i]) {
+				area++
+			}
+			if a.Mask[i] != b.Mask[i] {
+				changed++
+				if isMouth(a.Mask[i]) || isMouth(b.Mask[i]) {
+					mouth++
+				}
+			}
+		}
+		n++
+	}
+	per := func(v int) float64 { return float64(v) / float64(n) }
+	t.Logf("%d faces: a smile changes %.1f mask pixels, %.1f of them mouth or lips (%.0f%% of the unsmiling mouth's %.1f)",
+		n, per(changed), per(mouth), 100*per(mouth)/per(area), per(area))
+	if n < 50 || per(mouth) < 0.2*per(area) {
+		t.Errorf("a smile redraws %.1f of %.1f mouth pixels: the mask hardly shows it", per(mouth), per(area))
+	}
+}
