@@ -181,11 +181,9 @@ type trainState struct {
 	OptStage int   `json:"opt_stage"` // 0: no optimizer file
 }
 
-// needsD0 says whether a stage trains against the diffusion output.
-func (tr *Trainer) needsD0(stage int) bool { return tr.Cfg.targetsD0(stage) }
-
-// targetsD0 says whether a stage's target is I^d_0 rather than I^gt.
-func (c TrainConfig) targetsD0(stage int) bool {
+// needsD0 says whether a stage trains against the diffusion output I^d_0
+// rather than I^gt.
+func (c TrainConfig) needsD0(stage int) bool {
 	switch c.Ablation {
 	case GTOnly, MOnly:
 		return false
@@ -199,10 +197,10 @@ func (c TrainConfig) targetsD0(stage int) bool {
 // against I^gt: the only stages where SwapPrompts acts, since I^d_0 was
 // drawn from the data's own caption.
 func (c TrainConfig) TrainsAgainstTruth() bool {
-	if c.Stage1Steps > 0 && !c.targetsD0(1) {
+	if c.Stage1Steps > 0 && !c.needsD0(1) {
 		return true
 	}
-	return c.Ablation != MOnly && c.Stage2Steps > 0 && !c.targetsD0(2)
+	return c.Total() > c.Stage1Steps && !c.needsD0(2)
 }
 
 // D0 returns I^d_0 for the batch's samples (dataset indexes start…), from
@@ -290,7 +288,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	sc := torch.NewScope()
 	defer sc.Close()
 	start := step * tr.Cfg.Batch
-	if tr.needsD0(stage) && tr.Cfg.D0Pool > 0 {
+	if tr.Cfg.needsD0(stage) && tr.Cfg.D0Pool > 0 {
 		start %= tr.Cfg.D0Pool
 	}
 	// A rank computes rows lo… of the global batch, with the draws one
@@ -299,7 +297,7 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 	b := imagebatch.Get(tr.Data, start+lo, n, tr.Dev)
 	size := int(b.Image.Size(3))
 	cond := Condition{Kind: tr.Cfg.Cond, Mask: b.Mask, Scribble: b.Scribble}
-	if tr.Cfg.SwapPrompts > 0 && !tr.needsD0(stage) {
+	if tr.Cfg.SwapPrompts > 0 && !tr.Cfg.needsD0(stage) {
 		attrs := make([][]float32, len(b.Samples))
 		for i, s := range b.Samples {
 			attrs[i] = s.Attrs
@@ -318,13 +316,13 @@ func (tr *Trainer) update(stage, step int, g *torch.Generator) map[string]float6
 		z0 := tr.E.Latents(b.Image)
 		eps := torch.Randn(g, append([]int64{int64(tr.Cfg.Batch)}, z0.Shape()[1:]...), torch.Float32, z0.Device()).Narrow(0, int64(lo), int64(n))
 		zt := tr.E.AddNoise(z0, eps, steps)
-		if tr.Cfg.PairNoise && tr.needsD0(stage) {
+		if tr.Cfg.PairNoise && tr.Cfg.needsD0(stage) {
 			zt = PairedLatent(zt, SeedPriors(tr.E, tr.d0Seeds(b, start+lo)), steps, tr.E.Timesteps())
 		}
 		h, f = tr.E.Features(zt, steps, b.Captions, cond)
 		es.Keep(append([]*torch.Tensor{h}, f.tensors()...)...)
 		es.Close()
-		if tr.needsD0(stage) {
+		if tr.Cfg.needsD0(stage) {
 			d0 = tr.D0(b, start+lo, cond, size)
 		}
 	})
